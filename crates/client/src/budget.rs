@@ -1,0 +1,207 @@
+//! The company's daily token budget (TBRL) and this process's own token cap.
+//!
+//! The server reports the budget in `x-daily-ratelimit-token-limit`/`-remaining`; between
+//! responses we subtract each request's `token_cost` as it is sent, so concurrent streams do not
+//! all start a request the budget cannot pay for. A request that cannot be paid fails fast with
+//! `DailyBudgetExhausted` and is never sent.
+
+use std::sync::Mutex;
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::error::ClientError;
+
+pub(crate) struct Budget {
+    state: Mutex<State>,
+    cap: Option<u64>,
+}
+
+#[derive(Default)]
+struct State {
+    daily_limit: Option<u64>,
+    /// Estimate: last reported remaining minus what was sent since.
+    daily_remaining: Option<u64>,
+    /// UTC day the remaining figure belongs to; a new day forgets it.
+    observed_day: Option<NaiveDate>,
+    /// Set by a daily-budget 429: everything fails fast until then.
+    exhausted_until: Option<DateTime<Utc>>,
+    spent: u64,
+    reserved: u64,
+}
+
+/// Cost of one request held against the budget until its outcome is known.
+#[must_use]
+pub(crate) struct Reservation {
+    cost: u64,
+}
+
+/// Point-in-time view of the rate and token budgets.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct BudgetSnapshot {
+    /// Requests per 2-second window, as learned from `x-ratelimit-limit`.
+    pub burst_limit: Option<u32>,
+    /// Company's daily token budget, when the server reported it.
+    pub daily_limit: Option<u64>,
+    /// Tokens left today (server figure minus what this process sent since), when known.
+    pub daily_remaining: Option<u64>,
+    /// Tokens this process has spent (requests the server charged for).
+    pub tokens_spent: u64,
+    /// The configured `max_tokens`.
+    pub token_cap: Option<u64>,
+    /// When the daily budget resets, if it is known to be exhausted.
+    pub resets_at: Option<DateTime<Utc>>,
+}
+
+/// Next UTC midnight after `now`.
+pub(crate) fn next_utc_midnight(now: DateTime<Utc>) -> DateTime<Utc> {
+    let tomorrow = now.date_naive().succ_opt().unwrap_or(now.date_naive());
+    tomorrow.and_hms_opt(0, 0, 0).map_or(now, |t| t.and_utc())
+}
+
+impl Budget {
+    pub(crate) fn new(cap: Option<u64>) -> Budget {
+        Budget {
+            state: Mutex::new(State::default()),
+            cap,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Fails if the request cannot be paid for; otherwise holds its cost until [`Budget::settle`].
+    pub(crate) fn reserve(&self, cost: u32) -> Result<Reservation, ClientError> {
+        let cost = u64::from(cost);
+        let now = Utc::now();
+        let mut s = self.lock();
+        if let Some(until) = s.exhausted_until {
+            if now < until {
+                return Err(ClientError::DailyBudgetExhausted { resets_at: until });
+            }
+            s.exhausted_until = None;
+            s.daily_remaining = None;
+        }
+        if s.observed_day.is_some_and(|d| d != now.date_naive()) {
+            s.daily_remaining = None;
+            s.observed_day = None;
+        }
+        if let Some(remaining) = s.daily_remaining
+            && (remaining == 0 || remaining < cost)
+        {
+            return Err(ClientError::DailyBudgetExhausted {
+                resets_at: next_utc_midnight(now),
+            });
+        }
+        if let Some(cap) = self.cap
+            && s.spent + s.reserved + cost > cap
+        {
+            return Err(ClientError::TokenCapReached {
+                cap,
+                spent: s.spent,
+            });
+        }
+        s.reserved += cost;
+        if let Some(r) = s.daily_remaining.as_mut() {
+            *r = r.saturating_sub(cost);
+        }
+        Ok(Reservation { cost })
+    }
+
+    /// Releases a reservation; `charged` = the server counted the request.
+    pub(crate) fn settle(&self, r: Reservation, charged: bool) -> u64 {
+        let mut s = self.lock();
+        s.reserved = s.reserved.saturating_sub(r.cost);
+        if charged {
+            s.spent += r.cost;
+            r.cost
+        } else {
+            if let Some(rem) = s.daily_remaining.as_mut() {
+                *rem += r.cost;
+            }
+            0
+        }
+    }
+
+    /// Feeds `x-daily-ratelimit-token-limit`/`-remaining`.
+    pub(crate) fn observe(&self, limit: Option<u64>, remaining: Option<u64>) {
+        if limit.is_none() && remaining.is_none() {
+            return;
+        }
+        let mut s = self.lock();
+        if limit.is_some() {
+            s.daily_limit = limit;
+        }
+        if remaining.is_some() {
+            s.daily_remaining = remaining;
+            s.observed_day = Some(Utc::now().date_naive());
+        }
+    }
+
+    /// Records a daily-budget 429: all requests fail fast until `resets_at`.
+    pub(crate) fn exhaust(&self, resets_at: DateTime<Utc>) {
+        let mut s = self.lock();
+        s.exhausted_until = Some(resets_at);
+        s.daily_remaining = Some(0);
+        s.observed_day = Some(Utc::now().date_naive());
+    }
+
+    pub(crate) fn snapshot(&self, burst_limit: Option<u32>) -> BudgetSnapshot {
+        let s = self.lock();
+        let now = Utc::now();
+        let resets_at = s.exhausted_until.filter(|t| *t > now).or_else(|| {
+            (s.daily_remaining == Some(0) && s.observed_day == Some(now.date_naive()))
+                .then(|| next_utc_midnight(now))
+        });
+        BudgetSnapshot {
+            burst_limit,
+            daily_limit: s.daily_limit,
+            daily_remaining: s.daily_remaining,
+            tokens_spent: s.spent,
+            token_cap: self.cap,
+            resets_at,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fails_fast_when_remaining_is_short() {
+        let b = Budget::new(None);
+        b.observe(Some(1000), Some(25));
+        let r = b.reserve(20).unwrap();
+        // 5 left after the reservation: a second 20-token request cannot be paid.
+        assert!(matches!(
+            b.reserve(20),
+            Err(ClientError::DailyBudgetExhausted { .. })
+        ));
+        assert_eq!(b.settle(r, true), 20);
+        assert_eq!(b.snapshot(None).tokens_spent, 20);
+    }
+
+    #[test]
+    fn cap_counts_reserved_tokens() {
+        let b = Budget::new(Some(30));
+        let r = b.reserve(20).unwrap();
+        assert!(matches!(
+            b.reserve(20),
+            Err(ClientError::TokenCapReached { cap: 30, spent: 0 })
+        ));
+        b.settle(r, false);
+        assert!(b.reserve(20).is_ok());
+    }
+
+    #[test]
+    fn midnight() {
+        let now = DateTime::parse_from_rfc3339("2026-11-23T22:10:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(
+            next_utc_midnight(now).to_rfc3339(),
+            "2026-11-24T00:00:00+00:00"
+        );
+    }
+}

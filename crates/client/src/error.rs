@@ -1,0 +1,168 @@
+//! Errors returned by the client, classified so the engine can decide what to do without
+//! parsing messages: stop (auth), skip the stream (not available), retry later, or give up.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+/// How the engine should treat an error that reached it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorClass {
+    /// Credentials or account problem: nothing will work until the user acts.
+    Auth,
+    /// Try again later (budget exhausted, server or network trouble that outlasted the retries).
+    Temporary,
+    /// The request itself is wrong or the response cannot be understood; retrying will not help.
+    Permanent,
+    /// The endpoint is plan- or permission-gated for this account: skip that stream.
+    NotAvailable,
+}
+
+/// Every failure of a request. Messages name the request path; they never contain the API
+/// token, client secret, refresh token or access token (none of those travel in URLs, and
+/// text echoed from servers is scrubbed of them).
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// HTTP 401: the credentials were rejected.
+    #[error("{message}")]
+    Unauthorized { message: String },
+    /// HTTP 402: the company account is not open (trial expired, unpaid, deleted).
+    #[error(
+        "Pipedrive answered 402 Payment Required for {path}: the company account is not open (trial expired or unpaid)"
+    )]
+    PaymentRequired { path: String },
+    /// HTTP 403 with a JSON body: missing permission or a plan limit.
+    #[error("{message}")]
+    Forbidden { message: String },
+    /// HTTP 403 with a non-JSON (HTML) body: the edge network blocked us.
+    #[error(
+        "Pipedrive's edge blocked the client after repeated 429s (HTTP 403 with an HTML page) on {path}; wait and retry"
+    )]
+    Blocked { path: String },
+    /// HTTP 404.
+    #[error("Pipedrive answered 404 Not Found for {path}")]
+    NotFound { path: String },
+    /// HTTP 410: the resource was removed for good.
+    #[error("Pipedrive answered 410 Gone for {path}: the resource is permanently unavailable")]
+    Gone { path: String },
+    /// HTTP 400, with the API's error text.
+    #[error("{message}")]
+    BadRequest { message: String },
+    /// The company's daily token budget is spent (429 from the server, or known to be too low
+    /// for the next request, in which case nothing was sent).
+    #[error(
+        "the company's daily Pipedrive API token budget is exhausted; it resets at {resets_at} (see Company settings → API usage)"
+    )]
+    DailyBudgetExhausted { resets_at: DateTime<Utc> },
+    /// The configured `max_tokens` cap would be exceeded by the next request; nothing was sent.
+    #[error(
+        "the configured token cap of {cap} would be exceeded ({spent} spent so far); raise max_tokens or wait for the next run"
+    )]
+    TokenCapReached { cap: u64, spent: u64 },
+    /// A retryable failure repeated until `max_attempts` ran out.
+    #[error("gave up after {attempts} attempts: {last}")]
+    RetriesExhausted {
+        attempts: u32,
+        last: Box<ClientError>,
+    },
+    /// The request did not complete within `request_timeout`.
+    #[error("request to {path} timed out")]
+    Timeout { path: String },
+    /// Connection refused, reset, closed early, TLS failure, or a body cut short.
+    #[error("network error on {path}: {detail}")]
+    Network { path: String, detail: String },
+    /// The body was not the JSON envelope we expect (malformed, truncated, wrong shape).
+    #[error("could not decode the response of {path}: {detail}")]
+    Decode { path: String, detail: String },
+    /// HTTP 429 from the burst limiter (not the daily budget). Retried; seen by callers only
+    /// inside [`ClientError::RetriesExhausted`].
+    #[error("rate limited (HTTP 429) on {path}")]
+    RateLimited {
+        path: String,
+        retry_after: Option<Duration>,
+    },
+    /// HTTP 5xx. Retried; seen by callers only inside [`ClientError::RetriesExhausted`].
+    #[error("Pipedrive server error {status} on {path}: {message}")]
+    Server {
+        path: String,
+        status: u16,
+        message: String,
+    },
+    /// HTTP 200 whose envelope says `success: false`.
+    #[error("Pipedrive reported failure for {path}: {message}")]
+    Api { path: String, message: String },
+    /// OAuth token refresh failed (invalid grant, invalid client, or the rotated token could
+    /// not be saved).
+    #[error("{message}")]
+    OAuth { message: String },
+    /// A status we have no specific handling for (405, 415, 422, 3xx, …).
+    #[error("unexpected HTTP {status} from Pipedrive for {path}: {message}")]
+    Unexpected {
+        status: u16,
+        path: String,
+        message: String,
+    },
+    /// The request or configuration cannot be sent as given (a programming or config error).
+    #[error("invalid request: {message}")]
+    InvalidRequest { message: String },
+}
+
+impl ClientError {
+    /// Whether another attempt of the same request may succeed. The retry loop asks this; it
+    /// does not guess from status codes.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            ClientError::RateLimited { .. }
+                | ClientError::Server { .. }
+                | ClientError::Timeout { .. }
+                | ClientError::Network { .. }
+                | ClientError::Decode { .. }
+        )
+    }
+
+    /// What the engine should do with this error.
+    pub fn exit_class(&self) -> ErrorClass {
+        match self {
+            ClientError::Unauthorized { .. }
+            | ClientError::OAuth { .. }
+            | ClientError::PaymentRequired { .. } => ErrorClass::Auth,
+            ClientError::Forbidden { .. }
+            | ClientError::NotFound { .. }
+            | ClientError::Gone { .. } => ErrorClass::NotAvailable,
+            // 415: "feature not enabled" for this company.
+            ClientError::Unexpected { status: 415, .. } => ErrorClass::NotAvailable,
+            ClientError::Blocked { .. }
+            | ClientError::DailyBudgetExhausted { .. }
+            | ClientError::TokenCapReached { .. }
+            | ClientError::RetriesExhausted { .. }
+            | ClientError::Timeout { .. }
+            | ClientError::Network { .. }
+            | ClientError::RateLimited { .. }
+            | ClientError::Server { .. } => ErrorClass::Temporary,
+            ClientError::BadRequest { .. }
+            | ClientError::Decode { .. }
+            | ClientError::Api { .. }
+            | ClientError::Unexpected { .. }
+            | ClientError::InvalidRequest { .. } => ErrorClass::Permanent,
+        }
+    }
+
+    /// When the daily budget resets, for errors caused by an exhausted budget.
+    pub fn budget_resets_at(&self) -> Option<DateTime<Utc>> {
+        match self {
+            ClientError::DailyBudgetExhausted { resets_at } => Some(*resets_at),
+            ClientError::RetriesExhausted { last, .. } => last.budget_resets_at(),
+            _ => None,
+        }
+    }
+
+    /// How long the server asked us to wait, if it said so (429 `Retry-After`/`x-ratelimit-reset`).
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ClientError::RateLimited { retry_after, .. } => *retry_after,
+            ClientError::RetriesExhausted { last, .. } => last.retry_after(),
+            _ => None,
+        }
+    }
+}

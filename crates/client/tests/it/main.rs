@@ -1,0 +1,4 @@
+//! Client tests against scripted local servers; no external service.
+
+mod paging;
+mod support;
