@@ -1,4 +1,5 @@
 //! Client tests against scripted local servers; no external service.
 
 mod paging;
+mod retries;
 mod support;
