@@ -216,7 +216,10 @@ impl Inner {
             attempt += 1;
             let failure = match self.attempt(request, position, &paging, attempt).await {
                 Ok(page) => return Ok(page),
-                Err(f) => f,
+                Err(f) => Failure {
+                    error: f.error.map_text(&|t| self.auth.scrub(t)),
+                    ..f
+                },
             };
             // One refresh-and-retry on a 401 with OAuth: the access token may have been revoked
             // or expired early.

@@ -157,6 +157,60 @@ impl ClientError {
         }
     }
 
+    /// Rewrites the free text of the error (text that may have come from a server).
+    pub(crate) fn map_text(self, f: &impl Fn(&str) -> String) -> ClientError {
+        use ClientError::*;
+        match self {
+            Unauthorized { message } => Unauthorized {
+                message: f(&message),
+            },
+            Forbidden { message } => Forbidden {
+                message: f(&message),
+            },
+            BadRequest { message } => BadRequest {
+                message: f(&message),
+            },
+            OAuth { message } => OAuth {
+                message: f(&message),
+            },
+            Network { path, detail } => Network {
+                path,
+                detail: f(&detail),
+            },
+            Decode { path, detail } => Decode {
+                path,
+                detail: f(&detail),
+            },
+            Api { path, message } => Api {
+                path,
+                message: f(&message),
+            },
+            Server {
+                path,
+                status,
+                message,
+            } => Server {
+                path,
+                status,
+                message: f(&message),
+            },
+            Unexpected {
+                status,
+                path,
+                message,
+            } => Unexpected {
+                status,
+                path,
+                message: f(&message),
+            },
+            RetriesExhausted { attempts, last } => RetriesExhausted {
+                attempts,
+                last: Box::new(last.map_text(f)),
+            },
+            other => other,
+        }
+    }
+
     /// How long the server asked us to wait, if it said so (429 `Retry-After`/`x-ratelimit-reset`).
     pub fn retry_after(&self) -> Option<Duration> {
         match self {

@@ -136,7 +136,8 @@ async fn a_429_pauses_every_stream() {
 
 #[tokio::test]
 async fn attempts_are_bounded_with_a_clear_error() {
-    let mock = serve(|_, _| Reply::json(503, r#"{"success":false,"error":"down for maintenance"}"#)).await;
+    let mock =
+        serve(|_, _| Reply::json(503, r#"{"success":false,"error":"down for maintenance"}"#)).await;
     let mut cfg = config(&mock.url);
     cfg.max_attempts = 3;
     let c = Client::with_backoff(cfg, fast_backoff()).unwrap();
@@ -150,7 +151,12 @@ async fn attempts_are_bounded_with_a_clear_error() {
         other => panic!("unexpected {other:?}"),
     }
     let text = err.to_string();
-    assert!(text.contains("3 attempts") && text.contains("/api/v2/deals") && text.contains("maintenance"), "{text}");
+    assert!(
+        text.contains("3 attempts")
+            && text.contains("/api/v2/deals")
+            && text.contains("maintenance"),
+        "{text}"
+    );
     assert_eq!(err.exit_class(), ErrorClass::Temporary);
     assert!(!err.is_retryable());
 }
@@ -158,12 +164,24 @@ async fn attempts_are_bounded_with_a_clear_error() {
 #[tokio::test]
 async fn non_retryable_statuses_fail_at_once() {
     let mock = serve(|hit, _| match hit.path.as_str() {
-        "/api/v1/users/me" => Reply::json(401, r#"{"success":false,"error":"unauthorized access","errorCode":401}"#),
-        "/api/v1/permissionSets" => Reply::json(403, r#"{"success":false,"error":"You do not have permissions to do this."}"#),
+        "/api/v1/users/me" => Reply::json(
+            401,
+            r#"{"success":false,"error":"unauthorized access","errorCode":401}"#,
+        ),
+        "/api/v1/permissionSets" => Reply::json(
+            403,
+            r#"{"success":false,"error":"You do not have permissions to do this."}"#,
+        ),
         "/api/v1/goals/find" => Reply::json(402, r#"{"success":false,"error":"Payment required"}"#),
-        "/api/v1/leads/x" => Reply::json(404, r#"{"success":false,"error":"requested lead not found"}"#),
+        "/api/v1/leads/x" => Reply::json(
+            404,
+            r#"{"success":false,"error":"requested lead not found"}"#,
+        ),
         "/api/v1/callLogs/1" => Reply::json(410, r#"{"success":false,"error":"gone"}"#),
-        "/api/v2/deals" => Reply::json(400, r#"{"success":false,"error":"Validation failed: limit must be <= 500"}"#),
+        "/api/v2/deals" => Reply::json(
+            400,
+            r#"{"success":false,"error":"Validation failed: limit must be <= 500"}"#,
+        ),
         "/api/v2/persons" => Reply::ok(r#"{"success":false,"error":"something odd"}"#),
         _ => Reply::json(415, r#"{"success":false,"error":"feature not enabled"}"#),
     })
@@ -196,7 +214,13 @@ async fn non_retryable_statuses_fail_at_once() {
 
 #[tokio::test]
 async fn html_403_blocks_without_hammering() {
-    let mock = serve(|_, _| Reply::html(403, "<html><title>Attention Required! | Cloudflare</title></html>")).await;
+    let mock = serve(|_, _| {
+        Reply::html(
+            403,
+            "<html><title>Attention Required! | Cloudflare</title></html>",
+        )
+    })
+    .await;
     let c = client(&mock.url);
     let err = c.get(&deals()).await.unwrap_err();
     assert!(matches!(err, ClientError::Blocked { .. }), "{err:?}");
@@ -226,12 +250,20 @@ async fn daily_budget_exhaustion_fails_fast_without_sending() {
         ..Request::new("/api/v1/notes")
     };
     let err = c.get(&v1).await.unwrap_err();
-    assert!(matches!(err, ClientError::DailyBudgetExhausted { .. }), "{err:?}");
+    assert!(
+        matches!(err, ClientError::DailyBudgetExhausted { .. }),
+        "{err:?}"
+    );
     assert!(err.budget_resets_at().is_some());
     assert_eq!(err.exit_class(), ErrorClass::Temporary);
     assert_eq!(mock.count(), 1, "nothing sent");
     // A cheaper request still fits.
-    c.get(&Request { token_cost: 10, ..deals() }).await.unwrap();
+    c.get(&Request {
+        token_cost: 10,
+        ..deals()
+    })
+    .await
+    .unwrap();
 }
 
 #[tokio::test]
@@ -261,7 +293,10 @@ async fn token_cap_is_enforced_before_sending() {
     c.get(&deals()).await.unwrap();
     c.get(&deals()).await.unwrap();
     let err = c.get(&deals()).await.unwrap_err();
-    assert!(matches!(err, ClientError::TokenCapReached { cap: 25, spent: 20 }), "{err:?}");
+    assert!(
+        matches!(err, ClientError::TokenCapReached { cap: 25, spent: 20 }),
+        "{err:?}"
+    );
     assert_eq!(mock.count(), 2);
     assert_eq!(c.budget().tokens_spent, 20);
 }
