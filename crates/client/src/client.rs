@@ -117,6 +117,24 @@ fn retry_after(h: &HeaderMap) -> Option<Duration> {
     (at.with_timezone(&Utc) - Utc::now()).to_std().ok()
 }
 
+/// Follows redirects only within the same host and scheme: `x-api-token` is not a header
+/// reqwest knows to strip, so a cross-host redirect would hand the token to another host.
+fn same_host_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let first = attempt.previous().first().cloned();
+        let same = first.is_some_and(|f| {
+            f.host_str() == attempt.url().host_str()
+                && f.port_or_known_default() == attempt.url().port_or_known_default()
+                && f.scheme() == attempt.url().scheme()
+        });
+        if same && attempt.previous().len() < 5 {
+            attempt.follow()
+        } else {
+            attempt.stop()
+        }
+    })
+}
+
 impl Client {
     /// Builds a client with the default retry backoff.
     pub fn new(config: ClientConfig) -> Result<Client, ClientError> {
@@ -134,6 +152,7 @@ impl Client {
             .user_agent(config.user_agent.clone())
             .timeout(config.request_timeout)
             .connect_timeout(config.request_timeout.min(Duration::from_secs(30)))
+            .redirect(same_host_redirects())
             .build()
             .map_err(|e| ClientError::InvalidRequest {
                 message: format!("could not build the HTTP client: {}", e.without_url()),

@@ -9,6 +9,28 @@
 //! - Pages v1 offset and v2 cursor listings, keeping records as raw JSON.
 //!
 //! Secrets never appear in `Debug`/`Display` output, errors, logs or URLs.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), pipedrive_client::ClientError> {
+//! use futures::StreamExt;
+//! use pipedrive_client::{Client, ClientConfig, Credentials, Paging, Request, SecretString};
+//!
+//! let client = Client::new(ClientConfig::new(
+//!     "https://mycompany.pipedrive.com".parse().unwrap(),
+//!     Credentials::ApiToken(SecretString::from("…".to_owned())),
+//! ))?;
+//! let deals = Request {
+//!     paging: Paging::Cursor { limit: 500 },
+//!     token_cost: 10,
+//!     ..Request::new("/api/v2/deals")
+//! };
+//! let mut pages = std::pin::pin!(client.pages(deals));
+//! while let Some(page) = pages.next().await {
+//!     let page = page?;
+//!     // page.items: raw records; page.next: where to resume.
+//! }
+//! # Ok(()) }
+//! ```
 
 mod auth;
 mod budget;

@@ -188,7 +188,7 @@ pub(crate) fn parse_page(
 ) -> Result<Page, ClientError> {
     let decode = |detail: String| ClientError::Decode {
         path: request.path.clone(),
-        detail,
+        detail: truncate(&detail, 300),
     };
     let text = std::str::from_utf8(body).map_err(|e| decode(format!("body is not UTF-8: {e}")))?;
     let env: Envelope<'_> =

@@ -317,3 +317,38 @@ async fn stats_normalise_ids() {
     let p = s.per_path["/api/v1/deals/{id}/flow"];
     assert_eq!((p.requests, p.tokens_spent), (3, 120));
 }
+
+#[tokio::test]
+async fn cross_host_redirects_are_not_followed() {
+    let elsewhere = serve(|_, _| Reply::ok(OK)).await;
+    let target = elsewhere.url.join("/api/v2/deals").unwrap().to_string();
+    let mock = serve(move |hit, _| match hit.path.as_str() {
+        "/api/v2/moved" => Reply::json(301, "{}").header("location", "/api/v2/deals"),
+        "/api/v2/deals" => Reply::ok(OK),
+        _ => Reply::json(302, "{}").header("location", &target),
+    })
+    .await;
+    let c = client(&mock.url);
+    c.get(&Request::new("/api/v2/moved")).await.unwrap();
+    let err = c.get(&Request::new("/api/v2/away")).await.unwrap_err();
+    assert!(
+        matches!(err, ClientError::Unexpected { status: 302, .. }),
+        "{err:?}"
+    );
+    assert_eq!(
+        elsewhere.count(),
+        0,
+        "the token never left for another host"
+    );
+}
+
+#[test]
+fn futures_and_streams_are_send() {
+    fn send<T: Send + 'static>(_: &T) {}
+    fn send_ref<T: Send>(_: &T) {}
+    let c = client(&url::Url::parse("http://127.0.0.1:9").unwrap());
+    let req = deals();
+    send(&c.pages(req.clone()));
+    send_ref(&c.get(&req));
+    send(&c);
+}
