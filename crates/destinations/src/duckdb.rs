@@ -1,0 +1,333 @@
+//! DuckDB: the embedded default. Each page is appended (as text) into a temporary table, then
+//! cast and merged into the stream's table together with the state row, in one transaction.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use duckdb::{Connection, params_from_iter};
+use pipedrive_engine::schema::{Column, ColumnType, to_text};
+use pipedrive_engine::{Batch, Destination, DestinationError, StreamState, SyncState, TableRef};
+
+use crate::sql::{quote, quote_table};
+
+/// The table holding every stream's state, in the state schema.
+pub const STATE_TABLE: &str = "_pipedrive_sync_state";
+
+pub struct DuckDb {
+    path: PathBuf,
+    connection: Connection,
+    state_schema: String,
+    /// Columns of each table as the destination has them, read once and kept in step.
+    tables: HashMap<TableRef, Vec<Column>>,
+}
+
+fn sql_type(ty: ColumnType) -> &'static str {
+    match ty {
+        ColumnType::Boolean => "BOOLEAN",
+        ColumnType::BigInt => "BIGINT",
+        ColumnType::Double => "DOUBLE",
+        ColumnType::Date => "DATE",
+        ColumnType::Timestamp => "TIMESTAMPTZ",
+        ColumnType::Json => "JSON",
+        ColumnType::Null | ColumnType::Text => "VARCHAR",
+    }
+}
+
+fn column_type(sql: &str) -> ColumnType {
+    match sql {
+        "BOOLEAN" => ColumnType::Boolean,
+        "BIGINT" => ColumnType::BigInt,
+        "DOUBLE" => ColumnType::Double,
+        "DATE" => ColumnType::Date,
+        "TIMESTAMP WITH TIME ZONE" | "TIMESTAMPTZ" => ColumnType::Timestamp,
+        "JSON" => ColumnType::Json,
+        _ => ColumnType::Text,
+    }
+}
+
+fn fail(context: &str) -> impl Fn(duckdb::Error) -> DestinationError + '_ {
+    move |error| DestinationError::new(format!("DuckDB: {context}: {error}"))
+}
+
+impl DuckDb {
+    /// Opens (or creates) the database file. A file another process holds open, or a directory
+    /// that cannot be written, fails here with a message naming the cause.
+    pub fn open(path: &Path, state_schema: &str) -> Result<DuckDb, DestinationError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            if !parent.is_dir() {
+                return Err(DestinationError::new(format!(
+                    "DuckDB: the directory {} does not exist; create it or change target.path",
+                    parent.display()
+                )));
+            }
+        }
+        let connection = Connection::open(path).map_err(|error| {
+            let text = error.to_string();
+            let hint = if text.contains("lock") {
+                "another process (a running sync, or a DuckDB shell) has the file open; close it and retry"
+            } else if text.contains("ermission") || text.contains("read-only") {
+                "the file or its directory is not writable; fix its permissions or change target.path"
+            } else {
+                "check target.path"
+            };
+            DestinationError::new(format!("DuckDB: cannot open {}: {text} ({hint})", path.display()))
+        })?;
+        let mut destination = DuckDb {
+            path: path.to_owned(),
+            connection,
+            state_schema: state_schema.to_owned(),
+            tables: HashMap::new(),
+        };
+        destination.execute(&format!(
+            "CREATE SCHEMA IF NOT EXISTS {schema}; CREATE TABLE IF NOT EXISTS {schema}.{table} \
+             (stream VARCHAR PRIMARY KEY, state JSON NOT NULL, updated_at TIMESTAMPTZ NOT NULL)",
+            schema = quote(state_schema),
+            table = quote(STATE_TABLE),
+        ))?;
+        Ok(destination)
+    }
+
+    fn execute(&mut self, sql: &str) -> Result<(), DestinationError> {
+        self.connection.execute_batch(sql).map_err(fail("statement failed"))
+    }
+
+    fn columns_of(&mut self, table: &TableRef) -> Result<Option<Vec<Column>>, DestinationError> {
+        if let Some(columns) = self.tables.get(table) {
+            return Ok(Some(columns.clone()));
+        }
+        let mut statement = self
+            .connection
+            .prepare(
+                "SELECT column_name, data_type FROM information_schema.columns \
+                 WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+            )
+            .map_err(fail("reading columns"))?;
+        let columns: Vec<Column> = statement
+            .query_map([&table.schema, &table.name], |row| {
+                Ok(Column {
+                    name: row.get(0)?,
+                    ty: column_type(&row.get::<_, String>(1)?),
+                })
+            })
+            .map_err(fail("reading columns"))?
+            .collect::<Result<_, _>>()
+            .map_err(fail("reading columns"))?;
+        if columns.is_empty() {
+            return Ok(None);
+        }
+        self.tables.insert(table.clone(), columns.clone());
+        Ok(Some(columns))
+    }
+
+    /// Creates the table, adds new columns and widens changed ones, so that every batch
+    /// column with a known type has a place. Returns the table's columns.
+    fn evolve(&mut self, table: &TableRef, batch: &[Column]) -> Result<Vec<Column>, DestinationError> {
+        let name = quote_table(&table.schema, &table.name);
+        let Some(mut existing) = self.columns_of(table)? else {
+            let mut columns: Vec<Column> =
+                batch.iter().filter(|c| c.ty != ColumnType::Null).cloned().collect();
+            columns.push(Column {
+                name: "_synced_at".to_owned(),
+                ty: ColumnType::Timestamp,
+            });
+            let definitions: Vec<String> = columns
+                .iter()
+                .map(|c| format!("{} {}", quote(&c.name), sql_type(c.ty)))
+                .collect();
+            self.execute(&format!(
+                "CREATE SCHEMA IF NOT EXISTS {}; CREATE TABLE {name} ({})",
+                quote(&table.schema),
+                definitions.join(", ")
+            ))?;
+            self.tables.insert(table.clone(), columns.clone());
+            return Ok(columns);
+        };
+        for column in batch.iter().filter(|c| c.ty != ColumnType::Null) {
+            match existing.iter_mut().find(|e| e.name == column.name) {
+                None => {
+                    self.execute(&format!(
+                        "ALTER TABLE {name} ADD COLUMN {} {}",
+                        quote(&column.name),
+                        sql_type(column.ty)
+                    ))?;
+                    existing.push(column.clone());
+                }
+                Some(current) => {
+                    let widened = current.ty.widen(column.ty);
+                    if sql_type(widened) != sql_type(current.ty) {
+                        self.execute(&format!(
+                            "ALTER TABLE {name} ALTER COLUMN {} SET DATA TYPE {}",
+                            quote(&column.name),
+                            sql_type(widened)
+                        ))?;
+                        current.ty = widened;
+                    }
+                }
+            }
+        }
+        self.tables.insert(table.clone(), existing.clone());
+        Ok(existing)
+    }
+
+    fn save_state(&mut self, stream: &str, state: &StreamState) -> Result<(), DestinationError> {
+        let json = serde_json::to_string(state).map_err(|e| DestinationError::new(e.to_string()))?;
+        let table = quote_table(&self.state_schema, STATE_TABLE);
+        self.connection
+            .execute(&format!("DELETE FROM {table} WHERE stream = ?"), [stream])
+            .map_err(fail("saving state"))?;
+        self.connection
+            .execute(
+                &format!("INSERT INTO {table} VALUES (?, ?, now())"),
+                [stream, json.as_str()],
+            )
+            .map_err(fail("saving state"))?;
+        Ok(())
+    }
+
+    /// Runs `body` inside one transaction, rolling back (and forgetting cached columns, which
+    /// may describe rolled-back DDL) when it fails.
+    fn in_transaction(
+        &mut self,
+        body: impl FnOnce(&mut DuckDb) -> Result<(), DestinationError>,
+    ) -> Result<(), DestinationError> {
+        self.execute("BEGIN TRANSACTION")?;
+        match body(self).and_then(|()| self.execute("COMMIT")) {
+            Ok(()) => Ok(()),
+            Err(error) => {
+                let _ = self.connection.execute_batch("ROLLBACK");
+                self.tables.clear();
+                Err(error)
+            }
+        }
+    }
+
+    fn write_batch(&mut self, batch: &Batch<'_>) -> Result<(), DestinationError> {
+        let table_columns = self.evolve(batch.table, batch.columns)?;
+        let loaded: Vec<(usize, &Column)> = batch
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.ty != ColumnType::Null)
+            .collect();
+        if !batch.rows.is_empty() && !loaded.is_empty() {
+            let staging: Vec<String> = loaded.iter().map(|(_, c)| format!("{} VARCHAR", quote(&c.name))).collect();
+            self.execute(&format!("CREATE OR REPLACE TEMP TABLE _pds_batch ({})", staging.join(", ")))?;
+            {
+                let mut appender = self.connection.appender("_pds_batch").map_err(fail("appending"))?;
+                for row in batch.rows {
+                    let values = loaded.iter().map(|(i, _)| to_text(&row[*i]));
+                    appender.append_row(params_from_iter(values)).map_err(fail("appending"))?;
+                }
+                appender.flush().map_err(fail("appending"))?;
+            }
+            let target = quote_table(&batch.table.schema, &batch.table.name);
+            let type_of = |name: &str| {
+                table_columns
+                    .iter()
+                    .find(|c| c.name == name)
+                    .map_or("VARCHAR", |c| sql_type(c.ty))
+            };
+            let key_match: Vec<String> = batch
+                .primary_key
+                .iter()
+                .map(|k| format!("t.{q} = CAST(b.{q} AS {})", type_of(k), q = quote(k)))
+                .collect();
+            if loaded.iter().all(|(_, c)| !batch.primary_key.contains(&c.name.as_str())) {
+                return Err(DestinationError::new(format!(
+                    "stream {}: records have no primary key {:?}",
+                    batch.stream, batch.primary_key
+                )));
+            }
+            self.execute(&format!(
+                "DELETE FROM {target} AS t USING _pds_batch AS b WHERE {}",
+                key_match.join(" AND ")
+            ))?;
+            let names: Vec<String> = loaded.iter().map(|(_, c)| quote(&c.name)).collect();
+            let casts: Vec<String> = loaded
+                .iter()
+                .map(|(_, c)| format!("CAST({q} AS {})", type_of(&c.name), q = quote(&c.name)))
+                .collect();
+            self.connection
+                .execute(
+                    &format!(
+                        "INSERT INTO {target} ({}, \"_synced_at\") SELECT {}, CAST(? AS TIMESTAMPTZ) FROM _pds_batch",
+                        names.join(", "),
+                        casts.join(", ")
+                    ),
+                    [batch.synced_at],
+                )
+                .map_err(fail("merging rows"))?;
+            self.execute("DROP TABLE _pds_batch")?;
+        }
+        self.save_state(batch.stream, batch.state)
+    }
+}
+
+#[async_trait]
+impl Destination for DuckDb {
+    fn describe(&self) -> String {
+        format!("duckdb {}", self.path.display())
+    }
+
+    async fn read_state(&mut self) -> Result<SyncState, DestinationError> {
+        let table = quote_table(&self.state_schema, STATE_TABLE);
+        let mut statement = self
+            .connection
+            .prepare(&format!("SELECT stream, CAST(state AS VARCHAR) FROM {table}"))
+            .map_err(fail("reading state"))?;
+        let rows: Vec<(String, String)> = statement
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .map_err(fail("reading state"))?
+            .collect::<Result<_, _>>()
+            .map_err(fail("reading state"))?;
+        rows.into_iter()
+            .map(|(stream, json)| {
+                serde_json::from_str(&json)
+                    .map(|state| (stream.clone(), state))
+                    .map_err(|e| DestinationError::new(format!("state of {stream} is unreadable: {e}")))
+            })
+            .collect()
+    }
+
+    async fn write(&mut self, batch: Batch<'_>) -> Result<(), DestinationError> {
+        tokio::task::block_in_place(|| self.in_transaction(|db| db.write_batch(&batch)))
+    }
+
+    async fn replace(
+        &mut self,
+        stream: &str,
+        staging: &TableRef,
+        target: &TableRef,
+        state: &StreamState,
+    ) -> Result<(), DestinationError> {
+        tokio::task::block_in_place(|| {
+            self.in_transaction(|db| {
+                db.execute(&format!(
+                    "DROP TABLE IF EXISTS {}; ALTER TABLE {} RENAME TO {}",
+                    quote_table(&target.schema, &target.name),
+                    quote_table(&staging.schema, &staging.name),
+                    quote(&target.name)
+                ))?;
+                db.tables.remove(staging);
+                db.tables.remove(target);
+                db.save_state(stream, state)
+            })
+        })
+    }
+
+    async fn drop_table(&mut self, table: &TableRef) -> Result<(), DestinationError> {
+        self.tables.remove(table);
+        tokio::task::block_in_place(|| {
+            self.execute(&format!("DROP TABLE IF EXISTS {}", quote_table(&table.schema, &table.name)))
+        })
+    }
+
+    async fn reset_state(&mut self, stream: &str) -> Result<(), DestinationError> {
+        let table = quote_table(&self.state_schema, STATE_TABLE);
+        self.connection
+            .execute(&format!("DELETE FROM {table} WHERE stream = ?"), [stream])
+            .map_err(fail("resetting state"))?;
+        Ok(())
+    }
+}

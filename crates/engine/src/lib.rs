@@ -1,0 +1,17 @@
+//! The sync engine: the stream catalog (as data), sync state, record transforms, the
+//! destination trait and the concurrent runner that ties them to the client.
+
+pub mod catalog;
+pub mod destination;
+pub mod runner;
+pub mod schema;
+pub mod state;
+pub mod transform;
+
+pub use catalog::{CATALOG, StreamDef};
+pub use destination::{Batch, Destination, DestinationError, TableRef};
+pub use runner::{
+    Failure, Observer, Outcome, Quiet, StopSignal, StreamPlan, StreamReport, SyncMode, SyncPlan,
+    SyncReport, run,
+};
+pub use state::{StreamState, SyncState};

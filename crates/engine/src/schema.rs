@@ -1,0 +1,142 @@
+//! Column types inferred from JSON values, with a widening order so a column whose values
+//! change shape between syncs is widened (never a failed sync).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A destination-neutral column type. Each destination maps it to its own SQL type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ColumnType {
+    /// Only nulls seen so far; created as text and widened by the first real value.
+    Null,
+    Boolean,
+    BigInt,
+    Double,
+    Date,
+    Timestamp,
+    Json,
+    Text,
+}
+
+impl ColumnType {
+    /// The type of one JSON value.
+    pub fn of(value: &Value) -> ColumnType {
+        match value {
+            Value::Null => ColumnType::Null,
+            Value::Bool(_) => ColumnType::Boolean,
+            Value::Number(n) if n.is_i64() => ColumnType::BigInt,
+            Value::Number(_) => ColumnType::Double,
+            Value::String(s) if is_date(s) => ColumnType::Date,
+            Value::String(s) if is_timestamp(s) => ColumnType::Timestamp,
+            Value::String(_) => ColumnType::Text,
+            Value::Array(_) | Value::Object(_) => ColumnType::Json,
+        }
+    }
+
+    /// The narrowest type that holds values of both: integers widen to doubles, any other
+    /// disagreement to text (JSON values keep their JSON text).
+    pub fn widen(self, other: ColumnType) -> ColumnType {
+        use ColumnType::*;
+        match (self, other) {
+            (a, b) if a == b => a,
+            (Null, b) => b,
+            (a, Null) => a,
+            (BigInt, Double) | (Double, BigInt) => Double,
+            (Date, Timestamp) | (Timestamp, Date) => Timestamp,
+            _ => Text,
+        }
+    }
+}
+
+/// A named, typed column of a destination table.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Column {
+    pub name: String,
+    pub ty: ColumnType,
+}
+
+/// `YYYY-MM-DD`.
+fn is_date(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 10 && digits(&b[0..4]) && b[4] == b'-' && digits(&b[5..7]) && b[7] == b'-' && digits(&b[8..10])
+}
+
+/// `YYYY-MM-DD HH:MM:SS` (v1, UTC) or RFC 3339 (`T`, optional fraction, `Z` or offset).
+fn is_timestamp(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.len() < 19 || !is_date(&s[..10]) || !(b[10] == b' ' || b[10] == b'T') {
+        return false;
+    }
+    if !(digits(&b[11..13]) && b[13] == b':' && digits(&b[14..16]) && b[16] == b':' && digits(&b[17..19])) {
+        return false;
+    }
+    let mut rest = &b[19..];
+    if let Some(fraction) = rest.strip_prefix(b".") {
+        let n = fraction.iter().take_while(|c| c.is_ascii_digit()).count();
+        if n == 0 {
+            return false;
+        }
+        rest = &fraction[n..];
+    }
+    match rest {
+        [] | [b'Z'] => true,
+        [b'+' | b'-', h1, h2, b':', m1, m2] | [b'+' | b'-', h1, h2, m1, m2] => {
+            digits(&[*h1, *h2, *m1, *m2])
+        }
+        [b'+' | b'-', h1, h2] => digits(&[*h1, *h2]),
+        _ => false,
+    }
+}
+
+fn digits(b: &[u8]) -> bool {
+    b.iter().all(u8::is_ascii_digit)
+}
+
+/// Renders a value as the text a destination casts to the column's type. `None` is SQL NULL.
+pub fn to_text(value: &Value) -> Option<String> {
+    match value {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        other => Some(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn infers_pipedrive_shapes() {
+        assert_eq!(ColumnType::of(&json!("2024-01-02")), ColumnType::Date);
+        assert_eq!(ColumnType::of(&json!("2024-01-02 10:11:12")), ColumnType::Timestamp);
+        assert_eq!(ColumnType::of(&json!("2024-01-02T10:11:12Z")), ColumnType::Timestamp);
+        assert_eq!(ColumnType::of(&json!("2024-01-02T10:11:12.123Z")), ColumnType::Timestamp);
+        assert_eq!(ColumnType::of(&json!("2024-01-02 10:11:12.123")), ColumnType::Timestamp);
+        assert_eq!(ColumnType::of(&json!("2024-01-02T10:11:12+02:00")), ColumnType::Timestamp);
+        assert_eq!(ColumnType::of(&json!("10:00")), ColumnType::Text);
+        assert_eq!(ColumnType::of(&json!("2024-01-02 lunch")), ColumnType::Text);
+        assert_eq!(ColumnType::of(&json!(3)), ColumnType::BigInt);
+        assert_eq!(ColumnType::of(&json!(3.5)), ColumnType::Double);
+        assert_eq!(ColumnType::of(&json!({"a": 1})), ColumnType::Json);
+    }
+
+    #[test]
+    fn widening_is_commutative_and_reaches_text() {
+        use ColumnType::*;
+        let all = [Null, Boolean, BigInt, Double, Date, Timestamp, Json, Text];
+        for a in all {
+            for b in all {
+                assert_eq!(a.widen(b), b.widen(a));
+                assert_eq!(a.widen(b).widen(Text), Text);
+            }
+            assert_eq!(a.widen(Null), a);
+        }
+        assert_eq!(BigInt.widen(Double), Double);
+        assert_eq!(BigInt.widen(Text), Text);
+        assert_eq!(Json.widen(BigInt), Text);
+    }
+}

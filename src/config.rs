@@ -1,0 +1,421 @@
+//! The YAML config file, parsed once into resolved, validated types. Nothing downstream reads
+//! raw config.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use pipedrive_client::{ClientConfig, Credentials, OAuthCredentials, SecretString};
+use pipedrive_engine::{SyncMode, TableRef, catalog};
+use serde::Deserialize;
+
+/// A config problem: the message names the key, the cause and the fix.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+fn error(message: impl Into<String>) -> ConfigError {
+    ConfigError(message.into())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub source: RawSource,
+    #[serde(default)]
+    pub target: RawTarget,
+    #[serde(default)]
+    pub defaults: RawStreamOptions,
+    /// Stream name (or `*`) → options; absent means every stream.
+    #[serde(default)]
+    pub streams: Option<BTreeMap<String, Option<RawStreamOptions>>>,
+    /// Streams read at once (they share one rate budget).
+    #[serde(default)]
+    pub concurrency: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSource {
+    pub api_token: Option<String>,
+    pub oauth: Option<RawOAuth>,
+    pub company_domain: Option<String>,
+    pub base_url: Option<String>,
+    pub start_date: Option<String>,
+    /// The most tokens one run may spend from the company's daily budget.
+    pub max_tokens: Option<u64>,
+    /// Seconds before one request is abandoned and retried.
+    pub request_timeout_seconds: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOAuth {
+    pub client_id: String,
+    pub client_secret: String,
+    pub refresh_token: String,
+    pub token_url: Option<String>,
+    /// Where the rotated refresh token is kept (Pipedrive rotates it on use); relative paths
+    /// are relative to the config file. Default: `.pipedrive-sync-refresh-token` beside it.
+    pub token_store: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTarget {
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub path: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStreamOptions {
+    pub mode: Option<SyncMode>,
+    /// `schema.table`, where `{stream_name}` is replaced by the stream's name.
+    pub object: Option<String>,
+}
+
+/// Where rows go.
+#[derive(Clone, Debug)]
+pub enum Target {
+    DuckDb { path: PathBuf },
+}
+
+/// One selected stream with its resolved options.
+#[derive(Clone, Debug)]
+pub struct StreamChoice {
+    pub def: &'static catalog::StreamDef,
+    pub mode: SyncMode,
+    pub table: TableRef,
+}
+
+#[derive(Debug)]
+pub struct Config {
+    pub client: ClientConfig,
+    pub target: Target,
+    /// Schema of the state table: the schema of the default `object` template.
+    pub state_schema: String,
+    pub streams: Vec<StreamChoice>,
+    pub start_date: Option<DateTime<Utc>>,
+    pub concurrency: usize,
+}
+
+const DEFAULT_OBJECT: &str = "pipedrive.{stream_name}";
+
+/// Replaces `${NAME}` with the environment variable's value; a missing one is an error naming
+/// the key that needs it.
+fn expand(value: &str, key: &str) -> Result<String, ConfigError> {
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after
+            .find('}')
+            .ok_or_else(|| error(format!("{key}: `${{` without a closing `}}`")))?;
+        let name = &after[..end];
+        let resolved = std::env::var(name).map_err(|_| {
+            error(format!(
+                "{key} refers to the environment variable {name}, which is not set: export {name}=... or write the value into the config"
+            ))
+        })?;
+        out.push_str(&resolved);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Writes a secret atomically (temporary file, fsync, rename) and readable by its owner only.
+fn write_secret(path: &Path, secret: &SecretString) -> std::io::Result<()> {
+    use secrecy::ExposeSecret;
+    use std::io::Write;
+    let temporary = path.with_extension("tmp");
+    {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&temporary)?;
+        file.write_all(secret.expose_secret().as_bytes())?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&temporary, path)
+}
+
+fn parse_table(template: &str, stream: &str) -> Result<TableRef, ConfigError> {
+    let object = template.replace("{stream_name}", stream);
+    match object.split_once('.') {
+        Some((schema, name)) if !schema.is_empty() && !name.is_empty() && !name.contains('.') => Ok(TableRef {
+            schema: schema.to_owned(),
+            name: name.to_owned(),
+        }),
+        _ => Err(error(format!(
+            "object `{template}` must have the form schema.table, e.g. `pipedrive.{{stream_name}}`"
+        ))),
+    }
+}
+
+fn parse_start_date(value: &str) -> Result<DateTime<Utc>, ConfigError> {
+    let parsed = NaiveDate::parse_from_str(value, "%Y-%m-%d")
+        .map(|d| d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc())
+        .or_else(|_| DateTime::parse_from_rfc3339(value).map(|t| t.with_timezone(&Utc)))
+        .map_err(|_| {
+            error(format!(
+                "source.start_date `{value}` is not a date: write YYYY-MM-DD (e.g. 2024-01-01) or an RFC 3339 time"
+            ))
+        })?;
+    if parsed > Utc::now() {
+        return Err(error(format!(
+            "source.start_date `{value}` is in the future, so nothing would be synced: use a past date or remove it"
+        )));
+    }
+    Ok(parsed)
+}
+
+fn unknown_stream(name: &str, whence: &str) -> ConfigError {
+    let suggestions = catalog::suggest(name);
+    let hint = if suggestions.is_empty() {
+        "run `pipedrive-sync discover` to list the streams".to_owned()
+    } else {
+        format!("did you mean {}?", suggestions.join(", "))
+    };
+    error(format!("{whence}: unknown stream `{name}`; {hint}"))
+}
+
+/// Stream names from a comma-separated command-line list, each checked against the catalog.
+pub fn parse_stream_list(list: &str, flag: &str) -> Result<Vec<&'static str>, ConfigError> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|name| {
+            catalog::find(name)
+                .map(|d| d.name)
+                .ok_or_else(|| unknown_stream(name, flag))
+        })
+        .collect()
+}
+
+impl Config {
+    /// Reads and resolves a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            error(format!(
+                "cannot read the config file {}: {e}; pass an existing file with --config",
+                path.display()
+            ))
+        })?;
+        let base_dir = path.parent().unwrap_or(Path::new("."));
+        Config::parse(&text, &path.display().to_string(), base_dir)
+    }
+
+    /// Parses YAML text; `origin` names it in messages, `base_dir` anchors relative paths.
+    pub fn parse(text: &str, origin: &str, base_dir: &Path) -> Result<Config, ConfigError> {
+        let raw: RawConfig = serde_saphyr::from_str(text)
+            .map_err(|e| error(format!("{origin}: {e}")))?;
+        Config::resolve(raw, base_dir)
+    }
+
+    pub fn resolve(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
+        let source = raw.source;
+        let base_url = match (&source.base_url, &source.company_domain) {
+            (Some(url), _) => expand(url, "source.base_url")?,
+            (None, Some(domain)) => {
+                let domain = expand(domain, "source.company_domain")?;
+                let domain = domain
+                    .trim()
+                    .trim_start_matches("https://")
+                    .trim_end_matches('/')
+                    .trim_end_matches(".pipedrive.com");
+                if domain.is_empty()
+                    || !domain.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                {
+                    return Err(error(format!(
+                        "source.company_domain `{domain}` is not a Pipedrive subdomain: use the part before .pipedrive.com in your Pipedrive address, e.g. `mycompany`"
+                    )));
+                }
+                format!("https://{domain}.pipedrive.com")
+            }
+            (None, None) => {
+                return Err(error(
+                    "source needs company_domain (e.g. `mycompany` for https://mycompany.pipedrive.com) or base_url",
+                ));
+            }
+        };
+        let base_url = url::Url::parse(&base_url).map_err(|e| {
+            error(format!("source.base_url `{base_url}` is not a URL ({e}): write e.g. http://127.0.0.1:8080"))
+        })?;
+        let mut token_store: Option<PathBuf> = None;
+        let credentials = match (&source.api_token, &source.oauth) {
+            (Some(token), None) => {
+                let token = expand(token, "source.api_token")?;
+                if token.trim().is_empty() {
+                    return Err(error(
+                        "source.api_token is empty: set PIPEDRIVE_API_TOKEN (Pipedrive → Personal preferences → API)",
+                    ));
+                }
+                Credentials::ApiToken(SecretString::from(token.trim().to_owned()))
+            }
+            (None, Some(oauth)) => Credentials::OAuth(OAuthCredentials {
+                client_id: expand(&oauth.client_id, "source.oauth.client_id")?,
+                client_secret: SecretString::from(expand(&oauth.client_secret, "source.oauth.client_secret")?),
+                refresh_token: {
+                    let store = base_dir.join(
+                        oauth.token_store.as_deref().unwrap_or(".pipedrive-sync-refresh-token"),
+                    );
+                    // A stored token is newer than the configured one: Pipedrive rotated it.
+                    match std::fs::read_to_string(&store) {
+                        Ok(stored) if !stored.trim().is_empty() => {
+                            token_store = Some(store);
+                            SecretString::from(stored.trim().to_owned())
+                        }
+                        _ => {
+                            token_store = Some(store);
+                            SecretString::from(expand(&oauth.refresh_token, "source.oauth.refresh_token")?)
+                        }
+                    }
+                },
+                token_url: {
+                    let url = match &oauth.token_url {
+                        Some(url) => expand(url, "source.oauth.token_url")?,
+                        None => "https://oauth.pipedrive.com/oauth/token".to_owned(),
+                    };
+                    url::Url::parse(&url)
+                        .map_err(|e| error(format!("source.oauth.token_url `{url}` is not a URL ({e})")))?
+                },
+                on_rotate: None,
+            }),
+            (Some(_), Some(_)) => {
+                return Err(error("source has both api_token and oauth: keep one"));
+            }
+            (None, None) => {
+                return Err(error(
+                    "source needs api_token (e.g. `api_token: ${PIPEDRIVE_API_TOKEN}`) or oauth",
+                ));
+            }
+        };
+        let start_date = source.start_date.as_deref().map(parse_start_date).transpose()?;
+        let mut credentials = credentials;
+        if let (Credentials::OAuth(oauth), Some(store)) = (&mut credentials, token_store) {
+            oauth.on_rotate = Some(Arc::new(move |token: &SecretString| write_secret(&store, token)));
+        }
+
+        let target = match raw.target.kind.as_deref().unwrap_or("duckdb") {
+            "duckdb" => Target::DuckDb {
+                path: PathBuf::from(expand(raw.target.path.as_deref().unwrap_or("pipedrive.duckdb"), "target.path")?),
+            },
+            other => {
+                return Err(error(format!(
+                    "target.type `{other}` is not supported by this build: use duckdb"
+                )));
+            }
+        };
+
+        let default_object = raw.defaults.object.clone().unwrap_or_else(|| DEFAULT_OBJECT.to_owned());
+        let state_schema = parse_table(&default_object, "_")?.schema;
+        let default_mode = raw.defaults.mode.unwrap_or(SyncMode::Incremental);
+
+        let selected: BTreeMap<String, Option<RawStreamOptions>> = raw
+            .streams
+            .unwrap_or_else(|| BTreeMap::from([("*".to_owned(), None)]));
+        let everything = selected.contains_key("*");
+        let wildcard = selected.get("*").cloned().flatten().unwrap_or_default();
+        for name in selected.keys().filter(|n| *n != "*") {
+            if catalog::find(name).is_none() {
+                return Err(unknown_stream(name, "streams"));
+            }
+        }
+        let mut streams = Vec::new();
+        for def in catalog::CATALOG {
+            let options = match selected.get(def.name) {
+                Some(options) => options.clone().unwrap_or_default(),
+                None if everything => wildcard.clone(),
+                None => continue,
+            };
+            let mode = options.mode.or(wildcard.mode).unwrap_or(default_mode);
+            let object = options
+                .object
+                .or_else(|| wildcard.object.clone())
+                .unwrap_or_else(|| default_object.clone());
+            streams.push(StreamChoice {
+                def,
+                mode,
+                table: parse_table(&object, def.name)?,
+            });
+        }
+
+        let concurrency = raw.concurrency.unwrap_or(4);
+        if concurrency == 0 {
+            return Err(error("concurrency must be at least 1"));
+        }
+        Ok(Config {
+            client: ClientConfig {
+                base_url,
+                credentials,
+                request_timeout: Duration::from_secs(source.request_timeout_seconds.unwrap_or(60)),
+                max_attempts: 8,
+                max_tokens: source.max_tokens,
+                user_agent: format!("pipedrive-sync/{}", env!("CARGO_PKG_VERSION")),
+            },
+            target,
+            state_schema,
+            streams,
+            start_date,
+            concurrency,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(yaml: &str) -> Result<Config, ConfigError> {
+        Config::parse(yaml, "test.yaml", Path::new("."))
+    }
+
+    #[test]
+    fn minimal_config_selects_every_stream() {
+        let config = parse("source: {api_token: abc, company_domain: acme}\n").unwrap();
+        assert_eq!(config.client.base_url.as_str(), "https://acme.pipedrive.com/");
+        assert_eq!(config.streams.len(), catalog::CATALOG.len());
+        assert_eq!(config.state_schema, "pipedrive");
+        assert!(matches!(config.target, Target::DuckDb { .. }));
+    }
+
+    #[test]
+    fn per_stream_options_override_defaults() {
+        let config = parse(
+            "source: {api_token: abc, base_url: 'http://127.0.0.1:1'}\n\
+             defaults: {mode: full-refresh, object: 'crm.pd_{stream_name}'}\n\
+             streams:\n  deals: {mode: incremental}\n  pipelines:\n",
+        )
+        .unwrap();
+        let names: Vec<_> = config.streams.iter().map(|s| (s.def.name, s.mode, s.table.to_string())).collect();
+        assert_eq!(
+            names,
+            [
+                ("deals", SyncMode::Incremental, "crm.pd_deals".to_owned()),
+                ("pipelines", SyncMode::FullRefresh, "crm.pd_pipelines".to_owned())
+            ]
+        );
+    }
+
+    #[test]
+    fn mistakes_name_their_cause() {
+        let message = |yaml: &str| parse(yaml).unwrap_err().to_string();
+        assert!(message("source: {api_token: a, company_domain: x}\nstreams: {dealz: }\n").contains("did you mean deals"));
+        assert!(message("source: {api_token: a, company_domain: x, colour: red}\n").contains("colour"));
+        assert!(message("source: {api_token: a, company_domain: 'x y'}\n").contains("company_domain"));
+        assert!(message("source: {api_token: '${PDS_TEST_UNSET_VARIABLE}', company_domain: x}\n").contains("PDS_TEST_UNSET_VARIABLE"));
+        assert!(message("source: {api_token: a, company_domain: x, start_date: 2999-01-01}\n").contains("future"));
+        assert!(message("source: {api_token: a, company_domain: x, start_date: 2024-13-01}\n").contains("not a date"));
+        assert!(message("source: {company_domain: x}\n").contains("api_token"));
+        assert!(message("source: {api_token: a, company_domain: x}\ndefaults: {object: nodot}\n").contains("schema.table"));
+        let broken = message("source:\n  api_token: [unclosed\n");
+        assert!(broken.contains("test.yaml"), "{broken}");
+    }
+}

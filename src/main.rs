@@ -1,0 +1,448 @@
+//! `pipedrive-sync`: the command line. It turns what was typed into resolved config, then hands
+//! over to the engine, the destinations and the simulator.
+
+mod config;
+mod progress;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use pipedrive_client::{Client, ClientError, ErrorClass, Paging, PagePosition, Request};
+use pipedrive_engine::{Destination, DestinationError, Failure, StopSignal, StreamPlan, SyncMode, SyncPlan, catalog};
+use pipedrive_sim::{Plan, Scale, SimOptions};
+
+use crate::config::{Config, ConfigError, Target, parse_stream_list};
+
+/// Documented exit codes (README → Exit codes).
+mod exit {
+    pub const OK: u8 = 0;
+    pub const OTHER: u8 = 1;
+    pub const USAGE: u8 = 2;
+    pub const AUTH: u8 = 3;
+    pub const DESTINATION: u8 = 4;
+    pub const TEMPORARY: u8 = 75;
+}
+
+#[derive(Parser)]
+#[command(name = "pipedrive-sync", version, about = "Replicate a Pipedrive company's CRM data into a database")]
+struct Cli {
+    /// More log detail: -v for debug, -vv for trace.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Log line format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Args)]
+struct ConfigArg {
+    /// The YAML config file.
+    #[arg(short, long, env = "PIPEDRIVE_SYNC_CONFIG", default_value = "pipedrive-sync.yaml")]
+    config: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check the credentials and company domain, and show the rate limits that apply.
+    Check(ConfigArg),
+    /// List the streams with their sync modes, primary keys and cursors.
+    Discover {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Copy the selected streams into the target.
+    Sync {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Only these streams (comma-separated).
+        #[arg(long)]
+        streams: Option<String>,
+        /// Reload these streams in full (comma-separated); the old table stays until the new one is complete.
+        #[arg(long)]
+        full_refresh: Option<String>,
+    },
+    /// Show or reset the sync state kept in the target.
+    State {
+        #[command(subcommand)]
+        action: StateAction,
+    },
+    /// Run the Pipedrive API simulator until interrupted.
+    Sim(SimArgs),
+    /// Start a simulator and sync it into a local DuckDB file: a first look in one command.
+    Demo {
+        /// The DuckDB file to create.
+        #[arg(long, default_value = "pipedrive.duckdb")]
+        path: PathBuf,
+        #[arg(long, default_value = "small")]
+        scale: Scale,
+    },
+}
+
+#[derive(Subcommand)]
+enum StateAction {
+    /// Print every stream's state as JSON.
+    Show(ConfigArg),
+    /// Forget a stream's state so its next sync starts over.
+    Reset {
+        stream: String,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+}
+
+#[derive(Args)]
+struct SimArgs {
+    /// Port on 127.0.0.1; 0 picks a free one.
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    #[arg(long, default_value = "tiny")]
+    scale: Scale,
+    #[arg(long, default_value = "premium")]
+    plan: Plan,
+    /// Users in the company (the daily budget grows with seats).
+    #[arg(long)]
+    seats: Option<u32>,
+    /// The API token the simulator accepts (default: derived from the seed).
+    #[arg(long)]
+    token: Option<String>,
+    /// Added to every response, to model the network.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    #[arg(long, default_value_t = 0)]
+    jitter_ms: u64,
+}
+
+/// A failure with the exit code it maps to. Its message names the cause and the fix.
+struct Fail {
+    code: u8,
+    message: String,
+}
+
+impl From<ConfigError> for Fail {
+    fn from(error: ConfigError) -> Fail {
+        Fail {
+            code: exit::USAGE,
+            message: error.to_string(),
+        }
+    }
+}
+
+impl From<DestinationError> for Fail {
+    fn from(error: DestinationError) -> Fail {
+        Fail {
+            code: exit::DESTINATION,
+            message: error.to_string(),
+        }
+    }
+}
+
+impl From<ClientError> for Fail {
+    fn from(error: ClientError) -> Fail {
+        let code = match error.exit_class() {
+            ErrorClass::Auth => exit::AUTH,
+            ErrorClass::Temporary => exit::TEMPORARY,
+            ErrorClass::Permanent | ErrorClass::NotAvailable => exit::OTHER,
+        };
+        let mut message = error.to_string();
+        if let Some(resets_at) = error.budget_resets_at() {
+            message.push_str(&format!("; the budget resets at {resets_at}, when the next run resumes where this one stopped"));
+        }
+        Fail { code, message }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose, cli.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime starts");
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(fail) => {
+            eprintln!("error: {}", fail.message);
+            ExitCode::from(fail.code)
+        }
+    }
+}
+
+fn init_logging(verbose: u8, format: LogFormat) {
+    let default = match verbose {
+        0 => "warn,pipedrive_sync=info,pipedrive_engine=info,pipedrive_client=info",
+        1 => "info,pipedrive_sync=debug,pipedrive_engine=debug,pipedrive_client=debug,pipedrive_destinations=debug",
+        _ => "debug,pipedrive_sync=trace,pipedrive_engine=trace,pipedrive_client=trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PIPEDRIVE_SYNC_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn dispatch(command: Command) -> Result<(), Fail> {
+    match command {
+        Command::Check(args) => check(&Config::load(&args.config)?).await,
+        Command::Discover { json } => {
+            discover(json);
+            Ok(())
+        }
+        Command::Sync {
+            config,
+            streams,
+            full_refresh,
+        } => {
+            let mut config = Config::load(&config.config)?;
+            select_streams(&mut config, streams.as_deref(), full_refresh.as_deref())?;
+            sync(config).await
+        }
+        Command::State { action } => state(action).await,
+        Command::Sim(args) => sim(args).await,
+        Command::Demo { path, scale } => demo(&path, scale).await,
+    }
+}
+
+/// Applies `--streams` and `--full-refresh` to the configured selection.
+fn select_streams(config: &mut Config, only: Option<&str>, full_refresh: Option<&str>) -> Result<(), ConfigError> {
+    if let Some(only) = only {
+        let wanted = parse_stream_list(only, "--streams")?;
+        if let Some(missing) = wanted.iter().find(|name| !config.streams.iter().any(|s| s.def.name == **name)) {
+            return Err(ConfigError(format!(
+                "--streams: `{missing}` is not selected in the config's `streams`; add it there first"
+            )));
+        }
+        config.streams.retain(|s| wanted.contains(&s.def.name));
+    }
+    if let Some(list) = full_refresh {
+        let names = parse_stream_list(list, "--full-refresh")?;
+        for stream in &mut config.streams {
+            if names.contains(&stream.def.name) {
+                stream.mode = SyncMode::FullRefresh;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn open_destination(config: &Config) -> Result<Box<dyn Destination>, Fail> {
+    match &config.target {
+        #[cfg(feature = "duckdb")]
+        Target::DuckDb { path } => Ok(Box::new(pipedrive_destinations::duckdb::DuckDb::open(path, &config.state_schema)?)),
+        #[cfg(not(feature = "duckdb"))]
+        Target::DuckDb { .. } => Err(Fail {
+            code: exit::USAGE,
+            message: "this build has no DuckDB support: rebuild with the default features".to_owned(),
+        }),
+    }
+}
+
+async fn check(config: &Config) -> Result<(), Fail> {
+    let client = Client::new(config.client.clone())?;
+    let me = client
+        .get(&Request {
+            path: "/api/v1/users/me".to_owned(),
+            query: Vec::new(),
+            paging: Paging::None,
+            token_cost: 2,
+            items_path: None,
+            start: PagePosition::First,
+        })
+        .await?;
+    let user: serde_json::Value = me
+        .items
+        .first()
+        .and_then(|raw| serde_json::from_str(raw.get()).ok())
+        .unwrap_or_default();
+    let text = |key: &str| user.get(key).and_then(serde_json::Value::as_str).unwrap_or("?").to_owned();
+    let budget = client.budget();
+    eprintln!("credentials ok: {} ({})", text("name"), text("email"));
+    eprintln!("company: {} ({}.pipedrive.com)", text("company_name"), text("company_domain"));
+    match budget.burst_limit {
+        Some(limit) => eprintln!("burst limit: {limit} requests per 2 seconds"),
+        None => eprintln!("burst limit: not reported"),
+    }
+    match (budget.daily_limit, budget.daily_remaining) {
+        (Some(limit), Some(left)) => eprintln!("daily token budget: {left} of {limit} left"),
+        _ => eprintln!("daily token budget: not reported"),
+    }
+    Ok(())
+}
+
+fn discover(json: bool) {
+    if json {
+        let streams: Vec<serde_json::Value> = catalog::CATALOG
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "name": s.name,
+                    "endpoint": s.path,
+                    "api": s.api,
+                    "primary_key": s.primary_key,
+                    "cursor_field": s.cursor_field,
+                    "sync_modes": if s.supports_incremental() { vec!["full-refresh", "incremental"] } else { vec!["full-refresh"] },
+                    "token_cost_per_page": s.token_cost,
+                    "custom_fields_from": s.custom_fields.map(|c| c.defined_by),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&streams).expect("plain JSON"));
+        return;
+    }
+    println!("{:<22} {:<26} {:<12} {:<12} {}", "stream", "endpoint", "primary key", "cursor", "modes");
+    for s in catalog::CATALOG {
+        println!(
+            "{:<22} {:<26} {:<12} {:<12} {}",
+            s.name,
+            s.path,
+            s.primary_key.join(","),
+            s.cursor_field.unwrap_or("-"),
+            if s.supports_incremental() { "full-refresh, incremental" } else { "full-refresh" }
+        );
+    }
+}
+
+async fn sync(config: Config) -> Result<(), Fail> {
+    let client = Client::new(config.client.clone())?;
+    let destination = open_destination(&config)?;
+    let stop = StopSignal::default();
+    let on_signal = stop.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::warn!("stopping: finishing the pages in flight and saving state");
+        on_signal.stop();
+    });
+    let observer = Arc::new(progress::Progress::new(client.clone()));
+    let plan = SyncPlan {
+        streams: config
+            .streams
+            .iter()
+            .map(|s| StreamPlan {
+                def: s.def,
+                mode: s.mode,
+                table: s.table.clone(),
+            })
+            .collect(),
+        start_date: config.start_date,
+        concurrency: config.concurrency,
+    };
+    let report = pipedrive_engine::run(&client, destination, plan, observer, stop).await?;
+    eprint!("{}", progress::summary(&report, &client));
+    match report.worst_failure() {
+        None => Ok(()),
+        Some((failure, message)) => Err(Fail {
+            code: match failure {
+                Failure::Auth => exit::AUTH,
+                Failure::Destination => exit::DESTINATION,
+                Failure::Temporary => exit::TEMPORARY,
+                Failure::Other => exit::OTHER,
+            },
+            message: message.to_owned(),
+        }),
+    }
+}
+
+async fn state(action: StateAction) -> Result<(), Fail> {
+    match action {
+        StateAction::Show(args) => {
+            let config = Config::load(&args.config)?;
+            let mut destination = open_destination(&config)?;
+            let state = destination.read_state().await?;
+            println!("{}", serde_json::to_string_pretty(&state).expect("state is JSON"));
+        }
+        StateAction::Reset { stream, config } => {
+            let config = Config::load(&config.config)?;
+            let name = parse_stream_list(&stream, "state reset")?;
+            let mut destination = open_destination(&config)?;
+            for stream in name {
+                destination.reset_state(stream).await?;
+                eprintln!("state of {stream} reset: its next sync starts from the beginning");
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler installs");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+async fn sim(args: SimArgs) -> Result<(), Fail> {
+    let options = SimOptions {
+        seed: args.seed,
+        scale: args.scale,
+        plan: args.plan,
+        seats: args.seats,
+        api_token: args.token,
+        latency_ms: args.latency_ms,
+        jitter_ms: args.jitter_ms,
+        ..SimOptions::default()
+    };
+    let handle = pipedrive_sim::start(options, args.port).await.map_err(|e| Fail {
+        code: exit::OTHER,
+        message: format!("the simulator cannot listen on 127.0.0.1:{}: {e}; pick another --port", args.port),
+    })?;
+    println!(
+        "{}",
+        serde_json::json!({"url": handle.url, "api_token": handle.api_token, "company_domain": handle.company_domain})
+    );
+    shutdown_signal().await;
+    handle.shutdown().await;
+    Ok(())
+}
+
+async fn demo(path: &Path, scale: Scale) -> Result<(), Fail> {
+    let handle = pipedrive_sim::start(
+        SimOptions {
+            scale,
+            ..SimOptions::default()
+        },
+        0,
+    )
+    .await
+    .map_err(|e| Fail {
+        code: exit::OTHER,
+        message: format!("the embedded simulator cannot start: {e}"),
+    })?;
+    eprintln!("simulator ({scale} company) listening on {}", handle.url);
+    let yaml = format!(
+        "source:\n  api_token: '{}'\n  base_url: '{}'\ntarget:\n  type: duckdb\n  path: '{}'\n",
+        handle.api_token,
+        handle.url,
+        path.display().to_string().replace('\'', "''")
+    );
+    let config = Config::parse(&yaml, "demo config", Path::new("."))?;
+    let result = sync(config).await;
+    handle.shutdown().await;
+    result?;
+    eprintln!(
+        "\nDone. The data is in {}; try:\n  duckdb {} \"SELECT title, value, currency, status FROM pipedrive.deals LIMIT 10\"",
+        path.display(),
+        path.display()
+    );
+    Ok(())
+}

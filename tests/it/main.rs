@@ -1,0 +1,6 @@
+//! The one integration-test binary (every binary linking DuckDB costs a gigabyte and a long
+//! link). Tests run the simulator in-process and the real `pipedrive-sync` binary against it.
+
+mod cli;
+mod support;
+mod sync_duckdb;

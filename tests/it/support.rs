@@ -1,0 +1,199 @@
+//! Test harness: a simulator per test, the real binary as a subprocess, and DuckDB read back
+//! as JSON for comparison with the simulator's ground truth.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use pipedrive_sim::{Plan, Scale, SimHandle, SimOptions};
+use serde_json::Value;
+
+pub struct Sim {
+    pub handle: SimHandle,
+    http: reqwest::Client,
+}
+
+impl Sim {
+    pub async fn start(scale: Scale, plan: Plan) -> Sim {
+        Sim::start_with(SimOptions {
+            scale,
+            plan,
+            ..SimOptions::default()
+        })
+        .await
+    }
+
+    pub async fn start_with(options: SimOptions) -> Sim {
+        let handle = pipedrive_sim::start(options, 0).await.expect("simulator starts");
+        Sim {
+            handle,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.handle.url)
+    }
+
+    async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut request = self.http.request(method, self.url(path));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("admin call");
+        assert!(response.status().is_success(), "{path}: {}", response.status());
+        response.json().await.unwrap_or(Value::Null)
+    }
+
+    /// Every record of an entity, deleted and archived ones included, as the API renders it.
+    pub async fn truth(&self, entity: &str) -> Vec<Value> {
+        let body = self.admin(reqwest::Method::GET, &format!("/__sim/truth/{entity}"), None).await;
+        body["records"].as_array().cloned().unwrap_or_else(|| panic!("no truth for {entity}: {body}"))
+    }
+
+    pub async fn stats(&self) -> Value {
+        self.admin(reqwest::Method::GET, "/__sim/stats", None).await
+    }
+
+    pub async fn reset_stats(&self) {
+        self.admin(reqwest::Method::POST, "/__sim/stats/reset", None).await;
+    }
+
+    pub async fn set_faults(&self, faults: Value) {
+        self.admin(reqwest::Method::POST, "/__sim/faults", Some(faults)).await;
+    }
+
+    /// Requests made to one API path since the last stats reset.
+    pub async fn requests_to(&self, path: &str) -> u64 {
+        self.stats().await["paths"][path]["requests"].as_u64().unwrap_or(0)
+    }
+
+    /// A call to the Pipedrive API itself, the way a user's tool would make it.
+    pub async fn api(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut request = self
+            .http
+            .request(method, self.url(path))
+            .header("x-api-token", &self.handle.api_token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("API call");
+        let status = response.status();
+        let body: Value = response.json().await.expect("JSON body");
+        assert!(status.is_success(), "{path}: {status} {body}");
+        body
+    }
+}
+
+/// A scratch directory with a config file pointing at `sim` and a DuckDB target inside it.
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    pub fn new() -> Workspace {
+        Workspace {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.path().join("pipedrive.duckdb")
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("pipedrive-sync.yaml")
+    }
+
+    /// Writes a config for `sim` with `extra` YAML appended.
+    pub fn write_config(&self, sim: &Sim, extra: &str) -> PathBuf {
+        let yaml = format!(
+            "source:\n  api_token: ${{PDS_TEST_TOKEN}}\n  base_url: {}\ntarget:\n  type: duckdb\n  path: {}\n{extra}",
+            sim.handle.url,
+            self.db_path().display()
+        );
+        std::fs::write(self.config_path(), yaml).expect("config written");
+        self.config_path()
+    }
+
+    /// Runs the real binary with the simulator's token in the environment.
+    pub fn run(&self, sim: &Sim, args: &[&str]) -> Output {
+        run_binary(args, &[("PDS_TEST_TOKEN", sim.handle.api_token.as_str())], self.dir.path())
+    }
+
+    pub fn sync(&self, sim: &Sim, args: &[&str]) -> Output {
+        let config = self.config_path();
+        let mut all = vec!["sync", "--config", config.to_str().expect("utf-8 path")];
+        all.extend_from_slice(args);
+        let output = self.run(sim, &all);
+        output
+    }
+
+    pub fn duckdb(&self) -> duckdb::Connection {
+        duckdb::Connection::open(self.db_path()).expect("DuckDB opens")
+    }
+
+    /// Every row of a table as JSON objects (DuckDB's own rendering), sorted by `order_by`.
+    pub fn rows(&self, table: &str, order_by: &str) -> Vec<Value> {
+        let connection = self.duckdb();
+        let mut statement = connection
+            .prepare(&format!("SELECT CAST(to_json(t) AS VARCHAR) FROM {table} t ORDER BY {order_by}"))
+            .unwrap_or_else(|e| panic!("query {table}: {e}"));
+        statement
+            .query_map([], |row| row.get::<_, String>(0))
+            .expect("rows")
+            .map(|json| serde_json::from_str(&json.expect("row")).expect("JSON row"))
+            .collect()
+    }
+
+    pub fn count(&self, table: &str) -> i64 {
+        self.duckdb()
+            .query_row(&format!("SELECT count(*) FROM {table}"), [], |row| row.get(0))
+            .unwrap_or_else(|e| panic!("count {table}: {e}"))
+    }
+}
+
+pub fn run_binary(args: &[&str], env: &[(&str, &str)], dir: &Path) -> Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_pipedrive-sync"));
+    command.args(args).current_dir(dir).env_remove("PIPEDRIVE_SYNC_CONFIG").env_remove("PIPEDRIVE_SYNC_LOG");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.output().expect("binary runs")
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Asserts success, showing stderr when it is not.
+pub fn assert_ok(output: &Output) {
+    assert!(output.status.success(), "exit {:?}\n{}", output.status.code(), stderr(output));
+}
+
+/// Whole-second UTC of any Pipedrive or DuckDB timestamp rendering, for comparisons.
+pub fn instant(text: &str) -> Option<i64> {
+    let text = text.trim();
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.timestamp())
+        .or_else(|_| chrono::DateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f%#z").map(|t| t.timestamp()))
+        .or_else(|_| chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f").map(|t| t.and_utc().timestamp()))
+        .ok()
+}
+
+/// Whether a value loaded into DuckDB equals the API's value, allowing for the type mapping
+/// (timestamps as instants, integers in double columns, nested values as JSON).
+pub fn same_value(api: &Value, loaded: &Value) -> bool {
+    match (api, loaded) {
+        (Value::Null, Value::Null) => true,
+        (Value::Number(a), Value::Number(b)) => (a.as_f64().unwrap_or(f64::NAN) - b.as_f64().unwrap_or(0.0)).abs() < 1e-9,
+        (Value::String(a), Value::String(b)) if a == b => true,
+        (Value::String(a), Value::String(b)) => match (instant(a), instant(b)) {
+            (Some(x), Some(y)) => x == y,
+            _ => false,
+        },
+        (Value::Number(a), Value::String(b)) | (Value::String(b), Value::Number(a)) => a.to_string() == *b,
+        (Value::Bool(a), Value::String(b)) | (Value::String(b), Value::Bool(a)) => a.to_string() == *b,
+        (Value::Array(_) | Value::Object(_), Value::String(b)) => serde_json::from_str::<Value>(b).is_ok_and(|v| v == *api),
+        (a, b) => a == b,
+    }
+}

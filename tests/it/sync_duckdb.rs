@@ -1,0 +1,254 @@
+//! Simulator → `pipedrive-sync sync` → DuckDB, compared with the simulator's ground truth.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use pipedrive_sim::{Plan, Scale};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::support::{Sim, Workspace, assert_ok, same_value, stderr};
+
+/// Streams of the foundation with the filter that turns ground truth (which keeps deleted and
+/// archived records) into what the stream's endpoint lists.
+const STREAMS: &[(&str, &str, Listed)] = &[
+    ("deals", "id", Listed::NotArchived),
+    ("persons", "id", Listed::Live),
+    ("organizations", "id", Listed::Live),
+    ("activities", "id", Listed::Live),
+    ("products", "id", Listed::Live),
+    ("pipelines", "id", Listed::Live),
+    ("stages", "id", Listed::Live),
+    ("notes", "id", Listed::Live),
+    ("leads", "id", Listed::NotArchived),
+    ("users", "id", Listed::All),
+    ("activity_types", "id", Listed::All),
+    ("currencies", "id", Listed::All),
+    ("filters", "id", Listed::All),
+    ("lead_labels", "id", Listed::All),
+    ("deal_fields", "field_code", Listed::All),
+    ("person_fields", "field_code", Listed::All),
+    ("organization_fields", "field_code", Listed::All),
+    ("product_fields", "field_code", Listed::All),
+    ("activity_fields", "field_code", Listed::All),
+];
+
+#[derive(Clone, Copy)]
+enum Listed {
+    All,
+    NotArchived,
+    Live,
+}
+
+impl Listed {
+    fn includes(self, record: &Value) -> bool {
+        let flag = |key: &str| record.get(key).and_then(Value::as_bool).unwrap_or(false);
+        match self {
+            Listed::All => true,
+            Listed::NotArchived => !flag("is_archived"),
+            Listed::Live => !flag("is_archived") && !flag("is_deleted") && record.get("active_flag") != Some(&json!(false)),
+        }
+    }
+}
+
+fn key_of(record: &Value, key: &str) -> String {
+    match &record[key] {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The column a custom field lands in: its name in snake case.
+fn snake(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars().flat_map(char::to_lowercase) {
+        if c.is_alphanumeric() {
+            out.push(c);
+        } else if !out.ends_with('_') {
+            out.push('_');
+        }
+    }
+    out.trim_matches('_').to_owned()
+}
+
+/// Asserts that the table holds exactly the listed ground truth, value for value.
+async fn assert_matches_truth(sim: &Sim, workspace: &Workspace, stream: &str, key: &str, listed: Listed) {
+    let truth: Vec<Value> = sim.truth(stream).await.into_iter().filter(|r| listed.includes(r)).collect();
+    let rows = workspace.rows(&format!("pipedrive.{stream}"), &format!("\"{key}\""));
+    let loaded: BTreeMap<String, &Value> = rows.iter().map(|r| (key_of(r, key), r)).collect();
+    assert_eq!(loaded.len(), rows.len(), "{stream}: duplicate keys loaded");
+    let expected: BTreeSet<String> = truth.iter().map(|r| key_of(r, key)).collect();
+    let actual: BTreeSet<String> = loaded.keys().cloned().collect();
+    assert_eq!(actual, expected, "{stream}: loaded keys differ from ground truth");
+    for record in &truth {
+        let row = loaded[&key_of(record, key)];
+        for (field, value) in record.as_object().expect("object record") {
+            if field == "custom_fields" {
+                continue;
+            }
+            let stored = row.get(field).unwrap_or(&Value::Null);
+            assert!(
+                same_value(value, stored),
+                "{stream} {}: {field} is {stored} in DuckDB but {value} in Pipedrive",
+                key_of(record, key)
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn full_sync_equals_ground_truth() {
+    let sim = Sim::start(Scale::Tiny, Plan::Premium).await;
+    let workspace = Workspace::new();
+    workspace.write_config(&sim, "");
+    let output = workspace.sync(&sim, &[]);
+    assert_ok(&output);
+    for (stream, key, listed) in STREAMS {
+        assert_matches_truth(&sim, &workspace, stream, key, *listed).await;
+    }
+    // Every stream has a table, and the state moved for the incremental ones.
+    let state = workspace.run(&sim, &["state", "show", "--config", workspace.config_path().to_str().unwrap()]);
+    assert_ok(&state);
+    let state: Value = serde_json::from_slice(&state.stdout).expect("state JSON");
+    assert!(state["deals"]["bookmark"].is_string(), "{state}");
+    assert!(state["pipelines"]["completed_at"].is_string(), "{state}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn custom_fields_land_under_their_names_with_option_labels() {
+    let sim = Sim::start(Scale::Tiny, Plan::Premium).await;
+    let workspace = Workspace::new();
+    workspace.write_config(&sim, "streams:\n  deals:\n");
+    assert_ok(&workspace.sync(&sim, &[]));
+    let fields = sim.truth("deal_fields").await;
+    let deals = sim.truth("deals").await;
+    let rows = workspace.rows("pipedrive.deals", "id");
+    let by_id: BTreeMap<i64, &Value> = rows.iter().map(|r| (r["id"].as_i64().unwrap(), r)).collect();
+    let mut checked = BTreeSet::new();
+    for field in fields.iter().filter(|f| f["is_custom_field"] == json!(true)) {
+        let code = field["field_code"].as_str().unwrap();
+        let column = snake(field["field_name"].as_str().unwrap());
+        let label = |id: &Value| {
+            field["options"]
+                .as_array()
+                .and_then(|options| options.iter().find(|o| o["id"] == *id))
+                .map_or_else(|| id.clone(), |o| o["label"].clone())
+        };
+        for deal in deals.iter().filter(|d| d["is_archived"] != json!(true)) {
+            let Some(value) = deal["custom_fields"].get(code).filter(|v| !v.is_null()) else {
+                continue;
+            };
+            let row = by_id[&deal["id"].as_i64().unwrap()];
+            let field_type = field["field_type"].as_str().unwrap();
+            let expected: Vec<(String, Value)> = match (field_type, value) {
+                ("enum", id) => vec![(column.clone(), label(id))],
+                ("set", Value::Array(ids)) => vec![(column.clone(), Value::Array(ids.iter().map(label).collect()))],
+                (_, Value::Object(parts)) => parts
+                    .iter()
+                    .map(|(part, v)| {
+                        let name = if part == "value" { column.clone() } else { format!("{column}_{part}") };
+                        (name, v.clone())
+                    })
+                    .collect(),
+                (_, scalar) => vec![(column.clone(), scalar.clone())],
+            };
+            for (name, want) in expected {
+                let got = row.get(&name).unwrap_or(&Value::Null);
+                assert!(same_value(&want, got), "deal {} field {field_type} `{name}`: {got} loaded, {want} expected", deal["id"]);
+            }
+            checked.insert(field_type.to_owned());
+        }
+    }
+    for field_type in ["enum", "set", "monetary", "double", "varchar", "date"] {
+        assert!(checked.contains(field_type), "no {field_type} custom field value checked: {checked:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn incremental_sync_applies_changes_and_reads_only_changed_pages() {
+    let sim = Sim::start(Scale::Small, Plan::Premium).await;
+    let workspace = Workspace::new();
+    workspace.write_config(&sim, "streams:\n  deals:\n  persons:\n  notes:\n  pipelines:\n");
+    assert_ok(&workspace.sync(&sim, &[]));
+    let deals_before = workspace.count("pipedrive.deals");
+    let persons_before = workspace.count("pipedrive.persons");
+
+    let created = sim.api(Method::POST, "/api/v2/deals", Some(json!({"title": "Fresh deal"}))).await;
+    let new_id = created["data"]["id"].as_i64().expect("new deal id");
+    let live_person = sim.truth("persons").await.into_iter().find(|p| p["is_deleted"] != json!(true)).unwrap();
+    let person_id = live_person["id"].as_i64().unwrap();
+    sim.api(Method::PATCH, &format!("/api/v2/persons/{person_id}"), Some(json!({"name": "Renamed Person"}))).await;
+    let open_deal = sim.truth("deals").await.into_iter().find(|d| d["status"] == json!("open") && d["is_archived"] != json!(true)).unwrap();
+    let deleted_id = open_deal["id"].as_i64().unwrap();
+    sim.api(Method::DELETE, &format!("/api/v2/deals/{deleted_id}"), None).await;
+
+    sim.reset_stats().await;
+    let output = workspace.sync(&sim, &[]);
+    assert_ok(&output);
+
+    assert_eq!(workspace.count("pipedrive.deals"), deals_before + 1, "one new deal, nothing duplicated");
+    assert_eq!(workspace.count("pipedrive.persons"), persons_before);
+    let distinct: i64 = workspace
+        .duckdb()
+        .query_row("SELECT count(DISTINCT id) FROM pipedrive.deals", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(distinct, deals_before + 1);
+    let title: String = workspace.duckdb().query_row("SELECT title FROM pipedrive.deals WHERE id = ?", [new_id], |r| r.get(0)).unwrap();
+    assert_eq!(title, "Fresh deal");
+    let name: String = workspace.duckdb().query_row("SELECT name FROM pipedrive.persons WHERE id = ?", [person_id], |r| r.get(0)).unwrap();
+    assert_eq!(name, "Renamed Person");
+    let status: String = workspace.duckdb().query_row("SELECT status FROM pipedrive.deals WHERE id = ?", [deleted_id], |r| r.get(0)).unwrap();
+    assert_eq!(status, "deleted");
+
+    // Only changed pages were read: one page per incremental stream (the changes fit in one),
+    // and the full-refresh stream once.
+    for path in ["/api/v2/deals", "/api/v2/persons", "/api/v1/notes", "/api/v2/pipelines"] {
+        assert_eq!(sim.requests_to(path).await, 1, "{path}: {}", sim.stats().await);
+    }
+    let _ = stderr(&output);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn low_plan_full_sync_stays_under_the_burst_limit() {
+    let sim = Sim::start(Scale::Small, Plan::Lite).await;
+    let workspace = Workspace::new();
+    workspace.write_config(&sim, "concurrency: 8\n");
+    assert_ok(&workspace.sync(&sim, &[]));
+    let stats = sim.stats().await;
+    assert_eq!(stats["responses_429"], json!(0), "{stats}");
+    assert_eq!(workspace.count("pipedrive.deals") as usize, sim.truth("deals").await.iter().filter(|d| d["is_archived"] != json!(true)).count());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn injected_faults_are_survived_with_identical_data() {
+    let sim = Sim::start(Scale::Tiny, Plan::Premium).await;
+    sim.set_faults(json!({"error_rate": 0.1, "rate_429_no_headers": 0.05, "truncate_rate": 0.03, "malformed_rate": 0.03, "reset_rate": 0.03})).await;
+    let workspace = Workspace::new();
+    workspace.write_config(&sim, "streams:\n  deals:\n  persons:\n  notes:\n  users:\n  leads:\n");
+    assert_ok(&workspace.sync(&sim, &[]));
+    sim.set_faults(json!({})).await;
+    for (stream, key, listed) in STREAMS.iter().filter(|(s, ..)| ["deals", "persons", "notes", "users", "leads"].contains(s)) {
+        assert_matches_truth(&sim, &workspace, stream, key, *listed).await;
+    }
+    let stats = sim.stats().await;
+    assert!(stats["responses_by_status"]["500"].as_u64().unwrap_or(0) + stats["responses_by_status"]["502"].as_u64().unwrap_or(0) + stats["responses_by_status"]["503"].as_u64().unwrap_or(0) > 0, "faults were injected: {stats}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn full_refresh_reloads_a_stream_and_keeps_its_table_until_complete() {
+    let sim = Sim::start(Scale::Tiny, Plan::Premium).await;
+    let workspace = Workspace::new();
+    workspace.write_config(&sim, "streams:\n  persons:\n");
+    assert_ok(&workspace.sync(&sim, &[]));
+    // A row the source does not have: a full refresh must drop it.
+    workspace.duckdb().execute_batch("INSERT INTO pipedrive.persons (id, name) VALUES (999999, 'stray')").unwrap();
+    sim.reset_stats().await;
+    assert_ok(&workspace.sync(&sim, &["--full-refresh", "persons"]));
+    assert_matches_truth(&sim, &workspace, "persons", "id", Listed::Live).await;
+    let stray: i64 = workspace.duckdb().query_row("SELECT count(*) FROM pipedrive.persons WHERE id = 999999", [], |r| r.get(0)).unwrap();
+    assert_eq!(stray, 0);
+    let tables: i64 = workspace
+        .duckdb()
+        .query_row("SELECT count(*) FROM information_schema.tables WHERE table_name LIKE '_pds_staging_%'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(tables, 0, "the staging table was swapped in");
+}
