@@ -1,0 +1,461 @@
+//! `/__sim/` admin API (no auth, no limits, no faults) and the OAuth token endpoint.
+
+use crate::api::{Resp, err};
+use crate::json::J;
+use crate::model::*;
+use crate::render::*;
+use crate::server::json_response;
+use crate::state::{ACCESS_TTL_MS, REFRESH_TTL_MS, State};
+use crate::{FaultSettings, OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET};
+use axum::body::Body;
+use axum::http::{HeaderMap, Response, header};
+use base64::Engine;
+use serde_json::{Value, json};
+
+fn ok(v: Value) -> Response<Body> {
+    json_response(200, serde_json::to_vec(&v).unwrap_or_default())
+}
+fn bad(status: u16, msg: &str) -> Response<Body> {
+    json_response(
+        status,
+        serde_json::to_vec(&json!({"error": msg})).unwrap_or_default(),
+    )
+}
+
+pub async fn handle(st: &State, method: &str, path: &str, body: &[u8]) -> Response<Body> {
+    let segs: Vec<&str> = path
+        .trim_end_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .skip(1)
+        .collect();
+    let jbody: Value = if body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(body).unwrap_or(Value::Null)
+    };
+    match (method, segs.as_slice()) {
+        ("GET", ["stats"]) => ok(st.stats.to_json()),
+        ("POST", ["stats", "reset"]) => {
+            st.stats.reset();
+            ok(json!({"ok": true}))
+        }
+        ("GET", ["info"]) => {
+            let db = st.db.read().unwrap_or_else(|e| e.into_inner());
+            ok(json!({
+                "seed": st.opts.seed, "scale": st.opts.scale.to_string(), "plan": st.opts.plan.to_string(),
+                "company_id": db.company.id, "company_domain": db.company.domain,
+                "counts": {
+                    "users": db.users.rows.len(), "deals": db.deals.rows.len(), "persons": db.persons.rows.len(),
+                    "organizations": db.orgs.rows.len(), "activities": db.activities.rows.len(),
+                    "products": db.products.rows.len(), "notes": db.notes.rows.len(), "leads": db.leads.rows.len(),
+                    "deal_products": db.deal_products.rows.len(),
+                }
+            }))
+        }
+        ("GET", ["truth", entity]) => {
+            let now = st.clock.now();
+            let db = st.db.read().unwrap_or_else(|e| e.into_inner());
+            match truth(&db, entity, now) {
+                Some(buf) => json_response(200, buf),
+                None => bad(404, "unknown entity"),
+            }
+        }
+        ("GET", ["clock"]) => {
+            ok(json!({"now": crate::util::rfc3339(st.clock.now()), "now_ms": st.clock.now()}))
+        }
+        ("POST", ["clock", "advance"]) => {
+            let secs = jbody.get("seconds").and_then(Value::as_f64).unwrap_or(0.0);
+            if secs < 0.0 {
+                return bad(400, "the clock only moves forward");
+            }
+            st.clock.advance((secs * 1000.0) as i64);
+            let now = st.clock.now();
+            st.db.write().unwrap_or_else(|e| e.into_inner()).purge(now);
+            ok(json!({"now": crate::util::rfc3339(now)}))
+        }
+        ("GET", ["faults"]) => ok(serde_json::to_value(
+            st.faults.read().map(|f| f.clone()).unwrap_or_default(),
+        )
+        .unwrap_or_default()),
+        ("POST", ["faults"]) => match serde_json::from_slice::<FaultSettings>(body) {
+            Ok(f) => {
+                *st.faults.write().unwrap_or_else(|e| e.into_inner()) = f.clone();
+                st.fault_counter
+                    .store(0, std::sync::atomic::Ordering::Relaxed);
+                ok(serde_json::to_value(f).unwrap_or_default())
+            }
+            Err(e) => bad(400, &e.to_string()),
+        },
+        ("POST", ["budget", "reset"]) => {
+            let remaining = jbody.get("remaining").and_then(Value::as_u64);
+            let now = st.clock.now();
+            st.limiter.reset_budget(now, remaining);
+            let (limit, rem) = st.limiter.budget(now);
+            ok(json!({"limit": limit, "remaining": rem}))
+        }
+        ("GET", ["budget"]) => {
+            let (limit, rem) = st.limiter.budget(st.clock.now());
+            ok(json!({"limit": limit, "remaining": rem}))
+        }
+        ("POST", ["oauth", "authorize"]) => {
+            let mut o = st.oauth.lock().unwrap_or_else(|e| e.into_inner());
+            let code = o.mint(st.opts.seed, "oauth_code", 32);
+            o.codes.insert(code.clone(), st.clock.now());
+            ok(
+                json!({"code": code, "client_id": OAUTH_CLIENT_ID, "redirect_uri": "http://localhost/callback"}),
+            )
+        }
+        ("POST", ["oauth", "refresh_token"]) => {
+            let mut o = st.oauth.lock().unwrap_or_else(|e| e.into_inner());
+            let t = refresh_token_string(&mut o, st);
+            o.refresh.insert(t.clone(), st.clock.now());
+            ok(json!({"refresh_token": t}))
+        }
+        ("POST", ["custom_fields", entity]) => custom_field_admin(st, entity, None, "POST", &jbody),
+        ("PATCH", ["custom_fields", entity, key]) => {
+            custom_field_admin(st, entity, Some(key), "PATCH", &jbody)
+        }
+        ("DELETE", ["custom_fields", entity, key]) => {
+            custom_field_admin(st, entity, Some(key), "DELETE", &jbody)
+        }
+        ("POST", ["archive", entity, id]) | ("POST", ["unarchive", entity, id]) => {
+            let on = segs[0] == "archive";
+            let now = st.clock.now();
+            let mut db = st.db.write().unwrap_or_else(|e| e.into_inner());
+            let found = match *entity {
+                "deals" => id.parse().ok().and_then(|id| {
+                    db.deals.modify(id, |d| {
+                        d.archive_time = on.then_some(now / 1000 * 1000);
+                        d.update_time = now / 1000 * 1000;
+                    })
+                }),
+                "leads" => db.lead_by_uuid.get(*id).copied().and_then(|lid| {
+                    db.leads.modify(lid, |l| {
+                        l.archive_time = on.then_some(now);
+                        l.update_time = now;
+                    })
+                }),
+                _ => None,
+            };
+            match found {
+                Some(()) => ok(json!({"ok": true})),
+                None => bad(404, "not found"),
+            }
+        }
+        _ => bad(404, "unknown admin endpoint"),
+    }
+}
+
+fn refresh_token_string(o: &mut crate::state::OAuth, st: &State) -> String {
+    let company = st.db.read().map(|d| d.company.id).unwrap_or(0);
+    format!(
+        "{}:{}:{}",
+        company,
+        1,
+        o.mint(st.opts.seed, "oauth_refresh", 40)
+    )
+}
+
+fn custom_field_admin(
+    st: &State,
+    entity: &str,
+    key: Option<&str>,
+    method: &str,
+    body: &Value,
+) -> Response<Body> {
+    let Some(e) = FieldEntity::parse(entity) else {
+        return bad(404, "unknown entity");
+    };
+    let e = if e == FieldEntity::Lead {
+        FieldEntity::Deal
+    } else {
+        e
+    };
+    let now = st.clock.now() / 1000 * 1000;
+    let mut db = st.db.write().unwrap_or_else(|e| e.into_inner());
+    match (method, key) {
+        ("POST", None) => {
+            let name = body
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or("New field")
+                .to_string();
+            let ft = body
+                .get("field_type")
+                .and_then(Value::as_str)
+                .unwrap_or("varchar");
+            let Some(t) = CfType::parse(ft) else {
+                return bad(400, "unsupported field_type");
+            };
+            let labels: Vec<String> = body
+                .get("options")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| {
+                            x.as_str()
+                                .map(str::to_string)
+                                .or_else(|| x.get("label")?.as_str().map(str::to_string))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let f = add_field(&mut db, e, name, t, labels, now);
+            ok(
+                json!({"key": f.key, "id": f.id, "name": f.name, "field_type": f.field_type,
+                      "options": f.options.iter().map(|(i, l)| json!({"id": i, "label": l})).collect::<Vec<_>>()}),
+            )
+        }
+        ("PATCH", Some(k)) => {
+            let Some(f) = db
+                .fields
+                .get_mut(&e)
+                .and_then(|v| v.iter_mut().find(|f| f.key == k && f.active))
+            else {
+                return bad(404, "field not found");
+            };
+            if let Some(n) = body.get("name").and_then(Value::as_str) {
+                f.name = n.to_string();
+            }
+            f.update_time = now;
+            ok(json!({"key": f.key, "name": f.name}))
+        }
+        ("DELETE", Some(k)) => {
+            let Some(f) = db
+                .fields
+                .get_mut(&e)
+                .and_then(|v| v.iter_mut().find(|f| f.key == k && f.active))
+            else {
+                return bad(404, "field not found");
+            };
+            f.active = false;
+            f.update_time = now;
+            ok(json!({"key": k, "deleted": true}))
+        }
+        _ => bad(400, "bad request"),
+    }
+}
+
+/// Adds a custom field. New fields start empty on existing records.
+pub fn add_field(
+    db: &mut Db,
+    e: FieldEntity,
+    name: String,
+    t: CfType,
+    labels: Vec<String>,
+    now: i64,
+) -> FieldDef {
+    let id = db.next_field_id;
+    db.next_field_id += 1;
+    let mut r = crate::util::Rng::for_item(db.seed, "new_field", id as u64);
+    let mut options = Vec::new();
+    if matches!(t, CfType::Enum | CfType::Set) {
+        let labels = if labels.is_empty() {
+            vec!["Option 1".to_string(), "Option 2".to_string()]
+        } else {
+            labels
+        };
+        for l in labels {
+            options.push((db.next_option_id, l));
+            db.next_option_id += 1;
+        }
+    }
+    let list = db.fields.entry(e).or_default();
+    let f = FieldDef {
+        id,
+        key: r.hex(40),
+        name,
+        field_type: t.name(),
+        cf: Some(t),
+        options,
+        order_nr: list.len() as u32,
+        add_time: now,
+        update_time: now,
+        active: true,
+        generated: false,
+        mandatory: false,
+        description: String::new(),
+    };
+    list.push(f.clone());
+    f
+}
+
+/// Ground truth: every non-purged record in its canonical list representation, by primary key.
+pub fn truth(db: &Db, entity: &str, now: i64) -> Option<Vec<u8>> {
+    let mut j = J::with_capacity(1 << 16);
+    j.obj().key("records").arr();
+    let o = V2Opts::default();
+    fn alive<T: Rec>(t: &Table<T>, now: i64) -> impl Iterator<Item = &T> {
+        t.rows.iter().filter(move |r| !purged(*r, now))
+    }
+    match entity {
+        "deals" => alive(&db.deals, now).for_each(|r| deal_v2(&mut j, db, r, &o)),
+        "persons" => alive(&db.persons, now).for_each(|r| person_v2(&mut j, db, r, &o)),
+        "organizations" => alive(&db.orgs, now).for_each(|r| org_v2(&mut j, db, r, &o)),
+        "activities" => alive(&db.activities, now).for_each(|r| activity_v2(&mut j, db, r)),
+        "products" => alive(&db.products, now).for_each(|r| product_v2(&mut j, db, r, &o)),
+        "pipelines" => alive(&db.pipelines, now).for_each(|r| pipeline_v2(&mut j, r)),
+        "stages" => alive(&db.stages, now).for_each(|r| stage_v2(&mut j, r)),
+        "deal_products" => alive(&db.deal_products, now).for_each(|r| deal_product_v2(&mut j, r)),
+        "notes" => alive(&db.notes, now).for_each(|r| note_v1(&mut j, db, r, 1)),
+        "leads" => {
+            let mut v: Vec<&Lead> = alive(&db.leads, now).collect();
+            v.sort_by(|a, b| a.uuid.cmp(&b.uuid));
+            v.into_iter().for_each(|r| lead_v1(&mut j, db, r));
+        }
+        "users" => db.users.rows.iter().for_each(|u| user_v1(&mut j, u, 1)),
+        "activity_types" => db
+            .simple
+            .activity_types
+            .iter()
+            .for_each(|r| activity_type_v1(&mut j, r)),
+        "currencies" => db
+            .simple
+            .currencies
+            .iter()
+            .for_each(|r| currency_v1(&mut j, r)),
+        "filters" => db.simple.filters.iter().for_each(|r| filter_v1(&mut j, r)),
+        "lead_labels" => {
+            let mut v: Vec<&LeadLabel> = db.simple.lead_labels.iter().collect();
+            v.sort_by(|a, b| a.id.cmp(&b.id));
+            v.into_iter().for_each(|r| lead_label_v1(&mut j, r));
+        }
+        "lead_sources" => crate::seed::LEAD_SOURCES.iter().for_each(|s| {
+            j.obj().ks("name", s).end_obj();
+        }),
+        "deal_fields"
+        | "person_fields"
+        | "organization_fields"
+        | "product_fields"
+        | "activity_fields"
+        | "project_fields" => {
+            let e = FieldEntity::parse(entity)?;
+            let mut v: Vec<&FieldDef> = db.fields(e).iter().filter(|f| f.active).collect();
+            let code = |f: &FieldDef| {
+                if f.is_custom() {
+                    f.key.clone()
+                } else {
+                    crate::fields::v2_code(e, &f.key).to_string()
+                }
+            };
+            v.sort_by_key(|f| code(f));
+            v.into_iter().for_each(|f| v2_field(&mut j, e, f, &[]));
+        }
+        "lead_fields" | "note_fields" => {
+            let e = FieldEntity::parse(entity)?;
+            let mut v: Vec<FieldDef> = db.fields(e).iter().filter(|f| f.active).cloned().collect();
+            if e == FieldEntity::Lead {
+                v.extend(db.custom_fields(FieldEntity::Lead).cloned());
+            }
+            v.sort_by_key(|f| f.id);
+            v.iter().for_each(|f| v1_field(&mut j, e, f));
+        }
+        "deal_followers" => alive(&db.deals, now).for_each(|d| {
+            for (u, t) in followers(d) {
+                j.obj()
+                    .ki("deal_id", d.id as i64)
+                    .ki("user_id", u as i64)
+                    .ks("add_time", &crate::util::rfc3339(t))
+                    .end_obj();
+            }
+        }),
+        "deal_installments" => alive(&db.deals, now).for_each(|d| {
+            for (id, a, day, desc) in installments(d) {
+                j.obj()
+                    .ki("id", id as i64)
+                    .kf("amount", a)
+                    .ks("billing_date", &crate::util::date(day));
+                j.ks("description", desc)
+                    .ki("deal_id", d.id as i64)
+                    .end_obj();
+            }
+        }),
+        "deal_flow" => alive(&db.deals, now).for_each(|d| {
+            let mut items = crate::api::flow_items(db, d.id);
+            items.sort_by_key(|f| f.id);
+            for f in items {
+                j.obj()
+                    .ki("id", f.id as i64)
+                    .ki("item_id", d.id as i64)
+                    .ki("user_id", f.user_id as i64);
+                j.ks("field_key", &f.field)
+                    .kos("old_value", f.old.as_deref())
+                    .kos("new_value", f.new.as_deref());
+                j.ks("log_time", &crate::util::v1ts(f.time)).end_obj();
+            }
+        }),
+        _ => return None,
+    }
+    j.end_arr().end_obj();
+    Some(j.buf)
+}
+
+fn oauth_err(status: u16, msg: &str) -> (u16, Vec<u8>) {
+    let r: Resp = err(status, msg);
+    (r.status, r.body)
+}
+
+/// `POST /oauth/token`: authorization_code and refresh_token grants.
+pub fn oauth_token(st: &State, method: &str, headers: &HeaderMap, body: &[u8]) -> (u16, Vec<u8>) {
+    if method != "POST" {
+        return oauth_err(405, "Method not allowed");
+    }
+    let basic = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|a| a.strip_prefix("Basic "))
+        .and_then(|b| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b.trim())
+                .ok()
+        })
+        .and_then(|b| String::from_utf8(b).ok());
+    let form: Vec<(String, String)> = url::form_urlencoded::parse(body)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let get = |k: &str| form.iter().find(|(a, _)| a == k).map(|(_, v)| v.as_str());
+    let (cid, csec) = match basic.as_deref().and_then(|b| b.split_once(':')) {
+        Some((a, b)) => (a.to_string(), b.to_string()),
+        None => (
+            get("client_id").unwrap_or("").to_string(),
+            get("client_secret").unwrap_or("").to_string(),
+        ),
+    };
+    if cid != OAUTH_CLIENT_ID || csec != OAUTH_CLIENT_SECRET {
+        return oauth_err(401, "Invalid client: client is invalid");
+    }
+    let now = st.clock.now();
+    let mut o = st.oauth.lock().unwrap_or_else(|e| e.into_inner());
+    match get("grant_type") {
+        Some("authorization_code") => {
+            let code = get("code").unwrap_or("");
+            match o.codes.remove(code) {
+                Some(t) if now - t < 10 * 60_000 => {}
+                _ => return oauth_err(400, "Invalid grant: authorization code is invalid"),
+            }
+        }
+        Some("refresh_token") => {
+            let rt = get("refresh_token").unwrap_or("");
+            // Rotation: the used refresh token is invalidated immediately.
+            match o.refresh.remove(rt) {
+                Some(last) if now - last < REFRESH_TTL_MS => {}
+                _ => return oauth_err(400, "Invalid grant: refresh_token is invalid"),
+            }
+        }
+        Some(_) | None => return oauth_err(400, "Unsupported grant type"),
+    }
+    let access = format!("v1u:{}", o.mint(st.opts.seed, "oauth_access", 48));
+    let refresh = refresh_token_string(&mut o, st);
+    o.access.insert(access.clone(), now + ACCESS_TTL_MS);
+    o.refresh.insert(refresh.clone(), now);
+    let v = json!({
+        "access_token": access,
+        "token_type": "Bearer",
+        "refresh_token": refresh,
+        "scope": "base,deals:full,contacts:full,activities:full,products:full,leads:full,users:read,recents:read,admin",
+        "expires_in": ACCESS_TTL_MS / 1000,
+        "api_domain": st.url,
+    });
+    (200, serde_json::to_vec(&v).unwrap_or_default())
+}

@@ -1,0 +1,1271 @@
+//! Read endpoints of the v1 and v2 APIs.
+
+use crate::json::J;
+use crate::list::*;
+use crate::model::*;
+use crate::render::*;
+use crate::seed::deal_events;
+use crate::state::State;
+use crate::util::{Ms, iso_ms, parse_iso, parse_rfc3339_strict, parse_v1, rfc3339, v1ts};
+use std::collections::HashSet;
+
+pub struct Resp {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+pub const ERROR_INFO: &str = "Please check developers.pipedrive.com";
+
+pub fn err(status: u16, msg: &str) -> Resp {
+    let mut j = J::default();
+    j.obj()
+        .kb("success", false)
+        .ks("error", msg)
+        .ks("error_info", ERROR_INFO);
+    j.knull("data").knull("additional_data").end_obj();
+    Resp {
+        status,
+        body: j.buf,
+    }
+}
+
+/// v2 request validation error (400).
+pub fn v2_invalid(msg: &str) -> Resp {
+    let mut j = J::default();
+    j.obj()
+        .kb("success", false)
+        .ks("error", &format!("Validation failed: {msg}"));
+    j.ks("code", "ERR_SCHEMA_VALIDATION_FAILED")
+        .ks("error_info", ERROR_INFO);
+    j.knull("data").knull("additional_data").end_obj();
+    Resp {
+        status: 400,
+        body: j.buf,
+    }
+}
+
+pub fn not_found(ver: u8, what: &str) -> Resp {
+    let _ = ver;
+    err(404, &format!("{what} not found"))
+}
+
+pub fn unknown_route() -> Resp {
+    err(404, "Unknown method .")
+}
+
+pub fn ok_data(f: impl FnOnce(&mut J)) -> Resp {
+    let mut j = J::with_capacity(1024);
+    j.obj().kb("success", true).key("data");
+    f(&mut j);
+    j.end_obj();
+    Resp {
+        status: 200,
+        body: j.buf,
+    }
+}
+
+pub struct Ctx<'a> {
+    pub st: &'a State,
+    pub now: Ms,
+    pub q: &'a crate::list::Query,
+    /// The authenticated user (the token owner).
+    pub me: u64,
+}
+
+fn parse_limit(c: &Ctx, ver: u8, max: usize) -> Result<usize, Resp> {
+    match c.q.val("limit") {
+        None => Ok(100.min(max)),
+        Some(s) => match s.parse::<i64>() {
+            Ok(n) if n >= 1 && n as usize <= max => Ok(n as usize),
+            Ok(n) if n > max as i64 => Err(if ver == 2 {
+                v2_invalid(&format!(
+                    "limit: Number must be less than or equal to {max}"
+                ))
+            } else {
+                err(400, &format!("Limit must be {max} or less"))
+            }),
+            _ => Err(if ver == 2 {
+                v2_invalid("limit: Expected a positive integer")
+            } else {
+                err(400, "Invalid limit")
+            }),
+        },
+    }
+}
+
+fn parse_id(s: &str) -> Option<u64> {
+    s.parse().ok()
+}
+
+fn csv_ids(c: &Ctx, k: &str) -> Result<Option<HashSet<u64>>, Resp> {
+    let v = c.q.csv(k);
+    if v.is_empty() {
+        return Ok(None);
+    }
+    if v.len() > 100 {
+        return Err(v2_invalid(&format!(
+            "{k}: Array must contain at most 100 element(s)"
+        )));
+    }
+    v.iter()
+        .map(|s| {
+            s.parse::<u64>()
+                .map_err(|_| v2_invalid(&format!("{k}: Expected number")))
+        })
+        .collect::<Result<HashSet<_>, _>>()
+        .map(Some)
+}
+
+fn opt_id(c: &Ctx, k: &str) -> Result<Option<u64>, Resp> {
+    match c.q.val(k) {
+        None => Ok(None),
+        Some(s) => s
+            .parse()
+            .map(Some)
+            .map_err(|_| v2_invalid(&format!("{k}: Expected number, received string"))),
+    }
+}
+
+/// Shared v2 list parameters.
+struct V2Params {
+    sort: SortBy,
+    desc: bool,
+    after: Option<Pos>,
+    limit: usize,
+    window: Window,
+    ids: Option<HashSet<u64>>,
+}
+
+fn v2_params(c: &Ctx, sorts: &[SortBy], window_ok: (bool, bool)) -> Result<V2Params, Resp> {
+    let limit = parse_limit(c, 2, 500)?;
+    let sort = match c.q.val("sort_by") {
+        None => SortBy::Id,
+        Some(s) => match SortBy::parse(s).filter(|x| sorts.contains(x)) {
+            Some(x) => x,
+            None => {
+                let opts: Vec<_> = sorts.iter().map(|s| format!("'{}'", s.name())).collect();
+                return Err(v2_invalid(&format!(
+                    "sort_by: Invalid enum value. Expected {}, received '{s}'",
+                    opts.join(" | ")
+                )));
+            }
+        },
+    };
+    let desc = match c.q.val("sort_direction") {
+        None | Some("asc") => false,
+        Some("desc") => true,
+        Some(s) => {
+            return Err(v2_invalid(&format!(
+                "sort_direction: Invalid enum value. Expected 'asc' | 'desc', received '{s}'"
+            )));
+        }
+    };
+    let mut window = Window {
+        since: None,
+        until: None,
+    };
+    for (k, ok, slot) in [
+        ("updated_since", window_ok.0, 0),
+        ("updated_until", window_ok.1, 1),
+    ] {
+        if let Some(v) = c.q.get(k) {
+            if !ok {
+                return Err(v2_invalid(&format!("Unrecognized key(s) in object: '{k}'")));
+            }
+            let Some(t) = parse_rfc3339_strict(v) else {
+                return Err(v2_invalid(&format!(
+                    "{k}: Invalid datetime. Expected RFC3339 format without fractional seconds, e.g. 2025-01-01T10:20:00Z"
+                )));
+            };
+            if slot == 0 {
+                window.since = Some(t);
+            } else {
+                window.until = Some(t);
+            }
+        }
+    }
+    let after = match c.q.val("cursor") {
+        None => None,
+        Some(s) => match decode_cursor(s, sort, desc) {
+            Some(p) => Some(p),
+            None => return Err(v2_invalid("cursor: Invalid cursor")),
+        },
+    };
+    let ids = csv_ids(c, "ids")?;
+    Ok(V2Params {
+        sort,
+        desc,
+        after,
+        limit,
+        window,
+        ids,
+    })
+}
+
+fn v2_opts(c: &Ctx) -> V2Opts {
+    V2Opts {
+        cf_keys: {
+            let v = c.q.csv("custom_fields");
+            (!v.is_empty()).then_some(v)
+        },
+        option_labels: c.q.flag("include_option_labels"),
+        include_fields: c.q.csv("include_fields"),
+    }
+}
+
+/// Renders a v2 list envelope.
+pub fn v2_envelope<T>(
+    rows: &[&T],
+    next: Option<String>,
+    mut render: impl FnMut(&mut J, &T),
+) -> Resp {
+    let mut j = J::with_capacity(512 + rows.len() * 900);
+    j.obj().kb("success", true).key("data").arr();
+    for r in rows {
+        render(&mut j, r);
+    }
+    j.end_arr();
+    j.key("additional_data")
+        .obj()
+        .kos("next_cursor", next.as_deref())
+        .end_obj();
+    j.end_obj();
+    Resp {
+        status: 200,
+        body: j.buf,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn v2_list<T: Rec>(
+    c: &Ctx,
+    t: &Table<T>,
+    sorts: &[SortBy],
+    window_ok: (bool, bool),
+    keep: &dyn Fn(&T) -> bool,
+    due: &dyn Fn(&T) -> i64,
+    render: &dyn Fn(&mut J, &T),
+) -> Resp {
+    let p = match v2_params(c, sorts, window_ok) {
+        Ok(p) => p,
+        Err(e) => return e,
+    };
+    let now = c.now;
+    let ids = p.ids.as_ref();
+    let k = |r: &T| !purged(r, now) && ids.is_none_or(|s| s.contains(&r.id())) && keep(r);
+    let page = v2_page(t, p.sort, p.desc, p.after, p.limit, &p.window, &k, due);
+    let next = page.next.map(|pos| encode_cursor(p.sort, p.desc, pos));
+    v2_envelope(&page.rows, next, |j, r| render(j, r))
+}
+
+/// A v2 list over a small derived vector, paged by index.
+fn v2_small<T>(c: &Ctx, items: &[T], render: &dyn Fn(&mut J, &T)) -> Resp {
+    let limit = match parse_limit(c, 2, 500) {
+        Ok(l) => l,
+        Err(e) => return e,
+    };
+    let start = match c.q.val("cursor") {
+        None => 0,
+        Some(s) => match decode_cursor(s, SortBy::Id, false) {
+            Some(p) => p.id as usize,
+            None => return v2_invalid("cursor: Invalid cursor"),
+        },
+    };
+    let end = (start + limit).min(items.len());
+    let rows: Vec<&T> = items
+        .get(start.min(items.len())..end)
+        .unwrap_or(&[])
+        .iter()
+        .collect();
+    let next = (end < items.len()).then(|| {
+        encode_cursor(
+            SortBy::Id,
+            false,
+            Pos {
+                value: end as i64,
+                id: end as u64,
+            },
+        )
+    });
+    v2_envelope(&rows, next, |j, r| render(j, r))
+}
+
+pub fn v1_envelope<T>(
+    rows: &[&T],
+    start: usize,
+    limit: usize,
+    more: bool,
+    null_when_empty: bool,
+    mut render: impl FnMut(&mut J, &T),
+    extra: impl FnOnce(&mut J),
+) -> Resp {
+    let mut j = J::with_capacity(512 + rows.len() * 900);
+    j.obj().kb("success", true).key("data");
+    if rows.is_empty() && null_when_empty {
+        j.null();
+    } else {
+        j.arr();
+        for r in rows {
+            render(&mut j, r);
+        }
+        j.end_arr();
+    }
+    j.key("additional_data").obj();
+    extra(&mut j);
+    j.key("pagination").obj();
+    j.ki("start", start as i64)
+        .ki("limit", limit as i64)
+        .kb("more_items_in_collection", more);
+    if more {
+        j.ki("next_start", (start + rows.len()) as i64);
+    }
+    j.end_obj().end_obj().end_obj();
+    Resp {
+        status: 200,
+        body: j.buf,
+    }
+}
+
+fn v1_start(c: &Ctx) -> Result<usize, Resp> {
+    match c.q.val("start") {
+        None => Ok(0),
+        Some(s) => s.parse().map_err(|_| err(400, "Invalid start")),
+    }
+}
+
+fn v1_list<T: Rec>(
+    c: &Ctx,
+    t: &Table<T>,
+    max: usize,
+    null_when_empty: bool,
+    keep: &dyn Fn(&T) -> bool,
+    render: &dyn Fn(&mut J, &T),
+) -> Resp {
+    let limit = match parse_limit(c, 1, max) {
+        Ok(l) => l,
+        Err(e) => return e,
+    };
+    let start = match v1_start(c) {
+        Ok(s) => s,
+        Err(e) => return e,
+    };
+    let (sort, desc) = parse_v1_sort(c.q.val("sort"));
+    let now = c.now;
+    let k = |r: &T| !purged(r, now) && keep(r);
+    let (rows, more) = v1_page(t, sort, desc, start, limit, &k);
+    v1_envelope(
+        &rows,
+        start,
+        limit,
+        more,
+        null_when_empty,
+        |j, r| render(j, r),
+        |_| {},
+    )
+}
+
+/// A v1 offset list over a small derived vector.
+fn v1_small<T>(c: &Ctx, items: &[T], max: usize, render: &dyn Fn(&mut J, &T)) -> Resp {
+    let limit = match parse_limit(c, 1, max) {
+        Ok(l) => l,
+        Err(e) => return e,
+    };
+    let start = match v1_start(c) {
+        Ok(s) => s,
+        Err(e) => return e,
+    };
+    let end = (start + limit).min(items.len());
+    let rows: Vec<&T> = items
+        .get(start.min(items.len())..end)
+        .unwrap_or(&[])
+        .iter()
+        .collect();
+    v1_envelope(
+        &rows,
+        start,
+        limit,
+        end < items.len(),
+        true,
+        |j, r| render(j, r),
+        |_| {},
+    )
+}
+
+/// Plain `{"success":true,"data":[...]}` (unpaginated v1 lists).
+fn v1_all<T>(items: &[T], render: impl Fn(&mut J, &T)) -> Resp {
+    ok_data(|j| {
+        j.arr();
+        for x in items {
+            render(j, x);
+        }
+        j.end_arr();
+    })
+}
+
+const V2_SORTS: &[SortBy] = &[SortBy::Id, SortBy::Update, SortBy::Add];
+
+fn no_due<T>(_: &T) -> i64 {
+    0
+}
+
+/// Deal `status` filter: the statuses asked for, default all not deleted.
+fn deal_status_filter(c: &Ctx) -> Result<(HashSet<&'static str>, bool), Resp> {
+    let v = c.q.csv("status");
+    if v.is_empty() {
+        return Ok((["open", "won", "lost"].into_iter().collect(), false));
+    }
+    let mut set = HashSet::new();
+    for s in &v {
+        match s.as_str() {
+            "open" => set.insert("open"),
+            "won" => set.insert("won"),
+            "lost" => set.insert("lost"),
+            "deleted" => set.insert("deleted"),
+            _ => {
+                return Err(v2_invalid(&format!(
+                    "status: Invalid enum value. Expected 'open' | 'won' | 'lost' | 'deleted', received '{s}'"
+                )));
+            }
+        };
+    }
+    let del = set.contains("deleted");
+    Ok((set, del))
+}
+
+fn deal_keep<'a>(c: &'a Ctx, archived: bool) -> Result<impl Fn(&Deal) -> bool + 'a, Resp> {
+    let (statuses, _) = deal_status_filter(c)?;
+    let owner = opt_id(c, "owner_id")?;
+    let person = opt_id(c, "person_id")?;
+    let org = opt_id(c, "org_id")?;
+    let pipeline = opt_id(c, "pipeline_id")?;
+    let stage = opt_id(c, "stage_id")?;
+    Ok(move |d: &Deal| {
+        let st = if d.deleted_time.is_some() {
+            "deleted"
+        } else {
+            d.status.name()
+        };
+        statuses.contains(st)
+            && d.archive_time.is_some() == archived
+            && owner.is_none_or(|x| d.owner_id == x)
+            && person.is_none_or(|x| d.person_id == Some(x))
+            && org.is_none_or(|x| d.org_id == Some(x))
+            && pipeline.is_none_or(|x| d.pipeline_id == x)
+            && stage.is_none_or(|x| d.stage_id == x)
+    })
+}
+
+pub fn get_v2(c: &Ctx, db: &Db, segs: &[&str]) -> Resp {
+    let o = v2_opts(c);
+    let alive = |del: Option<Ms>| del.is_none();
+    match segs {
+        ["deals"] | ["deals", "archived"] => {
+            let keep = match deal_keep(c, segs.len() == 2) {
+                Ok(k) => k,
+                Err(e) => return e,
+            };
+            v2_list(
+                c,
+                &db.deals,
+                V2_SORTS,
+                (true, true),
+                &keep,
+                &no_due,
+                &|j, d| deal_v2(j, db, d, &o),
+            )
+        }
+        ["deals", "products"] => {
+            let ids = match csv_ids(c, "deal_ids") {
+                Ok(Some(ids)) => ids,
+                Ok(None) => return v2_invalid("deal_ids: Required"),
+                Err(e) => return e,
+            };
+            let keep = |p: &DealProduct| ids.contains(&p.deal_id) && p.deleted_time.is_none();
+            v2_list(
+                c,
+                &db.deal_products,
+                V2_SORTS,
+                (false, false),
+                &keep,
+                &no_due,
+                &|j, p| deal_product_v2(j, p),
+            )
+        }
+        ["deals", "installments"] => {
+            let ids = match csv_ids(c, "deal_ids") {
+                Ok(Some(ids)) => ids,
+                Ok(None) => return v2_invalid("deal_ids: Required"),
+                Err(e) => return e,
+            };
+            let mut sorted: Vec<u64> = ids.into_iter().collect();
+            sorted.sort();
+            let items: Vec<(u64, f64, i32, &str, u64)> = sorted
+                .iter()
+                .filter_map(|id| db.deals.get(*id))
+                .filter(|d| !purged(*d, c.now))
+                .flat_map(|d| {
+                    installments(d)
+                        .into_iter()
+                        .map(move |(i, a, b, s)| (i, a, b, s, d.id))
+                })
+                .collect();
+            v2_small(c, &items, &|j, (id, amount, day, desc, deal)| {
+                j.obj()
+                    .ki("id", *id as i64)
+                    .kf("amount", *amount)
+                    .ks("billing_date", &crate::util::date(*day))
+                    .ks("description", desc)
+                    .ki("deal_id", *deal as i64)
+                    .end_obj();
+            })
+        }
+        ["deals", id] => by_id(&db.deals, id, c.now, "Deal", |j, d| deal_v2(j, db, d, &o)),
+        ["deals", id, "products"] => {
+            let Some(deal) = parse_id(id).and_then(|id| db.deals.get(id)) else {
+                return not_found(2, "Deal");
+            };
+            let did = deal.id;
+            let keep = move |p: &DealProduct| p.deal_id == did && p.deleted_time.is_none();
+            v2_list(
+                c,
+                &db.deal_products,
+                V2_SORTS,
+                (false, false),
+                &keep,
+                &no_due,
+                &|j, p| deal_product_v2(j, p),
+            )
+        }
+        ["deals", id, "followers"] => {
+            let Some(deal) = parse_id(id)
+                .and_then(|id| db.deals.get(id))
+                .filter(|d| !purged(*d, c.now))
+            else {
+                return not_found(2, "Deal");
+            };
+            let items = followers(deal);
+            v2_small(c, &items, &|j, (u, t)| {
+                j.obj()
+                    .ki("user_id", *u as i64)
+                    .ks("add_time", &rfc3339(*t))
+                    .end_obj();
+            })
+        }
+        ["persons"] => {
+            let owner = opt_id(c, "owner_id");
+            let org = opt_id(c, "org_id");
+            let (Ok(owner), Ok(org)) = (owner, org) else {
+                return v2_invalid("Expected number");
+            };
+            let keep = |p: &Person| {
+                alive(p.deleted_time)
+                    && owner.is_none_or(|x| p.owner_id == x)
+                    && org.is_none_or(|x| p.org_id == Some(x))
+            };
+            v2_list(
+                c,
+                &db.persons,
+                V2_SORTS,
+                (true, true),
+                &keep,
+                &no_due,
+                &|j, p| person_v2(j, db, p, &o),
+            )
+        }
+        ["persons", id] => by_id(&db.persons, id, c.now, "Person", |j, p| {
+            person_v2(j, db, p, &o)
+        }),
+        ["organizations"] => {
+            let Ok(owner) = opt_id(c, "owner_id") else {
+                return v2_invalid("owner_id: Expected number");
+            };
+            let keep = |p: &Org| alive(p.deleted_time) && owner.is_none_or(|x| p.owner_id == x);
+            v2_list(
+                c,
+                &db.orgs,
+                V2_SORTS,
+                (true, true),
+                &keep,
+                &no_due,
+                &|j, p| org_v2(j, db, p, &o),
+            )
+        }
+        ["organizations", id] => by_id(&db.orgs, id, c.now, "Organization", |j, p| {
+            org_v2(j, db, p, &o)
+        }),
+        ["activities"] => {
+            let parsed = (|| -> Result<_, Resp> {
+                Ok((
+                    opt_id(c, "owner_id")?,
+                    opt_id(c, "deal_id")?,
+                    opt_id(c, "person_id")?,
+                    opt_id(c, "org_id")?,
+                ))
+            })();
+            let Ok((owner, deal, person, org)) = parsed else {
+                return v2_invalid("Expected number");
+            };
+            let lead = c.q.val("lead_id");
+            let done = c.q.val("done").map(|v| v == "true" || v == "1");
+            let keep = |a: &Activity| {
+                alive(a.deleted_time)
+                    && owner.is_none_or(|x| a.owner_id == x)
+                    && deal.is_none_or(|x| a.deal_id == Some(x))
+                    && person.is_none_or(|x| a.person_id == Some(x))
+                    && org.is_none_or(|x| a.org_id == Some(x))
+                    && lead.is_none_or(|x| a.lead_id.as_deref() == Some(x))
+                    && done.is_none_or(|x| a.done == x)
+            };
+            let due = |a: &Activity| a.due_date.map(|d| d as i64).unwrap_or(i64::MIN);
+            let sorts = [SortBy::Id, SortBy::Update, SortBy::Add, SortBy::Due];
+            v2_list(
+                c,
+                &db.activities,
+                &sorts,
+                (true, true),
+                &keep,
+                &due,
+                &|j, a| activity_v2(j, db, a),
+            )
+        }
+        ["activities", id] => by_id(&db.activities, id, c.now, "Activity", |j, a| {
+            activity_v2(j, db, a)
+        }),
+        ["products"] => {
+            let Ok(owner) = opt_id(c, "owner_id") else {
+                return v2_invalid("owner_id: Expected number");
+            };
+            let keep = |p: &Product| alive(p.deleted_time) && owner.is_none_or(|x| p.owner_id == x);
+            v2_list(
+                c,
+                &db.products,
+                V2_SORTS,
+                (true, false),
+                &keep,
+                &no_due,
+                &|j, p| product_v2(j, db, p, &o),
+            )
+        }
+        ["products", id] => by_id(&db.products, id, c.now, "Product", |j, p| {
+            product_v2(j, db, p, &o)
+        }),
+        ["pipelines"] => {
+            let keep = |p: &Pipeline| alive(p.deleted_time);
+            v2_list(
+                c,
+                &db.pipelines,
+                V2_SORTS,
+                (false, false),
+                &keep,
+                &no_due,
+                &|j, p| pipeline_v2(j, p),
+            )
+        }
+        ["pipelines", id] => by_id(&db.pipelines, id, c.now, "Pipeline", pipeline_v2),
+        ["stages"] => {
+            let Ok(pipe) = opt_id(c, "pipeline_id") else {
+                return v2_invalid("pipeline_id: Expected number");
+            };
+            let keep = |s: &Stage| alive(s.deleted_time) && pipe.is_none_or(|x| s.pipeline_id == x);
+            v2_list(
+                c,
+                &db.stages,
+                V2_SORTS,
+                (false, false),
+                &keep,
+                &no_due,
+                &|j, s| stage_v2(j, s),
+            )
+        }
+        ["stages", id] => by_id(&db.stages, id, c.now, "Stage", stage_v2),
+        [fields] | [fields, _] if fields.ends_with("Fields") => {
+            let Some(e) = FieldEntity::parse(fields)
+                .filter(|e| !matches!(e, FieldEntity::Lead | FieldEntity::Note))
+            else {
+                return unknown_route();
+            };
+            let inc = c.q.csv("include_fields");
+            let list: Vec<&FieldDef> = db.fields(e).iter().filter(|f| f.active).collect();
+            if let [_, code] = segs {
+                return match list.iter().find(|f| {
+                    (if f.is_custom() {
+                        f.key.as_str()
+                    } else {
+                        crate::fields::v2_code(e, &f.key)
+                    }) == *code
+                }) {
+                    Some(f) => ok_data(|j| v2_field(j, e, f, &inc)),
+                    None => not_found(2, "Field"),
+                };
+            }
+            v2_small(c, &list, &|j, f| v2_field(j, e, f, &inc))
+        }
+        _ => unknown_route(),
+    }
+}
+
+fn by_id<T: Rec>(t: &Table<T>, id: &str, now: Ms, what: &str, render: impl Fn(&mut J, &T)) -> Resp {
+    match parse_id(id)
+        .and_then(|id| t.get(id))
+        .filter(|r| !purged(*r, now))
+    {
+        Some(r) => ok_data(|j| render(j, r)),
+        None => not_found(2, what),
+    }
+}
+
+pub fn get_v1(c: &Ctx, db: &Db, segs: &[&str]) -> Resp {
+    let now = c.now;
+    match segs {
+        ["users"] => v1_all(&db.users.rows, |j, u| user_v1(j, u, c.me)),
+        ["users", "me"] => match db.users.get(c.me) {
+            Some(u) => ok_data(|j| {
+                j.obj();
+                user_v1_fields(j, u, c.me);
+                j.ki("company_id", db.company.id as i64);
+                j.ks("company_name", &db.company.name);
+                j.ks("company_domain", &db.company.domain);
+                j.ks("company_country", "EE");
+                j.ks("company_industry", "IT Services");
+                j.key("language")
+                    .obj()
+                    .ks("language_code", "en")
+                    .ks("country_code", "US")
+                    .end_obj();
+                j.end_obj();
+            }),
+            None => err(401, "unauthorized access"),
+        },
+        ["users", id] => match parse_id(id).and_then(|id| db.users.get(id)) {
+            Some(u) => ok_data(|j| user_v1(j, u, c.me)),
+            None => err(404, "User not found or not accessible."),
+        },
+        ["notes"] => {
+            let f = |k: &str| c.q.val(k).and_then(parse_id);
+            let (user, deal, person, org) =
+                (f("user_id"), f("deal_id"), f("person_id"), f("org_id"));
+            let lead = c.q.val("lead_id");
+            let since = match c.q.val("updated_since") {
+                None => None,
+                Some(s) => match parse_v1(s).or_else(|| parse_iso(s)) {
+                    Some(t) => Some(t),
+                    None => return err(400, "Invalid updated_since"),
+                },
+            };
+            let start_date = c.q.val("start_date").and_then(crate::util::parse_date);
+            let end_date = c.q.val("end_date").and_then(crate::util::parse_date);
+            let keep = |n: &Note| {
+                n.deleted_time.is_none()
+                    && user.is_none_or(|x| n.user_id == x)
+                    && deal.is_none_or(|x| n.deal_id == Some(x))
+                    && person.is_none_or(|x| n.person_id == Some(x))
+                    && org.is_none_or(|x| n.org_id == Some(x))
+                    && lead.is_none_or(|x| n.lead_id.as_deref() == Some(x))
+                    && since.is_none_or(|s| n.update_time >= s)
+                    && start_date.is_none_or(|d| crate::util::days_of(n.add_time) >= d)
+                    && end_date.is_none_or(|d| crate::util::days_of(n.add_time) <= d)
+            };
+            v1_list(c, &db.notes, 500, true, &keep, &|j, n| {
+                note_v1(j, db, n, c.me)
+            })
+        }
+        ["notes", id] => match parse_id(id)
+            .and_then(|id| db.notes.get(id))
+            .filter(|n| n.deleted_time.is_none())
+        {
+            Some(n) => ok_data(|j| note_v1(j, db, n, c.me)),
+            None => err(404, "Note not found"),
+        },
+        ["leads"] | ["leads", "archived"] => {
+            let archived = segs.len() == 2;
+            let f = |k: &str| c.q.val(k).and_then(parse_id);
+            let (owner, person, org) = (f("owner_id"), f("person_id"), f("organization_id"));
+            let since = match c.q.val("updated_since").filter(|_| !archived) {
+                None => None,
+                Some(s) => match parse_iso(s) {
+                    Some(t) => Some(t),
+                    None => return err(400, "Invalid updated_since"),
+                },
+            };
+            let keep = |l: &Lead| {
+                l.archive_time.is_some() == archived
+                    && owner.is_none_or(|x| l.owner_id == x)
+                    && person.is_none_or(|x| l.person_id == Some(x))
+                    && org.is_none_or(|x| l.org_id == Some(x))
+                    && since.is_none_or(|s| l.update_time >= s)
+            };
+            v1_list(c, &db.leads, 500, false, &keep, &|j, l| lead_v1(j, db, l))
+        }
+        ["leads", id] => match db.lead_by_uuid.get(*id).and_then(|i| db.leads.get(*i)) {
+            Some(l) => ok_data(|j| lead_v1(j, db, l)),
+            None => {
+                let mut j = J::default();
+                j.obj()
+                    .kb("success", false)
+                    .ks("error", "requested lead not found");
+                j.ks("error_info", "Object was not found.")
+                    .knull("data")
+                    .knull("additional_data")
+                    .end_obj();
+                Resp {
+                    status: 404,
+                    body: j.buf,
+                }
+            }
+        },
+        ["leadLabels"] => v1_all(&db.simple.lead_labels, lead_label_v1),
+        ["leadSources"] => v1_all(crate::seed::LEAD_SOURCES, |j, s| {
+            j.obj().ks("name", s).end_obj();
+        }),
+        ["activityTypes"] => v1_all(&db.simple.activity_types, activity_type_v1),
+        ["currencies"] => {
+            let term = c.q.val("term").map(|t| t.to_lowercase());
+            let v: Vec<&Currency> = db
+                .simple
+                .currencies
+                .iter()
+                .filter(|x| {
+                    term.as_ref().is_none_or(|t| {
+                        x.code.to_lowercase().contains(t) || x.name.to_lowercase().contains(t)
+                    })
+                })
+                .collect();
+            v1_all(&v, |j, x| currency_v1(j, x))
+        }
+        ["filters"] => {
+            let ty = c.q.val("type");
+            let v: Vec<&Filter> = db
+                .simple
+                .filters
+                .iter()
+                .filter(|f| ty.is_none_or(|t| f.kind == t))
+                .collect();
+            v1_all(&v, |j, f| filter_v1(j, f))
+        }
+        ["filters", id] => {
+            match parse_id(id).and_then(|id| db.simple.filters.iter().find(|f| f.id == id)) {
+                Some(f) => ok_data(|j| filter_v1(j, f)),
+                None => err(404, "Filter not found"),
+            }
+        }
+        [fields] if fields.ends_with("Fields") => {
+            let Some(e) = FieldEntity::parse(fields).filter(|e| *e != FieldEntity::Project) else {
+                return unknown_route();
+            };
+            let mut list: Vec<FieldDef> =
+                db.fields(e).iter().filter(|f| f.active).cloned().collect();
+            if e == FieldEntity::Lead {
+                list.extend(db.custom_fields(FieldEntity::Lead).cloned());
+            }
+            v1_small(c, &list, 500, &|j, f| v1_field(j, e, f))
+        }
+        ["files"] => v1_small::<u8>(c, &[], 100, &|_, _| {}),
+        ["recents"] => recents(c, db),
+        ["deals", id, "flow"] => deal_flow(c, db, id),
+        ["deals", id, "participants"] => {
+            let Some(d) = parse_id(id)
+                .and_then(|id| db.deals.get(id))
+                .filter(|d| !purged(*d, now))
+            else {
+                return not_found(1, "Deal");
+            };
+            let items: Vec<&Person> = d
+                .person_id
+                .and_then(|p| db.persons.get(p))
+                .into_iter()
+                .collect();
+            v1_small(c, &items, 500, &|j, p| participant_v1(j, db, d, p))
+        }
+        ["deals", id, "followers"] => {
+            let Some(d) = parse_id(id)
+                .and_then(|id| db.deals.get(id))
+                .filter(|d| !purged(*d, now))
+            else {
+                return not_found(1, "Deal");
+            };
+            let items = followers(d);
+            v1_small(c, &items, 500, &|j, (u, t)| {
+                j.obj()
+                    .ki("id", (d.id * 100 + *u) as i64)
+                    .ki("user_id", *u as i64);
+                j.ki("deal_id", d.id as i64)
+                    .ks("add_time", &v1ts(*t))
+                    .end_obj();
+            })
+        }
+        // Deprecated v1 entity endpoints (2026-01-14 spec).
+        ["deals"] => {
+            let st = c.q.val("status").unwrap_or("all_not_deleted");
+            let user = c.q.val("user_id").and_then(parse_id);
+            let stage = c.q.val("stage_id").and_then(parse_id);
+            let keep = |d: &Deal| {
+                let s = if d.deleted_time.is_some() {
+                    "deleted"
+                } else {
+                    d.status.name()
+                };
+                d.archive_time.is_none()
+                    && (if st == "all_not_deleted" {
+                        s != "deleted"
+                    } else {
+                        s == st
+                    })
+                    && user.is_none_or(|u| d.owner_id == u)
+                    && stage.is_none_or(|x| d.stage_id == x)
+            };
+            v1_list(c, &db.deals, 500, true, &keep, &|j, d| deal_v1(j, db, d))
+        }
+        ["deals", "archived"] => {
+            let keep = |d: &Deal| d.archive_time.is_some() && d.deleted_time.is_none();
+            v1_list(c, &db.deals, 500, true, &keep, &|j, d| deal_v1(j, db, d))
+        }
+        ["deals", id] => legacy_by_id(&db.deals, id, now, "Deal", |j, d| deal_v1(j, db, d)),
+        ["persons"] => v1_list(
+            c,
+            &db.persons,
+            500,
+            true,
+            &|p: &Person| p.deleted_time.is_none(),
+            &|j, p| person_v1(j, db, p),
+        ),
+        ["persons", id] => legacy_by_id(&db.persons, id, now, "Person", |j, p| person_v1(j, db, p)),
+        ["organizations"] => v1_list(
+            c,
+            &db.orgs,
+            500,
+            true,
+            &|p: &Org| p.deleted_time.is_none(),
+            &|j, p| org_v1(j, db, p),
+        ),
+        ["organizations", id] => {
+            legacy_by_id(&db.orgs, id, now, "Organization", |j, p| org_v1(j, db, p))
+        }
+        ["activities"] => v1_list(
+            c,
+            &db.activities,
+            500,
+            true,
+            &|a: &Activity| a.deleted_time.is_none(),
+            &|j, a| activity_v1(j, a),
+        ),
+        ["activities", id] => legacy_by_id(&db.activities, id, now, "Activity", activity_v1),
+        ["products"] => v1_list(
+            c,
+            &db.products,
+            500,
+            true,
+            &|p: &Product| p.deleted_time.is_none(),
+            &|j, p| product_v1(j, db, p),
+        ),
+        ["products", id] => legacy_by_id(&db.products, id, now, "Product", |j, p| {
+            product_v1(j, db, p)
+        }),
+        ["pipelines"] => v1_all(
+            &db.pipelines
+                .rows
+                .iter()
+                .filter(|p| p.deleted_time.is_none())
+                .collect::<Vec<_>>(),
+            |j, p| pipeline_v1(j, p),
+        ),
+        ["pipelines", id] => legacy_by_id(&db.pipelines, id, now, "Pipeline", pipeline_v1),
+        ["stages"] => {
+            let pipe = c.q.val("pipeline_id").and_then(parse_id);
+            let v: Vec<&Stage> = db
+                .stages
+                .rows
+                .iter()
+                .filter(|s| s.deleted_time.is_none() && pipe.is_none_or(|p| s.pipeline_id == p))
+                .collect();
+            v1_all(&v, |j, s| stage_v1(j, s))
+        }
+        ["stages", id] => legacy_by_id(&db.stages, id, now, "Stage", stage_v1),
+        _ => crate::extra::get_v1_extra(c, db, segs),
+    }
+}
+
+fn legacy_by_id<T: Rec>(
+    t: &Table<T>,
+    id: &str,
+    now: Ms,
+    what: &str,
+    render: impl Fn(&mut J, &T),
+) -> Resp {
+    match parse_id(id)
+        .and_then(|id| t.get(id))
+        .filter(|r| !purged(*r, now))
+    {
+        Some(r) => ok_data(|j| render(j, r)),
+        None => not_found(1, what),
+    }
+}
+
+fn participant_v1(j: &mut J, db: &Db, d: &Deal, p: &Person) {
+    j.obj();
+    j.ki("id", (d.id * 10 + 1) as i64);
+    j.key("person_id").obj().ks("name", &p.name());
+    j.key("email").arr();
+    for e in &p.emails {
+        j.obj()
+            .ks("label", e.label)
+            .ks("value", &e.value)
+            .kb("primary", e.primary)
+            .end_obj();
+    }
+    j.end_arr().key("phone").arr();
+    for e in &p.phones {
+        j.obj()
+            .ks("label", e.label)
+            .ks("value", &e.value)
+            .kb("primary", e.primary)
+            .end_obj();
+    }
+    j.end_arr()
+        .ki("owner_id", p.owner_id as i64)
+        .ki("value", p.id as i64)
+        .end_obj();
+    j.ks("add_time", &v1ts(d.add_time));
+    j.kb("active_flag", true);
+    j.key("related_item_data")
+        .obj()
+        .ki("deal_id", d.id as i64)
+        .ks("title", &d.title)
+        .end_obj();
+    j.key("person")
+        .obj()
+        .ki("id", p.id as i64)
+        .ks("name", &p.name())
+        .ki("owner_id", p.owner_id as i64)
+        .end_obj();
+    j.key("added_by_user_id")
+        .obj()
+        .ki("id", d.creator_user_id as i64);
+    j.kos("name", db.user_name(d.creator_user_id))
+        .ki("value", d.creator_user_id as i64)
+        .end_obj();
+    j.ks("related_item_type", "deal");
+    j.ki("related_item_id", d.id as i64);
+    j.end_obj();
+}
+
+/// `/v1/recents`: changes since `since_timestamp`, capped at one month before the sim clock.
+fn recents(c: &Ctx, db: &Db) -> Resp {
+    let Some(since) = c.q.val("since_timestamp") else {
+        return err(400, "since_timestamp is required");
+    };
+    let Some(since) = parse_v1(since) else {
+        return err(400, "since_timestamp must be in format YYYY-MM-DD HH:MM:SS");
+    };
+    let cap = chrono::DateTime::from_timestamp_millis(c.now)
+        .and_then(|d| d.checked_sub_months(chrono::Months::new(1)))
+        .map(|d| d.timestamp_millis())
+        .unwrap_or(c.now);
+    let eff = since.max(cap);
+    let items: Vec<String> = c.q.csv("items");
+    let want = |k: &str| items.is_empty() || items.iter().any(|x| x == k);
+    let mut all: Vec<(Ms, &'static str, u64)> = Vec::new();
+    fn collect<T: Rec>(
+        out: &mut Vec<(Ms, &'static str, u64)>,
+        t: &Table<T>,
+        kind: &'static str,
+        from: Ms,
+        now: Ms,
+    ) {
+        for (u, id) in t.by_update.range((from, 0)..) {
+            if t.get(*id).is_some_and(|r| !purged(r, now)) {
+                out.push((*u, kind, *id));
+            }
+        }
+    }
+    let now = c.now;
+    if want("deal") {
+        collect(&mut all, &db.deals, "deal", eff, now);
+    }
+    if want("person") {
+        collect(&mut all, &db.persons, "person", eff, now);
+    }
+    if want("organization") {
+        collect(&mut all, &db.orgs, "organization", eff, now);
+    }
+    if want("activity") {
+        collect(&mut all, &db.activities, "activity", eff, now);
+    }
+    if want("product") {
+        collect(&mut all, &db.products, "product", eff, now);
+    }
+    if want("note") {
+        collect(&mut all, &db.notes, "note", eff, now);
+    }
+    if want("pipeline") {
+        collect(&mut all, &db.pipelines, "pipeline", eff, now);
+    }
+    if want("stage") {
+        collect(&mut all, &db.stages, "stage", eff, now);
+    }
+    if want("user") {
+        collect(&mut all, &db.users, "user", eff, now);
+    }
+    all.sort();
+    let limit = match parse_limit(c, 1, 500) {
+        Ok(l) => l,
+        Err(e) => return e,
+    };
+    let start = match v1_start(c) {
+        Ok(s) => s,
+        Err(e) => return e,
+    };
+    let end = (start + limit).min(all.len());
+    let page: Vec<&(Ms, &str, u64)> = all
+        .get(start.min(all.len())..end)
+        .unwrap_or(&[])
+        .iter()
+        .collect();
+    let last = page.last().map(|x| x.0);
+    v1_envelope(
+        &page,
+        start,
+        limit,
+        end < all.len(),
+        true,
+        |j, (_, kind, id)| {
+            j.obj().ks("item", kind).ki("id", *id as i64).key("data");
+            match *kind {
+                "deal" => db.deals.get(*id).map(|r| deal_v1(j, db, r)),
+                "person" => db.persons.get(*id).map(|r| person_v1(j, db, r)),
+                "organization" => db.orgs.get(*id).map(|r| org_v1(j, db, r)),
+                "activity" => db.activities.get(*id).map(|r| activity_v1(j, r)),
+                "product" => db.products.get(*id).map(|r| product_v1(j, db, r)),
+                "note" => db.notes.get(*id).map(|r| note_v1(j, db, r, c.me)),
+                "pipeline" => db.pipelines.get(*id).map(|r| pipeline_v1(j, r)),
+                "stage" => db.stages.get(*id).map(|r| stage_v1(j, r)),
+                _ => db.users.get(*id).map(|r| user_v1(j, r, c.me)),
+            };
+            j.end_obj();
+        },
+        |j| {
+            j.ks("since_timestamp", &v1ts(eff));
+            j.kos("last_timestamp_on_page", last.map(v1ts).as_deref());
+        },
+    )
+}
+
+/// One entry of a deal's flow: seeded history plus API changes, newest first.
+pub struct FlowItem {
+    pub id: u64,
+    pub time: Ms,
+    pub user_id: u64,
+    pub field: String,
+    pub old: Option<String>,
+    pub new: Option<String>,
+    pub source: &'static str,
+}
+
+pub fn flow_items(db: &Db, deal_id: u64) -> Vec<FlowItem> {
+    let mut v: Vec<FlowItem> = deal_events(db, deal_id)
+        .into_iter()
+        .enumerate()
+        .map(|(k, e)| FlowItem {
+            id: deal_id * 100 + k as u64,
+            time: e.time,
+            user_id: e.user_id,
+            field: e.field.to_string(),
+            old: e.old,
+            new: e.new,
+            source: "app",
+        })
+        .collect();
+    if let Some(ch) = db.deal_changes.get(&deal_id) {
+        v.extend(ch.iter().map(|c| FlowItem {
+            id: c.id,
+            time: c.time,
+            user_id: c.user_id,
+            field: c.field_key.to_string(),
+            old: c.old_value.clone(),
+            new: c.new_value.clone(),
+            source: "api",
+        }));
+    }
+    v.sort_by(|a, b| b.time.cmp(&a.time).then(b.id.cmp(&a.id)));
+    v
+}
+
+fn deal_flow(c: &Ctx, db: &Db, id: &str) -> Resp {
+    let Some(d) = parse_id(id)
+        .and_then(|id| db.deals.get(id))
+        .filter(|d| !purged(*d, c.now))
+    else {
+        return not_found(1, "Deal");
+    };
+    let items = c.q.csv("items");
+    let mut v = flow_items(db, d.id);
+    if !items.is_empty() && !items.iter().any(|x| x == "dealChange") {
+        v.clear();
+    }
+    let limit = match parse_limit(c, 1, 500) {
+        Ok(l) => l,
+        Err(e) => return e,
+    };
+    let start = match v1_start(c) {
+        Ok(s) => s,
+        Err(e) => return e,
+    };
+    let end = (start + limit).min(v.len());
+    let page: Vec<&FlowItem> = v
+        .get(start.min(v.len())..end)
+        .unwrap_or(&[])
+        .iter()
+        .collect();
+    let mut users: Vec<u64> = page.iter().map(|f| f.user_id).collect();
+    users.sort();
+    users.dedup();
+    let mut r = v1_envelope(
+        &page,
+        start,
+        limit,
+        end < v.len(),
+        true,
+        |j, f| {
+            j.obj()
+                .ks("object", "dealChange")
+                .ks("timestamp", &v1ts(f.time))
+                .key("data")
+                .obj();
+            j.ki("id", f.id as i64);
+            j.ki("item_id", d.id as i64);
+            j.ki("user_id", f.user_id as i64);
+            j.ks("field_key", &f.field);
+            j.kos("old_value", f.old.as_deref());
+            j.kos("new_value", f.new.as_deref());
+            j.knull("is_bulk_update_flag");
+            j.ks("log_time", &v1ts(f.time));
+            j.ks("change_source", f.source);
+            j.knull("change_source_user_agent");
+            j.key("additional_data").obj().end_obj();
+            j.end_obj().end_obj();
+        },
+        |_| {},
+    );
+    // Append related_objects.user after additional_data.
+    r.body.pop();
+    let mut j = J::default();
+    j.obj().key("user").obj();
+    for u in users.iter().filter_map(|u| db.users.get(*u)) {
+        j.key(&u.id.to_string()).obj();
+        j.ki("id", u.id as i64)
+            .ks("name", &u.name)
+            .ks("email", &u.email);
+        j.kb("has_pic", false)
+            .knull("pic_hash")
+            .kb("active_flag", u.active)
+            .end_obj();
+    }
+    j.end_obj().end_obj();
+    r.body.extend_from_slice(b",\"related_objects\":");
+    r.body.extend_from_slice(&j.buf);
+    r.body.push(b'}');
+    r
+}
+
+pub fn iso(ms: Ms) -> String {
+    iso_ms(ms)
+}

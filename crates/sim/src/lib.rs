@@ -1,0 +1,215 @@
+//! Pipedrive API simulator: a seeded, deterministic company served over the real v1/v2 paths,
+//! with the real envelopes, paging, auth, token-based rate limits and injectable faults.
+//!
+//! Start it with [`start`]; tests drive its clock, faults and ground truth through `/__sim/`.
+
+mod admin;
+mod api;
+mod costs;
+mod extra;
+mod fields;
+mod json;
+mod limits;
+mod list;
+mod model;
+mod render;
+mod seed;
+mod server;
+mod state;
+mod util;
+mod write;
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// The OAuth client the simulator's `/oauth/token` accepts (HTTP Basic credentials).
+pub const OAUTH_CLIENT_ID: &str = "pipedrive-sim-client";
+pub const OAUTH_CLIENT_SECRET: &str = "pipedrive-sim-secret-0123456789abcdef";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scale {
+    /// A few hundred records; for tests.
+    #[default]
+    Tiny,
+    /// About 10k records.
+    Small,
+    /// About 250k records.
+    Medium,
+    /// More than 1M records.
+    Large,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Plan {
+    Lite,
+    Growth,
+    #[default]
+    Premium,
+    Ultimate,
+    /// No burst window and no daily budget: for benchmarks.
+    Unlimited,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("unknown value {0:?}")]
+pub struct ParseError(String);
+
+impl FromStr for Scale {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "tiny" => Ok(Scale::Tiny),
+            "small" => Ok(Scale::Small),
+            "medium" => Ok(Scale::Medium),
+            "large" => Ok(Scale::Large),
+            _ => Err(ParseError(s.to_string())),
+        }
+    }
+}
+impl fmt::Display for Scale {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Scale::Tiny => "tiny",
+            Scale::Small => "small",
+            Scale::Medium => "medium",
+            Scale::Large => "large",
+        })
+    }
+}
+impl FromStr for Plan {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "lite" | "essential" => Ok(Plan::Lite),
+            "growth" | "advanced" => Ok(Plan::Growth),
+            "premium" | "professional" | "power" => Ok(Plan::Premium),
+            "ultimate" | "enterprise" => Ok(Plan::Ultimate),
+            "unlimited" => Ok(Plan::Unlimited),
+            _ => Err(ParseError(s.to_string())),
+        }
+    }
+}
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Plan::Lite => "lite",
+            Plan::Growth => "growth",
+            Plan::Premium => "premium",
+            Plan::Ultimate => "ultimate",
+            Plan::Unlimited => "unlimited",
+        })
+    }
+}
+
+/// Fault probabilities (0.0..=1.0) per API request. Decided from the seed and a request
+/// counter, so the same seed and request order give the same faults.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FaultSettings {
+    /// 500/502/503 with a JSON error body.
+    pub error_rate: f64,
+    /// Connection closed without a complete response.
+    pub reset_rate: f64,
+    /// Body cut short of its declared Content-Length.
+    pub truncate_rate: f64,
+    /// 200 with a body that is not valid JSON.
+    pub malformed_rate: f64,
+    /// Response delayed by more than `stall_ms`.
+    pub stall_rate: f64,
+    pub stall_ms: u64,
+    /// 429 with no rate-limit headers and no Retry-After.
+    pub rate_429_no_headers: f64,
+}
+
+#[derive(Clone, Debug)]
+pub struct SimOptions {
+    pub seed: u64,
+    pub scale: Scale,
+    pub plan: Plan,
+    /// Seats (= users); `None` uses the scale's default.
+    pub seats: Option<u32>,
+    /// `None` derives a 40-hex token from the seed.
+    pub api_token: Option<String>,
+    pub latency_ms: u64,
+    pub jitter_ms: u64,
+    pub faults: FaultSettings,
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        SimOptions {
+            seed: 1,
+            scale: Scale::Tiny,
+            plan: Plan::Premium,
+            seats: None,
+            api_token: None,
+            latency_ms: 0,
+            jitter_ms: 0,
+            faults: FaultSettings::default(),
+        }
+    }
+}
+
+/// A running simulator.
+pub struct SimHandle {
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+    pub api_token: String,
+    pub company_domain: String,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    join: tokio::task::JoinHandle<()>,
+}
+
+impl SimHandle {
+    /// Stops accepting connections and waits for the server task to end.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = (&mut self.join).await;
+    }
+    /// Serves until the server task ends.
+    pub async fn wait(mut self) {
+        let _ = (&mut self.join).await;
+    }
+}
+
+/// Generates the company, binds `127.0.0.1:port` (0 = any free port) and serves on the current
+/// tokio runtime. Returns once the socket is listening.
+pub async fn start(opts: SimOptions, port: u16) -> std::io::Result<SimHandle> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    let addr = listener.local_addr()?;
+    let url = format!("http://127.0.0.1:{}", addr.port());
+    let st = tokio::task::spawn_blocking({
+        let url = url.clone();
+        move || state::State::new(opts, url)
+    })
+    .await
+    .map_err(std::io::Error::other)?;
+    let st = std::sync::Arc::new(st);
+    let api_token = st.api_token.clone();
+    let company_domain = st
+        .db
+        .read()
+        .map(|d| d.company.domain.clone())
+        .unwrap_or_default();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let app = server::router(st);
+    let join = tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = rx.await;
+            })
+            .await;
+    });
+    Ok(SimHandle {
+        url,
+        api_token,
+        company_domain,
+        shutdown: Some(tx),
+        join,
+    })
+}

@@ -1,0 +1,1256 @@
+//! Record → JSON renderers, one per entity and API version, following the spec's field order.
+
+use crate::fields::v2_code;
+use crate::json::J;
+use crate::model::*;
+use crate::seed::cf_value;
+use crate::util::{Ms, date, hms, iso_ms, rfc3339, v1ts};
+
+/// Per-request options of v2 list/get endpoints that change the rendered shape.
+#[derive(Default, Clone)]
+pub struct V2Opts {
+    /// `custom_fields=` restriction.
+    pub cf_keys: Option<Vec<String>>,
+    pub option_labels: bool,
+    pub include_fields: Vec<String>,
+}
+
+fn ts2(j: &mut J, k: &str, t: Ms) {
+    j.ks(k, &rfc3339(t));
+}
+fn ots2(j: &mut J, k: &str, t: Option<Ms>) {
+    match t {
+        Some(t) => j.ks(k, &rfc3339(t)),
+        None => j.knull(k),
+    };
+}
+fn ts1(j: &mut J, k: &str, t: Ms) {
+    j.ks(k, &v1ts(t));
+}
+fn ots1(j: &mut J, k: &str, t: Option<Ms>) {
+    match t {
+        Some(t) => j.ks(k, &v1ts(t)),
+        None => j.knull(k),
+    };
+}
+fn odate(j: &mut J, k: &str, d: Option<i32>) {
+    match d {
+        Some(d) => j.ks(k, &date(d)),
+        None => j.knull(k),
+    };
+}
+fn oid(j: &mut J, k: &str, v: Option<u64>) {
+    j.koi(k, v.map(|v| v as i64));
+}
+fn ids(j: &mut J, k: &str, v: &[u32]) {
+    j.key(k).arr();
+    for x in v {
+        j.i(*x as i64);
+    }
+    j.end_arr();
+}
+
+pub fn addr_v2(j: &mut J, a: &Addr) {
+    j.obj();
+    j.ks("value", &a.formatted());
+    j.ks("country", &a.country);
+    j.ks("admin_area_level_1", &a.admin_area_level_1);
+    j.kos("admin_area_level_2", a.admin_area_level_2.as_deref());
+    j.ks("locality", &a.locality);
+    j.kos("sublocality", a.sublocality.as_deref());
+    j.ks("route", &a.route);
+    j.ks("street_number", &a.street_number);
+    j.kos("subpremise", a.subpremise.as_deref());
+    j.ks("postal_code", &a.postal_code);
+    j.end_obj();
+}
+fn oaddr_v2(j: &mut J, k: &str, a: Option<&Addr>) {
+    j.key(k);
+    match a {
+        Some(a) => addr_v2(j, a),
+        None => {
+            j.null();
+        }
+    }
+}
+
+fn option_label(f: &FieldDef, id: u32) -> &str {
+    f.options
+        .iter()
+        .find(|o| o.0 == id)
+        .map(|o| o.1.as_str())
+        .unwrap_or("")
+}
+
+/// v2 `custom_fields` object: every active custom field, `null` when empty.
+pub fn custom_fields_v2(j: &mut J, db: &Db, e: FieldEntity, rec_id: u64, cf: &Cf, o: &V2Opts) {
+    j.key("custom_fields").obj();
+    for f in db.custom_fields(e) {
+        if let Some(keys) = &o.cf_keys
+            && !keys.iter().any(|k| *k == f.key)
+        {
+            continue;
+        }
+        j.key(&f.key);
+        match cf_value(db, e, rec_id, cf, f) {
+            None => {
+                j.null();
+            }
+            Some(v) => cf_val_v2(j, f, &v, o.option_labels),
+        }
+    }
+    j.end_obj();
+}
+
+fn cf_val_v2(j: &mut J, f: &FieldDef, v: &CfVal, labels: bool) {
+    match v {
+        CfVal::Str(s) => {
+            j.s(s);
+        }
+        CfVal::Num(n) => {
+            j.f(*n);
+        }
+        CfVal::Money(n, c) => {
+            j.obj().kf("value", *n).ks("currency", c).end_obj();
+        }
+        CfVal::Opt(id) => {
+            if labels {
+                j.obj()
+                    .ki("id", *id as i64)
+                    .ks("label", option_label(f, *id))
+                    .end_obj();
+            } else {
+                j.i(*id as i64);
+            }
+        }
+        CfVal::Set(v) => {
+            j.arr();
+            for id in v {
+                if labels {
+                    j.obj()
+                        .ki("id", *id as i64)
+                        .ks("label", option_label(f, *id))
+                        .end_obj();
+                } else {
+                    j.i(*id as i64);
+                }
+            }
+            j.end_arr();
+        }
+        CfVal::Id(id) => {
+            j.i(*id as i64);
+        }
+        CfVal::Date(d) => {
+            j.s(&date(*d));
+        }
+        CfVal::DateRange(a, b) => {
+            j.obj()
+                .ks("value", &date(*a))
+                .ks("until", &date(*b))
+                .end_obj();
+        }
+        CfVal::Time(s, tz) => {
+            let (tzid, tzn) = TIMEZONES[*tz as usize % TIMEZONES.len()];
+            j.obj()
+                .ks("value", &hms(*s))
+                .ki("timezone_id", tzid as i64)
+                .ks("timezone_name", tzn)
+                .end_obj();
+        }
+        CfVal::TimeRange(a, b, tz) => {
+            let (tzid, tzn) = TIMEZONES[*tz as usize % TIMEZONES.len()];
+            j.obj()
+                .ks("value", &hms(*a))
+                .ks("until", &hms(*b))
+                .ki("timezone_id", tzid as i64)
+                .ks("timezone_name", tzn)
+                .end_obj();
+        }
+        CfVal::Addr(a) => {
+            j.obj();
+            j.ks("value", &a.formatted());
+            j.kos("subpremise", a.subpremise.as_deref());
+            j.ks("street_number", &a.street_number);
+            j.ks("route", &a.route);
+            j.kos("sublocality", a.sublocality.as_deref());
+            j.ks("locality", &a.locality);
+            j.ks("admin_area_level_1", &a.admin_area_level_1);
+            j.kos("admin_area_level_2", a.admin_area_level_2.as_deref());
+            j.ks("country", &a.country);
+            j.ks("postal_code", &a.postal_code);
+            j.ks("formatted_address", &a.formatted());
+            j.end_obj();
+        }
+    }
+}
+
+/// Suffixes of the extra top-level keys a v1 custom field of this type produces.
+pub fn v1_subkeys(t: CfType) -> &'static [&'static str] {
+    match t {
+        CfType::Monetary => &["currency"],
+        CfType::DateRange => &["until"],
+        CfType::Time => &["timezone_id"],
+        CfType::TimeRange => &["until", "timezone_id"],
+        CfType::Address => &[
+            "subpremise",
+            "street_number",
+            "route",
+            "sublocality",
+            "locality",
+            "admin_area_level_1",
+            "admin_area_level_2",
+            "country",
+            "postal_code",
+            "formatted_address",
+        ],
+        _ => &[],
+    }
+}
+
+/// v1 custom fields: flat top-level keys, subfields as `<hash>_<suffix>`.
+pub fn custom_fields_v1(j: &mut J, db: &Db, e: FieldEntity, rec_id: u64, cf: &Cf) {
+    for f in db.custom_fields(e) {
+        let Some(t) = f.cf else { continue };
+        let v = cf_value(db, e, rec_id, cf, f);
+        let sub = |j: &mut J, s: &str| {
+            j.key(&format!("{}_{}", f.key, s));
+        };
+        j.key(&f.key);
+        match &v {
+            None => {
+                j.null();
+                for s in v1_subkeys(t) {
+                    sub(j, s);
+                    j.null();
+                }
+            }
+            Some(CfVal::Str(s)) => {
+                j.s(s);
+            }
+            Some(CfVal::Num(n)) => {
+                j.f(*n);
+            }
+            Some(CfVal::Money(n, c)) => {
+                j.f(*n);
+                sub(j, "currency");
+                j.s(c);
+            }
+            Some(CfVal::Opt(id)) => {
+                j.s(&id.to_string());
+            }
+            Some(CfVal::Set(v)) => {
+                j.s(&v
+                    .iter()
+                    .map(|x| x.to_string())
+                    .collect::<Vec<_>>()
+                    .join(","));
+            }
+            Some(CfVal::Id(id)) => {
+                j.i(*id as i64);
+            }
+            Some(CfVal::Date(d)) => {
+                j.s(&date(*d));
+            }
+            Some(CfVal::DateRange(a, b)) => {
+                j.s(&date(*a));
+                sub(j, "until");
+                j.s(&date(*b));
+            }
+            Some(CfVal::Time(s, tz)) => {
+                j.s(&hms(*s));
+                sub(j, "timezone_id");
+                j.i(TIMEZONES[*tz as usize % TIMEZONES.len()].0 as i64);
+            }
+            Some(CfVal::TimeRange(a, b, tz)) => {
+                j.s(&hms(*a));
+                sub(j, "until");
+                j.s(&hms(*b));
+                sub(j, "timezone_id");
+                j.i(TIMEZONES[*tz as usize % TIMEZONES.len()].0 as i64);
+            }
+            Some(CfVal::Addr(a)) => {
+                j.s(&a.formatted());
+                let parts: [(&str, Option<&str>); 10] = [
+                    ("subpremise", a.subpremise.as_deref()),
+                    ("street_number", Some(&a.street_number)),
+                    ("route", Some(&a.route)),
+                    ("sublocality", a.sublocality.as_deref()),
+                    ("locality", Some(&a.locality)),
+                    ("admin_area_level_1", Some(&a.admin_area_level_1)),
+                    ("admin_area_level_2", a.admin_area_level_2.as_deref()),
+                    ("country", Some(&a.country)),
+                    ("postal_code", Some(&a.postal_code)),
+                    ("formatted_address", None),
+                ];
+                for (s, v) in parts {
+                    sub(j, s);
+                    if s == "formatted_address" {
+                        j.s(&a.formatted());
+                    } else {
+                        j.os(v);
+                    }
+                }
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------ v2
+
+pub fn deal_v2(j: &mut J, db: &Db, d: &Deal, o: &V2Opts) {
+    j.obj();
+    j.ki("id", d.id as i64);
+    j.ks("title", &d.title);
+    j.ki("creator_user_id", d.creator_user_id as i64);
+    j.ki("owner_id", d.owner_id as i64);
+    j.kf("value", d.value);
+    oid(j, "person_id", d.person_id);
+    oid(j, "org_id", d.org_id);
+    j.ki("stage_id", d.stage_id as i64);
+    j.ki("pipeline_id", d.pipeline_id as i64);
+    j.ks("currency", &d.currency);
+    ots2(j, "archive_time", d.archive_time);
+    ts2(j, "add_time", d.add_time);
+    ts2(j, "update_time", d.update_time);
+    ots2(j, "stage_change_time", d.stage_change_time);
+    j.ks(
+        "status",
+        if d.deleted_time.is_some() {
+            "deleted"
+        } else {
+            d.status.name()
+        },
+    );
+    j.kb("is_archived", d.archive_time.is_some());
+    j.kb("is_deleted", d.deleted_time.is_some());
+    j.koi("probability", d.probability.map(|p| p as i64));
+    j.kos("lost_reason", d.lost_reason.as_deref());
+    j.ki("visible_to", d.visible_to as i64);
+    ots2(j, "close_time", d.close_time);
+    ots2(j, "won_time", d.won_time);
+    ots2(j, "lost_time", d.lost_time);
+    odate(j, "local_won_date", d.won_time.map(crate::util::days_of));
+    odate(j, "local_lost_date", d.lost_time.map(crate::util::days_of));
+    odate(
+        j,
+        "local_close_date",
+        d.close_time.map(crate::util::days_of),
+    );
+    odate(j, "expected_close_date", d.expected_close_date);
+    ids(j, "label_ids", &d.label_ids);
+    j.ks("origin", d.origin);
+    j.knull("origin_id");
+    j.knull("channel");
+    j.knull("channel_id");
+    let (arr, mrr, acv) = recurring(db, d);
+    j.kof_("acv", acv).kof_("arr", arr).kof_("mrr", mrr);
+    for f in &o.include_fields {
+        match f.as_str() {
+            "products_count" => {
+                let n = db
+                    .deal_products
+                    .rows
+                    .iter()
+                    .filter(|p| p.deal_id == d.id)
+                    .count();
+                j.ki(f, n as i64);
+            }
+            "first_won_time" => ots2(j, f, d.won_time),
+            "followers_count" => {
+                j.ki(f, followers(d).len() as i64);
+            }
+            "participants_count" => {
+                j.ki(f, d.person_id.is_some() as i64);
+            }
+            "source_lead_id"
+            | "smart_bcc_email"
+            | "next_activity_id"
+            | "last_activity_id"
+            | "last_incoming_mail_time"
+            | "last_outgoing_mail_time" => {
+                j.knull(f);
+            }
+            "files_count"
+            | "notes_count"
+            | "email_messages_count"
+            | "activities_count"
+            | "done_activities_count"
+            | "undone_activities_count" => {
+                j.ki(f, 0);
+            }
+            _ => {}
+        }
+    }
+    custom_fields_v2(j, db, FieldEntity::Deal, d.id, &d.cf, o);
+    j.end_obj();
+}
+
+/// Recurring revenue is only defined when the deal has recurring products attached.
+fn recurring(db: &Db, d: &Deal) -> (Option<f64>, Option<f64>, Option<f64>) {
+    let _ = (db, d);
+    (None, None, None)
+}
+
+trait OptF {
+    fn kof_(&mut self, k: &str, v: Option<f64>) -> &mut Self;
+}
+impl OptF for J {
+    fn kof_(&mut self, k: &str, v: Option<f64>) -> &mut Self {
+        self.key(k).of(v)
+    }
+}
+
+/// Deal followers are derived: the owner, plus the creator when different.
+pub fn followers(d: &Deal) -> Vec<(u64, Ms)> {
+    let mut v = vec![(d.owner_id, d.add_time)];
+    if d.creator_user_id != d.owner_id {
+        v.push((d.creator_user_id, d.add_time));
+    }
+    v
+}
+
+fn contacts(j: &mut J, k: &str, v: &[Contact]) {
+    j.key(k).arr();
+    for c in v {
+        j.obj()
+            .ks("value", &c.value)
+            .kb("primary", c.primary)
+            .ks("label", c.label)
+            .end_obj();
+    }
+    j.end_arr();
+}
+
+pub fn person_v2(j: &mut J, db: &Db, p: &Person, o: &V2Opts) {
+    j.obj();
+    j.ki("id", p.id as i64);
+    j.ks("name", &p.name());
+    j.ks("first_name", &p.first_name);
+    j.ks("last_name", &p.last_name);
+    j.ki("owner_id", p.owner_id as i64);
+    oid(j, "org_id", p.org_id);
+    ts2(j, "add_time", p.add_time);
+    ts2(j, "update_time", p.update_time);
+    contacts(j, "emails", &p.emails);
+    contacts(j, "phones", &p.phones);
+    j.kb("is_deleted", p.deleted_time.is_some());
+    j.ki("visible_to", p.visible_to as i64);
+    ids(j, "label_ids", &p.label_ids);
+    j.knull("picture_id");
+    custom_fields_v2(j, db, FieldEntity::Person, p.id, &p.cf, o);
+    j.key("im").arr().end_arr();
+    odate(j, "birthday", p.birthday);
+    j.kos("job_title", p.job_title.as_deref());
+    oaddr_v2(j, "postal_address", p.postal_address.as_deref());
+    j.end_obj();
+}
+
+pub fn org_v2(j: &mut J, db: &Db, r: &Org, o: &V2Opts) {
+    j.obj();
+    j.ki("id", r.id as i64);
+    j.ks("name", &r.name);
+    j.ki("owner_id", r.owner_id as i64);
+    ts2(j, "add_time", r.add_time);
+    ts2(j, "update_time", r.update_time);
+    oaddr_v2(j, "address", r.address.as_deref());
+    j.kb("is_deleted", r.deleted_time.is_some());
+    j.ki("visible_to", r.visible_to as i64);
+    ids(j, "label_ids", &r.label_ids);
+    j.kos("website", r.website.as_deref());
+    j.knull("linkedin");
+    j.koi("industry", r.industry.map(|x| x as i64));
+    j.koi("annual_revenue", r.annual_revenue);
+    j.koi("employee_count", r.employee_count);
+    custom_fields_v2(j, db, FieldEntity::Org, r.id, &r.cf, o);
+    j.end_obj();
+}
+
+pub fn activity_v2(j: &mut J, db: &Db, a: &Activity) {
+    j.obj();
+    j.ki("id", a.id as i64);
+    j.ks("subject", &a.subject);
+    j.ks("type", &a.type_key);
+    j.ki("owner_id", a.owner_id as i64);
+    j.ki("creator_user_id", a.creator_user_id as i64);
+    j.kb("is_deleted", a.deleted_time.is_some());
+    ts2(j, "add_time", a.add_time);
+    ts2(j, "update_time", a.update_time);
+    oid(j, "deal_id", a.deal_id);
+    j.kos("lead_id", a.lead_id.as_deref());
+    oid(j, "person_id", a.person_id);
+    oid(j, "org_id", a.org_id);
+    j.knull("project_id");
+    odate(j, "due_date", a.due_date);
+    j.kos("due_time", a.due_time.map(crate::util::hm).as_deref());
+    j.kos("duration", a.duration.map(crate::util::hm).as_deref());
+    j.kb("busy", a.busy);
+    j.kb("done", a.done);
+    ots2(j, "marked_as_done_time", a.marked_as_done_time);
+    oaddr_v2(j, "location", a.location.as_deref());
+    j.key("participants").arr();
+    if let Some(pid) = a.person_id {
+        j.obj()
+            .ki("person_id", pid as i64)
+            .kb("primary", true)
+            .end_obj();
+    }
+    j.end_arr();
+    j.key("attendees").arr();
+    if let Some(p) = a.person_id.and_then(|id| db.persons.get(id)) {
+        j.obj();
+        j.kos("email", p.emails.first().map(|e| &*e.value));
+        j.ks("name", &p.name());
+        j.ks("status", if a.done { "accepted" } else { "noreply" });
+        j.kb("is_organizer", false);
+        j.ki("person_id", p.id as i64);
+        j.knull("user_id");
+        j.end_obj();
+    }
+    j.end_arr();
+    j.knull("conference_meeting_client");
+    j.knull("conference_meeting_url");
+    j.knull("conference_meeting_id");
+    j.kos("public_description", a.public_description.as_deref());
+    j.koi("priority", a.priority.map(|p| p as i64));
+    j.kos("note", a.note.as_deref());
+    j.end_obj();
+}
+
+pub fn product_v2(j: &mut J, db: &Db, p: &Product, o: &V2Opts) {
+    j.obj();
+    j.ki("id", p.id as i64);
+    j.ks("name", &p.name);
+    j.ks("code", &p.code);
+    j.kos("description", p.description.as_deref());
+    j.ks("unit", &p.unit);
+    j.kf("tax", p.tax);
+    j.kos("category", p.category.as_deref());
+    j.kb("is_linkable", p.is_linkable);
+    j.kb("is_deleted", p.deleted_time.is_some());
+    j.ki("visible_to", p.visible_to as i64);
+    j.ki("owner_id", p.owner_id as i64);
+    ts2(j, "add_time", p.add_time);
+    ts2(j, "update_time", p.update_time);
+    j.ks("billing_frequency", p.billing_frequency);
+    j.koi(
+        "billing_frequency_cycles",
+        p.billing_frequency_cycles.map(|x| x as i64),
+    );
+    j.key("prices").arr();
+    for pr in &p.prices {
+        j.obj()
+            .ki("product_id", p.id as i64)
+            .kf("price", pr.price)
+            .ks("currency", &pr.currency)
+            .kf("cost", pr.cost)
+            .kf("direct_cost", pr.direct_cost)
+            .ks("notes", "")
+            .end_obj();
+    }
+    j.end_arr();
+    custom_fields_v2(j, db, FieldEntity::Product, p.id, &p.cf, o);
+    j.end_obj();
+}
+
+pub fn pipeline_v2(j: &mut J, p: &Pipeline) {
+    j.obj();
+    j.ki("id", p.id as i64);
+    j.ks("name", &p.name);
+    j.ki("order_nr", p.order_nr as i64);
+    j.kb("is_deleted", p.deleted_time.is_some());
+    j.kb("is_deal_probability_enabled", p.probability_enabled);
+    ts2(j, "add_time", p.add_time);
+    ts2(j, "update_time", p.update_time);
+    j.end_obj();
+}
+
+pub fn stage_v2(j: &mut J, s: &Stage) {
+    j.obj();
+    j.ki("id", s.id as i64);
+    j.ki("order_nr", s.order_nr as i64);
+    j.ks("name", &s.name);
+    j.kb("is_deleted", s.deleted_time.is_some());
+    j.ki("deal_probability", s.probability as i64);
+    j.ki("pipeline_id", s.pipeline_id as i64);
+    j.kb("is_deal_rot_enabled", s.rotten_days.is_some());
+    j.koi("days_to_rotten", s.rotten_days.map(|x| x as i64));
+    ts2(j, "add_time", s.add_time);
+    ts2(j, "update_time", s.update_time);
+    j.end_obj();
+}
+
+pub fn deal_product_v2(j: &mut J, p: &DealProduct) {
+    j.obj();
+    j.ki("id", p.id as i64);
+    j.kf("sum", p.sum());
+    j.kf("tax", p.tax);
+    j.ki("deal_id", p.deal_id as i64);
+    j.ks("name", &p.name);
+    j.ki("product_id", p.product_id as i64);
+    j.knull("product_variation_id");
+    j.ki("order_nr", p.order_nr as i64);
+    ts2(j, "add_time", p.add_time);
+    ts2(j, "update_time", p.update_time);
+    j.ks("comments", "");
+    j.ks("currency", &p.currency);
+    j.kf("discount", p.discount);
+    j.kf("quantity", p.quantity);
+    j.kf("item_price", p.item_price);
+    j.ks("tax_method", "inclusive");
+    j.ks("discount_type", "percentage");
+    j.kb("is_enabled", true);
+    j.ks("billing_frequency", p.billing_frequency);
+    j.knull("billing_frequency_cycles");
+    odate(j, "billing_start_date", p.billing_start_date);
+    j.end_obj();
+}
+
+/// Installments are derived for every seventh deal that has a value.
+pub fn installments(d: &Deal) -> Vec<(u64, f64, i32, &'static str)> {
+    if d.id % 7 != 0 || d.value <= 0.0 {
+        return Vec::new();
+    }
+    let day = crate::util::days_of(d.add_time);
+    vec![
+        (
+            d.id * 10 + 1,
+            (d.value / 2.0).floor(),
+            day + 30,
+            "First installment",
+        ),
+        (
+            d.id * 10 + 2,
+            d.value - (d.value / 2.0).floor(),
+            day + 60,
+            "Second installment",
+        ),
+    ]
+}
+
+pub fn v2_field(j: &mut J, e: FieldEntity, f: &FieldDef, inc: &[String]) {
+    j.obj();
+    j.ks("field_name", &f.name);
+    let code = if f.is_custom() {
+        f.key.as_str()
+    } else {
+        v2_code(e, &f.key)
+    };
+    j.ks("field_code", code);
+    j.ks("description", &f.description);
+    j.ks("field_type", f.field_type);
+    j.key("options");
+    if f.options.is_empty() {
+        j.null();
+    } else {
+        j.arr();
+        for (id, l) in &f.options {
+            j.obj().ki("id", *id as i64).ks("label", l).end_obj();
+        }
+        j.end_arr();
+    }
+    j.key("subfields");
+    let subs: &[(&str, &str, &str)] = match f.cf {
+        Some(CfType::Monetary) => &[
+            ("value", "Amount", "double"),
+            ("currency", "Currency", "varchar"),
+        ],
+        Some(CfType::DateRange) => &[
+            ("value", "Start date", "date"),
+            ("until", "End date", "date"),
+        ],
+        Some(CfType::Time) => &[
+            ("value", "Time", "time"),
+            ("timezone_id", "Timezone", "int"),
+        ],
+        Some(CfType::TimeRange) => &[
+            ("value", "Start time", "time"),
+            ("until", "End time", "time"),
+            ("timezone_id", "Timezone", "int"),
+        ],
+        Some(CfType::Address) => &[
+            ("street_number", "Street/building number", "varchar"),
+            ("route", "Street/road name", "varchar"),
+            ("locality", "City/town/village/locality", "varchar"),
+            ("country", "Country", "varchar"),
+            ("postal_code", "ZIP/Postal code", "varchar"),
+            ("formatted_address", "Full/combined address", "varchar"),
+        ],
+        _ => &[],
+    };
+    if subs.is_empty() {
+        j.null();
+    } else {
+        j.arr();
+        for (c, n, t) in subs {
+            j.obj()
+                .ks("field_code", c)
+                .ks("field_name", &format!("{} of {}", n, f.name))
+                .ks("field_type", t)
+                .end_obj();
+        }
+        j.end_arr();
+    }
+    j.kb("is_custom_field", f.is_custom());
+    j.kb("is_optional_response_field", false);
+    let has = |k: &str| inc.iter().any(|x| x == k);
+    if has("ui_visibility") {
+        j.key("ui_visibility").obj();
+        j.kb("add_visible_flag", true)
+            .kb("details_visible_flag", true);
+        j.key("show_in_pipelines")
+            .obj()
+            .kb("show_in_all", true)
+            .key("pipeline_ids")
+            .arr()
+            .end_arr()
+            .end_obj();
+        j.end_obj();
+    }
+    if has("important_fields") {
+        j.key("important_fields")
+            .obj()
+            .kb("enabled", false)
+            .key("stage_ids")
+            .arr()
+            .end_arr()
+            .end_obj();
+    }
+    if has("required_fields") {
+        j.key("required_fields")
+            .obj()
+            .kb("enabled", f.mandatory)
+            .key("stage_ids")
+            .arr()
+            .end_arr();
+        j.key("statuses").obj().end_obj().end_obj();
+    }
+    j.end_obj();
+}
+
+// ------------------------------------------------------------------------------------------ v1
+
+pub fn v1_field(j: &mut J, e: FieldEntity, f: &FieldDef) {
+    j.obj();
+    j.ki("id", f.id as i64);
+    j.ks("key", &f.key);
+    j.ks("name", &f.name);
+    if e == FieldEntity::Note {
+        j.ks("field_type", f.field_type);
+        j.kb("active_flag", f.active);
+        j.kb("edit_flag", f.is_custom());
+        j.kb("bulk_edit_allowed", true);
+        if !f.options.is_empty() {
+            options_v1(j, f);
+        }
+        j.kb("mandatory_flag", f.mandatory);
+        j.end_obj();
+        return;
+    }
+    j.ki("order_nr", f.order_nr as i64);
+    j.ks("field_type", f.field_type);
+    ts1(j, "add_time", f.add_time);
+    ts1(j, "update_time", f.update_time);
+    j.ki("last_updated_by_user_id", 1);
+    j.ki("created_by_user_id", 1);
+    j.kb("active_flag", f.active);
+    j.kb("edit_flag", f.is_custom());
+    j.kb("index_visible_flag", true);
+    j.kb("details_visible_flag", true);
+    j.kb("add_visible_flag", true);
+    j.kb("important_flag", false);
+    j.kb("bulk_edit_allowed", true);
+    j.kb("searchable_flag", false);
+    j.kb("filtering_allowed", true);
+    j.kb("sortable_flag", true);
+    if f.options.is_empty() {
+        j.knull("options");
+    } else {
+        options_v1(j, f);
+    }
+    j.kb("mandatory_flag", f.mandatory);
+    if let Some(t) = f.cf {
+        let subs = v1_subkeys(t);
+        if !subs.is_empty() {
+            j.key("subfields").arr();
+            for s in subs {
+                j.obj()
+                    .ks("key", &format!("{}_{}", f.key, s))
+                    .ks("name", &format!("{} - {}", f.name, s.replace('_', " ")))
+                    .ks(
+                        "field_type",
+                        if *s == "timezone_id" {
+                            "int"
+                        } else {
+                            "varchar"
+                        },
+                    )
+                    .end_obj();
+            }
+            j.end_arr();
+        }
+    }
+    j.end_obj();
+}
+
+fn options_v1(j: &mut J, f: &FieldDef) {
+    j.key("options").arr();
+    for (id, l) in &f.options {
+        j.obj().ki("id", *id as i64).ks("label", l).end_obj();
+    }
+    j.end_arr();
+}
+
+pub fn user_v1(j: &mut J, u: &User, me: u64) {
+    j.obj();
+    user_v1_fields(j, u, me);
+    j.end_obj();
+}
+
+pub fn user_v1_fields(j: &mut J, u: &User, me: u64) {
+    let (tzid, tzn) = TIMEZONES[u.timezone as usize % TIMEZONES.len()];
+    let _ = tzid;
+    j.ki("id", u.id as i64);
+    j.ks("name", &u.name);
+    j.ks("default_currency", u.default_currency);
+    j.ks("locale", u.locale);
+    j.ki("lang", 1);
+    j.ks("email", &u.email);
+    j.kos("phone", u.phone.as_deref());
+    j.kb("activated", u.active);
+    ts1(j, "last_login", u.last_login);
+    ts1(j, "created", u.add_time);
+    ts1(j, "modified", u.update_time);
+    j.kb("has_created_company", u.id == 1);
+    j.key("access").arr();
+    j.obj()
+        .ks("app", "sales")
+        .kb("admin", u.is_admin)
+        .ks(
+            "permission_set_id",
+            &perm_set_uuid(if u.is_admin { 1 } else { 2 }),
+        )
+        .end_obj();
+    if u.is_admin {
+        j.obj()
+            .ks("app", "global")
+            .kb("admin", true)
+            .ks("permission_set_id", &perm_set_uuid(3))
+            .end_obj();
+    }
+    j.end_arr();
+    j.kb("active_flag", u.active);
+    j.ks("timezone_name", tzn);
+    j.ks(
+        "timezone_offset",
+        match tzn {
+            "Europe/Berlin" => "+01:00",
+            "America/New_York" => "-05:00",
+            "Asia/Tokyo" => "+09:00",
+            _ => "+00:00",
+        },
+    );
+    j.ki("role_id", u.role_id as i64);
+    j.knull("icon_url");
+    j.kb("is_you", u.id == me);
+    j.kb("is_deleted", u.deleted_time.is_some());
+}
+
+pub fn perm_set_uuid(n: u64) -> String {
+    format!("00000000-0000-4000-8000-{:012x}", n)
+}
+
+pub fn note_v1(j: &mut J, db: &Db, n: &Note, me: u64) {
+    j.obj();
+    j.ki("id", n.id as i64);
+    j.kb("active_flag", n.deleted_time.is_none());
+    ts1(j, "add_time", n.add_time);
+    j.ks("content", &n.content);
+    j.key("deal");
+    match n.deal_id.and_then(|id| db.deals.get(id)) {
+        Some(d) => {
+            j.obj().ks("title", &d.title).end_obj();
+        }
+        None => {
+            j.null();
+        }
+    }
+    j.kos("lead_id", n.lead_id.as_deref());
+    oid(j, "deal_id", n.deal_id);
+    j.ki("last_update_user_id", n.last_update_user_id as i64);
+    oid(j, "org_id", n.org_id);
+    j.key("organization");
+    match n.org_id.and_then(|id| db.orgs.get(id)) {
+        Some(o) => {
+            j.obj().ks("name", &o.name).end_obj();
+        }
+        None => {
+            j.null();
+        }
+    }
+    j.key("person");
+    match n.person_id.and_then(|id| db.persons.get(id)) {
+        Some(p) => {
+            j.obj().ks("name", &p.name()).end_obj();
+        }
+        None => {
+            j.null();
+        }
+    }
+    oid(j, "person_id", n.person_id);
+    j.knull("project_id");
+    j.knull("project");
+    j.kb("pinned_to_lead_flag", n.pinned_to_lead);
+    j.kb("pinned_to_deal_flag", n.pinned_to_deal);
+    j.kb("pinned_to_organization_flag", n.pinned_to_org);
+    j.kb("pinned_to_person_flag", n.pinned_to_person);
+    j.kb("pinned_to_project_flag", false);
+    ts1(j, "update_time", n.update_time);
+    j.key("user");
+    match db.users.get(n.user_id) {
+        Some(u) => {
+            j.obj()
+                .ks("email", &u.email)
+                .knull("icon_url")
+                .kb("is_you", u.id == me)
+                .ks("name", &u.name)
+                .end_obj();
+        }
+        None => {
+            j.null();
+        }
+    }
+    j.ki("user_id", n.user_id as i64);
+    j.end_obj();
+}
+
+pub fn lead_v1(j: &mut J, db: &Db, l: &Lead) {
+    j.obj();
+    j.ks("id", &l.uuid);
+    j.ks("title", &l.title);
+    j.ki("owner_id", l.owner_id as i64);
+    j.ki("creator_id", l.creator_id as i64);
+    j.key("label_ids").arr();
+    for seq in &l.label_ids {
+        if let Some(lab) = db.simple.lead_labels.iter().find(|x| x.seq == *seq) {
+            j.s(&lab.id);
+        }
+    }
+    j.end_arr();
+    oid(j, "person_id", l.person_id);
+    oid(j, "organization_id", l.org_id);
+    j.ks("source_name", l.source_name);
+    j.ks("origin", l.origin);
+    j.knull("origin_id");
+    j.knull("channel");
+    j.knull("channel_id");
+    j.kb("is_archived", l.archive_time.is_some());
+    j.kb("was_seen", l.was_seen);
+    j.key("value");
+    match &l.value {
+        Some((a, c)) => {
+            j.obj().kf("amount", *a).ks("currency", c).end_obj();
+        }
+        None => {
+            j.null();
+        }
+    }
+    odate(j, "expected_close_date", l.expected_close_date);
+    j.knull("next_activity_id");
+    j.ks("add_time", &iso_ms(l.add_time));
+    j.ks("update_time", &iso_ms(l.update_time));
+    j.ks("visible_to", &l.visible_to.to_string());
+    j.ks(
+        "cc_email",
+        &format!(
+            "{}+{}+lead{}@pipedrivemail.com",
+            db.company.domain, db.company.id, l.id
+        ),
+    );
+    custom_fields_v1(j, db, FieldEntity::Lead, l.id, &l.cf);
+    j.end_obj();
+}
+
+pub fn lead_label_v1(j: &mut J, l: &LeadLabel) {
+    j.obj()
+        .ks("id", &l.id)
+        .ks("name", &l.name)
+        .ks("color", l.color)
+        .ks("add_time", &iso_ms(l.add_time))
+        .ks("update_time", &iso_ms(l.update_time))
+        .end_obj();
+}
+
+pub fn activity_type_v1(j: &mut J, a: &ActivityType) {
+    j.obj();
+    j.ki("id", a.id as i64);
+    j.ki("order_nr", a.order_nr as i64);
+    j.ks("name", a.name);
+    j.ks("key_string", a.key);
+    j.ks("icon_key", a.icon);
+    j.kb("active_flag", true);
+    j.ks("color", a.color);
+    j.kb("is_custom_flag", a.is_custom);
+    ts1(j, "add_time", a.add_time);
+    ts1(j, "update_time", a.update_time);
+    j.end_obj();
+}
+
+pub fn currency_v1(j: &mut J, c: &Currency) {
+    j.obj()
+        .ki("id", c.id as i64)
+        .ks("code", c.code)
+        .ks("name", c.name)
+        .ki("decimal_points", c.decimals as i64)
+        .ks("symbol", c.symbol)
+        .kb("active_flag", true)
+        .kb("is_custom_flag", false)
+        .end_obj();
+}
+
+pub fn filter_v1(j: &mut J, f: &Filter) {
+    j.obj();
+    j.ki("id", f.id as i64);
+    j.ks("name", &f.name);
+    j.knull("filter_code");
+    j.kb("is_editable", true);
+    j.kb("active_flag", true);
+    j.ks("type", f.kind);
+    j.knull("temporary_flag");
+    j.ki("user_id", f.user_id as i64);
+    ts1(j, "add_time", f.add_time);
+    ts1(j, "update_time", f.update_time);
+    j.ks("visible_to", "7");
+    j.knull("last_used_time");
+    j.knull("custom_view_id");
+    j.end_obj();
+}
+
+// Legacy v1 entity shapes (deprecated list endpoints, recents).
+
+pub fn deal_v1(j: &mut J, db: &Db, d: &Deal) {
+    j.obj();
+    j.ki("id", d.id as i64);
+    j.ki("creator_user_id", d.creator_user_id as i64);
+    j.ki("user_id", d.owner_id as i64);
+    oid(j, "person_id", d.person_id);
+    oid(j, "org_id", d.org_id);
+    j.ki("stage_id", d.stage_id as i64);
+    j.ks("title", &d.title);
+    j.kf("value", d.value);
+    j.ks("currency", &d.currency);
+    ts1(j, "add_time", d.add_time);
+    ts1(j, "update_time", d.update_time);
+    ots1(j, "stage_change_time", d.stage_change_time);
+    j.kb("active", d.deleted_time.is_none());
+    j.kb("deleted", d.deleted_time.is_some());
+    j.ks(
+        "status",
+        if d.deleted_time.is_some() {
+            "deleted"
+        } else {
+            d.status.name()
+        },
+    );
+    j.koi("probability", d.probability.map(|p| p as i64));
+    j.knull("next_activity_date");
+    j.knull("next_activity_time");
+    j.knull("next_activity_id");
+    j.knull("last_activity_id");
+    j.knull("last_activity_date");
+    j.kos("lost_reason", d.lost_reason.as_deref());
+    j.ks("visible_to", &d.visible_to.to_string());
+    ots1(j, "close_time", d.close_time);
+    j.ki("pipeline_id", d.pipeline_id as i64);
+    ots1(j, "won_time", d.won_time);
+    ots1(j, "first_won_time", d.won_time);
+    ots1(j, "lost_time", d.lost_time);
+    odate(j, "expected_close_date", d.expected_close_date);
+    j.kos(
+        "label",
+        (!d.label_ids.is_empty())
+            .then(|| {
+                d.label_ids
+                    .iter()
+                    .map(|x| x.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .as_deref(),
+    );
+    j.kb("is_archived", d.archive_time.is_some());
+    ots1(j, "archive_time", d.archive_time);
+    j.ks("origin", d.origin);
+    j.kos(
+        "person_name",
+        d.person_id
+            .and_then(|id| db.persons.get(id))
+            .map(|p| p.name())
+            .as_deref(),
+    );
+    j.kos(
+        "org_name",
+        d.org_id.and_then(|id| db.orgs.get(id)).map(|o| &*o.name),
+    );
+    j.kos("owner_name", db.user_name(d.owner_id));
+    j.ks(
+        "cc_email",
+        &format!("{}+deal{}@pipedrivemail.com", db.company.domain, d.id),
+    );
+    custom_fields_v1(j, db, FieldEntity::Deal, d.id, &d.cf);
+    j.end_obj();
+}
+
+fn contacts_v1(j: &mut J, k: &str, v: &[Contact]) {
+    j.key(k).arr();
+    if v.is_empty() {
+        j.obj().ks("value", "").kb("primary", true).end_obj();
+    }
+    for c in v {
+        j.obj()
+            .ks("label", c.label)
+            .ks("value", &c.value)
+            .kb("primary", c.primary)
+            .end_obj();
+    }
+    j.end_arr();
+}
+
+pub fn person_v1(j: &mut J, db: &Db, p: &Person) {
+    j.obj();
+    j.ki("id", p.id as i64);
+    j.ki("owner_id", p.owner_id as i64);
+    oid(j, "org_id", p.org_id);
+    j.ks("name", &p.name());
+    j.ks("first_name", &p.first_name);
+    j.ks("last_name", &p.last_name);
+    contacts_v1(j, "phone", &p.phones);
+    contacts_v1(j, "email", &p.emails);
+    ts1(j, "add_time", p.add_time);
+    ts1(j, "update_time", p.update_time);
+    j.ks("visible_to", &p.visible_to.to_string());
+    j.kb("active_flag", p.deleted_time.is_none());
+    j.kos("job_title", p.job_title.as_deref());
+    odate(j, "birthday", p.birthday);
+    j.kos(
+        "org_name",
+        p.org_id.and_then(|id| db.orgs.get(id)).map(|o| &*o.name),
+    );
+    j.kos("owner_name", db.user_name(p.owner_id));
+    j.ks(
+        "cc_email",
+        &format!("{}+person{}@pipedrivemail.com", db.company.domain, p.id),
+    );
+    custom_fields_v1(j, db, FieldEntity::Person, p.id, &p.cf);
+    j.end_obj();
+}
+
+pub fn org_v1(j: &mut J, db: &Db, o: &Org) {
+    j.obj();
+    j.ki("id", o.id as i64);
+    j.ki("owner_id", o.owner_id as i64);
+    j.ks("name", &o.name);
+    j.kb("active_flag", o.deleted_time.is_none());
+    ts1(j, "add_time", o.add_time);
+    ts1(j, "update_time", o.update_time);
+    j.ks("visible_to", &o.visible_to.to_string());
+    j.kos(
+        "address",
+        o.address.as_ref().map(|a| a.formatted()).as_deref(),
+    );
+    j.kos("owner_name", db.user_name(o.owner_id));
+    j.ks(
+        "cc_email",
+        &format!("{}+org{}@pipedrivemail.com", db.company.domain, o.id),
+    );
+    custom_fields_v1(j, db, FieldEntity::Org, o.id, &o.cf);
+    j.end_obj();
+}
+
+pub fn activity_v1(j: &mut J, a: &Activity) {
+    j.obj();
+    j.ki("id", a.id as i64);
+    j.ki("user_id", a.owner_id as i64);
+    j.kb("done", a.done);
+    j.ks("type", &a.type_key);
+    odate(j, "due_date", a.due_date);
+    j.ks(
+        "due_time",
+        &a.due_time.map(crate::util::hm).unwrap_or_default(),
+    );
+    j.ks(
+        "duration",
+        &a.duration.map(crate::util::hm).unwrap_or_default(),
+    );
+    ts1(j, "add_time", a.add_time);
+    ots1(j, "marked_as_done_time", a.marked_as_done_time);
+    j.ks("subject", &a.subject);
+    oid(j, "deal_id", a.deal_id);
+    oid(j, "org_id", a.org_id);
+    oid(j, "person_id", a.person_id);
+    j.kos("lead_id", a.lead_id.as_deref());
+    j.kb("active_flag", a.deleted_time.is_none());
+    ts1(j, "update_time", a.update_time);
+    j.kos("note", a.note.as_deref());
+    j.ki("created_by_user_id", a.creator_user_id as i64);
+    j.kb("busy_flag", a.busy);
+    j.end_obj();
+}
+
+pub fn product_v1(j: &mut J, db: &Db, p: &Product) {
+    j.obj();
+    j.ki("id", p.id as i64);
+    j.ks("name", &p.name);
+    j.ks("code", &p.code);
+    j.kos("description", p.description.as_deref());
+    j.ks("unit", &p.unit);
+    j.kf("tax", p.tax);
+    j.kos("category", p.category.as_deref());
+    j.kb("active_flag", p.deleted_time.is_none());
+    j.kb("selectable", p.is_linkable);
+    j.ks("visible_to", &p.visible_to.to_string());
+    j.ki("owner_id", p.owner_id as i64);
+    ts1(j, "add_time", p.add_time);
+    ts1(j, "update_time", p.update_time);
+    j.key("prices").arr();
+    for (k, pr) in p.prices.iter().enumerate() {
+        j.obj()
+            .ki("id", (p.id * 10 + k as u64) as i64)
+            .ki("product_id", p.id as i64)
+            .kf("price", pr.price)
+            .ks("currency", &pr.currency)
+            .kf("cost", pr.cost)
+            .knull("overhead_cost")
+            .end_obj();
+    }
+    j.end_arr();
+    custom_fields_v1(j, db, FieldEntity::Product, p.id, &p.cf);
+    j.end_obj();
+}
+
+pub fn pipeline_v1(j: &mut J, p: &Pipeline) {
+    j.obj();
+    j.ki("id", p.id as i64);
+    j.ks("name", &p.name);
+    j.ks("url_title", &p.name.to_lowercase().replace(' ', "-"));
+    j.ki("order_nr", p.order_nr as i64);
+    j.kb("active", p.deleted_time.is_none());
+    j.kb("deal_probability", p.probability_enabled);
+    ts1(j, "add_time", p.add_time);
+    ts1(j, "update_time", p.update_time);
+    j.end_obj();
+}
+
+pub fn stage_v1(j: &mut J, s: &Stage) {
+    j.obj();
+    j.ki("id", s.id as i64);
+    j.ki("order_nr", s.order_nr as i64);
+    j.ks("name", &s.name);
+    j.kb("active_flag", s.deleted_time.is_none());
+    j.ki("deal_probability", s.probability as i64);
+    j.ki("pipeline_id", s.pipeline_id as i64);
+    j.kb("rotten_flag", s.rotten_days.is_some());
+    j.koi("rotten_days", s.rotten_days.map(|x| x as i64));
+    ts1(j, "add_time", s.add_time);
+    ts1(j, "update_time", s.update_time);
+    j.end_obj();
+}

@@ -1,0 +1,303 @@
+//! HTTP front: routing by prefix, auth, rate limits, faults, stats, then the API handlers.
+
+use crate::api::{self, Ctx, Resp};
+use crate::limits::Decision;
+use crate::list::Query;
+use crate::state::State;
+use crate::util::Rng;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderValue, Response, StatusCode, header};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub fn router(st: Arc<State>) -> Router {
+    Router::new().fallback(move |req: Request| handle(st.clone(), req))
+}
+
+const JSON: &str = "application/json; charset=utf-8";
+
+pub fn json_response(status: u16, body: Vec<u8>) -> Response<Body> {
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON));
+    r
+}
+
+const CLOUDFLARE_403: &str = "<!DOCTYPE html>\n<html lang=\"en-US\">\n<head><title>Access denied | api.pipedrive.com used Cloudflare to restrict access</title>\n<meta charset=\"UTF-8\" /></head>\n<body>\n<div id=\"cf-wrapper\"><div id=\"cf-error-details\" class=\"cf-error-details-wrapper\">\n<h1 data-translate=\"block_headline\">Sorry, you have been blocked</h1>\n<h2 class=\"cf-subheadline\"><span data-translate=\"unable_to_access\">You are unable to access</span> pipedrive.com</h2>\n<p>This website is using a security service to protect itself from online attacks.</p>\n<p>Cloudflare Ray ID: <strong class=\"font-semibold\">8f1a2b3c4d5e6f70</strong></p>\n</div></div>\n</body>\n</html>\n";
+
+/// Replaces ids in a path with `{id}` for per-route stats.
+pub fn normalise(path: &str) -> String {
+    path.split('/')
+        .map(|s| {
+            let is_id = (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+                || (s.len() == 36 && s.bytes().filter(|b| *b == b'-').count() == 4)
+                || (s.len() == 40 && s.bytes().all(|b| b.is_ascii_hexdigit()));
+            if is_id { "{id}" } else { s }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+async fn handle(st: Arc<State>, req: Request) -> Response<Body> {
+    let method = req.method().as_str().to_string();
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().map(str::to_string);
+    let headers = req.headers().clone();
+    let body = axum::body::to_bytes(req.into_body(), 32 << 20)
+        .await
+        .unwrap_or_default();
+
+    if path == "/__sim" || path.starts_with("/__sim/") {
+        return crate::admin::handle(&st, &method, &path, &body).await;
+    }
+    if path == "/oauth/token" || path == "/oauth/token/" {
+        let (status, body) = crate::admin::oauth_token(&st, &method, &headers, &body);
+        let route = normalise(&path);
+        st.stats.record(&route, status, 0);
+        return json_response(status, body);
+    }
+    let (ver, rest) = if let Some(r) = path.strip_prefix("/api/v2/") {
+        (2u8, r)
+    } else if let Some(r) = path
+        .strip_prefix("/api/v1/")
+        .or_else(|| path.strip_prefix("/v1/"))
+    {
+        (1u8, r)
+    } else {
+        let r = api::unknown_route();
+        st.stats.record(&normalise(&path), r.status, 0);
+        return json_response(r.status, r.body);
+    };
+    let segs: Vec<&str> = rest
+        .trim_end_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    let route = normalise(&path);
+    let q = Query::parse(query.as_deref());
+
+    // Latency and faults: decided from the seed and this request's sequence number.
+    let n = st
+        .fault_counter
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut r = Rng::for_item(st.opts.seed, "fault", n);
+    let delay = st.opts.latency_ms
+        + if st.opts.jitter_ms > 0 {
+            r.below(st.opts.jitter_ms + 1)
+        } else {
+            0
+        };
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    let f = st.faults.read().map(|f| f.clone()).unwrap_or_default();
+    let u = r.unit();
+    let mut acc = 0.0;
+    let mut pick = |rate: f64| {
+        let hit = u >= acc && u < acc + rate;
+        acc += rate;
+        hit
+    };
+    let fault_error = pick(f.error_rate);
+    let fault_reset = pick(f.reset_rate);
+    let fault_truncate = pick(f.truncate_rate);
+    let fault_malformed = pick(f.malformed_rate);
+    let fault_stall = pick(f.stall_rate);
+    let fault_429 = pick(f.rate_429_no_headers);
+    if fault_error {
+        let status = [500u16, 502, 503][r.below(3) as usize];
+        st.stats.record(&route, status, 0);
+        let msg = match status {
+            500 => "Internal server error",
+            502 => "Bad gateway",
+            _ => "Service temporarily unavailable",
+        };
+        let e = api::err(status, msg);
+        return json_response(status, e.body);
+    }
+    if fault_reset {
+        st.stats.record(&route, 0, 0);
+        let s = futures::stream::once(async {
+            Err::<bytes::Bytes, std::io::Error>(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "simulated connection reset",
+            ))
+        });
+        let mut resp = Response::new(Body::from_stream(s));
+        resp.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON));
+        return resp;
+    }
+    if fault_stall {
+        let extra = r.below(f.stall_ms.max(1)) + 1;
+        tokio::time::sleep(Duration::from_millis(f.stall_ms + extra)).await;
+    }
+    if fault_429 {
+        st.stats.record(&route, 429, 0);
+        let e = api::err(429, "Request over limit");
+        return json_response(429, e.body);
+    }
+
+    // Auth.
+    let auth = authenticate(&st, ver, &headers, &q);
+    let Some((token_key, oauth)) = auth else {
+        st.stats.record(&route, 401, 0);
+        let body = br#"{"success":false,"error":"unauthorized access","errorCode":401,"error_info":"Please check developers.pipedrive.com"}"#;
+        return json_response(401, body.to_vec());
+    };
+
+    // Rate limits.
+    let cost = st
+        .costs
+        .lookup(&method, ver, &segs)
+        .map(|c| c.0)
+        .unwrap_or_else(|| crate::costs::default_cost(&method, ver)) as u64;
+    let now = st.clock.now();
+    let mut hdrs = HeaderMap::new();
+    if st.limiter.plan != crate::Plan::Unlimited {
+        let put = |h: &mut HeaderMap, x: &crate::limits::Headers| {
+            let mut set = |k: &'static str, v: String| {
+                if let Ok(v) = HeaderValue::from_str(&v) {
+                    h.insert(k, v);
+                }
+            };
+            set("x-ratelimit-limit", x.limit.to_string());
+            set("x-ratelimit-remaining", x.remaining.to_string());
+            set("x-ratelimit-reset", x.reset_s.to_string());
+            set("x-daily-ratelimit-token-limit", x.daily_limit.to_string());
+            set(
+                "x-daily-ratelimit-token-remaining",
+                x.daily_remaining.to_string(),
+            );
+        };
+        match st.limiter.check(&token_key, oauth, cost, now) {
+            Decision::Ok(h) => put(&mut hdrs, &h),
+            Decision::Blocked(retry) => {
+                st.stats.record(&route, 403, 0);
+                let mut resp = Response::new(Body::from(CLOUDFLARE_403));
+                *resp.status_mut() = StatusCode::FORBIDDEN;
+                let h = resp.headers_mut();
+                h.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/html; charset=UTF-8"),
+                );
+                h.insert("server", HeaderValue::from_static("cloudflare"));
+                if let Ok(v) = HeaderValue::from_str(&retry.to_string()) {
+                    h.insert(header::RETRY_AFTER, v);
+                }
+                return resp;
+            }
+            d @ (Decision::Burst(..) | Decision::Daily(..)) => {
+                let (h, retry, daily) = match d {
+                    Decision::Burst(h, r) => (h, r, false),
+                    Decision::Daily(h, r) => (h, r, true),
+                    _ => unreachable!(),
+                };
+                put(&mut hdrs, &h);
+                st.stats.record(&route, 429, 0);
+                let msg = if daily {
+                    "Daily API token budget exhausted. Your company has used all of its API tokens for today; the budget resets at midnight UTC.".to_string()
+                } else {
+                    format!(
+                        "Rate limit exceeded: too many requests in a short period. The burst limit is {} requests per 2 seconds per token.",
+                        h.limit
+                    )
+                };
+                let mut j = crate::json::J::default();
+                j.obj()
+                    .kb("success", false)
+                    .ks("error", &msg)
+                    .ki("errorCode", 429);
+                j.ks("error_info", api::ERROR_INFO)
+                    .knull("data")
+                    .knull("additional_data")
+                    .end_obj();
+                let mut resp = json_response(429, j.buf);
+                resp.headers_mut().extend(hdrs);
+                if let Ok(v) = HeaderValue::from_str(&retry.to_string()) {
+                    resp.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+                return resp;
+            }
+        }
+    }
+
+    let me = 1;
+    let resp: Resp = {
+        let c = Ctx {
+            st: &st,
+            now,
+            q: &q,
+            me,
+        };
+        if method == "GET" {
+            let db = st.db.read().unwrap_or_else(|e| e.into_inner());
+            if ver == 2 {
+                api::get_v2(&c, &db, &segs)
+            } else {
+                api::get_v1(&c, &db, &segs)
+            }
+        } else {
+            let mut db = st.db.write().unwrap_or_else(|e| e.into_inner());
+            crate::write::write(&c, &mut db, ver, &method, &segs, &body)
+        }
+    };
+    st.stats.record(&route, resp.status, cost);
+
+    let mut out = if fault_truncate && resp.body.len() > 1 {
+        let full = resp.body.len();
+        let cut = bytes::Bytes::from(resp.body[..full / 2].to_vec());
+        let s = futures::stream::iter(vec![
+            Ok::<bytes::Bytes, std::io::Error>(cut),
+            Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "simulated truncation",
+            )),
+        ]);
+        let mut r = Response::new(Body::from_stream(s));
+        *r.status_mut() = StatusCode::from_u16(resp.status).unwrap_or(StatusCode::OK);
+        r.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON));
+        if let Ok(v) = HeaderValue::from_str(&full.to_string()) {
+            r.headers_mut().insert(header::CONTENT_LENGTH, v);
+        }
+        r
+    } else if fault_malformed {
+        let mut b = resp.body;
+        b.truncate(b.len() * 2 / 3);
+        b.extend_from_slice(b"\x00<html>");
+        json_response(resp.status, b)
+    } else {
+        json_response(resp.status, resp.body)
+    };
+    out.headers_mut().extend(hdrs);
+    out
+}
+
+/// Returns the rate-limit key and whether the caller used OAuth.
+fn authenticate(st: &State, ver: u8, h: &HeaderMap, q: &Query) -> Option<(String, bool)> {
+    if let Some(t) = h.get("x-api-token").and_then(|v| v.to_str().ok()) {
+        return (t == st.api_token).then(|| (format!("api:{t}"), false));
+    }
+    if let Some(a) = h.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        let t = a
+            .strip_prefix("Bearer ")
+            .or_else(|| a.strip_prefix("bearer "))?;
+        let now = st.clock.now();
+        let o = st.oauth.lock().unwrap_or_else(|e| e.into_inner());
+        return o
+            .access
+            .get(t)
+            .is_some_and(|exp| *exp > now)
+            .then(|| ("oauth:app".to_string(), true));
+    }
+    if ver == 1
+        && let Some(t) = q.get("api_token")
+    {
+        return (t == st.api_token).then(|| (format!("api:{t}"), false));
+    }
+    None
+}
