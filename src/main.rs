@@ -1,6 +1,7 @@
 //! `pipedrive-sync`: the command line. It turns what was typed into resolved config, then hands
 //! over to the engine, the destinations and the simulator.
 
+mod bench;
 mod config;
 mod progress;
 
@@ -79,6 +80,8 @@ enum Command {
     },
     /// Run the Pipedrive API simulator until interrupted.
     Sim(SimArgs),
+    /// Measure sync speed, request rate and token use against the simulator.
+    Bench(BenchArgs),
     /// Start a simulator and sync it into a local DuckDB file: a first look in one command.
     Demo {
         /// The DuckDB file to create.
@@ -99,6 +102,28 @@ enum StateAction {
         #[command(flatten)]
         config: ConfigArg,
     },
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Scale of the throttled run (plan and latency below).
+    #[arg(long, default_value = "medium")]
+    throttled_scale: Scale,
+    #[arg(long, default_value = "premium")]
+    throttled_plan: Plan,
+    #[arg(long, default_value_t = 30)]
+    latency_ms: u64,
+    #[arg(long, default_value_t = 10)]
+    jitter_ms: u64,
+    /// Scales of the unthrottled runs (plan unlimited, no latency), comma-separated.
+    #[arg(long, default_value = "small,medium,large", value_delimiter = ',')]
+    unthrottled_scales: Vec<Scale>,
+    /// Streams read at once.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// Also write the measurements as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -213,6 +238,7 @@ async fn dispatch(command: Command) -> Result<(), Fail> {
         }
         Command::State { action } => state(action).await,
         Command::Sim(args) => sim(args).await,
+        Command::Bench(args) => bench(args).await,
         Command::Demo { path, scale } => demo(&path, scale).await,
     }
 }
@@ -412,6 +438,42 @@ async fn sim(args: SimArgs) -> Result<(), Fail> {
     );
     shutdown_signal().await;
     handle.shutdown().await;
+    Ok(())
+}
+
+async fn bench(args: BenchArgs) -> Result<(), Fail> {
+    let fail = |e: anyhow::Error| Fail {
+        code: exit::OTHER,
+        message: format!("benchmark: {e:#}"),
+    };
+    let mut scenarios = vec![bench::Scenario {
+        name: "throttled",
+        scale: args.throttled_scale,
+        plan: args.throttled_plan,
+        latency_ms: args.latency_ms,
+        jitter_ms: args.jitter_ms,
+        concurrency: args.concurrency,
+    }];
+    scenarios.extend(args.unthrottled_scales.iter().map(|scale| bench::Scenario {
+        name: "unthrottled",
+        scale: *scale,
+        plan: Plan::Unlimited,
+        latency_ms: 0,
+        jitter_ms: 0,
+        concurrency: args.concurrency,
+    }));
+    let work = bench::work_dir();
+    let mut measurements = Vec::new();
+    for scenario in &scenarios {
+        eprintln!("bench: {} {} at plan {} ...", scenario.name, scenario.scale, scenario.plan);
+        measurements.push(bench::measure(scenario, &work).await.map_err(fail)?);
+    }
+    let _ = std::fs::remove_dir_all(&work);
+    print!("{}", bench::render(&measurements));
+    if let Some(path) = args.json {
+        let json = serde_json::to_string_pretty(&measurements).expect("plain JSON");
+        std::fs::write(&path, json).map_err(|e| fail(e.into()))?;
+    }
     Ok(())
 }
 

@@ -434,30 +434,24 @@ impl StreamWorker<'_> {
             }
         }
 
-        let mut query = Vec::new();
-        if let Incremental::UpdatedSince { param, sort } = def.incremental {
-            let since = if incremental {
-                bookmark.clone().or_else(|| self.start_date.map(|d| d.to_rfc3339_opts(SecondsFormat::Secs, true)))
-            } else {
-                self.start_date.map(|d| d.to_rfc3339_opts(SecondsFormat::Secs, true))
-            };
-            if let Some(since) = since {
-                query.push((param.to_owned(), since));
-            }
-            query.extend(sort.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
-        }
-
+        // A keyset walk resumes a full refresh from its bookmark; cursors resume by position.
+        let keyset = matches!(def.paging, PagingKind::Offset { .. }) && def.supports_incremental();
+        let since = if incremental || keyset { bookmark.clone() } else { None }
+            .or_else(|| self.start_date.map(|d| d.to_rfc3339_opts(SecondsFormat::Secs, true)));
+        let mut pages = match prefetched {
+            Some(records) => Pager::Stream(
+                futures::stream::once(async move { Ok::<_, ClientError>(prefetched_page(&records)) }).boxed(),
+            ),
+            None => Pager::new(self.client, def, since, start.clone()),
+        };
         let mut pending: Option<Ack> = None;
         let mut position = start.clone();
-        let mut pages = match prefetched {
-            Some(records) => futures::stream::once(async move { Ok(prefetched_page(&records)) }).boxed(),
-            None => self.client.pages(request(def, query, start)).boxed(),
-        };
         while let Some(page) = pages.next().await {
             let page = page?;
             tally.requests += 1;
             tally.tokens += u64::from(def.token_cost);
             let (columns, rows, newest) = build_rows(def, transform, &page.items);
+            pages.advance(page.items.len(), newest.as_deref(), page.next.is_some());
             if let Some(newest) = newest {
                 if bookmark.as_deref().is_none_or(|b| newest.as_str() > b) {
                     bookmark = Some(newest);
@@ -548,6 +542,83 @@ impl StreamWorker<'_> {
         }
         *state = final_state;
         Ok(())
+    }
+}
+
+/// Where a stream's pages come from.
+enum Pager<'a> {
+    /// The client's own paging (cursor, offset or a single response).
+    Stream(futures::stream::BoxStream<'static, Result<pipedrive_client::Page, ClientError>>),
+    /// v1 offset lists read incrementally: each page restarts the query at the newest
+    /// `update_time` seen instead of advancing an offset, because records updated mid-sync
+    /// move to the end of an `update_time`-sorted list and would shift unread ones past a plain
+    /// offset. The boundary second is re-read and merged on the key; the offset is used only
+    /// within a second that fills whole pages.
+    Keyset {
+        client: &'a Client,
+        def: &'static StreamDef,
+        param: &'static str,
+        since: Option<String>,
+        skip: u64,
+        done: bool,
+    },
+}
+
+impl<'a> Pager<'a> {
+    fn new(client: &'a Client, def: &'static StreamDef, since: Option<String>, start: PagePosition) -> Pager<'a> {
+        let Incremental::UpdatedSince { param, sort } = def.incremental else {
+            return Pager::Stream(client.pages(request(def, Vec::new(), start)).boxed());
+        };
+        if matches!(def.paging, PagingKind::Offset { .. }) {
+            return Pager::Keyset {
+                client,
+                def,
+                param,
+                since,
+                skip: 0,
+                done: false,
+            };
+        }
+        let mut query: Vec<(String, String)> = since.into_iter().map(|since| (param.to_owned(), since)).collect();
+        query.extend(sort.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        Pager::Stream(client.pages(request(def, query, start)).boxed())
+    }
+
+    async fn next(&mut self) -> Option<Result<pipedrive_client::Page, ClientError>> {
+        match self {
+            Pager::Stream(stream) => stream.next().await,
+            Pager::Keyset { done: true, .. } => None,
+            Pager::Keyset {
+                client,
+                def,
+                param,
+                since,
+                skip,
+                ..
+            } => {
+                let mut query: Vec<(String, String)> =
+                    since.iter().map(|since| ((*param).to_owned(), since.clone())).collect();
+                if let Incremental::UpdatedSince { sort, .. } = def.incremental {
+                    query.extend(sort.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+                }
+                let start = if *skip == 0 { PagePosition::First } else { PagePosition::Offset(*skip) };
+                Some(client.get(&request(def, query, start)).await)
+            }
+        }
+    }
+
+    /// Moves a keyset walk past the page just read.
+    fn advance(&mut self, read: usize, newest: Option<&str>, more: bool) {
+        if let Pager::Keyset { since, skip, done, .. } = self {
+            match newest {
+                _ if !more => *done = true,
+                Some(newest) if since.as_deref().is_none_or(|s| newest > s) => {
+                    *since = Some(newest.to_owned());
+                    *skip = 0;
+                }
+                _ => *skip += read as u64,
+            }
+        }
     }
 }
 
