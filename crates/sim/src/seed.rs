@@ -338,7 +338,7 @@ pub fn generate(opts: &SimOptions) -> Db {
             let mut r = Rng::for_item(seed, "organization", i);
             let add = add_time_for(&mut r, i, c.orgs);
             let name = format!("{} {} {}", r.pick(ORG_A), r.pick(ORG_B), i + 1);
-            let deleted = (add < ANCHOR_MS - 31 * DAY_MS && r.chance(0.02))
+            let deleted = (add < ANCHOR_MS - 31 * DAY_MS && (r.chance(0.02) || i % 23 == 7))
                 .then(|| secs(ANCHOR_MS - r.range(DAY_MS, 29 * DAY_MS)));
             Org {
                 id: i + 1,
@@ -394,7 +394,7 @@ pub fn generate(opts: &SimOptions) -> Db {
                     primary: k == 0,
                 })
                 .collect();
-            let deleted = (add < ANCHOR_MS - 31 * DAY_MS && r.chance(0.02))
+            let deleted = (add < ANCHOR_MS - 31 * DAY_MS && (r.chance(0.02) || i % 23 == 7))
                 .then(|| secs(ANCHOR_MS - r.range(DAY_MS, 29 * DAY_MS)));
             Person {
                 id: i + 1,
@@ -440,7 +440,7 @@ pub fn generate(opts: &SimOptions) -> Db {
                 })
                 .collect();
             let recurring = r.chance(0.3);
-            let deleted = (add < ANCHOR_MS - 31 * DAY_MS && r.chance(0.02))
+            let deleted = (add < ANCHOR_MS - 31 * DAY_MS && (r.chance(0.02) || i % 23 == 7))
                 .then(|| secs(ANCHOR_MS - r.range(DAY_MS, 29 * DAY_MS)));
             Product {
                 id: i + 1,
@@ -494,7 +494,7 @@ pub fn generate(opts: &SimOptions) -> Db {
         .map(|i| {
             let mut r = Rng::for_item(seed, "lead", i);
             let add = add_time_for(&mut r, i, c.leads);
-            let archived = r.chance(0.08);
+            let archived = r.chance(0.08) || i % 11 == 5;
             let update = update_after(&mut r, add) + r.range(0, 999);
             let archive_time = archived.then(|| update);
             let person_id = (c.persons > 0 && r.chance(0.8)).then(|| 1 + r.below(c.persons));
@@ -563,7 +563,7 @@ pub fn generate(opts: &SimOptions) -> Db {
                 update = update.max(t);
                 t
             });
-            let deleted = (add < ANCHOR_MS - 31 * DAY_MS && r.chance(0.02))
+            let deleted = (add < ANCHOR_MS - 31 * DAY_MS && (r.chance(0.02) || i % 23 == 7))
                 .then(|| secs(ANCHOR_MS - r.range(DAY_MS, 29 * DAY_MS)));
             Activity {
                 id: i + 1,
@@ -605,7 +605,7 @@ pub fn generate(opts: &SimOptions) -> Db {
             let lead_id = (target == 3 && !leads.is_empty())
                 .then(|| leads[r.below(leads.len() as u64) as usize].uuid.clone());
             let user_id = pick_user(&mut r);
-            let deleted = (add < ANCHOR_MS - 31 * DAY_MS && r.chance(0.02))
+            let deleted = (add < ANCHOR_MS - 31 * DAY_MS && (r.chance(0.02) || i % 23 == 7))
                 .then(|| secs(ANCHOR_MS - r.range(DAY_MS, 29 * DAY_MS)));
             Note {
                 id: i + 1,
@@ -829,7 +829,13 @@ fn plan_deal(seed: u64, c: &Counts, i: u64, nusers: u64, stages: &[Vec<u64>]) ->
     }
     let mut archive_time = None;
     let mut deleted_time = None;
-    let fate = r.unit();
+    let mut fate = r.unit();
+    // A few fixed positions guarantee deleted and archived deals even at tiny scale.
+    if i % 17 == 3 {
+        fate = 0.0;
+    } else if i % 19 == 4 {
+        fate = 0.05;
+    }
     if fate < 0.03 && add < ANCHOR_MS - 60 * DAY_MS {
         let dt = secs(ANCHOR_MS - r.range(DAY_MS, 29 * DAY_MS));
         t = t.max(dt);

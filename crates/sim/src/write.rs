@@ -1,9 +1,1443 @@
-//! Write endpoints: v2 POST/PATCH/DELETE for core entities, v1 notes and leads.
+//! Write endpoints: v2 POST/PATCH/DELETE for core entities and fields, v1 notes and leads.
+//! Updates move `update_time` to the sim clock; deletes are soft (purged after 30 days);
+//! deal updates append one `dealChange` per changed field to the deal's flow.
 
-use crate::api::{Ctx, Resp, unknown_route};
-use crate::model::Db;
+use crate::api::{Ctx, Resp, err, ok_data, unknown_route, v2_invalid};
+use crate::json::J;
+use crate::model::*;
+use crate::render::{self, V2Opts};
+use crate::util::{Ms, parse_date};
+use serde_json::{Map, Value};
+
+type Obj = Map<String, Value>;
+
+fn parse_body(body: &[u8]) -> Result<Obj, Resp> {
+    if body.is_empty() {
+        return Ok(Map::new());
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(v2_invalid("Expected object")),
+        Err(_) => {
+            // v1 clients may send form bodies.
+            let m: Obj = url::form_urlencoded::parse(body)
+                .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
+                .collect();
+            if m.is_empty() {
+                Err(v2_invalid("Invalid JSON body"))
+            } else {
+                Ok(m)
+            }
+        }
+    }
+}
+
+fn s(o: &Obj, k: &str) -> Option<Option<String>> {
+    o.get(k).map(|v| match v {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        v => Some(v.to_string()),
+    })
+}
+fn n(o: &Obj, k: &str) -> Option<Option<f64>> {
+    o.get(k).map(|v| match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    })
+}
+fn id(o: &Obj, k: &str) -> Option<Option<u64>> {
+    n(o, k).map(|v| v.filter(|x| *x > 0.0).map(|x| x as u64))
+}
+fn b(o: &Obj, k: &str) -> Option<bool> {
+    o.get(k).map(|v| match v {
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_i64() == Some(1),
+        Value::String(s) => s == "true" || s == "1",
+        _ => false,
+    })
+}
+fn label_ids(o: &Obj, k: &str) -> Option<Vec<u32>> {
+    o.get(k).map(|v| {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_u64().map(|x| x as u32))
+                    .collect()
+            })
+            .unwrap_or_default()
+    })
+}
+fn addr(v: &Value) -> Option<Box<Addr>> {
+    match v {
+        Value::String(s) => Some(Box::new(Addr::free(s))),
+        Value::Object(m) => {
+            let g = |k: &str| m.get(k).and_then(Value::as_str).unwrap_or("").into();
+            let go = |k: &str| m.get(k).and_then(Value::as_str).map(Into::into);
+            if m.get("route").is_none() && m.get("locality").is_none() {
+                return m
+                    .get("value")
+                    .and_then(Value::as_str)
+                    .map(|s| Box::new(Addr::free(s)));
+            }
+            Some(Box::new(Addr {
+                street_number: g("street_number"),
+                route: g("route"),
+                subpremise: go("subpremise"),
+                sublocality: go("sublocality"),
+                locality: g("locality"),
+                admin_area_level_1: g("admin_area_level_1"),
+                admin_area_level_2: go("admin_area_level_2"),
+                country: g("country"),
+                postal_code: g("postal_code"),
+            }))
+        }
+        _ => None,
+    }
+}
+fn contacts(v: &Value) -> Vec<Contact> {
+    let labels = ["work", "home", "mobile", "other"];
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|c| {
+                    let (value, label, primary) = match c {
+                        Value::String(s) => (s.clone(), "work", false),
+                        Value::Object(m) => (
+                            m.get("value")?.as_str()?.to_string(),
+                            labels
+                                .iter()
+                                .find(|l| m.get("label").and_then(Value::as_str) == Some(**l))
+                                .copied()
+                                .unwrap_or("other"),
+                            m.get("primary").and_then(Value::as_bool).unwrap_or(false),
+                        ),
+                        _ => return None,
+                    };
+                    Some(Contact {
+                        value: value.into(),
+                        label,
+                        primary,
+                    })
+                })
+                .collect::<Vec<_>>()
+        })
+        .map(|mut v| {
+            if !v.is_empty() && !v.iter().any(|c| c.primary) {
+                v[0].primary = true;
+            }
+            v
+        })
+        .unwrap_or_default()
+}
+fn parse_hms(s: &str) -> Option<u32> {
+    let mut it = s.split(':').map(|x| x.parse::<u32>().ok());
+    let h = it.next()??;
+    let m = it.next().flatten().unwrap_or(0);
+    let sec = it.next().flatten().unwrap_or(0);
+    Some(h * 3600 + m * 60 + sec)
+}
+fn tz_index(v: Option<&Value>) -> u8 {
+    match v {
+        Some(Value::Number(n)) => TIMEZONES
+            .iter()
+            .position(|t| Some(t.0 as u64) == n.as_u64())
+            .unwrap_or(0) as u8,
+        Some(Value::String(s)) => TIMEZONES.iter().position(|t| t.1 == s).unwrap_or(0) as u8,
+        _ => 0,
+    }
+}
+
+/// Parses one custom field value as sent by a client (v2 nested shapes, v1 flat strings).
+fn cf_parse(
+    f: &FieldDef,
+    v: &Value,
+    sub: &dyn Fn(&str) -> Option<Value>,
+) -> Result<Option<CfVal>, String> {
+    if v.is_null() {
+        return Ok(None);
+    }
+    let t = f.cf.ok_or("not a custom field")?;
+    let bad = || {
+        format!(
+            "custom_fields.{}: invalid value for {} field",
+            f.key,
+            t.name()
+        )
+    };
+    let obj = v.as_object();
+    let field = |k: &str| obj.and_then(|o| o.get(k).cloned()).or_else(|| sub(k));
+    let num = |v: &Value| {
+        v.as_f64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+    };
+    Ok(Some(match t {
+        CfType::Varchar | CfType::VarcharAuto | CfType::Text | CfType::Phone => CfVal::Str(
+            v.as_str()
+                .map(Into::into)
+                .unwrap_or_else(|| v.to_string().into()),
+        ),
+        CfType::Double => CfVal::Num(num(v).ok_or_else(bad)?),
+        CfType::Monetary => {
+            let amount = if let Some(o) = obj {
+                o.get("value").and_then(num)
+            } else {
+                num(v)
+            }
+            .ok_or_else(bad)?;
+            let cur = field("currency")
+                .and_then(|c| c.as_str().map(str::to_string))
+                .unwrap_or_else(|| "EUR".into());
+            CfVal::Money(amount, cur.into())
+        }
+        CfType::Enum => {
+            let x = num(obj.and_then(|o| o.get("id")).unwrap_or(v)).ok_or_else(bad)? as u32;
+            if !f.options.iter().any(|o| o.0 == x) {
+                return Err(bad());
+            }
+            CfVal::Opt(x)
+        }
+        CfType::Set => {
+            let ids: Vec<u32> = match v {
+                Value::Array(a) => a.iter().filter_map(|x| num(x).map(|x| x as u32)).collect(),
+                Value::String(s) => s.split(',').filter_map(|x| x.trim().parse().ok()).collect(),
+                Value::Number(n) => vec![n.as_u64().unwrap_or(0) as u32],
+                _ => return Err(bad()),
+            };
+            if ids.is_empty() || ids.iter().any(|x| !f.options.iter().any(|o| o.0 == *x)) {
+                return Err(bad());
+            }
+            CfVal::Set(ids)
+        }
+        CfType::User | CfType::Org | CfType::People => CfVal::Id(
+            num(obj
+                .and_then(|o| o.get("value").or(o.get("id")))
+                .unwrap_or(v))
+            .ok_or_else(bad)? as u64,
+        ),
+        CfType::Date => CfVal::Date(v.as_str().and_then(parse_date).ok_or_else(bad)?),
+        CfType::DateRange => {
+            let a = field("value").or_else(|| v.as_str().map(|s| Value::String(s.into())));
+            let a = a
+                .as_ref()
+                .and_then(Value::as_str)
+                .and_then(parse_date)
+                .ok_or_else(bad)?;
+            let u = field("until")
+                .and_then(|x| x.as_str().and_then(parse_date))
+                .unwrap_or(a);
+            CfVal::DateRange(a, u)
+        }
+        CfType::Time | CfType::TimeRange => {
+            let a = field("value").or_else(|| v.as_str().map(|s| Value::String(s.into())));
+            let a = a
+                .as_ref()
+                .and_then(Value::as_str)
+                .and_then(parse_hms)
+                .ok_or_else(bad)?;
+            let tz = tz_index(
+                field("timezone_id")
+                    .or_else(|| field("timezone_name"))
+                    .as_ref(),
+            );
+            if t == CfType::Time {
+                CfVal::Time(a, tz)
+            } else {
+                let u = field("until")
+                    .and_then(|x| x.as_str().and_then(parse_hms))
+                    .unwrap_or(a);
+                CfVal::TimeRange(a, u, tz)
+            }
+        }
+        CfType::Address => CfVal::Addr(addr(v).ok_or_else(bad)?),
+    }))
+}
+
+/// Applies v2 `custom_fields` (or v1 flat hash keys when `flat`). Returns changed keys.
+fn apply_cf(
+    db: &Db,
+    e: FieldEntity,
+    rec_id: u64,
+    cf: &mut Cf,
+    o: &Obj,
+    flat: bool,
+) -> Result<Vec<(String, Option<String>, Option<String>)>, Resp> {
+    let src: Obj = if flat {
+        o.clone()
+    } else {
+        match o.get("custom_fields") {
+            None | Some(Value::Null) => return Ok(Vec::new()),
+            Some(Value::Object(m)) => m.clone(),
+            Some(_) => return Err(v2_invalid("custom_fields: Expected object")),
+        }
+    };
+    let mut changes = Vec::new();
+    let defs: Vec<FieldDef> = db.custom_fields(e).cloned().collect();
+    for (k, v) in &src {
+        let Some(f) = defs.iter().find(|f| f.key == *k) else {
+            if flat {
+                continue;
+            }
+            return Err(v2_invalid(&format!(
+                "custom_fields: Unknown custom field '{k}'"
+            )));
+        };
+        let sub = |s: &str| src.get(&format!("{k}_{s}")).cloned();
+        let nv = cf_parse(f, v, &sub).map_err(|m| v2_invalid(&m))?;
+        let old = crate::seed::cf_value(db, e, rec_id, cf, f);
+        if old != nv {
+            changes.push((k.clone(), old.as_ref().map(cf_str), nv.as_ref().map(cf_str)));
+            cf.set(f.id, nv);
+        }
+    }
+    Ok(changes)
+}
+
+fn cf_str(v: &CfVal) -> String {
+    match v {
+        CfVal::Str(s) => s.to_string(),
+        CfVal::Num(n) => crate::seed::fmt_num(*n),
+        CfVal::Money(n, c) => format!("{} {}", crate::seed::fmt_num(*n), c),
+        CfVal::Opt(x) => x.to_string(),
+        CfVal::Set(v) => v
+            .iter()
+            .map(|x| x.to_string())
+            .collect::<Vec<_>>()
+            .join(","),
+        CfVal::Id(x) => x.to_string(),
+        CfVal::Date(d) => crate::util::date(*d),
+        CfVal::DateRange(a, b) => format!("{} - {}", crate::util::date(*a), crate::util::date(*b)),
+        CfVal::Time(a, _) => crate::util::hms(*a),
+        CfVal::TimeRange(a, b, _) => format!("{} - {}", crate::util::hms(*a), crate::util::hms(*b)),
+        CfVal::Addr(a) => a.formatted(),
+    }
+}
+
+fn secs(t: Ms) -> Ms {
+    t / 1000 * 1000
+}
+
+fn deleted_v2(id: u64) -> Resp {
+    ok_data(|j| {
+        j.obj().ki("id", id as i64).end_obj();
+    })
+}
+
+fn parse_id(s: &str) -> Option<u64> {
+    s.parse().ok()
+}
 
 pub fn write(c: &Ctx, db: &mut Db, ver: u8, method: &str, segs: &[&str], body: &[u8]) -> Resp {
-    let _ = (c, db, ver, method, segs, body);
-    unknown_route()
+    let o = match parse_body(body) {
+        Ok(o) => o,
+        Err(e) => return e,
+    };
+    let now = c.now;
+    let r = match (ver, method, segs) {
+        (2, "POST", ["deals"]) => deal_upsert(c, db, None, &o),
+        (2, "PATCH", ["deals", id]) => match parse_id(id) {
+            Some(id) => deal_upsert(c, db, Some(id), &o),
+            None => Err(err(404, "Deal not found")),
+        },
+        (2, "DELETE", ["deals", id]) => {
+            let id = parse_id(id).unwrap_or(0);
+            let t = secs(now);
+            let prev = db
+                .deals
+                .get(id)
+                .filter(|d| d.deleted_time.is_none())
+                .map(|d| d.status.name());
+            match prev {
+                Some(prev) => {
+                    db.deals.modify(id, |d| {
+                        d.deleted_time = Some(t);
+                        d.update_time = t;
+                    });
+                    push_change(
+                        db,
+                        id,
+                        c.me,
+                        "status",
+                        Some(prev.to_string()),
+                        Some("deleted".into()),
+                        t,
+                    );
+                    Ok(deleted_v2(id))
+                }
+                None => Err(err(404, "Deal not found")),
+            }
+        }
+        (2, "POST", ["persons"]) => person_upsert(db, None, &o, now),
+        (2, "PATCH", ["persons", id]) => person_upsert(db, parse_id(id).or(Some(0)), &o, now),
+        (2, "DELETE", ["persons", id]) => soft_delete(&mut db.persons, id, now, "Person"),
+        (2, "POST", ["organizations"]) => org_upsert(db, None, &o, now),
+        (2, "PATCH", ["organizations", id]) => org_upsert(db, parse_id(id).or(Some(0)), &o, now),
+        (2, "DELETE", ["organizations", id]) => soft_delete(&mut db.orgs, id, now, "Organization"),
+        (2, "POST", ["activities"]) => activity_upsert(c, db, None, &o),
+        (2, "PATCH", ["activities", id]) => activity_upsert(c, db, parse_id(id).or(Some(0)), &o),
+        (2, "DELETE", ["activities", id]) => soft_delete(&mut db.activities, id, now, "Activity"),
+        (2, "POST", ["products"]) => product_upsert(c, db, None, &o),
+        (2, "PATCH", ["products", id]) => product_upsert(c, db, parse_id(id).or(Some(0)), &o),
+        (2, "DELETE", ["products", id]) => soft_delete(&mut db.products, id, now, "Product"),
+        (2, "POST", ["pipelines"]) => pipeline_upsert(db, None, &o, now),
+        (2, "PATCH", ["pipelines", id]) => pipeline_upsert(db, parse_id(id).or(Some(0)), &o, now),
+        (2, "DELETE", ["pipelines", id]) => soft_delete(&mut db.pipelines, id, now, "Pipeline"),
+        (2, "POST", ["stages"]) => stage_upsert(db, None, &o, now),
+        (2, "PATCH", ["stages", id]) => stage_upsert(db, parse_id(id).or(Some(0)), &o, now),
+        (2, "DELETE", ["stages", id]) => soft_delete(&mut db.stages, id, now, "Stage"),
+        (2, method, [fields, rest @ ..]) if fields.ends_with("Fields") && rest.len() <= 1 => {
+            field_write(db, fields, method, rest.first().copied(), &o, now)
+        }
+        (1, "POST", ["notes"]) => note_upsert(c, db, None, &o),
+        (1, "PUT", ["notes", id]) => note_upsert(c, db, parse_id(id).or(Some(0)), &o),
+        (1, "DELETE", ["notes", id]) => {
+            let id = parse_id(id).unwrap_or(0);
+            let t = secs(now);
+            match db.notes.get(id).filter(|n| n.deleted_time.is_none()) {
+                Some(_) => {
+                    db.notes.modify(id, |n| {
+                        n.deleted_time = Some(t);
+                        n.update_time = t;
+                    });
+                    Ok(ok_data(|j| {
+                        j.b(true);
+                    }))
+                }
+                None => Err(err(404, "Note not found")),
+            }
+        }
+        (1, "POST", ["leads"]) => lead_upsert(c, db, None, &o),
+        (1, "PATCH", ["leads", id]) => match db.lead_by_uuid.get(*id).copied() {
+            Some(lid) => lead_upsert(c, db, Some(lid), &o),
+            None => Err(lead_404()),
+        },
+        (1, "DELETE", ["leads", id]) => match db.lead_by_uuid.remove(*id) {
+            // Leads are deleted for good (they carry no deleted flag to show).
+            Some(lid) => {
+                if let Some(p) = db.leads.pos(lid) {
+                    let l = db.leads.rows.remove(p);
+                    db.leads.by_update.remove(&(l.update_time, l.id));
+                }
+                let id = id.to_string();
+                Ok(ok_data(|j| {
+                    j.obj().ks("id", &id).end_obj();
+                }))
+            }
+            None => Err(lead_404()),
+        },
+        _ => Err(unknown_route()),
+    };
+    r.unwrap_or_else(|e| e)
+}
+
+fn lead_404() -> Resp {
+    let mut j = J::default();
+    j.obj()
+        .kb("success", false)
+        .ks("error", "requested lead not found");
+    j.ks("error_info", "Object was not found.")
+        .knull("data")
+        .knull("additional_data")
+        .end_obj();
+    Resp {
+        status: 404,
+        body: j.buf,
+    }
+}
+
+fn soft_delete<T: Rec + SoftDelete>(
+    t: &mut Table<T>,
+    id: &str,
+    now: Ms,
+    what: &str,
+) -> Result<Resp, Resp> {
+    let id = parse_id(id).unwrap_or(0);
+    match t.get(id) {
+        Some(r) if r.deleted_time().is_none() => {
+            t.modify(id, |r| r.mark_deleted(secs(now)));
+            Ok(deleted_v2(id))
+        }
+        _ => Err(err(404, &format!("{what} not found"))),
+    }
+}
+
+pub trait SoftDelete {
+    fn mark_deleted(&mut self, t: Ms);
+}
+macro_rules! soft {
+    ($($t:ty),*) => {$(
+        impl SoftDelete for $t {
+            fn mark_deleted(&mut self, t: Ms) {
+                self.deleted_time = Some(t);
+                self.update_time = t;
+            }
+        }
+    )*};
+}
+soft!(Person, Org, Activity, Product, Pipeline, Stage);
+
+fn push_change(
+    db: &mut Db,
+    deal: u64,
+    user: u64,
+    field: &str,
+    old: Option<String>,
+    new: Option<String>,
+    t: Ms,
+) {
+    db.next_change_id += 1;
+    let id = db.next_change_id;
+    db.deal_changes.entry(deal).or_default().push(Change {
+        id,
+        item_id: deal,
+        user_id: user,
+        field_key: field.into(),
+        old_value: old,
+        new_value: new,
+        time: t,
+    });
+}
+
+fn opt_s<T: ToString>(v: Option<T>) -> Option<String> {
+    v.map(|x| x.to_string())
+}
+
+fn deal_upsert(c: &Ctx, db: &mut Db, rid: Option<u64>, o: &Obj) -> Result<Resp, Resp> {
+    let t = secs(c.now);
+    let mut d = match rid {
+        Some(x) => db
+            .deals
+            .get(x)
+            .filter(|d| d.deleted_time.is_none())
+            .cloned()
+            .ok_or_else(|| err(404, "Deal not found"))?,
+        None => {
+            let Some(Some(title)) = s(o, "title") else {
+                return Err(v2_invalid("title: Required"));
+            };
+            let pipeline_id = id_or(o, "pipeline_id").unwrap_or(1);
+            let stage_id = id_or(o, "stage_id")
+                .or_else(|| {
+                    db.stages
+                        .rows
+                        .iter()
+                        .find(|s| s.pipeline_id == pipeline_id)
+                        .map(|s| s.id)
+                })
+                .unwrap_or(1);
+            Deal {
+                id: db.deals.next_id,
+                title: title.into(),
+                creator_user_id: c.me,
+                owner_id: c.me,
+                person_id: None,
+                org_id: None,
+                pipeline_id,
+                stage_id,
+                value: 0.0,
+                currency: "EUR".into(),
+                add_time: t,
+                update_time: t,
+                stage_change_time: None,
+                status: DealStatus::Open,
+                probability: None,
+                lost_reason: None,
+                visible_to: 3,
+                won_time: None,
+                lost_time: None,
+                close_time: None,
+                expected_close_date: None,
+                label_ids: Vec::new(),
+                origin: "API",
+                archive_time: None,
+                deleted_time: None,
+                cf: Cf::default(),
+            }
+        }
+    };
+    let before = d.clone();
+    if let Some(Some(v)) = s(o, "title") {
+        d.title = v.into();
+    }
+    if let Some(Some(v)) = id(o, "owner_id") {
+        d.owner_id = v;
+    }
+    if let Some(v) = id(o, "person_id") {
+        d.person_id = v;
+    }
+    if let Some(v) = id(o, "org_id") {
+        d.org_id = v;
+    }
+    if let Some(Some(v)) = id(o, "pipeline_id") {
+        d.pipeline_id = v;
+    }
+    if let Some(Some(v)) = id(o, "stage_id") {
+        match db.stages.get(v) {
+            Some(s) => {
+                d.stage_id = v;
+                d.pipeline_id = s.pipeline_id;
+            }
+            None => return Err(v2_invalid("stage_id: Stage not found")),
+        }
+    }
+    if let Some(v) = n(o, "value") {
+        d.value = v.unwrap_or(0.0);
+    }
+    if let Some(Some(v)) = s(o, "currency") {
+        d.currency = v.into();
+    }
+    if let Some(v) = n(o, "probability") {
+        d.probability = v.map(|x| x as u32);
+    }
+    if let Some(v) = s(o, "lost_reason") {
+        d.lost_reason = v.map(Into::into);
+    }
+    if let Some(Some(v)) = n(o, "visible_to") {
+        d.visible_to = v as u8;
+    }
+    if let Some(v) = s(o, "expected_close_date") {
+        d.expected_close_date = v.and_then(|x| parse_date(&x));
+    }
+    if let Some(v) = label_ids(o, "label_ids") {
+        d.label_ids = v;
+    }
+    if let Some(Some(st)) = s(o, "status") {
+        let Some(st) = DealStatus::parse(&st) else {
+            return Err(v2_invalid(
+                "status: Invalid enum value. Expected 'open' | 'won' | 'lost'",
+            ));
+        };
+        if st != d.status {
+            d.status = st;
+            d.won_time = (st == DealStatus::Won).then_some(t);
+            d.lost_time = (st == DealStatus::Lost).then_some(t);
+            d.close_time = (st != DealStatus::Open).then_some(t);
+        }
+    }
+    if let Some(a) = b(o, "is_archived") {
+        d.archive_time = if a { d.archive_time.or(Some(t)) } else { None };
+    }
+    if d.stage_id != before.stage_id {
+        d.stage_change_time = Some(t);
+    }
+    let cf_changes = {
+        let mut cf = d.cf.clone();
+        let ch = apply_cf(db, FieldEntity::Deal, d.id, &mut cf, o, false)?;
+        d.cf = cf;
+        ch
+    };
+    // One dealChange per changed field.
+    let mut changes: Vec<(String, Option<String>, Option<String>)> = Vec::new();
+    let mut diff = |k: &str, a: Option<String>, b: Option<String>| {
+        if a != b {
+            changes.push((k.to_string(), a, b));
+        }
+    };
+    if rid.is_some() {
+        diff(
+            "title",
+            Some(before.title.to_string()),
+            Some(d.title.to_string()),
+        );
+        diff(
+            "user_id",
+            opt_s(Some(before.owner_id)),
+            opt_s(Some(d.owner_id)),
+        );
+        diff("person_id", opt_s(before.person_id), opt_s(d.person_id));
+        diff("org_id", opt_s(before.org_id), opt_s(d.org_id));
+        diff(
+            "pipeline_id",
+            opt_s(Some(before.pipeline_id)),
+            opt_s(Some(d.pipeline_id)),
+        );
+        diff(
+            "stage_id",
+            opt_s(Some(before.stage_id)),
+            opt_s(Some(d.stage_id)),
+        );
+        diff(
+            "value",
+            Some(crate::seed::fmt_num(before.value)),
+            Some(crate::seed::fmt_num(d.value)),
+        );
+        diff(
+            "currency",
+            Some(before.currency.to_string()),
+            Some(d.currency.to_string()),
+        );
+        diff(
+            "status",
+            Some(before.status.name().into()),
+            Some(d.status.name().into()),
+        );
+        diff(
+            "probability",
+            opt_s(before.probability),
+            opt_s(d.probability),
+        );
+        diff(
+            "lost_reason",
+            opt_s(before.lost_reason.as_deref()),
+            opt_s(d.lost_reason.as_deref()),
+        );
+        diff(
+            "visible_to",
+            opt_s(Some(before.visible_to)),
+            opt_s(Some(d.visible_to)),
+        );
+        diff(
+            "expected_close_date",
+            before.expected_close_date.map(crate::util::date),
+            d.expected_close_date.map(crate::util::date),
+        );
+        diff(
+            "label",
+            Some(join(&before.label_ids)),
+            Some(join(&d.label_ids)),
+        );
+        diff(
+            "is_archived",
+            Some(before.archive_time.is_some().to_string()),
+            Some(d.archive_time.is_some().to_string()),
+        );
+        changes.extend(cf_changes);
+    }
+    d.update_time = if rid.is_some() && changes.is_empty() {
+        before.update_time
+    } else {
+        t
+    };
+    let did = d.id;
+    if rid.is_some() {
+        db.deals.modify(did, |x| *x = d);
+        for (k, a, b) in changes {
+            push_change(db, did, c.me, &k, a, b, t);
+        }
+    } else {
+        db.deals.insert(d);
+    }
+    let d = db.deals.get(did).ok_or_else(|| err(500, "lost deal"))?;
+    Ok(ok_data(|j| render::deal_v2(j, db, d, &V2Opts::default())))
+}
+
+fn join(v: &[u32]) -> String {
+    v.iter()
+        .map(|x| x.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn id_or(o: &Obj, k: &str) -> Option<u64> {
+    id(o, k).flatten()
+}
+
+fn person_upsert(db: &mut Db, rid: Option<u64>, o: &Obj, now: Ms) -> Result<Resp, Resp> {
+    let t = secs(now);
+    let mut p = match rid {
+        Some(x) => db
+            .persons
+            .get(x)
+            .filter(|p| p.deleted_time.is_none())
+            .cloned()
+            .ok_or_else(|| err(404, "Person not found"))?,
+        None => {
+            if !matches!(s(o, "name"), Some(Some(_))) {
+                return Err(v2_invalid("name: Required"));
+            }
+            Person {
+                id: db.persons.next_id,
+                first_name: "".into(),
+                last_name: "".into(),
+                owner_id: 1,
+                org_id: None,
+                emails: Vec::new(),
+                phones: Vec::new(),
+                visible_to: 3,
+                label_ids: Vec::new(),
+                job_title: None,
+                birthday: None,
+                postal_address: None,
+                add_time: t,
+                update_time: t,
+                deleted_time: None,
+                cf: Cf::default(),
+            }
+        }
+    };
+    if let Some(Some(name)) = s(o, "name") {
+        let mut it = name.splitn(2, ' ');
+        p.first_name = it.next().unwrap_or("").into();
+        p.last_name = it.next().unwrap_or("").into();
+    }
+    if let Some(Some(v)) = id(o, "owner_id") {
+        p.owner_id = v;
+    }
+    if let Some(v) = id(o, "org_id") {
+        p.org_id = v;
+    }
+    if let Some(v) = o.get("emails") {
+        p.emails = contacts(v);
+    }
+    if let Some(v) = o.get("phones") {
+        p.phones = contacts(v);
+    }
+    if let Some(Some(v)) = n(o, "visible_to") {
+        p.visible_to = v as u8;
+    }
+    if let Some(v) = label_ids(o, "label_ids") {
+        p.label_ids = v;
+    }
+    if let Some(v) = s(o, "job_title") {
+        p.job_title = v.map(Into::into);
+    }
+    if let Some(v) = s(o, "birthday") {
+        p.birthday = v.and_then(|x| parse_date(&x));
+    }
+    if let Some(v) = o.get("postal_address") {
+        p.postal_address = addr(v);
+    }
+    let mut cf = p.cf.clone();
+    apply_cf(db, FieldEntity::Person, p.id, &mut cf, o, false)?;
+    p.cf = cf;
+    p.update_time = t;
+    let pid = p.id;
+    if rid.is_some() {
+        db.persons.modify(pid, |x| *x = p);
+    } else {
+        db.persons.insert(p);
+    }
+    let p = db.persons.get(pid).ok_or_else(|| err(500, "lost"))?;
+    Ok(ok_data(|j| render::person_v2(j, db, p, &V2Opts::default())))
+}
+
+fn org_upsert(db: &mut Db, rid: Option<u64>, o: &Obj, now: Ms) -> Result<Resp, Resp> {
+    let t = secs(now);
+    let mut r = match rid {
+        Some(x) => db
+            .orgs
+            .get(x)
+            .filter(|p| p.deleted_time.is_none())
+            .cloned()
+            .ok_or_else(|| err(404, "Organization not found"))?,
+        None => {
+            if !matches!(s(o, "name"), Some(Some(_))) {
+                return Err(v2_invalid("name: Required"));
+            }
+            Org {
+                id: db.orgs.next_id,
+                name: "".into(),
+                owner_id: 1,
+                address: None,
+                visible_to: 3,
+                label_ids: Vec::new(),
+                website: None,
+                industry: None,
+                annual_revenue: None,
+                employee_count: None,
+                add_time: t,
+                update_time: t,
+                deleted_time: None,
+                cf: Cf::default(),
+            }
+        }
+    };
+    if let Some(Some(v)) = s(o, "name") {
+        r.name = v.into();
+    }
+    if let Some(Some(v)) = id(o, "owner_id") {
+        r.owner_id = v;
+    }
+    if let Some(v) = o.get("address") {
+        r.address = addr(v);
+    }
+    if let Some(Some(v)) = n(o, "visible_to") {
+        r.visible_to = v as u8;
+    }
+    if let Some(v) = label_ids(o, "label_ids") {
+        r.label_ids = v;
+    }
+    if let Some(v) = s(o, "website") {
+        r.website = v.map(Into::into);
+    }
+    if let Some(v) = n(o, "industry") {
+        r.industry = v.map(|x| x as u32);
+    }
+    if let Some(v) = n(o, "annual_revenue") {
+        r.annual_revenue = v.map(|x| x as i64);
+    }
+    if let Some(v) = n(o, "employee_count") {
+        r.employee_count = v.map(|x| x as i64);
+    }
+    let mut cf = r.cf.clone();
+    apply_cf(db, FieldEntity::Org, r.id, &mut cf, o, false)?;
+    r.cf = cf;
+    r.update_time = t;
+    let rid2 = r.id;
+    if rid.is_some() {
+        db.orgs.modify(rid2, |x| *x = r);
+    } else {
+        db.orgs.insert(r);
+    }
+    let r = db.orgs.get(rid2).ok_or_else(|| err(500, "lost"))?;
+    Ok(ok_data(|j| render::org_v2(j, db, r, &V2Opts::default())))
+}
+
+fn activity_upsert(c: &Ctx, db: &mut Db, rid: Option<u64>, o: &Obj) -> Result<Resp, Resp> {
+    let t = secs(c.now);
+    let mut a = match rid {
+        Some(x) => db
+            .activities
+            .get(x)
+            .filter(|p| p.deleted_time.is_none())
+            .cloned()
+            .ok_or_else(|| err(404, "Activity not found"))?,
+        None => Activity {
+            id: db.activities.next_id,
+            subject: "Call".into(),
+            type_key: "call".into(),
+            owner_id: c.me,
+            creator_user_id: c.me,
+            deal_id: None,
+            lead_id: None,
+            person_id: None,
+            org_id: None,
+            due_date: Some(crate::util::days_of(c.now)),
+            due_time: None,
+            duration: None,
+            busy: false,
+            done: false,
+            marked_as_done_time: None,
+            priority: None,
+            note: None,
+            public_description: None,
+            location: None,
+            add_time: t,
+            update_time: t,
+            deleted_time: None,
+        },
+    };
+    if let Some(Some(v)) = s(o, "subject") {
+        a.subject = v.into();
+    }
+    if let Some(Some(v)) = s(o, "type") {
+        a.type_key = v.into();
+    }
+    if let Some(Some(v)) = id(o, "owner_id") {
+        a.owner_id = v;
+    }
+    if let Some(v) = id(o, "deal_id") {
+        a.deal_id = v;
+    }
+    if let Some(v) = s(o, "lead_id") {
+        a.lead_id = v.map(Into::into);
+    }
+    if let Some(v) = id(o, "person_id") {
+        a.person_id = v;
+    }
+    if let Some(v) = id(o, "org_id") {
+        a.org_id = v;
+    }
+    if let Some(v) = s(o, "due_date") {
+        a.due_date = v.and_then(|x| parse_date(&x));
+    }
+    if let Some(v) = s(o, "due_time") {
+        a.due_time = v.and_then(|x| parse_hms(&x));
+    }
+    if let Some(v) = s(o, "duration") {
+        a.duration = v.and_then(|x| parse_hms(&x));
+    }
+    if let Some(v) = b(o, "busy") {
+        a.busy = v;
+    }
+    if let Some(v) = b(o, "done") {
+        if v && !a.done {
+            a.marked_as_done_time = Some(t);
+        }
+        if !v {
+            a.marked_as_done_time = None;
+        }
+        a.done = v;
+    }
+    if let Some(v) = s(o, "note") {
+        a.note = v.map(Into::into);
+    }
+    if let Some(v) = s(o, "public_description") {
+        a.public_description = v.map(Into::into);
+    }
+    if let Some(v) = n(o, "priority") {
+        a.priority = v.map(|x| x as u32);
+    }
+    if let Some(v) = o.get("location") {
+        a.location = addr(v);
+    }
+    a.update_time = t;
+    let aid = a.id;
+    if rid.is_some() {
+        db.activities.modify(aid, |x| *x = a);
+    } else {
+        db.activities.insert(a);
+    }
+    let a = db.activities.get(aid).ok_or_else(|| err(500, "lost"))?;
+    Ok(ok_data(|j| render::activity_v2(j, db, a)))
+}
+
+fn product_upsert(c: &Ctx, db: &mut Db, rid: Option<u64>, o: &Obj) -> Result<Resp, Resp> {
+    let t = secs(c.now);
+    let mut p = match rid {
+        Some(x) => db
+            .products
+            .get(x)
+            .filter(|p| p.deleted_time.is_none())
+            .cloned()
+            .ok_or_else(|| err(404, "Product not found"))?,
+        None => {
+            if !matches!(s(o, "name"), Some(Some(_))) {
+                return Err(v2_invalid("name: Required"));
+            }
+            Product {
+                id: db.products.next_id,
+                name: "".into(),
+                code: "".into(),
+                unit: "".into(),
+                tax: 0.0,
+                description: None,
+                category: None,
+                owner_id: c.me,
+                visible_to: 3,
+                is_linkable: true,
+                billing_frequency: "one-time",
+                billing_frequency_cycles: None,
+                prices: Vec::new(),
+                add_time: t,
+                update_time: t,
+                deleted_time: None,
+                cf: Cf::default(),
+            }
+        }
+    };
+    if let Some(Some(v)) = s(o, "name") {
+        p.name = v.into();
+    }
+    if let Some(v) = s(o, "code") {
+        p.code = v.unwrap_or_default().into();
+    }
+    if let Some(v) = s(o, "unit") {
+        p.unit = v.unwrap_or_default().into();
+    }
+    if let Some(v) = n(o, "tax") {
+        p.tax = v.unwrap_or(0.0);
+    }
+    if let Some(v) = s(o, "description") {
+        p.description = v.map(Into::into);
+    }
+    if let Some(v) = s(o, "category") {
+        p.category = v.map(Into::into);
+    }
+    if let Some(Some(v)) = id(o, "owner_id") {
+        p.owner_id = v;
+    }
+    if let Some(Some(v)) = n(o, "visible_to") {
+        p.visible_to = v as u8;
+    }
+    if let Some(Some(bf)) = s(o, "billing_frequency") {
+        p.billing_frequency = [
+            "one-time",
+            "annually",
+            "semi-annually",
+            "quarterly",
+            "monthly",
+            "weekly",
+        ]
+        .into_iter()
+        .find(|x| *x == bf)
+        .ok_or_else(|| v2_invalid("billing_frequency: Invalid enum value"))?;
+    }
+    if let Some(Value::Array(a)) = o.get("prices") {
+        p.prices = a
+            .iter()
+            .filter_map(|x| {
+                let m = x.as_object()?;
+                Some(Price {
+                    currency: m.get("currency")?.as_str()?.into(),
+                    price: m.get("price").and_then(Value::as_f64).unwrap_or(0.0),
+                    cost: m.get("cost").and_then(Value::as_f64).unwrap_or(0.0),
+                    direct_cost: m.get("direct_cost").and_then(Value::as_f64).unwrap_or(0.0),
+                })
+            })
+            .collect();
+    }
+    let mut cf = p.cf.clone();
+    apply_cf(db, FieldEntity::Product, p.id, &mut cf, o, false)?;
+    p.cf = cf;
+    p.update_time = t;
+    let pid = p.id;
+    if rid.is_some() {
+        db.products.modify(pid, |x| *x = p);
+    } else {
+        db.products.insert(p);
+    }
+    let p = db.products.get(pid).ok_or_else(|| err(500, "lost"))?;
+    Ok(ok_data(|j| {
+        render::product_v2(j, db, p, &V2Opts::default())
+    }))
+}
+
+fn pipeline_upsert(db: &mut Db, rid: Option<u64>, o: &Obj, now: Ms) -> Result<Resp, Resp> {
+    let t = secs(now);
+    let mut p = match rid {
+        Some(x) => db
+            .pipelines
+            .get(x)
+            .filter(|p| p.deleted_time.is_none())
+            .cloned()
+            .ok_or_else(|| err(404, "Pipeline not found"))?,
+        None => {
+            if !matches!(s(o, "name"), Some(Some(_))) {
+                return Err(v2_invalid("name: Required"));
+            }
+            Pipeline {
+                id: db.pipelines.next_id,
+                name: "".into(),
+                order_nr: db.pipelines.rows.len() as u32 + 1,
+                probability_enabled: false,
+                add_time: t,
+                update_time: t,
+                deleted_time: None,
+            }
+        }
+    };
+    if let Some(Some(v)) = s(o, "name") {
+        p.name = v.into();
+    }
+    if let Some(v) = b(o, "is_deal_probability_enabled") {
+        p.probability_enabled = v;
+    }
+    p.update_time = t;
+    let pid = p.id;
+    if rid.is_some() {
+        db.pipelines.modify(pid, |x| *x = p);
+    } else {
+        db.pipelines.insert(p);
+    }
+    let p = db.pipelines.get(pid).ok_or_else(|| err(500, "lost"))?;
+    Ok(ok_data(|j| render::pipeline_v2(j, p)))
+}
+
+fn stage_upsert(db: &mut Db, rid: Option<u64>, o: &Obj, now: Ms) -> Result<Resp, Resp> {
+    let t = secs(now);
+    let mut st = match rid {
+        Some(x) => db
+            .stages
+            .get(x)
+            .filter(|p| p.deleted_time.is_none())
+            .cloned()
+            .ok_or_else(|| err(404, "Stage not found"))?,
+        None => {
+            let (Some(Some(_)), Some(Some(pid))) = (s(o, "name"), id(o, "pipeline_id")) else {
+                return Err(v2_invalid("name, pipeline_id: Required"));
+            };
+            Stage {
+                id: db.stages.next_id,
+                pipeline_id: pid,
+                name: "".into(),
+                order_nr: db
+                    .stages
+                    .rows
+                    .iter()
+                    .filter(|s| s.pipeline_id == pid)
+                    .count() as u32
+                    + 1,
+                probability: 100,
+                rotten_days: None,
+                add_time: t,
+                update_time: t,
+                deleted_time: None,
+            }
+        }
+    };
+    if let Some(Some(v)) = s(o, "name") {
+        st.name = v.into();
+    }
+    if let Some(Some(v)) = id(o, "pipeline_id") {
+        st.pipeline_id = v;
+    }
+    if let Some(Some(v)) = n(o, "deal_probability") {
+        st.probability = v as u32;
+    }
+    if let Some(v) = b(o, "is_deal_rot_enabled") {
+        st.rotten_days = if v { st.rotten_days.or(Some(30)) } else { None };
+    }
+    if let Some(v) = n(o, "days_to_rotten") {
+        st.rotten_days = v.map(|x| x as u32);
+    }
+    st.update_time = t;
+    let sid = st.id;
+    if rid.is_some() {
+        db.stages.modify(sid, |x| *x = st);
+    } else {
+        db.stages.insert(st);
+    }
+    let st = db.stages.get(sid).ok_or_else(|| err(500, "lost"))?;
+    Ok(ok_data(|j| render::stage_v2(j, st)))
+}
+
+fn note_upsert(c: &Ctx, db: &mut Db, rid: Option<u64>, o: &Obj) -> Result<Resp, Resp> {
+    let t = secs(c.now);
+    let mut n0 = match rid {
+        Some(x) => db
+            .notes
+            .get(x)
+            .filter(|p| p.deleted_time.is_none())
+            .cloned()
+            .ok_or_else(|| err(404, "Note not found"))?,
+        None => {
+            let Some(Some(_)) = s(o, "content") else {
+                return Err(err(400, "Content is required"));
+            };
+            if ["deal_id", "person_id", "org_id", "lead_id"]
+                .iter()
+                .all(|k| !o.contains_key(*k))
+            {
+                return Err(err(
+                    400,
+                    "Note must be attached to a deal, person, organization or lead",
+                ));
+            }
+            Note {
+                id: db.notes.next_id,
+                content: "".into(),
+                user_id: c.me,
+                last_update_user_id: c.me,
+                deal_id: None,
+                person_id: None,
+                org_id: None,
+                lead_id: None,
+                pinned_to_deal: false,
+                pinned_to_person: false,
+                pinned_to_org: false,
+                pinned_to_lead: false,
+                add_time: t,
+                update_time: t,
+                deleted_time: None,
+            }
+        }
+    };
+    if let Some(Some(v)) = s(o, "content") {
+        n0.content = v.into();
+    }
+    if let Some(v) = id(o, "deal_id") {
+        n0.deal_id = v;
+    }
+    if let Some(v) = id(o, "person_id") {
+        n0.person_id = v;
+    }
+    if let Some(v) = id(o, "org_id") {
+        n0.org_id = v;
+    }
+    if let Some(v) = s(o, "lead_id") {
+        n0.lead_id = v.map(Into::into);
+    }
+    if let Some(Some(v)) = id(o, "user_id") {
+        n0.user_id = v;
+    }
+    for (k, slot) in [
+        ("pinned_to_deal_flag", &mut n0.pinned_to_deal),
+        ("pinned_to_person_flag", &mut n0.pinned_to_person),
+        ("pinned_to_organization_flag", &mut n0.pinned_to_org),
+        ("pinned_to_lead_flag", &mut n0.pinned_to_lead),
+    ] {
+        if let Some(v) = b(o, k) {
+            *slot = v;
+        }
+    }
+    n0.last_update_user_id = c.me;
+    n0.update_time = t;
+    let nid = n0.id;
+    if rid.is_some() {
+        db.notes.modify(nid, |x| *x = n0);
+    } else {
+        db.notes.insert(n0);
+    }
+    let n0 = db.notes.get(nid).ok_or_else(|| err(500, "lost"))?;
+    Ok(ok_data(|j| render::note_v1(j, db, n0, c.me)))
+}
+
+fn lead_upsert(c: &Ctx, db: &mut Db, rid: Option<u64>, o: &Obj) -> Result<Resp, Resp> {
+    let t = c.now;
+    let mut l = match rid {
+        Some(x) => db.leads.get(x).cloned().ok_or_else(lead_404)?,
+        None => {
+            let Some(Some(_)) = s(o, "title") else {
+                return Err(err(400, "Validation failed: title: Required"));
+            };
+            if !o.contains_key("person_id") && !o.contains_key("organization_id") {
+                return Err(err(
+                    400,
+                    "A lead must be linked to a person or an organization",
+                ));
+            }
+            let mut r = crate::util::Rng::for_item(db.seed, "new_lead", db.leads.next_id);
+            Lead {
+                id: db.leads.next_id,
+                uuid: r.uuid().to_string().into(),
+                title: "".into(),
+                owner_id: c.me,
+                creator_id: c.me,
+                label_ids: Vec::new(),
+                person_id: None,
+                org_id: None,
+                source_name: "API",
+                origin: "API",
+                was_seen: false,
+                value: None,
+                expected_close_date: None,
+                visible_to: 3,
+                archive_time: None,
+                add_time: t,
+                update_time: t,
+                deleted_time: None,
+                cf: Cf::default(),
+            }
+        }
+    };
+    if let Some(Some(v)) = s(o, "title") {
+        l.title = v.into();
+    }
+    if let Some(Some(v)) = id(o, "owner_id") {
+        l.owner_id = v;
+    }
+    if let Some(v) = id(o, "person_id") {
+        l.person_id = v;
+    }
+    if let Some(v) = id(o, "organization_id") {
+        l.org_id = v;
+    }
+    if let Some(v) = o.get("label_ids") {
+        let ids: Vec<&str> = v
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        l.label_ids = db
+            .simple
+            .lead_labels
+            .iter()
+            .filter(|x| ids.contains(&&*x.id))
+            .map(|x| x.seq)
+            .collect();
+    }
+    if let Some(v) = o.get("value") {
+        l.value = v.as_object().and_then(|m| {
+            Some((
+                m.get("amount")?.as_f64()?,
+                m.get("currency")
+                    .and_then(Value::as_str)
+                    .unwrap_or("EUR")
+                    .into(),
+            ))
+        });
+    }
+    if let Some(v) = s(o, "expected_close_date") {
+        l.expected_close_date = v.and_then(|x| parse_date(&x));
+    }
+    if let Some(Some(v)) = s(o, "visible_to") {
+        l.visible_to = v.parse().unwrap_or(3);
+    }
+    if let Some(v) = b(o, "was_seen") {
+        l.was_seen = v;
+    }
+    if let Some(v) = b(o, "is_archived") {
+        l.archive_time = if v { l.archive_time.or(Some(t)) } else { None };
+    }
+    let mut cf = l.cf.clone();
+    apply_cf(db, FieldEntity::Lead, l.id, &mut cf, o, true)?;
+    l.cf = cf;
+    l.update_time = t;
+    let lid = l.id;
+    if rid.is_some() {
+        db.leads.modify(lid, |x| *x = l);
+    } else {
+        db.lead_by_uuid.insert(l.uuid.clone(), lid);
+        db.leads.insert(l);
+    }
+    let l = db.leads.get(lid).ok_or_else(|| err(500, "lost"))?;
+    let mut r = ok_data(|j| render::lead_v1(j, db, l));
+    if rid.is_none() {
+        r.status = 201;
+    }
+    Ok(r)
+}
+
+/// v2 `POST/PATCH/DELETE /{entity}Fields[/{field_code}]`.
+fn field_write(
+    db: &mut Db,
+    fields: &str,
+    method: &str,
+    code: Option<&str>,
+    o: &Obj,
+    now: Ms,
+) -> Result<Resp, Resp> {
+    let Some(e) =
+        FieldEntity::parse(fields).filter(|e| !matches!(e, FieldEntity::Lead | FieldEntity::Note))
+    else {
+        return Err(unknown_route());
+    };
+    let t = secs(now);
+    match (method, code) {
+        ("POST", None) => {
+            let Some(Some(name)) = s(o, "field_name") else {
+                return Err(v2_invalid("field_name: Required"));
+            };
+            let Some(Some(ft)) = s(o, "field_type") else {
+                return Err(v2_invalid("field_type: Required"));
+            };
+            let Some(ct) = CfType::parse(&ft) else {
+                return Err(v2_invalid("field_type: Invalid enum value"));
+            };
+            let labels = o
+                .get("options")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.get("label").and_then(Value::as_str).map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let f = crate::admin::add_field(db, e, name, ct, labels, t);
+            Ok(ok_data(|j| render::v2_field(j, e, &f, &[])))
+        }
+        ("PATCH", Some(code)) => {
+            let f = db
+                .fields
+                .get_mut(&e)
+                .and_then(|v| {
+                    v.iter_mut()
+                        .find(|f| f.active && f.is_custom() && f.key == code)
+                })
+                .ok_or_else(|| err(404, "Field not found"))?;
+            if let Some(Some(name)) = s(o, "field_name") {
+                f.name = name;
+            }
+            f.update_time = t;
+            let f = f.clone();
+            Ok(ok_data(|j| render::v2_field(j, e, &f, &[])))
+        }
+        ("DELETE", Some(code)) => {
+            let f = db
+                .fields
+                .get_mut(&e)
+                .and_then(|v| {
+                    v.iter_mut()
+                        .find(|f| f.active && f.is_custom() && f.key == code)
+                })
+                .ok_or_else(|| err(404, "Field not found"))?;
+            f.active = false;
+            f.update_time = t;
+            let code = f.key.clone();
+            Ok(ok_data(|j| {
+                j.obj().ks("field_code", &code).end_obj();
+            }))
+        }
+        _ => Err(unknown_route()),
+    }
 }

@@ -1,0 +1,144 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use pipedrive_sim::{Plan, SimHandle, SimOptions, start};
+use serde_json::Value;
+
+pub struct Sim {
+    pub h: SimHandle,
+    pub c: reqwest::Client,
+}
+
+pub async fn sim(opts: SimOptions) -> Sim {
+    let h = start(opts, 0).await.expect("start");
+    Sim {
+        h,
+        c: reqwest::Client::new(),
+    }
+}
+
+pub async fn unlimited(seed: u64) -> Sim {
+    sim(SimOptions {
+        seed,
+        plan: Plan::Unlimited,
+        ..Default::default()
+    })
+    .await
+}
+
+impl Sim {
+    pub fn url(&self, p: &str) -> String {
+        format!("{}{}", self.h.url, p)
+    }
+    pub async fn get(&self, p: &str) -> (u16, Value) {
+        let r = self
+            .c
+            .get(self.url(p))
+            .header("x-api-token", &self.h.api_token)
+            .send()
+            .await
+            .expect("send");
+        let s = r.status().as_u16();
+        let b = r.bytes().await.expect("body");
+        (s, serde_json::from_slice(&b).unwrap_or(Value::Null))
+    }
+    pub async fn raw(&self, p: &str) -> reqwest::Response {
+        self.c
+            .get(self.url(p))
+            .header("x-api-token", &self.h.api_token)
+            .send()
+            .await
+            .expect("send")
+    }
+    pub async fn send(&self, method: &str, p: &str, body: Value) -> (u16, Value) {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let r = self
+            .c
+            .request(m, self.url(p))
+            .header("x-api-token", &self.h.api_token)
+            .json(&body)
+            .send()
+            .await
+            .expect("send");
+        let s = r.status().as_u16();
+        (s, r.json().await.unwrap_or(Value::Null))
+    }
+    pub async fn admin(&self, method: &str, p: &str, body: Value) -> Value {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let r = self
+            .c
+            .request(m, self.url(p))
+            .json(&body)
+            .send()
+            .await
+            .expect("send");
+        assert!(r.status().is_success(), "admin {p}: {}", r.status());
+        r.json().await.expect("json")
+    }
+    pub async fn truth(&self, entity: &str) -> Vec<Value> {
+        let v: Value = self
+            .c
+            .get(self.url(&format!("/__sim/truth/{entity}")))
+            .send()
+            .await
+            .expect("send")
+            .json()
+            .await
+            .expect("json");
+        v["records"].as_array().cloned().unwrap_or_default()
+    }
+    /// Follows v2 cursors; returns all items.
+    pub async fn all_v2(&self, path: &str, limit: usize) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut cursor: Option<String> = None;
+        let sep = if path.contains('?') { '&' } else { '?' };
+        for _ in 0..100_000 {
+            let mut p = format!("{path}{sep}limit={limit}");
+            if let Some(c) = &cursor {
+                p.push_str(&format!("&cursor={c}"));
+            }
+            let (s, v) = self.get(&p).await;
+            assert_eq!(s, 200, "{p}: {v}");
+            let data = v["data"].as_array().cloned().unwrap_or_default();
+            assert!(data.len() <= limit);
+            out.extend(data);
+            match v["additional_data"]["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => {
+                    assert!(v["additional_data"]["next_cursor"].is_null());
+                    return out;
+                }
+            }
+        }
+        panic!("too many pages");
+    }
+    /// Follows v1 offsets; returns all items.
+    pub async fn all_v1(&self, path: &str, limit: usize) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut start = 0u64;
+        let sep = if path.contains('?') { '&' } else { '?' };
+        for _ in 0..100_000 {
+            let p = format!("{path}{sep}start={start}&limit={limit}");
+            let (s, v) = self.get(&p).await;
+            assert_eq!(s, 200, "{p}: {v}");
+            let data = v["data"].as_array().cloned().unwrap_or_default();
+            assert!(data.len() <= limit);
+            out.extend(data);
+            let pg = &v["additional_data"]["pagination"];
+            if pg["more_items_in_collection"].as_bool() == Some(true) {
+                start = pg["next_start"].as_u64().expect("next_start");
+            } else {
+                assert!(
+                    pg.get("next_start").is_none(),
+                    "next_start must be absent on the last page"
+                );
+                return out;
+            }
+        }
+        panic!("too many pages");
+    }
+}
+
+pub fn ids(v: &[Value]) -> Vec<String> {
+    v.iter().map(|x| x["id"].to_string()).collect()
+}
