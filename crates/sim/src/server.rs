@@ -250,13 +250,16 @@ async fn handle(st: Arc<State>, req: Request) -> Response<Body> {
     let mut out = if fault_truncate && resp.body.len() > 1 {
         let full = resp.body.len();
         let cut = bytes::Bytes::from(resp.body[..full / 2].to_vec());
-        let s = futures::stream::iter(vec![
-            Ok::<bytes::Bytes, std::io::Error>(cut),
-            Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "simulated truncation",
-            )),
-        ]);
+        // Flush the head and the first half, then abort: the client sees a short body.
+        use futures::StreamExt;
+        let s = futures::stream::once(async move { Ok::<bytes::Bytes, std::io::Error>(cut) })
+            .chain(futures::stream::once(async {
+                tokio::time::sleep(Duration::from_millis(30)).await;
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "simulated truncation",
+                ))
+            }));
         let mut r = Response::new(Body::from_stream(s));
         *r.status_mut() = StatusCode::from_u16(resp.status).unwrap_or(StatusCode::OK);
         r.headers_mut()
