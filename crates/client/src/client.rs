@@ -185,7 +185,7 @@ impl Client {
     pub fn pages(
         &self,
         request: Request,
-    ) -> impl Stream<Item = Result<Page, ClientError>> + Send + 'static {
+    ) -> impl Stream<Item = Result<Page, ClientError>> + Send + use<> {
         let inner = Arc::clone(&self.inner);
         let start = Some(request.start.clone());
         futures::stream::unfold(

@@ -202,8 +202,34 @@ impl DuckDb {
         }
     }
 
+    /// Deletes the rows of the given parents (their children are re-read as a whole).
+    fn delete_children(&mut self, table: &TableRef, column: &str, parents: &[serde_json::Value]) -> Result<(), DestinationError> {
+        let has_column = self
+            .columns_of(table)?
+            .is_some_and(|columns| columns.iter().any(|c| c.name == column));
+        if !has_column || parents.is_empty() {
+            return Ok(());
+        }
+        self.execute("CREATE OR REPLACE TEMP TABLE _pds_parents (v VARCHAR)")?;
+        {
+            let mut appender = self.connection.appender("_pds_parents").map_err(fail("appending"))?;
+            for parent in parents {
+                appender.append_row([to_text(parent)]).map_err(fail("appending"))?;
+            }
+            appender.flush().map_err(fail("appending"))?;
+        }
+        self.execute(&format!(
+            "DELETE FROM {} WHERE CAST({} AS VARCHAR) IN (SELECT v FROM _pds_parents); DROP TABLE _pds_parents",
+            quote_table(&table.schema, &table.name),
+            quote(column)
+        ))
+    }
+
     fn write_batch(&mut self, batch: &Batch<'_>) -> Result<(), DestinationError> {
         let table_columns = self.evolve(batch.table, batch.columns)?;
+        if let Some((column, parents)) = batch.replace_parents {
+            self.delete_children(batch.table, column, parents)?;
+        }
         let loaded: Vec<(usize, &Column)> = batch
             .columns
             .iter()

@@ -36,6 +36,48 @@ pub enum Incremental {
         param: &'static str,
         sort: &'static [(&'static str, &'static str)],
     },
+    /// v1 lists without a change filter: changes come from `/v1/recents?items=<item>`, which
+    /// only reaches one month back; an older bookmark means the stream is re-read in full.
+    Recents { item: &'static str },
+}
+
+/// How a stream's requests are formed from other data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Fanout {
+    /// One list.
+    None,
+    /// Parent ids travel in one query parameter, `batch` at a time (`deal_ids=1,2,...`).
+    IdsParam {
+        parent: &'static str,
+        param: &'static str,
+        batch: usize,
+    },
+    /// One list per parent; `{id}` in the path is the parent's id.
+    PerParent { parent: &'static str },
+    /// The elements of an array field of each parent record (a person's emails), as rows of
+    /// their own keyed by the parent and the position. Parents are read with the child's own
+    /// bookmark, so this costs one parent list request per 500 changed parents.
+    Nested {
+        parent: &'static str,
+        field: &'static str,
+    },
+    /// One list per value of a parameter the endpoint requires (mail folders).
+    PerValue {
+        param: &'static str,
+        values: &'static [&'static str],
+    },
+}
+
+impl Fanout {
+    pub fn parent(&self) -> Option<&'static str> {
+        match self {
+            Fanout::IdsParam { parent, .. }
+            | Fanout::PerParent { parent }
+            | Fanout::Nested { parent, .. } => Some(parent),
+            Fanout::None | Fanout::PerValue { .. } => None,
+        }
+    }
 }
 
 /// Where a stream's custom fields live in its records and which stream defines them.
@@ -80,6 +122,15 @@ pub struct StreamDef {
     pub fixed_query: &'static [(&'static str, &'static str)],
     /// Records under `data.<items_path>` instead of `data`.
     pub items_path: Option<&'static str>,
+    /// Each item wraps its record under this key (`{object, timestamp, data}` of deal flow):
+    /// the record is that object, plus the wrapper's other keys where the record lacks them.
+    pub record_under: Option<&'static str>,
+    pub fanout: Fanout,
+    /// The column holding the parent's id in a fanned-out stream, added when records lack it.
+    pub parent_column: Option<&'static str>,
+    /// A parent's children are replaced as a whole when the parent is re-read, so children
+    /// removed in Pipedrive (a product taken off a deal) disappear here too.
+    pub replace_children: bool,
     pub custom_fields: Option<CustomFields>,
     /// Set on `*_fields` streams: how to read a field definition.
     pub field_definitions: Option<FieldDefinitions>,
@@ -87,7 +138,11 @@ pub struct StreamDef {
 
 impl StreamDef {
     pub fn supports_incremental(&self) -> bool {
-        !matches!(self.incremental, Incremental::None)
+        match self.fanout.parent() {
+            // A child is incremental through its parent: only changed parents are re-read.
+            Some(parent) => find(parent).is_some_and(|p| p.cursor_field.is_some()),
+            None => !matches!(self.incremental, Incremental::None),
+        }
     }
 }
 
@@ -147,6 +202,10 @@ const fn v2_entity(
         items_path: None,
         custom_fields,
         field_definitions: None,
+        record_under: None,
+        fanout: Fanout::None,
+        parent_column: None,
+        replace_children: false,
     }
 }
 
@@ -172,6 +231,72 @@ const fn full(
         items_path: None,
         custom_fields: None,
         field_definitions: None,
+        record_under: None,
+        fanout: Fanout::None,
+        parent_column: None,
+        replace_children: false,
+    }
+}
+
+/// A v1 list whose changes are read from `/v1/recents`.
+const fn recents(
+    name: &'static str,
+    path: &'static str,
+    paging: PagingKind,
+    item: &'static str,
+) -> StreamDef {
+    StreamDef {
+        cursor_field: Some("update_time"),
+        incremental: Incremental::Recents { item },
+        ..full(name, path, ApiVersion::V1, paging, 20, ID)
+    }
+}
+
+/// A list read once per parent record (`{id}` in `path`).
+const fn per_parent(
+    name: &'static str,
+    path: &'static str,
+    api: ApiVersion,
+    paging: PagingKind,
+    token_cost: u32,
+    parent: &'static str,
+    parent_column: &'static str,
+    primary_key: &'static [&'static str],
+) -> StreamDef {
+    StreamDef {
+        fanout: Fanout::PerParent { parent },
+        parent_column: Some(parent_column),
+        replace_children: true,
+        ..full(name, path, api, paging, token_cost, primary_key)
+    }
+}
+
+/// Rows made of an array field of a parent stream's records.
+const fn nested_rows(
+    name: &'static str,
+    parent: &'static str,
+    field: &'static str,
+    primary_key: &'static [&'static str],
+) -> StreamDef {
+    StreamDef {
+        fanout: Fanout::Nested { parent, field },
+        parent_column: Some(primary_key[0]),
+        replace_children: true,
+        ..full(name, "", ApiVersion::V2, PagingKind::None, 0, primary_key)
+    }
+}
+
+/// A list read for up to 100 deals a request through `deal_ids`.
+const fn per_deal_batch(name: &'static str, path: &'static str) -> StreamDef {
+    StreamDef {
+        fanout: Fanout::IdsParam {
+            parent: "deals",
+            param: "deal_ids",
+            batch: 100,
+        },
+        parent_column: Some("deal_id"),
+        replace_children: true,
+        ..full(name, path, ApiVersion::V2, V2_LIST, 10, ID)
     }
 }
 
@@ -229,21 +354,12 @@ pub static CATALOG: &[StreamDef] = &[
         incremental: V1_UPDATED_SINCE,
         ..v2_entity("leads", "/api/v1/leads", flat("lead_fields"))
     },
-    full(
-        "users",
-        "/api/v1/users",
-        ApiVersion::V1,
-        PagingKind::None,
-        20,
-        ID,
-    ),
-    full(
+    recents("users", "/api/v1/users", PagingKind::None, "user"),
+    recents(
         "activity_types",
         "/api/v1/activityTypes",
-        ApiVersion::V1,
         PagingKind::None,
-        20,
-        ID,
+        "activityType",
     ),
     full(
         "currencies",
@@ -253,14 +369,7 @@ pub static CATALOG: &[StreamDef] = &[
         20,
         ID,
     ),
-    full(
-        "filters",
-        "/api/v1/filters",
-        ApiVersion::V1,
-        PagingKind::None,
-        20,
-        ID,
-    ),
+    recents("filters", "/api/v1/filters", PagingKind::None, "filter"),
     full(
         "lead_labels",
         "/api/v1/leadLabels",
@@ -268,6 +377,149 @@ pub static CATALOG: &[StreamDef] = &[
         PagingKind::None,
         10,
         ID,
+    ),
+    StreamDef {
+        token_cost: 20,
+        ..v2_entity("deals_archived", "/api/v2/deals/archived", nested("deal_fields"))
+    },
+    StreamDef {
+        // The archived list has no `updated_since`: it is re-read in full.
+        api: ApiVersion::V1,
+        paging: V1_LIST,
+        cursor_field: None,
+        incremental: Incremental::None,
+        token_cost: 40,
+        ..v2_entity("leads_archived", "/api/v1/leads/archived", flat("lead_fields"))
+    },
+    recents("files", "/api/v1/files", PagingKind::Offset { limit: 100 }, "file"),
+    full(
+        "lead_sources",
+        "/api/v1/leadSources",
+        ApiVersion::V1,
+        PagingKind::None,
+        2,
+        &["name"],
+    ),
+    per_deal_batch("deal_products", "/api/v2/deals/products"),
+    per_deal_batch("deal_installments", "/api/v2/deals/installments"),
+    StreamDef {
+        // The change log of each deal: field changes with old and new values and their time.
+        fixed_query: &[("items", "dealChange"), ("all_changes", "1")],
+        record_under: Some("data"),
+        replace_children: false,
+        ..per_parent(
+            "deal_flow",
+            "/api/v1/deals/{id}/flow",
+            ApiVersion::V1,
+            V1_LIST,
+            40,
+            "deals",
+            "deal_id",
+            ID,
+        )
+    },
+    per_parent(
+        "deal_participants",
+        "/api/v1/deals/{id}/participants",
+        ApiVersion::V1,
+        V1_LIST,
+        10,
+        "deals",
+        "deal_id",
+        ID,
+    ),
+    per_parent(
+        "deal_followers",
+        "/api/v2/deals/{id}/followers",
+        ApiVersion::V2,
+        V2_LIST,
+        10,
+        "deals",
+        "deal_id",
+        &["deal_id", "user_id"],
+    ),
+    StreamDef {
+        items_path: Some("goals"),
+        ..full(
+            "goals",
+            "/api/v1/goals/find",
+            ApiVersion::V1,
+            PagingKind::None,
+            20,
+            ID,
+        )
+    },
+    StreamDef {
+        fanout: Fanout::PerValue {
+            param: "folder",
+            values: &["inbox", "drafts", "sent", "archive"],
+        },
+        ..full(
+            "mail_threads",
+            "/api/v1/mailbox/mailThreads",
+            ApiVersion::V1,
+            V1_LIST,
+            20,
+            ID,
+        )
+    },
+    per_parent(
+        "mail_messages",
+        "/api/v1/mailbox/mailThreads/{id}/mailMessages",
+        ApiVersion::V1,
+        PagingKind::None,
+        20,
+        "mail_threads",
+        "mail_thread_id",
+        ID,
+    ),
+    full("call_logs", "/api/v1/callLogs", ApiVersion::V1, V1_LIST, 20, ID),
+    full(
+        "permission_sets",
+        "/api/v1/permissionSets",
+        ApiVersion::V1,
+        PagingKind::None,
+        20,
+        ID,
+    ),
+    per_parent(
+        "permission_set_assignments",
+        "/api/v1/permissionSets/{id}/assignments",
+        ApiVersion::V1,
+        V1_LIST,
+        20,
+        "permission_sets",
+        "permission_set_id",
+        &["permission_set_id", "user_id"],
+    ),
+    full("roles", "/api/v1/roles", ApiVersion::V1, V1_LIST, 20, ID),
+    full(
+        "legacy_teams",
+        "/api/v1/legacyTeams",
+        ApiVersion::V1,
+        PagingKind::None,
+        20,
+        ID,
+    ),
+    full("projects", "/api/v2/projects", ApiVersion::V2, V2_LIST, 10, ID),
+    full(
+        "projects_archived",
+        "/api/v2/projects/archived",
+        ApiVersion::V2,
+        V2_LIST,
+        10,
+        ID,
+    ),
+    full("tasks", "/api/v2/tasks", ApiVersion::V2, V2_LIST, 10, ID),
+    nested_rows("person_emails", "persons", "emails", &["person_id", "position"]),
+    nested_rows("person_phones", "persons", "phones", &["person_id", "position"]),
+    nested_rows("lead_lead_labels", "leads", "label_ids", &["lead_id", "position"]),
+    nested_rows("product_prices", "products", "prices", &["product_id", "position"]),
+    nested_rows(
+        "activity_attendees",
+        "activities",
+        "attendees",
+        &["activity_id", "position"],
     ),
     fields_stream("deal_fields", "/api/v2/dealFields", ApiVersion::V2, V2_LIST),
     fields_stream(
@@ -349,7 +601,16 @@ mod tests {
                     .unwrap_or_else(|| panic!("{} names {}", stream.name, custom.defined_by));
                 assert!(source.field_definitions.is_some());
             }
-            assert_eq!(stream.supports_incremental(), stream.cursor_field.is_some());
+            if let Some(parent) = stream.fanout.parent() {
+                assert!(find(parent).is_some(), "{} has no parent {parent}", stream.name);
+                assert!(stream.parent_column.is_some());
+                assert!(
+                    stream.path.contains("{id}")
+                        || matches!(stream.fanout, Fanout::IdsParam { .. } | Fanout::Nested { .. })
+                );
+            } else {
+                assert_eq!(stream.supports_incremental(), stream.cursor_field.is_some(), "{}", stream.name);
+            }
         }
     }
 

@@ -39,6 +39,9 @@ pub struct Batch<'a> {
     pub columns: &'a [Column],
     /// One value per column, aligned with `columns`.
     pub rows: &'a [Vec<Value>],
+    /// Fanned-out children: rows whose column `.0` holds one of the parent ids `.1` are
+    /// deleted before `rows` are merged, so children removed in Pipedrive go here too.
+    pub replace_parents: Option<(&'a str, &'a [Value])>,
     pub state: &'a StreamState,
     /// Stamped into every row's `_synced_at`, RFC 3339.
     pub synced_at: &'a str,

@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod destination;
 pub mod runner;
 pub mod schema;
+pub mod source;
 pub mod state;
 pub mod transform;
 

@@ -2,18 +2,19 @@
 //! (so one rate budget), and one writer task owns the destination, committing each page
 //! together with the stream state that it makes true.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures::{StreamExt, TryStreamExt};
-use pipedrive_client::{Client, ClientError, ErrorClass, PagePosition, Paging, Request};
+use pipedrive_client::{Client, ClientError, ErrorClass, PagePosition};
 use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::catalog::{self, Incremental, PagingKind, StreamDef};
+use crate::catalog::{self, Fanout, Incremental, PagingKind, StreamDef};
+use crate::source::{self, Source};
 use crate::destination::{Batch, Destination, DestinationError, TableRef};
 use crate::schema::{Column, ColumnType};
 use crate::state::{FullRefreshProgress, StreamState};
@@ -133,6 +134,8 @@ enum WriteOp {
         primary_key: &'static [&'static str],
         columns: Vec<Column>,
         rows: Vec<Vec<Value>>,
+        /// Rows whose `.0` column holds one of `.1` are removed first.
+        replace: Option<(&'static str, Vec<Value>)>,
         state: StreamState,
     },
     Replace {
@@ -237,6 +240,7 @@ async fn apply(
             primary_key,
             columns,
             rows,
+            replace,
             state,
         } => {
             destination
@@ -246,6 +250,7 @@ async fn apply(
                     primary_key,
                     columns: &columns,
                     rows: &rows,
+                    replace_parents: replace.as_ref().map(|(column, values)| (*column, values.as_slice())),
                     state: &state,
                     synced_at,
                 })
@@ -275,7 +280,7 @@ async fn fetch_field_definitions(client: &Client, plan: &SyncPlan) -> HashMap<&'
     wanted.dedup_by_key(|d| d.name);
     let mut out = HashMap::new();
     for def in wanted {
-        let pages: Result<Vec<_>, _> = client.pages(request(def, Vec::new(), PagePosition::First)).try_collect().await;
+        let pages: Result<Vec<_>, _> = client.pages(source::request(def, def.path.to_owned(), Vec::new(), PagePosition::First)).try_collect().await;
         match pages {
             Ok(pages) => {
                 let records = pages
@@ -289,27 +294,6 @@ async fn fetch_field_definitions(client: &Client, plan: &SyncPlan) -> HashMap<&'
         }
     }
     out
-}
-
-fn request(def: &StreamDef, query: Vec<(String, String)>, start: PagePosition) -> Request {
-    let mut full_query: Vec<(String, String)> = def
-        .fixed_query
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    full_query.extend(query);
-    Request {
-        path: def.path.to_owned(),
-        query: full_query,
-        paging: match def.paging {
-            PagingKind::None => Paging::None,
-            PagingKind::Offset { limit } => Paging::Offset { limit },
-            PagingKind::Cursor { limit } => Paging::Cursor { limit },
-        },
-        token_cost: def.token_cost,
-        items_path: def.items_path.map(str::to_owned),
-        start,
-    }
 }
 
 /// Parses a Pipedrive timestamp in any of its formats into whole-second UTC RFC 3339.
@@ -422,7 +406,9 @@ impl StreamWorker<'_> {
         let mut start = PagePosition::First;
         let mut bookmark = state.bookmark.clone();
         if !incremental {
-            match state.full_refresh.take() {
+            // Only plain lists can resume a full refresh mid-way; the others start over.
+            let resumable = def.fanout == Fanout::None;
+            match state.full_refresh.take().filter(|_| resumable) {
                 Some(progress) => {
                     start = progress.next;
                     bookmark = progress.bookmark;
@@ -433,30 +419,30 @@ impl StreamWorker<'_> {
                 }
             }
         }
-
         // A keyset walk resumes a full refresh from its bookmark; cursors resume by position.
-        let keyset = matches!(def.paging, PagingKind::Offset { .. }) && def.supports_incremental();
+        let keyset = matches!(def.paging, PagingKind::Offset { .. })
+            && matches!(def.incremental, Incremental::UpdatedSince { .. });
         let since = if incremental || keyset { bookmark.clone() } else { None }
             .or_else(|| self.start_date.map(|d| d.to_rfc3339_opts(SecondsFormat::Secs, true)));
-        let mut pages = match prefetched {
-            Some(records) => Pager::Stream(
-                futures::stream::once(async move { Ok::<_, ClientError>(prefetched_page(&records)) }).boxed(),
-            ),
-            None => Pager::new(self.client, def, since, start.clone()),
+        let mut source = match prefetched {
+            Some(records) => Source::Prefetched(Some(
+                records.iter().filter_map(|r| r.as_object().cloned()).collect(),
+            )),
+            None => Source::open(self.client, def, since, start.clone()).await?,
         };
+
         let mut pending: Option<Ack> = None;
-        let mut position = start.clone();
-        while let Some(page) = pages.next().await {
-            let page = page?;
-            tally.requests += 1;
-            tally.tokens += u64::from(def.token_cost);
-            let (columns, rows, newest) = build_rows(def, transform, &page.items);
-            pages.advance(page.items.len(), newest.as_deref(), page.next.is_some());
-            if let Some(newest) = newest {
+        let mut position = start;
+        while let Some(chunk) = source.next().await {
+            let chunk = chunk?;
+            tally.requests += chunk.requests;
+            tally.tokens += chunk.tokens;
+            if let Some(newest) = chunk.newest {
                 if bookmark.as_deref().is_none_or(|b| newest.as_str() > b) {
                     bookmark = Some(newest);
                 }
             }
+            let (columns, rows) = build_rows(def, transform, chunk.records);
             let records = rows.len();
             let mut next_state = state.clone();
             if incremental {
@@ -465,13 +451,12 @@ impl StreamWorker<'_> {
                 // A crash after this commit resumes at the following page; the last page is
                 // re-read (merging on the key makes that harmless) and then swapped in.
                 next_state.full_refresh = Some(FullRefreshProgress {
-                    next: page.next.clone().unwrap_or_else(|| position.clone()),
+                    next: chunk.next.clone().unwrap_or_else(|| position.clone()),
                     bookmark: bookmark.clone(),
                 });
             }
             if let Some(ack) = pending.take() {
                 wait(ack).await.map_err(StreamError::Write)?;
-                self.observer.page_committed(def.name, 0);
             }
             pending = Some(
                 self.writer
@@ -481,6 +466,7 @@ impl StreamWorker<'_> {
                         primary_key: def.primary_key,
                         columns,
                         rows,
+                        replace: def.parent_column.zip(chunk.replace_parents),
                         state: next_state.clone(),
                     })
                     .await
@@ -489,7 +475,7 @@ impl StreamWorker<'_> {
             *state = next_state;
             tally.records += records as u64;
             self.observer.page_committed(def.name, records);
-            if let Some(next) = page.next {
+            if let Some(next) = chunk.next {
                 position = next;
             }
             if self.stop.is_stopped() {
@@ -507,30 +493,20 @@ impl StreamWorker<'_> {
         final_state.full_refresh = None;
         final_state.bookmark = bookmark;
         final_state.completed_at = Some(Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true));
+        // The empty write creates the table of a stream that had no rows.
+        let empty = |table: TableRef, state: StreamState| WriteOp::Rows {
+            stream: def.name,
+            table,
+            primary_key: def.primary_key,
+            columns: Vec::new(),
+            rows: Vec::new(),
+            replace: None,
+            state,
+        };
         if incremental {
-            // Also creates the table of a stream that had no rows.
-            self.writer
-                .commit(WriteOp::Rows {
-                    stream: def.name,
-                    table: target,
-                    primary_key: def.primary_key,
-                    columns: Vec::new(),
-                    rows: Vec::new(),
-                    state: final_state.clone(),
-                })
-                .await?;
+            self.writer.commit(empty(target, final_state.clone())).await?;
         } else {
-            // Make sure the staging table exists even for an empty stream, then swap it in.
-            self.writer
-                .commit(WriteOp::Rows {
-                    stream: def.name,
-                    table: target.clone(),
-                    primary_key: def.primary_key,
-                    columns: Vec::new(),
-                    rows: Vec::new(),
-                    state: state.clone(),
-                })
-                .await?;
+            self.writer.commit(empty(target.clone(), state.clone())).await?;
             self.writer
                 .commit(WriteOp::Replace {
                     stream: def.name,
@@ -542,95 +518,6 @@ impl StreamWorker<'_> {
         }
         *state = final_state;
         Ok(())
-    }
-}
-
-/// Where a stream's pages come from.
-enum Pager<'a> {
-    /// The client's own paging (cursor, offset or a single response).
-    Stream(futures::stream::BoxStream<'static, Result<pipedrive_client::Page, ClientError>>),
-    /// v1 offset lists read incrementally: each page restarts the query at the newest
-    /// `update_time` seen instead of advancing an offset, because records updated mid-sync
-    /// move to the end of an `update_time`-sorted list and would shift unread ones past a plain
-    /// offset. The boundary second is re-read and merged on the key; the offset is used only
-    /// within a second that fills whole pages.
-    Keyset {
-        client: &'a Client,
-        def: &'static StreamDef,
-        param: &'static str,
-        since: Option<String>,
-        skip: u64,
-        done: bool,
-    },
-}
-
-impl<'a> Pager<'a> {
-    fn new(client: &'a Client, def: &'static StreamDef, since: Option<String>, start: PagePosition) -> Pager<'a> {
-        let Incremental::UpdatedSince { param, sort } = def.incremental else {
-            return Pager::Stream(client.pages(request(def, Vec::new(), start)).boxed());
-        };
-        if matches!(def.paging, PagingKind::Offset { .. }) {
-            return Pager::Keyset {
-                client,
-                def,
-                param,
-                since,
-                skip: 0,
-                done: false,
-            };
-        }
-        let mut query: Vec<(String, String)> = since.into_iter().map(|since| (param.to_owned(), since)).collect();
-        query.extend(sort.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
-        Pager::Stream(client.pages(request(def, query, start)).boxed())
-    }
-
-    async fn next(&mut self) -> Option<Result<pipedrive_client::Page, ClientError>> {
-        match self {
-            Pager::Stream(stream) => stream.next().await,
-            Pager::Keyset { done: true, .. } => None,
-            Pager::Keyset {
-                client,
-                def,
-                param,
-                since,
-                skip,
-                ..
-            } => {
-                let mut query: Vec<(String, String)> =
-                    since.iter().map(|since| ((*param).to_owned(), since.clone())).collect();
-                if let Incremental::UpdatedSince { sort, .. } = def.incremental {
-                    query.extend(sort.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
-                }
-                let start = if *skip == 0 { PagePosition::First } else { PagePosition::Offset(*skip) };
-                Some(client.get(&request(def, query, start)).await)
-            }
-        }
-    }
-
-    /// Moves a keyset walk past the page just read.
-    fn advance(&mut self, read: usize, newest: Option<&str>, more: bool) {
-        if let Pager::Keyset { since, skip, done, .. } = self {
-            match newest {
-                _ if !more => *done = true,
-                Some(newest) if since.as_deref().is_none_or(|s| newest > s) => {
-                    *since = Some(newest.to_owned());
-                    *skip = 0;
-                }
-                _ => *skip += read as u64,
-            }
-        }
-    }
-}
-
-fn prefetched_page(records: &[Value]) -> pipedrive_client::Page {
-    pipedrive_client::Page {
-        items: records
-            .iter()
-            .filter_map(|r| serde_json::value::to_raw_value(r).ok())
-            .collect(),
-        next: None,
-        additional_data: None,
-        related_objects: None,
     }
 }
 
@@ -652,40 +539,19 @@ impl From<String> for StreamError {
     }
 }
 
-/// Parses and transforms one page: columns in order of first appearance with widened types,
-/// rows aligned to them, duplicate keys collapsed to their last occurrence, and the newest
-/// cursor value seen.
+/// Transforms records into rows: columns in order of first appearance with widened types,
+/// rows aligned to them, duplicate keys collapsed to their last occurrence.
 pub fn build_rows(
     def: &StreamDef,
     transform: &RecordTransform,
-    items: &[Box<serde_json::value::RawValue>],
-) -> (Vec<Column>, Vec<Vec<Value>>, Option<String>) {
+    records: Vec<Map<String, Value>>,
+) -> (Vec<Column>, Vec<Vec<Value>>) {
     let mut columns: Vec<Column> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
-    let mut rows: Vec<Vec<Value>> = Vec::with_capacity(items.len());
-    let mut by_key: BTreeMap<String, usize> = BTreeMap::new();
-    let mut newest: Option<String> = None;
-    for raw in items {
-        let mut record = match serde_json::from_str::<Value>(raw.get()) {
-            Ok(Value::Object(map)) => map,
-            Ok(other) => {
-                let mut map = Map::new();
-                map.insert("value".to_owned(), other);
-                map
-            }
-            Err(error) => {
-                tracing::warn!(stream = def.name, %error, "skipped a record that is not JSON");
-                continue;
-            }
-        };
+    let mut rows: Vec<Vec<Value>> = Vec::with_capacity(records.len());
+    let mut by_key: HashMap<String, usize> = HashMap::new();
+    for mut record in records {
         transform.apply(&mut record);
-        if let Some(cursor) = def.cursor_field {
-            if let Some(ts) = record.get(cursor).and_then(Value::as_str).and_then(normalize_timestamp) {
-                if newest.as_deref().is_none_or(|n| ts.as_str() > n) {
-                    newest = Some(ts);
-                }
-            }
-        }
         let key: String = def
             .primary_key
             .iter()
@@ -719,7 +585,7 @@ pub fn build_rows(
     for row in &mut rows {
         row.resize(columns.len(), Value::Null);
     }
-    (columns, rows, newest)
+    (columns, rows)
 }
 
 #[cfg(test)]
@@ -745,7 +611,9 @@ mod tests {
         .iter()
         .map(|s| serde_json::value::RawValue::from_string((*s).to_owned()).unwrap())
         .collect();
-        let (columns, rows, newest) = build_rows(def, &RecordTransform::default(), &items);
+        let records = source::parse_records(def, &items, None, false);
+        let newest = source::newest_cursor(def.cursor_field, &records);
+        let (columns, rows) = build_rows(def, &RecordTransform::default(), records);
         let names: Vec<_> = columns.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["id", "title", "update_time", "value"]);
         assert_eq!(columns[3].ty, ColumnType::Double);

@@ -1,0 +1,469 @@
+//! Where a stream's records come from, as a sequence of chunks: a page of a list, a page of
+//! recent changes, or the children of one page of parents. The runner commits one chunk at a
+//! time together with the state it makes true; it never looks at which kind it reads.
+
+use futures::{StreamExt, TryStreamExt};
+use pipedrive_client::{Client, ClientError, Page, PagePosition, Paging, Request};
+use serde_json::{Map, Value};
+
+use crate::catalog::{self, Fanout, Incremental, PagingKind, StreamDef};
+use crate::runner::normalize_timestamp;
+
+/// Child requests in flight at once for one fanned-out stream; the shared limiter paces them.
+const CHILD_CONCURRENCY: usize = 4;
+
+/// One unit of work for the writer.
+pub struct Chunk {
+    pub records: Vec<Map<String, Value>>,
+    /// The newest cursor value this chunk covers (of the parents, for children).
+    pub newest: Option<String>,
+    /// For children: the parents whose rows these records replace as a whole.
+    pub replace_parents: Option<Vec<Value>>,
+    /// Where a resumed full refresh continues after this chunk (`None`: cannot resume mid-way).
+    pub next: Option<PagePosition>,
+    pub requests: u64,
+    pub tokens: u64,
+}
+
+pub fn request(def: &StreamDef, path: String, query: Vec<(String, String)>, start: PagePosition) -> Request {
+    let mut full_query: Vec<(String, String)> =
+        def.fixed_query.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    full_query.extend(query);
+    Request {
+        path,
+        query: full_query,
+        paging: match def.paging {
+            PagingKind::None => Paging::None,
+            PagingKind::Offset { limit } => Paging::Offset { limit },
+            PagingKind::Cursor { limit } => Paging::Cursor { limit },
+        },
+        token_cost: def.token_cost,
+        items_path: def.items_path.map(str::to_owned),
+        start,
+    }
+}
+
+/// Parses one page of raw items into records: a wrapped record (`unwrap`) is unwrapped,
+/// keeping the wrapper's other keys where the record lacks them when `keep_wrapper` says so;
+/// a non-object becomes `{value}`.
+pub fn parse_records(
+    def: &StreamDef,
+    items: &[Box<serde_json::value::RawValue>],
+    unwrap: Option<&str>,
+    keep_wrapper: bool,
+) -> Vec<Map<String, Value>> {
+    let mut records = Vec::with_capacity(items.len());
+    for raw in items {
+        let mut record = match serde_json::from_str::<Value>(raw.get()) {
+            Ok(Value::Object(map)) => map,
+            Ok(other) => Map::from_iter([("value".to_owned(), other)]),
+            Err(error) => {
+                tracing::warn!(stream = def.name, %error, "skipped a record that is not JSON");
+                continue;
+            }
+        };
+        if let Some(key) = unwrap {
+            if let Some(Value::Object(mut inner)) = record.remove(key) {
+                if keep_wrapper {
+                    for (k, v) in record {
+                        inner.entry(k).or_insert(v);
+                    }
+                }
+                record = inner;
+            }
+        }
+        records.push(record);
+    }
+    records
+}
+
+/// The newest cursor value among records, as whole-second UTC RFC 3339.
+pub fn newest_cursor(cursor: Option<&str>, records: &[Map<String, Value>]) -> Option<String> {
+    let cursor = cursor?;
+    records
+        .iter()
+        .filter_map(|r| r.get(cursor).and_then(Value::as_str).and_then(normalize_timestamp))
+        .max()
+}
+
+/// Pages of one list endpoint.
+pub enum Pager<'a> {
+    /// The client's own paging (cursor, offset, a single response, or several lists in turn).
+    Stream(futures::stream::BoxStream<'static, Result<Page, ClientError>>),
+    /// v1 offset lists read by `update_time`: each page restarts the query at the newest
+    /// `update_time` seen instead of advancing an offset, because records updated mid-sync
+    /// move to the end of an `update_time`-sorted list and would shift unread ones past a
+    /// plain offset. The boundary second is re-read and merged on the key; the offset is used
+    /// only within a second that fills whole pages.
+    Keyset {
+        client: &'a Client,
+        def: &'static StreamDef,
+        param: &'static str,
+        since: Option<String>,
+        skip: u64,
+        done: bool,
+    },
+}
+
+impl<'a> Pager<'a> {
+    /// Pages of `def`'s own list, from `since` (server-side change filter, when it has one)
+    /// or from `start`.
+    pub fn list(client: &'a Client, def: &'static StreamDef, since: Option<String>, start: PagePosition) -> Pager<'a> {
+        if let Fanout::PerValue { param, values } = def.fanout {
+            let requests: Vec<Request> = values
+                .iter()
+                .map(|v| request(def, def.path.to_owned(), vec![(param.to_owned(), (*v).to_owned())], PagePosition::First))
+                .collect();
+            let client = client.clone();
+            return Pager::Stream(futures::stream::iter(requests).flat_map(move |r| client.pages(r)).boxed());
+        }
+        let Incremental::UpdatedSince { param, sort } = def.incremental else {
+            return Pager::Stream(client.pages(request(def, def.path.to_owned(), Vec::new(), start)).boxed());
+        };
+        if matches!(def.paging, PagingKind::Offset { .. }) {
+            return Pager::Keyset {
+                client,
+                def,
+                param,
+                since,
+                skip: 0,
+                done: false,
+            };
+        }
+        let mut query: Vec<(String, String)> = since.into_iter().map(|since| (param.to_owned(), since)).collect();
+        query.extend(sort.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        Pager::Stream(client.pages(request(def, def.path.to_owned(), query, start)).boxed())
+    }
+
+    pub async fn next(&mut self) -> Option<Result<Page, ClientError>> {
+        match self {
+            Pager::Stream(stream) => stream.next().await,
+            Pager::Keyset { done: true, .. } => None,
+            Pager::Keyset {
+                client,
+                def,
+                param,
+                since,
+                skip,
+                ..
+            } => {
+                let mut query: Vec<(String, String)> =
+                    since.iter().map(|since| ((*param).to_owned(), since.clone())).collect();
+                if let Incremental::UpdatedSince { sort, .. } = def.incremental {
+                    query.extend(sort.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+                }
+                let start = if *skip == 0 { PagePosition::First } else { PagePosition::Offset(*skip) };
+                Some(client.get(&request(def, def.path.to_owned(), query, start)).await)
+            }
+        }
+    }
+
+    /// Moves a keyset walk past the page just read.
+    pub fn advance(&mut self, read: usize, newest: Option<&str>, more: bool) {
+        if let Pager::Keyset { since, skip, done, .. } = self {
+            match newest {
+                _ if !more => *done = true,
+                Some(newest) if since.as_deref().is_none_or(|s| newest > s) => {
+                    *since = Some(newest.to_owned());
+                    *skip = 0;
+                }
+                _ => *skip += read as u64,
+            }
+        }
+    }
+}
+
+/// A stream's chunks.
+pub enum Source<'a> {
+    /// Records already fetched (field definitions read once at the start of the run).
+    Prefetched(Option<Vec<Map<String, Value>>>),
+    List {
+        def: &'static StreamDef,
+        pager: Pager<'a>,
+        unwrap: Option<&'static str>,
+        keep_wrapper: bool,
+    },
+    Children {
+        client: &'a Client,
+        def: &'static StreamDef,
+        parent: &'static StreamDef,
+        parents: Pager<'a>,
+        /// Parents whose cursor is older are skipped (parents without a server-side filter).
+        since: Option<String>,
+    },
+}
+
+impl<'a> Source<'a> {
+    /// The source for `def`. `since` is where an incremental read starts; `start` resumes a
+    /// full refresh mid-list.
+    pub async fn open(
+        client: &'a Client,
+        def: &'static StreamDef,
+        since: Option<String>,
+        start: PagePosition,
+    ) -> Result<Source<'a>, ClientError> {
+        if let Some(parent) = def.fanout.parent().and_then(catalog::find) {
+            let server_filter = matches!(parent.incremental, Incremental::UpdatedSince { .. });
+            return Ok(Source::Children {
+                client,
+                def,
+                parent,
+                parents: Pager::list(client, parent, since.clone().filter(|_| server_filter), PagePosition::First),
+                since: since.filter(|_| !server_filter),
+            });
+        }
+        if let (Incremental::Recents { item }, Some(since)) = (def.incremental, &since) {
+            if let Some(pager) = recents(client, item, since).await? {
+                return Ok(Source::List {
+                    def,
+                    pager,
+                    unwrap: Some("data"),
+                    keep_wrapper: false,
+                });
+            }
+            tracing::info!(
+                stream = def.name,
+                bookmark = %since,
+                "the bookmark is older than /v1/recents reaches back (one month): re-reading the stream in full"
+            );
+            return Ok(Source::List {
+                def,
+                pager: Pager::list(client, def, None, PagePosition::First),
+                unwrap: def.record_under,
+                keep_wrapper: true,
+            });
+        }
+        Ok(Source::List {
+            def,
+            pager: Pager::list(client, def, since, start),
+            unwrap: def.record_under,
+            keep_wrapper: true,
+        })
+    }
+
+    pub async fn next(&mut self) -> Option<Result<Chunk, ClientError>> {
+        match self {
+            Source::Prefetched(records) => records.take().map(|records| {
+                Ok(Chunk {
+                    records,
+                    newest: None,
+                    replace_parents: None,
+                    next: None,
+                    requests: 0,
+                    tokens: 0,
+                })
+            }),
+            Source::List {
+                def,
+                pager,
+                unwrap,
+                keep_wrapper,
+            } => {
+                let page = match pager.next().await? {
+                    Ok(page) => page,
+                    Err(error) => return Some(Err(error)),
+                };
+                let records = parse_records(def, &page.items, *unwrap, *keep_wrapper);
+                let newest = newest_cursor(def.cursor_field, &records);
+                pager.advance(page.items.len(), newest.as_deref(), page.next.is_some());
+                Some(Ok(Chunk {
+                    records,
+                    newest,
+                    replace_parents: None,
+                    next: page.next,
+                    requests: 1,
+                    tokens: u64::from(def.token_cost),
+                }))
+            }
+            Source::Children {
+                client,
+                def,
+                parent,
+                parents,
+                since,
+            } => {
+                let page = match parents.next().await? {
+                    Ok(page) => page,
+                    Err(error) => return Some(Err(error)),
+                };
+                let records = parse_records(parent, &page.items, parent.record_under, true);
+                let newest = newest_cursor(parent.cursor_field, &records);
+                parents.advance(page.items.len(), newest.as_deref(), page.next.is_some());
+                let key = parent.primary_key[0];
+                let ids: Vec<Value> = records
+                    .iter()
+                    .filter(|r| {
+                        let changed = parent
+                            .cursor_field
+                            .and_then(|c| r.get(c)?.as_str().and_then(normalize_timestamp));
+                        match (since.as_deref(), changed) {
+                            (Some(since), Some(changed)) => changed.as_str() >= since,
+                            _ => true,
+                        }
+                    })
+                    .filter_map(|r| r.get(key).cloned())
+                    .collect();
+                let chunk = match def.fanout {
+                    Fanout::Nested { field, .. } => Ok(nested(def, key, field, &records, &ids)),
+                    _ => children(client, def, &ids).await,
+                };
+                let mut chunk = match chunk {
+                    Ok(chunk) => chunk,
+                    Err(error) => return Some(Err(error)),
+                };
+                chunk.requests += 1;
+                chunk.tokens += u64::from(parent.token_cost);
+                chunk.newest = newest;
+                chunk.replace_parents = def.replace_children.then_some(ids);
+                Some(Ok(chunk))
+            }
+        }
+    }
+}
+
+/// Reads `/v1/recents` for one item type since the bookmark. `None` when Pipedrive no longer
+/// reaches back that far: its `additional_data.since_timestamp` is later than asked.
+async fn recents<'a>(
+    client: &'a Client,
+    item: &'static str,
+    since: &str,
+) -> Result<Option<Pager<'a>>, ClientError> {
+    let Some(since_v1) = chrono::DateTime::parse_from_rfc3339(since)
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc).format("%Y-%m-%d %H:%M:%S").to_string())
+    else {
+        return Ok(None);
+    };
+    let recents_def: &'static StreamDef = &RECENTS;
+    let first = request(
+        recents_def,
+        RECENTS.path.to_owned(),
+        vec![("since_timestamp".to_owned(), since_v1.clone()), ("items".to_owned(), item.to_owned())],
+        PagePosition::First,
+    );
+    let mut pages = client.pages(first).boxed();
+    let Some(page) = pages.next().await else {
+        return Ok(Some(Pager::Stream(futures::stream::empty().boxed())));
+    };
+    let page = page?;
+    let answered_since = page
+        .additional_data
+        .as_ref()
+        .and_then(|raw| serde_json::from_str::<Value>(raw.get()).ok())
+        .and_then(|data| data.get("since_timestamp").and_then(Value::as_str).map(str::to_owned));
+    if answered_since.is_some_and(|answered| answered.as_str() > since_v1.as_str()) {
+        return Ok(None);
+    }
+    Ok(Some(Pager::Stream(futures::stream::once(async move { Ok(page) }).chain(pages).boxed())))
+}
+
+/// `/v1/recents`, paged like any v1 list.
+static RECENTS: StreamDef = StreamDef {
+    name: "recents",
+    path: "/api/v1/recents",
+    api: catalog::ApiVersion::V1,
+    paging: PagingKind::Offset { limit: 500 },
+    token_cost: 20,
+    primary_key: &["id"],
+    cursor_field: None,
+    incremental: Incremental::None,
+    fixed_query: &[],
+    items_path: None,
+    custom_fields: None,
+    field_definitions: None,
+    record_under: None,
+    fanout: Fanout::None,
+    parent_column: None,
+    replace_children: false,
+};
+
+/// Rows made of each selected parent's `field` array: `{<parent>_id, position, ...element}`
+/// (an element that is not an object lands in `value`).
+fn nested(def: &StreamDef, key: &str, field: &str, parents: &[Map<String, Value>], ids: &[Value]) -> Chunk {
+    let column = def.parent_column.unwrap_or("parent_id");
+    let mut records = Vec::new();
+    for parent in parents.iter().filter(|p| p.get(key).is_some_and(|id| ids.contains(id))) {
+        let Some(Value::Array(elements)) = parent.get(field) else {
+            continue;
+        };
+        for (position, element) in elements.iter().enumerate() {
+            let mut record = match element {
+                Value::Object(map) => map.clone(),
+                other => Map::from_iter([("value".to_owned(), other.clone())]),
+            };
+            record.insert(column.to_owned(), parent[key].clone());
+            record.insert("position".to_owned(), Value::from(position));
+            records.push(record);
+        }
+    }
+    Chunk {
+        records,
+        newest: None,
+        replace_parents: None,
+        next: None,
+        requests: 0,
+        tokens: 0,
+    }
+}
+
+/// Every child record of these parents, with the parent's id added where records lack it.
+/// A parent that vanished meanwhile (404/410) simply has no children.
+async fn children(client: &Client, def: &'static StreamDef, ids: &[Value]) -> Result<Chunk, ClientError> {
+    let id_text = |id: &Value| match id {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let requests: Vec<(Option<Value>, Request)> = match def.fanout {
+        Fanout::IdsParam { param, batch, .. } => ids
+            .chunks(batch.max(1))
+            .map(|chunk| {
+                let csv = chunk.iter().map(id_text).collect::<Vec<_>>().join(",");
+                (None, request(def, def.path.to_owned(), vec![(param.to_owned(), csv)], PagePosition::First))
+            })
+            .collect(),
+        Fanout::PerParent { .. } => ids
+            .iter()
+            .map(|id| {
+                let path = def.path.replace("{id}", &id_text(id));
+                (Some(id.clone()), request(def, path, Vec::new(), PagePosition::First))
+            })
+            .collect(),
+        Fanout::None | Fanout::PerValue { .. } | Fanout::Nested { .. } => Vec::new(),
+    };
+    let results: Vec<Result<(Option<Value>, Vec<Page>), ClientError>> = futures::stream::iter(requests)
+        .map(|(parent, request)| async move {
+            match client.pages(request).try_collect::<Vec<Page>>().await {
+                Ok(pages) => Ok((parent, pages)),
+                Err(ClientError::NotFound { .. } | ClientError::Gone { .. }) => Ok((parent, Vec::new())),
+                Err(error) => Err(error),
+            }
+        })
+        .buffered(CHILD_CONCURRENCY)
+        .collect()
+        .await;
+    let mut chunk = Chunk {
+        records: Vec::new(),
+        newest: None,
+        replace_parents: None,
+        next: None,
+        requests: 0,
+        tokens: 0,
+    };
+    for result in results {
+        let (parent, pages) = result?;
+        // A request that ended in an empty page still cost one request.
+        let sent = pages.len().max(1) as u64;
+        chunk.requests += sent;
+        chunk.tokens += sent * u64::from(def.token_cost);
+        for page in pages {
+            let mut records = parse_records(def, &page.items, def.record_under, true);
+            if let (Some(column), Some(parent)) = (def.parent_column, &parent) {
+                for record in &mut records {
+                    record.entry(column.to_owned()).or_insert_with(|| parent.clone());
+                }
+            }
+            chunk.records.extend(records);
+        }
+    }
+    Ok(chunk)
+}
