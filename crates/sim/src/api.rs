@@ -5,8 +5,7 @@ use crate::list::*;
 use crate::model::*;
 use crate::render::*;
 use crate::seed::deal_events;
-use crate::state::State;
-use crate::util::{Ms, iso_ms, parse_iso, parse_rfc3339_strict, parse_v1, rfc3339, v1ts};
+use crate::util::{Ms, parse_iso, parse_rfc3339_strict, parse_v1, rfc3339, v1ts};
 use std::collections::HashSet;
 
 pub struct Resp {
@@ -65,7 +64,6 @@ pub fn ok_data(f: impl FnOnce(&mut J)) -> Resp {
 }
 
 pub struct Ctx<'a> {
-    pub st: &'a State,
     pub now: Ms,
     pub q: &'a crate::list::Query,
     /// The authenticated user (the token owner).
@@ -913,33 +911,39 @@ pub fn get_v1(c: &Ctx, db: &Db, segs: &[&str]) -> Resp {
                     && user.is_none_or(|u| d.owner_id == u)
                     && stage.is_none_or(|x| d.stage_id == x)
             };
-            v1_list(c, &db.deals, 500, true, &keep, &|j, d| deal_v1(j, db, d))
+            v1_list(c, &db.deals, 500, true, &keep, &|j, d| {
+                deal_v1(j, db, d, false)
+            })
         }
         ["deals", "archived"] => {
             let keep = |d: &Deal| d.archive_time.is_some() && d.deleted_time.is_none();
-            v1_list(c, &db.deals, 500, true, &keep, &|j, d| deal_v1(j, db, d))
+            v1_list(c, &db.deals, 500, true, &keep, &|j, d| {
+                deal_v1(j, db, d, false)
+            })
         }
-        ["deals", id] => legacy_by_id(&db.deals, id, now, "Deal", |j, d| deal_v1(j, db, d)),
+        ["deals", id] => legacy_by_id(&db.deals, id, now, "Deal", |j, d| deal_v1(j, db, d, false)),
         ["persons"] => v1_list(
             c,
             &db.persons,
             500,
             true,
             &|p: &Person| p.deleted_time.is_none(),
-            &|j, p| person_v1(j, db, p),
+            &|j, p| person_v1(j, db, p, false),
         ),
-        ["persons", id] => legacy_by_id(&db.persons, id, now, "Person", |j, p| person_v1(j, db, p)),
+        ["persons", id] => legacy_by_id(&db.persons, id, now, "Person", |j, p| {
+            person_v1(j, db, p, false)
+        }),
         ["organizations"] => v1_list(
             c,
             &db.orgs,
             500,
             true,
             &|p: &Org| p.deleted_time.is_none(),
-            &|j, p| org_v1(j, db, p),
+            &|j, p| org_v1(j, db, p, false),
         ),
-        ["organizations", id] => {
-            legacy_by_id(&db.orgs, id, now, "Organization", |j, p| org_v1(j, db, p))
-        }
+        ["organizations", id] => legacy_by_id(&db.orgs, id, now, "Organization", |j, p| {
+            org_v1(j, db, p, false)
+        }),
         ["activities"] => v1_list(
             c,
             &db.activities,
@@ -955,10 +959,10 @@ pub fn get_v1(c: &Ctx, db: &Db, segs: &[&str]) -> Resp {
             500,
             true,
             &|p: &Product| p.deleted_time.is_none(),
-            &|j, p| product_v1(j, db, p),
+            &|j, p| product_v1(j, db, p, false),
         ),
         ["products", id] => legacy_by_id(&db.products, id, now, "Product", |j, p| {
-            product_v1(j, db, p)
+            product_v1(j, db, p, false)
         }),
         ["pipelines"] => v1_all(
             &db.pipelines
@@ -1031,12 +1035,8 @@ fn participant_v1(j: &mut J, db: &Db, d: &Deal, p: &Person) {
         .ki("deal_id", d.id as i64)
         .ks("title", &d.title)
         .end_obj();
-    j.key("person")
-        .obj()
-        .ki("id", p.id as i64)
-        .ks("name", &p.name())
-        .ki("owner_id", p.owner_id as i64)
-        .end_obj();
+    j.key("person");
+    person_v1(j, db, p, false);
     j.key("added_by_user_id")
         .obj()
         .ki("id", d.creator_user_id as i64);
@@ -1130,11 +1130,11 @@ fn recents(c: &Ctx, db: &Db) -> Resp {
         |j, (_, kind, id)| {
             j.obj().ks("item", kind).ki("id", *id as i64).key("data");
             match *kind {
-                "deal" => db.deals.get(*id).map(|r| deal_v1(j, db, r)),
-                "person" => db.persons.get(*id).map(|r| person_v1(j, db, r)),
-                "organization" => db.orgs.get(*id).map(|r| org_v1(j, db, r)),
+                "deal" => db.deals.get(*id).map(|r| deal_v1(j, db, r, true)),
+                "person" => db.persons.get(*id).map(|r| person_v1(j, db, r, true)),
+                "organization" => db.orgs.get(*id).map(|r| org_v1(j, db, r, true)),
                 "activity" => db.activities.get(*id).map(|r| activity_v1(j, r)),
-                "product" => db.products.get(*id).map(|r| product_v1(j, db, r)),
+                "product" => db.products.get(*id).map(|r| product_v1(j, db, r, true)),
                 "note" => db.notes.get(*id).map(|r| note_v1(j, db, r, c.me)),
                 "pipeline" => db.pipelines.get(*id).map(|r| pipeline_v1(j, r)),
                 "stage" => db.stages.get(*id).map(|r| stage_v1(j, r)),
@@ -1264,8 +1264,4 @@ fn deal_flow(c: &Ctx, db: &Db, id: &str) -> Resp {
     r.body.extend_from_slice(&j.buf);
     r.body.push(b'}');
     r
-}
-
-pub fn iso(ms: Ms) -> String {
-    iso_ms(ms)
 }

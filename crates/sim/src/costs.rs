@@ -442,8 +442,11 @@ static COSTS: &[(&str, u8, &str, u32)] = &[
 ];
 
 /// Path templates grouped by (method, version, segment count) for fast matching.
+/// `(path segments, cost, path template)`.
+type Template = (Vec<&'static str>, u32, &'static str);
+
 pub struct CostTable {
-    map: HashMap<(&'static str, u8, usize), Vec<(Vec<&'static str>, u32, &'static str)>>,
+    map: HashMap<(&'static str, u8, usize), Vec<Template>>,
 }
 
 impl CostTable {

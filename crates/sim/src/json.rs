@@ -87,9 +87,6 @@ impl J {
         push_int(&mut self.buf, v);
         self
     }
-    pub fn u(&mut self, v: u64) -> &mut Self {
-        self.i(v as i64)
-    }
     pub fn oi(&mut self, v: Option<i64>) -> &mut Self {
         match v {
             Some(v) => self.i(v),
@@ -126,18 +123,6 @@ impl J {
         self.buf.extend_from_slice(b"null");
         self
     }
-    /// Writes pre-rendered JSON as one value.
-    pub fn raw(&mut self, v: &[u8]) -> &mut Self {
-        self.sep();
-        self.buf.extend_from_slice(v);
-        self
-    }
-    pub fn value(&mut self, v: &serde_json::Value) -> &mut Self {
-        self.sep();
-        let _ = serde_json::to_writer(&mut self.buf, v);
-        self
-    }
-
     // Convenience key+value pairs.
     pub fn ks(&mut self, k: &str, v: &str) -> &mut Self {
         self.key(k).s(v)

@@ -29,9 +29,6 @@ impl Query {
             .map(|(_, v)| v.as_str())
             .collect()
     }
-    pub fn has(&self, k: &str) -> bool {
-        self.0.iter().any(|(a, _)| a == k)
-    }
     pub fn flag(&self, k: &str) -> bool {
         matches!(self.get(k), Some("true" | "1"))
     }
@@ -139,6 +136,7 @@ pub struct Window {
 
 /// One v2 page in keyset order after `after`. `keep` filters rows. Sorting by `add_time`
 /// walks id order: ids are assigned in creation order, so both orders agree.
+#[allow(clippy::too_many_arguments)]
 pub fn v2_page<'a, T: Rec>(
     t: &'a Table<T>,
     sort: SortBy,

@@ -11,7 +11,6 @@ pub trait Rec {
     fn id(&self) -> u64;
     fn add_time(&self) -> Ms;
     fn update_time(&self) -> Ms;
-    fn set_update_time(&mut self, t: Ms);
     /// When the record was soft-deleted, if it was.
     fn deleted_time(&self) -> Option<Ms> {
         None
@@ -42,19 +41,10 @@ impl<T: Rec> Table<T> {
     pub fn get(&self, id: u64) -> Option<&T> {
         self.pos(id).map(|p| &self.rows[p])
     }
-    /// Position of the first row with id > `id` (or >= when `inclusive`).
-    pub fn lower_bound(&self, id: u64) -> usize {
-        self.rows.partition_point(|r| r.id() < id)
-    }
     pub fn insert(&mut self, row: T) {
         self.next_id = self.next_id.max(row.id() + 1);
         self.by_update.insert((row.update_time(), row.id()));
         self.rows.push(row);
-    }
-    pub fn alloc_id(&mut self) -> u64 {
-        let id = self.next_id;
-        self.next_id += 1;
-        id
     }
     /// Mutates one row, keeping the update index consistent.
     pub fn modify<R>(&mut self, id: u64, f: impl FnOnce(&mut T) -> R) -> Option<R> {
@@ -98,9 +88,6 @@ macro_rules! rec_impl {
             }
             fn update_time(&self) -> Ms {
                 self.update_time
-            }
-            fn set_update_time(&mut self, t: Ms) {
-                self.update_time = t;
             }
             fn deleted_time(&self) -> Option<Ms> {
                 self.deleted_time
@@ -199,12 +186,15 @@ pub const TIMEZONES: [(u32, &str); 4] = [
     (4, "Asia/Tokyo"),
 ];
 
+/// Explicit values by field id; `None` clears a seeded value.
+pub type Overrides = Vec<(u32, Option<CfVal>)>;
+
 /// Values of one record's custom fields: generated ones plus explicit overrides from writes.
 #[derive(Clone, Debug, Default)]
 pub struct Cf {
     /// Whether seeded values exist (records created through the API start empty).
     pub generated: bool,
-    pub over: Option<Box<Vec<(u32, Option<CfVal>)>>>,
+    pub over: Option<Box<Overrides>>,
 }
 
 impl Cf {
@@ -617,7 +607,6 @@ impl DealProduct {
 #[derive(Clone, Debug)]
 pub struct Change {
     pub id: u64,
-    pub item_id: u64,
     pub user_id: u64,
     pub field_key: Box<str>,
     pub old_value: Option<String>,

@@ -55,12 +55,19 @@ pub fn addr_v2(j: &mut J, a: &Addr) {
     j.ks("value", &a.formatted());
     j.ks("country", &a.country);
     j.ks("admin_area_level_1", &a.admin_area_level_1);
-    j.kos("admin_area_level_2", a.admin_area_level_2.as_deref());
+    // Absent address parts are omitted rather than null.
+    if let Some(x) = &a.admin_area_level_2 {
+        j.ks("admin_area_level_2", x);
+    }
     j.ks("locality", &a.locality);
-    j.kos("sublocality", a.sublocality.as_deref());
+    if let Some(x) = &a.sublocality {
+        j.ks("sublocality", x);
+    }
     j.ks("route", &a.route);
     j.ks("street_number", &a.street_number);
-    j.kos("subpremise", a.subpremise.as_deref());
+    if let Some(x) = &a.subpremise {
+        j.ks("subpremise", x);
+    }
     j.ks("postal_code", &a.postal_code);
     j.end_obj();
 }
@@ -87,7 +94,7 @@ pub fn custom_fields_v2(j: &mut J, db: &Db, e: FieldEntity, rec_id: u64, cf: &Cf
     j.key("custom_fields").obj();
     for f in db.custom_fields(e) {
         if let Some(keys) = &o.cf_keys
-            && !keys.iter().any(|k| *k == f.key)
+            && !keys.contains(&f.key)
         {
             continue;
         }
@@ -498,12 +505,13 @@ pub fn activity_v2(j: &mut J, db: &Db, a: &Activity) {
     j.key("attendees").arr();
     if let Some(p) = a.person_id.and_then(|id| db.persons.get(id)) {
         j.obj();
-        j.kos("email", p.emails.first().map(|e| &*e.value));
+        if let Some(e) = p.emails.first() {
+            j.ks("email", &e.value);
+        }
         j.ks("name", &p.name());
         j.ks("status", if a.done { "accepted" } else { "noreply" });
         j.kb("is_organizer", false);
         j.ki("person_id", p.id as i64);
-        j.knull("user_id");
         j.end_obj();
     }
     j.end_arr();
@@ -607,7 +615,7 @@ pub fn deal_product_v2(j: &mut J, p: &DealProduct) {
 
 /// Installments are derived for every seventh deal that has a value.
 pub fn installments(d: &Deal) -> Vec<(u64, f64, i32, &'static str)> {
-    if d.id % 7 != 0 || d.value <= 0.0 {
+    if !d.id.is_multiple_of(7) || d.value <= 0.0 {
         return Vec::new();
     }
     let day = crate::util::days_of(d.add_time);
@@ -1027,13 +1035,100 @@ pub fn filter_v1(j: &mut J, f: &Filter) {
 
 // Legacy v1 entity shapes (deprecated list endpoints, recents).
 
-pub fn deal_v1(j: &mut J, db: &Db, d: &Deal) {
+/// How legacy v1 renders references: the specs differ per endpoint (the deprecated lists use
+/// related objects, `/recents` uses plain ids; persons/orgs use an integer `has_pic`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Ref {
+    Obj,
+    ObjIntPic,
+    Flat,
+}
+
+/// v1 related-object form of a user reference: `{id, name, email, has_pic, pic_hash, active_flag, value}`.
+pub fn user_ref(j: &mut J, db: &Db, k: &str, id: u64, style: Ref) {
+    j.key(k);
+    match db.users.get(id).filter(|_| style != Ref::Flat) {
+        Some(u) => {
+            j.obj()
+                .ki("id", u.id as i64)
+                .ks("name", &u.name)
+                .ks("email", &u.email);
+            if style == Ref::ObjIntPic {
+                j.ki("has_pic", 0);
+            } else {
+                j.kb("has_pic", false);
+            }
+            j.knull("pic_hash")
+                .kb("active_flag", u.active)
+                .ki("value", u.id as i64)
+                .end_obj();
+        }
+        None => {
+            j.i(id as i64);
+        }
+    }
+}
+
+/// v1 related-object form of a person reference.
+pub fn person_ref(j: &mut J, db: &Db, k: &str, id: Option<u64>, style: Ref) {
+    j.key(k);
+    match id
+        .and_then(|id| db.persons.get(id))
+        .filter(|_| style != Ref::Flat)
+    {
+        Some(p) => {
+            j.obj()
+                .kb("active_flag", p.deleted_time.is_none())
+                .ks("name", &p.name());
+            contacts_v1(j, "email", &p.emails);
+            contacts_v1(j, "phone", &p.phones);
+            j.ki("owner_id", p.owner_id as i64)
+                .ki("value", p.id as i64)
+                .end_obj();
+        }
+        None => {
+            j.oi(id.map(|x| x as i64));
+        }
+    }
+}
+
+/// v1 related-object form of an organization reference.
+pub fn org_ref(j: &mut J, db: &Db, k: &str, id: Option<u64>, style: Ref) {
+    j.key(k);
+    match id
+        .and_then(|id| db.orgs.get(id))
+        .filter(|_| style != Ref::Flat)
+    {
+        Some(o) => {
+            j.obj()
+                .ks("name", &o.name)
+                .ki("people_count", 0)
+                .ki("owner_id", o.owner_id as i64);
+            j.kos(
+                "address",
+                o.address.as_ref().map(|a| a.formatted()).as_deref(),
+            );
+            j.kb("active_flag", o.deleted_time.is_none());
+            j.ks(
+                "cc_email",
+                &format!("{}+org{}@pipedrivemail.com", db.company.domain, o.id),
+            );
+            j.ki("value", o.id as i64).end_obj();
+        }
+        None => {
+            j.oi(id.map(|x| x as i64));
+        }
+    }
+}
+
+pub fn deal_v1(j: &mut J, db: &Db, d: &Deal, flat: bool) {
+    let st = if flat { Ref::Flat } else { Ref::Obj };
     j.obj();
     j.ki("id", d.id as i64);
-    j.ki("creator_user_id", d.creator_user_id as i64);
-    j.ki("user_id", d.owner_id as i64);
-    oid(j, "person_id", d.person_id);
-    oid(j, "org_id", d.org_id);
+    user_ref(j, db, "creator_user_id", d.creator_user_id, st);
+    user_ref(j, db, "user_id", d.owner_id, st);
+    person_ref(j, db, "person_id", d.person_id, st);
+    org_ref(j, db, "org_id", d.org_id, st);
     j.ki("stage_id", d.stage_id as i64);
     j.ks("title", &d.title);
     j.kf("value", d.value);
@@ -1115,11 +1210,12 @@ fn contacts_v1(j: &mut J, k: &str, v: &[Contact]) {
     j.end_arr();
 }
 
-pub fn person_v1(j: &mut J, db: &Db, p: &Person) {
+pub fn person_v1(j: &mut J, db: &Db, p: &Person, flat: bool) {
+    let st = if flat { Ref::Flat } else { Ref::ObjIntPic };
     j.obj();
     j.ki("id", p.id as i64);
-    j.ki("owner_id", p.owner_id as i64);
-    oid(j, "org_id", p.org_id);
+    user_ref(j, db, "owner_id", p.owner_id, st);
+    org_ref(j, db, "org_id", p.org_id, st);
     j.ks("name", &p.name());
     j.ks("first_name", &p.first_name);
     j.ks("last_name", &p.last_name);
@@ -1144,10 +1240,13 @@ pub fn person_v1(j: &mut J, db: &Db, p: &Person) {
     j.end_obj();
 }
 
-pub fn org_v1(j: &mut J, db: &Db, o: &Org) {
+pub fn org_v1(j: &mut J, db: &Db, o: &Org, flat: bool) {
+    // Both the legacy list and `/recents` specs use the related-object owner here.
+    let _ = flat;
+    let st = Ref::ObjIntPic;
     j.obj();
     j.ki("id", o.id as i64);
-    j.ki("owner_id", o.owner_id as i64);
+    user_ref(j, db, "owner_id", o.owner_id, st);
     j.ks("name", &o.name);
     j.kb("active_flag", o.deleted_time.is_none());
     ts1(j, "add_time", o.add_time);
@@ -1196,7 +1295,7 @@ pub fn activity_v1(j: &mut J, a: &Activity) {
     j.end_obj();
 }
 
-pub fn product_v1(j: &mut J, db: &Db, p: &Product) {
+pub fn product_v1(j: &mut J, db: &Db, p: &Product, flat: bool) {
     j.obj();
     j.ki("id", p.id as i64);
     j.ks("name", &p.name);
@@ -1207,10 +1306,25 @@ pub fn product_v1(j: &mut J, db: &Db, p: &Product) {
     j.kos("category", p.category.as_deref());
     j.kb("active_flag", p.deleted_time.is_none());
     j.kb("selectable", p.is_linkable);
-    j.ks("visible_to", &p.visible_to.to_string());
-    j.ki("owner_id", p.owner_id as i64);
+    if flat {
+        j.ki("visible_to", p.visible_to as i64);
+    } else {
+        j.ks("visible_to", &p.visible_to.to_string());
+    }
+    user_ref(
+        j,
+        db,
+        "owner_id",
+        p.owner_id,
+        if flat { Ref::Flat } else { Ref::Obj },
+    );
     ts1(j, "add_time", p.add_time);
     ts1(j, "update_time", p.update_time);
+    j.ks("billing_frequency", p.billing_frequency);
+    j.koi(
+        "billing_frequency_cycles",
+        p.billing_frequency_cycles.map(|x| x as i64),
+    );
     j.key("prices").arr();
     for (k, pr) in p.prices.iter().enumerate() {
         j.obj()

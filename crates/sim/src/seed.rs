@@ -266,9 +266,9 @@ pub fn generate(opts: &SimOptions) -> Db {
                     .then(|| format!("+372 5{:07}", r.below(9_999_999)).into()),
                 is_admin: i == 0 || r.chance(0.2),
                 active: i == 0 || !r.chance(0.1),
-                locale: *r.pick(&["en_US", "et_EE", "de_DE"]),
+                locale: r.pick_s(&["en_US", "et_EE", "de_DE"]),
                 timezone: r.below(TIMEZONES.len() as u64) as u8,
-                default_currency: *r.pick(DEAL_CURRENCIES),
+                default_currency: r.pick_s(DEAL_CURRENCIES),
                 role_id: 1 + r.below(2),
                 add_time: add,
                 update_time: secs(add + r.range(0, SPAN_MS / 2)),
@@ -456,11 +456,11 @@ pub fn generate(opts: &SimOptions) -> Db {
                 visible_to: *r.pick(&[3u8, 7]),
                 is_linkable: true,
                 billing_frequency: if recurring {
-                    *r.pick(&["monthly", "annually"])
+                    r.pick_s(&["monthly", "annually"])
                 } else {
                     "one-time"
                 },
-                billing_frequency_cycles: (recurring && r.chance(0.5)).then(|| 12),
+                billing_frequency_cycles: (recurring && r.chance(0.5)).then_some(12),
                 prices,
                 add_time: add,
                 update_time: deleted.unwrap_or_else(|| update_after(&mut r, add)),
@@ -496,7 +496,7 @@ pub fn generate(opts: &SimOptions) -> Db {
             let add = add_time_for(&mut r, i, c.leads);
             let archived = r.chance(0.08) || i % 11 == 5;
             let update = update_after(&mut r, add) + r.range(0, 999);
-            let archive_time = archived.then(|| update);
+            let archive_time = archived.then_some(update);
             let person_id = (c.persons > 0 && r.chance(0.8)).then(|| 1 + r.below(c.persons));
             Lead {
                 id: i + 1,
@@ -510,14 +510,14 @@ pub fn generate(opts: &SimOptions) -> Db {
                 person_id,
                 org_id: (c.orgs > 0 && (person_id.is_none() || r.chance(0.5)))
                     .then(|| 1 + r.below(c.orgs)),
-                source_name: *r.pick(&[
+                source_name: r.pick_s(&[
                     "Manually created",
                     "Web forms",
                     "API",
                     "Import",
                     "Live chat",
                 ]),
-                origin: *r.pick(&["ManuallyCreated", "API", "Import", "WebForms"]),
+                origin: r.pick_s(&["ManuallyCreated", "API", "Import", "WebForms"]),
                 was_seen: r.chance(0.7),
                 value: r.chance(0.7).then(|| {
                     (
@@ -886,7 +886,7 @@ fn plan_deal(seed: u64, c: &Counts, i: u64, nusers: u64, stages: &[Vec<u64>]) ->
             .chance(0.6)
             .then(|| days_of(add) + r.range(14, 180) as i32),
         label_ids: labels(&mut r, 4),
-        origin: *r.pick(ORIGINS),
+        origin: r.pick_s(ORIGINS),
         archive_time,
         deleted_time,
         cf: Cf {

@@ -227,12 +227,7 @@ async fn handle(st: Arc<State>, req: Request) -> Response<Body> {
 
     let me = 1;
     let resp: Resp = {
-        let c = Ctx {
-            st: &st,
-            now,
-            q: &q,
-            me,
-        };
+        let c = Ctx { now, q: &q, me };
         if method == "GET" {
             let db = st.db.read().unwrap_or_else(|e| e.into_inner());
             if ver == 2 {

@@ -55,6 +55,9 @@ impl Rng {
     pub fn pick<'a, T>(&mut self, xs: &'a [T]) -> &'a T {
         &xs[self.below(xs.len() as u64) as usize]
     }
+    pub fn pick_s(&mut self, xs: &[&'static str]) -> &'static str {
+        xs[self.below(xs.len() as u64) as usize]
+    }
     pub fn hex(&mut self, n: usize) -> String {
         let mut s = String::with_capacity(n);
         while s.len() < n {
@@ -95,10 +98,6 @@ pub fn v1ts(ms: Ms) -> String {
         d.minute(),
         d.second()
     )
-}
-/// v1 projects/tasks: `2019-12-09 13:59:21.123`.
-pub fn v1ts_ms(ms: Ms) -> String {
-    dt(ms).format("%Y-%m-%d %H:%M:%S%.3f").to_string()
 }
 /// Days since epoch to `YYYY-MM-DD`.
 pub fn date(days: i32) -> String {

@@ -261,7 +261,7 @@ fn apply_cf(
     cf: &mut Cf,
     o: &Obj,
     flat: bool,
-) -> Result<Vec<(String, Option<String>, Option<String>)>, Resp> {
+) -> Result<Vec<FieldChange>, Resp> {
     let src: Obj = if flat {
         o.clone()
     } else {
@@ -292,6 +292,9 @@ fn apply_cf(
     }
     Ok(changes)
 }
+
+/// `(field key, old value, new value)`.
+type FieldChange = (String, Option<String>, Option<String>);
 
 fn cf_str(v: &CfVal) -> String {
     match v {
@@ -489,7 +492,6 @@ fn push_change(
     let id = db.next_change_id;
     db.deal_changes.entry(deal).or_default().push(Change {
         id,
-        item_id: deal,
         user_id: user,
         field_key: field.into(),
         old_value: old,
@@ -627,7 +629,7 @@ fn deal_upsert(c: &Ctx, db: &mut Db, rid: Option<u64>, o: &Obj) -> Result<Resp, 
         ch
     };
     // One dealChange per changed field.
-    let mut changes: Vec<(String, Option<String>, Option<String>)> = Vec::new();
+    let mut changes: Vec<FieldChange> = Vec::new();
     let mut diff = |k: &str, a: Option<String>, b: Option<String>| {
         if a != b {
             changes.push((k.to_string(), a, b));
