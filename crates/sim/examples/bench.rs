@@ -7,20 +7,41 @@ use std::time::Instant;
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let scale = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(pipedrive_sim::Scale::Small);
-    let path = args.get(2).cloned().unwrap_or_else(|| "/api/v2/deals".into());
-    let max_pages: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(usize::MAX);
+    let scale = args
+        .get(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(pipedrive_sim::Scale::Small);
+    let path = args
+        .get(2)
+        .cloned()
+        .unwrap_or_else(|| "/api/v2/deals".into());
+    let max_pages: usize = args
+        .get(3)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(usize::MAX);
     let t = Instant::now();
-    let opts = pipedrive_sim::SimOptions { scale, plan: pipedrive_sim::Plan::Unlimited, ..Default::default() };
+    let opts = pipedrive_sim::SimOptions {
+        scale,
+        plan: pipedrive_sim::Plan::Unlimited,
+        ..Default::default()
+    };
     let h = pipedrive_sim::start(opts, 0).await?;
     let startup = t.elapsed();
     let rss = || {
         std::fs::read_to_string("/proc/self/status")
             .ok()
-            .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS")).map(|l| l.to_string()))
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmRSS"))
+                    .map(|l| l.to_string())
+            })
             .unwrap_or_default()
     };
-    println!("scale {scale}: started in {:.2}s, {}", startup.as_secs_f64(), rss());
+    println!(
+        "scale {scale}: started in {:.2}s, {}",
+        startup.as_secs_f64(),
+        rss()
+    );
     let c = reqwest::Client::new();
     let t = Instant::now();
     let (mut n, mut bytes, mut pages) = (0usize, 0usize, 0usize);
@@ -31,7 +52,12 @@ async fn main() -> std::io::Result<()> {
             url.push_str("&cursor=");
             url.push_str(cur);
         }
-        let b = c.get(&url).header("x-api-token", &h.api_token).send().await.map_err(std::io::Error::other)?;
+        let b = c
+            .get(&url)
+            .header("x-api-token", &h.api_token)
+            .send()
+            .await
+            .map_err(std::io::Error::other)?;
         let b = b.bytes().await.map_err(std::io::Error::other)?;
         bytes += b.len();
         let v: serde_json::Value = serde_json::from_slice(&b)?;

@@ -385,7 +385,11 @@ pub fn truth(db: &Db, entity: &str, now: i64) -> Option<Vec<u8>> {
                 j.ks("log_time", &crate::util::v1ts(f.time)).end_obj();
             }
         }),
-        _ => return None,
+        other => {
+            if !crate::extra::truth(db, other, &mut j) {
+                return None;
+            }
+        }
     }
     j.end_arr().end_obj();
     Some(j.buf)

@@ -698,7 +698,7 @@ pub fn get_v2(c: &Ctx, db: &Db, segs: &[&str]) -> Resp {
             }
             v2_small(c, &list, &|j, f| v2_field(j, e, f, &inc))
         }
-        _ => unknown_route(),
+        _ => crate::extra::get_v2_extra(c, db, segs),
     }
 }
 
@@ -857,7 +857,6 @@ pub fn get_v1(c: &Ctx, db: &Db, segs: &[&str]) -> Resp {
             }
             v1_small(c, &list, 500, &|j, f| v1_field(j, e, f))
         }
-        ["files"] => v1_small::<u8>(c, &[], 100, &|_, _| {}),
         ["recents"] => recents(c, db),
         ["deals", id, "flow"] => deal_flow(c, db, id),
         ["deals", id, "participants"] => {

@@ -693,6 +693,7 @@ pub struct Db {
     /// Seeded stage ids per pipeline and seat count: inputs of the derived deal history.
     pub seed_stages: Vec<Vec<u64>>,
     pub seed_users: u64,
+    pub extra: crate::extra::Extra,
 }
 
 impl Db {

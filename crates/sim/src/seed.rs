@@ -714,7 +714,7 @@ pub fn generate(opts: &SimOptions) -> Db {
     let (fields, next_field_id, next_option_id) = crate::fields::seed_fields(seed);
     let lead_by_uuid = leads.iter().map(|l| (l.uuid.clone(), l.id)).collect();
     let _ = ORIGINS;
-    Db {
+    let mut db = Db {
         seed,
         company: Company {
             id: company_id,
@@ -747,7 +747,10 @@ pub fn generate(opts: &SimOptions) -> Db {
         scale: opts.scale,
         seed_stages: stage_by_pipeline,
         seed_users: nusers,
-    }
+        extra: Default::default(),
+    };
+    db.extra = crate::extra::derive(&db);
+    db
 }
 
 /// Seeded deal history, oldest first: `(time, field, old, new)`. The deal's stored state is

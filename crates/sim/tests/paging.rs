@@ -144,6 +144,37 @@ async fn v1_lists_match_truth() {
 }
 
 #[tokio::test]
+async fn derived_lists_match_truth() {
+    let s = unlimited(9).await;
+    for (path, entity) in [
+        ("/v1/files", "files"),
+        ("/v1/callLogs", "call_logs"),
+        ("/v1/roles", "roles"),
+    ] {
+        let truth = s.truth(entity).await;
+        assert!(!truth.is_empty(), "{entity}");
+        for limit in [1, 7, 100] {
+            assert_eq!(s.all_v1(path, limit).await, truth, "{path} {limit}");
+        }
+    }
+    let mut threads = Vec::new();
+    for f in ["inbox", "drafts", "sent", "archive"] {
+        threads.extend(
+            s.all_v1(&format!("/v1/mailbox/mailThreads?folder={f}"), 7)
+                .await,
+        );
+    }
+    threads.sort_by_key(|t| t["id"].as_i64());
+    assert_eq!(threads, s.truth("mail_threads").await);
+    let mut projects = s.all_v2("/api/v2/projects", 1).await;
+    projects.extend(s.all_v2("/api/v2/projects/archived", 2).await);
+    projects.sort_by_key(|t| t["id"].as_i64());
+    assert_eq!(projects, s.truth("projects").await);
+    assert_eq!(s.all_v2("/api/v2/tasks", 7).await, s.truth("tasks").await);
+    s.h.shutdown().await;
+}
+
+#[tokio::test]
 async fn deterministic_per_seed() {
     let a = unlimited(42).await;
     let b = unlimited(42).await;
