@@ -149,7 +149,7 @@ pub fn derive(db: &Db) -> Extra {
         let id = x.projects.len() as u64 + 1;
         let add = d.add_time + r.range(DAY_MS, 10 * DAY_MS);
         let add = add.min(crate::util::ANCHOR_MS - 1000);
-        let archived = id % 3 == 0;
+        let archived = id.is_multiple_of(3);
         x.projects.push(Project {
             id,
             title: format!("Onboarding: {}", d.title),
@@ -639,7 +639,7 @@ pub fn get_v2_extra(c: &Ctx, db: &Db, segs: &[&str]) -> Resp {
                 })
                 .filter(|p| deal.is_none_or(|d| p.deal_id == d))
                 .collect();
-            v2_page(c, &v, |j, p| project_v2(j, p))
+            v2_page(c, &v, project_v2)
         }
         ["projects", id] => match id_of(id).and_then(|id| x.projects.iter().find(|p| p.id == id)) {
             Some(p) => ok_data(|j| project_v2(j, p)),
@@ -656,7 +656,7 @@ pub fn get_v2_extra(c: &Ctx, db: &Db, segs: &[&str]) -> Resp {
                         && done.is_none_or(|d| t.done.is_some() == d)
                 })
                 .collect();
-            v2_page(c, &v, |j, t| task_v2(j, t))
+            v2_page(c, &v, task_v2)
         }
         ["tasks", id] => match id_of(id).and_then(|id| x.tasks.iter().find(|t| t.id == id)) {
             Some(t) => ok_data(|j| task_v2(j, t)),
