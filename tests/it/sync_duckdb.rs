@@ -252,3 +252,100 @@ async fn full_refresh_reloads_a_stream_and_keeps_its_table_until_complete() {
         .unwrap();
     assert_eq!(tables, 0, "the staging table was swapped in");
 }
+
+/// Rows of a fanned-out table keyed like the truth records, restricted to listed parents.
+async fn assert_children_match(sim: &Sim, workspace: &Workspace, stream: &str, key: &[&str], parent_key: &str, parents: &BTreeSet<i64>) {
+    let render = |record: &Value| key.iter().map(|k| key_of(record, k)).collect::<Vec<_>>().join("/");
+    let truth: Vec<Value> = sim
+        .truth(stream)
+        .await
+        .into_iter()
+        .filter(|r| r[parent_key].as_i64().is_some_and(|p| parents.contains(&p)))
+        .collect();
+    let rows = workspace.rows(&format!("pipedrive.{stream}"), &key.iter().map(|k| format!("\"{k}\"")).collect::<Vec<_>>().join(", "));
+    let loaded: BTreeMap<String, &Value> = rows.iter().map(|r| (render(r), r)).collect();
+    assert_eq!(loaded.len(), rows.len(), "{stream}: duplicate keys");
+    let expected: BTreeSet<String> = truth.iter().map(render).collect();
+    assert_eq!(loaded.keys().cloned().collect::<BTreeSet<_>>(), expected, "{stream}: keys differ from ground truth");
+    for record in &truth {
+        let row = loaded[&render(record)];
+        for (field, value) in record.as_object().unwrap() {
+            let stored = row.get(field).unwrap_or(&Value::Null);
+            assert!(same_value(value, stored), "{stream} {}: {field} is {stored}, expected {value}", render(record));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fanned_out_streams_equal_truth_within_request_bounds() {
+    let sim = Sim::start(Scale::Small, Plan::Premium).await;
+    let workspace = Workspace::new();
+    workspace.write_config(&sim, "streams:\n  deals:\n  deal_products:\n  deal_flow:\n  deal_followers:\n  deal_installments:\n");
+    sim.reset_stats().await;
+    assert_ok(&workspace.sync(&sim, &[]));
+
+    let listed: BTreeSet<i64> = sim
+        .truth("deals")
+        .await
+        .iter()
+        .filter(|d| d["is_archived"] != json!(true))
+        .map(|d| d["id"].as_i64().unwrap())
+        .collect();
+    let n = listed.len() as u64;
+    assert_children_match(&sim, &workspace, "deal_products", &["id"], "deal_id", &listed).await;
+    assert_children_match(&sim, &workspace, "deal_followers", &["deal_id", "user_id"], "deal_id", &listed).await;
+    assert_children_match(&sim, &workspace, "deal_installments", &["id"], "deal_id", &listed).await;
+    assert_children_match(&sim, &workspace, "deal_flow", &["id"], "item_id", &listed).await;
+
+    // One walk over the deals serves all four children.
+    assert_eq!(sim.requests_to("/api/v2/deals").await, n.div_ceil(500), "{}", sim.stats().await);
+    let products = sim.requests_to("/api/v2/deals/products").await;
+    assert!(products <= n.div_ceil(100) + 1, "{products} requests for {n} deals");
+    assert_eq!(sim.requests_to("/api/v1/deals/{id}/flow").await, n);
+
+    // Three deals change: their children are re-read, nobody else's.
+    let changed: Vec<i64> = listed.iter().take(3).copied().collect();
+    for id in &changed {
+        sim.api(Method::PATCH, &format!("/api/v2/deals/{id}"), Some(json!({"title": format!("changed {id}")}))).await;
+    }
+    sim.reset_stats().await;
+    assert_ok(&workspace.sync(&sim, &[]));
+    assert_eq!(sim.requests_to("/api/v1/deals/{id}/flow").await, 3, "{}", sim.stats().await);
+    assert_eq!(sim.requests_to("/api/v2/deals/products").await, 1);
+    assert_eq!(sim.requests_to("/api/v2/deals").await, 1);
+    assert_children_match(&sim, &workspace, "deal_flow", &["id"], "item_id", &listed).await;
+    let flow_rows: i64 = workspace
+        .duckdb()
+        .query_row("SELECT count(*) FROM pipedrive.deal_flow WHERE field_key = 'title' AND new_value LIKE 'changed %'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(flow_rows, 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nested_arrays_become_child_tables_keyed_by_parent_and_position() {
+    let sim = Sim::start(Scale::Tiny, Plan::Premium).await;
+    let workspace = Workspace::new();
+    workspace.write_config(&sim, "streams:\n  persons:\n  person_emails:\n  person_phones:\n");
+    sim.reset_stats().await;
+    assert_ok(&workspace.sync(&sim, &[]));
+    let persons: Vec<Value> = sim.truth("persons").await.into_iter().filter(|p| Listed::Live.includes(p)).collect();
+    let mut expected = 0;
+    for person in &persons {
+        for (position, email) in person["emails"].as_array().unwrap().iter().enumerate() {
+            expected += 1;
+            let value: String = workspace
+                .duckdb()
+                .query_row(
+                    "SELECT value FROM pipedrive.person_emails WHERE person_id = ? AND position = ?",
+                    [person["id"].as_i64().unwrap(), position as i64],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(value, email["value"].as_str().unwrap());
+        }
+    }
+    assert!(expected > persons.len(), "people have several emails");
+    assert_eq!(workspace.count("pipedrive.person_emails"), expected as i64);
+    // The persons list was walked once for all three tables.
+    assert_eq!(sim.requests_to("/api/v2/persons").await, (persons.len() as u64).div_ceil(500));
+}

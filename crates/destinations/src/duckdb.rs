@@ -316,8 +316,10 @@ impl Destination for DuckDb {
             .collect()
     }
 
-    async fn write(&mut self, batch: Batch<'_>) -> Result<(), DestinationError> {
-        tokio::task::block_in_place(|| self.in_transaction(|db| db.write_batch(&batch)))
+    async fn write(&mut self, batches: &[Batch<'_>]) -> Result<(), DestinationError> {
+        tokio::task::block_in_place(|| {
+            self.in_transaction(|db| batches.iter().try_for_each(|batch| db.write_batch(batch)))
+        })
     }
 
     async fn replace(

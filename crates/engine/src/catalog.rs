@@ -41,6 +41,17 @@ pub enum Incremental {
     Recents { item: &'static str },
 }
 
+/// Where a stream's records come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// Pipedrive's API.
+    Api,
+    /// The column each custom field landed in, per stream: derived from the `*_fields` streams
+    /// and the names kept in state, so a query can map hashes, names and columns.
+    CustomFieldColumns,
+}
+
 /// How a stream's requests are formed from other data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
@@ -125,6 +136,7 @@ pub struct StreamDef {
     /// Each item wraps its record under this key (`{object, timestamp, data}` of deal flow):
     /// the record is that object, plus the wrapper's other keys where the record lacks them.
     pub record_under: Option<&'static str>,
+    pub origin: Origin,
     pub fanout: Fanout,
     /// The column holding the parent's id in a fanned-out stream, added when records lack it.
     pub parent_column: Option<&'static str>,
@@ -203,6 +215,7 @@ const fn v2_entity(
         custom_fields,
         field_definitions: None,
         record_under: None,
+        origin: Origin::Api,
         fanout: Fanout::None,
         parent_column: None,
         replace_children: false,
@@ -232,6 +245,7 @@ const fn full(
         custom_fields: None,
         field_definitions: None,
         record_under: None,
+        origin: Origin::Api,
         fanout: Fanout::None,
         parent_column: None,
         replace_children: false,
@@ -521,6 +535,17 @@ pub static CATALOG: &[StreamDef] = &[
         "attendees",
         &["activity_id", "position"],
     ),
+    StreamDef {
+        origin: Origin::CustomFieldColumns,
+        ..full(
+            "custom_fields_mapping",
+            "",
+            ApiVersion::V2,
+            PagingKind::None,
+            0,
+            &["stream", "field_key"],
+        )
+    },
     fields_stream("deal_fields", "/api/v2/dealFields", ApiVersion::V2, V2_LIST),
     fields_stream(
         "person_fields",

@@ -70,10 +70,10 @@ pub trait Destination: Send {
     /// Every stream's committed state.
     async fn read_state(&mut self) -> Result<SyncState, DestinationError>;
 
-    /// Merges `batch.rows` into `batch.table` (creating it and adding or widening columns as
-    /// needed) and stores `batch.state` for `batch.stream`, in one transaction. With no rows it
-    /// still creates the table, so every synced stream has one.
-    async fn write(&mut self, batch: Batch<'_>) -> Result<(), DestinationError>;
+    /// For each batch, merges its rows into its table (creating it and adding or widening
+    /// columns as needed) and stores its stream's state; all batches in one transaction. With
+    /// no rows a batch still creates its table, so every synced stream has one.
+    async fn write(&mut self, batches: &[Batch<'_>]) -> Result<(), DestinationError>;
 
     /// Replaces `target` with `staging` and stores `state`, in one transaction: readers see the
     /// old table or the complete new one, never a partial one.

@@ -13,11 +13,11 @@ use pipedrive_client::{Client, ClientError, ErrorClass, PagePosition};
 use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::catalog::{self, Fanout, Incremental, PagingKind, StreamDef};
+use crate::catalog::{self, Fanout, Incremental, Origin, PagingKind, StreamDef};
 use crate::source::{self, Source};
 use crate::destination::{Batch, Destination, DestinationError, TableRef};
 use crate::schema::{Column, ColumnType};
-use crate::state::{FullRefreshProgress, StreamState};
+use crate::state::{FullRefreshProgress, StreamState, SyncState};
 use crate::transform::{FieldCatalog, RecordTransform, assign_columns};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -126,18 +126,22 @@ impl StopSignal {
     }
 }
 
+/// One table's share of a commit.
+struct TableWrite {
+    stream: &'static str,
+    table: TableRef,
+    primary_key: &'static [&'static str],
+    columns: Vec<Column>,
+    rows: Vec<Vec<Value>>,
+    /// Rows whose `.0` column holds one of `.1` are removed first.
+    replace: Option<(&'static str, Vec<Value>)>,
+    state: StreamState,
+}
+
 /// A write for the writer task, answered once committed.
 enum WriteOp {
-    Rows {
-        stream: &'static str,
-        table: TableRef,
-        primary_key: &'static [&'static str],
-        columns: Vec<Column>,
-        rows: Vec<Vec<Value>>,
-        /// Rows whose `.0` column holds one of `.1` are removed first.
-        replace: Option<(&'static str, Vec<Value>)>,
-        state: StreamState,
-    },
+    /// Rows and states of one or more tables, committed in one transaction.
+    Rows(Vec<TableWrite>),
     Replace {
         stream: &'static str,
         staging: TableRef,
@@ -175,6 +179,34 @@ async fn wait(ack: Ack) -> Result<(), String> {
         .unwrap_or_else(|_| Err("the destination writer stopped".to_owned()))
 }
 
+/// Streams read in one walk: a root list and the selected streams fanned out from it. The
+/// root is walked once whatever the number of children, and every page's rows for all of them
+/// are committed in one transaction.
+struct Unit {
+    root: &'static StreamDef,
+    members: Vec<StreamPlan>,
+}
+
+/// Groups the plan into units, in catalog order.
+fn units(plan: &SyncPlan) -> Vec<Unit> {
+    let mut units: Vec<Unit> = Vec::new();
+    for stream in &plan.streams {
+        let root = stream.def.fanout.parent().and_then(catalog::find).unwrap_or(stream.def);
+        match units.iter_mut().find(|u| u.root.name == root.name) {
+            Some(unit) => unit.members.push(stream.clone()),
+            None => units.push(Unit {
+                root,
+                members: vec![stream.clone()],
+            }),
+        }
+    }
+    for unit in &mut units {
+        // The root first, so its rows are written before its children's.
+        unit.members.sort_by_key(|m| m.def.name != unit.root.name);
+    }
+    units
+}
+
 /// Runs a sync to completion (or to a stop), returning what happened per stream.
 pub async fn run(
     client: &Client,
@@ -187,10 +219,9 @@ pub async fn run(
     let synced_at = Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true);
 
     let (tx, mut rx) = mpsc::channel::<(WriteOp, oneshot::Sender<Result<(), String>>)>(8);
-    let writer_synced_at = synced_at.clone();
     let writer_task = tokio::spawn(async move {
         while let Some((op, ack)) = rx.recv().await {
-            let result = apply(destination.as_mut(), op, &writer_synced_at).await;
+            let result = apply(destination.as_mut(), op, &synced_at).await;
             let failed = result.is_err();
             let _ = ack.send(result.map_err(|e| e.message));
             if failed {
@@ -201,26 +232,41 @@ pub async fn run(
     let writer = Writer { tx };
 
     let definitions = fetch_field_definitions(client, &plan).await;
+    let mapping = Arc::new(custom_field_rows(&definitions, &states));
     let start_date = plan.start_date;
-    let mut reports: Vec<StreamReport> = futures::stream::iter(plan.streams.into_iter().map(|stream| {
-        let state = states.remove(stream.def.name).unwrap_or_default();
-        let fields = stream
-            .def
-            .custom_fields
-            .and_then(|custom| definitions.get(custom.defined_by).cloned());
-        let prefetched = definitions.get(stream.def.name).cloned();
-        let worker = StreamWorker {
+    let work = units(&plan).into_iter().map(|unit| {
+        let members = unit
+            .members
+            .into_iter()
+            .map(|stream| {
+                let state = states.remove(stream.def.name).unwrap_or_default();
+                let fields = stream
+                    .def
+                    .custom_fields
+                    .and_then(|custom| definitions.get(custom.defined_by).cloned());
+                (stream, state, fields)
+            })
+            .collect();
+        let worker = UnitWorker {
             client,
             writer: writer.clone(),
             observer: observer.clone(),
             stop: stop.clone(),
             start_date,
         };
-        async move { worker.run(stream, state, fields, prefetched).await }
-    }))
-    .buffer_unordered(plan.concurrency.max(1))
-    .collect()
-    .await;
+        let prefetched = match unit.root.origin {
+            Origin::Api => definitions.get(unit.root.name).cloned(),
+            Origin::CustomFieldColumns => Some(mapping.clone()),
+        };
+        async move { worker.run(unit.root, members, prefetched).await }
+    });
+    let mut reports: Vec<StreamReport> = futures::stream::iter(work)
+        .buffer_unordered(plan.concurrency.max(1))
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
     drop(writer);
     let _ = writer_task.await;
 
@@ -228,33 +274,23 @@ pub async fn run(
     Ok(SyncReport { streams: reports })
 }
 
-async fn apply(
-    destination: &mut dyn Destination,
-    op: WriteOp,
-    synced_at: &str,
-) -> Result<(), DestinationError> {
+async fn apply(destination: &mut dyn Destination, op: WriteOp, synced_at: &str) -> Result<(), DestinationError> {
     match op {
-        WriteOp::Rows {
-            stream,
-            table,
-            primary_key,
-            columns,
-            rows,
-            replace,
-            state,
-        } => {
-            destination
-                .write(Batch {
-                    stream,
-                    table: &table,
-                    primary_key,
-                    columns: &columns,
-                    rows: &rows,
-                    replace_parents: replace.as_ref().map(|(column, values)| (*column, values.as_slice())),
-                    state: &state,
+        WriteOp::Rows(writes) => {
+            let batches: Vec<Batch<'_>> = writes
+                .iter()
+                .map(|w| Batch {
+                    stream: w.stream,
+                    table: &w.table,
+                    primary_key: w.primary_key,
+                    columns: &w.columns,
+                    rows: &w.rows,
+                    replace_parents: w.replace.as_ref().map(|(column, values)| (*column, values.as_slice())),
+                    state: &w.state,
                     synced_at,
                 })
-                .await
+                .collect();
+            destination.write(&batches).await
         }
         WriteOp::Replace {
             stream,
@@ -270,18 +306,21 @@ async fn apply(
 /// names from (or that is itself planned), read once per run. A stream whose definitions cannot
 /// be read keeps raw keys rather than failing.
 async fn fetch_field_definitions(client: &Client, plan: &SyncPlan) -> HashMap<&'static str, Arc<Vec<Value>>> {
+    let mapping = plan.streams.iter().any(|s| s.def.origin == Origin::CustomFieldColumns);
     let mut wanted: Vec<&'static StreamDef> = plan
         .streams
         .iter()
-        .filter_map(|s| s.def.custom_fields.and_then(|c| catalog::find(c.defined_by)))
+        .map(|s| s.def)
+        .chain(catalog::CATALOG.iter().filter(|_| mapping))
+        .filter_map(|def| def.custom_fields.and_then(|c| catalog::find(c.defined_by)))
         .chain(plan.streams.iter().map(|s| s.def).filter(|d| d.field_definitions.is_some()))
         .collect();
     wanted.sort_by_key(|d| d.name);
     wanted.dedup_by_key(|d| d.name);
     let mut out = HashMap::new();
     for def in wanted {
-        let pages: Result<Vec<_>, _> = client.pages(source::request(def, def.path.to_owned(), Vec::new(), PagePosition::First)).try_collect().await;
-        match pages {
+        let request = source::request(def, def.path.to_owned(), Vec::new(), PagePosition::First);
+        match client.pages(request).try_collect::<Vec<_>>().await {
             Ok(pages) => {
                 let records = pages
                     .iter()
@@ -290,10 +329,45 @@ async fn fetch_field_definitions(client: &Client, plan: &SyncPlan) -> HashMap<&'
                     .collect();
                 out.insert(def.name, Arc::new(records));
             }
-            Err(error) => tracing::warn!(stream = def.name, %error, "field definitions unavailable; custom fields keep their keys"),
+            Err(error) => {
+                tracing::warn!(stream = def.name, %error, "field definitions unavailable; custom fields keep their keys")
+            }
         }
     }
     out
+}
+
+/// One row per custom field of every stream that has them: the field's key, name, type and
+/// options, and the column it lands in (as the stream's worker assigns it in this run).
+fn custom_field_rows(definitions: &HashMap<&'static str, Arc<Vec<Value>>>, states: &SyncState) -> Vec<Value> {
+    let mut rows = Vec::new();
+    for def in catalog::CATALOG {
+        let Some(custom) = def.custom_fields else {
+            continue;
+        };
+        let (Some(records), Some(shape)) = (
+            definitions.get(custom.defined_by),
+            catalog::find(custom.defined_by).and_then(|d| d.field_definitions),
+        ) else {
+            continue;
+        };
+        let fields = FieldCatalog::from_definitions(records, shape);
+        let mut columns = states.get(def.name).map(|s| s.custom_columns.clone()).unwrap_or_default();
+        assign_columns(&fields, &mut columns);
+        for (key, field) in &fields.custom {
+            let mut options: Vec<(&String, &String)> = field.options.iter().collect();
+            options.sort();
+            rows.push(serde_json::json!({
+                "stream": def.name,
+                "field_key": key,
+                "field_name": field.name,
+                "field_type": field.field_type,
+                "column_name": columns.get(key),
+                "options": options.into_iter().map(|(id, label)| serde_json::json!({"id": id, "label": label})).collect::<Vec<_>>(),
+            }));
+        }
+    }
+    rows
 }
 
 /// Parses a Pipedrive timestamp in any of its formats into whole-second UTC RFC 3339.
@@ -307,7 +381,7 @@ pub fn normalize_timestamp(value: &str) -> Option<String> {
     Some(parsed.to_rfc3339_opts(SecondsFormat::Secs, true))
 }
 
-struct StreamWorker<'a> {
+struct UnitWorker<'a> {
     client: &'a Client,
     writer: Writer,
     observer: Arc<dyn Observer>,
@@ -323,158 +397,249 @@ struct Tally {
     tokens: u64,
 }
 
-impl StreamWorker<'_> {
-    async fn run(
-        self,
-        stream: StreamPlan,
-        mut state: StreamState,
-        fields: Option<Arc<Vec<Value>>>,
-        prefetched: Option<Arc<Vec<Value>>>,
-    ) -> StreamReport {
-        let def = stream.def;
-        self.observer.stream_started(def.name);
-        let mut transform = RecordTransform {
-            layout: def.custom_fields.map(|c| c.layout),
-            ..RecordTransform::default()
-        };
-        if let (Some(custom), Some(records)) = (def.custom_fields, fields) {
-            if let Some(shape) = catalog::find(custom.defined_by).and_then(|d| d.field_definitions) {
-                transform.fields = FieldCatalog::from_definitions(&records, shape);
-                assign_columns(&transform.fields, &mut state.custom_columns);
-            }
-        }
-        transform.columns = state.custom_columns.clone();
+/// One stream of a unit while it runs.
+struct Member {
+    plan: StreamPlan,
+    state: StreamState,
+    transform: RecordTransform,
+    /// Merging into the table (incremental) rather than loading a staging table.
+    incremental: bool,
+    target: TableRef,
+    bookmark: Option<String>,
+    /// Parents (or root records) older than this were already loaded by an earlier run.
+    skip_before: Option<String>,
+    tally: Tally,
+    outcome: Option<Outcome>,
+}
 
-        let mut tally = Tally {
-            started: Instant::now(),
-            records: 0,
-            requests: 0,
-            tokens: 0,
-        };
-        let incomplete = |failure, message: String| Outcome::Incomplete { failure, message };
-        let outcome = match self
-            .load(&stream, &mut state, &transform, prefetched, &mut tally)
-            .await
-        {
-            Ok(()) => Outcome::Complete,
-            Err(StreamError::Client(error)) => match error.exit_class() {
-                ErrorClass::NotAvailable => {
-                    tracing::warn!(stream = def.name, %error, "stream skipped");
-                    Outcome::Skipped(error.to_string())
-                }
-                ErrorClass::Auth => incomplete(Failure::Auth, error.to_string()),
-                ErrorClass::Temporary => incomplete(Failure::Temporary, error.to_string()),
-                ErrorClass::Permanent => incomplete(Failure::Other, error.to_string()),
-            },
-            Err(StreamError::Stopped) => incomplete(Failure::Temporary, "stopped on request".to_owned()),
-            Err(StreamError::Write(message)) => incomplete(Failure::Destination, message),
-        };
-        // Out of budget, out of credentials or out of a destination: the other streams would
-        // only fail the same way, so they stop after their pages in flight.
-        if let Outcome::Incomplete { failure, .. } = &outcome {
-            if *failure != Failure::Other {
-                self.stop.stop();
-            }
-        }
-        let report = StreamReport {
-            stream: def.name,
-            records: tally.records,
-            requests: tally.requests,
-            tokens: tally.tokens,
-            seconds: tally.started.elapsed().as_secs_f64(),
-            outcome,
-        };
-        self.observer.stream_finished(&report);
-        report
+impl Member {
+    fn def(&self) -> &'static StreamDef {
+        self.plan.def
     }
 
-    async fn load(
-        &self,
-        stream: &StreamPlan,
-        state: &mut StreamState,
-        transform: &RecordTransform,
+    fn report(&mut self) -> StreamReport {
+        StreamReport {
+            stream: self.def().name,
+            records: self.tally.records,
+            requests: self.tally.requests,
+            tokens: self.tally.tokens,
+            seconds: self.tally.started.elapsed().as_secs_f64(),
+            outcome: self.outcome.take().unwrap_or(Outcome::Complete),
+        }
+    }
+}
+
+fn outcome_of(error: StreamError, stream: &str) -> Outcome {
+    let incomplete = |failure, message: String| Outcome::Incomplete { failure, message };
+    match error {
+        StreamError::Client(error) => match error.exit_class() {
+            ErrorClass::NotAvailable => {
+                tracing::warn!(stream, %error, "stream skipped: not available to this company or token");
+                Outcome::Skipped(error.to_string())
+            }
+            ErrorClass::Auth => incomplete(Failure::Auth, error.to_string()),
+            ErrorClass::Temporary => incomplete(Failure::Temporary, error.to_string()),
+            ErrorClass::Permanent => incomplete(Failure::Other, error.to_string()),
+        },
+        StreamError::Stopped => incomplete(Failure::Temporary, "stopped on request".to_owned()),
+        StreamError::Write(message) => incomplete(Failure::Destination, message),
+    }
+}
+
+impl UnitWorker<'_> {
+    async fn run(
+        self,
+        root: &'static StreamDef,
+        streams: Vec<(StreamPlan, StreamState, Option<Arc<Vec<Value>>>)>,
         prefetched: Option<Arc<Vec<Value>>>,
-        tally: &mut Tally,
+    ) -> Vec<StreamReport> {
+        let mut members: Vec<Member> = streams
+            .into_iter()
+            .map(|(plan, mut state, fields)| {
+                let def = plan.def;
+                self.observer.stream_started(def.name);
+                let mut transform = RecordTransform {
+                    layout: def.custom_fields.map(|c| c.layout),
+                    ..RecordTransform::default()
+                };
+                if let (Some(custom), Some(records)) = (def.custom_fields, fields) {
+                    if let Some(shape) = catalog::find(custom.defined_by).and_then(|d| d.field_definitions) {
+                        transform.fields = FieldCatalog::from_definitions(&records, shape);
+                        assign_columns(&transform.fields, &mut state.custom_columns);
+                    }
+                }
+                transform.columns = state.custom_columns.clone();
+                let incremental = plan.mode == SyncMode::Incremental && def.supports_incremental();
+                let target = if incremental {
+                    plan.table.clone()
+                } else {
+                    plan.table.staging()
+                };
+                Member {
+                    bookmark: state.bookmark.clone().filter(|_| incremental),
+                    skip_before: None,
+                    plan,
+                    state,
+                    transform,
+                    incremental,
+                    target,
+                    tally: Tally {
+                        started: Instant::now(),
+                        records: 0,
+                        requests: 0,
+                        tokens: 0,
+                    },
+                    outcome: None,
+                }
+            })
+            .collect();
+
+        if let Err(error) = self.walk(root, &mut members, prefetched).await {
+            let failed = outcome_of(error, root.name);
+            for member in members.iter_mut().filter(|m| m.outcome.is_none()) {
+                member.outcome = Some(failed.clone());
+            }
+        }
+        // Out of budget, out of credentials or out of a destination: the other units would
+        // only fail the same way, so they stop after their pages in flight.
+        let stop_all = members.iter().any(|m| {
+            matches!(&m.outcome, Some(Outcome::Incomplete { failure, .. }) if *failure != Failure::Other)
+        });
+        if stop_all {
+            self.stop.stop();
+        }
+        members
+            .iter_mut()
+            .map(|member| {
+                let report = member.report();
+                self.observer.stream_finished(&report);
+                report
+            })
+            .collect()
+    }
+
+    /// Walks the root list once and commits every page's rows for all members.
+    async fn walk(
+        &self,
+        root: &'static StreamDef,
+        members: &mut Vec<Member>,
+        prefetched: Option<Arc<Vec<Value>>>,
     ) -> Result<(), StreamError> {
-        let def = stream.def;
-        let incremental = stream.mode == SyncMode::Incremental && def.supports_incremental();
-        let target = if incremental {
-            stream.table.clone()
-        } else {
-            stream.table.staging()
-        };
+        let start_date = self.start_date.map(|d| d.to_rfc3339_opts(SecondsFormat::Secs, true));
+        // Only a lone plain list resumes a full refresh mid-way; the others start over.
+        let resumable = members.len() == 1 && members[0].def().fanout == Fanout::None;
         let mut start = PagePosition::First;
-        let mut bookmark = state.bookmark.clone();
-        if !incremental {
-            // Only plain lists can resume a full refresh mid-way; the others start over.
-            let resumable = def.fanout == Fanout::None;
-            match state.full_refresh.take().filter(|_| resumable) {
+        for member in members.iter_mut() {
+            if member.incremental {
+                continue;
+            }
+            match member.state.full_refresh.take().filter(|_| resumable) {
                 Some(progress) => {
                     start = progress.next;
-                    bookmark = progress.bookmark;
+                    member.bookmark = progress.bookmark;
                 }
                 None => {
-                    self.writer.commit(WriteOp::Drop(target.clone())).await?;
-                    bookmark = None;
+                    self.writer.commit(WriteOp::Drop(member.target.clone())).await?;
                 }
             }
         }
-        // A keyset walk resumes a full refresh from its bookmark; cursors resume by position.
-        let keyset = matches!(def.paging, PagingKind::Offset { .. })
-            && matches!(def.incremental, Incremental::UpdatedSince { .. });
-        let since = if incremental || keyset { bookmark.clone() } else { None }
-            .or_else(|| self.start_date.map(|d| d.to_rfc3339_opts(SecondsFormat::Secs, true)));
+        // The walk starts where the member furthest behind needs it; members further ahead
+        // skip what they already have.
+        let keyset = matches!(root.paging, PagingKind::Offset { .. })
+            && matches!(root.incremental, Incremental::UpdatedSince { .. });
+        let resumes_by_bookmark = |m: &Member| m.incremental || (keyset && resumable);
+        let since = if members.iter().all(resumes_by_bookmark) && members.iter().all(|m| m.bookmark.is_some()) {
+            members.iter().filter_map(|m| m.bookmark.clone()).min()
+        } else {
+            None
+        }
+        .or(start_date);
+        for member in members.iter_mut() {
+            member.skip_before = member.bookmark.clone().filter(|b| since.as_ref().is_none_or(|s| b > s));
+        }
         let mut source = match prefetched {
-            Some(records) => Source::Prefetched(Some(
-                records.iter().filter_map(|r| r.as_object().cloned()).collect(),
-            )),
-            None => Source::open(self.client, def, since, start.clone()).await?,
+            Some(records) => Source::Prefetched(Some(records.iter().filter_map(|r| r.as_object().cloned()).collect())),
+            None => Source::open(self.client, root, since, start.clone()).await?,
         };
+        let root_selected = members[0].def().name == root.name;
 
         let mut pending: Option<Ack> = None;
         let mut position = start;
         while let Some(chunk) = source.next().await {
             let chunk = chunk?;
-            tally.requests += chunk.requests;
-            tally.tokens += chunk.tokens;
-            if let Some(newest) = chunk.newest {
-                if bookmark.as_deref().is_none_or(|b| newest.as_str() > b) {
-                    bookmark = Some(newest);
-                }
+            if root_selected {
+                members[0].tally.requests += chunk.requests;
+                members[0].tally.tokens += chunk.tokens;
             }
-            let (columns, rows) = build_rows(def, transform, chunk.records);
-            let records = rows.len();
-            let mut next_state = state.clone();
-            if incremental {
-                next_state.bookmark = bookmark.clone();
-            } else {
-                // A crash after this commit resumes at the following page; the last page is
-                // re-read (merging on the key makes that harmless) and then swapped in.
-                next_state.full_refresh = Some(FullRefreshProgress {
-                    next: chunk.next.clone().unwrap_or_else(|| position.clone()),
-                    bookmark: bookmark.clone(),
+            let mut writes = Vec::with_capacity(members.len());
+            let mut counts = Vec::with_capacity(members.len());
+            for member in members.iter_mut().filter(|m| m.outcome.is_none()) {
+                let def = member.def();
+                let parents: Vec<&Map<String, Value>> = chunk
+                    .records
+                    .iter()
+                    .filter(|r| match (&member.skip_before, root.cursor_field) {
+                        (Some(skip), Some(cursor)) => r
+                            .get(cursor)
+                            .and_then(Value::as_str)
+                            .and_then(normalize_timestamp)
+                            .is_none_or(|t| t.as_str() >= skip.as_str()),
+                        _ => true,
+                    })
+                    .collect();
+                let (records, replace) = if def.name == root.name {
+                    (parents.into_iter().cloned().collect(), None)
+                } else {
+                    match source::children(self.client, def, root, &parents).await {
+                        Ok(children) => {
+                            member.tally.requests += children.requests;
+                            member.tally.tokens += children.tokens;
+                            (children.records, children.replace_parents)
+                        }
+                        Err(error) if error.exit_class() == ErrorClass::NotAvailable => {
+                            member.outcome = Some(outcome_of(StreamError::Client(error), def.name));
+                            continue;
+                        }
+                        Err(error) => return Err(error.into()),
+                    }
+                };
+                if let Some(newest) = &chunk.newest {
+                    if member.bookmark.as_deref().is_none_or(|b| newest.as_str() > b) {
+                        member.bookmark = Some(newest.clone());
+                    }
+                }
+                let (columns, rows) = build_rows(def, &member.transform, records);
+                let mut next_state = member.state.clone();
+                if member.incremental {
+                    next_state.bookmark = member.bookmark.clone();
+                } else {
+                    // A crash after this commit resumes at the following page; the last page
+                    // is re-read (merging on the key makes that harmless) and then swapped in.
+                    next_state.full_refresh = Some(FullRefreshProgress {
+                        next: chunk.next.clone().unwrap_or_else(|| position.clone()),
+                        bookmark: member.bookmark.clone(),
+                    });
+                }
+                counts.push((def.name, rows.len()));
+                member.tally.records += rows.len() as u64;
+                writes.push(TableWrite {
+                    stream: def.name,
+                    table: member.target.clone(),
+                    primary_key: def.primary_key,
+                    columns,
+                    rows,
+                    replace: def.parent_column.zip(replace),
+                    state: next_state.clone(),
                 });
+                member.state = next_state;
             }
             if let Some(ack) = pending.take() {
                 wait(ack).await.map_err(StreamError::Write)?;
             }
-            pending = Some(
-                self.writer
-                    .submit(WriteOp::Rows {
-                        stream: def.name,
-                        table: target.clone(),
-                        primary_key: def.primary_key,
-                        columns,
-                        rows,
-                        replace: def.parent_column.zip(chunk.replace_parents),
-                        state: next_state.clone(),
-                    })
-                    .await
-                    .map_err(StreamError::Write)?,
-            );
-            *state = next_state;
-            tally.records += records as u64;
-            self.observer.page_committed(def.name, records);
+            pending = Some(self.writer.submit(WriteOp::Rows(writes)).await.map_err(StreamError::Write)?);
+            for (stream, records) in counts {
+                self.observer.page_committed(stream, records);
+            }
             if let Some(next) = chunk.next {
                 position = next;
             }
@@ -489,34 +654,39 @@ impl StreamWorker<'_> {
             wait(ack).await.map_err(StreamError::Write)?;
         }
 
-        let mut final_state = state.clone();
-        final_state.full_refresh = None;
-        final_state.bookmark = bookmark;
-        final_state.completed_at = Some(Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true));
-        // The empty write creates the table of a stream that had no rows.
-        let empty = |table: TableRef, state: StreamState| WriteOp::Rows {
-            stream: def.name,
-            table,
-            primary_key: def.primary_key,
-            columns: Vec::new(),
-            rows: Vec::new(),
-            replace: None,
-            state,
-        };
-        if incremental {
-            self.writer.commit(empty(target, final_state.clone())).await?;
-        } else {
-            self.writer.commit(empty(target.clone(), state.clone())).await?;
-            self.writer
-                .commit(WriteOp::Replace {
+        for member in members.iter_mut().filter(|m| m.outcome.is_none()) {
+            let def = member.def();
+            let mut final_state = member.state.clone();
+            final_state.full_refresh = None;
+            final_state.bookmark = member.bookmark.clone();
+            final_state.completed_at = Some(Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true));
+            // The empty write creates the table of a stream that had no rows.
+            let empty = |table: TableRef, state: StreamState| {
+                WriteOp::Rows(vec![TableWrite {
                     stream: def.name,
-                    staging: target,
-                    target: stream.table.clone(),
-                    state: final_state.clone(),
-                })
-                .await?;
+                    table,
+                    primary_key: def.primary_key,
+                    columns: Vec::new(),
+                    rows: Vec::new(),
+                    replace: None,
+                    state,
+                }])
+            };
+            if member.incremental {
+                self.writer.commit(empty(member.target.clone(), final_state.clone())).await?;
+            } else {
+                self.writer.commit(empty(member.target.clone(), member.state.clone())).await?;
+                self.writer
+                    .commit(WriteOp::Replace {
+                        stream: def.name,
+                        staging: member.target.clone(),
+                        target: member.plan.table.clone(),
+                        state: final_state.clone(),
+                    })
+                    .await?;
+            }
+            member.state = final_state;
         }
-        *state = final_state;
         Ok(())
     }
 }

@@ -183,14 +183,6 @@ pub enum Source<'a> {
         unwrap: Option<&'static str>,
         keep_wrapper: bool,
     },
-    Children {
-        client: &'a Client,
-        def: &'static StreamDef,
-        parent: &'static StreamDef,
-        parents: Pager<'a>,
-        /// Parents whose cursor is older are skipped (parents without a server-side filter).
-        since: Option<String>,
-    },
 }
 
 impl<'a> Source<'a> {
@@ -202,16 +194,6 @@ impl<'a> Source<'a> {
         since: Option<String>,
         start: PagePosition,
     ) -> Result<Source<'a>, ClientError> {
-        if let Some(parent) = def.fanout.parent().and_then(catalog::find) {
-            let server_filter = matches!(parent.incremental, Incremental::UpdatedSince { .. });
-            return Ok(Source::Children {
-                client,
-                def,
-                parent,
-                parents: Pager::list(client, parent, since.clone().filter(|_| server_filter), PagePosition::First),
-                since: since.filter(|_| !server_filter),
-            });
-        }
         if let (Incremental::Recents { item }, Some(since)) = (def.incremental, &since) {
             if let Some(pager) = recents(client, item, since).await? {
                 return Ok(Source::List {
@@ -275,48 +257,6 @@ impl<'a> Source<'a> {
                     tokens: u64::from(def.token_cost),
                 }))
             }
-            Source::Children {
-                client,
-                def,
-                parent,
-                parents,
-                since,
-            } => {
-                let page = match parents.next().await? {
-                    Ok(page) => page,
-                    Err(error) => return Some(Err(error)),
-                };
-                let records = parse_records(parent, &page.items, parent.record_under, true);
-                let newest = newest_cursor(parent.cursor_field, &records);
-                parents.advance(page.items.len(), newest.as_deref(), page.next.is_some());
-                let key = parent.primary_key[0];
-                let ids: Vec<Value> = records
-                    .iter()
-                    .filter(|r| {
-                        let changed = parent
-                            .cursor_field
-                            .and_then(|c| r.get(c)?.as_str().and_then(normalize_timestamp));
-                        match (since.as_deref(), changed) {
-                            (Some(since), Some(changed)) => changed.as_str() >= since,
-                            _ => true,
-                        }
-                    })
-                    .filter_map(|r| r.get(key).cloned())
-                    .collect();
-                let chunk = match def.fanout {
-                    Fanout::Nested { field, .. } => Ok(nested(def, key, field, &records, &ids)),
-                    _ => children(client, def, &ids).await,
-                };
-                let mut chunk = match chunk {
-                    Ok(chunk) => chunk,
-                    Err(error) => return Some(Err(error)),
-                };
-                chunk.requests += 1;
-                chunk.tokens += u64::from(parent.token_cost);
-                chunk.newest = newest;
-                chunk.replace_parents = def.replace_children.then_some(ids);
-                Some(Ok(chunk))
-            }
         }
     }
 }
@@ -372,6 +312,7 @@ static RECENTS: StreamDef = StreamDef {
     custom_fields: None,
     field_definitions: None,
     record_under: None,
+    origin: catalog::Origin::Api,
     fanout: Fanout::None,
     parent_column: None,
     replace_children: false,
@@ -379,10 +320,10 @@ static RECENTS: StreamDef = StreamDef {
 
 /// Rows made of each selected parent's `field` array: `{<parent>_id, position, ...element}`
 /// (an element that is not an object lands in `value`).
-fn nested(def: &StreamDef, key: &str, field: &str, parents: &[Map<String, Value>], ids: &[Value]) -> Chunk {
+fn nested(def: &StreamDef, key: &str, field: &str, parents: &[&Map<String, Value>]) -> Chunk {
     let column = def.parent_column.unwrap_or("parent_id");
     let mut records = Vec::new();
-    for parent in parents.iter().filter(|p| p.get(key).is_some_and(|id| ids.contains(id))) {
+    for parent in parents {
         let Some(Value::Array(elements)) = parent.get(field) else {
             continue;
         };
@@ -406,9 +347,26 @@ fn nested(def: &StreamDef, key: &str, field: &str, parents: &[Map<String, Value>
     }
 }
 
-/// Every child record of these parents, with the parent's id added where records lack it.
-/// A parent that vanished meanwhile (404/410) simply has no children.
-async fn children(client: &Client, def: &'static StreamDef, ids: &[Value]) -> Result<Chunk, ClientError> {
+/// The child records of one page of parents, with the parent's id added where records lack
+/// it; `replace_parents` names the parents whose children they replace.
+pub async fn children(
+    client: &Client,
+    def: &'static StreamDef,
+    parent: &StreamDef,
+    parents: &[&Map<String, Value>],
+) -> Result<Chunk, ClientError> {
+    let key = parent.primary_key[0];
+    let ids: Vec<Value> = parents.iter().filter_map(|p| p.get(key).cloned()).collect();
+    let mut chunk = match def.fanout {
+        Fanout::Nested { field, .. } => nested(def, key, field, parents),
+        _ => requested(client, def, &ids).await?,
+    };
+    chunk.replace_parents = def.replace_children.then_some(ids);
+    Ok(chunk)
+}
+
+/// Children read by requests. A parent that vanished meanwhile (404/410) has none.
+async fn requested(client: &Client, def: &'static StreamDef, ids: &[Value]) -> Result<Chunk, ClientError> {
     let id_text = |id: &Value| match id {
         Value::String(s) => s.clone(),
         other => other.to_string(),
