@@ -1,0 +1,226 @@
+//! JSON values to typed PostgreSQL values for binary COPY. The engine has already widened each
+//! column to hold its values, so a value that does not fit is a bug worth failing loudly on.
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
+use pipedrive_engine::schema::{ColumnType, to_text};
+use serde_json::Value;
+use tokio_postgres::types::{ToSql, Type};
+
+/// One value as COPY sends it; `None` is SQL NULL, typed so binary COPY accepts it.
+#[derive(Debug)]
+pub(super) enum Cell<'a> {
+    Boolean(Option<bool>),
+    BigInt(Option<i64>),
+    Double(Option<f64>),
+    Date(Option<NaiveDate>),
+    Timestamp(Option<DateTime<Utc>>),
+    Json(Option<&'a Value>),
+    /// A JSON value rebuilt without NUL characters.
+    JsonOwned(Option<Value>),
+    Text(Option<String>),
+}
+
+impl Cell<'_> {
+    pub(super) fn as_sql(&self) -> &(dyn ToSql + Sync) {
+        match self {
+            Cell::Boolean(v) => v,
+            Cell::BigInt(v) => v,
+            Cell::Double(v) => v,
+            Cell::Date(v) => v,
+            Cell::Timestamp(v) => v,
+            Cell::Json(v) => v,
+            Cell::JsonOwned(v) => v,
+            Cell::Text(v) => v,
+        }
+    }
+}
+
+/// The PostgreSQL type a column of `ty` is created with.
+pub(super) fn sql_type(ty: ColumnType) -> &'static str {
+    match ty {
+        ColumnType::Boolean => "boolean",
+        ColumnType::BigInt => "bigint",
+        ColumnType::Double => "double precision",
+        ColumnType::Date => "date",
+        ColumnType::Timestamp => "timestamptz",
+        ColumnType::Json => "jsonb",
+        ColumnType::Null | ColumnType::Text => "text",
+    }
+}
+
+/// The wire type binary COPY is told for a column of `ty`.
+pub(super) fn wire_type(ty: ColumnType) -> Type {
+    match ty {
+        ColumnType::Boolean => Type::BOOL,
+        ColumnType::BigInt => Type::INT8,
+        ColumnType::Double => Type::FLOAT8,
+        ColumnType::Date => Type::DATE,
+        ColumnType::Timestamp => Type::TIMESTAMPTZ,
+        ColumnType::Json => Type::JSONB,
+        ColumnType::Null | ColumnType::Text => Type::TEXT,
+    }
+}
+
+/// The engine type of a column as `information_schema.columns.data_type` reports it. Types our
+/// own tables never have (a table made by hand) map to the nearest type that casts into them.
+pub(super) fn column_type(data_type: &str) -> ColumnType {
+    match data_type {
+        "boolean" => ColumnType::Boolean,
+        "bigint" | "integer" | "smallint" => ColumnType::BigInt,
+        "double precision" | "real" | "numeric" => ColumnType::Double,
+        "date" => ColumnType::Date,
+        "timestamp with time zone" | "timestamp without time zone" => ColumnType::Timestamp,
+        "jsonb" | "json" => ColumnType::Json,
+        _ => ColumnType::Text,
+    }
+}
+
+/// Encodes `value` for a column of type `ty`; `None` when it does not fit.
+pub(super) fn encode(value: &Value, ty: ColumnType) -> Option<Cell<'_>> {
+    if value.is_null() {
+        return Some(match ty {
+            ColumnType::Boolean => Cell::Boolean(None),
+            ColumnType::BigInt => Cell::BigInt(None),
+            ColumnType::Double => Cell::Double(None),
+            ColumnType::Date => Cell::Date(None),
+            ColumnType::Timestamp => Cell::Timestamp(None),
+            ColumnType::Json => Cell::Json(None),
+            ColumnType::Null | ColumnType::Text => Cell::Text(None),
+        });
+    }
+    Some(match ty {
+        ColumnType::Boolean => Cell::Boolean(Some(value.as_bool()?)),
+        ColumnType::BigInt => Cell::BigInt(Some(value.as_i64()?)),
+        ColumnType::Double => Cell::Double(Some(value.as_f64()?)),
+        ColumnType::Date => Cell::Date(Some(parse_date(value.as_str()?)?)),
+        ColumnType::Timestamp => Cell::Timestamp(Some(parse_timestamp(value.as_str()?)?)),
+        ColumnType::Json => match without_nul_json(value) {
+            std::borrow::Cow::Borrowed(value) => Cell::Json(Some(value)),
+            std::borrow::Cow::Owned(value) => Cell::JsonOwned(Some(value)),
+        },
+        ColumnType::Null | ColumnType::Text => Cell::Text(to_text(value).map(without_nul)),
+    })
+}
+
+/// PostgreSQL text cannot hold NUL characters; they are dropped rather than failing the sync.
+fn without_nul(text: String) -> String {
+    if text.contains('\0') {
+        text.replace('\0', "")
+    } else {
+        text
+    }
+}
+
+/// jsonb rejects `\u0000` in strings, so NULs are dropped there too (copying only when present).
+fn without_nul_json(value: &Value) -> std::borrow::Cow<'_, Value> {
+    fn has_nul(value: &Value) -> bool {
+        match value {
+            Value::String(s) => s.contains('\0'),
+            Value::Array(items) => items.iter().any(has_nul),
+            Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+            _ => false,
+        }
+    }
+    fn strip(value: &Value) -> Value {
+        match value {
+            Value::String(s) => Value::String(s.replace('\0', "")),
+            Value::Array(items) => Value::Array(items.iter().map(strip).collect()),
+            Value::Object(map) => Value::Object(
+                map.iter()
+                    .map(|(k, v)| (k.replace('\0', ""), strip(v)))
+                    .collect(),
+            ),
+            other => other.clone(),
+        }
+    }
+    if has_nul(value) {
+        std::borrow::Cow::Owned(strip(value))
+    } else {
+        std::borrow::Cow::Borrowed(value)
+    }
+}
+
+/// `YYYY-MM-DD`.
+pub(super) fn parse_date(s: &str) -> Option<NaiveDate> {
+    if s.len() != 10 {
+        return None;
+    }
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()
+}
+
+/// Every timestamp shape the engine infers: `YYYY-MM-DD HH:MM:SS` (Pipedrive v1, UTC) or with
+/// `T`, an optional fraction of any length, and `Z`, `±HH:MM`, `±HHMM` or `±HH`. A bare date
+/// (a column widened from dates) is midnight UTC.
+pub(super) fn parse_timestamp(s: &str) -> Option<DateTime<Utc>> {
+    if s.len() == 10 {
+        return Some(parse_date(s)?.and_hms_opt(0, 0, 0)?.and_utc());
+    }
+    let b = s.as_bytes();
+    if b.len() < 19 || !matches!(b[10], b' ' | b'T' | b't') || !s.is_char_boundary(19) {
+        return None;
+    }
+    let date = parse_date(&s[..10])?;
+    let number = |range: std::ops::Range<usize>| -> Option<u32> {
+        let part = s.get(range)?;
+        part.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| part.parse().ok())?
+    };
+    if b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let (hour, minute, second) = (number(11..13)?, number(14..16)?, number(17..19)?);
+    let mut rest = &s[19..];
+    let mut nanos = 0u32;
+    if let Some(fraction) = rest.strip_prefix('.') {
+        let digits = fraction.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        for (i, c) in fraction.bytes().take(9).take(digits).enumerate() {
+            nanos += u32::from(c - b'0') * 10u32.pow(8 - i as u32);
+        }
+        rest = &fraction[digits..];
+    }
+    let naive = NaiveDateTime::new(
+        date,
+        NaiveTime::from_hms_nano_opt(hour, minute, second, nanos)?,
+    );
+    let offset_seconds: i64 = match rest.as_bytes() {
+        [] | [b'Z' | b'z'] => 0,
+        [sign @ (b'+' | b'-'), tail @ ..] => {
+            let digits: Vec<u8> = tail.iter().copied().filter(|c| *c != b':').collect();
+            let colon_ok = match tail.len() {
+                2 | 4 => !tail.contains(&b':'),
+                5 => tail[2] == b':',
+                _ => false,
+            };
+            if !colon_ok || !digits.iter().all(u8::is_ascii_digit) {
+                return None;
+            }
+            let value = |d: &[u8]| i64::from(d[0] - b'0') * 10 + i64::from(d[1] - b'0');
+            let hours = value(&digits[0..2]);
+            let minutes = if digits.len() == 4 {
+                value(&digits[2..4])
+            } else {
+                0
+            };
+            if hours > 23 || minutes > 59 {
+                return None;
+            }
+            let seconds = hours * 3600 + minutes * 60;
+            if *sign == b'-' { -seconds } else { seconds }
+        }
+        _ => return None,
+    };
+    Some((naive - chrono::Duration::seconds(offset_seconds)).and_utc())
+}
+
+/// A value for an error message: its JSON text, cut short.
+pub(super) fn show(value: &Value) -> String {
+    let text = value.to_string();
+    match text.char_indices().nth(80) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    }
+}

@@ -1,0 +1,689 @@
+//! PostgreSQL. Each page is sent by binary COPY into a temporary table, then merged into the
+//! stream's table (delete matching keys, insert) together with the state row, in one
+//! transaction. Tables made elsewhere need no key constraint: the merge does not rely on one.
+
+mod encode;
+mod names;
+mod tls;
+
+use std::collections::{HashMap, HashSet};
+use std::pin::pin;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pipedrive_engine::schema::{Column, ColumnType, to_text};
+use pipedrive_engine::{Batch, Destination, DestinationError, StreamState, SyncState, TableRef};
+use serde_json::Value;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::config::Host;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{Client, Config, GenericClient, Transaction};
+
+pub use names::{MAX_IDENTIFIER_BYTES, stored_name};
+
+use self::encode::{Cell, column_type, encode, show, sql_type, wire_type};
+use crate::sql::quote;
+
+/// The table holding every stream's state, in the state schema.
+pub const STATE_TABLE: &str = "_pipedrive_sync_state";
+
+/// How long one connection attempt may take when the URL sets no `connect_timeout`.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The per-write temporary table rows are copied into before the merge.
+const BATCH_TABLE: &str = "_pds_batch";
+
+/// A table as stored: schema and name after [`stored_name`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Stored {
+    schema: String,
+    name: String,
+}
+
+impl Stored {
+    fn of(table: &TableRef) -> Stored {
+        Stored {
+            schema: stored_name(&table.schema),
+            name: stored_name(&table.name),
+        }
+    }
+
+    fn sql(&self) -> String {
+        format!("{}.{}", quote(&self.schema), quote(&self.name))
+    }
+}
+
+pub struct Postgres {
+    client: Client,
+    /// `postgres://user@host:port/db`: never the password.
+    description: String,
+    state_schema: String,
+    /// Columns (stored names) of each table as the database has them, read once and kept in
+    /// step; forgotten whenever a transaction fails, since it may describe rolled-back DDL.
+    tables: HashMap<Stored, Vec<Column>>,
+}
+
+/// `context: message (detail; hint)` for a database error, the cause chain otherwise.
+fn explain(error: &tokio_postgres::Error) -> String {
+    if let Some(db) = error.as_db_error() {
+        let mut text = db.message().to_owned();
+        let extra: Vec<&str> = [db.detail(), db.hint()].into_iter().flatten().collect();
+        if !extra.is_empty() {
+            text = format!("{text} ({})", extra.join("; "));
+        }
+        return text;
+    }
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text = format!("{text}: {cause_text}");
+        }
+        source = cause.source();
+    }
+    if error.is_closed() {
+        text.push_str(" (the connection to PostgreSQL was lost; rerun the sync)");
+    }
+    text
+}
+
+fn fail(context: &str) -> impl Fn(tokio_postgres::Error) -> DestinationError + '_ {
+    move |error| DestinationError::new(format!("PostgreSQL: {context}: {}", explain(&error)))
+}
+
+fn host_port(config: &Config) -> String {
+    let host = match config.get_hosts().first() {
+        Some(Host::Tcp(host)) => host.clone(),
+        #[cfg(unix)]
+        Some(Host::Unix(path)) => path.display().to_string(),
+        None => "localhost".to_owned(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!("{host}:{port}")
+}
+
+/// A connection failure as a message naming the cause and what to change. Never includes the
+/// password, which tokio-postgres does not echo either.
+fn connect_error(error: &tokio_postgres::Error, config: &Config) -> DestinationError {
+    let user = config.get_user().unwrap_or("(none)");
+    let database = config.get_dbname().unwrap_or(user);
+    let at = host_port(config);
+    let message = match error.code() {
+        Some(code) if *code == SqlState::INVALID_PASSWORD => {
+            format!(
+                "password authentication failed for user {user}: check the password in target.url"
+            )
+        }
+        Some(code) if *code == SqlState::INVALID_CATALOG_NAME => {
+            format!(
+                "database \"{database}\" does not exist on {at}: create it (CREATE DATABASE) or fix the database in target.url"
+            )
+        }
+        Some(code) if *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION => format!(
+            "the server refused user {user}: {} (check the user in target.url, or add ?sslmode=require if the server only accepts TLS)",
+            explain(error)
+        ),
+        Some(_) => format!("connecting to {at}: {}", explain(error)),
+        None => {
+            let text = explain(error);
+            if text.contains("password missing") {
+                format!("the server asks for a password for user {user}: add it to target.url")
+            } else if text.contains("TLS handshake") {
+                format!(
+                    "TLS with {at} failed ({text}): connect by the host name the certificate names, \
+                     or use sslmode=verify-ca (no host check) or sslmode=require (no certificate check)"
+                )
+            } else if text.contains("server does not support TLS") {
+                format!(
+                    "{at} does not accept TLS connections: remove sslmode from target.url or enable ssl on the server"
+                )
+            } else {
+                format!(
+                    "cannot connect to {at} ({text}): is PostgreSQL running on {at}? check target.url"
+                )
+            }
+        }
+    };
+    DestinationError::new(format!("PostgreSQL: {message}"))
+}
+
+/// Connects to `url` (`postgres://user:password@host:port/database?sslmode=...`) and makes sure
+/// the state table exists in `schema_for_state`. `sslmode=require` encrypts without checking
+/// the certificate (as libpq does); `verify-ca`/`verify-full` also check it against the
+/// system's roots; anything else connects in plain text.
+pub async fn connect(url: &str, schema_for_state: &str) -> Result<Postgres, DestinationError> {
+    let (url, verify) = tls::take_verify_mode(url);
+    let mut config: Config = url.parse().map_err(|error| {
+        DestinationError::new(format!(
+            "PostgreSQL: target.url is not a valid connection URL ({error}); expected postgres://user:password@host:5432/database"
+        ))
+    })?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    if config.get_application_name().is_none() {
+        config.application_name("pipedrive-sync");
+    }
+    let client = match config.get_ssl_mode() {
+        tokio_postgres::config::SslMode::Require => {
+            let connector = tls::connector(verify)?;
+            let (client, connection) = config
+                .connect(connector)
+                .await
+                .map_err(|e| connect_error(&e, &config))?;
+            spawn_connection(connection);
+            client
+        }
+        _ => {
+            let (client, connection) = config
+                .connect(tokio_postgres::NoTls)
+                .await
+                .map_err(|e| connect_error(&e, &config))?;
+            spawn_connection(connection);
+            client
+        }
+    };
+    let user = config.get_user().unwrap_or("");
+    let description = format!(
+        "postgres postgres://{user}@{}/{}",
+        host_port(&config),
+        config.get_dbname().unwrap_or(user)
+    );
+    let state_schema = stored_name(schema_for_state);
+    let state_table = format!("{}.{}", quote(&state_schema), quote(STATE_TABLE));
+    // UTC so widening dates to timestamps (and any text cast) means midnight UTC, as the rows do.
+    client
+        .batch_execute("SET TIME ZONE 'UTC'")
+        .await
+        .map_err(fail("setting the session"))?;
+    let exists = client
+        .query_opt("SELECT to_regclass($1)::text", &[&state_table])
+        .await
+        .map_err(fail("looking for the state table"))?
+        .and_then(|row| row.get::<_, Option<String>>(0))
+        .is_some();
+    if !exists {
+        client
+            .batch_execute(&format!(
+                "CREATE SCHEMA IF NOT EXISTS {}; CREATE TABLE IF NOT EXISTS {state_table} \
+                 (stream text PRIMARY KEY, state jsonb NOT NULL, updated_at timestamptz NOT NULL)",
+                quote(&state_schema)
+            ))
+            .await
+            .map_err(fail("creating the state table"))?;
+    }
+    Ok(Postgres {
+        client,
+        description,
+        state_schema,
+        tables: HashMap::new(),
+    })
+}
+
+fn spawn_connection<C>(connection: C)
+where
+    C: std::future::Future<Output = Result<(), tokio_postgres::Error>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::warn!("PostgreSQL connection ended: {}", explain(&error));
+        }
+    });
+}
+
+async fn columns_of(
+    tx: &Transaction<'_>,
+    cache: &mut HashMap<Stored, Vec<Column>>,
+    table: &Stored,
+) -> Result<Option<Vec<Column>>, DestinationError> {
+    if let Some(columns) = cache.get(table) {
+        return Ok(Some(columns.clone()));
+    }
+    let rows = tx
+        .query(
+            "SELECT column_name::text, data_type::text FROM information_schema.columns \
+             WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position",
+            &[&table.schema, &table.name],
+        )
+        .await
+        .map_err(fail("reading columns"))?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let columns: Vec<Column> = rows
+        .iter()
+        .map(|row| Column {
+            name: row.get(0),
+            ty: column_type(row.get(1)),
+        })
+        .collect();
+    cache.insert(table.clone(), columns.clone());
+    Ok(Some(columns))
+}
+
+/// Creates the table, adds new columns and widens changed ones, so that every batch column
+/// with a known type has a place. `batch` holds stored names. Returns the table's columns.
+async fn evolve(
+    tx: &Transaction<'_>,
+    cache: &mut HashMap<Stored, Vec<Column>>,
+    table: &Stored,
+    batch: &[Column],
+    primary_key: &[String],
+) -> Result<Vec<Column>, DestinationError> {
+    let name = table.sql();
+    let Some(mut existing) = columns_of(tx, cache, table).await? else {
+        let mut columns: Vec<Column> = batch.to_vec();
+        columns.push(Column {
+            name: "_synced_at".to_owned(),
+            ty: ColumnType::Timestamp,
+        });
+        let definitions: Vec<String> = columns
+            .iter()
+            .map(|c| format!("{} {}", quote(&c.name), sql_type(c.ty)))
+            .collect();
+        let mut sql = format!(
+            "CREATE SCHEMA IF NOT EXISTS {}; CREATE TABLE {name} ({});",
+            quote(&table.schema),
+            definitions.join(", ")
+        );
+        // A plain (not unique) index keeps each merge's delete from scanning the whole table;
+        // unnamed, so PostgreSQL picks a free name even after staging tables are renamed.
+        if !primary_key.is_empty()
+            && primary_key
+                .iter()
+                .all(|k| batch.iter().any(|c| &c.name == k))
+        {
+            let keys: Vec<String> = primary_key.iter().map(|k| quote(k)).collect();
+            sql.push_str(&format!(" CREATE INDEX ON {name} ({});", keys.join(", ")));
+        }
+        tx.batch_execute(&sql)
+            .await
+            .map_err(fail("creating the table"))?;
+        cache.insert(table.clone(), columns.clone());
+        return Ok(columns);
+    };
+    for column in batch {
+        match existing.iter_mut().find(|e| e.name == column.name) {
+            None => {
+                tx.batch_execute(&format!(
+                    "ALTER TABLE {name} ADD COLUMN {} {}",
+                    quote(&column.name),
+                    sql_type(column.ty)
+                ))
+                .await
+                .map_err(fail("adding a column"))?;
+                existing.push(column.clone());
+            }
+            Some(current) => {
+                let widened = current.ty.widen(column.ty);
+                if sql_type(widened) != sql_type(current.ty) {
+                    let quoted = quote(&column.name);
+                    let new_type = sql_type(widened);
+                    tx.batch_execute(&format!(
+                        "ALTER TABLE {name} ALTER COLUMN {quoted} TYPE {new_type} USING {quoted}::{new_type}"
+                    ))
+                    .await
+                    .map_err(fail("widening a column"))?;
+                    current.ty = widened;
+                }
+            }
+        }
+    }
+    cache.insert(table.clone(), existing.clone());
+    Ok(existing)
+}
+
+async fn save_state(
+    client: &impl GenericClient,
+    state_schema: &str,
+    stream: &str,
+    state: &StreamState,
+) -> Result<(), DestinationError> {
+    let json = serde_json::to_value(state).map_err(|e| DestinationError::new(e.to_string()))?;
+    client
+        .execute(
+            &format!(
+                "INSERT INTO {}.{} (stream, state, updated_at) VALUES ($1, $2, now()) \
+                 ON CONFLICT (stream) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+                quote(state_schema),
+                quote(STATE_TABLE)
+            ),
+            &[&stream, &json],
+        )
+        .await
+        .map_err(fail("saving state"))?;
+    Ok(())
+}
+
+/// The batch's loadable columns: index into the row, the column under its stored name.
+fn loaded_columns(batch: &Batch<'_>) -> Result<Vec<(usize, Column)>, DestinationError> {
+    let mut seen: HashMap<String, &str> = HashMap::new();
+    let mut loaded = Vec::new();
+    for (i, column) in batch.columns.iter().enumerate() {
+        let stored = stored_name(&column.name);
+        if let Some(other) = seen.insert(stored.clone(), &column.name) {
+            return Err(DestinationError::new(format!(
+                "stream {}: columns {other:?} and {:?} are both stored as {stored:?} in PostgreSQL; rename one",
+                batch.stream, column.name
+            )));
+        }
+        if column.ty != ColumnType::Null {
+            loaded.push((
+                i,
+                Column {
+                    name: stored,
+                    ty: column.ty,
+                },
+            ));
+        }
+    }
+    Ok(loaded)
+}
+
+/// Rows to load, the last one winning when a key repeats within the batch (a record seen
+/// twice while paging), so the merge never inserts duplicates.
+fn last_per_key<'r>(batch: &Batch<'r>, key_indexes: &[usize]) -> Vec<&'r Vec<Value>> {
+    let mut seen = HashSet::new();
+    let mut rows: Vec<&Vec<Value>> = batch
+        .rows
+        .iter()
+        .rev()
+        .filter(|row| {
+            seen.insert(
+                key_indexes
+                    .iter()
+                    .map(|i| row[*i].to_string())
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .collect();
+    rows.reverse();
+    rows
+}
+
+/// Deletes the rows of the given parents (their children are re-read as a whole). Integer ids
+/// compare as integers, so an index on the column serves; anything else compares as text.
+async fn delete_children(
+    tx: &Transaction<'_>,
+    table: &Stored,
+    columns: &[Column],
+    column: &str,
+    parents: &[Value],
+) -> Result<(), DestinationError> {
+    let stored = stored_name(column);
+    let Some(existing) = columns.iter().find(|c| c.name == stored) else {
+        return Ok(());
+    };
+    if parents.is_empty() {
+        return Ok(());
+    }
+    let quoted = quote(&stored);
+    let integers: Option<Vec<i64>> = parents.iter().map(Value::as_i64).collect();
+    let deleted = match integers {
+        Some(ids) if existing.ty == ColumnType::BigInt => {
+            tx.execute(
+                &format!("DELETE FROM {} WHERE {quoted} = ANY($1)", table.sql()),
+                &[&ids],
+            )
+            .await
+        }
+        _ => {
+            let ids: Vec<String> = parents.iter().filter_map(to_text).collect();
+            tx.execute(
+                &format!("DELETE FROM {} WHERE {quoted}::text = ANY($1)", table.sql()),
+                &[&ids],
+            )
+            .await
+        }
+    };
+    deleted.map_err(fail("deleting replaced children"))?;
+    Ok(())
+}
+
+async fn write_batch(
+    tx: &Transaction<'_>,
+    cache: &mut HashMap<Stored, Vec<Column>>,
+    state_schema: &str,
+    batch: &Batch<'_>,
+) -> Result<(), DestinationError> {
+    let table = Stored::of(batch.table);
+    let loaded = loaded_columns(batch)?;
+    let batch_columns: Vec<Column> = loaded.iter().map(|(_, c)| c.clone()).collect();
+    let key_names: Vec<String> = batch.primary_key.iter().map(|k| stored_name(k)).collect();
+    let table_columns = evolve(tx, cache, &table, &batch_columns, &key_names).await?;
+    if let Some((column, parents)) = batch.replace_parents {
+        delete_children(tx, &table, &table_columns, column, parents).await?;
+    }
+    if !batch.rows.is_empty() && !loaded.is_empty() {
+        let key_indexes: Vec<usize> = key_names
+            .iter()
+            .map(|k| loaded.iter().find(|(_, c)| &c.name == k).map(|(i, _)| *i))
+            .collect::<Option<_>>()
+            .filter(|keys: &Vec<usize>| !keys.is_empty())
+            .ok_or_else(|| {
+                DestinationError::new(format!(
+                    "stream {}: records have no primary key {:?}",
+                    batch.stream, batch.primary_key
+                ))
+            })?;
+        // Values are encoded as the table's (possibly wider) column types.
+        let types: Vec<ColumnType> = loaded
+            .iter()
+            .map(|(_, c)| {
+                table_columns
+                    .iter()
+                    .find(|t| t.name == c.name)
+                    .map_or(c.ty, |t| t.ty)
+            })
+            .collect();
+        let rows = last_per_key(batch, &key_indexes);
+        let mut encoded: Vec<Vec<Cell<'_>>> = Vec::with_capacity(rows.len());
+        for (row_number, row) in rows.iter().enumerate() {
+            let cells = loaded
+                .iter()
+                .zip(&types)
+                .map(|((i, _), ty)| {
+                    encode(&row[*i], *ty).ok_or_else(|| {
+                        DestinationError::new(format!(
+                            "stream {}: column {:?} (row {}) holds {}, which does not fit its PostgreSQL type {}",
+                            batch.stream,
+                            batch.columns[*i].name,
+                            row_number + 1,
+                            show(&row[*i]),
+                            sql_type(*ty)
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            encoded.push(cells);
+        }
+
+        let names: Vec<String> = loaded.iter().map(|(_, c)| quote(&c.name)).collect();
+        let definitions: Vec<String> = names
+            .iter()
+            .zip(&types)
+            .map(|(name, ty)| format!("{name} {}", sql_type(*ty)))
+            .collect();
+        tx.batch_execute(&format!(
+            "CREATE TEMP TABLE {BATCH_TABLE} ({}) ON COMMIT DROP",
+            definitions.join(", ")
+        ))
+        .await
+        .map_err(fail("creating the batch table"))?;
+        let sink = tx
+            .copy_in(&format!(
+                "COPY {BATCH_TABLE} ({}) FROM STDIN (FORMAT binary)",
+                names.join(", ")
+            ))
+            .await
+            .map_err(fail("copying rows"))?;
+        let wire: Vec<_> = types.iter().map(|ty| wire_type(*ty)).collect();
+        let mut writer = pin!(BinaryCopyInWriter::new(sink, &wire));
+        for cells in &encoded {
+            let values: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+                cells.iter().map(Cell::as_sql).collect();
+            writer
+                .as_mut()
+                .write(&values)
+                .await
+                .map_err(fail("copying rows"))?;
+        }
+        writer.finish().await.map_err(fail("copying rows"))?;
+
+        let target = table.sql();
+        let key_match: Vec<String> = key_names
+            .iter()
+            .map(|k| format!("t.{q} = b.{q}", q = quote(k)))
+            .collect();
+        tx.execute(
+            &format!(
+                "DELETE FROM {target} AS t USING {BATCH_TABLE} AS b WHERE {}",
+                key_match.join(" AND ")
+            ),
+            &[],
+        )
+        .await
+        .map_err(fail("merging rows"))?;
+        tx.execute(
+            &format!(
+                "INSERT INTO {target} ({}, \"_synced_at\") SELECT {}, $1::text::timestamptz FROM {BATCH_TABLE}",
+                names.join(", "),
+                names.join(", ")
+            ),
+            &[&batch.synced_at],
+        )
+        .await
+        .map_err(fail("merging rows"))?;
+        // Dropped now, not at commit: the next batch of the same transaction makes its own.
+        tx.batch_execute(&format!("DROP TABLE {BATCH_TABLE}"))
+            .await
+            .map_err(fail("dropping the batch table"))?;
+    }
+    save_state(tx, state_schema, batch.stream, batch.state).await
+}
+
+impl Postgres {
+    /// The schema the state table lives in, as stored.
+    pub fn state_schema(&self) -> &str {
+        &self.state_schema
+    }
+}
+
+#[async_trait]
+impl Destination for Postgres {
+    fn describe(&self) -> String {
+        self.description.clone()
+    }
+
+    async fn read_state(&mut self) -> Result<SyncState, DestinationError> {
+        let rows = self
+            .client
+            .query(
+                &format!(
+                    "SELECT stream, state FROM {}.{}",
+                    quote(&self.state_schema),
+                    quote(STATE_TABLE)
+                ),
+                &[],
+            )
+            .await
+            .map_err(fail("reading state"))?;
+        rows.iter()
+            .map(|row| {
+                let stream: String = row.get(0);
+                serde_json::from_value(row.get::<_, Value>(1))
+                    .map(|state| (stream.clone(), state))
+                    .map_err(|e| {
+                        DestinationError::new(format!("state of {stream} is unreadable: {e}"))
+                    })
+            })
+            .collect()
+    }
+
+    async fn write(&mut self, batches: &[Batch<'_>]) -> Result<(), DestinationError> {
+        let tx = self
+            .client
+            .transaction()
+            .await
+            .map_err(fail("starting a transaction"))?;
+        let mut result = Ok(());
+        for batch in batches {
+            result = write_batch(&tx, &mut self.tables, &self.state_schema, batch).await;
+            if result.is_err() {
+                break;
+            }
+        }
+        let result = match result {
+            Ok(()) => tx.commit().await.map_err(fail("committing")),
+            Err(error) => Err(error),
+        };
+        if result.is_err() {
+            self.tables.clear();
+        }
+        result
+    }
+
+    async fn replace(
+        &mut self,
+        stream: &str,
+        staging: &TableRef,
+        target: &TableRef,
+        state: &StreamState,
+    ) -> Result<(), DestinationError> {
+        let (staging, target) = (Stored::of(staging), Stored::of(target));
+        self.tables.remove(&staging);
+        self.tables.remove(&target);
+        let tx = self
+            .client
+            .transaction()
+            .await
+            .map_err(fail("starting a transaction"))?;
+        let mut sql = format!(
+            "DROP TABLE IF EXISTS {}; ALTER TABLE {} RENAME TO {};",
+            target.sql(),
+            staging.sql(),
+            quote(&target.name)
+        );
+        if staging.schema != target.schema {
+            sql.push_str(&format!(
+                " ALTER TABLE {}.{} SET SCHEMA {};",
+                quote(&staging.schema),
+                quote(&target.name),
+                quote(&target.schema)
+            ));
+        }
+        tx.batch_execute(&sql)
+            .await
+            .map_err(fail("replacing the table"))?;
+        save_state(&tx, &self.state_schema, stream, state).await?;
+        tx.commit().await.map_err(fail("committing"))
+    }
+
+    async fn drop_table(&mut self, table: &TableRef) -> Result<(), DestinationError> {
+        let table = Stored::of(table);
+        self.tables.remove(&table);
+        self.client
+            .batch_execute(&format!("DROP TABLE IF EXISTS {}", table.sql()))
+            .await
+            .map_err(fail("dropping a table"))
+    }
+
+    async fn reset_state(&mut self, stream: &str) -> Result<(), DestinationError> {
+        self.client
+            .execute(
+                &format!(
+                    "DELETE FROM {}.{} WHERE stream = $1",
+                    quote(&self.state_schema),
+                    quote(STATE_TABLE)
+                ),
+                &[&stream],
+            )
+            .await
+            .map_err(fail("resetting state"))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;
