@@ -207,6 +207,28 @@ async fn writes_flow_delete_and_purge() {
         last_stage["data"]["new_value"],
         seeded["stage_id"].to_string()
     );
+    // Every seeded deal's latest flow entry is exactly its update_time.
+    for d in truth.iter().take(40) {
+        let (_, f) = s.get(&format!("/v1/deals/{}/flow", d["id"])).await;
+        let upd = d["update_time"]
+            .as_str()
+            .unwrap()
+            .replace('T', " ")
+            .replace('Z', "");
+        match f["data"].as_array() {
+            Some(items) if !items.is_empty() => assert_eq!(
+                items[0]["timestamp"].as_str().unwrap(),
+                upd,
+                "deal {}",
+                d["id"]
+            ),
+            _ => assert_eq!(
+                d["update_time"], d["add_time"],
+                "deal {} without history",
+                d["id"]
+            ),
+        }
+    }
     // Delete: soft, listable with status=deleted, purged after 30 days.
     let (st, _) = s
         .send("DELETE", &format!("/api/v2/deals/{id}"), json!({}))
@@ -566,6 +588,36 @@ async fn oauth_flow_and_rotation() {
             .await
             .unwrap();
     assert_eq!(r.status(), 401);
+    s.h.shutdown().await;
+}
+
+#[tokio::test]
+async fn latency_and_stalls() {
+    let s = sim(SimOptions {
+        seed: 2,
+        plan: Plan::Unlimited,
+        latency_ms: 60,
+        jitter_ms: 20,
+        ..Default::default()
+    })
+    .await;
+    let t = std::time::Instant::now();
+    assert_eq!(s.get("/api/v2/pipelines").await.0, 200);
+    assert!(t.elapsed().as_millis() >= 60);
+    let t = std::time::Instant::now();
+    s.c.get(s.url("/__sim/clock")).send().await.unwrap();
+    assert!(t.elapsed().as_millis() < 60, "admin paths have no latency");
+    s.admin(
+        "POST",
+        "/__sim/faults",
+        json!({"stall_rate": 1.0, "stall_ms": 150}),
+    )
+    .await;
+    let t = std::time::Instant::now();
+    assert_eq!(s.get("/api/v2/pipelines").await.0, 200);
+    assert!(t.elapsed().as_millis() >= 60 + 150);
+    let f = s.admin("GET", "/__sim/faults", Value::Null).await;
+    assert_eq!(f["stall_ms"], 150);
     s.h.shutdown().await;
 }
 
