@@ -224,3 +224,59 @@ pub(super) fn show(value: &Value) -> String {
         None => text,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn malformed_timestamps_are_refused() {
+        for bad in [
+            "2024-01-02 10:11",
+            "2024-01-02X10:11:12",
+            "2024-01-02 25:11:12",
+            "2024-01-02 10:11:12.",
+            "2024-01-02 10:11:12+2",
+            "2024-01-02 10:11:12+02:0",
+            "2024-01-02 10:11:12+24:00",
+            "2024-01-02 10:11:12 UTC",
+            "2024-13-02 10:11:12",
+            "2024-01-02 10:11:12é",
+        ] {
+            assert_eq!(parse_timestamp(bad), None, "{bad}");
+        }
+        assert_eq!(
+            parse_timestamp("2024-01-02t10:11:12z")
+                .unwrap()
+                .to_rfc3339(),
+            "2024-01-02T10:11:12+00:00"
+        );
+    }
+
+    #[test]
+    fn values_that_do_not_fit_are_refused_not_nulled() {
+        assert!(encode(&json!("1"), ColumnType::BigInt).is_none());
+        assert!(encode(&json!(1.5), ColumnType::BigInt).is_none());
+        assert!(encode(&json!(u64::MAX), ColumnType::BigInt).is_none());
+        assert!(encode(&json!("yes"), ColumnType::Boolean).is_none());
+        assert!(encode(&json!("02/01/2024"), ColumnType::Date).is_none());
+        assert!(encode(&json!(3), ColumnType::Double).is_some());
+        assert!(matches!(
+            encode(&json!(null), ColumnType::BigInt),
+            Some(Cell::BigInt(None))
+        ));
+        assert!(
+            matches!(encode(&json!({"a": [1]}), ColumnType::Text), Some(Cell::Text(Some(t))) if t == r#"{"a":[1]}"#)
+        );
+        assert!(
+            matches!(encode(&json!(true), ColumnType::Text), Some(Cell::Text(Some(t))) if t == "true")
+        );
+    }
+
+    #[test]
+    fn long_values_are_cut_in_messages() {
+        assert_eq!(show(&json!("short")), "\"short\"");
+        assert!(show(&json!("é".repeat(200))).ends_with('…'));
+    }
+}
