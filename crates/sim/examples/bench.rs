@@ -46,10 +46,12 @@ async fn main() -> std::io::Result<()> {
     let t = Instant::now();
     let (mut n, mut bytes, mut pages) = (0usize, 0usize, 0usize);
     let mut cursor: Option<String> = None;
+    let v1 = path.starts_with("/v1") || path.starts_with("/api/v1");
+    let sep = if path.contains('?') { '&' } else { '?' };
     while pages < max_pages {
-        let mut url = format!("{}{}?limit=500", h.url, path);
+        let mut url = format!("{}{}{sep}limit=500", h.url, path);
         if let Some(cur) = &cursor {
-            url.push_str("&cursor=");
+            url.push_str(if v1 { "&start=" } else { "&cursor=" });
             url.push_str(cur);
         }
         let b = c
@@ -63,8 +65,17 @@ async fn main() -> std::io::Result<()> {
         let v: serde_json::Value = serde_json::from_slice(&b)?;
         n += v["data"].as_array().map(|a| a.len()).unwrap_or(0);
         pages += 1;
-        match v["additional_data"]["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_string()),
+        let next = if v1 {
+            v["additional_data"]["pagination"]["next_start"]
+                .as_u64()
+                .map(|n| n.to_string())
+        } else {
+            v["additional_data"]["next_cursor"]
+                .as_str()
+                .map(str::to_string)
+        };
+        match next {
+            Some(c) => cursor = Some(c),
             None => break,
         }
     }

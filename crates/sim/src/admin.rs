@@ -360,6 +360,15 @@ pub fn truth(db: &Db, entity: &str, now: i64) -> Option<Vec<u8>> {
                     .end_obj();
             }
         }),
+        "deal_participants" => alive(&db.deals, now).for_each(|d| {
+            if let Some(p) = d.person_id {
+                j.obj()
+                    .ki("id", (d.id * 10 + 1) as i64)
+                    .ki("deal_id", d.id as i64)
+                    .ki("person_id", p as i64);
+                j.ks("add_time", &crate::util::v1ts(d.add_time)).end_obj();
+            }
+        }),
         "deal_installments" => alive(&db.deals, now).for_each(|d| {
             for (id, a, day, desc) in installments(d) {
                 j.obj()

@@ -2,6 +2,36 @@
 //! with the real envelopes, paging, auth, token-based rate limits and injectable faults.
 //!
 //! Start it with [`start`]; tests drive its clock, faults and ground truth through `/__sim/`.
+//!
+//! # Paths and auth
+//! `/api/v2/...` (v2), `/api/v1/...` and `/v1/...` (v1); `/v2/...` is 404. Credentials:
+//! `x-api-token` header, `?api_token=` on v1 paths, or `Authorization: Bearer` with a token from
+//! `POST /oauth/token` (HTTP Basic [`OAUTH_CLIENT_ID`]:[`OAUTH_CLIENT_SECRET`], grants
+//! `authorization_code` and `refresh_token`). Refresh tokens rotate: each use returns a new one
+//! and the used token is invalid immediately; access tokens live 3599 s of sim time.
+//!
+//! # Clock
+//! Sim time starts at the data anchor (2026-11-01T00:00:00Z) and runs with the wall clock;
+//! `/__sim/clock/advance` moves it forward. The 30-day purge of soft-deleted records, the
+//! one-month `/v1/recents` cap, OAuth expiry, burst windows and the daily budget (midnight UTC)
+//! all follow it.
+//!
+//! # Admin API (`/__sim/`, no auth, no limits, no faults)
+//! - `GET /__sim/stats` → `{"requests","tokens_spent","responses_429","responses_by_status":{"200":N},
+//!   "paths":{"/api/v2/deals":{"requests","tokens_spent","responses_429"}}}` (ids → `{id}`);
+//!   `POST /__sim/stats/reset`.
+//! - `GET /__sim/truth/{entity}` → `{"records":[...]}`: every non-purged record (deleted and
+//!   archived included) as its canonical list endpoint renders it, by primary key.
+//! - `GET /__sim/clock` → `{"now","now_ms"}`; `POST /__sim/clock/advance` `{"seconds":N}`.
+//! - `GET|POST /__sim/faults` ([`FaultSettings`] JSON; posting also restarts the fault sequence).
+//! - `POST /__sim/oauth/authorize` → `{"code","client_id","redirect_uri"}`;
+//!   `POST /__sim/oauth/refresh_token` → `{"refresh_token"}`.
+//! - `POST /__sim/custom_fields/{entity}` `{"name","field_type","options":["a","b"]}` → `{"key",...}`;
+//!   `PATCH /__sim/custom_fields/{entity}/{key}` `{"name"}`; `DELETE /__sim/custom_fields/{entity}/{key}`.
+//!   (The spec'd v2 `POST/PATCH/DELETE /api/v2/{deal,person,...}Fields` work too.)
+//! - `POST /__sim/budget/reset` `{"remaining":N}?` → `{"limit","remaining"}`; `GET /__sim/budget`.
+//! - `POST /__sim/archive/{deals|leads}/{id}`, `POST /__sim/unarchive/{deals|leads}/{id}`.
+//! - `GET /__sim/info` → seed, scale, plan, company and record counts.
 
 mod admin;
 mod api;

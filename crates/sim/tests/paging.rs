@@ -53,6 +53,30 @@ async fn v2_lists_match_truth() {
         b.sort();
         assert_eq!(a, b, "{path} by update_time");
     }
+    // Activities by due date (a non-indexed sort) page completely too.
+    let truth: Vec<Value> = s
+        .truth("activities")
+        .await
+        .into_iter()
+        .filter(visible_v2)
+        .collect();
+    let mut by_due = ids(&s
+        .all_v2("/api/v2/activities?sort_by=due_date&sort_direction=desc", 7)
+        .await);
+    let mut all = ids(&truth);
+    by_due.sort();
+    all.sort();
+    assert_eq!(by_due, all);
+    // Recents pages by offset without gaps.
+    let full = s
+        .all_v1("/v1/recents?since_timestamp=2026-09-01%2000:00:00", 500)
+        .await;
+    assert!(!full.is_empty());
+    assert_eq!(
+        s.all_v1("/v1/recents?since_timestamp=2026-09-01%2000:00:00", 7)
+            .await,
+        full
+    );
     // Field lists (no numeric ids).
     for (path, entity) in [
         ("/api/v2/dealFields", "deal_fields"),
