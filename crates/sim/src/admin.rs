@@ -404,8 +404,16 @@ pub fn truth(db: &Db, entity: &str, now: i64) -> Option<Vec<u8>> {
     Some(j.buf)
 }
 
+/// OAuth errors carry the message in both `error` and `message`, as OAuth clients read either.
 fn oauth_err(status: u16, msg: &str) -> (u16, Vec<u8>) {
-    let r: Resp = err(status, msg);
+    let mut r: Resp = err(status, msg);
+    let v = serde_json::from_slice::<Value>(&r.body).ok().map(|mut v| {
+        v["message"] = Value::String(msg.to_string());
+        v
+    });
+    if let Some(v) = v {
+        r.body = serde_json::to_vec(&v).unwrap_or_default();
+    }
     (r.status, r.body)
 }
 
@@ -436,7 +444,7 @@ pub fn oauth_token(st: &State, method: &str, headers: &HeaderMap, body: &[u8]) -
         ),
     };
     if cid != OAUTH_CLIENT_ID || csec != OAUTH_CLIENT_SECRET {
-        return oauth_err(401, "Invalid client: client is invalid");
+        return oauth_err(400, "Invalid client: client is invalid");
     }
     let now = st.clock.now();
     let mut o = st.oauth.lock().unwrap_or_else(|e| e.into_inner());

@@ -488,7 +488,9 @@ async fn oauth_flow_and_rotation() {
     )
     .await
     .unwrap();
-    assert_eq!(r.status(), 401);
+    assert_eq!(r.status(), 400);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"], "Invalid client: client is invalid");
     let r = tok(
         vec![
             ("grant_type", "authorization_code".into()),
