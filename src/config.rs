@@ -67,7 +67,12 @@ pub struct RawOAuth {
 pub struct RawTarget {
     #[serde(rename = "type")]
     pub kind: Option<String>,
+    /// DuckDB file.
     pub path: Option<String>,
+    /// PostgreSQL connection URL.
+    pub url: Option<String>,
+    /// Schema for the tables and the state table (default `pipedrive`).
+    pub schema: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -82,6 +87,7 @@ pub struct RawStreamOptions {
 #[derive(Clone, Debug)]
 pub enum Target {
     DuckDb { path: PathBuf },
+    Postgres { url: String },
 }
 
 /// One selected stream with its resolved options.
@@ -305,16 +311,27 @@ impl Config {
 
         let target = match raw.target.kind.as_deref().unwrap_or("duckdb") {
             "duckdb" => Target::DuckDb {
-                path: PathBuf::from(expand(raw.target.path.as_deref().unwrap_or("pipedrive.duckdb"), "target.path")?),
+                path: base_dir.join(expand(raw.target.path.as_deref().unwrap_or("pipedrive.duckdb"), "target.path")?),
+            },
+            "postgres" | "postgresql" => Target::Postgres {
+                url: expand(
+                    raw.target.url.as_deref().ok_or_else(|| {
+                        error("target.url is required for postgres, e.g. postgres://user@localhost:5432/db (add ?sslmode=require for TLS)")
+                    })?,
+                    "target.url",
+                )?,
             },
             other => {
                 return Err(error(format!(
-                    "target.type `{other}` is not supported by this build: use duckdb"
+                    "target.type `{other}` is not supported: use duckdb or postgres"
                 )));
             }
         };
 
-        let default_object = raw.defaults.object.clone().unwrap_or_else(|| DEFAULT_OBJECT.to_owned());
+        let default_object = raw.defaults.object.clone().unwrap_or_else(|| match &raw.target.schema {
+            Some(schema) => format!("{schema}.{{stream_name}}"),
+            None => DEFAULT_OBJECT.to_owned(),
+        });
         let state_schema = parse_table(&default_object, "_")?.schema;
         let default_mode = raw.defaults.mode.unwrap_or(SyncMode::Incremental);
 

@@ -265,7 +265,7 @@ fn select_streams(config: &mut Config, only: Option<&str>, full_refresh: Option<
     Ok(())
 }
 
-fn open_destination(config: &Config) -> Result<Box<dyn Destination>, Fail> {
+async fn open_destination(config: &Config) -> Result<Box<dyn Destination>, Fail> {
     match &config.target {
         #[cfg(feature = "duckdb")]
         Target::DuckDb { path } => Ok(Box::new(pipedrive_destinations::duckdb::DuckDb::open(path, &config.state_schema)?)),
@@ -274,6 +274,7 @@ fn open_destination(config: &Config) -> Result<Box<dyn Destination>, Fail> {
             code: exit::USAGE,
             message: "this build has no DuckDB support: rebuild with the default features".to_owned(),
         }),
+        Target::Postgres { url } => Ok(Box::new(pipedrive_destinations::postgres::connect(url, &config.state_schema).await?)),
     }
 }
 
@@ -344,7 +345,7 @@ fn discover(json: bool) {
 
 async fn sync(config: Config) -> Result<(), Fail> {
     let client = Client::new(config.client.clone())?;
-    let destination = open_destination(&config)?;
+    let destination = open_destination(&config).await?;
     let stop = StopSignal::default();
     let on_signal = stop.clone();
     tokio::spawn(async move {
@@ -386,14 +387,14 @@ async fn state(action: StateAction) -> Result<(), Fail> {
     match action {
         StateAction::Show(args) => {
             let config = Config::load(&args.config)?;
-            let mut destination = open_destination(&config)?;
+            let mut destination = open_destination(&config).await?;
             let state = destination.read_state().await?;
             println!("{}", serde_json::to_string_pretty(&state).expect("state is JSON"));
         }
         StateAction::Reset { stream, config } => {
             let config = Config::load(&config.config)?;
             let name = parse_stream_list(&stream, "state reset")?;
-            let mut destination = open_destination(&config)?;
+            let mut destination = open_destination(&config).await?;
             for stream in name {
                 destination.reset_state(stream).await?;
                 eprintln!("state of {stream} reset: its next sync starts from the beginning");

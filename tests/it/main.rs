@@ -4,3 +4,4 @@
 mod cli;
 mod support;
 mod sync_duckdb;
+mod sync_postgres;

@@ -10,7 +10,7 @@ use crate::support::{Sim, Workspace, assert_ok, same_value, stderr};
 
 /// Streams of the foundation with the filter that turns ground truth (which keeps deleted and
 /// archived records) into what the stream's endpoint lists.
-const STREAMS: &[(&str, &str, Listed)] = &[
+pub const STREAMS: &[(&str, &str, Listed)] = &[
     ("deals", "id", Listed::NotArchived),
     ("persons", "id", Listed::Live),
     ("organizations", "id", Listed::Live),
@@ -33,14 +33,14 @@ const STREAMS: &[(&str, &str, Listed)] = &[
 ];
 
 #[derive(Clone, Copy)]
-enum Listed {
+pub enum Listed {
     All,
     NotArchived,
     Live,
 }
 
 impl Listed {
-    fn includes(self, record: &Value) -> bool {
+    pub fn includes(self, record: &Value) -> bool {
         let flag = |key: &str| record.get(key).and_then(Value::as_bool).unwrap_or(false);
         match self {
             Listed::All => true,
@@ -72,8 +72,13 @@ fn snake(name: &str) -> String {
 
 /// Asserts that the table holds exactly the listed ground truth, value for value.
 async fn assert_matches_truth(sim: &Sim, workspace: &Workspace, stream: &str, key: &str, listed: Listed) {
-    let truth: Vec<Value> = sim.truth(stream).await.into_iter().filter(|r| listed.includes(r)).collect();
     let rows = workspace.rows(&format!("pipedrive.{stream}"), &format!("\"{key}\""));
+    compare_with_truth(sim, stream, key, listed, &rows).await;
+}
+
+/// Asserts that `rows` (a table read back as JSON objects) are exactly the listed ground truth.
+pub async fn compare_with_truth(sim: &Sim, stream: &str, key: &str, listed: Listed, rows: &[Value]) {
+    let truth: Vec<Value> = sim.truth(stream).await.into_iter().filter(|r| listed.includes(r)).collect();
     let loaded: BTreeMap<String, &Value> = rows.iter().map(|r| (key_of(r, key), r)).collect();
     assert_eq!(loaded.len(), rows.len(), "{stream}: duplicate keys loaded");
     let expected: BTreeSet<String> = truth.iter().map(|r| key_of(r, key)).collect();
@@ -88,7 +93,7 @@ async fn assert_matches_truth(sim: &Sim, workspace: &Workspace, stream: &str, ke
             let stored = row.get(field).unwrap_or(&Value::Null);
             assert!(
                 same_value(value, stored),
-                "{stream} {}: {field} is {stored} in DuckDB but {value} in Pipedrive",
+                "{stream} {}: {field} is {stored} in the destination but {value} in Pipedrive",
                 key_of(record, key)
             );
         }
