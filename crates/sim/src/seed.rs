@@ -921,19 +921,26 @@ pub fn fmt_num(v: f64) -> String {
     }
 }
 
+/// Lower-case ASCII form of a name for e-mail addresses and URLs.
 pub fn ascii(s: &str) -> String {
     s.chars()
-        .map(|c| match c {
-            'ä' | 'á' => 'a',
-            'ö' | 'ó' => 'o',
-            'ü' => 'u',
-            'é' | 'ë' => 'e',
-            'ç' => 'c',
-            'Ł' => 'L',
-            'ł' => 'l',
-            'Ä' => 'A',
-            '\'' => '-',
-            c => c,
+        .filter_map(|c| {
+            Some(match c {
+                'ä' | 'á' | 'à' | 'â' | 'Ä' | 'Á' => 'a',
+                'ö' | 'ó' | 'ò' | 'ô' | 'Ö' | 'Ó' => 'o',
+                'ü' | 'ú' | 'ù' | 'Ü' => 'u',
+                'é' | 'è' | 'ë' | 'ê' | 'É' => 'e',
+                'í' | 'ì' | 'ï' => 'i',
+                'ñ' => 'n',
+                'ç' => 'c',
+                'ł' | 'Ł' => 'l',
+                'õ' | 'Õ' => 'o',
+                'š' | 'Š' => 's',
+                'ž' | 'Ž' => 'z',
+                '\'' | ' ' => '-',
+                c if c.is_ascii_alphanumeric() || c == '.' || c == '-' => c,
+                _ => return None,
+            })
         })
         .collect::<String>()
         .to_lowercase()
