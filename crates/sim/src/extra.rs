@@ -620,6 +620,60 @@ fn task_v2(j: &mut J, t: &Task) {
     j.end_obj();
 }
 
+fn ts_ms(t: Ms) -> String {
+    chrono::DateTime::from_timestamp_millis(t)
+        .map(|d| d.format("%Y-%m-%d %H:%M:%S%.3f").to_string())
+        .unwrap_or_default()
+}
+
+fn project_v1(j: &mut J, p: &Project) {
+    j.obj();
+    j.ki("id", p.id as i64)
+        .ks("title", &p.title)
+        .ks("description", "Customer onboarding project");
+    j.ks("status", p.status)
+        .ks("status_change_time", &ts_ms(p.add_time));
+    j.ks("start_date", &date(p.start))
+        .ks("end_date", &date(p.end))
+        .ki("owner_id", p.owner_id as i64);
+    j.ks("add_time", &ts_ms(p.add_time))
+        .ks("update_time", &ts_ms(p.update_time));
+    j.key("labels").arr().end_arr().knull("health_status");
+    match p.archive_time {
+        Some(t) => j.ks("archive_time", &ts_ms(t)),
+        None => j.knull("archive_time"),
+    };
+    j.key("deal_ids").arr().i(p.deal_id as i64).end_arr();
+    j.koi("person_id", p.person_id.map(|x| x as i64))
+        .koi("org_id", p.org_id.map(|x| x as i64));
+    j.ki("board_id", 1).ki("phase_id", p.phase_id as i64);
+    j.end_obj();
+}
+
+fn task_v1(j: &mut J, t: &Task) {
+    j.obj();
+    j.ki("id", t.id as i64)
+        .ks("title", &t.title)
+        .ki("creator_id", t.creator_id as i64)
+        .knull("description");
+    j.ki("done", t.done.is_some() as i64)
+        .ks("due_date", &date(t.due))
+        .knull("parent_task_id");
+    j.ki("assignee_id", t.assignee as i64)
+        .key("assignee_ids")
+        .arr()
+        .i(t.assignee as i64)
+        .end_arr();
+    j.ks("add_time", &ts_ms(t.add_time))
+        .ks("update_time", &ts_ms(t.done.unwrap_or(t.add_time)));
+    match t.done {
+        Some(d) => j.ks("marked_as_done_time", &ts_ms(d)),
+        None => j.knull("marked_as_done_time"),
+    };
+    j.ki("project_id", t.project_id as i64);
+    j.end_obj();
+}
+
 fn id_of(s: &str) -> Option<u64> {
     s.parse().ok()
 }
@@ -807,6 +861,61 @@ pub fn get_v1_extra(c: &Ctx, db: &Db, segs: &[&str]) -> Resp {
                     render(j, t);
                 }
                 j.end_arr();
+            })
+        }
+        ["projects"] => {
+            let status = c.q.val("status");
+            let archived = c.q.flag("include_archived");
+            let v: Vec<&Project> = x
+                .projects
+                .iter()
+                .filter(|p| {
+                    (archived || p.archive_time.is_none()) && status.is_none_or(|s| p.status == s)
+                })
+                .collect();
+            v2_page(c, &v, project_v1)
+        }
+        ["projects", id] => match id_of(id).and_then(|id| x.projects.iter().find(|p| p.id == id)) {
+            Some(p) => ok_data(|j| project_v1(j, p)),
+            None => err(404, "Project not found"),
+        },
+        ["tasks"] => {
+            let project = c.q.val("project_id").and_then(id_of);
+            let done = c.q.val("done").map(|v| v == "1");
+            let v: Vec<&Task> = x
+                .tasks
+                .iter()
+                .filter(|t| {
+                    project.is_none_or(|p| t.project_id == p)
+                        && done.is_none_or(|d| t.done.is_some() == d)
+                })
+                .collect();
+            v2_page(c, &v, task_v1)
+        }
+        ["tasks", id] => match id_of(id).and_then(|id| x.tasks.iter().find(|t| t.id == id)) {
+            Some(t) => ok_data(|j| task_v1(j, t)),
+            None => err(404, "Task not found"),
+        },
+        ["deals", id, "changelog"] => {
+            let Some(d) = id_of(id)
+                .and_then(|id| db.deals.get(id))
+                .filter(|d| !purged(*d, now))
+            else {
+                return err(404, "Deal not found");
+            };
+            let items = crate::api::flow_items(db, d.id);
+            let v: Vec<&crate::api::FlowItem> = items.iter().collect();
+            v2_page(c, &v, |j, f| {
+                j.obj()
+                    .ks("field_key", &f.field)
+                    .kos("old_value", f.old.as_deref())
+                    .kos("new_value", f.new.as_deref());
+                j.ki("actor_user_id", f.user_id as i64)
+                    .ks("time", &v1ts(f.time))
+                    .ks("change_source", f.source);
+                j.knull("change_source_user_agent")
+                    .kb("is_bulk_update_flag", false)
+                    .end_obj();
             })
         }
         ["goals", "find"] => {
