@@ -1,7 +1,10 @@
 //! Destinations, each one implementation of [`pipedrive_engine::Destination`].
 
+pub mod airbyte;
 #[cfg(feature = "duckdb")]
 pub mod duckdb;
+pub mod json_schema;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+pub mod singer;
 pub mod sql;
