@@ -4,6 +4,7 @@
 mod bench;
 mod config;
 mod progress;
+mod protocols;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -89,6 +90,13 @@ enum Command {
         path: PathBuf,
         #[arg(long, default_value = "small")]
         scale: Scale,
+    },
+    /// Run as a Singer tap (e.g. under Meltano): Singer messages on stdout.
+    Singer(protocols::SingerArgs),
+    /// Run as an Airbyte source connector: Airbyte messages on stdout.
+    Airbyte {
+        #[command(subcommand)]
+        command: protocols::AirbyteCommand,
     },
 }
 
@@ -240,6 +248,8 @@ async fn dispatch(command: Command) -> Result<(), Fail> {
         Command::Sim(args) => sim(args).await,
         Command::Bench(args) => bench(args).await,
         Command::Demo { path, scale } => demo(&path, scale).await,
+        Command::Singer(args) => protocols::singer(args).await,
+        Command::Airbyte { command } => protocols::airbyte(command).await,
     }
 }
 
@@ -503,7 +513,7 @@ async fn demo(path: &Path, scale: Scale) -> Result<(), Fail> {
     handle.shutdown().await;
     result?;
     eprintln!(
-        "\nDone. The data is in {}; try:\n  duckdb {} \"SELECT title, value, currency, status FROM pipedrive.deals LIMIT 10\"",
+        "\nDone. The data is in {}; try:\n  duckdb {} \"SELECT title, value, currency, status FROM deals LIMIT 10\"",
         path.display(),
         path.display()
     );
