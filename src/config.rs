@@ -110,6 +110,7 @@ pub struct Config {
 }
 
 const DEFAULT_OBJECT: &str = "pipedrive.{stream_name}";
+const DUCKDB_OBJECT: &str = "main.{stream_name}";
 
 /// Replaces `${NAME}` with the environment variable's value; a missing one is an error naming
 /// the key that needs it.
@@ -328,9 +329,12 @@ impl Config {
             }
         };
 
-        let default_object = raw.defaults.object.clone().unwrap_or_else(|| match &raw.target.schema {
-            Some(schema) => format!("{schema}.{{stream_name}}"),
-            None => DEFAULT_OBJECT.to_owned(),
+        let default_object = raw.defaults.object.clone().unwrap_or_else(|| match (&raw.target.schema, &target) {
+            (Some(schema), _) => format!("{schema}.{{stream_name}}"),
+            // DuckDB names the catalog after the file: a `pipedrive` schema in `pipedrive.duckdb`
+            // would make `pipedrive.deals` ambiguous, so tables go to `main` and read as `deals`.
+            (None, Target::DuckDb { .. }) => DUCKDB_OBJECT.to_owned(),
+            (None, _) => DEFAULT_OBJECT.to_owned(),
         });
         let state_schema = parse_table(&default_object, "_")?.schema;
         let default_mode = raw.defaults.mode.unwrap_or(SyncMode::Incremental);
@@ -399,7 +403,7 @@ mod tests {
         let config = parse("source: {api_token: abc, company_domain: acme}\n").unwrap();
         assert_eq!(config.client.base_url.as_str(), "https://acme.pipedrive.com/");
         assert_eq!(config.streams.len(), catalog::CATALOG.len());
-        assert_eq!(config.state_schema, "pipedrive");
+        assert_eq!(config.state_schema, "main");
         assert!(matches!(config.target, Target::DuckDb { .. }));
     }
 

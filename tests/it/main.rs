@@ -2,6 +2,8 @@
 //! link). Tests run the simulator in-process and the real `pipedrive-sync` binary against it.
 
 mod cli;
+mod conformance;
+mod crash;
 mod support;
 mod sync_duckdb;
 mod sync_postgres;

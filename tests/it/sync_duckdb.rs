@@ -72,7 +72,7 @@ fn snake(name: &str) -> String {
 
 /// Asserts that the table holds exactly the listed ground truth, value for value.
 async fn assert_matches_truth(sim: &Sim, workspace: &Workspace, stream: &str, key: &str, listed: Listed) {
-    let rows = workspace.rows(&format!("pipedrive.{stream}"), &format!("\"{key}\""));
+    let rows = workspace.rows(&format!("main.{stream}"), &format!("\"{key}\""));
     compare_with_truth(sim, stream, key, listed, &rows).await;
 }
 
@@ -126,7 +126,7 @@ async fn custom_fields_land_under_their_names_with_option_labels() {
     assert_ok(&workspace.sync(&sim, &[]));
     let fields = sim.truth("deal_fields").await;
     let deals = sim.truth("deals").await;
-    let rows = workspace.rows("pipedrive.deals", "id");
+    let rows = workspace.rows("main.deals", "id");
     let by_id: BTreeMap<i64, &Value> = rows.iter().map(|r| (r["id"].as_i64().unwrap(), r)).collect();
     let mut checked = BTreeSet::new();
     for field in fields.iter().filter(|f| f["is_custom_field"] == json!(true)) {
@@ -174,8 +174,8 @@ async fn incremental_sync_applies_changes_and_reads_only_changed_pages() {
     let workspace = Workspace::new();
     workspace.write_config(&sim, "streams:\n  deals:\n  persons:\n  notes:\n  pipelines:\n");
     assert_ok(&workspace.sync(&sim, &[]));
-    let deals_before = workspace.count("pipedrive.deals");
-    let persons_before = workspace.count("pipedrive.persons");
+    let deals_before = workspace.count("main.deals");
+    let persons_before = workspace.count("main.persons");
 
     let created = sim.api(Method::POST, "/api/v2/deals", Some(json!({"title": "Fresh deal"}))).await;
     let new_id = created["data"]["id"].as_i64().expect("new deal id");
@@ -190,18 +190,18 @@ async fn incremental_sync_applies_changes_and_reads_only_changed_pages() {
     let output = workspace.sync(&sim, &[]);
     assert_ok(&output);
 
-    assert_eq!(workspace.count("pipedrive.deals"), deals_before + 1, "one new deal, nothing duplicated");
-    assert_eq!(workspace.count("pipedrive.persons"), persons_before);
+    assert_eq!(workspace.count("main.deals"), deals_before + 1, "one new deal, nothing duplicated");
+    assert_eq!(workspace.count("main.persons"), persons_before);
     let distinct: i64 = workspace
         .duckdb()
-        .query_row("SELECT count(DISTINCT id) FROM pipedrive.deals", [], |r| r.get(0))
+        .query_row("SELECT count(DISTINCT id) FROM main.deals", [], |r| r.get(0))
         .unwrap();
     assert_eq!(distinct, deals_before + 1);
-    let title: String = workspace.duckdb().query_row("SELECT title FROM pipedrive.deals WHERE id = ?", [new_id], |r| r.get(0)).unwrap();
+    let title: String = workspace.duckdb().query_row("SELECT title FROM main.deals WHERE id = ?", [new_id], |r| r.get(0)).unwrap();
     assert_eq!(title, "Fresh deal");
-    let name: String = workspace.duckdb().query_row("SELECT name FROM pipedrive.persons WHERE id = ?", [person_id], |r| r.get(0)).unwrap();
+    let name: String = workspace.duckdb().query_row("SELECT name FROM main.persons WHERE id = ?", [person_id], |r| r.get(0)).unwrap();
     assert_eq!(name, "Renamed Person");
-    let status: String = workspace.duckdb().query_row("SELECT status FROM pipedrive.deals WHERE id = ?", [deleted_id], |r| r.get(0)).unwrap();
+    let status: String = workspace.duckdb().query_row("SELECT status FROM main.deals WHERE id = ?", [deleted_id], |r| r.get(0)).unwrap();
     assert_eq!(status, "deleted");
 
     // Only changed pages were read: one page per incremental stream (the changes fit in one),
@@ -220,7 +220,7 @@ async fn low_plan_full_sync_stays_under_the_burst_limit() {
     assert_ok(&workspace.sync(&sim, &[]));
     let stats = sim.stats().await;
     assert_eq!(stats["responses_429"], json!(0), "{stats}");
-    assert_eq!(workspace.count("pipedrive.deals") as usize, sim.truth("deals").await.iter().filter(|d| d["is_archived"] != json!(true)).count());
+    assert_eq!(workspace.count("main.deals") as usize, sim.truth("deals").await.iter().filter(|d| d["is_archived"] != json!(true)).count());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -245,11 +245,11 @@ async fn full_refresh_reloads_a_stream_and_keeps_its_table_until_complete() {
     workspace.write_config(&sim, "streams:\n  persons:\n");
     assert_ok(&workspace.sync(&sim, &[]));
     // A row the source does not have: a full refresh must drop it.
-    workspace.duckdb().execute_batch("INSERT INTO pipedrive.persons (id, name) VALUES (999999, 'stray')").unwrap();
+    workspace.duckdb().execute_batch("INSERT INTO main.persons (id, name) VALUES (999999, 'stray')").unwrap();
     sim.reset_stats().await;
     assert_ok(&workspace.sync(&sim, &["--full-refresh", "persons"]));
     assert_matches_truth(&sim, &workspace, "persons", "id", Listed::Live).await;
-    let stray: i64 = workspace.duckdb().query_row("SELECT count(*) FROM pipedrive.persons WHERE id = 999999", [], |r| r.get(0)).unwrap();
+    let stray: i64 = workspace.duckdb().query_row("SELECT count(*) FROM main.persons WHERE id = 999999", [], |r| r.get(0)).unwrap();
     assert_eq!(stray, 0);
     let tables: i64 = workspace
         .duckdb()
@@ -267,7 +267,7 @@ async fn assert_children_match(sim: &Sim, workspace: &Workspace, stream: &str, k
         .into_iter()
         .filter(|r| r[parent_key].as_i64().is_some_and(|p| parents.contains(&p)))
         .collect();
-    let rows = workspace.rows(&format!("pipedrive.{stream}"), &key.iter().map(|k| format!("\"{k}\"")).collect::<Vec<_>>().join(", "));
+    let rows = workspace.rows(&format!("main.{stream}"), &key.iter().map(|k| format!("\"{k}\"")).collect::<Vec<_>>().join(", "));
     let loaded: BTreeMap<String, &Value> = rows.iter().map(|r| (render(r), r)).collect();
     assert_eq!(loaded.len(), rows.len(), "{stream}: duplicate keys");
     let expected: BTreeSet<String> = truth.iter().map(render).collect();
@@ -321,7 +321,7 @@ async fn fanned_out_streams_equal_truth_within_request_bounds() {
     assert_children_match(&sim, &workspace, "deal_flow", &["id"], "item_id", &listed).await;
     let flow_rows: i64 = workspace
         .duckdb()
-        .query_row("SELECT count(*) FROM pipedrive.deal_flow WHERE field_key = 'title' AND new_value LIKE 'changed %'", [], |r| r.get(0))
+        .query_row("SELECT count(*) FROM main.deal_flow WHERE field_key = 'title' AND new_value LIKE 'changed %'", [], |r| r.get(0))
         .unwrap();
     assert_eq!(flow_rows, 3);
 }
@@ -341,7 +341,7 @@ async fn nested_arrays_become_child_tables_keyed_by_parent_and_position() {
             let value: String = workspace
                 .duckdb()
                 .query_row(
-                    "SELECT value FROM pipedrive.person_emails WHERE person_id = ? AND position = ?",
+                    "SELECT value FROM main.person_emails WHERE person_id = ? AND position = ?",
                     [person["id"].as_i64().unwrap(), position as i64],
                     |r| r.get(0),
                 )
@@ -350,7 +350,7 @@ async fn nested_arrays_become_child_tables_keyed_by_parent_and_position() {
         }
     }
     assert!(expected > persons.len(), "people have several emails");
-    assert_eq!(workspace.count("pipedrive.person_emails"), expected as i64);
+    assert_eq!(workspace.count("main.person_emails"), expected as i64);
     // The persons list was walked once for all three tables.
     assert_eq!(sim.requests_to("/api/v2/persons").await, (persons.len() as u64).div_ceil(500));
 }

@@ -94,3 +94,27 @@ async fn unreachable_postgres_exits_4_naming_the_server() {
     assert!(stderr(&output).contains("127.0.0.1:1"), "{}", stderr(&output));
     assert!(!stderr(&output).contains("secret-pw"), "the password leaked: {}", stderr(&output));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_writer_is_refused_and_a_dead_ones_lock_is_gone() {
+    let sim = Sim::start(Scale::Tiny, Plan::Premium).await;
+    let schema = Schema::new().await;
+    let workspace = Workspace::new();
+    write_config(&workspace, &sim, &schema, "streams:\n  pipelines:\n");
+    // Another session holds the writer lock, as a running sync would.
+    let (holder, connection) = tokio_postgres::connect(URL, tokio_postgres::NoTls).await.unwrap();
+    let holder_task = tokio::spawn(connection);
+    holder
+        .query_one("SELECT pg_try_advisory_lock(hashtext($1))", &[&format!("pipedrive-sync:{}", schema.name)])
+        .await
+        .unwrap();
+    let refused = workspace.sync(&sim, &[]);
+    assert_eq!(refused.status.code(), Some(4), "{}", stderr(&refused));
+    assert!(stderr(&refused).contains("another pipedrive-sync run"), "{}", stderr(&refused));
+    // The holder dies without unlocking: its lock goes with its connection.
+    drop(holder);
+    let _ = holder_task.await;
+    assert_ok(&workspace.sync(&sim, &[]));
+    assert!(schema.count("pipelines").await > 0);
+    schema.drop().await;
+}

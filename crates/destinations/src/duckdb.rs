@@ -5,11 +5,11 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
-use duckdb::{Connection, params_from_iter};
+use duckdb::{Connection, appender_params_from_iter};
 use pipedrive_engine::schema::{Column, ColumnType, to_text};
 use pipedrive_engine::{Batch, Destination, DestinationError, StreamState, SyncState, TableRef};
 
-use crate::sql::{quote, quote_table};
+use crate::sql::quote;
 
 /// The table holding every stream's state, in the state schema.
 pub const STATE_TABLE: &str = "_pipedrive_sync_state";
@@ -17,6 +17,9 @@ pub const STATE_TABLE: &str = "_pipedrive_sync_state";
 pub struct DuckDb {
     path: PathBuf,
     connection: Connection,
+    /// The database's catalog name (the file's stem). Every table name is qualified with it,
+    /// because DuckDB refuses `x.t` when both a catalog and a schema are called `x`.
+    catalog: String,
     state_schema: String,
     /// Columns of each table as the destination has them, read once and kept in step.
     tables: HashMap<TableRef, Vec<Column>>,
@@ -73,19 +76,33 @@ impl DuckDb {
             };
             DestinationError::new(format!("DuckDB: cannot open {}: {text} ({hint})", path.display()))
         })?;
+        let catalog: String = connection
+            .query_row("SELECT current_database()", [], |row| row.get(0))
+            .map_err(fail("reading the database name"))?;
         let mut destination = DuckDb {
             path: path.to_owned(),
             connection,
+            catalog,
             state_schema: state_schema.to_owned(),
             tables: HashMap::new(),
         };
         destination.execute(&format!(
-            "CREATE SCHEMA IF NOT EXISTS {schema}; CREATE TABLE IF NOT EXISTS {schema}.{table} \
+            "CREATE SCHEMA IF NOT EXISTS {schema}; CREATE TABLE IF NOT EXISTS {table} \
              (stream VARCHAR PRIMARY KEY, state JSON NOT NULL, updated_at TIMESTAMPTZ NOT NULL)",
-            schema = quote(state_schema),
-            table = quote(STATE_TABLE),
+            schema = destination.schema(state_schema),
+            table = destination.table(state_schema, STATE_TABLE),
         ))?;
         Ok(destination)
+    }
+
+    /// `"catalog"."schema"`.
+    fn schema(&self, schema: &str) -> String {
+        format!("{}.{}", quote(&self.catalog), quote(schema))
+    }
+
+    /// `"catalog"."schema"."table"`.
+    fn table(&self, schema: &str, table: &str) -> String {
+        format!("{}.{}.{}", quote(&self.catalog), quote(schema), quote(table))
     }
 
     fn execute(&mut self, sql: &str) -> Result<(), DestinationError> {
@@ -100,11 +117,11 @@ impl DuckDb {
             .connection
             .prepare(
                 "SELECT column_name, data_type FROM information_schema.columns \
-                 WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+                 WHERE table_catalog = ? AND table_schema = ? AND table_name = ? ORDER BY ordinal_position",
             )
             .map_err(fail("reading columns"))?;
         let columns: Vec<Column> = statement
-            .query_map([&table.schema, &table.name], |row| {
+            .query_map([&self.catalog, &table.schema, &table.name], |row| {
                 Ok(Column {
                     name: row.get(0)?,
                     ty: column_type(&row.get::<_, String>(1)?),
@@ -123,7 +140,7 @@ impl DuckDb {
     /// Creates the table, adds new columns and widens changed ones, so that every batch
     /// column with a known type has a place. Returns the table's columns.
     fn evolve(&mut self, table: &TableRef, batch: &[Column]) -> Result<Vec<Column>, DestinationError> {
-        let name = quote_table(&table.schema, &table.name);
+        let name = self.table(&table.schema, &table.name);
         let Some(mut existing) = self.columns_of(table)? else {
             let mut columns: Vec<Column> =
                 batch.iter().filter(|c| c.ty != ColumnType::Null).cloned().collect();
@@ -137,7 +154,7 @@ impl DuckDb {
                 .collect();
             self.execute(&format!(
                 "CREATE SCHEMA IF NOT EXISTS {}; CREATE TABLE {name} ({})",
-                quote(&table.schema),
+                self.schema(&table.schema),
                 definitions.join(", ")
             ))?;
             self.tables.insert(table.clone(), columns.clone());
@@ -172,7 +189,7 @@ impl DuckDb {
 
     fn save_state(&mut self, stream: &str, state: &StreamState) -> Result<(), DestinationError> {
         let json = serde_json::to_string(state).map_err(|e| DestinationError::new(e.to_string()))?;
-        let table = quote_table(&self.state_schema, STATE_TABLE);
+        let table = self.table(&self.state_schema, STATE_TABLE);
         self.connection
             .execute(&format!("DELETE FROM {table} WHERE stream = ?"), [stream])
             .map_err(fail("saving state"))?;
@@ -220,7 +237,7 @@ impl DuckDb {
         }
         self.execute(&format!(
             "DELETE FROM {} WHERE CAST({} AS VARCHAR) IN (SELECT v FROM _pds_parents); DROP TABLE _pds_parents",
-            quote_table(&table.schema, &table.name),
+            self.table(&table.schema, &table.name),
             quote(column)
         ))
     }
@@ -243,11 +260,11 @@ impl DuckDb {
                 let mut appender = self.connection.appender("_pds_batch").map_err(fail("appending"))?;
                 for row in batch.rows {
                     let values = loaded.iter().map(|(i, _)| to_text(&row[*i]));
-                    appender.append_row(params_from_iter(values)).map_err(fail("appending"))?;
+                    appender.append_row(appender_params_from_iter(values)).map_err(fail("appending"))?;
                 }
                 appender.flush().map_err(fail("appending"))?;
             }
-            let target = quote_table(&batch.table.schema, &batch.table.name);
+            let target = self.table(&batch.table.schema, &batch.table.name);
             let type_of = |name: &str| {
                 table_columns
                     .iter()
@@ -297,7 +314,7 @@ impl Destination for DuckDb {
     }
 
     async fn read_state(&mut self) -> Result<SyncState, DestinationError> {
-        let table = quote_table(&self.state_schema, STATE_TABLE);
+        let table = self.table(&self.state_schema, STATE_TABLE);
         let mut statement = self
             .connection
             .prepare(&format!("SELECT stream, CAST(state AS VARCHAR) FROM {table}"))
@@ -333,8 +350,8 @@ impl Destination for DuckDb {
             self.in_transaction(|db| {
                 db.execute(&format!(
                     "DROP TABLE IF EXISTS {}; ALTER TABLE {} RENAME TO {}",
-                    quote_table(&target.schema, &target.name),
-                    quote_table(&staging.schema, &staging.name),
+                    db.table(&target.schema, &target.name),
+                    db.table(&staging.schema, &staging.name),
                     quote(&target.name)
                 ))?;
                 db.tables.remove(staging);
@@ -347,12 +364,12 @@ impl Destination for DuckDb {
     async fn drop_table(&mut self, table: &TableRef) -> Result<(), DestinationError> {
         self.tables.remove(table);
         tokio::task::block_in_place(|| {
-            self.execute(&format!("DROP TABLE IF EXISTS {}", quote_table(&table.schema, &table.name)))
+            self.execute(&format!("DROP TABLE IF EXISTS {}", self.table(&table.schema, &table.name)))
         })
     }
 
     async fn reset_state(&mut self, stream: &str) -> Result<(), DestinationError> {
-        let table = quote_table(&self.state_schema, STATE_TABLE);
+        let table = self.table(&self.state_schema, STATE_TABLE);
         self.connection
             .execute(&format!("DELETE FROM {table} WHERE stream = ?"), [stream])
             .map_err(fail("resetting state"))?;

@@ -368,7 +368,11 @@ pub static CATALOG: &[StreamDef] = &[
         incremental: V1_UPDATED_SINCE,
         ..v2_entity("leads", "/api/v1/leads", flat("lead_fields"))
     },
-    recents("users", "/api/v1/users", PagingKind::None, "user"),
+    StreamDef {
+        // Users carry `created`/`modified` instead of `add_time`/`update_time`.
+        cursor_field: Some("modified"),
+        ..recents("users", "/api/v1/users", PagingKind::None, "user")
+    },
     recents(
         "activity_types",
         "/api/v1/activityTypes",

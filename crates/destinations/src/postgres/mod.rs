@@ -197,6 +197,22 @@ pub async fn connect(url: &str, schema_for_state: &str) -> Result<Postgres, Dest
         .batch_execute("SET TIME ZONE 'UTC'")
         .await
         .map_err(fail("setting the session"))?;
+    // One writer per state schema. The advisory lock belongs to this session, so a run that
+    // was killed releases it when its connection closes: there is no stale lock to clean up.
+    let locked: bool = client
+        .query_one(
+            "SELECT pg_try_advisory_lock(hashtext($1))",
+            &[&format!("pipedrive-sync:{state_schema}")],
+        )
+        .await
+        .map_err(fail("taking the writer lock"))?
+        .get(0);
+    if !locked {
+        return Err(DestinationError::new(format!(
+            "PostgreSQL: another pipedrive-sync run is writing to schema {schema_for_state} on {}; wait for it to finish (a killed run releases its lock when its connection closes)",
+            host_port(&config)
+        )));
+    }
     let exists = client
         .query_opt("SELECT to_regclass($1)::text", &[&state_table])
         .await
