@@ -4,6 +4,7 @@
 mod cli;
 mod conformance;
 mod crash;
+mod protocols;
 mod support;
 mod sync_duckdb;
 mod sync_postgres;
