@@ -207,6 +207,16 @@ async fn singer_tap_feeds_a_real_target_and_resumes_from_its_state() {
         .find(|d| d["id"] == json!(deal_id))
         .expect("the changed deal is re-read");
     assert_eq!(renamed["title"], "Renamed by the Singer test");
+
+    // A state file of the wrong shape is a usage error naming the shape.
+    std::fs::write(&state_path, r#"{"deals": {}}"#).unwrap();
+    let mut all = vec!["singer"];
+    all.extend_from_slice(&base);
+    all.extend(["--state", state_path.to_str().unwrap()]);
+    let wrong = run_binary(&all, &[], dir.path());
+    assert_eq!(wrong.status.code(), Some(2), "{}", stderr(&wrong));
+    assert!(stderr(&wrong).contains("bookmarks"), "{}", stderr(&wrong));
+    assert!(wrong.stdout.is_empty(), "nothing on the data channel");
 }
 
 fn airbyte(dir: &Path, args: &[&str]) -> Output {
@@ -299,6 +309,12 @@ async fn airbyte_source_speaks_the_published_protocol() {
         !text.contains(&sim.handle.api_token),
         "the token leaked to stdout"
     );
+    for output in [&check, &read, &failed_read] {
+        assert!(
+            !stderr(output).contains(&sim.handle.api_token),
+            "the token leaked to stderr"
+        );
+    }
     let counts = validate_with_airbyte_models(dir.path(), &all, &configured);
     for kind in [
         "SPEC",
