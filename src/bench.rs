@@ -52,7 +52,10 @@ pub struct Scenario {
 
 /// Runs one scenario in a scratch directory under `work`.
 pub async fn measure(scenario: &Scenario, work: &Path) -> anyhow::Result<Measurement> {
-    let dir = work.join(format!("{}-{}-{}", scenario.name, scenario.scale, scenario.plan));
+    let dir = work.join(format!(
+        "{}-{}-{}",
+        scenario.name, scenario.scale, scenario.plan
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     let sim = pipedrive_sim::start(
@@ -76,7 +79,9 @@ pub async fn measure(scenario: &Scenario, work: &Path) -> anyhow::Result<Measure
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<f64>().ok());
     let http = reqwest::Client::new();
-    http.post(format!("{}/__sim/stats/reset", sim.url)).send().await?;
+    http.post(format!("{}/__sim/stats/reset", sim.url))
+        .send()
+        .await?;
 
     let db = dir.join("bench.duckdb");
     let config = dir.join("bench.yaml");
@@ -99,12 +104,21 @@ pub async fn measure(scenario: &Scenario, work: &Path) -> anyhow::Result<Measure
         .stdout(std::process::Stdio::null())
         .stderr(std::fs::File::create(&log)?)
         .spawn()?;
-    let (success, usage) = tokio::task::spawn_blocking(move || wait_with_usage(child.id())).await??;
+    let (success, usage) =
+        tokio::task::spawn_blocking(move || wait_with_usage(child.id())).await??;
     let wall_seconds = started.elapsed().as_secs_f64();
     if !success {
-        anyhow::bail!("the benchmarked sync failed:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+        anyhow::bail!(
+            "the benchmarked sync failed:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
     }
-    let stats: Value = http.get(format!("{}/__sim/stats", sim.url)).send().await?.json().await?;
+    let stats: Value = http
+        .get(format!("{}/__sim/stats", sim.url))
+        .send()
+        .await?
+        .json()
+        .await?;
     sim.shutdown().await;
 
     let counts = table_counts(&db)?;
@@ -117,8 +131,17 @@ pub async fn measure(scenario: &Scenario, work: &Path) -> anyhow::Result<Measure
     let number = |v: &Value| v.as_u64().unwrap_or(0);
     let requests = number(&stats["requests"]);
     let tokens = number(&stats["tokens_spent"]);
-    let core_tokens: u64 = CORE.iter().map(|(_, path)| number(&stats["paths"][*path]["tokens_spent"])).sum();
-    let per_thousand = |tokens: u64, records: u64| if records == 0 { 0.0 } else { tokens as f64 * 1000.0 / records as f64 };
+    let core_tokens: u64 = CORE
+        .iter()
+        .map(|(_, path)| number(&stats["paths"][*path]["tokens_spent"]))
+        .sum();
+    let per_thousand = |tokens: u64, records: u64| {
+        if records == 0 {
+            0.0
+        } else {
+            tokens as f64 * 1000.0 / records as f64
+        }
+    };
     let _ = std::fs::remove_dir_all(&dir);
     Ok(Measurement {
         scenario: scenario.name.to_owned(),
@@ -178,12 +201,18 @@ fn table_counts(db: &Path) -> anyhow::Result<Vec<(String, u64)>> {
     let mut statement = connection.prepare(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = 'pipedrive' AND table_name NOT LIKE '\\_%' ESCAPE '\\'",
     )?;
-    let tables: Vec<String> = statement.query_map([], |row| row.get(0))?.collect::<Result<_, _>>()?;
+    let tables: Vec<String> = statement
+        .query_map([], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
     tables
         .into_iter()
         .map(|table| {
             let quoted = pipedrive_destinations::sql::quote(&table);
-            let n: i64 = connection.query_row(&format!("SELECT count(*) FROM pipedrive.{quoted}"), [], |r| r.get(0))?;
+            let n: i64 = connection.query_row(
+                &format!("SELECT count(*) FROM pipedrive.{quoted}"),
+                [],
+                |r| r.get(0),
+            )?;
             Ok((table, n as u64))
         })
         .collect()
@@ -198,7 +227,20 @@ fn table_counts(_db: &Path) -> anyhow::Result<Vec<(String, u64)>> {
 pub fn render(measurements: &[Measurement]) -> String {
     let mut out = format!(
         "{:<12} {:<7} {:<10} {:>9} {:>8} {:>6} {:>8} {:>9} {:>8} {:>8} {:>10} {:>7} {:>12} {:>10}\n",
-        "scenario", "scale", "plan", "records", "requests", "429s", "wall s", "cpu s", "rss MB", "rec/s", "burst use", "tok/1k", "tok/1k core", "tokens"
+        "scenario",
+        "scale",
+        "plan",
+        "records",
+        "requests",
+        "429s",
+        "wall s",
+        "cpu s",
+        "rss MB",
+        "rec/s",
+        "burst use",
+        "tok/1k",
+        "tok/1k core",
+        "tokens"
     );
     for m in measurements {
         out.push_str(&format!(

@@ -156,10 +156,12 @@ fn write_secret(path: &Path, secret: &SecretString) -> std::io::Result<()> {
 fn parse_table(template: &str, stream: &str) -> Result<TableRef, ConfigError> {
     let object = template.replace("{stream_name}", stream);
     match object.split_once('.') {
-        Some((schema, name)) if !schema.is_empty() && !name.is_empty() && !name.contains('.') => Ok(TableRef {
-            schema: schema.to_owned(),
-            name: name.to_owned(),
-        }),
+        Some((schema, name)) if !schema.is_empty() && !name.is_empty() && !name.contains('.') => {
+            Ok(TableRef {
+                schema: schema.to_owned(),
+                name: name.to_owned(),
+            })
+        }
         _ => Err(error(format!(
             "object `{template}` must have the form schema.table, e.g. `pipedrive.{{stream_name}}`"
         ))),
@@ -221,8 +223,8 @@ impl Config {
 
     /// Parses YAML text; `origin` names it in messages, `base_dir` anchors relative paths.
     pub fn parse(text: &str, origin: &str, base_dir: &Path) -> Result<Config, ConfigError> {
-        let raw: RawConfig = serde_saphyr::from_str(text)
-            .map_err(|e| error(format!("{origin}: {e}")))?;
+        let raw: RawConfig =
+            serde_saphyr::from_str(text).map_err(|e| error(format!("{origin}: {e}")))?;
         Config::resolve(raw, base_dir)
     }
 
@@ -238,7 +240,9 @@ impl Config {
                     .trim_end_matches('/')
                     .trim_end_matches(".pipedrive.com");
                 if domain.is_empty()
-                    || !domain.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                    || !domain
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-')
                 {
                     return Err(error(format!(
                         "source.company_domain `{domain}` is not a Pipedrive subdomain: use the part before .pipedrive.com in your Pipedrive address, e.g. `mycompany`"
@@ -253,7 +257,9 @@ impl Config {
             }
         };
         let base_url = url::Url::parse(&base_url).map_err(|e| {
-            error(format!("source.base_url `{base_url}` is not a URL ({e}): write e.g. http://127.0.0.1:8080"))
+            error(format!(
+                "source.base_url `{base_url}` is not a URL ({e}): write e.g. http://127.0.0.1:8080"
+            ))
         })?;
         let mut token_store: Option<PathBuf> = None;
         let credentials = match (&source.api_token, &source.oauth) {
@@ -268,10 +274,16 @@ impl Config {
             }
             (None, Some(oauth)) => Credentials::OAuth(OAuthCredentials {
                 client_id: expand(&oauth.client_id, "source.oauth.client_id")?,
-                client_secret: SecretString::from(expand(&oauth.client_secret, "source.oauth.client_secret")?),
+                client_secret: SecretString::from(expand(
+                    &oauth.client_secret,
+                    "source.oauth.client_secret",
+                )?),
                 refresh_token: {
                     let store = base_dir.join(
-                        oauth.token_store.as_deref().unwrap_or(".pipedrive-sync-refresh-token"),
+                        oauth
+                            .token_store
+                            .as_deref()
+                            .unwrap_or(".pipedrive-sync-refresh-token"),
                     );
                     // A stored token is newer than the configured one: Pipedrive rotated it.
                     match std::fs::read_to_string(&store) {
@@ -281,7 +293,10 @@ impl Config {
                         }
                         _ => {
                             token_store = Some(store);
-                            SecretString::from(expand(&oauth.refresh_token, "source.oauth.refresh_token")?)
+                            SecretString::from(expand(
+                                &oauth.refresh_token,
+                                "source.oauth.refresh_token",
+                            )?)
                         }
                     }
                 },
@@ -290,8 +305,9 @@ impl Config {
                         Some(url) => expand(url, "source.oauth.token_url")?,
                         None => "https://oauth.pipedrive.com/oauth/token".to_owned(),
                     };
-                    url::Url::parse(&url)
-                        .map_err(|e| error(format!("source.oauth.token_url `{url}` is not a URL ({e})")))?
+                    url::Url::parse(&url).map_err(|e| {
+                        error(format!("source.oauth.token_url `{url}` is not a URL ({e})"))
+                    })?
                 },
                 on_rotate: None,
             }),
@@ -304,10 +320,16 @@ impl Config {
                 ));
             }
         };
-        let start_date = source.start_date.as_deref().map(parse_start_date).transpose()?;
+        let start_date = source
+            .start_date
+            .as_deref()
+            .map(parse_start_date)
+            .transpose()?;
         let mut credentials = credentials;
         if let (Credentials::OAuth(oauth), Some(store)) = (&mut credentials, token_store) {
-            oauth.on_rotate = Some(Arc::new(move |token: &SecretString| write_secret(&store, token)));
+            oauth.on_rotate = Some(Arc::new(move |token: &SecretString| {
+                write_secret(&store, token)
+            }));
         }
 
         let target = match raw.target.kind.as_deref().unwrap_or("duckdb") {
@@ -329,13 +351,17 @@ impl Config {
             }
         };
 
-        let default_object = raw.defaults.object.clone().unwrap_or_else(|| match (&raw.target.schema, &target) {
-            (Some(schema), _) => format!("{schema}.{{stream_name}}"),
-            // DuckDB names the catalog after the file: a `pipedrive` schema in `pipedrive.duckdb`
-            // would make `pipedrive.deals` ambiguous, so tables go to `main` and read as `deals`.
-            (None, Target::DuckDb { .. }) => DUCKDB_OBJECT.to_owned(),
-            (None, _) => DEFAULT_OBJECT.to_owned(),
-        });
+        let default_object =
+            raw.defaults
+                .object
+                .clone()
+                .unwrap_or_else(|| match (&raw.target.schema, &target) {
+                    (Some(schema), _) => format!("{schema}.{{stream_name}}"),
+                    // DuckDB names the catalog after the file: a `pipedrive` schema in `pipedrive.duckdb`
+                    // would make `pipedrive.deals` ambiguous, so tables go to `main` and read as `deals`.
+                    (None, Target::DuckDb { .. }) => DUCKDB_OBJECT.to_owned(),
+                    (None, _) => DEFAULT_OBJECT.to_owned(),
+                });
         let state_schema = parse_table(&default_object, "_")?.schema;
         let default_mode = raw.defaults.mode.unwrap_or(SyncMode::Incremental);
 
@@ -401,7 +427,10 @@ mod tests {
     #[test]
     fn minimal_config_selects_every_stream() {
         let config = parse("source: {api_token: abc, company_domain: acme}\n").unwrap();
-        assert_eq!(config.client.base_url.as_str(), "https://acme.pipedrive.com/");
+        assert_eq!(
+            config.client.base_url.as_str(),
+            "https://acme.pipedrive.com/"
+        );
         assert_eq!(config.streams.len(), catalog::CATALOG.len());
         assert_eq!(config.state_schema, "main");
         assert!(matches!(config.target, Target::DuckDb { .. }));
@@ -415,12 +444,20 @@ mod tests {
              streams:\n  deals: {mode: incremental}\n  pipelines:\n",
         )
         .unwrap();
-        let names: Vec<_> = config.streams.iter().map(|s| (s.def.name, s.mode, s.table.to_string())).collect();
+        let names: Vec<_> = config
+            .streams
+            .iter()
+            .map(|s| (s.def.name, s.mode, s.table.to_string()))
+            .collect();
         assert_eq!(
             names,
             [
                 ("deals", SyncMode::Incremental, "crm.pd_deals".to_owned()),
-                ("pipelines", SyncMode::FullRefresh, "crm.pd_pipelines".to_owned())
+                (
+                    "pipelines",
+                    SyncMode::FullRefresh,
+                    "crm.pd_pipelines".to_owned()
+                )
             ]
         );
     }
@@ -428,14 +465,33 @@ mod tests {
     #[test]
     fn mistakes_name_their_cause() {
         let message = |yaml: &str| parse(yaml).unwrap_err().to_string();
-        assert!(message("source: {api_token: a, company_domain: x}\nstreams: {dealz: }\n").contains("did you mean deals"));
-        assert!(message("source: {api_token: a, company_domain: x, colour: red}\n").contains("colour"));
-        assert!(message("source: {api_token: a, company_domain: 'x y'}\n").contains("company_domain"));
-        assert!(message("source: {api_token: '${PDS_TEST_UNSET_VARIABLE}', company_domain: x}\n").contains("PDS_TEST_UNSET_VARIABLE"));
-        assert!(message("source: {api_token: a, company_domain: x, start_date: 2999-01-01}\n").contains("future"));
-        assert!(message("source: {api_token: a, company_domain: x, start_date: 2024-13-01}\n").contains("not a date"));
+        assert!(
+            message("source: {api_token: a, company_domain: x}\nstreams: {dealz: }\n")
+                .contains("did you mean deals")
+        );
+        assert!(
+            message("source: {api_token: a, company_domain: x, colour: red}\n").contains("colour")
+        );
+        assert!(
+            message("source: {api_token: a, company_domain: 'x y'}\n").contains("company_domain")
+        );
+        assert!(
+            message("source: {api_token: '${PDS_TEST_UNSET_VARIABLE}', company_domain: x}\n")
+                .contains("PDS_TEST_UNSET_VARIABLE")
+        );
+        assert!(
+            message("source: {api_token: a, company_domain: x, start_date: 2999-01-01}\n")
+                .contains("future")
+        );
+        assert!(
+            message("source: {api_token: a, company_domain: x, start_date: 2024-13-01}\n")
+                .contains("not a date")
+        );
         assert!(message("source: {company_domain: x}\n").contains("api_token"));
-        assert!(message("source: {api_token: a, company_domain: x}\ndefaults: {object: nodot}\n").contains("schema.table"));
+        assert!(
+            message("source: {api_token: a, company_domain: x}\ndefaults: {object: nodot}\n")
+                .contains("schema.table")
+        );
         let broken = message("source:\n  api_token: [unclosed\n");
         assert!(broken.contains("test.yaml"), "{broken}");
     }

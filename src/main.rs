@@ -11,8 +11,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use pipedrive_client::{Client, ClientError, ErrorClass, Paging, PagePosition, Request};
-use pipedrive_engine::{Destination, DestinationError, Failure, StopSignal, StreamPlan, SyncMode, SyncPlan, catalog};
+use pipedrive_client::{Client, ClientError, ErrorClass, PagePosition, Paging, Request};
+use pipedrive_engine::{
+    Destination, DestinationError, Failure, StopSignal, StreamPlan, SyncMode, SyncPlan, catalog,
+};
 use pipedrive_sim::{Plan, Scale, SimOptions};
 
 use crate::config::{Config, ConfigError, Target, parse_stream_list};
@@ -28,7 +30,11 @@ mod exit {
 }
 
 #[derive(Parser)]
-#[command(name = "pipedrive-sync", version, about = "Replicate a Pipedrive company's CRM data into a database")]
+#[command(
+    name = "pipedrive-sync",
+    version,
+    about = "Replicate a Pipedrive company's CRM data into a database"
+)]
 struct Cli {
     /// More log detail: -v for debug, -vv for trace.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -49,7 +55,12 @@ enum LogFormat {
 #[derive(Args)]
 struct ConfigArg {
     /// The YAML config file.
-    #[arg(short, long, env = "PIPEDRIVE_SYNC_CONFIG", default_value = "pipedrive-sync.yaml")]
+    #[arg(
+        short,
+        long,
+        env = "PIPEDRIVE_SYNC_CONFIG",
+        default_value = "pipedrive-sync.yaml"
+    )]
     config: PathBuf,
 }
 
@@ -216,7 +227,9 @@ fn main() -> ExitCode {
 fn init_logging(verbose: u8, format: LogFormat) {
     let default = match verbose {
         0 => "warn,pipedrive_sync=info,pipedrive_engine=info,pipedrive_client=info",
-        1 => "info,pipedrive_sync=debug,pipedrive_engine=debug,pipedrive_client=debug,pipedrive_destinations=debug",
+        1 => {
+            "info,pipedrive_sync=debug,pipedrive_engine=debug,pipedrive_client=debug,pipedrive_destinations=debug"
+        }
         _ => "debug,pipedrive_sync=trace,pipedrive_engine=trace,pipedrive_client=trace",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("PIPEDRIVE_SYNC_LOG")
@@ -257,10 +270,17 @@ async fn dispatch(command: Command) -> Result<(), Fail> {
 }
 
 /// Applies `--streams` and `--full-refresh` to the configured selection.
-fn select_streams(config: &mut Config, only: Option<&str>, full_refresh: Option<&str>) -> Result<(), ConfigError> {
+fn select_streams(
+    config: &mut Config,
+    only: Option<&str>,
+    full_refresh: Option<&str>,
+) -> Result<(), ConfigError> {
     if let Some(only) = only {
         let wanted = parse_stream_list(only, "--streams")?;
-        if let Some(missing) = wanted.iter().find(|name| !config.streams.iter().any(|s| s.def.name == **name)) {
+        if let Some(missing) = wanted
+            .iter()
+            .find(|name| !config.streams.iter().any(|s| s.def.name == **name))
+        {
             return Err(ConfigError(format!(
                 "--streams: `{missing}` is not selected in the config's `streams`; add it there first"
             )));
@@ -281,13 +301,19 @@ fn select_streams(config: &mut Config, only: Option<&str>, full_refresh: Option<
 async fn open_destination(config: &Config) -> Result<Box<dyn Destination>, Fail> {
     match &config.target {
         #[cfg(feature = "duckdb")]
-        Target::DuckDb { path } => Ok(Box::new(pipedrive_destinations::duckdb::DuckDb::open(path, &config.state_schema)?)),
+        Target::DuckDb { path } => Ok(Box::new(pipedrive_destinations::duckdb::DuckDb::open(
+            path,
+            &config.state_schema,
+        )?)),
         #[cfg(not(feature = "duckdb"))]
         Target::DuckDb { .. } => Err(Fail {
             code: exit::USAGE,
-            message: "this build has no DuckDB support: rebuild with the default features".to_owned(),
+            message: "this build has no DuckDB support: rebuild with the default features"
+                .to_owned(),
         }),
-        Target::Postgres { url } => Ok(Box::new(pipedrive_destinations::postgres::connect(url, &config.state_schema).await?)),
+        Target::Postgres { url } => Ok(Box::new(
+            pipedrive_destinations::postgres::connect(url, &config.state_schema).await?,
+        )),
     }
 }
 
@@ -308,10 +334,19 @@ async fn check(config: &Config) -> Result<(), Fail> {
         .first()
         .and_then(|raw| serde_json::from_str(raw.get()).ok())
         .unwrap_or_default();
-    let text = |key: &str| user.get(key).and_then(serde_json::Value::as_str).unwrap_or("?").to_owned();
+    let text = |key: &str| {
+        user.get(key)
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("?")
+            .to_owned()
+    };
     let budget = client.budget();
     eprintln!("credentials ok: {} ({})", text("name"), text("email"));
-    eprintln!("company: {} ({}.pipedrive.com)", text("company_name"), text("company_domain"));
+    eprintln!(
+        "company: {} ({}.pipedrive.com)",
+        text("company_name"),
+        text("company_domain")
+    );
     match budget.burst_limit {
         Some(limit) => eprintln!("burst limit: {limit} requests per 2 seconds"),
         None => eprintln!("burst limit: not reported"),
@@ -340,10 +375,16 @@ fn discover(json: bool) {
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&streams).expect("plain JSON"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&streams).expect("plain JSON")
+        );
         return;
     }
-    println!("{:<22} {:<26} {:<12} {:<12} {}", "stream", "endpoint", "primary key", "cursor", "modes");
+    println!(
+        "{:<22} {:<26} {:<12} {:<12} modes",
+        "stream", "endpoint", "primary key", "cursor"
+    );
     for s in catalog::CATALOG {
         println!(
             "{:<22} {:<26} {:<12} {:<12} {}",
@@ -351,7 +392,11 @@ fn discover(json: bool) {
             s.path,
             s.primary_key.join(","),
             s.cursor_field.unwrap_or("-"),
-            if s.supports_incremental() { "full-refresh, incremental" } else { "full-refresh" }
+            if s.supports_incremental() {
+                "full-refresh, incremental"
+            } else {
+                "full-refresh"
+            }
         );
     }
 }
@@ -402,7 +447,10 @@ async fn state(action: StateAction) -> Result<(), Fail> {
             let config = Config::load(&args.config)?;
             let mut destination = open_destination(&config).await?;
             let state = destination.read_state().await?;
-            println!("{}", serde_json::to_string_pretty(&state).expect("state is JSON"));
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&state).expect("state is JSON")
+            );
         }
         StateAction::Reset { stream, config } => {
             let config = Config::load(&config.config)?;
@@ -442,10 +490,15 @@ async fn sim(args: SimArgs) -> Result<(), Fail> {
         jitter_ms: args.jitter_ms,
         ..SimOptions::default()
     };
-    let handle = pipedrive_sim::start(options, args.port).await.map_err(|e| Fail {
-        code: exit::OTHER,
-        message: format!("the simulator cannot listen on 127.0.0.1:{}: {e}; pick another --port", args.port),
-    })?;
+    let handle = pipedrive_sim::start(options, args.port)
+        .await
+        .map_err(|e| Fail {
+            code: exit::OTHER,
+            message: format!(
+                "the simulator cannot listen on 127.0.0.1:{}: {e}; pick another --port",
+                args.port
+            ),
+        })?;
     println!(
         "{}",
         serde_json::json!({"url": handle.url, "api_token": handle.api_token, "company_domain": handle.company_domain})
@@ -479,7 +532,10 @@ async fn bench(args: BenchArgs) -> Result<(), Fail> {
     let work = bench::work_dir();
     let mut measurements = Vec::new();
     for scenario in &scenarios {
-        eprintln!("bench: {} {} at plan {} ...", scenario.name, scenario.scale, scenario.plan);
+        eprintln!(
+            "bench: {} {} at plan {} ...",
+            scenario.name, scenario.scale, scenario.plan
+        );
         measurements.push(bench::measure(scenario, &work).await.map_err(fail)?);
     }
     let _ = std::fs::remove_dir_all(&work);

@@ -45,12 +45,16 @@ impl Observer for Progress {
         if let Some((multi, bars)) = &self.bars {
             let bar = multi.add(ProgressBar::new_spinner());
             bar.set_style(
-                ProgressStyle::with_template("{spinner} {prefix:<28} {pos:>9} records {per_sec:>12} {msg}")
-                    .expect("static template"),
+                ProgressStyle::with_template(
+                    "{spinner} {prefix:<28} {pos:>9} records {per_sec:>12} {msg}",
+                )
+                .expect("static template"),
             );
             bar.set_prefix(stream.to_owned());
             bar.enable_steady_tick(Duration::from_millis(200));
-            bars.lock().expect("progress lock").insert(stream.to_owned(), bar);
+            bars.lock()
+                .expect("progress lock")
+                .insert(stream.to_owned(), bar);
         } else {
             tracing::info!(stream, "stream started");
         }
@@ -65,7 +69,9 @@ impl Observer for Progress {
             return;
         }
         let mut lines = self.last_line.lock().expect("progress lock");
-        let entry = lines.entry(stream.to_owned()).or_insert((Instant::now(), 0));
+        let entry = lines
+            .entry(stream.to_owned())
+            .or_insert((Instant::now(), 0));
         entry.1 += records as u64;
         if entry.0.elapsed() >= Duration::from_secs(10) {
             tracing::info!(stream, records = entry.1, budget = %self.budget_left(), "progress");

@@ -15,10 +15,18 @@ fn discover_lists_streams_with_keys_and_modes() {
     let output = run_binary(&["discover", "--json"], &[], dir.path());
     assert_eq!(code(&output), 0);
     let streams: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    let deals = streams.as_array().unwrap().iter().find(|s| s["name"] == "deals").unwrap();
+    let deals = streams
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "deals")
+        .unwrap();
     assert_eq!(deals["primary_key"], serde_json::json!(["id"]));
     assert_eq!(deals["cursor_field"], "update_time");
-    assert_eq!(deals["sync_modes"], serde_json::json!(["full-refresh", "incremental"]));
+    assert_eq!(
+        deals["sync_modes"],
+        serde_json::json!(["full-refresh", "incremental"])
+    );
 }
 
 #[test]
@@ -26,26 +34,78 @@ fn config_mistakes_exit_2_with_the_fix() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("c.yaml");
     let cases: &[(&str, &str)] = &[
-        ("source: {api_token: a, base_url: 'http://127.0.0.1:9'}\nstreams: {dealz: }\n", "did you mean deals"),
-        ("source: {api_token: a, base_url: 'http://127.0.0.1:9'}\ntarget: {type: oracle}\n", "target.type"),
-        ("source: {api_token: a, base_url: 'http://127.0.0.1:9', start_date: 'next week'}\n", "YYYY-MM-DD"),
-        ("source: {api_token: '${PDS_MISSING_VAR}', company_domain: acme}\n", "PDS_MISSING_VAR"),
-        ("source:\n  api_token: a\n   company_domain: acme\n", "c.yaml"),
-        ("source: {api_token: a, company_domain: acme}\nsurprise: 1\n", "surprise"),
+        (
+            "source: {api_token: a, base_url: 'http://127.0.0.1:9'}\nstreams: {dealz: }\n",
+            "did you mean deals",
+        ),
+        (
+            "source: {api_token: a, base_url: 'http://127.0.0.1:9'}\ntarget: {type: oracle}\n",
+            "target.type",
+        ),
+        (
+            "source: {api_token: a, base_url: 'http://127.0.0.1:9', start_date: 'next week'}\n",
+            "YYYY-MM-DD",
+        ),
+        (
+            "source: {api_token: '${PDS_MISSING_VAR}', company_domain: acme}\n",
+            "PDS_MISSING_VAR",
+        ),
+        (
+            "source:\n  api_token: a\n   company_domain: acme\n",
+            "c.yaml",
+        ),
+        (
+            "source: {api_token: a, company_domain: acme}\nsurprise: 1\n",
+            "surprise",
+        ),
     ];
     for (yaml, expected) in cases {
         std::fs::write(&config, yaml).unwrap();
-        let output = run_binary(&["sync", "--config", config.to_str().unwrap()], &[], dir.path());
+        let output = run_binary(
+            &["sync", "--config", config.to_str().unwrap()],
+            &[],
+            dir.path(),
+        );
         assert_eq!(code(&output), 2, "{yaml}: {}", stderr(&output));
-        assert!(stderr(&output).contains(expected), "{yaml}: {}", stderr(&output));
+        assert!(
+            stderr(&output).contains(expected),
+            "{yaml}: {}",
+            stderr(&output)
+        );
     }
-    let missing = run_binary(&["sync", "--config", "/nonexistent/c.yaml"], &[], dir.path());
+    let missing = run_binary(
+        &["sync", "--config", "/nonexistent/c.yaml"],
+        &[],
+        dir.path(),
+    );
     assert_eq!(code(&missing), 2);
-    assert!(stderr(&missing).contains("--config"), "{}", stderr(&missing));
-    std::fs::write(&config, "source: {api_token: a, base_url: 'http://127.0.0.1:9'}\n").unwrap();
-    let unknown = run_binary(&["sync", "--config", config.to_str().unwrap(), "--streams", "persns"], &[], dir.path());
+    assert!(
+        stderr(&missing).contains("--config"),
+        "{}",
+        stderr(&missing)
+    );
+    std::fs::write(
+        &config,
+        "source: {api_token: a, base_url: 'http://127.0.0.1:9'}\n",
+    )
+    .unwrap();
+    let unknown = run_binary(
+        &[
+            "sync",
+            "--config",
+            config.to_str().unwrap(),
+            "--streams",
+            "persns",
+        ],
+        &[],
+        dir.path(),
+    );
     assert_eq!(code(&unknown), 2);
-    assert!(stderr(&unknown).contains("did you mean persons"), "{}", stderr(&unknown));
+    assert!(
+        stderr(&unknown).contains("did you mean persons"),
+        "{}",
+        stderr(&unknown)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -55,15 +115,32 @@ async fn a_wrong_token_exits_3_without_printing_it() {
     workspace.write_config(&sim, "streams:\n  deals:\n");
     let wrong = "0123456789abcdef0123456789abcdefdeadbeef";
     let output = run_binary(
-        &["-vv", "sync", "--config", workspace.config_path().to_str().unwrap()],
+        &[
+            "-vv",
+            "sync",
+            "--config",
+            workspace.config_path().to_str().unwrap(),
+        ],
         &[("PDS_TEST_TOKEN", wrong)],
         workspace.dir.path(),
     );
     assert_eq!(code(&output), 3, "{}", stderr(&output));
     assert!(stderr(&output).contains("401"), "{}", stderr(&output));
-    let everything = format!("{}{}", stderr(&output), String::from_utf8_lossy(&output.stdout));
+    let everything = format!(
+        "{}{}",
+        stderr(&output),
+        String::from_utf8_lossy(&output.stdout)
+    );
     assert!(!everything.contains(wrong), "the token leaked");
-    let check = run_binary(&["check", "--config", workspace.config_path().to_str().unwrap()], &[("PDS_TEST_TOKEN", wrong)], workspace.dir.path());
+    let check = run_binary(
+        &[
+            "check",
+            "--config",
+            workspace.config_path().to_str().unwrap(),
+        ],
+        &[("PDS_TEST_TOKEN", wrong)],
+        workspace.dir.path(),
+    );
     assert_eq!(code(&check), 3);
 }
 
@@ -72,11 +149,21 @@ async fn check_reports_company_and_limits() {
     let sim = Sim::start(Scale::Tiny, Plan::Premium).await;
     let workspace = Workspace::new();
     workspace.write_config(&sim, "");
-    let output = workspace.run(&sim, &["check", "--config", workspace.config_path().to_str().unwrap()]);
+    let output = workspace.run(
+        &sim,
+        &[
+            "check",
+            "--config",
+            workspace.config_path().to_str().unwrap(),
+        ],
+    );
     assert_eq!(code(&output), 0, "{}", stderr(&output));
     let text = stderr(&output);
     assert!(text.contains(&sim.handle.company_domain), "{text}");
-    assert!(text.contains("burst limit: 100 requests per 2 seconds"), "{text}");
+    assert!(
+        text.contains("burst limit: 100 requests per 2 seconds"),
+        "{text}"
+    );
     assert!(!text.contains(&sim.handle.api_token));
 }
 
@@ -91,14 +178,30 @@ async fn an_unwritable_duckdb_path_exits_4_and_state_reset_restarts_a_stream() {
     std::fs::write(workspace.config_path(), bad).unwrap();
     let output = workspace.sync(&sim, &[]);
     assert_eq!(code(&output), 4, "{}", stderr(&output));
-    assert!(stderr(&output).contains("does not exist"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("does not exist"),
+        "{}",
+        stderr(&output)
+    );
 
     workspace.write_config(&sim, "streams:\n  notes:\n");
     assert_eq!(code(&workspace.sync(&sim, &[])), 0);
     let config = workspace.config_path();
-    let reset = workspace.run(&sim, &["state", "reset", "notes", "--config", config.to_str().unwrap()]);
+    let reset = workspace.run(
+        &sim,
+        &[
+            "state",
+            "reset",
+            "notes",
+            "--config",
+            config.to_str().unwrap(),
+        ],
+    );
     assert_eq!(code(&reset), 0, "{}", stderr(&reset));
-    let shown = workspace.run(&sim, &["state", "show", "--config", config.to_str().unwrap()]);
+    let shown = workspace.run(
+        &sim,
+        &["state", "show", "--config", config.to_str().unwrap()],
+    );
     let state: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
     assert!(state.get("notes").is_none(), "{state}");
 }

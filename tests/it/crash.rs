@@ -25,14 +25,20 @@ const TABLES: &[(&str, &str)] = &[
 ];
 
 fn kill_points() -> usize {
-    std::env::var("PDS_CRASH_POINTS").ok().and_then(|v| v.parse().ok()).unwrap_or(5)
+    std::env::var("PDS_CRASH_POINTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5)
 }
 
 /// A small deterministic generator, so a failing kill schedule can be replayed.
 struct Lcg(u64);
 impl Lcg {
     fn below(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (self.0 >> 33) % n
     }
 }
@@ -89,15 +95,27 @@ async fn killed_syncs_resume_to_the_same_data_as_a_clean_run() {
         // A killed run never leaves state ahead of its rows.
         assert_state_not_ahead(&crashed);
     }
-    assert!(kills > 0, "no run was killed mid-way; the schedule is too slow for this machine");
+    assert!(
+        kills > 0,
+        "no run was killed mid-way; the schedule is too slow for this machine"
+    );
     let last = crashed.sync(&sim, &[]);
     assert_ok(&last);
 
     for (table, order) in TABLES {
         let expected = snapshot(&clean, table, order);
         let actual = snapshot(&crashed, table, order);
-        assert_eq!(actual.len(), expected.len(), "{table}: row count after {kills} kills\n{}", stderr(&last));
-        assert_eq!(actual.iter().collect::<BTreeSet<_>>().len(), actual.len(), "{table}: duplicates");
+        assert_eq!(
+            actual.len(),
+            expected.len(),
+            "{table}: row count after {kills} kills\n{}",
+            stderr(&last)
+        );
+        assert_eq!(
+            actual.iter().collect::<BTreeSet<_>>().len(),
+            actual.len(),
+            "{table}: duplicates"
+        );
         assert_eq!(actual, expected, "{table}: rows differ from the clean run");
     }
 }
@@ -108,10 +126,16 @@ fn assert_state_not_ahead(workspace: &Workspace) {
         return;
     }
     let connection = workspace.duckdb();
-    let Ok(mut statement) = connection.prepare("SELECT stream, CAST(state AS VARCHAR) FROM main._pipedrive_sync_state") else {
+    let Ok(mut statement) =
+        connection.prepare("SELECT stream, CAST(state AS VARCHAR) FROM main._pipedrive_sync_state")
+    else {
         return;
     };
-    let states: Vec<(String, String)> = statement.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect();
+    let states: Vec<(String, String)> = statement
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
     for (stream, state) in states {
         let state: Value = serde_json::from_str(&state).unwrap();
         let Some(bookmark) = state["bookmark"].as_str() else {
@@ -128,6 +152,9 @@ fn assert_state_not_ahead(workspace: &Workspace) {
             )
             .unwrap();
         let newest = newest.unwrap_or_default();
-        assert!(bookmark <= newest.as_str(), "{stream}: state bookmark {bookmark} is ahead of the newest row {newest}");
+        assert!(
+            bookmark <= newest.as_str(),
+            "{stream}: state bookmark {bookmark} is ahead of the newest row {newest}"
+        );
     }
 }

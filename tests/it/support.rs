@@ -23,7 +23,9 @@ impl Sim {
     }
 
     pub async fn start_with(options: SimOptions) -> Sim {
-        let handle = pipedrive_sim::start(options, 0).await.expect("simulator starts");
+        let handle = pipedrive_sim::start(options, 0)
+            .await
+            .expect("simulator starts");
         Sim {
             handle,
             http: reqwest::Client::new(),
@@ -40,14 +42,27 @@ impl Sim {
             request = request.json(&body);
         }
         let response = request.send().await.expect("admin call");
-        assert!(response.status().is_success(), "{path}: {}", response.status());
+        assert!(
+            response.status().is_success(),
+            "{path}: {}",
+            response.status()
+        );
         response.json().await.unwrap_or(Value::Null)
     }
 
     /// Every record of an entity, deleted and archived ones included, as the API renders it.
     pub async fn truth(&self, entity: &str) -> Vec<Value> {
-        let body = self.admin(reqwest::Method::GET, &format!("/__sim/truth/{entity}"), None).await;
-        body["records"].as_array().cloned().unwrap_or_else(|| panic!("no truth for {entity}: {body}"))
+        let body = self
+            .admin(
+                reqwest::Method::GET,
+                &format!("/__sim/truth/{entity}"),
+                None,
+            )
+            .await;
+        body["records"]
+            .as_array()
+            .cloned()
+            .unwrap_or_else(|| panic!("no truth for {entity}: {body}"))
     }
 
     pub async fn stats(&self) -> Value {
@@ -55,16 +70,20 @@ impl Sim {
     }
 
     pub async fn reset_stats(&self) {
-        self.admin(reqwest::Method::POST, "/__sim/stats/reset", None).await;
+        self.admin(reqwest::Method::POST, "/__sim/stats/reset", None)
+            .await;
     }
 
     pub async fn set_faults(&self, faults: Value) {
-        self.admin(reqwest::Method::POST, "/__sim/faults", Some(faults)).await;
+        self.admin(reqwest::Method::POST, "/__sim/faults", Some(faults))
+            .await;
     }
 
     /// Requests made to one API path since the last stats reset.
     pub async fn requests_to(&self, path: &str) -> u64 {
-        self.stats().await["paths"][path]["requests"].as_u64().unwrap_or(0)
+        self.stats().await["paths"][path]["requests"]
+            .as_u64()
+            .unwrap_or(0)
     }
 
     /// A call to the Pipedrive API itself, the way a user's tool would make it.
@@ -117,15 +136,18 @@ impl Workspace {
 
     /// Runs the real binary with the simulator's token in the environment.
     pub fn run(&self, sim: &Sim, args: &[&str]) -> Output {
-        run_binary(args, &[("PDS_TEST_TOKEN", sim.handle.api_token.as_str())], self.dir.path())
+        run_binary(
+            args,
+            &[("PDS_TEST_TOKEN", sim.handle.api_token.as_str())],
+            self.dir.path(),
+        )
     }
 
     pub fn sync(&self, sim: &Sim, args: &[&str]) -> Output {
         let config = self.config_path();
         let mut all = vec!["sync", "--config", config.to_str().expect("utf-8 path")];
         all.extend_from_slice(args);
-        let output = self.run(sim, &all);
-        output
+        self.run(sim, &all)
     }
 
     pub fn duckdb(&self) -> duckdb::Connection {
@@ -136,7 +158,9 @@ impl Workspace {
     pub fn rows(&self, table: &str, order_by: &str) -> Vec<Value> {
         let connection = self.duckdb();
         let mut statement = connection
-            .prepare(&format!("SELECT CAST(to_json(t) AS VARCHAR) FROM {table} t ORDER BY {order_by}"))
+            .prepare(&format!(
+                "SELECT CAST(to_json(t) AS VARCHAR) FROM {table} t ORDER BY {order_by}"
+            ))
             .unwrap_or_else(|e| panic!("query {table}: {e}"));
         statement
             .query_map([], |row| row.get::<_, String>(0))
@@ -147,14 +171,20 @@ impl Workspace {
 
     pub fn count(&self, table: &str) -> i64 {
         self.duckdb()
-            .query_row(&format!("SELECT count(*) FROM {table}"), [], |row| row.get(0))
+            .query_row(&format!("SELECT count(*) FROM {table}"), [], |row| {
+                row.get(0)
+            })
             .unwrap_or_else(|e| panic!("count {table}: {e}"))
     }
 }
 
 pub fn run_binary(args: &[&str], env: &[(&str, &str)], dir: &Path) -> Output {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_pipedrive-sync"));
-    command.args(args).current_dir(dir).env_remove("PIPEDRIVE_SYNC_CONFIG").env_remove("PIPEDRIVE_SYNC_LOG");
+    command
+        .args(args)
+        .current_dir(dir)
+        .env_remove("PIPEDRIVE_SYNC_CONFIG")
+        .env_remove("PIPEDRIVE_SYNC_LOG");
     for (key, value) in env {
         command.env(key, value);
     }
@@ -167,7 +197,12 @@ pub fn stderr(output: &Output) -> String {
 
 /// Asserts success, showing stderr when it is not.
 pub fn assert_ok(output: &Output) {
-    assert!(output.status.success(), "exit {:?}\n{}", output.status.code(), stderr(output));
+    assert!(
+        output.status.success(),
+        "exit {:?}\n{}",
+        output.status.code(),
+        stderr(output)
+    );
 }
 
 /// Whole-second UTC of any Pipedrive or DuckDB timestamp rendering, for comparisons.
@@ -175,8 +210,13 @@ pub fn instant(text: &str) -> Option<i64> {
     let text = text.trim();
     chrono::DateTime::parse_from_rfc3339(text)
         .map(|t| t.timestamp())
-        .or_else(|_| chrono::DateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f%#z").map(|t| t.timestamp()))
-        .or_else(|_| chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f").map(|t| t.and_utc().timestamp()))
+        .or_else(|_| {
+            chrono::DateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f%#z").map(|t| t.timestamp())
+        })
+        .or_else(|_| {
+            chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f")
+                .map(|t| t.and_utc().timestamp())
+        })
         .ok()
 }
 
@@ -185,15 +225,23 @@ pub fn instant(text: &str) -> Option<i64> {
 pub fn same_value(api: &Value, loaded: &Value) -> bool {
     match (api, loaded) {
         (Value::Null, Value::Null) => true,
-        (Value::Number(a), Value::Number(b)) => (a.as_f64().unwrap_or(f64::NAN) - b.as_f64().unwrap_or(0.0)).abs() < 1e-9,
+        (Value::Number(a), Value::Number(b)) => {
+            (a.as_f64().unwrap_or(f64::NAN) - b.as_f64().unwrap_or(0.0)).abs() < 1e-9
+        }
         (Value::String(a), Value::String(b)) if a == b => true,
         (Value::String(a), Value::String(b)) => match (instant(a), instant(b)) {
             (Some(x), Some(y)) => x == y,
             _ => false,
         },
-        (Value::Number(a), Value::String(b)) | (Value::String(b), Value::Number(a)) => a.to_string() == *b,
-        (Value::Bool(a), Value::String(b)) | (Value::String(b), Value::Bool(a)) => a.to_string() == *b,
-        (Value::Array(_) | Value::Object(_), Value::String(b)) => serde_json::from_str::<Value>(b).is_ok_and(|v| v == *api),
+        (Value::Number(a), Value::String(b)) | (Value::String(b), Value::Number(a)) => {
+            a.to_string() == *b
+        }
+        (Value::Bool(a), Value::String(b)) | (Value::String(b), Value::Bool(a)) => {
+            a.to_string() == *b
+        }
+        (Value::Array(_) | Value::Object(_), Value::String(b)) => {
+            serde_json::from_str::<Value>(b).is_ok_and(|v| v == *api)
+        }
         (a, b) => a == b,
     }
 }

@@ -18,14 +18,19 @@ struct Schema {
 
 impl Schema {
     async fn new() -> Schema {
-        let (client, connection) = tokio_postgres::connect(URL, tokio_postgres::NoTls).await.expect("PostgreSQL on 127.0.0.1:5432");
+        let (client, connection) = tokio_postgres::connect(URL, tokio_postgres::NoTls)
+            .await
+            .expect("PostgreSQL on 127.0.0.1:5432");
         tokio::spawn(connection);
         let name = format!("pds_it_{}", uuid_like());
         Schema { name, client }
     }
 
     async fn rows(&self, table: &str, key: &str) -> Vec<Value> {
-        let sql = format!("SELECT row_to_json(t)::text FROM \"{}\".\"{table}\" t ORDER BY \"{key}\"", self.name);
+        let sql = format!(
+            "SELECT row_to_json(t)::text FROM \"{}\".\"{table}\" t ORDER BY \"{key}\"",
+            self.name
+        );
         self.client
             .query(&sql, &[])
             .await
@@ -41,12 +46,18 @@ impl Schema {
     }
 
     async fn drop(self) {
-        let _ = self.client.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.name)).await;
+        let _ = self
+            .client
+            .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.name))
+            .await;
     }
 }
 
 fn uuid_like() -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
     format!("{}_{nanos}", std::process::id())
 }
 
@@ -70,12 +81,29 @@ async fn full_then_incremental_sync_into_postgres_equals_ground_truth() {
     }
 
     let before = schema.count("deals").await;
-    sim.api(Method::POST, "/api/v2/deals", Some(json!({"title": "Postgres deal"}))).await;
+    sim.api(
+        Method::POST,
+        "/api/v2/deals",
+        Some(json!({"title": "Postgres deal"})),
+    )
+    .await;
     sim.reset_stats().await;
     let output = workspace.sync(&sim, &[]);
     assert_ok(&output);
-    assert_eq!(schema.count("deals").await, before + 1, "{}", stderr(&output));
-    compare_with_truth(&sim, "deals", "id", Listed::NotArchived, &schema.rows("deals", "id").await).await;
+    assert_eq!(
+        schema.count("deals").await,
+        before + 1,
+        "{}",
+        stderr(&output)
+    );
+    compare_with_truth(
+        &sim,
+        "deals",
+        "id",
+        Listed::NotArchived,
+        &schema.rows("deals", "id").await,
+    )
+    .await;
     assert_eq!(sim.requests_to("/api/v2/deals").await, 1);
     schema.drop().await;
 }
@@ -91,8 +119,16 @@ async fn unreachable_postgres_exits_4_naming_the_server() {
     std::fs::write(workspace.config_path(), yaml).unwrap();
     let output = workspace.sync(&sim, &[]);
     assert_eq!(output.status.code(), Some(4), "{}", stderr(&output));
-    assert!(stderr(&output).contains("127.0.0.1:1"), "{}", stderr(&output));
-    assert!(!stderr(&output).contains("secret-pw"), "the password leaked: {}", stderr(&output));
+    assert!(
+        stderr(&output).contains("127.0.0.1:1"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(
+        !stderr(&output).contains("secret-pw"),
+        "the password leaked: {}",
+        stderr(&output)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -102,15 +138,24 @@ async fn a_second_writer_is_refused_and_a_dead_ones_lock_is_gone() {
     let workspace = Workspace::new();
     write_config(&workspace, &sim, &schema, "streams:\n  pipelines:\n");
     // Another session holds the writer lock, as a running sync would.
-    let (holder, connection) = tokio_postgres::connect(URL, tokio_postgres::NoTls).await.unwrap();
+    let (holder, connection) = tokio_postgres::connect(URL, tokio_postgres::NoTls)
+        .await
+        .unwrap();
     let holder_task = tokio::spawn(connection);
     holder
-        .query_one("SELECT pg_try_advisory_lock(hashtext($1))", &[&format!("pipedrive-sync:{}", schema.name)])
+        .query_one(
+            "SELECT pg_try_advisory_lock(hashtext($1))",
+            &[&format!("pipedrive-sync:{}", schema.name)],
+        )
         .await
         .unwrap();
     let refused = workspace.sync(&sim, &[]);
     assert_eq!(refused.status.code(), Some(4), "{}", stderr(&refused));
-    assert!(stderr(&refused).contains("another pipedrive-sync run"), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("another pipedrive-sync run"),
+        "{}",
+        stderr(&refused)
+    );
     // The holder dies without unlocking: its lock goes with its connection.
     drop(holder);
     let _ = holder_task.await;

@@ -57,13 +57,13 @@ impl DuckDb {
     /// Opens (or creates) the database file. A file another process holds open, or a directory
     /// that cannot be written, fails here with a message naming the cause.
     pub fn open(path: &Path, state_schema: &str) -> Result<DuckDb, DestinationError> {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            if !parent.is_dir() {
-                return Err(DestinationError::new(format!(
-                    "DuckDB: the directory {} does not exist; create it or change target.path",
-                    parent.display()
-                )));
-            }
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+            && !parent.is_dir()
+        {
+            return Err(DestinationError::new(format!(
+                "DuckDB: the directory {} does not exist; create it or change target.path",
+                parent.display()
+            )));
         }
         let connection = Connection::open(path).map_err(|error| {
             let text = error.to_string();
@@ -102,11 +102,18 @@ impl DuckDb {
 
     /// `"catalog"."schema"."table"`.
     fn table(&self, schema: &str, table: &str) -> String {
-        format!("{}.{}.{}", quote(&self.catalog), quote(schema), quote(table))
+        format!(
+            "{}.{}.{}",
+            quote(&self.catalog),
+            quote(schema),
+            quote(table)
+        )
     }
 
     fn execute(&mut self, sql: &str) -> Result<(), DestinationError> {
-        self.connection.execute_batch(sql).map_err(fail("statement failed"))
+        self.connection
+            .execute_batch(sql)
+            .map_err(fail("statement failed"))
     }
 
     fn columns_of(&mut self, table: &TableRef) -> Result<Option<Vec<Column>>, DestinationError> {
@@ -139,11 +146,18 @@ impl DuckDb {
 
     /// Creates the table, adds new columns and widens changed ones, so that every batch
     /// column with a known type has a place. Returns the table's columns.
-    fn evolve(&mut self, table: &TableRef, batch: &[Column]) -> Result<Vec<Column>, DestinationError> {
+    fn evolve(
+        &mut self,
+        table: &TableRef,
+        batch: &[Column],
+    ) -> Result<Vec<Column>, DestinationError> {
         let name = self.table(&table.schema, &table.name);
         let Some(mut existing) = self.columns_of(table)? else {
-            let mut columns: Vec<Column> =
-                batch.iter().filter(|c| c.ty != ColumnType::Null).cloned().collect();
+            let mut columns: Vec<Column> = batch
+                .iter()
+                .filter(|c| c.ty != ColumnType::Null)
+                .cloned()
+                .collect();
             columns.push(Column {
                 name: "_synced_at".to_owned(),
                 ty: ColumnType::Timestamp,
@@ -188,7 +202,8 @@ impl DuckDb {
     }
 
     fn save_state(&mut self, stream: &str, state: &StreamState) -> Result<(), DestinationError> {
-        let json = serde_json::to_string(state).map_err(|e| DestinationError::new(e.to_string()))?;
+        let json =
+            serde_json::to_string(state).map_err(|e| DestinationError::new(e.to_string()))?;
         let table = self.table(&self.state_schema, STATE_TABLE);
         self.connection
             .execute(&format!("DELETE FROM {table} WHERE stream = ?"), [stream])
@@ -220,7 +235,12 @@ impl DuckDb {
     }
 
     /// Deletes the rows of the given parents (their children are re-read as a whole).
-    fn delete_children(&mut self, table: &TableRef, column: &str, parents: &[serde_json::Value]) -> Result<(), DestinationError> {
+    fn delete_children(
+        &mut self,
+        table: &TableRef,
+        column: &str,
+        parents: &[serde_json::Value],
+    ) -> Result<(), DestinationError> {
         let has_column = self
             .columns_of(table)?
             .is_some_and(|columns| columns.iter().any(|c| c.name == column));
@@ -229,9 +249,14 @@ impl DuckDb {
         }
         self.execute("CREATE OR REPLACE TEMP TABLE _pds_parents (v VARCHAR)")?;
         {
-            let mut appender = self.connection.appender("_pds_parents").map_err(fail("appending"))?;
+            let mut appender = self
+                .connection
+                .appender("_pds_parents")
+                .map_err(fail("appending"))?;
             for parent in parents {
-                appender.append_row([to_text(parent)]).map_err(fail("appending"))?;
+                appender
+                    .append_row([to_text(parent)])
+                    .map_err(fail("appending"))?;
             }
             appender.flush().map_err(fail("appending"))?;
         }
@@ -254,13 +279,24 @@ impl DuckDb {
             .filter(|(_, c)| c.ty != ColumnType::Null)
             .collect();
         if !batch.rows.is_empty() && !loaded.is_empty() {
-            let staging: Vec<String> = loaded.iter().map(|(_, c)| format!("{} VARCHAR", quote(&c.name))).collect();
-            self.execute(&format!("CREATE OR REPLACE TEMP TABLE _pds_batch ({})", staging.join(", ")))?;
+            let staging: Vec<String> = loaded
+                .iter()
+                .map(|(_, c)| format!("{} VARCHAR", quote(&c.name)))
+                .collect();
+            self.execute(&format!(
+                "CREATE OR REPLACE TEMP TABLE _pds_batch ({})",
+                staging.join(", ")
+            ))?;
             {
-                let mut appender = self.connection.appender("_pds_batch").map_err(fail("appending"))?;
+                let mut appender = self
+                    .connection
+                    .appender("_pds_batch")
+                    .map_err(fail("appending"))?;
                 for row in batch.rows {
                     let values = loaded.iter().map(|(i, _)| to_text(&row[*i]));
-                    appender.append_row(appender_params_from_iter(values)).map_err(fail("appending"))?;
+                    appender
+                        .append_row(appender_params_from_iter(values))
+                        .map_err(fail("appending"))?;
                 }
                 appender.flush().map_err(fail("appending"))?;
             }
@@ -276,7 +312,10 @@ impl DuckDb {
                 .iter()
                 .map(|k| format!("t.{q} = CAST(b.{q} AS {})", type_of(k), q = quote(k)))
                 .collect();
-            if loaded.iter().all(|(_, c)| !batch.primary_key.contains(&c.name.as_str())) {
+            if loaded
+                .iter()
+                .all(|(_, c)| !batch.primary_key.contains(&c.name.as_str()))
+            {
                 return Err(DestinationError::new(format!(
                     "stream {}: records have no primary key {:?}",
                     batch.stream, batch.primary_key
@@ -317,7 +356,9 @@ impl Destination for DuckDb {
         let table = self.table(&self.state_schema, STATE_TABLE);
         let mut statement = self
             .connection
-            .prepare(&format!("SELECT stream, CAST(state AS VARCHAR) FROM {table}"))
+            .prepare(&format!(
+                "SELECT stream, CAST(state AS VARCHAR) FROM {table}"
+            ))
             .map_err(fail("reading state"))?;
         let rows: Vec<(String, String)> = statement
             .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
@@ -328,7 +369,9 @@ impl Destination for DuckDb {
             .map(|(stream, json)| {
                 serde_json::from_str(&json)
                     .map(|state| (stream.clone(), state))
-                    .map_err(|e| DestinationError::new(format!("state of {stream} is unreadable: {e}")))
+                    .map_err(|e| {
+                        DestinationError::new(format!("state of {stream} is unreadable: {e}"))
+                    })
             })
             .collect()
     }
@@ -364,7 +407,10 @@ impl Destination for DuckDb {
     async fn drop_table(&mut self, table: &TableRef) -> Result<(), DestinationError> {
         self.tables.remove(table);
         tokio::task::block_in_place(|| {
-            self.execute(&format!("DROP TABLE IF EXISTS {}", self.table(&table.schema, &table.name)))
+            self.execute(&format!(
+                "DROP TABLE IF EXISTS {}",
+                self.table(&table.schema, &table.name)
+            ))
         })
     }
 

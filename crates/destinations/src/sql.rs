@@ -29,7 +29,10 @@ mod tests {
     #[test]
     fn quotes_hostile_names() {
         assert_eq!(quote("plain"), "\"plain\"");
-        assert_eq!(quote("a\"b; DROP TABLE x; --"), "\"a\"\"b; DROP TABLE x; --\"");
+        assert_eq!(
+            quote("a\"b; DROP TABLE x; --"),
+            "\"a\"\"b; DROP TABLE x; --\""
+        );
         assert_eq!(quote("nul\0byte"), "\"nulbyte\"");
         assert_eq!(quote_table("s", "t"), "\"s\".\"t\"");
     }

@@ -266,7 +266,9 @@ const fn recents(
     }
 }
 
-/// A list read once per parent record (`{id}` in `path`).
+/// A list read once per parent record (`{id}` in `path`). A table row, so every part is an
+/// argument.
+#[allow(clippy::too_many_arguments)]
 const fn per_parent(
     name: &'static str,
     path: &'static str,
@@ -331,7 +333,11 @@ const fn fields_stream(
             path,
             api,
             paging,
-            if matches!(api, ApiVersion::V2) { 10 } else { 20 },
+            if matches!(api, ApiVersion::V2) {
+                10
+            } else {
+                20
+            },
             primary_key,
         )
     }
@@ -350,9 +356,20 @@ pub static CATALOG: &[StreamDef] = &[
         "/api/v2/organizations",
         nested("organization_fields"),
     ),
-    v2_entity("activities", "/api/v2/activities", nested("activity_fields")),
+    v2_entity(
+        "activities",
+        "/api/v2/activities",
+        nested("activity_fields"),
+    ),
     v2_entity("products", "/api/v2/products", nested("product_fields")),
-    full("pipelines", "/api/v2/pipelines", ApiVersion::V2, V2_LIST, 5, ID),
+    full(
+        "pipelines",
+        "/api/v2/pipelines",
+        ApiVersion::V2,
+        V2_LIST,
+        5,
+        ID,
+    ),
     full("stages", "/api/v2/stages", ApiVersion::V2, V2_LIST, 5, ID),
     StreamDef {
         api: ApiVersion::V1,
@@ -398,7 +415,11 @@ pub static CATALOG: &[StreamDef] = &[
     ),
     StreamDef {
         token_cost: 20,
-        ..v2_entity("deals_archived", "/api/v2/deals/archived", nested("deal_fields"))
+        ..v2_entity(
+            "deals_archived",
+            "/api/v2/deals/archived",
+            nested("deal_fields"),
+        )
     },
     StreamDef {
         // The archived list has no `updated_since`: it is re-read in full.
@@ -407,9 +428,18 @@ pub static CATALOG: &[StreamDef] = &[
         cursor_field: None,
         incremental: Incremental::None,
         token_cost: 40,
-        ..v2_entity("leads_archived", "/api/v1/leads/archived", flat("lead_fields"))
+        ..v2_entity(
+            "leads_archived",
+            "/api/v1/leads/archived",
+            flat("lead_fields"),
+        )
     },
-    recents("files", "/api/v1/files", PagingKind::Offset { limit: 100 }, "file"),
+    recents(
+        "files",
+        "/api/v1/files",
+        PagingKind::Offset { limit: 100 },
+        "file",
+    ),
     full(
         "lead_sources",
         "/api/v1/leadSources",
@@ -491,7 +521,14 @@ pub static CATALOG: &[StreamDef] = &[
         "mail_thread_id",
         ID,
     ),
-    full("call_logs", "/api/v1/callLogs", ApiVersion::V1, V1_LIST, 20, ID),
+    full(
+        "call_logs",
+        "/api/v1/callLogs",
+        ApiVersion::V1,
+        V1_LIST,
+        20,
+        ID,
+    ),
     full(
         "permission_sets",
         "/api/v1/permissionSets",
@@ -519,7 +556,14 @@ pub static CATALOG: &[StreamDef] = &[
         20,
         ID,
     ),
-    full("projects", "/api/v2/projects", ApiVersion::V2, V2_LIST, 10, ID),
+    full(
+        "projects",
+        "/api/v2/projects",
+        ApiVersion::V2,
+        V2_LIST,
+        10,
+        ID,
+    ),
     full(
         "projects_archived",
         "/api/v2/projects/archived",
@@ -529,10 +573,30 @@ pub static CATALOG: &[StreamDef] = &[
         ID,
     ),
     full("tasks", "/api/v2/tasks", ApiVersion::V2, V2_LIST, 10, ID),
-    nested_rows("person_emails", "persons", "emails", &["person_id", "position"]),
-    nested_rows("person_phones", "persons", "phones", &["person_id", "position"]),
-    nested_rows("lead_lead_labels", "leads", "label_ids", &["lead_id", "position"]),
-    nested_rows("product_prices", "products", "prices", &["product_id", "position"]),
+    nested_rows(
+        "person_emails",
+        "persons",
+        "emails",
+        &["person_id", "position"],
+    ),
+    nested_rows(
+        "person_phones",
+        "persons",
+        "phones",
+        &["person_id", "position"],
+    ),
+    nested_rows(
+        "lead_lead_labels",
+        "leads",
+        "label_ids",
+        &["lead_id", "position"],
+    ),
+    nested_rows(
+        "product_prices",
+        "products",
+        "prices",
+        &["product_id", "position"],
+    ),
     nested_rows(
         "activity_attendees",
         "activities",
@@ -631,14 +695,26 @@ mod tests {
                 assert!(source.field_definitions.is_some());
             }
             if let Some(parent) = stream.fanout.parent() {
-                assert!(find(parent).is_some(), "{} has no parent {parent}", stream.name);
+                assert!(
+                    find(parent).is_some(),
+                    "{} has no parent {parent}",
+                    stream.name
+                );
                 assert!(stream.parent_column.is_some());
                 assert!(
                     stream.path.contains("{id}")
-                        || matches!(stream.fanout, Fanout::IdsParam { .. } | Fanout::Nested { .. })
+                        || matches!(
+                            stream.fanout,
+                            Fanout::IdsParam { .. } | Fanout::Nested { .. }
+                        )
                 );
             } else {
-                assert_eq!(stream.supports_incremental(), stream.cursor_field.is_some(), "{}", stream.name);
+                assert_eq!(
+                    stream.supports_incremental(),
+                    stream.cursor_field.is_some(),
+                    "{}",
+                    stream.name
+                );
             }
         }
     }

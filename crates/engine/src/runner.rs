@@ -14,9 +14,9 @@ use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::catalog::{self, Fanout, Incremental, Origin, PagingKind, StreamDef};
-use crate::source::{self, Source};
 use crate::destination::{Batch, Destination, DestinationError, TableRef};
 use crate::schema::{Column, ColumnType};
+use crate::source::{self, Source};
 use crate::state::{FullRefreshProgress, StreamState, SyncState};
 use crate::transform::{FieldCatalog, RecordTransform, assign_columns};
 
@@ -65,7 +65,10 @@ pub enum Outcome {
     /// The endpoint is not available to this company or token (plan, add-on or permission).
     Skipped(String),
     /// Ended early; the committed state holds the progress, so the next run resumes there.
-    Incomplete { failure: Failure, message: String },
+    Incomplete {
+        failure: Failure,
+        message: String,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -191,7 +194,12 @@ struct Unit {
 fn units(plan: &SyncPlan) -> Vec<Unit> {
     let mut units: Vec<Unit> = Vec::new();
     for stream in &plan.streams {
-        let root = stream.def.fanout.parent().and_then(catalog::find).unwrap_or(stream.def);
+        let root = stream
+            .def
+            .fanout
+            .parent()
+            .and_then(catalog::find)
+            .unwrap_or(stream.def);
         match units.iter_mut().find(|u| u.root.name == root.name) {
             Some(unit) => unit.members.push(stream.clone()),
             None => units.push(Unit {
@@ -274,7 +282,11 @@ pub async fn run(
     Ok(SyncReport { streams: reports })
 }
 
-async fn apply(destination: &mut dyn Destination, op: WriteOp, synced_at: &str) -> Result<(), DestinationError> {
+async fn apply(
+    destination: &mut dyn Destination,
+    op: WriteOp,
+    synced_at: &str,
+) -> Result<(), DestinationError> {
     match op {
         WriteOp::Rows(writes) => {
             let batches: Vec<Batch<'_>> = writes
@@ -285,7 +297,10 @@ async fn apply(destination: &mut dyn Destination, op: WriteOp, synced_at: &str) 
                     primary_key: w.primary_key,
                     columns: &w.columns,
                     rows: &w.rows,
-                    replace_parents: w.replace.as_ref().map(|(column, values)| (*column, values.as_slice())),
+                    replace_parents: w
+                        .replace
+                        .as_ref()
+                        .map(|(column, values)| (*column, values.as_slice())),
                     state: &w.state,
                     synced_at,
                 })
@@ -305,15 +320,26 @@ async fn apply(destination: &mut dyn Destination, op: WriteOp, synced_at: &str) 
 /// The field definitions of every `*_fields` stream a planned stream takes its custom-field
 /// names from (or that is itself planned), read once per run. A stream whose definitions cannot
 /// be read keeps raw keys rather than failing.
-async fn fetch_field_definitions(client: &Client, plan: &SyncPlan) -> HashMap<&'static str, Arc<Vec<Value>>> {
-    let mapping = plan.streams.iter().any(|s| s.def.origin == Origin::CustomFieldColumns);
+async fn fetch_field_definitions(
+    client: &Client,
+    plan: &SyncPlan,
+) -> HashMap<&'static str, Arc<Vec<Value>>> {
+    let mapping = plan
+        .streams
+        .iter()
+        .any(|s| s.def.origin == Origin::CustomFieldColumns);
     let mut wanted: Vec<&'static StreamDef> = plan
         .streams
         .iter()
         .map(|s| s.def)
         .chain(catalog::CATALOG.iter().filter(|_| mapping))
         .filter_map(|def| def.custom_fields.and_then(|c| catalog::find(c.defined_by)))
-        .chain(plan.streams.iter().map(|s| s.def).filter(|d| d.field_definitions.is_some()))
+        .chain(
+            plan.streams
+                .iter()
+                .map(|s| s.def)
+                .filter(|d| d.field_definitions.is_some()),
+        )
         .collect();
     wanted.sort_by_key(|d| d.name);
     wanted.dedup_by_key(|d| d.name);
@@ -339,7 +365,10 @@ async fn fetch_field_definitions(client: &Client, plan: &SyncPlan) -> HashMap<&'
 
 /// One row per custom field of every stream that has them: the field's key, name, type and
 /// options, and the column it lands in (as the stream's worker assigns it in this run).
-fn custom_field_rows(definitions: &HashMap<&'static str, Arc<Vec<Value>>>, states: &SyncState) -> Vec<Value> {
+fn custom_field_rows(
+    definitions: &HashMap<&'static str, Arc<Vec<Value>>>,
+    states: &SyncState,
+) -> Vec<Value> {
     let mut rows = Vec::new();
     for def in catalog::CATALOG {
         let Some(custom) = def.custom_fields else {
@@ -352,7 +381,10 @@ fn custom_field_rows(definitions: &HashMap<&'static str, Arc<Vec<Value>>>, state
             continue;
         };
         let fields = FieldCatalog::from_definitions(records, shape);
-        let mut columns = states.get(def.name).map(|s| s.custom_columns.clone()).unwrap_or_default();
+        let mut columns = states
+            .get(def.name)
+            .map(|s| s.custom_columns.clone())
+            .unwrap_or_default();
         assign_columns(&fields, &mut columns);
         for (key, field) in &fields.custom {
             let mut options: Vec<(&String, &String)> = field.options.iter().collect();
@@ -375,11 +407,16 @@ pub fn normalize_timestamp(value: &str) -> Option<String> {
     let parsed = DateTime::parse_from_rfc3339(value)
         .map(|t| t.with_timezone(&Utc))
         .or_else(|_| {
-            chrono::NaiveDateTime::parse_from_str(value, "%Y-%m-%d %H:%M:%S%.f").map(|t| t.and_utc())
+            chrono::NaiveDateTime::parse_from_str(value, "%Y-%m-%d %H:%M:%S%.f")
+                .map(|t| t.and_utc())
         })
         .ok()?;
     Some(parsed.to_rfc3339_opts(SecondsFormat::Secs, true))
 }
+
+/// A stream of a unit as handed to its worker: plan, committed state, and the field
+/// definitions its custom fields are named from.
+type MemberInput = (StreamPlan, StreamState, Option<Arc<Vec<Value>>>);
 
 struct UnitWorker<'a> {
     client: &'a Client,
@@ -450,7 +487,7 @@ impl UnitWorker<'_> {
     async fn run(
         self,
         root: &'static StreamDef,
-        streams: Vec<(StreamPlan, StreamState, Option<Arc<Vec<Value>>>)>,
+        streams: Vec<MemberInput>,
         prefetched: Option<Arc<Vec<Value>>>,
     ) -> Vec<StreamReport> {
         let mut members: Vec<Member> = streams
@@ -462,11 +499,12 @@ impl UnitWorker<'_> {
                     layout: def.custom_fields.map(|c| c.layout),
                     ..RecordTransform::default()
                 };
-                if let (Some(custom), Some(records)) = (def.custom_fields, fields) {
-                    if let Some(shape) = catalog::find(custom.defined_by).and_then(|d| d.field_definitions) {
-                        transform.fields = FieldCatalog::from_definitions(&records, shape);
-                        assign_columns(&transform.fields, &mut state.custom_columns);
-                    }
+                if let (Some(custom), Some(records)) = (def.custom_fields, fields)
+                    && let Some(shape) =
+                        catalog::find(custom.defined_by).and_then(|d| d.field_definitions)
+                {
+                    transform.fields = FieldCatalog::from_definitions(&records, shape);
+                    assign_columns(&transform.fields, &mut state.custom_columns);
                 }
                 transform.columns = state.custom_columns.clone();
                 let incremental = plan.mode == SyncMode::Incremental && def.supports_incremental();
@@ -522,10 +560,12 @@ impl UnitWorker<'_> {
     async fn walk(
         &self,
         root: &'static StreamDef,
-        members: &mut Vec<Member>,
+        members: &mut [Member],
         prefetched: Option<Arc<Vec<Value>>>,
     ) -> Result<(), StreamError> {
-        let start_date = self.start_date.map(|d| d.to_rfc3339_opts(SecondsFormat::Secs, true));
+        let start_date = self
+            .start_date
+            .map(|d| d.to_rfc3339_opts(SecondsFormat::Secs, true));
         // Only a lone plain list resumes a full refresh mid-way; the others start over.
         let resumable = members.len() == 1 && members[0].def().fanout == Fanout::None;
         let mut start = PagePosition::First;
@@ -539,7 +579,9 @@ impl UnitWorker<'_> {
                     member.bookmark = progress.bookmark;
                 }
                 None => {
-                    self.writer.commit(WriteOp::Drop(member.target.clone())).await?;
+                    self.writer
+                        .commit(WriteOp::Drop(member.target.clone()))
+                        .await?;
                 }
             }
         }
@@ -548,17 +590,27 @@ impl UnitWorker<'_> {
         let keyset = matches!(root.paging, PagingKind::Offset { .. })
             && matches!(root.incremental, Incremental::UpdatedSince { .. });
         let resumes_by_bookmark = |m: &Member| m.incremental || (keyset && resumable);
-        let since = if members.iter().all(resumes_by_bookmark) && members.iter().all(|m| m.bookmark.is_some()) {
+        let since = if members.iter().all(resumes_by_bookmark)
+            && members.iter().all(|m| m.bookmark.is_some())
+        {
             members.iter().filter_map(|m| m.bookmark.clone()).min()
         } else {
             None
         }
         .or(start_date);
         for member in members.iter_mut() {
-            member.skip_before = member.bookmark.clone().filter(|b| since.as_ref().is_none_or(|s| b > s));
+            member.skip_before = member
+                .bookmark
+                .clone()
+                .filter(|b| since.as_ref().is_none_or(|s| b > s));
         }
         let mut source = match prefetched {
-            Some(records) => Source::Prefetched(Some(records.iter().filter_map(|r| r.as_object().cloned()).collect())),
+            Some(records) => Source::Prefetched(Some(
+                records
+                    .iter()
+                    .filter_map(|r| r.as_object().cloned())
+                    .collect(),
+            )),
             None => Source::open(self.client, root, since, start.clone()).await?,
         };
         let root_selected = members[0].def().name == root.name;
@@ -603,10 +655,13 @@ impl UnitWorker<'_> {
                         Err(error) => return Err(error.into()),
                     }
                 };
-                if let Some(newest) = &chunk.newest {
-                    if member.bookmark.as_deref().is_none_or(|b| newest.as_str() > b) {
-                        member.bookmark = Some(newest.clone());
-                    }
+                if let Some(newest) = &chunk.newest
+                    && member
+                        .bookmark
+                        .as_deref()
+                        .is_none_or(|b| newest.as_str() > b)
+                {
+                    member.bookmark = Some(newest.clone());
                 }
                 let (columns, rows) = build_rows(def, &member.transform, records);
                 let mut next_state = member.state.clone();
@@ -636,7 +691,12 @@ impl UnitWorker<'_> {
             if let Some(ack) = pending.take() {
                 wait(ack).await.map_err(StreamError::Write)?;
             }
-            pending = Some(self.writer.submit(WriteOp::Rows(writes)).await.map_err(StreamError::Write)?);
+            pending = Some(
+                self.writer
+                    .submit(WriteOp::Rows(writes))
+                    .await
+                    .map_err(StreamError::Write)?,
+            );
             for (stream, records) in counts {
                 self.observer.page_committed(stream, records);
             }
@@ -673,9 +733,13 @@ impl UnitWorker<'_> {
                 }])
             };
             if member.incremental {
-                self.writer.commit(empty(member.target.clone(), final_state.clone())).await?;
+                self.writer
+                    .commit(empty(member.target.clone(), final_state.clone()))
+                    .await?;
             } else {
-                self.writer.commit(empty(member.target.clone(), member.state.clone())).await?;
+                self.writer
+                    .commit(empty(member.target.clone(), member.state.clone()))
+                    .await?;
                 self.writer
                     .commit(WriteOp::Replace {
                         stream: def.name,
@@ -764,9 +828,18 @@ mod tests {
 
     #[test]
     fn timestamps_normalise_to_whole_utc_seconds() {
-        assert_eq!(normalize_timestamp("2024-01-02 03:04:05").as_deref(), Some("2024-01-02T03:04:05Z"));
-        assert_eq!(normalize_timestamp("2024-01-02T03:04:05.678Z").as_deref(), Some("2024-01-02T03:04:05Z"));
-        assert_eq!(normalize_timestamp("2024-01-02T05:04:05+02:00").as_deref(), Some("2024-01-02T03:04:05Z"));
+        assert_eq!(
+            normalize_timestamp("2024-01-02 03:04:05").as_deref(),
+            Some("2024-01-02T03:04:05Z")
+        );
+        assert_eq!(
+            normalize_timestamp("2024-01-02T03:04:05.678Z").as_deref(),
+            Some("2024-01-02T03:04:05Z")
+        );
+        assert_eq!(
+            normalize_timestamp("2024-01-02T05:04:05+02:00").as_deref(),
+            Some("2024-01-02T03:04:05Z")
+        );
         assert_eq!(normalize_timestamp("yesterday"), None);
     }
 

@@ -59,7 +59,12 @@ pub struct Column {
 /// `YYYY-MM-DD`.
 fn is_date(s: &str) -> bool {
     let b = s.as_bytes();
-    b.len() == 10 && digits(&b[0..4]) && b[4] == b'-' && digits(&b[5..7]) && b[7] == b'-' && digits(&b[8..10])
+    b.len() == 10
+        && digits(&b[0..4])
+        && b[4] == b'-'
+        && digits(&b[5..7])
+        && b[7] == b'-'
+        && digits(&b[8..10])
 }
 
 /// `YYYY-MM-DD HH:MM:SS` (v1, UTC) or RFC 3339 (`T`, optional fraction, `Z` or offset).
@@ -68,7 +73,12 @@ fn is_timestamp(s: &str) -> bool {
     if b.len() < 19 || !is_date(&s[..10]) || !(b[10] == b' ' || b[10] == b'T') {
         return false;
     }
-    if !(digits(&b[11..13]) && b[13] == b':' && digits(&b[14..16]) && b[16] == b':' && digits(&b[17..19])) {
+    if !(digits(&b[11..13])
+        && b[13] == b':'
+        && digits(&b[14..16])
+        && b[16] == b':'
+        && digits(&b[17..19]))
+    {
         return false;
     }
     let mut rest = &b[19..];
@@ -112,11 +122,26 @@ mod tests {
     #[test]
     fn infers_pipedrive_shapes() {
         assert_eq!(ColumnType::of(&json!("2024-01-02")), ColumnType::Date);
-        assert_eq!(ColumnType::of(&json!("2024-01-02 10:11:12")), ColumnType::Timestamp);
-        assert_eq!(ColumnType::of(&json!("2024-01-02T10:11:12Z")), ColumnType::Timestamp);
-        assert_eq!(ColumnType::of(&json!("2024-01-02T10:11:12.123Z")), ColumnType::Timestamp);
-        assert_eq!(ColumnType::of(&json!("2024-01-02 10:11:12.123")), ColumnType::Timestamp);
-        assert_eq!(ColumnType::of(&json!("2024-01-02T10:11:12+02:00")), ColumnType::Timestamp);
+        assert_eq!(
+            ColumnType::of(&json!("2024-01-02 10:11:12")),
+            ColumnType::Timestamp
+        );
+        assert_eq!(
+            ColumnType::of(&json!("2024-01-02T10:11:12Z")),
+            ColumnType::Timestamp
+        );
+        assert_eq!(
+            ColumnType::of(&json!("2024-01-02T10:11:12.123Z")),
+            ColumnType::Timestamp
+        );
+        assert_eq!(
+            ColumnType::of(&json!("2024-01-02 10:11:12.123")),
+            ColumnType::Timestamp
+        );
+        assert_eq!(
+            ColumnType::of(&json!("2024-01-02T10:11:12+02:00")),
+            ColumnType::Timestamp
+        );
         assert_eq!(ColumnType::of(&json!("10:00")), ColumnType::Text);
         assert_eq!(ColumnType::of(&json!("2024-01-02 lunch")), ColumnType::Text);
         assert_eq!(ColumnType::of(&json!(3)), ColumnType::BigInt);

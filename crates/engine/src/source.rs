@@ -25,9 +25,17 @@ pub struct Chunk {
     pub tokens: u64,
 }
 
-pub fn request(def: &StreamDef, path: String, query: Vec<(String, String)>, start: PagePosition) -> Request {
-    let mut full_query: Vec<(String, String)> =
-        def.fixed_query.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+pub fn request(
+    def: &StreamDef,
+    path: String,
+    query: Vec<(String, String)>,
+    start: PagePosition,
+) -> Request {
+    let mut full_query: Vec<(String, String)> = def
+        .fixed_query
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
     full_query.extend(query);
     Request {
         path,
@@ -62,15 +70,15 @@ pub fn parse_records(
                 continue;
             }
         };
-        if let Some(key) = unwrap {
-            if let Some(Value::Object(mut inner)) = record.remove(key) {
-                if keep_wrapper {
-                    for (k, v) in record {
-                        inner.entry(k).or_insert(v);
-                    }
+        if let Some(key) = unwrap
+            && let Some(Value::Object(mut inner)) = record.remove(key)
+        {
+            if keep_wrapper {
+                for (k, v) in record {
+                    inner.entry(k).or_insert(v);
                 }
-                record = inner;
             }
+            record = inner;
         }
         records.push(record);
     }
@@ -82,7 +90,11 @@ pub fn newest_cursor(cursor: Option<&str>, records: &[Map<String, Value>]) -> Op
     let cursor = cursor?;
     records
         .iter()
-        .filter_map(|r| r.get(cursor).and_then(Value::as_str).and_then(normalize_timestamp))
+        .filter_map(|r| {
+            r.get(cursor)
+                .and_then(Value::as_str)
+                .and_then(normalize_timestamp)
+        })
         .max()
 }
 
@@ -108,17 +120,37 @@ pub enum Pager<'a> {
 impl<'a> Pager<'a> {
     /// Pages of `def`'s own list, from `since` (server-side change filter, when it has one)
     /// or from `start`.
-    pub fn list(client: &'a Client, def: &'static StreamDef, since: Option<String>, start: PagePosition) -> Pager<'a> {
+    pub fn list(
+        client: &'a Client,
+        def: &'static StreamDef,
+        since: Option<String>,
+        start: PagePosition,
+    ) -> Pager<'a> {
         if let Fanout::PerValue { param, values } = def.fanout {
             let requests: Vec<Request> = values
                 .iter()
-                .map(|v| request(def, def.path.to_owned(), vec![(param.to_owned(), (*v).to_owned())], PagePosition::First))
+                .map(|v| {
+                    request(
+                        def,
+                        def.path.to_owned(),
+                        vec![(param.to_owned(), (*v).to_owned())],
+                        PagePosition::First,
+                    )
+                })
                 .collect();
             let client = client.clone();
-            return Pager::Stream(futures::stream::iter(requests).flat_map(move |r| client.pages(r)).boxed());
+            return Pager::Stream(
+                futures::stream::iter(requests)
+                    .flat_map(move |r| client.pages(r))
+                    .boxed(),
+            );
         }
         let Incremental::UpdatedSince { param, sort } = def.incremental else {
-            return Pager::Stream(client.pages(request(def, def.path.to_owned(), Vec::new(), start)).boxed());
+            return Pager::Stream(
+                client
+                    .pages(request(def, def.path.to_owned(), Vec::new(), start))
+                    .boxed(),
+            );
         };
         if matches!(def.paging, PagingKind::Offset { .. }) {
             return Pager::Keyset {
@@ -130,9 +162,16 @@ impl<'a> Pager<'a> {
                 done: false,
             };
         }
-        let mut query: Vec<(String, String)> = since.into_iter().map(|since| (param.to_owned(), since)).collect();
+        let mut query: Vec<(String, String)> = since
+            .into_iter()
+            .map(|since| (param.to_owned(), since))
+            .collect();
         query.extend(sort.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
-        Pager::Stream(client.pages(request(def, def.path.to_owned(), query, start)).boxed())
+        Pager::Stream(
+            client
+                .pages(request(def, def.path.to_owned(), query, start))
+                .boxed(),
+        )
     }
 
     pub async fn next(&mut self) -> Option<Result<Page, ClientError>> {
@@ -147,20 +186,33 @@ impl<'a> Pager<'a> {
                 skip,
                 ..
             } => {
-                let mut query: Vec<(String, String)> =
-                    since.iter().map(|since| ((*param).to_owned(), since.clone())).collect();
+                let mut query: Vec<(String, String)> = since
+                    .iter()
+                    .map(|since| ((*param).to_owned(), since.clone()))
+                    .collect();
                 if let Incremental::UpdatedSince { sort, .. } = def.incremental {
                     query.extend(sort.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
                 }
-                let start = if *skip == 0 { PagePosition::First } else { PagePosition::Offset(*skip) };
-                Some(client.get(&request(def, def.path.to_owned(), query, start)).await)
+                let start = if *skip == 0 {
+                    PagePosition::First
+                } else {
+                    PagePosition::Offset(*skip)
+                };
+                Some(
+                    client
+                        .get(&request(def, def.path.to_owned(), query, start))
+                        .await,
+                )
             }
         }
     }
 
     /// Moves a keyset walk past the page just read.
     pub fn advance(&mut self, read: usize, newest: Option<&str>, more: bool) {
-        if let Pager::Keyset { since, skip, done, .. } = self {
+        if let Pager::Keyset {
+            since, skip, done, ..
+        } = self
+        {
             match newest {
                 _ if !more => *done = true,
                 Some(newest) if since.as_deref().is_none_or(|s| newest > s) => {
@@ -268,17 +320,21 @@ async fn recents<'a>(
     item: &'static str,
     since: &str,
 ) -> Result<Option<Pager<'a>>, ClientError> {
-    let Some(since_v1) = chrono::DateTime::parse_from_rfc3339(since)
-        .ok()
-        .map(|t| t.with_timezone(&chrono::Utc).format("%Y-%m-%d %H:%M:%S").to_string())
-    else {
+    let Some(since_v1) = chrono::DateTime::parse_from_rfc3339(since).ok().map(|t| {
+        t.with_timezone(&chrono::Utc)
+            .format("%Y-%m-%d %H:%M:%S")
+            .to_string()
+    }) else {
         return Ok(None);
     };
     let recents_def: &'static StreamDef = &RECENTS;
     let first = request(
         recents_def,
         RECENTS.path.to_owned(),
-        vec![("since_timestamp".to_owned(), since_v1.clone()), ("items".to_owned(), item.to_owned())],
+        vec![
+            ("since_timestamp".to_owned(), since_v1.clone()),
+            ("items".to_owned(), item.to_owned()),
+        ],
         PagePosition::First,
     );
     let mut pages = client.pages(first).boxed();
@@ -290,11 +346,19 @@ async fn recents<'a>(
         .additional_data
         .as_ref()
         .and_then(|raw| serde_json::from_str::<Value>(raw.get()).ok())
-        .and_then(|data| data.get("since_timestamp").and_then(Value::as_str).map(str::to_owned));
+        .and_then(|data| {
+            data.get("since_timestamp")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        });
     if answered_since.is_some_and(|answered| answered.as_str() > since_v1.as_str()) {
         return Ok(None);
     }
-    Ok(Some(Pager::Stream(futures::stream::once(async move { Ok(page) }).chain(pages).boxed())))
+    Ok(Some(Pager::Stream(
+        futures::stream::once(async move { Ok(page) })
+            .chain(pages)
+            .boxed(),
+    )))
 }
 
 /// `/v1/recents`, paged like any v1 list.
@@ -365,8 +429,15 @@ pub async fn children(
     Ok(chunk)
 }
 
+/// One parent (when the request was for a single one) and the pages of its children.
+type ParentPages = (Option<Value>, Vec<Page>);
+
 /// Children read by requests. A parent that vanished meanwhile (404/410) has none.
-async fn requested(client: &Client, def: &'static StreamDef, ids: &[Value]) -> Result<Chunk, ClientError> {
+async fn requested(
+    client: &Client,
+    def: &'static StreamDef,
+    ids: &[Value],
+) -> Result<Chunk, ClientError> {
     let id_text = |id: &Value| match id {
         Value::String(s) => s.clone(),
         other => other.to_string(),
@@ -376,23 +447,36 @@ async fn requested(client: &Client, def: &'static StreamDef, ids: &[Value]) -> R
             .chunks(batch.max(1))
             .map(|chunk| {
                 let csv = chunk.iter().map(id_text).collect::<Vec<_>>().join(",");
-                (None, request(def, def.path.to_owned(), vec![(param.to_owned(), csv)], PagePosition::First))
+                (
+                    None,
+                    request(
+                        def,
+                        def.path.to_owned(),
+                        vec![(param.to_owned(), csv)],
+                        PagePosition::First,
+                    ),
+                )
             })
             .collect(),
         Fanout::PerParent { .. } => ids
             .iter()
             .map(|id| {
                 let path = def.path.replace("{id}", &id_text(id));
-                (Some(id.clone()), request(def, path, Vec::new(), PagePosition::First))
+                (
+                    Some(id.clone()),
+                    request(def, path, Vec::new(), PagePosition::First),
+                )
             })
             .collect(),
         Fanout::None | Fanout::PerValue { .. } | Fanout::Nested { .. } => Vec::new(),
     };
-    let results: Vec<Result<(Option<Value>, Vec<Page>), ClientError>> = futures::stream::iter(requests)
+    let results: Vec<Result<ParentPages, ClientError>> = futures::stream::iter(requests)
         .map(|(parent, request)| async move {
             match client.pages(request).try_collect::<Vec<Page>>().await {
                 Ok(pages) => Ok((parent, pages)),
-                Err(ClientError::NotFound { .. } | ClientError::Gone { .. }) => Ok((parent, Vec::new())),
+                Err(ClientError::NotFound { .. } | ClientError::Gone { .. }) => {
+                    Ok((parent, Vec::new()))
+                }
                 Err(error) => Err(error),
             }
         })
@@ -417,7 +501,9 @@ async fn requested(client: &Client, def: &'static StreamDef, ids: &[Value]) -> R
             let mut records = parse_records(def, &page.items, def.record_under, true);
             if let (Some(column), Some(parent)) = (def.parent_column, &parent) {
                 for record in &mut records {
-                    record.entry(column.to_owned()).or_insert_with(|| parent.clone());
+                    record
+                        .entry(column.to_owned())
+                        .or_insert_with(|| parent.clone());
                 }
             }
             chunk.records.extend(records);

@@ -12,7 +12,10 @@ use crate::catalog::{CustomFieldLayout, FieldDefinitions};
 
 /// Keys of Pipedrive custom fields are 40 lowercase hex characters.
 pub fn is_custom_field_key(key: &str) -> bool {
-    key.len() == 40 && key.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    key.len() == 40
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// What a custom field definition says about its values.
