@@ -584,6 +584,14 @@ impl Postgres {
     pub fn state_schema(&self) -> &str {
         &self.state_schema
     }
+
+    /// Releases the writer lock now rather than when the server notices the closed connection.
+    pub async fn close(self) -> Result<(), DestinationError> {
+        self.client
+            .batch_execute("SELECT pg_advisory_unlock_all()")
+            .await
+            .map_err(fail("releasing the writer lock"))
+    }
 }
 
 #[async_trait]

@@ -362,6 +362,7 @@ async fn new_columns_are_added_and_types_widen_keeping_data() {
         ]
     );
     // A fresh connection reads the widened types back and keeps loading.
+    pg.close().await.unwrap();
     let mut again = connect(URL, &scratch.schema).await.unwrap();
     write(
         &mut again,
@@ -795,6 +796,7 @@ async fn hostile_and_long_identifiers_round_trip() {
         .await
         .unwrap();
     // A new connection maps the same names the same way: no column is added twice.
+    pg.close().await.unwrap();
     let mut again = connect(URL, &scratch.schema).await.unwrap();
     write(
         &mut again,
