@@ -50,6 +50,11 @@ impl Sim {
         response.json().await.unwrap_or(Value::Null)
     }
 
+    /// A call to the simulator's admin API (custom fields, clock, archive...).
+    pub async fn admin_call(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        self.admin(method, path, Some(body)).await
+    }
+
     /// Every record of an entity, deleted and archived ones included, as the API renders it.
     pub async fn truth(&self, entity: &str) -> Vec<Value> {
         let body = self

@@ -335,9 +335,14 @@ async fn incremental_sync_applies_changes_and_reads_only_changed_pages() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn low_plan_full_sync_stays_under_the_burst_limit() {
-    let sim = Sim::start(Scale::Small, Plan::Lite).await;
+    // Lite allows 20 requests per 2 seconds; one request per deal makes ~70 requests, from
+    // several streams at once.
+    let sim = Sim::start(Scale::Tiny, Plan::Lite).await;
     let workspace = Workspace::new();
-    workspace.write_config(&sim, "concurrency: 8\n");
+    workspace.write_config(
+        &sim,
+        "concurrency: 8\nstreams:\n  deals:\n  deal_participants:\n  persons:\n  notes:\n  users:\n  pipelines:\n",
+    );
     assert_ok(&workspace.sync(&sim, &[]));
     let stats = sim.stats().await;
     assert_eq!(stats["responses_429"], json!(0), "{stats}");
@@ -599,4 +604,189 @@ async fn nested_arrays_become_child_tables_keyed_by_parent_and_position() {
         sim.requests_to("/api/v2/persons").await,
         (persons.len() as u64).div_ceil(500)
     );
+}
+
+/// The columns of a DuckDB table.
+fn columns(workspace: &Workspace, table: &str) -> BTreeSet<String> {
+    let connection = workspace.duckdb();
+    let mut statement = connection
+        .prepare("SELECT column_name FROM information_schema.columns WHERE table_schema = 'main' AND table_name = ?")
+        .unwrap();
+    statement
+        .query_map([table], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn custom_field_renames_additions_and_deletions_keep_columns_stable() {
+    let sim = Sim::start(Scale::Tiny, Plan::Premium).await;
+    let workspace = Workspace::new();
+    workspace.write_config(&sim, "streams:\n  deals:\n  custom_fields_mapping:\n");
+    assert_ok(&workspace.sync(&sim, &[]));
+
+    let fields = sim.truth("deal_fields").await;
+    let custom: Vec<&Value> = fields
+        .iter()
+        .filter(|f| f["is_custom_field"] == json!(true))
+        .collect();
+    let text_field = custom
+        .iter()
+        .find(|f| f["field_type"] == json!("varchar"))
+        .expect("a varchar custom field");
+    let renamed_key = text_field["field_code"].as_str().unwrap().to_owned();
+    let renamed_column = snake(text_field["field_name"].as_str().unwrap());
+    let doomed = custom
+        .iter()
+        .find(|f| f["field_type"] == json!("double"))
+        .expect("a double custom field");
+    let deleted_key = doomed["field_code"].as_str().unwrap().to_owned();
+    let deleted_column = snake(doomed["field_name"].as_str().unwrap());
+    let before = columns(&workspace, "deals");
+    assert!(
+        before.contains(&renamed_column) && before.contains(&deleted_column),
+        "{before:?}"
+    );
+    let deal_id = sim
+        .truth("deals")
+        .await
+        .iter()
+        .find(|d| d["status"] == json!("open") && d["is_archived"] != json!(true))
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    // The deal re-read below loses its value with the field; every other deal keeps its value.
+    let count_others = |workspace: &Workspace| -> i64 {
+        workspace
+            .duckdb()
+            .query_row(
+                &format!("SELECT count(\"{deleted_column}\") FROM main.deals WHERE id <> ?"),
+                [deal_id],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    let deleted_values = count_others(&workspace);
+
+    // Rename one field, delete another, add a new one and give a deal values in both.
+    sim.admin_call(
+        Method::PATCH,
+        &format!("/__sim/custom_fields/deal/{renamed_key}"),
+        json!({"name": "Totally New Name"}),
+    )
+    .await;
+    sim.admin_call(
+        Method::DELETE,
+        &format!("/__sim/custom_fields/deal/{deleted_key}"),
+        json!({}),
+    )
+    .await;
+    let added = sim
+        .admin_call(
+            Method::POST,
+            "/__sim/custom_fields/deal",
+            json!({"name": "Brand new field", "field_type": "varchar"}),
+        )
+        .await;
+    let added_key = added["key"].as_str().expect("new field key").to_owned();
+    sim.api(
+        Method::PATCH,
+        &format!("/api/v2/deals/{deal_id}"),
+        Some(json!({"custom_fields": {renamed_key.clone(): "after rename", added_key.clone(): "fresh"}})),
+    )
+    .await;
+    assert_ok(&workspace.sync(&sim, &[]));
+
+    let after = columns(&workspace, "deals");
+    assert!(
+        after.contains(&renamed_column),
+        "a renamed field keeps its column: {after:?}"
+    );
+    assert!(!after.contains("totally_new_name"), "{after:?}");
+    assert!(
+        after.contains("brand_new_field"),
+        "a new field adds a column: {after:?}"
+    );
+    assert!(
+        after.contains(&deleted_column),
+        "a deleted field keeps its column: {after:?}"
+    );
+    let (renamed, fresh): (String, String) = workspace
+        .duckdb()
+        .query_row(
+            &format!("SELECT \"{renamed_column}\", brand_new_field FROM main.deals WHERE id = ?"),
+            [deal_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (renamed.as_str(), fresh.as_str()),
+        ("after rename", "fresh")
+    );
+    assert!(deleted_values > 0);
+    assert_eq!(
+        count_others(&workspace),
+        deleted_values,
+        "values of the deleted field stay"
+    );
+    let mapped: String = workspace
+        .duckdb()
+        .query_row(
+            "SELECT column_name FROM main.custom_fields_mapping WHERE stream = 'deals' AND field_key = ?",
+            [&renamed_key],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(mapped, renamed_column);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bookmark_older_than_the_recents_month_reimports_in_full() {
+    let sim = Sim::start(Scale::Tiny, Plan::Premium).await;
+    let workspace = Workspace::new();
+    workspace.write_config(&sim, "streams:\n  users:\n");
+    assert_ok(&workspace.sync(&sim, &[]));
+    // A bookmark a day old (whatever the seeded users' times): changes come from /v1/recents.
+    let now = sim.admin_call(Method::GET, "/__sim/clock", json!({})).await["now"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let day_ago = (chrono::DateTime::parse_from_rfc3339(&now).unwrap() - chrono::Duration::days(1))
+        .to_utc()
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    workspace
+        .duckdb()
+        .execute(
+            "UPDATE main._pipedrive_sync_state SET state = json_object('bookmark', ?::VARCHAR) WHERE stream = 'users'",
+            [&day_ago],
+        )
+        .unwrap();
+    sim.reset_stats().await;
+    assert_ok(&workspace.sync(&sim, &[]));
+    assert_eq!(
+        sim.requests_to("/api/v1/recents").await,
+        1,
+        "{}",
+        sim.stats().await
+    );
+    assert_eq!(sim.requests_to("/api/v1/users").await, 0);
+    // Forty days later recents no longer reaches the bookmark: the list is read in full.
+    sim.admin_call(
+        Method::POST,
+        "/__sim/clock/advance",
+        json!({"seconds": 40 * 86400}),
+    )
+    .await;
+    sim.reset_stats().await;
+    assert_ok(&workspace.sync(&sim, &[]));
+    assert_eq!(sim.requests_to("/api/v1/recents").await, 1);
+    assert_eq!(
+        sim.requests_to("/api/v1/users").await,
+        1,
+        "{}",
+        sim.stats().await
+    );
+    assert_matches_truth(&sim, &workspace, "users", "id", Listed::All).await;
 }
