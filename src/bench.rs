@@ -43,6 +43,8 @@ pub struct Measurement {
 
 pub struct Scenario {
     pub name: &'static str,
+    /// Streams synced; see [`default_streams`].
+    pub streams: Vec<&'static str>,
     pub scale: Scale,
     pub plan: Plan,
     pub latency_ms: u64,
@@ -88,10 +90,15 @@ pub async fn measure(scenario: &Scenario, work: &Path) -> anyhow::Result<Measure
     std::fs::write(
         &config,
         format!(
-            "source:\n  api_token: ${{PDS_BENCH_TOKEN}}\n  base_url: {}\ntarget:\n  path: {}\nconcurrency: {}\n",
+            "source:\n  api_token: ${{PDS_BENCH_TOKEN}}\n  base_url: {}\ntarget:\n  path: {}\nconcurrency: {}\nstreams:\n{}",
             sim.url,
             db.display(),
-            scenario.concurrency
+            scenario.concurrency,
+            scenario
+                .streams
+                .iter()
+                .map(|s| format!("  {s}:\n"))
+                .collect::<String>()
         ),
     )?;
     let log = dir.join("sync.log");
@@ -199,7 +206,7 @@ fn wait_with_usage(pid: u32) -> std::io::Result<(bool, Usage)> {
 fn table_counts(db: &Path) -> anyhow::Result<Vec<(String, u64)>> {
     let connection = duckdb::Connection::open(db)?;
     let mut statement = connection.prepare(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'pipedrive' AND table_name NOT LIKE '\\_%' ESCAPE '\\'",
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' AND table_name NOT LIKE '\\_%' ESCAPE '\\'",
     )?;
     let tables: Vec<String> = statement
         .query_map([], |row| row.get(0))?
@@ -209,7 +216,7 @@ fn table_counts(db: &Path) -> anyhow::Result<Vec<(String, u64)>> {
         .map(|table| {
             let quoted = pipedrive_destinations::sql::quote(&table);
             let n: i64 = connection.query_row(
-                &format!("SELECT count(*) FROM pipedrive.{quoted}"),
+                &format!("SELECT count(*) FROM main.{quoted}"),
                 [],
                 |r| r.get(0),
             )?;
@@ -262,6 +269,22 @@ pub fn render(measurements: &[Measurement]) -> String {
         ));
     }
     out
+}
+
+/// Every stream but those read one request per parent (deal flow, participants, followers,
+/// mail messages, assignments): those cost a request per deal or thread whatever the client
+/// does, so they would measure the plan's burst limit, not the sync.
+pub fn default_streams() -> Vec<&'static str> {
+    pipedrive_engine::CATALOG
+        .iter()
+        .filter(|s| {
+            !matches!(
+                s.fanout,
+                pipedrive_engine::catalog::Fanout::PerParent { .. }
+            )
+        })
+        .map(|s| s.name)
+        .collect()
 }
 
 /// A scratch folder for benchmark databases.

@@ -140,6 +140,9 @@ struct BenchArgs {
     /// Streams read at once.
     #[arg(long, default_value_t = 8)]
     concurrency: usize,
+    /// Streams to sync (comma-separated); default: all but the one-request-per-parent ones.
+    #[arg(long)]
+    streams: Option<String>,
     /// Also write the measurements as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -513,8 +516,13 @@ async fn bench(args: BenchArgs) -> Result<(), Fail> {
         code: exit::OTHER,
         message: format!("benchmark: {e:#}"),
     };
+    let streams = match &args.streams {
+        Some(list) => parse_stream_list(list, "--streams")?,
+        None => bench::default_streams(),
+    };
     let mut scenarios = vec![bench::Scenario {
         name: "throttled",
+        streams: streams.clone(),
         scale: args.throttled_scale,
         plan: args.throttled_plan,
         latency_ms: args.latency_ms,
@@ -523,6 +531,7 @@ async fn bench(args: BenchArgs) -> Result<(), Fail> {
     }];
     scenarios.extend(args.unthrottled_scales.iter().map(|scale| bench::Scenario {
         name: "unthrottled",
+        streams: streams.clone(),
         scale: *scale,
         plan: Plan::Unlimited,
         latency_ms: 0,
