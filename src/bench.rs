@@ -215,11 +215,10 @@ fn table_counts(db: &Path) -> anyhow::Result<Vec<(String, u64)>> {
         .into_iter()
         .map(|table| {
             let quoted = pipedrive_destinations::sql::quote(&table);
-            let n: i64 = connection.query_row(
-                &format!("SELECT count(*) FROM main.{quoted}"),
-                [],
-                |r| r.get(0),
-            )?;
+            let n: i64 =
+                connection.query_row(&format!("SELECT count(*) FROM main.{quoted}"), [], |r| {
+                    r.get(0)
+                })?;
             Ok((table, n as u64))
         })
         .collect()

@@ -209,6 +209,23 @@ pub fn parse_stream_list(list: &str, flag: &str) -> Result<Vec<&'static str>, Co
 }
 
 impl Config {
+    /// The engine's plan for the selected streams.
+    pub fn plan(&self) -> pipedrive_engine::SyncPlan {
+        pipedrive_engine::SyncPlan {
+            streams: self
+                .streams
+                .iter()
+                .map(|s| pipedrive_engine::StreamPlan {
+                    def: s.def,
+                    mode: s.mode,
+                    table: s.table.clone(),
+                })
+                .collect(),
+            start_date: self.start_date,
+            concurrency: self.concurrency,
+        }
+    }
+
     /// Reads and resolves a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| {

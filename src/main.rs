@@ -12,9 +12,7 @@ use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use pipedrive_client::{Client, ClientError, ErrorClass, PagePosition, Paging, Request};
-use pipedrive_engine::{
-    Destination, DestinationError, Failure, StopSignal, StreamPlan, SyncMode, SyncPlan, catalog,
-};
+use pipedrive_engine::{Destination, DestinationError, Failure, StopSignal, SyncMode, catalog};
 use pipedrive_sim::{Plan, Scale, SimOptions};
 
 use crate::config::{Config, ConfigError, Target, parse_stream_list};
@@ -407,28 +405,9 @@ fn discover(json: bool) {
 async fn sync(config: Config) -> Result<(), Fail> {
     let client = Client::new(config.client.clone())?;
     let destination = open_destination(&config).await?;
-    let stop = StopSignal::default();
-    let on_signal = stop.clone();
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        tracing::warn!("stopping: finishing the pages in flight and saving state");
-        on_signal.stop();
-    });
+    let stop = stop_on_signal("saving state");
     let observer = Arc::new(progress::Progress::new(client.clone()));
-    let plan = SyncPlan {
-        streams: config
-            .streams
-            .iter()
-            .map(|s| StreamPlan {
-                def: s.def,
-                mode: s.mode,
-                table: s.table.clone(),
-            })
-            .collect(),
-        start_date: config.start_date,
-        concurrency: config.concurrency,
-    };
-    let report = pipedrive_engine::run(&client, destination, plan, observer, stop).await?;
+    let report = pipedrive_engine::run(&client, destination, config.plan(), observer, stop).await?;
     eprint!("{}", progress::summary(&report, &client));
     match report.worst_failure() {
         None => Ok(()),
@@ -466,6 +445,18 @@ async fn state(action: StateAction) -> Result<(), Fail> {
         }
     }
     Ok(())
+}
+
+/// A stop signal raised by SIGINT/SIGTERM: the run finishes the pages in flight, then `then`.
+fn stop_on_signal(then: &'static str) -> StopSignal {
+    let stop = StopSignal::default();
+    let on_signal = stop.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::warn!("stopping: finishing the pages in flight and {then}");
+        on_signal.stop();
+    });
+    stop
 }
 
 async fn shutdown_signal() {

@@ -10,10 +10,7 @@ use std::sync::Arc;
 use clap::{Args, Subcommand};
 use pipedrive_client::{Client, Request};
 use pipedrive_destinations::{airbyte, singer};
-use pipedrive_engine::{
-    Destination, Failure, Outcome, StopSignal, StreamPlan, SyncMode, SyncPlan, SyncReport,
-    SyncState, catalog,
-};
+use pipedrive_engine::{Destination, Failure, Outcome, SyncMode, SyncReport, SyncState, catalog};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -133,28 +130,9 @@ fn load_config(path: &Path, streams: &[(&'static str, SyncMode)]) -> Result<Conf
 /// Runs the engine with a protocol destination, stopping cleanly on SIGINT/SIGTERM.
 async fn run_sync(config: Config, destination: Box<dyn Destination>) -> Result<SyncReport, Fail> {
     let client = Client::new(config.client.clone())?;
-    let stop = StopSignal::default();
-    let on_signal = stop.clone();
-    tokio::spawn(async move {
-        crate::shutdown_signal().await;
-        tracing::warn!("stopping: finishing the pages in flight and emitting their state");
-        on_signal.stop();
-    });
-    let plan = SyncPlan {
-        streams: config
-            .streams
-            .iter()
-            .map(|s| StreamPlan {
-                def: s.def,
-                mode: s.mode,
-                table: s.table.clone(),
-            })
-            .collect(),
-        start_date: config.start_date,
-        concurrency: config.concurrency,
-    };
+    let stop = crate::stop_on_signal("emitting their state");
     let observer = Arc::new(crate::progress::Progress::new(client.clone()));
-    let report = pipedrive_engine::run(&client, destination, plan, observer, stop).await?;
+    let report = pipedrive_engine::run(&client, destination, config.plan(), observer, stop).await?;
     eprint!("{}", crate::progress::summary(&report, &client));
     Ok(report)
 }

@@ -76,6 +76,11 @@ impl DuckDb {
             };
             DestinationError::new(format!("DuckDB: cannot open {}: {text} ({hint})", path.display()))
         })?;
+        // DuckDB keeps written pages cached up to 80% of RAM by default; a sync streams, so
+        // a small cap keeps memory flat whatever the company's size (pages spill to the file).
+        connection
+            .execute_batch("SET memory_limit = '96MB'; SET preserve_insertion_order = false")
+            .map_err(fail("configuring the connection"))?;
         let catalog: String = connection
             .query_row("SELECT current_database()", [], |row| row.get(0))
             .map_err(fail("reading the database name"))?;

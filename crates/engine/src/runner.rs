@@ -226,7 +226,8 @@ pub async fn run(
     let mut states = destination.read_state().await?;
     let synced_at = Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true);
 
-    let (tx, mut rx) = mpsc::channel::<(WriteOp, oneshot::Sender<Result<(), String>>)>(8);
+    // Pages waiting for the writer are most of the memory a sync holds: keep the queue short.
+    let (tx, mut rx) = mpsc::channel::<(WriteOp, oneshot::Sender<Result<(), String>>)>(4);
     let writer_task = tokio::spawn(async move {
         while let Some((op, ack)) = rx.recv().await {
             let result = apply(destination.as_mut(), op, &synced_at).await;
