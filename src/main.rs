@@ -548,9 +548,12 @@ async fn bench(args: BenchArgs) -> Result<(), Fail> {
 }
 
 async fn demo(path: &Path, scale: Scale) -> Result<(), Fail> {
+    // No rate limits: a first look should take seconds, not the minutes a real plan's burst
+    // limit imposes on one request per deal.
     let handle = pipedrive_sim::start(
         SimOptions {
             scale,
+            plan: Plan::Unlimited,
             ..SimOptions::default()
         },
         0,
