@@ -30,6 +30,16 @@ pub const STREAMS: &[(&str, &str, Listed)] = &[
     ("organization_fields", "field_code", Listed::All),
     ("product_fields", "field_code", Listed::All),
     ("activity_fields", "field_code", Listed::All),
+    ("lead_fields", "key", Listed::All),
+    ("note_fields", "key", Listed::All),
+    ("lead_sources", "name", Listed::All),
+    ("files", "id", Listed::All),
+    ("call_logs", "id", Listed::All),
+    ("mail_threads", "id", Listed::All),
+    ("roles", "id", Listed::All),
+    ("permission_sets", "id", Listed::All),
+    ("goals", "id", Listed::All),
+    ("tasks", "id", Listed::All),
 ];
 
 #[derive(Clone, Copy)]
@@ -143,6 +153,18 @@ async fn full_sync_equals_ground_truth() {
     for (stream, key, listed) in STREAMS {
         assert_matches_truth(&sim, &workspace, stream, key, *listed).await;
     }
+    // Archived deals come from their own endpoint.
+    let archived: Vec<Value> = sim
+        .truth("deals")
+        .await
+        .into_iter()
+        .filter(|d| d["is_archived"] == json!(true))
+        .collect();
+    let rows = workspace.rows("main.deals_archived", "id");
+    assert_eq!(
+        rows.iter().map(|r| r["id"].clone()).collect::<Vec<_>>(),
+        archived.iter().map(|r| r["id"].clone()).collect::<Vec<_>>()
+    );
     // Every stream has a table, and the state moved for the incremental ones.
     let state = workspace.run(
         &sim,
