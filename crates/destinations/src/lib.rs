@@ -3,6 +3,8 @@
 pub mod airbyte;
 #[cfg(feature = "duckdb")]
 pub mod duckdb;
+#[cfg(feature = "files")]
+pub mod files;
 pub mod json_schema;
 #[cfg(feature = "postgres")]
 pub mod postgres;

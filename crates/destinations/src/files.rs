@@ -1,0 +1,1057 @@
+//! Files: Parquet or gzipped JSONL in a directory, one subdirectory per table.
+//!
+//! Layout: `DIR/{table}/{run_id}-{seq}.parquet` (or `.jsonl.gz`), and every stream's state in
+//! `DIR/_pipedrive_sync_state.json`. Files only append: a row that changes in Pipedrive is
+//! written again in a later file, so readers merge on the primary key and keep the row with
+//! the latest `_synced_at` (ties: the later file; names sort in write order). Each write
+//! makes its data files durable (temp name, fsync, rename, directory fsync) before the state
+//! file moves the same way, so a crash leaves at most an orphan file that state does not
+//! cover: its rows are read again and written again, which the merge absorbs.
+//!
+//! Column types are per file (a column may be BigInt in one file and Double in a later one):
+//! read with union-by-name, e.g. DuckDB's `read_parquet('DIR/deals/*.parquet',
+//! union_by_name = true)`. The table's schema part is not used: tables are directories.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanBuilder, Date32Builder, Float64Builder, Int64Builder,
+    StringBuilder, TimestampMicrosecondBuilder,
+};
+use arrow::datatypes::{
+    DataType, Date32Type, Field, Float64Type, Int64Type, Schema, TimeUnit, TimestampMicrosecondType,
+};
+use arrow::record_batch::RecordBatch;
+use async_trait::async_trait;
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, Utc};
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+use pipedrive_engine::schema::{Column, ColumnType};
+use pipedrive_engine::{Batch, Destination, DestinationError, StreamState, SyncState, TableRef};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// The state file, at the top of the directory.
+pub const STATE_FILE: &str = "_pipedrive_sync_state.json";
+
+/// Field metadata marking a Utf8 column that holds JSON text, so readers can parse it back.
+const TYPE_METADATA: &str = "pipedrive_sync.type";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Parquet,
+    Jsonl,
+}
+
+impl Format {
+    fn name(self) -> &'static str {
+        match self {
+            Format::Parquet => "parquet",
+            Format::Jsonl => "jsonl",
+        }
+    }
+
+    fn extension(self) -> &'static str {
+        match self {
+            Format::Parquet => "parquet",
+            Format::Jsonl => "jsonl.gz",
+        }
+    }
+}
+
+/// The state file's contents.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct StateFile {
+    streams: SyncState,
+    /// A full-refresh swap whose state is already saved: rolled forward at open if a crash
+    /// interrupted it, so the new state never pairs with the old directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    replacing: Option<Replacing>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Replacing {
+    staging: String,
+    target: String,
+    /// Where the target's old directory goes until the swap is done.
+    old: String,
+}
+
+pub struct Files {
+    dir: PathBuf,
+    format: Format,
+    /// Names this process's files: sortable, so file names sort in write order.
+    run_id: String,
+    seq: u64,
+    state: SyncState,
+}
+
+fn io_fail(context: String) -> impl FnOnce(std::io::Error) -> DestinationError {
+    move |error| DestinationError::new(format!("files: {context}: {error}"))
+}
+
+/// Makes renames and creations inside `dir` durable.
+fn sync_dir(dir: &Path) -> Result<(), DestinationError> {
+    #[cfg(unix)]
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_fail(format!("syncing directory {}", dir.display())))?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+/// Writes `path` through a temporary name in the same directory: readers and a crash see the
+/// old file or the complete new one.
+fn write_atomically(
+    path: &Path,
+    body: impl FnOnce(File) -> Result<File, DestinationError>,
+) -> Result<(), DestinationError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let temporary = dir.join(format!(".{name}.tmp"));
+    let file =
+        File::create(&temporary).map_err(io_fail(format!("creating {}", temporary.display())))?;
+    let file = body(file)?;
+    file.sync_all()
+        .map_err(io_fail(format!("syncing {}", temporary.display())))?;
+    drop(file);
+    std::fs::rename(&temporary, path)
+        .map_err(io_fail(format!("renaming to {}", path.display())))?;
+    sync_dir(dir)
+}
+
+/// Creates `dir` (and makes its entry durable) if it does not exist yet.
+fn ensure_dir(dir: &Path) -> Result<(), DestinationError> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir).map_err(io_fail(format!("creating {}", dir.display())))?;
+    sync_dir(dir.parent().unwrap_or(Path::new(".")))
+}
+
+impl Files {
+    /// Opens (creating it if needed) the directory, reads its state and finishes a swap a
+    /// crash interrupted.
+    pub fn open(dir: &Path, format: Format) -> Result<Files, DestinationError> {
+        ensure_dir(dir)?;
+        let path = dir.join(STATE_FILE);
+        let file: StateFile = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                DestinationError::new(format!("files: {} is unreadable: {e}", path.display()))
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => StateFile::default(),
+            Err(e) => return Err(io_fail(format!("reading {}", path.display()))(e)),
+        };
+        let mut files = Files {
+            dir: dir.to_owned(),
+            format,
+            run_id: Utc::now().format("%Y%m%dT%H%M%S%6fZ").to_string(),
+            seq: 0,
+            state: file.streams,
+        };
+        if let Some(replacing) = file.replacing {
+            files.finish_replace(&replacing)?;
+        }
+        Ok(files)
+    }
+
+    fn save_state(
+        &self,
+        streams: &SyncState,
+        replacing: Option<&Replacing>,
+    ) -> Result<(), DestinationError> {
+        let json = serde_json::to_vec_pretty(&StateFile {
+            streams: streams.clone(),
+            replacing: replacing.cloned(),
+        })
+        .map_err(|e| DestinationError::new(e.to_string()))?;
+        write_atomically(&self.dir.join(STATE_FILE), |mut file| {
+            file.write_all(&json)
+                .map_err(io_fail("writing the state file".to_owned()))?;
+            Ok(file)
+        })
+    }
+
+    /// Renames target → old and staging → target (each step skipped when already done),
+    /// clears the intent and removes the old directory.
+    fn finish_replace(&mut self, replacing: &Replacing) -> Result<(), DestinationError> {
+        let staging = self.dir.join(&replacing.staging);
+        let target = self.dir.join(&replacing.target);
+        let old = self.dir.join(&replacing.old);
+        if staging.is_dir() {
+            if target.is_dir() {
+                if old.exists() {
+                    std::fs::remove_dir_all(&target)
+                        .map_err(io_fail(format!("removing {}", target.display())))?;
+                } else {
+                    std::fs::rename(&target, &old)
+                        .map_err(io_fail(format!("moving {} aside", target.display())))?;
+                }
+            }
+            std::fs::rename(&staging, &target)
+                .map_err(io_fail(format!("renaming {}", staging.display())))?;
+            sync_dir(&self.dir)?;
+        }
+        self.save_state(&self.state, None)?;
+        if old.exists()
+            && let Err(error) = std::fs::remove_dir_all(&old)
+        {
+            tracing::warn!("files: cannot remove {}: {error}", old.display());
+        }
+        Ok(())
+    }
+
+    fn write_batch(&mut self, batch: &Batch<'_>) -> Result<(), DestinationError> {
+        let table_dir = self.dir.join(&batch.table.name);
+        ensure_dir(&table_dir)?;
+        let loaded: Vec<(usize, &Column)> = batch
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.ty != ColumnType::Null && c.name != "_synced_at")
+            .collect();
+        if batch.rows.is_empty() || loaded.is_empty() {
+            return Ok(());
+        }
+        if loaded
+            .iter()
+            .all(|(_, c)| !batch.primary_key.contains(&c.name.as_str()))
+        {
+            return Err(DestinationError::new(format!(
+                "stream {}: records have no primary key {:?}",
+                batch.stream, batch.primary_key
+            )));
+        }
+        self.seq += 1;
+        let path = table_dir.join(format!(
+            "{}-{:06}.{}",
+            self.run_id,
+            self.seq,
+            self.format.extension()
+        ));
+        let synced_at = parse_timestamp(batch.synced_at).ok_or_else(|| {
+            DestinationError::new(format!("synced_at `{}` is not a time", batch.synced_at))
+        })?;
+        match self.format {
+            Format::Parquet => {
+                let record_batch = to_record_batch(batch, &loaded, synced_at)?;
+                write_atomically(&path, |file| {
+                    let properties = WriterProperties::builder()
+                        .set_compression(Compression::SNAPPY)
+                        .build();
+                    let fail = |e: parquet::errors::ParquetError| {
+                        DestinationError::new(format!("files: writing {}: {e}", path.display()))
+                    };
+                    let mut writer =
+                        ArrowWriter::try_new(file, record_batch.schema(), Some(properties))
+                            .map_err(fail)?;
+                    writer.write(&record_batch).map_err(fail)?;
+                    writer.into_inner().map_err(fail)
+                })
+            }
+            Format::Jsonl => write_atomically(&path, |file| {
+                let fail = io_fail(format!("writing {}", path.display()));
+                let mut encoder = flate2::write::GzEncoder::new(
+                    BufWriter::new(file),
+                    flate2::Compression::default(),
+                );
+                let mut write_rows = || -> Result<(), DestinationError> {
+                    for row in batch.rows {
+                        let mut object = Map::new();
+                        for (i, column) in &loaded {
+                            object.insert(column.name.clone(), json_value(column, &row[*i])?);
+                        }
+                        object.insert("_synced_at".to_owned(), Value::String(rfc3339(synced_at)));
+                        serde_json::to_writer(&mut encoder, &object)
+                            .map_err(|e| DestinationError::new(e.to_string()))?;
+                        encoder
+                            .write_all(b"\n")
+                            .map_err(io_fail("writing a row".to_owned()))?;
+                    }
+                    Ok(())
+                };
+                write_rows()?;
+                encoder
+                    .finish()
+                    .and_then(|w| w.into_inner().map_err(|e| e.into_error()))
+                    .map_err(fail)
+            }),
+        }
+    }
+}
+
+fn rfc3339(micros: i64) -> String {
+    DateTime::<Utc>::from_timestamp_micros(micros)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+        .unwrap_or_default()
+}
+
+/// Microseconds since the epoch of `YYYY-MM-DD`, `YYYY-MM-DD HH:MM:SS[.fff]` (UTC) or RFC 3339
+/// (`T` or space, optional fraction, `Z`, `±HH`, `±HHMM` or `±HH:MM`): the shapes the engine
+/// types as timestamps, plus dates, which widen into timestamp columns.
+pub fn parse_timestamp(text: &str) -> Option<i64> {
+    if text.len() == 10 {
+        let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;
+        return Some(date.and_hms_opt(0, 0, 0)?.and_utc().timestamp_micros());
+    }
+    let bytes = text.as_bytes();
+    if bytes.len() < 19 || !matches!(bytes[10], b' ' | b'T') {
+        return None;
+    }
+    let mut end = 19;
+    if bytes.get(19) == Some(&b'.') {
+        end = 20
+            + bytes[20..]
+                .iter()
+                .take_while(|c| c.is_ascii_digit())
+                .count();
+    }
+    let local =
+        NaiveDateTime::parse_from_str(&text[..end].replacen(' ', "T", 1), "%Y-%m-%dT%H:%M:%S%.f")
+            .ok()?;
+    let offset_seconds = match &text[end..] {
+        "" | "Z" | "z" => 0,
+        offset => {
+            let sign = match offset.as_bytes()[0] {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let digits: String = offset[1..].chars().filter(|c| *c != ':').collect();
+            let (hours, minutes) = match digits.len() {
+                2 => (digits.parse::<i32>().ok()?, 0),
+                4 => (
+                    digits[..2].parse::<i32>().ok()?,
+                    digits[2..].parse::<i32>().ok()?,
+                ),
+                _ => return None,
+            };
+            sign * (hours * 3600 + minutes * 60)
+        }
+    };
+    let offset = FixedOffset::east_opt(offset_seconds)?;
+    Some(
+        local
+            .and_local_timezone(offset)
+            .single()?
+            .with_timezone(&Utc)
+            .timestamp_micros(),
+    )
+}
+
+fn days_since_epoch(text: &str) -> Option<i32> {
+    let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;
+    i32::try_from(
+        date.signed_duration_since(NaiveDate::from_ymd_opt(1970, 1, 1)?)
+            .num_days(),
+    )
+    .ok()
+}
+
+fn mismatch(column: &Column, value: &Value) -> DestinationError {
+    DestinationError::new(format!(
+        "column {} ({:?}) cannot hold {value}",
+        column.name, column.ty
+    ))
+}
+
+/// A value as the JSONL file stores it: timestamps normalised to RFC 3339 UTC, non-string
+/// values of text columns as their JSON text (so a column keeps one JSON type in a file).
+fn json_value(column: &Column, value: &Value) -> Result<Value, DestinationError> {
+    Ok(match (column.ty, value) {
+        (_, Value::Null) => Value::Null,
+        (ColumnType::Timestamp, Value::String(s)) => Value::String(rfc3339(
+            parse_timestamp(s).ok_or_else(|| mismatch(column, value))?,
+        )),
+        (ColumnType::Text, v) if !v.is_string() => Value::String(v.to_string()),
+        (_, v) => v.clone(),
+    })
+}
+
+/// One Arrow column from one batch column.
+fn to_array(
+    column: &Column,
+    rows: &[Vec<Value>],
+    index: usize,
+) -> Result<(Field, ArrayRef), DestinationError> {
+    let values = rows.iter().map(|row| &row[index]);
+    let nullable = |ty: DataType| Field::new(&column.name, ty, true);
+    Ok(match column.ty {
+        ColumnType::Boolean => {
+            let mut builder = BooleanBuilder::with_capacity(rows.len());
+            for value in values {
+                match value {
+                    Value::Null => builder.append_null(),
+                    Value::Bool(b) => builder.append_value(*b),
+                    other => return Err(mismatch(column, other)),
+                }
+            }
+            (nullable(DataType::Boolean), Arc::new(builder.finish()))
+        }
+        ColumnType::BigInt => {
+            let mut builder = Int64Builder::with_capacity(rows.len());
+            for value in values {
+                match value {
+                    Value::Null => builder.append_null(),
+                    other => {
+                        builder.append_value(other.as_i64().ok_or_else(|| mismatch(column, other))?)
+                    }
+                }
+            }
+            (nullable(DataType::Int64), Arc::new(builder.finish()))
+        }
+        ColumnType::Double => {
+            let mut builder = Float64Builder::with_capacity(rows.len());
+            for value in values {
+                match value {
+                    Value::Null => builder.append_null(),
+                    other => {
+                        builder.append_value(other.as_f64().ok_or_else(|| mismatch(column, other))?)
+                    }
+                }
+            }
+            (nullable(DataType::Float64), Arc::new(builder.finish()))
+        }
+        ColumnType::Date => {
+            let mut builder = Date32Builder::with_capacity(rows.len());
+            for value in values {
+                match value {
+                    Value::Null => builder.append_null(),
+                    other => builder.append_value(
+                        other
+                            .as_str()
+                            .and_then(days_since_epoch)
+                            .ok_or_else(|| mismatch(column, other))?,
+                    ),
+                }
+            }
+            (nullable(DataType::Date32), Arc::new(builder.finish()))
+        }
+        ColumnType::Timestamp => {
+            let mut builder =
+                TimestampMicrosecondBuilder::with_capacity(rows.len()).with_timezone("UTC");
+            for value in values {
+                match value {
+                    Value::Null => builder.append_null(),
+                    other => builder.append_value(
+                        other
+                            .as_str()
+                            .and_then(parse_timestamp)
+                            .ok_or_else(|| mismatch(column, other))?,
+                    ),
+                }
+            }
+            (
+                nullable(DataType::Timestamp(
+                    TimeUnit::Microsecond,
+                    Some("UTC".into()),
+                )),
+                Arc::new(builder.finish()),
+            )
+        }
+        ColumnType::Json | ColumnType::Text | ColumnType::Null => {
+            let mut builder = StringBuilder::new();
+            for value in values {
+                match value {
+                    Value::Null => builder.append_null(),
+                    Value::String(s) if column.ty != ColumnType::Json => builder.append_value(s),
+                    other => builder.append_value(other.to_string()),
+                }
+            }
+            let mut field = nullable(DataType::Utf8);
+            if column.ty == ColumnType::Json {
+                field = field.with_metadata(HashMap::from([(
+                    TYPE_METADATA.to_owned(),
+                    "json".to_owned(),
+                )]));
+            }
+            (field, Arc::new(builder.finish()))
+        }
+    })
+}
+
+fn to_record_batch(
+    batch: &Batch<'_>,
+    loaded: &[(usize, &Column)],
+    synced_at: i64,
+) -> Result<RecordBatch, DestinationError> {
+    let mut fields = Vec::with_capacity(loaded.len() + 1);
+    let mut arrays = Vec::with_capacity(loaded.len() + 1);
+    for (index, column) in loaded {
+        let (field, array) = to_array(column, batch.rows, *index)
+            .map_err(|e| DestinationError::new(format!("stream {}: {e}", batch.stream)))?;
+        fields.push(field);
+        arrays.push(array);
+    }
+    fields.push(Field::new(
+        "_synced_at",
+        DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        false,
+    ));
+    let mut stamps =
+        TimestampMicrosecondBuilder::with_capacity(batch.rows.len()).with_timezone("UTC");
+    stamps.append_value_n(synced_at, batch.rows.len());
+    arrays.push(Arc::new(stamps.finish()));
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
+        .map_err(|e| DestinationError::new(format!("stream {}: {e}", batch.stream)))
+}
+
+/// Every row of one data file as JSON objects: dates as `YYYY-MM-DD`, timestamps as RFC 3339
+/// UTC, JSON columns parsed back. For tests and tools that inspect a directory.
+pub fn read_file(path: &Path) -> Result<Vec<Map<String, Value>>, DestinationError> {
+    let name = path.to_string_lossy();
+    let file = File::open(path).map_err(io_fail(format!("opening {name}")))?;
+    if name.ends_with(".jsonl.gz") {
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(file)
+            .read_to_string(&mut text)
+            .map_err(io_fail(format!("reading {name}")))?;
+        return text
+            .lines()
+            .map(|line| {
+                serde_json::from_str(line)
+                    .map_err(|e| DestinationError::new(format!("{name}: {e}")))
+            })
+            .collect();
+    }
+    let fail = |e: &dyn std::fmt::Display| DestinationError::new(format!("reading {name}: {e}"));
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .and_then(|b| b.build())
+        .map_err(|e| fail(&e))?;
+    let mut rows = Vec::new();
+    for record_batch in reader {
+        let record_batch = record_batch.map_err(|e| fail(&e))?;
+        let start = rows.len();
+        rows.resize_with(start + record_batch.num_rows(), Map::new);
+        for (field, array) in record_batch
+            .schema()
+            .fields()
+            .iter()
+            .zip(record_batch.columns())
+        {
+            let json = field.metadata().get(TYPE_METADATA).map(String::as_str) == Some("json");
+            for (i, row) in rows[start..].iter_mut().enumerate() {
+                row.insert(
+                    field.name().clone(),
+                    cell(array, i, json).map_err(|e| fail(&e))?,
+                );
+            }
+        }
+    }
+    Ok(rows)
+}
+
+fn cell(array: &ArrayRef, i: usize, json: bool) -> Result<Value, String> {
+    if array.is_null(i) {
+        return Ok(Value::Null);
+    }
+    Ok(match array.data_type() {
+        DataType::Boolean => Value::Bool(array.as_boolean().value(i)),
+        DataType::Int64 => Value::from(array.as_primitive::<Int64Type>().value(i)),
+        DataType::Float64 => Value::from(array.as_primitive::<Float64Type>().value(i)),
+        DataType::Date32 => {
+            let days = array.as_primitive::<Date32Type>().value(i);
+            let date = NaiveDate::from_ymd_opt(1970, 1, 1)
+                .and_then(|epoch| epoch.checked_add_signed(chrono::Duration::days(days.into())))
+                .ok_or("date out of range")?;
+            Value::String(date.format("%Y-%m-%d").to_string())
+        }
+        DataType::Timestamp(TimeUnit::Microsecond, _) => Value::String(rfc3339(
+            array.as_primitive::<TimestampMicrosecondType>().value(i),
+        )),
+        DataType::Utf8 => {
+            let text = array.as_string::<i32>().value(i);
+            if json {
+                serde_json::from_str(text).map_err(|e| e.to_string())?
+            } else {
+                Value::String(text.to_owned())
+            }
+        }
+        other => return Err(format!("unexpected column type {other}")),
+    })
+}
+
+/// Every row of a table's directory, in write order (file names sort as they were written).
+pub fn read_table(dir: &Path, table: &str) -> Result<Vec<Map<String, Value>>, DestinationError> {
+    let table_dir = dir.join(table);
+    let mut paths: Vec<PathBuf> = match std::fs::read_dir(&table_dir) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| !n.starts_with('.'))
+            })
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(io_fail(format!("listing {}", table_dir.display()))(e)),
+    };
+    paths.sort();
+    let mut rows = Vec::new();
+    for path in paths {
+        rows.extend(read_file(&path)?);
+    }
+    Ok(rows)
+}
+
+#[async_trait]
+impl Destination for Files {
+    fn describe(&self) -> String {
+        format!("{} {}", self.format.name(), self.dir.display())
+    }
+
+    async fn read_state(&mut self) -> Result<SyncState, DestinationError> {
+        Ok(self.state.clone())
+    }
+
+    async fn write(&mut self, batches: &[Batch<'_>]) -> Result<(), DestinationError> {
+        tokio::task::block_in_place(|| {
+            let mut state = self.state.clone();
+            for batch in batches {
+                self.write_batch(batch)?;
+                state.insert(batch.stream.to_owned(), batch.state.clone());
+            }
+            // Files append, so children a re-read parent no longer has stay in older files
+            // (`replace_parents` is not applied): readers keep the latest `_synced_at` per key.
+            self.save_state(&state, None)?;
+            self.state = state;
+            Ok(())
+        })
+    }
+
+    async fn replace(
+        &mut self,
+        stream: &str,
+        staging: &TableRef,
+        target: &TableRef,
+        state: &StreamState,
+    ) -> Result<(), DestinationError> {
+        tokio::task::block_in_place(|| {
+            ensure_dir(&self.dir.join(&staging.name))?;
+            let replacing = Replacing {
+                staging: staging.name.clone(),
+                target: target.name.clone(),
+                old: format!(".old-{}-{}", target.name, self.run_id),
+            };
+            let mut streams = self.state.clone();
+            streams.insert(stream.to_owned(), state.clone());
+            // The intent goes with the new state, so a crash mid-swap is finished at open.
+            self.save_state(&streams, Some(&replacing))?;
+            self.state = streams;
+            self.finish_replace(&replacing)
+        })
+    }
+
+    async fn drop_table(&mut self, table: &TableRef) -> Result<(), DestinationError> {
+        let dir = self.dir.join(&table.name);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)
+                .map_err(io_fail(format!("removing {}", dir.display())))?;
+            sync_dir(&self.dir)?;
+        }
+        Ok(())
+    }
+
+    async fn reset_state(&mut self, stream: &str) -> Result<(), DestinationError> {
+        let mut streams = self.state.clone();
+        streams.remove(stream);
+        self.save_state(&streams, None)?;
+        self.state = streams;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn column(name: &str, ty: ColumnType) -> Column {
+        Column {
+            name: name.to_owned(),
+            ty,
+        }
+    }
+
+    fn state(bookmark: &str) -> StreamState {
+        StreamState {
+            bookmark: Some(bookmark.to_owned()),
+            ..StreamState::default()
+        }
+    }
+
+    fn table(name: &str) -> TableRef {
+        TableRef {
+            schema: "pipedrive".to_owned(),
+            name: name.to_owned(),
+        }
+    }
+
+    fn data_files(dir: &Path, table: &str) -> Vec<PathBuf> {
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(dir.join(table))
+            .map(|entries| entries.map(|e| e.unwrap().path()).collect())
+            .unwrap_or_default();
+        paths.sort();
+        paths
+    }
+
+    fn saved_state(dir: &Path) -> Value {
+        serde_json::from_slice(&std::fs::read(dir.join(STATE_FILE)).unwrap()).unwrap()
+    }
+
+    fn deal_columns() -> Vec<Column> {
+        vec![
+            column("id", ColumnType::BigInt),
+            column("won", ColumnType::Boolean),
+            column("value", ColumnType::Double),
+            column("close_date", ColumnType::Date),
+            column("update_time", ColumnType::Timestamp),
+            column("labels", ColumnType::Json),
+            column("title", ColumnType::Text),
+            column("never_set", ColumnType::Null),
+        ]
+    }
+
+    fn deal_rows() -> Vec<Vec<Value>> {
+        vec![
+            vec![
+                json!(1),
+                json!(true),
+                json!(10),
+                json!("2024-01-02"),
+                json!("2024-01-02 10:11:12"),
+                json!([1, 2]),
+                json!("first"),
+                Value::Null,
+            ],
+            vec![
+                json!(2),
+                json!(false),
+                json!(2.5),
+                Value::Null,
+                json!("2024-01-02T10:11:12.123Z"),
+                json!({"a": 1}),
+                json!(42),
+                Value::Null,
+            ],
+            vec![
+                json!(3),
+                Value::Null,
+                Value::Null,
+                json!("1969-12-31"),
+                json!("2024-01-02T12:11:12+02:00"),
+                Value::Null,
+                Value::Null,
+                Value::Null,
+            ],
+            vec![
+                json!(4),
+                Value::Null,
+                Value::Null,
+                Value::Null,
+                json!("2024-01-02 10:11:12.5"),
+                Value::Null,
+                Value::Null,
+                Value::Null,
+            ],
+            vec![
+                json!(5),
+                Value::Null,
+                Value::Null,
+                Value::Null,
+                json!("2024-01-02T05:41:12-0430"),
+                Value::Null,
+                Value::Null,
+                Value::Null,
+            ],
+        ]
+    }
+
+    async fn write_deals(files: &mut Files) {
+        let deals = table("deals");
+        let columns = deal_columns();
+        let rows = deal_rows();
+        let state = state("2024-01-02T10:11:12Z");
+        files
+            .write(&[Batch {
+                stream: "deals",
+                table: &deals,
+                primary_key: &["id"],
+                columns: &columns,
+                rows: &rows,
+                replace_parents: None,
+                state: &state,
+                synced_at: "2024-03-04T05:06:07Z",
+            }])
+            .await
+            .unwrap();
+    }
+
+    fn assert_deals(rows: &[Map<String, Value>]) {
+        let ids: Vec<&Value> = rows.iter().map(|r| &r["id"]).collect();
+        assert_eq!(ids, [&json!(1), &json!(2), &json!(3), &json!(4), &json!(5)]);
+        assert_eq!(rows[0]["won"], json!(true));
+        assert_eq!(rows[0]["value"].as_f64(), Some(10.0));
+        assert_eq!(rows[1]["value"].as_f64(), Some(2.5));
+        assert_eq!(rows[0]["close_date"], json!("2024-01-02"));
+        assert_eq!(rows[2]["close_date"], json!("1969-12-31"));
+        assert_eq!(rows[0]["update_time"], json!("2024-01-02T10:11:12Z"));
+        assert_eq!(rows[1]["update_time"], json!("2024-01-02T10:11:12.123Z"));
+        assert_eq!(rows[2]["update_time"], json!("2024-01-02T10:11:12Z"));
+        assert_eq!(rows[3]["update_time"], json!("2024-01-02T10:11:12.500Z"));
+        assert_eq!(rows[4]["update_time"], json!("2024-01-02T10:11:12Z"));
+        assert_eq!(rows[0]["labels"], json!([1, 2]));
+        assert_eq!(rows[1]["labels"], json!({"a": 1}));
+        assert_eq!(rows[0]["title"], json!("first"));
+        assert_eq!(rows[1]["title"], json!("42"));
+        assert_eq!(rows[2]["title"], Value::Null);
+        assert!(
+            rows.iter()
+                .all(|r| r["_synced_at"] == json!("2024-03-04T05:06:07Z"))
+        );
+        assert!(rows.iter().all(|r| !r.contains_key("never_set")));
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn parquet_round_trip_keeps_types_and_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut files = Files::open(dir.path(), Format::Parquet).unwrap();
+        write_deals(&mut files).await;
+        let paths = data_files(dir.path(), "deals");
+        assert_eq!(paths.len(), 1);
+        assert!(paths[0].to_str().unwrap().ends_with("-000001.parquet"));
+
+        let reader =
+            ParquetRecordBatchReaderBuilder::try_new(File::open(&paths[0]).unwrap()).unwrap();
+        let schema = reader.schema().clone();
+        let types: Vec<(&str, &DataType)> = schema
+            .fields()
+            .iter()
+            .map(|f| (f.name().as_str(), f.data_type()))
+            .collect();
+        let utc = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+        assert_eq!(
+            types,
+            [
+                ("id", &DataType::Int64),
+                ("won", &DataType::Boolean),
+                ("value", &DataType::Float64),
+                ("close_date", &DataType::Date32),
+                ("update_time", &utc),
+                ("labels", &DataType::Utf8),
+                ("title", &DataType::Utf8),
+                ("_synced_at", &utc),
+            ]
+        );
+        let batch = reader.build().unwrap().next().unwrap().unwrap();
+        let stamps = batch.column(4).as_primitive::<TimestampMicrosecondType>();
+        let base = 1_704_190_272_000_000;
+        assert_eq!(
+            stamps.values().to_vec(),
+            [base, base + 123_000, base, base + 500_000, base]
+        );
+        assert_eq!(batch.column(5).as_string::<i32>().value(0), "[1,2]");
+        assert_deals(&read_file(&paths[0]).unwrap());
+        assert_eq!(
+            saved_state(dir.path())["streams"]["deals"]["bookmark"],
+            json!("2024-01-02T10:11:12Z")
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn jsonl_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut files = Files::open(dir.path(), Format::Jsonl).unwrap();
+        assert_eq!(files.describe(), format!("jsonl {}", dir.path().display()));
+        write_deals(&mut files).await;
+        write_deals(&mut files).await;
+        let paths = data_files(dir.path(), "deals");
+        assert_eq!(paths.len(), 2);
+        assert!(paths[1].to_str().unwrap().ends_with("-000002.jsonl.gz"));
+        assert_deals(&read_file(&paths[0]).unwrap());
+        assert_eq!(read_table(dir.path(), "deals").unwrap().len(), 10);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn state_moves_only_after_the_data_and_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut files = Files::open(dir.path(), Format::Parquet).unwrap();
+        write_deals(&mut files).await;
+        // A failing batch (a value its column cannot hold) leaves the state where it was.
+        let deals = table("deals");
+        let columns = [column("id", ColumnType::BigInt)];
+        let rows = [vec![json!("not a number")]];
+        let later = state("2025-01-01T00:00:00Z");
+        let failed = files
+            .write(&[Batch {
+                stream: "deals",
+                table: &deals,
+                primary_key: &["id"],
+                columns: &columns,
+                rows: &rows,
+                replace_parents: None,
+                state: &later,
+                synced_at: "2025-01-01T00:00:00Z",
+            }])
+            .await;
+        assert!(failed.is_err());
+        let kept = json!("2024-01-02T10:11:12Z");
+        assert_eq!(
+            saved_state(dir.path())["streams"]["deals"]["bookmark"],
+            kept
+        );
+        assert_eq!(
+            files.read_state().await.unwrap()["deals"].bookmark,
+            kept.as_str().map(str::to_owned)
+        );
+        // The state file's modification is not older than the data file's: data first.
+        let data = std::fs::metadata(&data_files(dir.path(), "deals")[0]).unwrap();
+        let state_file = std::fs::metadata(dir.path().join(STATE_FILE)).unwrap();
+        assert!(state_file.modified().unwrap() >= data.modified().unwrap());
+        // No temporary file is left behind, and a reopened destination reads the same state.
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().all(|n| !n.ends_with(".tmp")), "{names:?}");
+        let mut reopened = Files::open(dir.path(), Format::Parquet).unwrap();
+        assert_eq!(
+            reopened.read_state().await.unwrap(),
+            files.read_state().await.unwrap()
+        );
+        reopened.reset_state("deals").await.unwrap();
+        let mut again = Files::open(dir.path(), Format::Parquet).unwrap();
+        assert!(again.read_state().await.unwrap().is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn empty_batch_writes_no_file_but_moves_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut files = Files::open(dir.path(), Format::Parquet).unwrap();
+        let deals = table("deals");
+        let columns = deal_columns();
+        let done = state("2024-05-06T00:00:00Z");
+        files
+            .write(&[Batch {
+                stream: "deals",
+                table: &deals,
+                primary_key: &["id"],
+                columns: &columns,
+                rows: &[],
+                replace_parents: None,
+                state: &done,
+                synced_at: "2024-05-06T00:00:00Z",
+            }])
+            .await
+            .unwrap();
+        assert!(data_files(dir.path(), "deals").is_empty());
+        assert_eq!(
+            saved_state(dir.path())["streams"]["deals"]["bookmark"],
+            json!("2024-05-06T00:00:00Z")
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn replace_swaps_directories_and_drop_removes_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut files = Files::open(dir.path(), Format::Parquet).unwrap();
+        write_deals(&mut files).await;
+        let deals = table("deals");
+        let staging = deals.staging();
+        let columns = [column("id", ColumnType::BigInt)];
+        let rows = [vec![json!(9)]];
+        let loading = state("2024-01-01T00:00:00Z");
+        files
+            .write(&[Batch {
+                stream: "deals",
+                table: &staging,
+                primary_key: &["id"],
+                columns: &columns,
+                rows: &rows,
+                replace_parents: None,
+                state: &loading,
+                synced_at: "2024-06-01T00:00:00Z",
+            }])
+            .await
+            .unwrap();
+        assert_eq!(read_table(dir.path(), "deals").unwrap().len(), 5);
+        let done = state("2024-06-01T00:00:00Z");
+        files
+            .replace("deals", &staging, &deals, &done)
+            .await
+            .unwrap();
+        let rows = read_table(dir.path(), "deals").unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0]["id"], json!(9));
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        let mut names = names;
+        names.sort();
+        assert_eq!(names, [STATE_FILE, "deals"]);
+        let saved = saved_state(dir.path());
+        assert_eq!(
+            saved["streams"]["deals"]["bookmark"],
+            json!("2024-06-01T00:00:00Z")
+        );
+        assert!(saved.get("replacing").is_none());
+
+        files.drop_table(&deals).await.unwrap();
+        assert!(!dir.path().join("deals").exists());
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_swap_interrupted_after_its_intent_is_finished_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut files = Files::open(dir.path(), Format::Jsonl).unwrap();
+        write_deals(&mut files).await;
+        // The crash came after the old directory moved aside, before staging moved in.
+        std::fs::create_dir(dir.path().join("_pds_staging_deals")).unwrap();
+        std::fs::rename(dir.path().join("deals"), dir.path().join(".old-deals-x")).unwrap();
+        let replacing = Replacing {
+            staging: "_pds_staging_deals".to_owned(),
+            target: "deals".to_owned(),
+            old: ".old-deals-x".to_owned(),
+        };
+        files.save_state(&files.state, Some(&replacing)).unwrap();
+        Files::open(dir.path(), Format::Jsonl).unwrap();
+        assert!(dir.path().join("deals").is_dir());
+        assert!(!dir.path().join(".old-deals-x").exists());
+        assert!(!dir.path().join("_pds_staging_deals").exists());
+        assert!(saved_state(dir.path()).get("replacing").is_none());
+    }
+
+    #[test]
+    fn parses_every_timestamp_shape() {
+        let base = Some(1_704_190_272_000_000);
+        for text in [
+            "2024-01-02 10:11:12",
+            "2024-01-02T10:11:12Z",
+            "2024-01-02T10:11:12+00:00",
+            "2024-01-02T12:11:12+02",
+            "2024-01-02T12:11:12+0200",
+            "2024-01-02 08:11:12-02:00",
+        ] {
+            assert_eq!(parse_timestamp(text), base, "{text}");
+        }
+        assert_eq!(
+            parse_timestamp("2024-01-02 10:11:12.123"),
+            base.map(|b| b + 123_000)
+        );
+        assert_eq!(
+            parse_timestamp("2024-01-02T10:11:12.000001Z"),
+            base.map(|b| b + 1)
+        );
+        assert_eq!(parse_timestamp("2024-01-02"), Some(1_704_153_600_000_000));
+        assert_eq!(parse_timestamp("2024-01-02 lunch"), None);
+        assert_eq!(parse_timestamp("2024-01-02T10:11:12+2"), None);
+    }
+}
