@@ -67,7 +67,7 @@ pub struct RawOAuth {
 pub struct RawTarget {
     #[serde(rename = "type")]
     pub kind: Option<String>,
-    /// DuckDB file.
+    /// DuckDB file, or the directory of a parquet or jsonl target.
     pub path: Option<String>,
     /// PostgreSQL connection URL.
     pub url: Option<String>,
@@ -86,8 +86,17 @@ pub struct RawStreamOptions {
 /// Where rows go.
 #[derive(Clone, Debug)]
 pub enum Target {
-    DuckDb { path: PathBuf },
-    Postgres { url: String },
+    DuckDb {
+        path: PathBuf,
+    },
+    Postgres {
+        url: String,
+    },
+    /// A directory of Parquet or gzipped JSONL files.
+    Files {
+        format: pipedrive_destinations::files::Format,
+        dir: PathBuf,
+    },
 }
 
 /// One selected stream with its resolved options.
@@ -353,6 +362,17 @@ impl Config {
             "duckdb" => Target::DuckDb {
                 path: base_dir.join(expand(raw.target.path.as_deref().unwrap_or("pipedrive.duckdb"), "target.path")?),
             },
+            kind @ ("parquet" | "jsonl") => Target::Files {
+                format: if kind == "parquet" {
+                    pipedrive_destinations::files::Format::Parquet
+                } else {
+                    pipedrive_destinations::files::Format::Jsonl
+                },
+                dir: base_dir.join(expand(
+                    raw.target.path.as_deref().unwrap_or("pipedrive-data"),
+                    "target.path",
+                )?),
+            },
             "postgres" | "postgresql" => Target::Postgres {
                 url: expand(
                     raw.target.url.as_deref().ok_or_else(|| {
@@ -363,7 +383,7 @@ impl Config {
             },
             other => {
                 return Err(error(format!(
-                    "target.type `{other}` is not supported: use duckdb or postgres"
+                    "target.type `{other}` is not supported: use duckdb, postgres, parquet or jsonl"
                 )));
             }
         };

@@ -315,6 +315,9 @@ async fn open_destination(config: &Config) -> Result<Box<dyn Destination>, Fail>
         Target::Postgres { url } => Ok(Box::new(
             pipedrive_destinations::postgres::connect(url, &config.state_schema).await?,
         )),
+        Target::Files { format, dir } => Ok(Box::new(pipedrive_destinations::files::Files::open(
+            dir, *format,
+        )?)),
     }
 }
 

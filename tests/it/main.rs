@@ -8,4 +8,5 @@ mod crash;
 mod protocols;
 mod support;
 mod sync_duckdb;
+mod sync_files;
 mod sync_postgres;
