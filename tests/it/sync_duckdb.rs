@@ -812,3 +812,34 @@ async fn a_bookmark_older_than_the_recents_month_reimports_in_full() {
     );
     assert_matches_truth(&sim, &workspace, "users", "id", Listed::All).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn goal_results_are_read_per_goal_over_its_duration() {
+    let sim = Sim::start(Scale::Tiny, Plan::Premium).await;
+    let workspace = Workspace::new();
+    workspace.write_config(&sim, "streams:\n  goals:\n  goal_results:\n");
+    assert_ok(&workspace.sync(&sim, &[]));
+    let goals: BTreeSet<String> = sim
+        .truth("goals")
+        .await
+        .iter()
+        .map(|g| key_of(g, "id"))
+        .collect();
+    let rows = workspace.rows("main.goal_results", "goal_id");
+    let loaded: BTreeSet<String> = rows.iter().map(|r| key_of(r, "goal_id")).collect();
+    assert_eq!(loaded, goals);
+    assert!(rows.iter().all(|r| r["progress"].is_number()), "{rows:?}");
+    let stats = sim.stats().await;
+    let results_requests: u64 = stats["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(path, _)| path.starts_with("/api/v1/goals/") && path.ends_with("/results"))
+        .map(|(_, s)| s["requests"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(
+        results_requests,
+        goals.len() as u64,
+        "one request per goal: {stats}"
+    );
+}

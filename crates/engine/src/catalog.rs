@@ -138,6 +138,9 @@ pub struct StreamDef {
     pub record_under: Option<&'static str>,
     pub origin: Origin,
     pub fanout: Fanout,
+    /// Query parameters of a per-parent request taken from the parent record: (parameter,
+    /// dotted path), e.g. a goal's results for `period.start` = the goal's `duration.start`.
+    pub parent_query: &'static [(&'static str, &'static str)],
     /// The column holding the parent's id in a fanned-out stream, added when records lack it.
     pub parent_column: Option<&'static str>,
     /// A parent's children are replaced as a whole when the parent is re-read, so children
@@ -217,6 +220,7 @@ const fn v2_entity(
         record_under: None,
         origin: Origin::Api,
         fanout: Fanout::None,
+        parent_query: &[],
         parent_column: None,
         replace_children: false,
     }
@@ -247,6 +251,7 @@ const fn full(
         record_under: None,
         origin: Origin::Api,
         fanout: Fanout::None,
+        parent_query: &[],
         parent_column: None,
         replace_children: false,
     }
@@ -495,6 +500,24 @@ pub static CATALOG: &[StreamDef] = &[
             PagingKind::None,
             20,
             ID,
+        )
+    },
+    StreamDef {
+        // A goal's progress over its whole duration (the period parameters are required).
+        record_under: Some("goal"),
+        parent_query: &[
+            ("period.start", "duration.start"),
+            ("period.end", "duration.end"),
+        ],
+        ..per_parent(
+            "goal_results",
+            "/api/v1/goals/{id}/results",
+            ApiVersion::V1,
+            PagingKind::None,
+            20,
+            "goals",
+            "goal_id",
+            &["goal_id"],
         )
     },
     StreamDef {

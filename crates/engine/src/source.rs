@@ -378,6 +378,7 @@ static RECENTS: StreamDef = StreamDef {
     record_under: None,
     origin: catalog::Origin::Api,
     fanout: Fanout::None,
+    parent_query: &[],
     parent_column: None,
     replace_children: false,
 };
@@ -423,7 +424,7 @@ pub async fn children(
     let ids: Vec<Value> = parents.iter().filter_map(|p| p.get(key).cloned()).collect();
     let mut chunk = match def.fanout {
         Fanout::Nested { field, .. } => nested(def, key, field, parents),
-        _ => requested(client, def, &ids).await?,
+        _ => requested(client, def, key, parents).await?,
     };
     chunk.replace_parents = def.replace_children.then_some(ids);
     Ok(chunk)
@@ -432,12 +433,28 @@ pub async fn children(
 /// One parent (when the request was for a single one) and the pages of its children.
 type ParentPages = (Option<Value>, Vec<Page>);
 
+/// The value at a dotted path of a record, as query text.
+fn path_text(record: &Map<String, Value>, path: &str) -> Option<String> {
+    let mut parts = path.split('.');
+    let mut value = record.get(parts.next()?)?;
+    for part in parts {
+        value = value.get(part)?;
+    }
+    match value {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
 /// Children read by requests. A parent that vanished meanwhile (404/410) has none.
 async fn requested(
     client: &Client,
     def: &'static StreamDef,
-    ids: &[Value],
+    key: &str,
+    parents: &[&Map<String, Value>],
 ) -> Result<Chunk, ClientError> {
+    let ids: Vec<Value> = parents.iter().filter_map(|p| p.get(key).cloned()).collect();
     let id_text = |id: &Value| match id {
         Value::String(s) => s.clone(),
         other => other.to_string(),
@@ -458,14 +475,22 @@ async fn requested(
                 )
             })
             .collect(),
-        Fanout::PerParent { .. } => ids
+        Fanout::PerParent { .. } => parents
             .iter()
-            .map(|id| {
+            .filter_map(|parent| {
+                let id = parent.get(key)?;
                 let path = def.path.replace("{id}", &id_text(id));
-                (
+                let query = def
+                    .parent_query
+                    .iter()
+                    .filter_map(|(param, field)| {
+                        Some(((*param).to_owned(), path_text(parent, field)?))
+                    })
+                    .collect();
+                Some((
                     Some(id.clone()),
-                    request(def, path, Vec::new(), PagePosition::First),
-                )
+                    request(def, path, query, PagePosition::First),
+                ))
             })
             .collect(),
         Fanout::None | Fanout::PerValue { .. } | Fanout::Nested { .. } => Vec::new(),

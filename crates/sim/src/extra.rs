@@ -944,6 +944,12 @@ pub fn get_v1_extra(c: &Ctx, db: &Db, segs: &[&str]) -> Resp {
             let Some(k) = (0..3u64).find(|k| goal_id(db.seed, *k) == *id) else {
                 return err(404, "Goal not found");
             };
+            // Both period bounds are required by the spec.
+            for bound in ["period.start", "period.end"] {
+                if c.q.val(bound).is_none() {
+                    return err(400, &format!("{bound} is required"));
+                }
+            }
             let won = db
                 .deals
                 .rows

@@ -378,7 +378,10 @@ async fn extra_cases(s: &Sim, v1: &Value, v2: &Value, errs: &mut Vec<String>) {
         ),
         ("/legacyTeams", "/v1/legacyTeams".into()),
         ("/goals/find", "/v1/goals/find".into()),
-        ("/goals/{id}/results", format!("/v1/goals/{goal}/results")),
+        (
+            "/goals/{id}/results",
+            format!("/v1/goals/{goal}/results?period.start=2026-01-01&period.end=2026-06-30"),
+        ),
     ];
     for (sp, url) in &cases {
         if sp.starts_with("/goals") {
