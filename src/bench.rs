@@ -41,8 +41,17 @@ pub struct Measurement {
     pub tokens_per_1000_records: f64,
 }
 
+/// Where a scenario loads.
+#[derive(Clone)]
+pub enum BenchTarget {
+    DuckDb,
+    /// A PostgreSQL URL; the scenario uses a schema of its own and drops it afterwards.
+    Postgres(String),
+}
+
 pub struct Scenario {
     pub name: &'static str,
+    pub target: BenchTarget,
     /// Streams synced; see [`default_streams`].
     pub streams: Vec<&'static str>,
     pub scale: Scale,
@@ -87,12 +96,18 @@ pub async fn measure(scenario: &Scenario, work: &Path) -> anyhow::Result<Measure
 
     let db = dir.join("bench.duckdb");
     let config = dir.join("bench.yaml");
+    let pg_schema = format!("pds_bench_{}", std::process::id());
+    let target = match &scenario.target {
+        BenchTarget::DuckDb => format!("  path: {}\n", db.display()),
+        BenchTarget::Postgres(url) => {
+            format!("  type: postgres\n  url: {url}\n  schema: {pg_schema}\n")
+        }
+    };
     std::fs::write(
         &config,
         format!(
-            "source:\n  api_token: ${{PDS_BENCH_TOKEN}}\n  base_url: {}\ntarget:\n  path: {}\nconcurrency: {}\nstreams:\n{}",
+            "source:\n  api_token: ${{PDS_BENCH_TOKEN}}\n  base_url: {}\ntarget:\n{target}concurrency: {}\nstreams:\n{}",
             sim.url,
-            db.display(),
             scenario.concurrency,
             scenario
                 .streams
@@ -128,7 +143,10 @@ pub async fn measure(scenario: &Scenario, work: &Path) -> anyhow::Result<Measure
         .await?;
     sim.shutdown().await;
 
-    let counts = table_counts(&db)?;
+    let counts = match &scenario.target {
+        BenchTarget::DuckDb => table_counts(&db)?,
+        BenchTarget::Postgres(url) => postgres_counts(url, &pg_schema).await?,
+    };
     let records: u64 = counts.iter().map(|(_, n)| n).sum();
     let core_records: u64 = counts
         .iter()
@@ -224,6 +242,36 @@ fn table_counts(db: &Path) -> anyhow::Result<Vec<(String, u64)>> {
         .collect()
 }
 
+/// Row counts of the scenario's PostgreSQL schema, which is dropped afterwards.
+async fn postgres_counts(url: &str, schema: &str) -> anyhow::Result<Vec<(String, u64)>> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    let tables = client
+        .query(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = $1 AND table_name NOT LIKE '\\_%'",
+            &[&schema],
+        )
+        .await?;
+    let quoted_schema = pipedrive_destinations::sql::quote(schema);
+    let mut counts = Vec::new();
+    for row in tables {
+        let table: String = row.get(0);
+        let quoted = pipedrive_destinations::sql::quote(&table);
+        let n: i64 = client
+            .query_one(
+                &format!("SELECT count(*) FROM {quoted_schema}.{quoted}"),
+                &[],
+            )
+            .await?
+            .get(0);
+        counts.push((table, n as u64));
+    }
+    client
+        .batch_execute(&format!("DROP SCHEMA {quoted_schema} CASCADE"))
+        .await?;
+    Ok(counts)
+}
+
 #[cfg(not(feature = "duckdb"))]
 fn table_counts(_db: &Path) -> anyhow::Result<Vec<(String, u64)>> {
     anyhow::bail!("bench needs the DuckDB destination: rebuild with the default features")
@@ -232,7 +280,7 @@ fn table_counts(_db: &Path) -> anyhow::Result<Vec<(String, u64)>> {
 /// The table the command prints.
 pub fn render(measurements: &[Measurement]) -> String {
     let mut out = format!(
-        "{:<12} {:<7} {:<10} {:>9} {:>8} {:>6} {:>8} {:>9} {:>8} {:>8} {:>10} {:>7} {:>12} {:>10}\n",
+        "{:<22} {:<7} {:<10} {:>9} {:>8} {:>6} {:>8} {:>9} {:>8} {:>8} {:>10} {:>7} {:>12} {:>10}\n",
         "scenario",
         "scale",
         "plan",
@@ -250,7 +298,7 @@ pub fn render(measurements: &[Measurement]) -> String {
     );
     for m in measurements {
         out.push_str(&format!(
-            "{:<12} {:<7} {:<10} {:>9} {:>8} {:>6} {:>8.1} {:>9.1} {:>8.1} {:>8.0} {:>10} {:>7.1} {:>12.1} {:>10}\n",
+            "{:<22} {:<7} {:<10} {:>9} {:>8} {:>6} {:>8.1} {:>9.1} {:>8.1} {:>8.0} {:>10} {:>7.1} {:>12.1} {:>10}\n",
             m.scenario,
             m.scale,
             m.plan,

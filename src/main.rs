@@ -138,6 +138,9 @@ struct BenchArgs {
     /// Streams read at once.
     #[arg(long, default_value_t = 8)]
     concurrency: usize,
+    /// Also load the unthrottled scales into this PostgreSQL database (a scratch schema).
+    #[arg(long)]
+    postgres_url: Option<String>,
     /// Streams to sync (comma-separated); default: all but the one-request-per-parent ones.
     #[arg(long)]
     streams: Option<String>,
@@ -516,6 +519,7 @@ async fn bench(args: BenchArgs) -> Result<(), Fail> {
     };
     let mut scenarios = vec![bench::Scenario {
         name: "throttled",
+        target: bench::BenchTarget::DuckDb,
         streams: streams.clone(),
         scale: args.throttled_scale,
         plan: args.throttled_plan,
@@ -525,6 +529,7 @@ async fn bench(args: BenchArgs) -> Result<(), Fail> {
     }];
     scenarios.extend(args.unthrottled_scales.iter().map(|scale| bench::Scenario {
         name: "unthrottled",
+        target: bench::BenchTarget::DuckDb,
         streams: streams.clone(),
         scale: *scale,
         plan: Plan::Unlimited,
@@ -532,6 +537,18 @@ async fn bench(args: BenchArgs) -> Result<(), Fail> {
         jitter_ms: 0,
         concurrency: args.concurrency,
     }));
+    if let Some(url) = &args.postgres_url {
+        scenarios.extend(args.unthrottled_scales.iter().map(|scale| bench::Scenario {
+            name: "unthrottled-postgres",
+            target: bench::BenchTarget::Postgres(url.clone()),
+            streams: streams.clone(),
+            scale: *scale,
+            plan: Plan::Unlimited,
+            latency_ms: 0,
+            jitter_ms: 0,
+            concurrency: args.concurrency,
+        }));
+    }
     let work = bench::work_dir();
     let mut measurements = Vec::new();
     for scenario in &scenarios {
