@@ -47,6 +47,8 @@ pub enum BenchTarget {
     DuckDb,
     /// A PostgreSQL URL; the scenario uses a schema of its own and drops it afterwards.
     Postgres(String),
+    /// Parquet files in the scenario's scratch directory.
+    Parquet,
 }
 
 pub struct Scenario {
@@ -102,6 +104,9 @@ pub async fn measure(scenario: &Scenario, work: &Path) -> anyhow::Result<Measure
         BenchTarget::Postgres(url) => {
             format!("  type: postgres\n  url: {url}\n  schema: {pg_schema}\n")
         }
+        BenchTarget::Parquet => {
+            format!("  type: parquet\n  path: {}\n", dir.join("files").display())
+        }
     };
     std::fs::write(
         &config,
@@ -146,6 +151,7 @@ pub async fn measure(scenario: &Scenario, work: &Path) -> anyhow::Result<Measure
     let counts = match &scenario.target {
         BenchTarget::DuckDb => table_counts(&db)?,
         BenchTarget::Postgres(url) => postgres_counts(url, &pg_schema).await?,
+        BenchTarget::Parquet => parquet_counts(&dir.join("files"))?,
     };
     let records: u64 = counts.iter().map(|(_, n)| n).sum();
     let core_records: u64 = counts
@@ -240,6 +246,30 @@ fn table_counts(db: &Path) -> anyhow::Result<Vec<(String, u64)>> {
             Ok((table, n as u64))
         })
         .collect()
+}
+
+/// Row counts of every table directory, from the Parquet footers.
+fn parquet_counts(dir: &Path) -> anyhow::Result<Vec<(String, u64)>> {
+    use parquet::file::reader::FileReader;
+    let mut counts = Vec::new();
+    for table in std::fs::read_dir(dir)? {
+        let table = table?;
+        let name = table.file_name().to_string_lossy().into_owned();
+        if !table.file_type()?.is_dir() || name.starts_with(['_', '.']) {
+            continue;
+        }
+        let mut rows = 0u64;
+        for file in std::fs::read_dir(table.path())? {
+            let path = file?.path();
+            if path.extension().is_some_and(|e| e == "parquet") {
+                let reader =
+                    parquet::file::reader::SerializedFileReader::new(std::fs::File::open(&path)?)?;
+                rows += reader.metadata().file_metadata().num_rows() as u64;
+            }
+        }
+        counts.push((name, rows));
+    }
+    Ok(counts)
 }
 
 /// Row counts of the scenario's PostgreSQL schema, which is dropped afterwards.

@@ -138,6 +138,9 @@ struct BenchArgs {
     /// Streams read at once.
     #[arg(long, default_value_t = 8)]
     concurrency: usize,
+    /// Also load the unthrottled scales into Parquet files.
+    #[arg(long)]
+    parquet: bool,
     /// Also load the unthrottled scales into this PostgreSQL database (a scratch schema).
     #[arg(long)]
     postgres_url: Option<String>,
@@ -537,6 +540,18 @@ async fn bench(args: BenchArgs) -> Result<(), Fail> {
         jitter_ms: 0,
         concurrency: args.concurrency,
     }));
+    if args.parquet {
+        scenarios.extend(args.unthrottled_scales.iter().map(|scale| bench::Scenario {
+            name: "unthrottled-parquet",
+            target: bench::BenchTarget::Parquet,
+            streams: streams.clone(),
+            scale: *scale,
+            plan: Plan::Unlimited,
+            latency_ms: 0,
+            jitter_ms: 0,
+            concurrency: args.concurrency,
+        }));
+    }
     if let Some(url) = &args.postgres_url {
         scenarios.extend(args.unthrottled_scales.iter().map(|scale| bench::Scenario {
             name: "unthrottled-postgres",
