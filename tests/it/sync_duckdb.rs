@@ -6,7 +6,7 @@ use pipedrive_sim::{Plan, Scale};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{Sim, Workspace, assert_ok, same_value, stderr};
+use crate::support::{Sim, Workspace, assert_ok, same_value};
 
 /// Streams of the foundation with the filter that turns ground truth (which keeps deleted and
 /// archived records) into what the stream's endpoint lists.
@@ -352,7 +352,6 @@ async fn incremental_sync_applies_changes_and_reads_only_changed_pages() {
             sim.stats().await
         );
     }
-    let _ = stderr(&output);
 }
 
 #[tokio::test(flavor = "multi_thread")]
