@@ -27,7 +27,7 @@ use arrow::datatypes::{
 };
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
-use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::Compression;
@@ -293,57 +293,10 @@ fn rfc3339(micros: i64) -> String {
         .unwrap_or_default()
 }
 
-/// Microseconds since the epoch of `YYYY-MM-DD`, `YYYY-MM-DD HH:MM:SS[.fff]` (UTC) or RFC 3339
-/// (`T` or space, optional fraction, `Z`, `±HH`, `±HHMM` or `±HH:MM`): the shapes the engine
-/// types as timestamps, plus dates, which widen into timestamp columns.
+/// Microseconds since the epoch of any timestamp shape the engine types as one (see
+/// [`pipedrive_engine::schema::parse_timestamp`]), or of a date.
 pub fn parse_timestamp(text: &str) -> Option<i64> {
-    if text.len() == 10 {
-        let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;
-        return Some(date.and_hms_opt(0, 0, 0)?.and_utc().timestamp_micros());
-    }
-    let bytes = text.as_bytes();
-    if bytes.len() < 19 || !matches!(bytes[10], b' ' | b'T') {
-        return None;
-    }
-    let mut end = 19;
-    if bytes.get(19) == Some(&b'.') {
-        end = 20
-            + bytes[20..]
-                .iter()
-                .take_while(|c| c.is_ascii_digit())
-                .count();
-    }
-    let local =
-        NaiveDateTime::parse_from_str(&text[..end].replacen(' ', "T", 1), "%Y-%m-%dT%H:%M:%S%.f")
-            .ok()?;
-    let offset_seconds = match &text[end..] {
-        "" | "Z" | "z" => 0,
-        offset => {
-            let sign = match offset.as_bytes()[0] {
-                b'+' => 1,
-                b'-' => -1,
-                _ => return None,
-            };
-            let digits: String = offset[1..].chars().filter(|c| *c != ':').collect();
-            let (hours, minutes) = match digits.len() {
-                2 => (digits.parse::<i32>().ok()?, 0),
-                4 => (
-                    digits[..2].parse::<i32>().ok()?,
-                    digits[2..].parse::<i32>().ok()?,
-                ),
-                _ => return None,
-            };
-            sign * (hours * 3600 + minutes * 60)
-        }
-    };
-    let offset = FixedOffset::east_opt(offset_seconds)?;
-    Some(
-        local
-            .and_local_timezone(offset)
-            .single()?
-            .with_timezone(&Utc)
-            .timestamp_micros(),
-    )
+    pipedrive_engine::schema::parse_timestamp(text).map(|t| t.timestamp_micros())
 }
 
 fn days_since_epoch(text: &str) -> Option<i32> {

@@ -405,13 +405,7 @@ fn custom_field_rows(
 
 /// Parses a Pipedrive timestamp in any of its formats into whole-second UTC RFC 3339.
 pub fn normalize_timestamp(value: &str) -> Option<String> {
-    let parsed = DateTime::parse_from_rfc3339(value)
-        .map(|t| t.with_timezone(&Utc))
-        .or_else(|_| {
-            chrono::NaiveDateTime::parse_from_str(value, "%Y-%m-%d %H:%M:%S%.f")
-                .map(|t| t.and_utc())
-        })
-        .ok()?;
+    let parsed = crate::schema::parse_timestamp(value)?;
     Some(parsed.to_rfc3339_opts(SecondsFormat::Secs, true))
 }
 

@@ -1,8 +1,8 @@
 //! JSON values to typed PostgreSQL values for binary COPY. The engine has already widened each
 //! column to hold its values, so a value that does not fit is a bug worth failing loudly on.
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
-use pipedrive_engine::schema::{ColumnType, to_text};
+use chrono::{DateTime, NaiveDate, Utc};
+use pipedrive_engine::schema::{ColumnType, parse_date, parse_timestamp, to_text};
 use serde_json::Value;
 use tokio_postgres::types::{ToSql, Type};
 
@@ -138,82 +138,6 @@ fn without_nul_json(value: &Value) -> std::borrow::Cow<'_, Value> {
     } else {
         std::borrow::Cow::Borrowed(value)
     }
-}
-
-/// `YYYY-MM-DD`.
-pub(super) fn parse_date(s: &str) -> Option<NaiveDate> {
-    if s.len() != 10 {
-        return None;
-    }
-    NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()
-}
-
-/// Every timestamp shape the engine infers: `YYYY-MM-DD HH:MM:SS` (Pipedrive v1, UTC) or with
-/// `T`, an optional fraction of any length, and `Z`, `±HH:MM`, `±HHMM` or `±HH`. A bare date
-/// (a column widened from dates) is midnight UTC.
-pub(super) fn parse_timestamp(s: &str) -> Option<DateTime<Utc>> {
-    if s.len() == 10 {
-        return Some(parse_date(s)?.and_hms_opt(0, 0, 0)?.and_utc());
-    }
-    let b = s.as_bytes();
-    if b.len() < 19 || !matches!(b[10], b' ' | b'T' | b't') || !s.is_char_boundary(19) {
-        return None;
-    }
-    let date = parse_date(&s[..10])?;
-    let number = |range: std::ops::Range<usize>| -> Option<u32> {
-        let part = s.get(range)?;
-        part.bytes()
-            .all(|c| c.is_ascii_digit())
-            .then(|| part.parse().ok())?
-    };
-    if b[13] != b':' || b[16] != b':' {
-        return None;
-    }
-    let (hour, minute, second) = (number(11..13)?, number(14..16)?, number(17..19)?);
-    let mut rest = &s[19..];
-    let mut nanos = 0u32;
-    if let Some(fraction) = rest.strip_prefix('.') {
-        let digits = fraction.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return None;
-        }
-        for (i, c) in fraction.bytes().take(9).take(digits).enumerate() {
-            nanos += u32::from(c - b'0') * 10u32.pow(8 - i as u32);
-        }
-        rest = &fraction[digits..];
-    }
-    let naive = NaiveDateTime::new(
-        date,
-        NaiveTime::from_hms_nano_opt(hour, minute, second, nanos)?,
-    );
-    let offset_seconds: i64 = match rest.as_bytes() {
-        [] | [b'Z' | b'z'] => 0,
-        [sign @ (b'+' | b'-'), tail @ ..] => {
-            let digits: Vec<u8> = tail.iter().copied().filter(|c| *c != b':').collect();
-            let colon_ok = match tail.len() {
-                2 | 4 => !tail.contains(&b':'),
-                5 => tail[2] == b':',
-                _ => false,
-            };
-            if !colon_ok || !digits.iter().all(u8::is_ascii_digit) {
-                return None;
-            }
-            let value = |d: &[u8]| i64::from(d[0] - b'0') * 10 + i64::from(d[1] - b'0');
-            let hours = value(&digits[0..2]);
-            let minutes = if digits.len() == 4 {
-                value(&digits[2..4])
-            } else {
-                0
-            };
-            if hours > 23 || minutes > 59 {
-                return None;
-            }
-            let seconds = hours * 3600 + minutes * 60;
-            if *sign == b'-' { -seconds } else { seconds }
-        }
-        _ => return None,
-    };
-    Some((naive - chrono::Duration::seconds(offset_seconds)).and_utc())
 }
 
 /// A value for an error message: its JSON text, cut short.
