@@ -205,3 +205,53 @@ async fn an_unwritable_duckdb_path_exits_4_and_state_reset_restarts_a_stream() {
     let state: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
     assert!(state.get("notes").is_none(), "{state}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_token_appears_nowhere_after_a_verbose_sync() {
+    let sim = Sim::start(Scale::Tiny, Plan::Premium).await;
+    let workspace = Workspace::new();
+    workspace.write_config(&sim, "");
+    let config = workspace.config_path();
+    let token = sim.handle.api_token.clone();
+    let mut seen = String::new();
+    for args in [
+        vec!["-vv", "sync", "--config", config.to_str().unwrap()],
+        vec!["-vv", "check", "--config", config.to_str().unwrap()],
+        vec!["-vv", "state", "show", "--config", config.to_str().unwrap()],
+        vec![
+            "-vv",
+            "--log-format",
+            "json",
+            "sync",
+            "--config",
+            config.to_str().unwrap(),
+        ],
+    ] {
+        let output = workspace.run(&sim, &args);
+        assert_eq!(code(&output), 0, "{args:?}: {}", stderr(&output));
+        seen.push_str(&stderr(&output));
+        seen.push_str(&String::from_utf8_lossy(&output.stdout));
+    }
+    assert!(!seen.contains(&token), "the token reached stdout or stderr");
+    // Every table, the state included, rendered as text.
+    let connection = workspace.duckdb();
+    let mut statement = connection
+        .prepare("SELECT table_schema, table_name FROM information_schema.tables WHERE table_catalog = current_database()")
+        .unwrap();
+    let tables: Vec<(String, String)> = statement
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(tables.len() > 40, "{tables:?}");
+    for (schema, table) in tables {
+        let hits: i64 = connection
+            .query_row(
+                &format!("SELECT count(*) FROM \"{schema}\".\"{table}\" t WHERE CAST(to_json(t) AS VARCHAR) LIKE '%' || ? || '%'"),
+                [&token],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(hits, 0, "the token is stored in {schema}.{table}");
+    }
+}
