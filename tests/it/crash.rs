@@ -158,3 +158,96 @@ fn assert_state_not_ahead(workspace: &Workspace) {
         );
     }
 }
+
+/// Every row of a PostgreSQL table without `_synced_at`, as sorted JSON text.
+async fn pg_snapshot(
+    client: &tokio_postgres::Client,
+    schema: &str,
+    table: &str,
+    order: &str,
+) -> Vec<String> {
+    let order: Vec<String> = order.split(", ").map(|k| format!("\"{k}\"")).collect();
+    let sql = format!(
+        "SELECT (to_jsonb(t) - '_synced_at')::text FROM \"{schema}\".\"{table}\" t ORDER BY {}",
+        order.join(", ")
+    );
+    client
+        .query(&sql, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .iter()
+        .map(|row| row.get::<_, String>(0))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_syncs_into_postgres_resume_to_the_same_data_as_a_clean_run() {
+    const URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+    let (client, connection) = tokio_postgres::connect(URL, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let suffix = std::process::id();
+    let (clean_schema, crashed_schema) = (
+        format!("pds_crash_clean_{suffix}"),
+        format!("pds_crash_killed_{suffix}"),
+    );
+    let sim = slow_sim().await;
+    let config = |workspace: &Workspace, schema: &str| {
+        let yaml = format!(
+            "source:\n  api_token: ${{PDS_TEST_TOKEN}}\n  base_url: {}\ntarget:\n  type: postgres\n  url: {URL}\n  schema: {schema}\n{STREAMS}",
+            sim.handle.url
+        );
+        std::fs::write(workspace.config_path(), yaml).unwrap();
+    };
+    let clean = Workspace::new();
+    config(&clean, &clean_schema);
+    let started = std::time::Instant::now();
+    assert_ok(&clean.sync(&sim, &[]));
+    let clean_ms = started.elapsed().as_millis() as u64;
+
+    let crashed = Workspace::new();
+    config(&crashed, &crashed_schema);
+    let mut rng = Lcg(0xdead);
+    let mut kills = 0;
+    for _ in 0..kill_points() {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pipedrive-sync"))
+            .args(["sync", "--config", crashed.config_path().to_str().unwrap()])
+            .env("PDS_TEST_TOKEN", &sim.handle.api_token)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(20 + rng.below(clean_ms.max(100)))).await;
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            kills += 1;
+        }
+        child.wait().unwrap();
+    }
+    assert!(kills > 0, "no run was killed mid-way");
+    // The killed runs' sessions (and their writer locks) end with their connections.
+    let mut last = crashed.sync(&sim, &[]);
+    for _ in 0..20 {
+        if last.status.code() != Some(4) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        last = crashed.sync(&sim, &[]);
+    }
+    assert_ok(&last);
+    for (table, order) in TABLES {
+        let expected = pg_snapshot(&client, &clean_schema, table, order).await;
+        let actual = pg_snapshot(&client, &crashed_schema, table, order).await;
+        assert_eq!(
+            actual.len(),
+            expected.len(),
+            "{table}: row count after {kills} kills"
+        );
+        assert_eq!(actual, expected, "{table}: rows differ from the clean run");
+    }
+    for schema in [clean_schema, crashed_schema] {
+        let _ = client
+            .batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+            .await;
+    }
+}
