@@ -55,6 +55,37 @@ fn snapshot(workspace: &Workspace, table: &str, order: &str) -> Vec<String> {
         .collect()
 }
 
+/// Starts `sync` and SIGKILLs it after a seeded random delay (up to a clean run's duration),
+/// `kill_points()` times, calling `after_each` between runs. Returns how many runs were killed
+/// before they finished.
+async fn kill_repeatedly(
+    sim: &Sim,
+    workspace: &Workspace,
+    clean_ms: u64,
+    seed: u64,
+    after_each: impl Fn(),
+) -> usize {
+    let mut rng = Lcg(seed);
+    let config = workspace.config_path();
+    let mut kills = 0;
+    for _ in 0..kill_points() {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pipedrive-sync"))
+            .args(["sync", "--config", config.to_str().unwrap()])
+            .env("PDS_TEST_TOKEN", &sim.handle.api_token)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(20 + rng.below(clean_ms.max(100)))).await;
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            kills += 1;
+        }
+        child.wait().unwrap();
+        after_each();
+    }
+    kills
+}
+
 async fn slow_sim() -> Sim {
     Sim::start_with(SimOptions {
         scale: Scale::Small,
@@ -76,25 +107,11 @@ async fn killed_syncs_resume_to_the_same_data_as_a_clean_run() {
 
     let crashed = Workspace::new();
     crashed.write_config(&sim, STREAMS);
-    let mut rng = Lcg(0x5eed);
-    let config = crashed.config_path();
-    let mut kills = 0;
-    for _ in 0..kill_points() {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pipedrive-sync"))
-            .args(["sync", "--config", config.to_str().unwrap()])
-            .env("PDS_TEST_TOKEN", &sim.handle.api_token)
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        tokio::time::sleep(Duration::from_millis(20 + rng.below(clean_ms.max(100)))).await;
-        if child.try_wait().unwrap().is_none() {
-            child.kill().unwrap();
-            kills += 1;
-        }
-        child.wait().unwrap();
-        // A killed run never leaves state ahead of its rows.
-        assert_state_not_ahead(&crashed);
-    }
+    // A killed run never leaves state ahead of its rows.
+    let kills = kill_repeatedly(&sim, &crashed, clean_ms, 0x5eed, || {
+        assert_state_not_ahead(&crashed)
+    })
+    .await;
     assert!(
         kills > 0,
         "no run was killed mid-way; the schedule is too slow for this machine"
@@ -208,22 +225,7 @@ async fn killed_syncs_into_postgres_resume_to_the_same_data_as_a_clean_run() {
 
     let crashed = Workspace::new();
     config(&crashed, &crashed_schema);
-    let mut rng = Lcg(0xdead);
-    let mut kills = 0;
-    for _ in 0..kill_points() {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pipedrive-sync"))
-            .args(["sync", "--config", crashed.config_path().to_str().unwrap()])
-            .env("PDS_TEST_TOKEN", &sim.handle.api_token)
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        tokio::time::sleep(Duration::from_millis(20 + rng.below(clean_ms.max(100)))).await;
-        if child.try_wait().unwrap().is_none() {
-            child.kill().unwrap();
-            kills += 1;
-        }
-        child.wait().unwrap();
-    }
+    let kills = kill_repeatedly(&sim, &crashed, clean_ms, 0xdead, || {}).await;
     assert!(kills > 0, "no run was killed mid-way");
     // The killed runs' sessions (and their writer locks) end with their connections.
     let mut last = crashed.sync(&sim, &[]);

@@ -12,7 +12,7 @@ pub mod transform;
 pub use catalog::{CATALOG, StreamDef};
 pub use destination::{Batch, Destination, DestinationError, TableRef};
 pub use runner::{
-    Failure, Observer, Outcome, Quiet, StopSignal, StreamPlan, StreamReport, SyncMode, SyncPlan,
+    Failure, Observer, Outcome, StopSignal, StreamPlan, StreamReport, SyncMode, SyncPlan,
     SyncReport, run,
 };
 pub use state::{StreamState, SyncState};

@@ -112,10 +112,6 @@ pub trait Observer: Send + Sync {
     fn stream_finished(&self, _report: &StreamReport) {}
 }
 
-/// An observer that does nothing.
-pub struct Quiet;
-impl Observer for Quiet {}
-
 /// Asks a running sync to stop after the pages in flight are committed.
 #[derive(Clone, Default)]
 pub struct StopSignal(Arc<AtomicBool>);
