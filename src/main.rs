@@ -2,7 +2,6 @@
 //! over to the engine, the destinations and the simulator.
 
 mod bench;
-mod config;
 mod progress;
 mod protocols;
 
@@ -12,10 +11,9 @@ use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use pipedrive_client::{Client, ClientError, ErrorClass, PagePosition, Paging, Request};
+use pipedrive_config::{Config, ConfigError, FileFormat, Target, parse_stream_list};
 use pipedrive_engine::{Destination, DestinationError, Failure, StopSignal, SyncMode, catalog};
 use pipedrive_sim::{Plan, Scale, SimOptions};
-
-use crate::config::{Config, ConfigError, Target, parse_stream_list};
 
 /// Documented exit codes (README → Exit codes).
 mod exit {
@@ -321,9 +319,15 @@ async fn open_destination(config: &Config) -> Result<Box<dyn Destination>, Fail>
         Target::Postgres { url } => Ok(Box::new(
             pipedrive_destinations::postgres::connect(url, &config.state_schema).await?,
         )),
-        Target::Files { format, dir } => Ok(Box::new(pipedrive_destinations::files::Files::open(
-            dir, *format,
-        )?)),
+        Target::Files { format, dir } => {
+            let format = match format {
+                FileFormat::Parquet => pipedrive_destinations::files::Format::Parquet,
+                FileFormat::Jsonl => pipedrive_destinations::files::Format::Jsonl,
+            };
+            Ok(Box::new(pipedrive_destinations::files::Files::open(
+                dir, format,
+            )?))
+        }
     }
 }
 

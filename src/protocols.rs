@@ -9,12 +9,12 @@ use std::sync::Arc;
 
 use clap::{Args, Subcommand};
 use pipedrive_client::{Client, Request};
+use pipedrive_config::{Config, RawConfig};
 use pipedrive_destinations::{airbyte, singer};
 use pipedrive_engine::{Destination, Failure, Outcome, SyncMode, SyncReport, SyncState, catalog};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::config::{Config, RawConfig};
 use crate::{Fail, exit};
 
 #[derive(Args)]

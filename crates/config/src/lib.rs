@@ -94,9 +94,16 @@ pub enum Target {
     },
     /// A directory of Parquet or gzipped JSONL files.
     Files {
-        format: pipedrive_destinations::files::Format,
+        format: FileFormat,
         dir: PathBuf,
     },
+}
+
+/// The format of a files target; the binary maps it onto the files destination.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileFormat {
+    Parquet,
+    Jsonl,
 }
 
 /// One selected stream with its resolved options.
@@ -364,9 +371,9 @@ impl Config {
             },
             kind @ ("parquet" | "jsonl") => Target::Files {
                 format: if kind == "parquet" {
-                    pipedrive_destinations::files::Format::Parquet
+                    FileFormat::Parquet
                 } else {
-                    pipedrive_destinations::files::Format::Jsonl
+                    FileFormat::Jsonl
                 },
                 dir: base_dir.join(expand(
                     raw.target.path.as_deref().unwrap_or("pipedrive-data"),
