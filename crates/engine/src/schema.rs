@@ -71,7 +71,8 @@ fn is_date(s: &str) -> bool {
 /// `YYYY-MM-DD HH:MM:SS` (v1, UTC) or RFC 3339 (`T`, optional fraction, `Z` or offset).
 fn is_timestamp(s: &str) -> bool {
     let b = s.as_bytes();
-    if b.len() < 19 || !is_date(&s[..10]) || !(b[10] == b' ' || b[10] == b'T') {
+    // The separator first: it makes byte 10 a character boundary, so `s[..10]` can be sliced.
+    if b.len() < 19 || !(b[10] == b' ' || b[10] == b'T') || !is_date(&s[..10]) {
         return false;
     }
     if !(digits(&b[11..13])
@@ -224,6 +225,18 @@ mod tests {
         assert_eq!(ColumnType::of(&json!(3)), ColumnType::BigInt);
         assert_eq!(ColumnType::of(&json!(3.5)), ColumnType::Double);
         assert_eq!(ColumnType::of(&json!({"a": 1})), ColumnType::Json);
+    }
+
+    #[test]
+    fn multibyte_text_is_text() {
+        for text in [
+            "aaaaaaaaaé-bbbbbbbbbb",
+            "2024-01-0é 10:11:12Z",
+            "2024-01-02 10:11:1é",
+        ] {
+            assert_eq!(ColumnType::of(&json!(text)), ColumnType::Text, "{text}");
+            assert_eq!(parse_timestamp(text), None, "{text}");
+        }
     }
 
     #[test]

@@ -167,7 +167,7 @@ impl RecordTransform {
             Some(CustomFieldLayout::Flat) => {
                 let keys: Vec<String> = record
                     .keys()
-                    .filter(|k| k.len() >= 40 && is_custom_field_key(&k[..40]))
+                    .filter(|k| k.get(..40).is_some_and(is_custom_field_key))
                     .cloned()
                     .collect();
                 // Main values first so their subfield suffixes land next to them.
@@ -331,6 +331,18 @@ mod tests {
             json!({"id": 1, "contract_value": 10.5, "contract_value_currency": "EUR",
                    "title_custom": "Red", "tags_drop_table_x": ["a", "b"]})
         );
+    }
+
+    #[test]
+    fn flat_keys_with_a_multibyte_character_at_byte_40_stay_as_they_are() {
+        let t = transform(CustomFieldLayout::Flat);
+        let key = format!("{}é", &MONEY[..39]);
+        let mut record = json!({"id": 1, key.clone(): 5})
+            .as_object()
+            .unwrap()
+            .clone();
+        t.apply(&mut record);
+        assert_eq!(Value::Object(record), json!({"id": 1, key: 5}));
     }
 
     #[test]
