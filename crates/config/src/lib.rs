@@ -152,8 +152,42 @@ fn expand(value: &str, key: &str) -> Result<String, ConfigError> {
     Ok(out)
 }
 
-/// Writes a secret atomically (temporary file, fsync, rename) and readable by its owner only.
-fn write_secret(path: &Path, secret: &SecretString) -> std::io::Result<()> {
+/// The OAuth token store holds `<fingerprint> <token>`: the newest refresh token, tagged with
+/// a fingerprint of the configured token it was rotated from. A configured token with another
+/// fingerprint is a new grant (the user re-authorised) and wins over the stored one.
+fn fingerprint(token: &str) -> String {
+    use sha2::Digest;
+    format!("{:x}", sha2::Sha256::digest(token.as_bytes()))[..16].to_owned()
+}
+
+/// A token store's `(fingerprint, token)`; stores written before fingerprints hold the token
+/// alone. Only a regular file is read, and only its start: a FIFO or device named by mistake
+/// would block or never end.
+fn read_token_store(path: &Path) -> Option<(Option<String>, String)> {
+    use std::io::Read;
+    if !std::fs::metadata(path).ok()?.is_file() {
+        return None;
+    }
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(64 * 1024)
+        .read_to_string(&mut text)
+        .ok()?;
+    let (fingerprint, token) = match text.trim().split_once(char::is_whitespace) {
+        Some((fingerprint, token)) => (Some(fingerprint.to_owned()), token.trim()),
+        None => (None, text.trim()),
+    };
+    (!token.is_empty()).then(|| (fingerprint, token.to_owned()))
+}
+
+/// Writes the token store atomically (temporary file, fsync, rename), readable by its owner
+/// only.
+fn write_token_store(
+    path: &Path,
+    fingerprint: Option<&str>,
+    token: &SecretString,
+) -> std::io::Result<()> {
     use secrecy::ExposeSecret;
     use std::io::Write;
     let temporary = path.with_extension("tmp");
@@ -163,7 +197,14 @@ fn write_secret(path: &Path, secret: &SecretString) -> std::io::Result<()> {
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
         let mut file = options.open(&temporary)?;
-        file.write_all(secret.expose_secret().as_bytes())?;
+        // `mode` applies to a new file only: a temporary left by a crash keeps its own.
+        #[cfg(unix)]
+        file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+        if let Some(fingerprint) = fingerprint {
+            write!(file, "{fingerprint} ")?;
+        }
+        file.write_all(token.expose_secret().as_bytes())?;
+        file.write_all(b"\n")?;
         file.sync_all()?;
     }
     std::fs::rename(&temporary, path)
@@ -294,7 +335,8 @@ impl Config {
                 "source.base_url `{base_url}` is not a URL ({e}): write e.g. http://127.0.0.1:8080"
             ))
         })?;
-        let mut token_store: Option<PathBuf> = None;
+        // Where a rotated refresh token goes, and the fingerprint it is tagged with.
+        let mut token_store: Option<(PathBuf, Option<String>)> = None;
         let credentials = match (&source.api_token, &source.oauth) {
             (Some(token), None) => {
                 let token = expand(token, "source.api_token")?;
@@ -318,20 +360,28 @@ impl Config {
                             .as_deref()
                             .unwrap_or(".pipedrive-sync-refresh-token"),
                     );
-                    // A stored token is newer than the configured one: Pipedrive rotated it.
-                    match std::fs::read_to_string(&store) {
-                        Ok(stored) if !stored.trim().is_empty() => {
-                            token_store = Some(store);
-                            SecretString::from(stored.trim().to_owned())
+                    let configured = expand(&oauth.refresh_token, "source.oauth.refresh_token")
+                        .map(|token| token.trim().to_owned());
+                    let configured_fingerprint = configured.as_deref().ok().map(fingerprint);
+                    let (token, root) = match (read_token_store(&store), configured) {
+                        // A token rotated from the configured one (or stored before
+                        // fingerprints were kept) is newer: Pipedrive rotated it.
+                        (Some((stored_fingerprint, stored)), configured)
+                            if stored_fingerprint.is_none()
+                                || configured.is_err()
+                                || stored_fingerprint == configured_fingerprint =>
+                        {
+                            (stored, stored_fingerprint.or(configured_fingerprint))
                         }
-                        _ => {
-                            token_store = Some(store);
-                            SecretString::from(expand(
-                                &oauth.refresh_token,
-                                "source.oauth.refresh_token",
-                            )?)
-                        }
+                        (_, configured) => (configured?, configured_fingerprint),
+                    };
+                    if token.is_empty() {
+                        return Err(error(
+                            "source.oauth.refresh_token is empty: authorise the app in Pipedrive and paste the refresh token it gives",
+                        ));
                     }
+                    token_store = Some((store, root));
+                    SecretString::from(token)
                 },
                 token_url: {
                     let url = match &oauth.token_url {
@@ -359,9 +409,9 @@ impl Config {
             .map(parse_start_date)
             .transpose()?;
         let mut credentials = credentials;
-        if let (Credentials::OAuth(oauth), Some(store)) = (&mut credentials, token_store) {
+        if let (Credentials::OAuth(oauth), Some((store, root))) = (&mut credentials, token_store) {
             oauth.on_rotate = Some(Arc::new(move |token: &SecretString| {
-                write_secret(&store, token)
+                write_token_store(&store, root.as_deref(), token)
             }));
         }
 
@@ -442,11 +492,17 @@ impl Config {
         if concurrency == 0 {
             return Err(error("concurrency must be at least 1"));
         }
+        let request_timeout = source.request_timeout_seconds.unwrap_or(60);
+        if !(1..=3600).contains(&request_timeout) {
+            return Err(error(format!(
+                "source.request_timeout_seconds is {request_timeout}: use 1 to 3600 seconds (default 60)"
+            )));
+        }
         Ok(Config {
             client: ClientConfig {
                 base_url,
                 credentials,
-                request_timeout: Duration::from_secs(source.request_timeout_seconds.unwrap_or(60)),
+                request_timeout: Duration::from_secs(request_timeout),
                 max_attempts: 8,
                 max_tokens: source.max_tokens,
                 user_agent: format!("pipedrive-sync/{}", env!("CARGO_PKG_VERSION")),
@@ -538,5 +594,54 @@ mod tests {
         );
         let broken = message("source:\n  api_token: [unclosed\n");
         assert!(broken.contains("test.yaml"), "{broken}");
+        assert!(
+            message("source: {api_token: a, company_domain: x, request_timeout_seconds: 0}\n")
+                .contains("1 to 3600")
+        );
+    }
+
+    fn refresh_token(dir: &Path, configured: &str) -> String {
+        use secrecy::ExposeSecret;
+        let yaml = format!(
+            "source:\n  company_domain: x\n  oauth: {{client_id: c, client_secret: s, refresh_token: '{configured}', token_store: store}}\n"
+        );
+        let config = Config::parse(&yaml, "test.yaml", dir).unwrap();
+        match config.client.credentials {
+            Credentials::OAuth(oauth) => oauth.refresh_token.expose_secret().to_owned(),
+            Credentials::ApiToken(_) => unreachable!("an OAuth config"),
+        }
+    }
+
+    #[test]
+    fn a_rotated_token_is_used_until_the_configured_one_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("store");
+        assert_eq!(refresh_token(dir.path(), "first"), "first");
+        write_token_store(
+            &store,
+            Some(&fingerprint("first")),
+            &SecretString::from("rotated".to_owned()),
+        )
+        .unwrap();
+        assert_eq!(refresh_token(dir.path(), "first"), "rotated");
+        // Re-authorised: the new configured token wins over the one rotated from the old.
+        assert_eq!(refresh_token(dir.path(), "second"), "second");
+        std::fs::write(&store, "legacy\n").unwrap();
+        assert_eq!(refresh_token(dir.path(), "first"), "legacy");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_token_store_is_private_even_over_a_loose_leftover_temporary() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("store");
+        let leftover = store.with_extension("tmp");
+        std::fs::write(&leftover, "old").unwrap();
+        std::fs::set_permissions(&leftover, std::fs::Permissions::from_mode(0o644)).unwrap();
+        write_token_store(&store, None, &SecretString::from("token".to_owned())).unwrap();
+        let mode = std::fs::metadata(&store).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(std::fs::read_to_string(&store).unwrap(), "token\n");
     }
 }
