@@ -119,6 +119,7 @@ pub async fn handle(st: &State, method: &str, path: &str, body: &[u8]) -> Respon
         ("DELETE", ["custom_fields", entity, key]) => {
             custom_field_admin(st, entity, Some(key), "DELETE", &jbody)
         }
+        ("POST", ["custom_field_values", entity, id]) => custom_field_value(st, entity, id, &jbody),
         ("POST", ["archive", entity, id]) | ("POST", ["unarchive", entity, id]) => {
             let on = segs[0] == "archive";
             let now = st.clock.now();
@@ -234,6 +235,57 @@ fn custom_field_admin(
             ok(json!({"key": k, "deleted": true}))
         }
         _ => bad(400, "bad request"),
+    }
+}
+
+/// Stores one custom field value as given, unchecked against the field's type: what an old
+/// import or a buggy integration leaves behind, such as text in a number field.
+fn custom_field_value(st: &State, entity: &str, id: &str, body: &Value) -> Response<Body> {
+    let Some(e) = FieldEntity::parse(entity) else {
+        return bad(404, "unknown entity");
+    };
+    let Ok(id) = id.parse::<u64>() else {
+        return bad(404, "not found");
+    };
+    let value = match body.get("value") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(CfVal::Str(s.as_str().into())),
+        Some(Value::Number(n)) => n.as_f64().map(CfVal::Num),
+        Some(_) => return bad(400, "value must be a string, a number or null"),
+    };
+    let key = body.get("key").and_then(Value::as_str).unwrap_or_default();
+    let now = st.clock.now() / 1000 * 1000;
+    let mut db = st.db.write().unwrap_or_else(|e| e.into_inner());
+    let Some(field) = db.custom_fields(e).find(|f| f.key == key).map(|f| f.id) else {
+        return bad(404, "field not found");
+    };
+    let found = match e {
+        FieldEntity::Deal => db.deals.modify(id, |r| {
+            r.cf.set(field, value);
+            r.update_time = now;
+        }),
+        FieldEntity::Person => db.persons.modify(id, |r| {
+            r.cf.set(field, value);
+            r.update_time = now;
+        }),
+        FieldEntity::Org => db.orgs.modify(id, |r| {
+            r.cf.set(field, value);
+            r.update_time = now;
+        }),
+        FieldEntity::Product => db.products.modify(id, |r| {
+            r.cf.set(field, value);
+            r.update_time = now;
+        }),
+        _ => {
+            return bad(
+                400,
+                "values can be set on deals, persons, organizations and products",
+            );
+        }
+    };
+    match found {
+        Some(()) => ok(json!({"ok": true})),
+        None => bad(404, "not found"),
     }
 }
 

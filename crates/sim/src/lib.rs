@@ -29,6 +29,9 @@
 //! - `POST /__sim/custom_fields/{entity}` `{"name","field_type","options":["a","b"]}` → `{"key",...}`;
 //!   `PATCH /__sim/custom_fields/{entity}/{key}` `{"name"}`; `DELETE /__sim/custom_fields/{entity}/{key}`.
 //!   (The spec'd v2 `POST/PATCH/DELETE /api/v2/{deal,person,...}Fields` work too.)
+//! - `POST /__sim/custom_field_values/{deals|persons|organizations|products}/{id}`
+//!   `{"key","value"}`: stores a string, number or null as the value, unchecked against the
+//!   field's type (text in a number field, as old imports leave it).
 //! - `POST /__sim/budget/reset` `{"remaining":N}?` → `{"limit","remaining"}`; `GET /__sim/budget`.
 //! - `POST /__sim/archive/{deals|leads}/{id}`, `POST /__sim/unarchive/{deals|leads}/{id}`.
 //! - `GET /__sim/info` → seed, scale, plan, company and record counts.
@@ -60,6 +63,8 @@ pub const OAUTH_CLIENT_SECRET: &str = "pipedrive-sim-secret-0123456789abcdef";
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Scale {
+    /// A company that has just signed up: its one user and the default pipeline, no records.
+    Empty,
     /// A few hundred records; for tests.
     #[default]
     Tiny,
@@ -91,6 +96,7 @@ impl FromStr for Scale {
     type Err = ParseError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.to_ascii_lowercase().as_str() {
+            "empty" => Ok(Scale::Empty),
             "tiny" => Ok(Scale::Tiny),
             "small" => Ok(Scale::Small),
             "medium" => Ok(Scale::Medium),
@@ -102,6 +108,7 @@ impl FromStr for Scale {
 impl fmt::Display for Scale {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            Scale::Empty => "empty",
             Scale::Tiny => "tiny",
             Scale::Small => "small",
             Scale::Medium => "medium",
@@ -152,6 +159,9 @@ pub struct FaultSettings {
     pub stall_ms: u64,
     /// 429 with no rate-limit headers and no Retry-After.
     pub rate_429_no_headers: f64,
+    /// v1 offset pages after the first start this many records early, repeating the end of
+    /// the previous page, as when records are added ahead of a reader mid-listing.
+    pub page_overlap: u32,
 }
 
 #[derive(Clone, Debug)]

@@ -170,6 +170,7 @@ pub fn counts(scale: Scale) -> Counts {
         leads,
     };
     match scale {
+        Scale::Empty => c(1, 1, 0, 0, 0, 0, 0, 0, 0),
         Scale::Tiny => c(4, 2, 20, 40, 60, 80, 12, 40, 20),
         Scale::Small => c(10, 3, 800, 2000, 2500, 3000, 200, 1200, 300),
         Scale::Medium => c(40, 5, 20_000, 50_000, 60_000, 70_000, 2000, 40_000, 8000),

@@ -28,6 +28,18 @@ pub fn json_response(status: u16, body: Vec<u8>) -> Response<Body> {
 
 const CLOUDFLARE_403: &str = "<!DOCTYPE html>\n<html lang=\"en-US\">\n<head><title>Access denied | api.pipedrive.com used Cloudflare to restrict access</title>\n<meta charset=\"UTF-8\" /></head>\n<body>\n<div id=\"cf-wrapper\"><div id=\"cf-error-details\" class=\"cf-error-details-wrapper\">\n<h1 data-translate=\"block_headline\">Sorry, you have been blocked</h1>\n<h2 class=\"cf-subheadline\"><span data-translate=\"unable_to_access\">You are unable to access</span> pipedrive.com</h2>\n<p>This website is using a security service to protect itself from online attacks.</p>\n<p>Cloudflare Ray ID: <strong class=\"font-semibold\">8f1a2b3c4d5e6f70</strong></p>\n</div></div>\n</body>\n</html>\n";
 
+/// Moves a v1 page's `start` back by `by` records, never before the first one.
+fn shift_start_back(q: &mut Query, by: u32) {
+    for (key, value) in &mut q.0 {
+        if key == "start"
+            && let Ok(start) = value.parse::<u64>()
+            && start > 0
+        {
+            *value = start.saturating_sub(u64::from(by)).to_string();
+        }
+    }
+}
+
 /// Replaces ids in a path with `{id}` for per-route stats.
 pub fn normalise(path: &str) -> String {
     path.split('/')
@@ -77,7 +89,7 @@ async fn handle(st: Arc<State>, req: Request) -> Response<Body> {
         .filter(|s| !s.is_empty())
         .collect();
     let route = normalise(&path);
-    let q = Query::parse(query.as_deref());
+    let mut q = Query::parse(query.as_deref());
 
     // Latency and faults: decided from the seed and this request's sequence number.
     let n = st
@@ -223,6 +235,10 @@ async fn handle(st: Arc<State>, req: Request) -> Response<Body> {
                 return resp;
             }
         }
+    }
+
+    if method == "GET" && ver == 1 && f.page_overlap > 0 {
+        shift_start_back(&mut q, f.page_overlap);
     }
 
     let me = 1;

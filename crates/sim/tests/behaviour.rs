@@ -690,3 +690,91 @@ async fn faults_are_deterministic() {
     assert!(a.iter().any(|x| x == "500" || x == "502" || x == "503"));
     assert_ne!(a, fault_sequence(12).await);
 }
+
+#[tokio::test]
+async fn an_empty_company_has_its_user_and_no_records() {
+    let s = sim(SimOptions {
+        scale: pipedrive_sim::Scale::Empty,
+        ..Default::default()
+    })
+    .await;
+    let (status, me) = s.get("/api/v1/users/me").await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["data"]["id"], 1);
+    for path in ["/api/v2/deals", "/api/v2/persons", "/api/v2/activities"] {
+        let (status, v) = s.get(path).await;
+        assert_eq!(status, 200, "{path}: {v}");
+        assert_eq!(v["data"], json!([]), "{path}");
+    }
+    // v1 answers an empty list with `data: null`, as Pipedrive does.
+    let (status, v) = s.get("/api/v1/notes").await;
+    assert_eq!(status, 200, "{v}");
+    assert!(v["data"].is_null(), "{v}");
+    assert!(s.truth("deals").await.is_empty());
+    assert_eq!(s.truth("pipelines").await.len(), 1);
+    s.h.shutdown().await;
+}
+
+#[tokio::test]
+async fn custom_field_values_can_be_set_against_their_type() {
+    let s = unlimited(1).await;
+    let field = s
+        .admin(
+            "POST",
+            "/__sim/custom_fields/deal",
+            json!({"name": "Amount", "field_type": "double"}),
+        )
+        .await;
+    let key = field["key"].as_str().unwrap().to_owned();
+    let before = s.get("/api/v2/deals/3").await.1["data"]["update_time"].clone();
+    s.admin("POST", "/__sim/clock/advance", json!({"seconds": 5}))
+        .await;
+    s.admin(
+        "POST",
+        "/__sim/custom_field_values/deals/3",
+        json!({"key": key, "value": "N/A"}),
+    )
+    .await;
+    let (_, v2) = s.get("/api/v2/deals/3").await;
+    assert_eq!(v2["data"]["custom_fields"][&key], "N/A");
+    assert_ne!(v2["data"]["update_time"], before);
+    let (_, v1) = s.get("/api/v1/deals/3").await;
+    assert_eq!(v1["data"][&key], "N/A");
+    s.admin(
+        "POST",
+        "/__sim/custom_field_values/deals/3",
+        json!({"key": key, "value": 7.5}),
+    )
+    .await;
+    assert_eq!(
+        s.get("/api/v2/deals/3").await.1["data"]["custom_fields"][&key],
+        7.5
+    );
+    s.h.shutdown().await;
+}
+
+#[tokio::test]
+async fn page_overlap_repeats_the_end_of_the_previous_v1_page() {
+    let s = unlimited(1).await;
+    let (_, plain) = s.get("/api/v1/notes?start=0&limit=10").await;
+    let ids: Vec<Value> = plain["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].clone())
+        .collect();
+    s.admin("POST", "/__sim/faults", json!({"page_overlap": 3}))
+        .await;
+    let (_, first) = s.get("/api/v1/notes?start=0&limit=5").await;
+    assert_eq!(
+        first["data"][0]["id"], ids[0],
+        "the first page is not moved"
+    );
+    let (_, second) = s.get("/api/v1/notes?start=5&limit=5").await;
+    assert_eq!(second["data"][0]["id"], ids[2]);
+    assert_eq!(
+        second["additional_data"]["pagination"]["next_start"],
+        json!(7)
+    );
+    s.h.shutdown().await;
+}
