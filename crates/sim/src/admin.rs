@@ -110,7 +110,12 @@ pub async fn handle(st: &State, method: &str, path: &str, body: &[u8]) -> Respon
             let mut o = st.oauth.lock().unwrap_or_else(|e| e.into_inner());
             let t = refresh_token_string(&mut o, st);
             o.refresh.insert(t.clone(), st.clock.now());
+            o.issued_refresh.push(t.clone());
             ok(json!({"refresh_token": t}))
+        }
+        ("GET", ["oauth", "issued"]) => {
+            let o = st.oauth.lock().unwrap_or_else(|e| e.into_inner());
+            ok(json!({"access_tokens": o.issued_access, "refresh_tokens": o.issued_refresh}))
         }
         ("POST", ["custom_fields", entity]) => custom_field_admin(st, entity, None, "POST", &jbody),
         ("PATCH", ["custom_fields", entity, key]) => {
@@ -522,6 +527,8 @@ pub fn oauth_token(st: &State, method: &str, headers: &HeaderMap, body: &[u8]) -
     let refresh = refresh_token_string(&mut o, st);
     o.access.insert(access.clone(), now + ACCESS_TTL_MS);
     o.refresh.insert(refresh.clone(), now);
+    o.issued_access.push(access.clone());
+    o.issued_refresh.push(refresh.clone());
     let v = json!({
         "access_token": access,
         "token_type": "Bearer",

@@ -25,7 +25,8 @@
 //! - `GET /__sim/clock` → `{"now","now_ms"}`; `POST /__sim/clock/advance` `{"seconds":N}`.
 //! - `GET|POST /__sim/faults` ([`FaultSettings`] JSON; posting also restarts the fault sequence).
 //! - `POST /__sim/oauth/authorize` → `{"code","client_id","redirect_uri"}`;
-//!   `POST /__sim/oauth/refresh_token` → `{"refresh_token"}`.
+//!   `POST /__sim/oauth/refresh_token` → `{"refresh_token"}`;
+//!   `GET /__sim/oauth/issued` → `{"access_tokens","refresh_tokens"}`: every token handed out.
 //! - `POST /__sim/custom_fields/{entity}` `{"name","field_type","options":["a","b"]}` → `{"key",...}`;
 //!   `PATCH /__sim/custom_fields/{entity}/{key}` `{"name"}`; `DELETE /__sim/custom_fields/{entity}/{key}`.
 //!   (The spec'd v2 `POST/PATCH/DELETE /api/v2/{deal,person,...}Fields` work too.)

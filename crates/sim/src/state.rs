@@ -134,6 +134,9 @@ pub struct OAuth {
     pub access: HashMap<String, Ms>,
     pub refresh: HashMap<String, Ms>,
     pub counter: u64,
+    /// Every access and refresh token handed out, for tests that search outputs for them.
+    pub issued_access: Vec<String>,
+    pub issued_refresh: Vec<String>,
 }
 
 pub const ACCESS_TTL_MS: Ms = 3_599_000;

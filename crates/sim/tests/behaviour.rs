@@ -564,6 +564,15 @@ async fn oauth_flow_and_rotation() {
     assert_eq!(r.status(), 400);
     let e: Value = r.json().await.unwrap();
     assert_eq!(e["error"], "Invalid grant: refresh_token is invalid");
+    let issued = s.admin("GET", "/__sim/oauth/issued", Value::Null).await;
+    assert_eq!(
+        issued["access_tokens"],
+        json!([t["access_token"], t2["access_token"]])
+    );
+    assert_eq!(
+        issued["refresh_tokens"],
+        json!([t["refresh_token"], t2["refresh_token"]])
+    );
     // Access tokens expire with the sim clock.
     let a2 = t2["access_token"].as_str().unwrap();
     s.admin("POST", "/__sim/clock/advance", json!({"seconds": 3600}))
