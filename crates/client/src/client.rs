@@ -84,6 +84,7 @@ pub(crate) fn transport_error(path: &str, e: reqwest::Error) -> ClientError {
             path: path.to_owned(),
         };
     }
+    let host = e.url().and_then(|u| u.host_str()).map(str::to_owned);
     let e = e.without_url();
     let mut detail = e.to_string();
     let mut source = std::error::Error::source(&e);
@@ -92,10 +93,28 @@ pub(crate) fn transport_error(path: &str, e: reqwest::Error) -> ClientError {
         detail.push_str(&s.to_string());
         source = s.source();
     }
+    if let Some(host) = host.filter(|_| is_unknown_host(&detail)) {
+        return ClientError::UnknownHost { host };
+    }
     ClientError::Network {
         path: path.to_owned(),
         detail: crate::page::truncate(&detail, 300),
     }
+}
+
+/// Whether a connect failure is the resolver's "no such name" (getaddrinfo's EAI_NONAME, as
+/// glibc, musl and macOS word it), not a temporary lookup failure (EAI_AGAIN), which is
+/// retried like any network error.
+fn is_unknown_host(detail: &str) -> bool {
+    detail.contains("dns error")
+        && [
+            "Name or service not known",
+            "No address associated with hostname",
+            "nodename nor servname provided",
+            "Name does not resolve",
+        ]
+        .iter()
+        .any(|text| detail.contains(text))
 }
 
 fn header<T: std::str::FromStr>(h: &HeaderMap, name: &str) -> Option<T> {

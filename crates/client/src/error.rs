@@ -71,6 +71,12 @@ pub enum ClientError {
     /// Connection refused, reset, closed early, TLS failure, or a body cut short.
     #[error("network error on {path}: {detail}")]
     Network { path: String, detail: String },
+    /// The host name does not exist: a mistyped company domain or base URL. Not retried: a
+    /// lookup that the name servers answer "no such name" fails the same way next time.
+    #[error(
+        "the host {host} does not exist (DNS lookup: no such name): check source.company_domain (the part before .pipedrive.com in your Pipedrive address) or source.base_url"
+    )]
+    UnknownHost { host: String },
     /// The body was not the JSON envelope we expect (malformed, truncated, wrong shape).
     #[error("could not decode the response of {path}: {detail}")]
     Decode { path: String, detail: String },
@@ -144,6 +150,7 @@ impl ClientError {
             | ClientError::Decode { .. }
             | ClientError::Api { .. }
             | ClientError::Unexpected { .. }
+            | ClientError::UnknownHost { .. }
             | ClientError::InvalidRequest { .. } => ErrorClass::Permanent,
         }
     }

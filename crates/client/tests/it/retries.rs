@@ -352,3 +352,18 @@ fn futures_and_streams_are_send() {
     send_ref(&c.get(&req));
     send(&c);
 }
+
+#[tokio::test]
+async fn an_unknown_host_fails_at_once_naming_the_company_domain() {
+    // `.invalid` never resolves (RFC 2606), with or without a network.
+    let url = url::Url::parse("http://no-such-company.invalid").unwrap();
+    let c = Client::with_backoff(config(&url), fast_backoff()).unwrap();
+    let error = c.get(&deals()).await.unwrap_err();
+    assert!(
+        matches!(&error, ClientError::UnknownHost { host } if host == "no-such-company.invalid"),
+        "{error:?}"
+    );
+    assert_eq!(error.exit_class(), ErrorClass::Permanent);
+    assert!(error.to_string().contains("company_domain"), "{error}");
+    assert_eq!(c.stats().retries, 0);
+}
