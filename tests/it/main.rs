@@ -4,7 +4,9 @@
 mod budget;
 mod cli;
 mod conformance;
+mod controls;
 mod crash;
+mod deletes_history;
 mod protocols;
 mod support;
 mod sync_duckdb;

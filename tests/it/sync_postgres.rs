@@ -8,16 +8,16 @@ use serde_json::{Value, json};
 use crate::support::{Sim, Workspace, assert_ok, stderr};
 use crate::sync_duckdb::{Listed, STREAMS, compare_with_truth};
 
-const URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+pub const URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
 /// A schema of its own, dropped when the test ends.
-struct Schema {
-    name: String,
+pub struct Schema {
+    pub name: String,
     client: tokio_postgres::Client,
 }
 
 impl Schema {
-    async fn new() -> Schema {
+    pub async fn new() -> Schema {
         let (client, connection) = tokio_postgres::connect(URL, tokio_postgres::NoTls)
             .await
             .expect("PostgreSQL on 127.0.0.1:5432");
@@ -26,7 +26,7 @@ impl Schema {
         Schema { name, client }
     }
 
-    async fn rows(&self, table: &str, key: &str) -> Vec<Value> {
+    pub async fn rows(&self, table: &str, key: &str) -> Vec<Value> {
         let sql = format!(
             "SELECT row_to_json(t)::text FROM \"{}\".\"{table}\" t ORDER BY \"{key}\"",
             self.name
@@ -40,12 +40,12 @@ impl Schema {
             .collect()
     }
 
-    async fn count(&self, table: &str) -> i64 {
+    pub async fn count(&self, table: &str) -> i64 {
         let sql = format!("SELECT count(*) FROM \"{}\".\"{table}\"", self.name);
         self.client.query_one(&sql, &[]).await.unwrap().get(0)
     }
 
-    async fn drop(self) {
+    pub async fn drop(self) {
         let _ = self
             .client
             .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.name))
@@ -61,7 +61,7 @@ fn uuid_like() -> String {
     format!("{}_{nanos}", std::process::id())
 }
 
-fn write_config(workspace: &Workspace, sim: &Sim, schema: &Schema, extra: &str) {
+pub fn write_config(workspace: &Workspace, sim: &Sim, schema: &Schema, extra: &str) {
     let yaml = format!(
         "source:\n  api_token: ${{PDS_TEST_TOKEN}}\n  base_url: {}\ntarget:\n  type: postgres\n  url: {URL}\n  schema: {}\n{extra}",
         sim.handle.url, schema.name

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use pipedrive_client::{ClientConfig, Credentials, OAuthCredentials, SecretString};
+use pipedrive_engine::controls::{Controls, RowFilter};
 use pipedrive_engine::{SyncMode, TableRef, catalog};
 use serde::Deserialize;
 
@@ -34,6 +35,9 @@ pub struct RawConfig {
     /// Streams read at once (they share one rate budget).
     #[serde(default)]
     pub concurrency: Option<usize>,
+    /// Salt of `hash_columns` (keep it secret, e.g. `${PDS_HASH_SALT}`).
+    #[serde(default)]
+    pub hash_salt: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -81,6 +85,17 @@ pub struct RawStreamOptions {
     pub mode: Option<SyncMode>,
     /// `schema.table`, where `{stream_name}` is replaced by the stream's name.
     pub object: Option<String>,
+    /// Keep `{table}_history`, one row per version (SCD2).
+    pub history: Option<bool>,
+    /// How often an incremental stream lists every id to find deleted records (`24h`, `30m`,
+    /// `0s` for every run, `never`). Costs one full listing of the stream.
+    pub reconcile_deletes_every: Option<String>,
+    /// Columns (destination names) never loaded.
+    pub exclude_columns: Option<Vec<String>>,
+    /// Columns loaded as the hex SHA-256 of `hash_salt` and the value.
+    pub hash_columns: Option<Vec<String>>,
+    /// Only records matching this are loaded, e.g. `pipeline_id = 3 and status != 'lost'`.
+    pub filter: Option<String>,
 }
 
 /// Where rows go.
@@ -112,6 +127,9 @@ pub struct StreamChoice {
     pub def: &'static catalog::StreamDef,
     pub mode: SyncMode,
     pub table: TableRef,
+    pub history: bool,
+    pub reconcile_deletes_every: Option<Duration>,
+    pub controls: Controls,
 }
 
 #[derive(Debug)]
@@ -126,6 +144,92 @@ pub struct Config {
 }
 
 const DEFAULT_OBJECT: &str = "pipedrive.{stream_name}";
+
+/// A stream's data controls: its own options over `'*'` over `defaults`.
+fn controls(
+    def: &catalog::StreamDef,
+    options: &RawStreamOptions,
+    wildcard: &RawStreamOptions,
+    defaults: &RawStreamOptions,
+    salt: Option<&str>,
+) -> Result<Controls, ConfigError> {
+    let pick = |get: fn(&RawStreamOptions) -> &Option<Vec<String>>| {
+        get(options)
+            .clone()
+            .or_else(|| get(wildcard).clone())
+            .or_else(|| get(defaults).clone())
+            .unwrap_or_default()
+    };
+    let exclude = pick(|o| &o.exclude_columns);
+    let hash = pick(|o| &o.hash_columns);
+    for (key, columns) in [("exclude_columns", &exclude), ("hash_columns", &hash)] {
+        if let Some(column) = columns
+            .iter()
+            .find(|c| def.primary_key.contains(&c.as_str()))
+        {
+            return Err(error(format!(
+                "streams.{}.{key}: `{column}` is the stream's primary key, which rows are merged on; remove it from {key}",
+                def.name
+            )));
+        }
+    }
+    let salt = match (hash.is_empty(), salt) {
+        (true, _) => String::new(),
+        (false, Some(salt)) if !salt.is_empty() => salt.to_owned(),
+        (false, _) => {
+            return Err(error(format!(
+                "streams.{}.hash_columns needs a salt: set `hash_salt: ${{PDS_HASH_SALT}}` at the top of the config and keep the value secret",
+                def.name
+            )));
+        }
+    };
+    let filter = options
+        .filter
+        .as_ref()
+        .or(wildcard.filter.as_ref())
+        .or(defaults.filter.as_ref())
+        .map(|text| {
+            text.parse::<RowFilter>()
+                .map_err(|e| error(format!("streams.{}.filter `{text}`: {e}", def.name)))
+        })
+        .transpose()?;
+    Ok(Controls {
+        exclude,
+        hash,
+        salt,
+        filter,
+    })
+}
+
+/// Deletes of streams that cannot list deleted records are looked for once a day.
+const DEFAULT_RECONCILE_EVERY: Duration = Duration::from_secs(24 * 3600);
+
+/// An interval such as `30m`, `24h`, `7d` or `90s`; `never` is `None`.
+pub fn parse_every(text: &str, key: &str) -> Result<Option<Duration>, ConfigError> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("never") {
+        return Ok(None);
+    }
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let seconds_per_unit = match unit.trim() {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => 0,
+    };
+    match number.parse::<u64>() {
+        Ok(n) if seconds_per_unit > 0 => Ok(Some(Duration::from_secs(
+            n.saturating_mul(seconds_per_unit),
+        ))),
+        _ => Err(error(format!(
+            "{key}: `{text}` is not an interval; write a number with s, m, h or d (e.g. `30m`, `24h`), or `never`"
+        ))),
+    }
+}
 const DUCKDB_OBJECT: &str = "main.{stream_name}";
 
 /// Replaces `${NAME}` with the environment variable's value; a missing one is an error naming
@@ -276,6 +380,9 @@ impl Config {
                     def: s.def,
                     mode: s.mode,
                     table: s.table.clone(),
+                    history: s.history,
+                    reconcile_every: s.reconcile_deletes_every,
+                    controls: s.controls.clone(),
                 })
                 .collect(),
             start_date: self.start_date,
@@ -469,6 +576,11 @@ impl Config {
                 return Err(unknown_stream(name, "streams"));
             }
         }
+        let hash_salt = raw
+            .hash_salt
+            .as_deref()
+            .map(|salt| expand(salt, "hash_salt"))
+            .transpose()?;
         let mut streams = Vec::new();
         for def in catalog::CATALOG {
             let options = match selected.get(def.name) {
@@ -479,12 +591,46 @@ impl Config {
             let mode = options.mode.or(wildcard.mode).unwrap_or(default_mode);
             let object = options
                 .object
+                .clone()
                 .or_else(|| wildcard.object.clone())
                 .unwrap_or_else(|| default_object.clone());
+            let history = options
+                .history
+                .or(wildcard.history)
+                .or(raw.defaults.history)
+                .unwrap_or(false);
+            if history && def.version_field().is_none() && options.history == Some(true) {
+                return Err(error(format!(
+                    "streams.{}.history: {} has no change time to version its records by; remove `history` from it",
+                    def.name, def.name
+                )));
+            }
+            let reconcile = options
+                .reconcile_deletes_every
+                .clone()
+                .or_else(|| wildcard.reconcile_deletes_every.clone())
+                .or_else(|| raw.defaults.reconcile_deletes_every.clone());
+            let reconcile_deletes_every = match reconcile {
+                None => Some(DEFAULT_RECONCILE_EVERY),
+                Some(text) => parse_every(
+                    &text,
+                    &format!("streams.{}.reconcile_deletes_every", def.name),
+                )?,
+            };
+            let controls = controls(
+                def,
+                &options,
+                &wildcard,
+                &raw.defaults,
+                hash_salt.as_deref(),
+            )?;
             streams.push(StreamChoice {
                 def,
                 mode,
                 table: parse_table(&object, def.name)?,
+                history: history && def.version_field().is_some(),
+                reconcile_deletes_every,
+                controls,
             });
         }
 

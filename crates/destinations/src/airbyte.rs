@@ -579,6 +579,7 @@ mod tests {
                 replace_parents: None,
                 state: &state,
                 synced_at: "2024-02-01T00:00:00Z",
+                history: false,
             }])
             .await
             .unwrap();

@@ -6,8 +6,13 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use duckdb::{Connection, appender_params_from_iter};
+use pipedrive_engine::destination::columns::{
+    DELETED, DELETED_AT, IS_CURRENT, VALID_FROM, VALID_TO,
+};
 use pipedrive_engine::schema::{Column, ColumnType, to_text};
-use pipedrive_engine::{Batch, Destination, DestinationError, StreamState, SyncState, TableRef};
+use pipedrive_engine::{
+    Batch, Destination, DestinationError, Missing, Present, StreamState, SyncState, TableRef,
+};
 
 use crate::sql::quote;
 
@@ -252,24 +257,120 @@ impl DuckDb {
         if !has_column || parents.is_empty() {
             return Ok(());
         }
-        self.execute("CREATE OR REPLACE TEMP TABLE _pds_parents (v VARCHAR)")?;
-        {
-            let mut appender = self
-                .connection
-                .appender("_pds_parents")
-                .map_err(fail("appending"))?;
-            for parent in parents {
-                appender
-                    .append_row([to_text(parent)])
-                    .map_err(fail("appending"))?;
-            }
-            appender.flush().map_err(fail("appending"))?;
-        }
+        self.load_keys("_pds_parents", parents)?;
         self.execute(&format!(
             "DELETE FROM {} WHERE CAST({} AS VARCHAR) IN (SELECT v FROM _pds_parents); DROP TABLE _pds_parents",
             self.table(&table.schema, &table.name),
             quote(column)
         ))
+    }
+
+    /// Loads values into a one-column temporary table, as text.
+    fn load_keys(
+        &mut self,
+        name: &str,
+        keys: &[serde_json::Value],
+    ) -> Result<(), DestinationError> {
+        self.execute(&format!(
+            "CREATE OR REPLACE TEMP TABLE {} (v VARCHAR)",
+            quote(name)
+        ))?;
+        let mut appender = self.connection.appender(name).map_err(fail("appending"))?;
+        for key in keys {
+            appender
+                .append_row([to_text(key)])
+                .map_err(fail("appending"))?;
+        }
+        appender.flush().map_err(fail("appending"))
+    }
+
+    fn keep_missing(&mut self, missing: &Missing<'_>) -> Result<u64, DestinationError> {
+        let Some(target_columns) = self.columns_of(missing.table)? else {
+            self.save_state(missing.stream, missing.state)?;
+            return Ok(0);
+        };
+        let target = self.table(&missing.table.schema, &missing.table.name);
+        let key = quote(missing.key);
+        let marks = [
+            Column {
+                name: DELETED.to_owned(),
+                ty: ColumnType::Boolean,
+            },
+            Column {
+                name: DELETED_AT.to_owned(),
+                ty: ColumnType::Timestamp,
+            },
+        ];
+        let marked = match missing.present {
+            Present::Keys(keys) => {
+                self.evolve(missing.table, &marks)?;
+                self.load_keys("_pds_present", keys)?;
+                let marked = self
+                    .connection
+                    .execute(
+                        &format!(
+                            "UPDATE {target} SET {deleted} = true, {deleted_at} = CAST(? AS TIMESTAMPTZ) \
+                             WHERE coalesce({deleted}, false) = false \
+                             AND CAST({key} AS VARCHAR) NOT IN (SELECT v FROM _pds_present)",
+                            deleted = quote(DELETED),
+                            deleted_at = quote(DELETED_AT),
+                        ),
+                        [missing.deleted_at],
+                    )
+                    .map_err(fail("marking deleted rows"))?;
+                self.execute("DROP TABLE _pds_present")?;
+                marked
+            }
+            Present::Reloaded(staging) => {
+                // The reload gets every column the old rows have, widened where they differ.
+                let mut wanted = target_columns.clone();
+                wanted.extend(marks);
+                let staging_columns = self.evolve(staging, &wanted)?;
+                let type_of = |name: &str| {
+                    staging_columns
+                        .iter()
+                        .find(|c| c.name == name)
+                        .map_or("VARCHAR", |c| sql_type(c.ty))
+                };
+                let has = |name: &str| target_columns.iter().any(|c| c.name == name);
+                let mut names = Vec::new();
+                let mut values = Vec::new();
+                for column in &target_columns {
+                    if column.name == DELETED || column.name == DELETED_AT {
+                        continue;
+                    }
+                    names.push(quote(&column.name));
+                    values.push(format!(
+                        "CAST(t.{} AS {})",
+                        quote(&column.name),
+                        type_of(&column.name)
+                    ));
+                }
+                names.push(quote(DELETED));
+                values.push("true".to_owned());
+                names.push(quote(DELETED_AT));
+                values.push(if has(DELETED_AT) {
+                    format!("coalesce(t.{}, CAST(? AS TIMESTAMPTZ))", quote(DELETED_AT))
+                } else {
+                    "CAST(? AS TIMESTAMPTZ)".to_owned()
+                });
+                self.connection
+                    .execute(
+                        &format!(
+                            "INSERT INTO {staging} ({}) SELECT {} FROM {target} AS t \
+                             WHERE NOT EXISTS (SELECT 1 FROM {staging} AS s \
+                             WHERE CAST(s.{key} AS VARCHAR) = CAST(t.{key} AS VARCHAR))",
+                            names.join(", "),
+                            values.join(", "),
+                            staging = self.table(&staging.schema, &staging.name),
+                        ),
+                        [missing.deleted_at],
+                    )
+                    .map_err(fail("keeping deleted rows"))?
+            }
+        };
+        self.save_state(missing.stream, missing.state)?;
+        Ok(marked as u64)
     }
 
     fn write_batch(&mut self, batch: &Batch<'_>) -> Result<(), DestinationError> {
@@ -312,9 +413,12 @@ impl DuckDb {
                     .find(|c| c.name == name)
                     .map_or("VARCHAR", |c| sql_type(c.ty))
             };
+            // History rows are versions: one per key and `_valid_from`.
+            let version_key = batch.history.then_some(VALID_FROM);
             let key_match: Vec<String> = batch
                 .primary_key
                 .iter()
+                .chain(&version_key)
                 .map(|k| format!("t.{q} = CAST(b.{q} AS {})", type_of(k), q = quote(k)))
                 .collect();
             if loaded
@@ -330,6 +434,30 @@ impl DuckDb {
                 "DELETE FROM {target} AS t USING _pds_batch AS b WHERE {}",
                 key_match.join(" AND ")
             ))?;
+            if batch.history {
+                // Each key's current version ends where the batch's first one begins.
+                let keys: Vec<String> = batch
+                    .primary_key
+                    .iter()
+                    .map(|k| format!("CAST({q} AS {}) AS {q}", type_of(k), q = quote(k)))
+                    .collect();
+                let joined: Vec<String> = batch
+                    .primary_key
+                    .iter()
+                    .map(|k| format!("t.{q} = f.{q}", q = quote(k)))
+                    .collect();
+                self.execute(&format!(
+                    "UPDATE {target} AS t SET {to} = f.first_from, {current} = false \
+                     FROM (SELECT {keys}, min(CAST({from} AS TIMESTAMPTZ)) AS first_from \
+                     FROM _pds_batch GROUP BY ALL) AS f \
+                     WHERE {joined} AND t.{current} AND t.{from} < f.first_from",
+                    to = quote(VALID_TO),
+                    current = quote(IS_CURRENT),
+                    from = quote(VALID_FROM),
+                    keys = keys.join(", "),
+                    joined = joined.join(" AND "),
+                ))?;
+            }
             let names: Vec<String> = loaded.iter().map(|(_, c)| quote(&c.name)).collect();
             let casts: Vec<String> = loaded
                 .iter()
@@ -406,6 +534,21 @@ impl Destination for DuckDb {
                 db.tables.remove(target);
                 db.save_state(stream, state)
             })
+        })
+    }
+
+    fn keeps_deleted(&self) -> bool {
+        true
+    }
+
+    async fn keep_deleted(&mut self, missing: &Missing<'_>) -> Result<u64, DestinationError> {
+        tokio::task::block_in_place(|| {
+            let mut marked = 0;
+            self.in_transaction(|db| {
+                marked = db.keep_missing(missing)?;
+                Ok(())
+            })?;
+            Ok(marked)
         })
     }
 

@@ -742,6 +742,7 @@ mod tests {
                 replace_parents: None,
                 state: &state,
                 synced_at: "2024-03-04T05:06:07Z",
+                history: false,
             }])
             .await
             .unwrap();
@@ -852,6 +853,7 @@ mod tests {
                 replace_parents: None,
                 state: &later,
                 synced_at: "2025-01-01T00:00:00Z",
+                history: false,
             }])
             .await;
         assert!(failed.is_err());
@@ -901,6 +903,7 @@ mod tests {
                 replace_parents: None,
                 state: &done,
                 synced_at: "2024-05-06T00:00:00Z",
+                history: false,
             }])
             .await
             .unwrap();
@@ -931,6 +934,7 @@ mod tests {
                 replace_parents: None,
                 state: &loading,
                 synced_at: "2024-06-01T00:00:00Z",
+                history: false,
             }])
             .await
             .unwrap();

@@ -339,6 +339,7 @@ mod tests {
             replace_parents: None,
             state,
             synced_at: "2024-02-01T00:00:00.000000Z",
+            history: false,
         }
     }
 

@@ -117,6 +117,34 @@ pub struct FieldDefinitions {
     pub name: &'static str,
 }
 
+/// How a stream's deleted records are recognised. Pipedrive deletes softly and purges after 30
+/// days, and only deals can be listed while deleted, so the others are found missing from a
+/// listing of ids (reconciliation) or from a full refresh.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Deletes {
+    /// A record field that marks a deleted record when it holds this value (deals listed with
+    /// `status=deleted` carry `is_deleted: true`; v1 records `active_flag: false`).
+    pub flag: Option<(&'static str, bool)>,
+    /// Streams whose ids also count as present when reconciling: an archived deal has left the
+    /// deals list without being deleted.
+    pub also_present_in: &'static [&'static str],
+}
+
+/// The stream that logs each change of this one's records, field by field with the old value and
+/// the time: history mode rebuilds the versions between two syncs from it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct ChangeLog {
+    pub stream: &'static str,
+    /// Record keys of a change: the field it changed, the value before, and when.
+    pub field: &'static str,
+    pub old_value: &'static str,
+    pub time: &'static str,
+    /// The record field holding its creation time: the state before the first logged change.
+    pub created: &'static str,
+    /// Change-log field keys whose column has another name (v1 `user_id` is v2 `owner_id`).
+    pub renamed: &'static [(&'static str, &'static str)],
+}
+
 /// One stream: everything the engine needs to read, key and load it.
 #[derive(Clone, Copy, Debug, Serialize)]
 pub struct StreamDef {
@@ -149,9 +177,21 @@ pub struct StreamDef {
     pub custom_fields: Option<CustomFields>,
     /// Set on `*_fields` streams: how to read a field definition.
     pub field_definitions: Option<FieldDefinitions>,
+    /// Set on entity streams: rows get `_deleted` and `_deleted_at`, and stay once purged.
+    pub deletes: Option<Deletes>,
+    pub change_log: Option<ChangeLog>,
+    /// The field that moves when a record changes, for streams re-read in full (no cursor):
+    /// history mode versions their records by it.
+    pub changed_at: Option<&'static str>,
 }
 
 impl StreamDef {
+    /// The field history mode versions records by: the cursor, or the change time of a stream
+    /// re-read in full.
+    pub fn version_field(&self) -> Option<&'static str> {
+        self.cursor_field.or(self.changed_at)
+    }
+
     pub fn supports_incremental(&self) -> bool {
         match self.fanout.parent() {
             // A child is incremental through its parent: only changed parents are re-read.
@@ -183,6 +223,29 @@ const V1_FIELDS: Option<FieldDefinitions> = Some(FieldDefinitions {
     key: "key",
     name: "name",
 });
+
+const DELETED_FLAG: Option<Deletes> = Some(Deletes {
+    flag: Some(("is_deleted", true)),
+    also_present_in: &[],
+});
+const ACTIVE_FLAG: Option<Deletes> = Some(Deletes {
+    flag: Some(("active_flag", false)),
+    also_present_in: &[],
+});
+/// Records without a deleted flag: deletes show only as missing ids.
+const MISSING_ONLY: Option<Deletes> = Some(Deletes {
+    flag: None,
+    also_present_in: &[],
+});
+
+/// A full-refresh list of entities: rows missing from a reload are kept, marked deleted.
+const fn entities(stream: StreamDef, flag: Option<Deletes>) -> StreamDef {
+    StreamDef {
+        deletes: flag,
+        changed_at: Some("update_time"),
+        ..stream
+    }
+}
 
 const fn nested(defined_by: &'static str) -> Option<CustomFields> {
     Some(CustomFields {
@@ -223,6 +286,9 @@ const fn v2_entity(
         parent_query: &[],
         parent_column: None,
         replace_children: false,
+        deletes: DELETED_FLAG,
+        change_log: None,
+        changed_at: None,
     }
 }
 
@@ -254,6 +320,9 @@ const fn full(
         parent_query: &[],
         parent_column: None,
         replace_children: false,
+        deletes: None,
+        change_log: None,
+        changed_at: None,
     }
 }
 
@@ -267,6 +336,7 @@ const fn recents(
     StreamDef {
         cursor_field: Some("update_time"),
         incremental: Incremental::Recents { item },
+        deletes: ACTIVE_FLAG,
         ..full(name, path, ApiVersion::V1, paging, 20, ID)
     }
 }
@@ -353,6 +423,18 @@ pub static CATALOG: &[StreamDef] = &[
     StreamDef {
         // `status` lists deleted deals too (for 30 days), which is how deletes are captured.
         fixed_query: &[("status", "open,won,lost,deleted")],
+        deletes: Some(Deletes {
+            flag: Some(("is_deleted", true)),
+            also_present_in: &["deals_archived"],
+        }),
+        change_log: Some(ChangeLog {
+            stream: "deal_flow",
+            field: "field_key",
+            old_value: "old_value",
+            time: "log_time",
+            created: "add_time",
+            renamed: &[("user_id", "owner_id"), ("label", "label_ids")],
+        }),
         ..v2_entity("deals", "/api/v2/deals", nested("deal_fields"))
     },
     v2_entity("persons", "/api/v2/persons", nested("person_fields")),
@@ -367,20 +449,27 @@ pub static CATALOG: &[StreamDef] = &[
         nested("activity_fields"),
     ),
     v2_entity("products", "/api/v2/products", nested("product_fields")),
-    full(
-        "pipelines",
-        "/api/v2/pipelines",
-        ApiVersion::V2,
-        V2_LIST,
-        5,
-        ID,
+    entities(
+        full(
+            "pipelines",
+            "/api/v2/pipelines",
+            ApiVersion::V2,
+            V2_LIST,
+            5,
+            ID,
+        ),
+        DELETED_FLAG,
     ),
-    full("stages", "/api/v2/stages", ApiVersion::V2, V2_LIST, 5, ID),
+    entities(
+        full("stages", "/api/v2/stages", ApiVersion::V2, V2_LIST, 5, ID),
+        DELETED_FLAG,
+    ),
     StreamDef {
         api: ApiVersion::V1,
         paging: V1_LIST,
         token_cost: 20,
         incremental: V1_UPDATED_SINCE,
+        deletes: ACTIVE_FLAG,
         ..v2_entity("notes", "/api/v1/notes", None)
     },
     StreamDef {
@@ -388,6 +477,11 @@ pub static CATALOG: &[StreamDef] = &[
         paging: V1_LIST,
         token_cost: 20,
         incremental: V1_UPDATED_SINCE,
+        // Leads are deleted for good: they can only go missing. Archived ones are not deleted.
+        deletes: Some(Deletes {
+            flag: None,
+            also_present_in: &["leads_archived"],
+        }),
         ..v2_entity("leads", "/api/v1/leads", flat("lead_fields"))
     },
     StreamDef {
@@ -410,16 +504,21 @@ pub static CATALOG: &[StreamDef] = &[
         ID,
     ),
     recents("filters", "/api/v1/filters", PagingKind::None, "filter"),
-    full(
-        "lead_labels",
-        "/api/v1/leadLabels",
-        ApiVersion::V1,
-        PagingKind::None,
-        10,
-        ID,
+    entities(
+        full(
+            "lead_labels",
+            "/api/v1/leadLabels",
+            ApiVersion::V1,
+            PagingKind::None,
+            10,
+            ID,
+        ),
+        MISSING_ONLY,
     ),
     StreamDef {
+        // An archived deal leaves this list when it is restored, not only when deleted.
         token_cost: 20,
+        deletes: None,
         ..v2_entity(
             "deals_archived",
             "/api/v2/deals/archived",
@@ -433,6 +532,7 @@ pub static CATALOG: &[StreamDef] = &[
         cursor_field: None,
         incremental: Incremental::None,
         token_cost: 40,
+        deletes: None,
         ..v2_entity(
             "leads_archived",
             "/api/v1/leads/archived",
@@ -493,6 +593,7 @@ pub static CATALOG: &[StreamDef] = &[
     ),
     StreamDef {
         items_path: Some("goals"),
+        deletes: MISSING_ONLY,
         ..full(
             "goals",
             "/api/v1/goals/find",
@@ -544,13 +645,16 @@ pub static CATALOG: &[StreamDef] = &[
         "mail_thread_id",
         ID,
     ),
-    full(
-        "call_logs",
-        "/api/v1/callLogs",
-        ApiVersion::V1,
-        V1_LIST,
-        20,
-        ID,
+    entities(
+        full(
+            "call_logs",
+            "/api/v1/callLogs",
+            ApiVersion::V1,
+            V1_LIST,
+            20,
+            ID,
+        ),
+        MISSING_ONLY,
     ),
     full(
         "permission_sets",
@@ -579,13 +683,16 @@ pub static CATALOG: &[StreamDef] = &[
         20,
         ID,
     ),
-    full(
-        "projects",
-        "/api/v2/projects",
-        ApiVersion::V2,
-        V2_LIST,
-        10,
-        ID,
+    entities(
+        full(
+            "projects",
+            "/api/v2/projects",
+            ApiVersion::V2,
+            V2_LIST,
+            10,
+            ID,
+        ),
+        MISSING_ONLY,
     ),
     full(
         "projects_archived",
@@ -595,7 +702,10 @@ pub static CATALOG: &[StreamDef] = &[
         10,
         ID,
     ),
-    full("tasks", "/api/v2/tasks", ApiVersion::V2, V2_LIST, 10, ID),
+    entities(
+        full("tasks", "/api/v2/tasks", ApiVersion::V2, V2_LIST, 10, ID),
+        MISSING_ONLY,
+    ),
     nested_rows(
         "person_emails",
         "persons",
@@ -738,6 +848,23 @@ mod tests {
                     "{}",
                     stream.name
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn delete_capture_and_change_logs_name_real_streams() {
+        for stream in CATALOG {
+            if let Some(deletes) = stream.deletes {
+                assert_eq!(stream.primary_key.len(), 1, "{}", stream.name);
+                assert!(stream.fanout.parent().is_none(), "{}", stream.name);
+                for other in deletes.also_present_in {
+                    assert_eq!(find(other).unwrap().primary_key, stream.primary_key);
+                }
+            }
+            if let Some(log) = stream.change_log {
+                let log_stream = find(log.stream).unwrap();
+                assert_eq!(log_stream.fanout.parent(), Some(stream.name));
             }
         }
     }

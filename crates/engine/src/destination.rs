@@ -23,6 +23,16 @@ impl TableRef {
     }
 }
 
+impl TableRef {
+    /// The table holding every version of this one's rows (history mode).
+    pub fn history(&self) -> TableRef {
+        TableRef {
+            schema: self.schema.clone(),
+            name: format!("{}_history", self.name),
+        }
+    }
+}
+
 impl std::fmt::Display for TableRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}.{}", self.schema, self.name)
@@ -45,6 +55,41 @@ pub struct Batch<'a> {
     pub state: &'a StreamState,
     /// Stamped into every row's `_synced_at`, RFC 3339.
     pub synced_at: &'a str,
+    /// The rows are versions for a history table: keyed by `primary_key` plus `_valid_from`,
+    /// and each key's current row (`_is_current`) is closed at the batch's first version.
+    pub history: bool,
+}
+
+/// Column names the engine gives meaning to.
+pub mod columns {
+    pub const DELETED: &str = "_deleted";
+    pub const DELETED_AT: &str = "_deleted_at";
+    pub const VALID_FROM: &str = "_valid_from";
+    pub const VALID_TO: &str = "_valid_to";
+    pub const IS_CURRENT: &str = "_is_current";
+}
+
+/// Rows of `table` that Pipedrive no longer lists: they are kept and marked deleted.
+#[derive(Debug)]
+pub struct Missing<'a> {
+    pub stream: &'a str,
+    pub table: &'a TableRef,
+    /// The single-column primary key.
+    pub key: &'a str,
+    pub present: Present<'a>,
+    /// `_deleted_at` of rows marked now (RFC 3339); rows marked before keep theirs.
+    pub deleted_at: &'a str,
+    pub state: &'a StreamState,
+}
+
+/// What Pipedrive still lists.
+#[derive(Debug)]
+pub enum Present<'a> {
+    /// Every key of a listing: other rows of the table are marked deleted in place.
+    Keys(&'a [Value]),
+    /// The staging table of a full refresh: rows of the table missing from it are copied into
+    /// it, marked deleted, so the swap that follows keeps them.
+    Reloaded(&'a TableRef),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +132,21 @@ pub trait Destination: Send {
 
     /// Drops a leftover staging table (a full refresh that must restart from scratch).
     async fn drop_table(&mut self, table: &TableRef) -> Result<(), DestinationError>;
+
+    /// Whether `keep_deleted` is implemented; the runner skips reconciliation otherwise.
+    fn keeps_deleted(&self) -> bool {
+        false
+    }
+
+    /// Marks (or carries over) the rows Pipedrive no longer lists and stores the state, in one
+    /// transaction. Returns how many rows were newly marked.
+    async fn keep_deleted(&mut self, missing: &Missing<'_>) -> Result<u64, DestinationError> {
+        Err(DestinationError::new(format!(
+            "{}: cannot keep deleted rows of {}",
+            self.describe(),
+            missing.stream
+        )))
+    }
 
     /// Forgets a stream's state (`state reset`): its next sync starts from the beginning.
     async fn reset_state(&mut self, stream: &str) -> Result<(), DestinationError>;

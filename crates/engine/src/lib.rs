@@ -2,7 +2,9 @@
 //! destination trait and the concurrent runner that ties them to the client.
 
 pub mod catalog;
+pub mod controls;
 pub mod destination;
+pub mod history;
 pub mod runner;
 pub mod schema;
 pub mod source;
@@ -10,7 +12,7 @@ pub mod state;
 pub mod transform;
 
 pub use catalog::{CATALOG, StreamDef};
-pub use destination::{Batch, Destination, DestinationError, TableRef};
+pub use destination::{Batch, Destination, DestinationError, Missing, Present, TableRef};
 pub use runner::{
     Failure, Observer, Outcome, StopSignal, StreamPlan, StreamReport, SyncMode, SyncPlan,
     SyncReport, run,

@@ -13,8 +13,10 @@ use pipedrive_client::{Client, ClientError, ErrorClass, PagePosition};
 use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::catalog::{self, Fanout, Incremental, Origin, PagingKind, StreamDef};
-use crate::destination::{Batch, Destination, DestinationError, TableRef};
+use crate::catalog::{self, Deletes, Fanout, Incremental, Origin, PagingKind, StreamDef};
+use crate::destination::columns::{DELETED, DELETED_AT};
+use crate::destination::{Batch, Destination, DestinationError, Missing, Present, TableRef};
+use crate::history::{self, VersionInput};
 use crate::schema::{Column, ColumnType};
 use crate::source::{self, Source};
 use crate::state::{FullRefreshProgress, StreamState, SyncState};
@@ -33,6 +35,12 @@ pub struct StreamPlan {
     pub def: &'static StreamDef,
     pub mode: SyncMode,
     pub table: TableRef,
+    /// Keep `{table}_history` with one row per version (streams with a version field only).
+    pub history: bool,
+    /// How often an incremental stream lists its ids to find deleted records: `None` never,
+    /// zero on every run. Costs one full listing of the stream.
+    pub reconcile_every: Option<std::time::Duration>,
+    pub controls: crate::controls::Controls,
 }
 
 /// Everything `run` needs, validated.
@@ -135,6 +143,8 @@ struct TableWrite {
     /// Rows whose `.0` column holds one of `.1` are removed first.
     replace: Option<(&'static str, Vec<Value>)>,
     state: StreamState,
+    /// Versions for a history table.
+    history: bool,
 }
 
 /// A write for the writer task, answered once committed.
@@ -148,6 +158,20 @@ enum WriteOp {
         state: StreamState,
     },
     Drop(TableRef),
+    KeepDeleted {
+        stream: &'static str,
+        table: TableRef,
+        key: &'static str,
+        present: PresentRows,
+        deleted_at: String,
+        state: StreamState,
+    },
+}
+
+/// `Present`, owned for the trip to the writer.
+enum PresentRows {
+    Keys(Vec<Value>),
+    Reloaded(TableRef),
 }
 
 type Ack = oneshot::Receiver<Result<(), String>>;
@@ -221,6 +245,8 @@ pub async fn run(
 ) -> Result<SyncReport, DestinationError> {
     let mut states = destination.read_state().await?;
     let synced_at = Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true);
+    let keeps_deleted = destination.keeps_deleted();
+    let observed_at = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
 
     // Pages waiting for the writer are most of the memory a sync holds: keep the queue short.
     let (tx, mut rx) = mpsc::channel::<(WriteOp, oneshot::Sender<Result<(), String>>)>(4);
@@ -258,6 +284,8 @@ pub async fn run(
             observer: observer.clone(),
             stop: stop.clone(),
             start_date,
+            keeps_deleted,
+            observed_at: observed_at.clone(),
         };
         let prefetched = match unit.root.origin {
             Origin::Api => definitions.get(unit.root.name).cloned(),
@@ -300,9 +328,41 @@ async fn apply(
                         .map(|(column, values)| (*column, values.as_slice())),
                     state: &w.state,
                     synced_at,
+                    history: w.history,
                 })
                 .collect();
             destination.write(&batches).await
+        }
+        WriteOp::KeepDeleted {
+            stream,
+            table,
+            key,
+            present,
+            deleted_at,
+            state,
+        } => {
+            let present = match &present {
+                PresentRows::Keys(keys) => Present::Keys(keys),
+                PresentRows::Reloaded(staging) => Present::Reloaded(staging),
+            };
+            let marked = destination
+                .keep_deleted(&Missing {
+                    stream,
+                    table: &table,
+                    key,
+                    present,
+                    deleted_at: &deleted_at,
+                    state: &state,
+                })
+                .await?;
+            if marked > 0 {
+                tracing::info!(
+                    stream,
+                    rows = marked,
+                    "rows no longer in Pipedrive marked deleted"
+                );
+            }
+            Ok(())
         }
         WriteOp::Replace {
             stream,
@@ -415,6 +475,11 @@ struct UnitWorker<'a> {
     observer: Arc<dyn Observer>,
     stop: StopSignal,
     start_date: Option<DateTime<Utc>>,
+    /// The destination can mark rows Pipedrive no longer lists.
+    keeps_deleted: bool,
+    /// This run's start: `_valid_from` of versions without a cursor, `_deleted_at` of rows
+    /// found missing.
+    observed_at: String,
 }
 
 /// Counters for one stream's report.
@@ -436,6 +501,9 @@ struct Member {
     bookmark: Option<String>,
     /// Parents (or root records) older than this were already loaded by an earlier run.
     skip_before: Option<String>,
+    /// The bookmark this run started from: changes after it are new to the history table.
+    started_from: Option<String>,
+    history_table: Option<TableRef>,
     tally: Tally,
     outcome: Option<Outcome>,
 }
@@ -498,14 +566,21 @@ impl UnitWorker<'_> {
                     assign_columns(&transform.fields, &mut state.custom_columns);
                 }
                 transform.columns = state.custom_columns.clone();
+                transform.controls = plan.controls.clone();
                 let incremental = plan.mode == SyncMode::Incremental && def.supports_incremental();
                 let target = if incremental {
                     plan.table.clone()
                 } else {
                     plan.table.staging()
                 };
+                let history_table = plan
+                    .history
+                    .then(|| plan.table.history())
+                    .filter(|_| def.version_field().is_some());
                 Member {
                     bookmark: state.bookmark.clone().filter(|_| incremental),
+                    started_from: state.bookmark.clone().filter(|_| incremental),
+                    history_table,
                     skip_before: None,
                     plan,
                     state,
@@ -614,9 +689,18 @@ impl UnitWorker<'_> {
                 members[0].tally.requests += chunk.requests;
                 members[0].tally.tokens += chunk.tokens;
             }
-            let mut writes = Vec::with_capacity(members.len());
+            let mut writes: Vec<TableWrite> = Vec::with_capacity(members.len() + 1);
             let mut counts = Vec::with_capacity(members.len());
-            for member in members.iter_mut().filter(|m| m.outcome.is_none()) {
+            // Children first: a change log read as a stream of its own also serves the root's
+            // history, without a second request per parent.
+            let mut change_log: Option<Vec<Map<String, Value>>> = None;
+            let wanted_log = root
+                .change_log
+                .filter(|_| root_selected && members[0].history_table.is_some());
+            for member in members.iter_mut().rev() {
+                if member.outcome.is_some() {
+                    continue;
+                }
                 let def = member.def();
                 let parents: Vec<&Map<String, Value>> = chunk
                     .records
@@ -631,7 +715,7 @@ impl UnitWorker<'_> {
                     })
                     .collect();
                 let (records, replace) = if def.name == root.name {
-                    (parents.into_iter().cloned().collect(), None)
+                    (parents.iter().map(|p| (*p).clone()).collect(), None)
                 } else {
                     match source::children(self.client, def, root, &parents).await {
                         Ok(children) => {
@@ -646,6 +730,9 @@ impl UnitWorker<'_> {
                         Err(error) => return Err(error.into()),
                     }
                 };
+                if wanted_log.is_some_and(|log| log.stream == def.name) {
+                    change_log = Some(records.clone());
+                }
                 if let Some(newest) = &chunk.newest
                     && member
                         .bookmark
@@ -654,7 +741,15 @@ impl UnitWorker<'_> {
                 {
                     member.bookmark = Some(newest.clone());
                 }
-                let (columns, rows) = build_rows(def, &member.transform, records);
+                let Rows {
+                    columns,
+                    rows,
+                    filtered_out,
+                } = build_rows(def, &member.transform, records);
+                // Rows the filter now rejects go, like children a parent no longer has.
+                let replace = def.parent_column.zip(replace).or_else(|| {
+                    (!filtered_out.is_empty()).then(|| (def.primary_key[0], filtered_out))
+                });
                 let mut next_state = member.state.clone();
                 if member.incremental {
                     next_state.bookmark = member.bookmark.clone();
@@ -666,6 +761,39 @@ impl UnitWorker<'_> {
                         bookmark: member.bookmark.clone(),
                     });
                 }
+                if let Some(history_table) = member.history_table.clone() {
+                    let log_def = wanted_log.and_then(|log| catalog::find(log.stream));
+                    // Between two syncs the changes come from the log; the first sync reads
+                    // it only when it is a selected stream (one request per record).
+                    if let (None, Some(log_def), Some(_)) =
+                        (&change_log, log_def, &member.started_from)
+                    {
+                        let read = source::children(self.client, log_def, root, &parents).await?;
+                        member.tally.requests += read.requests;
+                        member.tally.tokens += read.tokens;
+                        change_log = Some(read.records);
+                    }
+                    let (columns, rows) = history::versions(&VersionInput {
+                        def,
+                        columns: &columns,
+                        rows: &rows,
+                        changes: change_log.as_deref().unwrap_or_default(),
+                        change_key: log_def.and_then(|d| d.parent_column),
+                        custom_columns: &member.transform.columns,
+                        since: member.started_from.as_deref(),
+                        observed_at: &self.observed_at,
+                    });
+                    writes.push(TableWrite {
+                        stream: def.name,
+                        table: history_table,
+                        primary_key: def.primary_key,
+                        columns,
+                        rows,
+                        replace: None,
+                        state: next_state.clone(),
+                        history: true,
+                    });
+                }
                 counts.push((def.name, rows.len()));
                 member.tally.records += rows.len() as u64;
                 writes.push(TableWrite {
@@ -674,11 +802,14 @@ impl UnitWorker<'_> {
                     primary_key: def.primary_key,
                     columns,
                     rows,
-                    replace: def.parent_column.zip(replace),
+                    replace,
                     state: next_state.clone(),
+                    history: false,
                 });
                 member.state = next_state;
             }
+            // The root's rows first, each table before its history.
+            writes.reverse();
             if let Some(ack) = pending.take() {
                 wait(ack).await.map_err(StreamError::Write)?;
             }
@@ -711,6 +842,10 @@ impl UnitWorker<'_> {
             final_state.full_refresh = None;
             final_state.bookmark = member.bookmark.clone();
             final_state.completed_at = Some(Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true));
+            if def.deletes.is_some() && member.incremental && member.started_from.is_none() {
+                // A first, complete walk listed every id: nothing to reconcile yet.
+                final_state.reconciled_at = Some(self.observed_at.clone());
+            }
             // The empty write creates the table of a stream that had no rows.
             let empty = |table: TableRef, state: StreamState| {
                 WriteOp::Rows(vec![TableWrite {
@@ -721,6 +856,7 @@ impl UnitWorker<'_> {
                     rows: Vec::new(),
                     replace: None,
                     state,
+                    history: false,
                 }])
             };
             if member.incremental {
@@ -731,6 +867,21 @@ impl UnitWorker<'_> {
                 self.writer
                     .commit(empty(member.target.clone(), member.state.clone()))
                     .await?;
+                if let (Some(_), true) = (def.deletes, self.keeps_deleted) {
+                    // Rows the reload no longer has are deleted in Pipedrive (or purged): keep
+                    // them, marked, rather than lose them with the old table.
+                    self.writer
+                        .commit(WriteOp::KeepDeleted {
+                            stream: def.name,
+                            table: member.plan.table.clone(),
+                            key: def.primary_key[0],
+                            present: PresentRows::Reloaded(member.target.clone()),
+                            deleted_at: self.observed_at.clone(),
+                            state: member.state.clone(),
+                        })
+                        .await?;
+                    final_state.reconciled_at = Some(self.observed_at.clone());
+                }
                 self.writer
                     .commit(WriteOp::Replace {
                         stream: def.name,
@@ -741,9 +892,85 @@ impl UnitWorker<'_> {
                     .await?;
             }
             member.state = final_state;
+            if let Some(deletes) = def.deletes
+                && member.incremental
+                && self.keeps_deleted
+                && reconciliation_due(&member.plan, &member.state)
+            {
+                self.reconcile(member, deletes).await?;
+            }
         }
         Ok(())
     }
+
+    /// Lists the stream's ids (and those of the lists its records move to, like archived
+    /// deals) and marks the rows missing from them deleted.
+    async fn reconcile(&self, member: &mut Member, deletes: Deletes) -> Result<(), StreamError> {
+        let def = member.def();
+        let key = def.primary_key[0];
+        let started = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
+        let mut present = Vec::new();
+        let listed = std::iter::once(def).chain(
+            deletes
+                .also_present_in
+                .iter()
+                .filter_map(|name| catalog::find(name)),
+        );
+        for list in listed {
+            let request =
+                source::request(list, list.path.to_owned(), Vec::new(), PagePosition::First);
+            let mut pages = std::pin::pin!(self.client.pages(request));
+            while let Some(page) = pages.next().await {
+                let page = match page {
+                    Ok(page) => page,
+                    Err(error) if error.exit_class() == ErrorClass::NotAvailable => {
+                        // Without every list, a missing id proves nothing.
+                        tracing::warn!(stream = def.name, list = list.name, %error, "deletes not reconciled: a list is not available");
+                        return Ok(());
+                    }
+                    Err(error) => return Err(error.into()),
+                };
+                member.tally.requests += 1;
+                member.tally.tokens += u64::from(list.token_cost);
+                present.extend(page.items.iter().filter_map(|raw| {
+                    serde_json::from_str::<Map<String, Value>>(raw.get())
+                        .ok()
+                        .and_then(|mut record| record.remove(key))
+                }));
+                if self.stop.is_stopped() {
+                    return Err(StreamError::Stopped);
+                }
+            }
+        }
+        let mut state = member.state.clone();
+        state.reconciled_at = Some(started.clone());
+        self.writer
+            .commit(WriteOp::KeepDeleted {
+                stream: def.name,
+                table: member.plan.table.clone(),
+                key,
+                present: PresentRows::Keys(present),
+                deleted_at: started,
+                state: state.clone(),
+            })
+            .await?;
+        member.state = state;
+        Ok(())
+    }
+}
+
+/// Whether the stream's last reconciliation is older than its cadence.
+fn reconciliation_due(plan: &StreamPlan, state: &StreamState) -> bool {
+    let Some(every) = plan.reconcile_every else {
+        return false;
+    };
+    let last = state
+        .reconciled_at
+        .as_deref()
+        .and_then(crate::schema::parse_timestamp);
+    last.is_none_or(|last| {
+        chrono::Duration::from_std(every).is_ok_and(|every| last + every <= Utc::now())
+    })
 }
 
 enum StreamError {
@@ -764,27 +991,54 @@ impl From<String> for StreamError {
     }
 }
 
-/// Transforms records into rows: columns in order of first appearance with widened types,
-/// rows aligned to them, duplicate keys collapsed to their last occurrence.
+/// A page's records as rows.
+#[derive(Debug, Default)]
+pub struct Rows {
+    /// In order of first appearance, types widened over all rows.
+    pub columns: Vec<Column>,
+    /// Aligned with `columns`; one per key, the last occurrence winning.
+    pub rows: Vec<Vec<Value>>,
+    /// First key column of the records the stream's filter rejected: rows loaded with those
+    /// keys before are removed.
+    pub filtered_out: Vec<Value>,
+}
+
+/// Transforms records into rows: custom fields named, data controls applied, delete marks
+/// added.
 pub fn build_rows(
     def: &StreamDef,
     transform: &RecordTransform,
     records: Vec<Map<String, Value>>,
-) -> (Vec<Column>, Vec<Vec<Value>>) {
+) -> Rows {
     let mut columns: Vec<Column> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut rows: Vec<Vec<Value>> = Vec::with_capacity(records.len());
     let mut by_key: HashMap<String, usize> = HashMap::new();
+    let mut filtered_out = Vec::new();
     for mut record in records {
         transform.apply(&mut record);
+        if !transform.controls.keeps(&record) {
+            if let Some(key) = def.primary_key.first().and_then(|k| record.get(*k)) {
+                filtered_out.push(key.clone());
+            }
+            continue;
+        }
+        let marks = def
+            .deletes
+            .map(|deletes| deleted_marks(def, deletes, &record));
         let key: String = def
             .primary_key
             .iter()
             .map(|k| record.get(*k).map(Value::to_string).unwrap_or_default())
             .collect::<Vec<_>>()
             .join("\u{1f}");
+        transform.controls.apply(&mut record);
         let mut row = vec![Value::Null; columns.len()];
-        for (name, value) in record {
+        // The record's fields, then the delete marks after them.
+        let fields = record
+            .into_iter()
+            .chain(marks.into_iter().flatten().map(|(n, v)| (n.to_owned(), v)));
+        for (name, value) in fields {
             let ty = ColumnType::of(&value);
             let position = *index.entry(name.clone()).or_insert_with(|| {
                 columns.push(Column {
@@ -810,7 +1064,45 @@ pub fn build_rows(
     for row in &mut rows {
         row.resize(columns.len(), Value::Null);
     }
-    (columns, rows)
+    for column in &mut columns {
+        match column.name.as_str() {
+            DELETED => column.ty = ColumnType::Boolean,
+            DELETED_AT => column.ty = ColumnType::Timestamp,
+            _ => {}
+        }
+    }
+    Rows {
+        columns,
+        rows,
+        filtered_out,
+    }
+}
+
+/// `_deleted` from the record's deleted flag and `_deleted_at` from its cursor (the time it
+/// changed, which for a deleted record is its deletion).
+fn deleted_marks(
+    def: &StreamDef,
+    deletes: Deletes,
+    record: &Map<String, Value>,
+) -> [(&'static str, Value); 2] {
+    let deleted = deletes.flag.is_some_and(|(field, when)| {
+        match record.get(field) {
+            Some(Value::Bool(flag)) => *flag == when,
+            // v1 sometimes sends flags as 0/1.
+            Some(Value::Number(n)) => (n.as_i64() != Some(0)) == when,
+            _ => false,
+        }
+    });
+    let deleted_at = def
+        .cursor_field
+        .filter(|_| deleted)
+        .and_then(|cursor| record.get(cursor))
+        .and_then(Value::as_str)
+        .and_then(normalize_timestamp);
+    [
+        (DELETED, Value::Bool(deleted)),
+        (DELETED_AT, deleted_at.map_or(Value::Null, Value::from)),
+    ]
 }
 
 #[cfg(test)]
@@ -847,10 +1139,22 @@ mod tests {
         .collect();
         let records = source::parse_records(def, &items, None, false);
         let newest = source::newest_cursor(def.cursor_field, &records);
-        let (columns, rows) = build_rows(def, &RecordTransform::default(), records);
+        let Rows { columns, rows, .. } = build_rows(def, &RecordTransform::default(), records);
         let names: Vec<_> = columns.iter().map(|c| c.name.as_str()).collect();
-        assert_eq!(names, ["id", "title", "update_time", "value"]);
-        assert_eq!(columns[3].ty, ColumnType::Double);
+        assert_eq!(
+            names,
+            [
+                "id",
+                "title",
+                "update_time",
+                "_deleted",
+                "_deleted_at",
+                "value"
+            ]
+        );
+        assert_eq!(columns[3].ty, ColumnType::Boolean);
+        assert_eq!(columns[4].ty, ColumnType::Timestamp);
+        assert_eq!(columns[5].ty, ColumnType::Double);
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0][1], Value::from("b"));
         assert_eq!(newest.as_deref(), Some("2024-01-03T00:00:00Z"));

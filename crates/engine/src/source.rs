@@ -381,6 +381,9 @@ static RECENTS: StreamDef = StreamDef {
     parent_query: &[],
     parent_column: None,
     replace_children: false,
+    deletes: None,
+    change_log: None,
+    changed_at: None,
 };
 
 /// Rows made of each selected parent's `field` array: `{<parent>_id, position, ...element}`

@@ -17,6 +17,9 @@ pub struct StreamState {
     /// Custom field key → column name, fixed once chosen.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub custom_columns: BTreeMap<String, String>,
+    /// When the last reconciliation listed the stream's ids (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconciled_at: Option<String>,
     /// When the last complete pass over the stream ended (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completed_at: Option<String>,

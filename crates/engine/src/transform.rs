@@ -150,6 +150,8 @@ pub struct RecordTransform {
     pub fields: FieldCatalog,
     /// 40-hex key → column, from the stream's state.
     pub columns: BTreeMap<String, String>,
+    /// Filter, excluded and hashed columns, applied after naming.
+    pub controls: crate::controls::Controls,
 }
 
 impl RecordTransform {
@@ -282,6 +284,7 @@ mod tests {
             layout: Some(layout),
             fields,
             columns,
+            ..RecordTransform::default()
         }
     }
 

@@ -11,8 +11,13 @@ use std::pin::pin;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use pipedrive_engine::destination::columns::{
+    DELETED, DELETED_AT, IS_CURRENT, VALID_FROM, VALID_TO,
+};
 use pipedrive_engine::schema::{Column, ColumnType, to_text};
-use pipedrive_engine::{Batch, Destination, DestinationError, StreamState, SyncState, TableRef};
+use pipedrive_engine::{
+    Batch, Destination, DestinationError, Missing, Present, StreamState, SyncState, TableRef,
+};
 use serde_json::Value;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::config::Host;
@@ -466,7 +471,14 @@ async fn write_batch(
     let table = Stored::of(batch.table);
     let loaded = loaded_columns(batch)?;
     let batch_columns: Vec<Column> = loaded.iter().map(|(_, c)| c.clone()).collect();
-    let key_names: Vec<String> = batch.primary_key.iter().map(|k| stored_name(k)).collect();
+    // History rows are versions: one per key and `_valid_from`.
+    let version_key = batch.history.then_some(VALID_FROM);
+    let key_names: Vec<String> = batch
+        .primary_key
+        .iter()
+        .chain(&version_key)
+        .map(|k| stored_name(k))
+        .collect();
     let table_columns = evolve(tx, cache, &table, &batch_columns, &key_names).await?;
     if let Some((column, parents)) = batch.replace_parents {
         delete_children(tx, &table, &table_columns, column, parents).await?;
@@ -561,6 +573,30 @@ async fn write_batch(
         )
         .await
         .map_err(fail("merging rows"))?;
+        if batch.history {
+            // Each key's current version ends where the batch's first one begins.
+            let keys: Vec<String> = batch
+                .primary_key
+                .iter()
+                .map(|k| quote(&stored_name(k)))
+                .collect();
+            let joined: Vec<String> = keys.iter().map(|k| format!("t.{k} = f.{k}")).collect();
+            tx.execute(
+                &format!(
+                    "UPDATE {target} AS t SET {to} = f.first_from, {current} = false \
+                     FROM (SELECT {keys}, min({from}) AS first_from FROM {BATCH_TABLE} GROUP BY {keys}) AS f \
+                     WHERE {joined} AND t.{current} AND t.{from} < f.first_from",
+                    to = quote(VALID_TO),
+                    current = quote(IS_CURRENT),
+                    from = quote(VALID_FROM),
+                    keys = keys.join(", "),
+                    joined = joined.join(" AND "),
+                ),
+                &[],
+            )
+            .await
+            .map_err(fail("closing current versions"))?;
+        }
         tx.execute(
             &format!(
                 "INSERT INTO {target} ({}, \"_synced_at\") SELECT {}, $1::text::timestamptz FROM {BATCH_TABLE}",
@@ -577,6 +613,101 @@ async fn write_batch(
             .map_err(fail("dropping the batch table"))?;
     }
     save_state(tx, state_schema, batch.stream, batch.state).await
+}
+
+/// Marks the rows Pipedrive no longer lists deleted (or carries them into a reload).
+async fn keep_missing(
+    tx: &Transaction<'_>,
+    cache: &mut HashMap<Stored, Vec<Column>>,
+    state_schema: &str,
+    missing: &Missing<'_>,
+) -> Result<u64, DestinationError> {
+    let table = Stored::of(missing.table);
+    let Some(target_columns) = columns_of(tx, cache, &table).await? else {
+        save_state(tx, state_schema, missing.stream, missing.state).await?;
+        return Ok(0);
+    };
+    let key = quote(&stored_name(missing.key));
+    let marks = [
+        Column {
+            name: DELETED.to_owned(),
+            ty: ColumnType::Boolean,
+        },
+        Column {
+            name: DELETED_AT.to_owned(),
+            ty: ColumnType::Timestamp,
+        },
+    ];
+    let (deleted, deleted_at) = (quote(DELETED), quote(DELETED_AT));
+    let marked = match missing.present {
+        Present::Keys(keys) => {
+            evolve(tx, cache, &table, &marks, &[]).await?;
+            let keys: Vec<String> = keys.iter().filter_map(to_text).collect();
+            tx.execute(
+                &format!(
+                    "UPDATE {} SET {deleted} = true, {deleted_at} = $1::text::timestamptz \
+                     WHERE coalesce({deleted}, false) = false AND NOT ({key}::text = ANY($2))",
+                    table.sql()
+                ),
+                &[&missing.deleted_at, &keys],
+            )
+            .await
+            .map_err(fail("marking deleted rows"))?
+        }
+        Present::Reloaded(staging) => {
+            // The reload gets every column the old rows have, widened where they differ.
+            let staging = Stored::of(staging);
+            let mut wanted = target_columns.clone();
+            wanted.extend(marks);
+            let staging_columns = evolve(tx, cache, &staging, &wanted, &[]).await?;
+            let type_of = |name: &str| {
+                staging_columns
+                    .iter()
+                    .find(|c| c.name == name)
+                    .map_or("text", |c| sql_type(c.ty))
+            };
+            let has_deleted_at = target_columns.iter().any(|c| c.name == DELETED_AT);
+            let mut names = Vec::new();
+            let mut values = Vec::new();
+            for column in &target_columns {
+                if column.name == DELETED || column.name == DELETED_AT {
+                    continue;
+                }
+                let quoted = quote(&column.name);
+                let target_type = sql_type(column.ty);
+                let staging_type = type_of(&column.name);
+                names.push(quoted.clone());
+                values.push(if target_type == staging_type {
+                    format!("t.{quoted}")
+                } else {
+                    format!("t.{quoted}::text::{staging_type}")
+                });
+            }
+            names.push(deleted.clone());
+            values.push("true".to_owned());
+            names.push(deleted_at.clone());
+            values.push(if has_deleted_at {
+                format!("coalesce(t.{deleted_at}, $1::text::timestamptz)")
+            } else {
+                "$1::text::timestamptz".to_owned()
+            });
+            tx.execute(
+                &format!(
+                    "INSERT INTO {staging} ({}) SELECT {} FROM {target} AS t \
+                     WHERE NOT EXISTS (SELECT 1 FROM {staging} AS s WHERE s.{key}::text = t.{key}::text)",
+                    names.join(", "),
+                    values.join(", "),
+                    staging = staging.sql(),
+                    target = table.sql(),
+                ),
+                &[&missing.deleted_at],
+            )
+            .await
+            .map_err(fail("keeping deleted rows"))?
+        }
+    };
+    save_state(tx, state_schema, missing.stream, missing.state).await?;
+    Ok(marked)
 }
 
 impl Postgres {
@@ -682,6 +813,30 @@ impl Destination for Postgres {
             .map_err(fail("replacing the table"))?;
         save_state(&tx, &self.state_schema, stream, state).await?;
         tx.commit().await.map_err(fail("committing"))
+    }
+
+    fn keeps_deleted(&self) -> bool {
+        true
+    }
+
+    async fn keep_deleted(&mut self, missing: &Missing<'_>) -> Result<u64, DestinationError> {
+        let tx = self
+            .client
+            .transaction()
+            .await
+            .map_err(fail("starting a transaction"))?;
+        let result = match keep_missing(&tx, &mut self.tables, &self.state_schema, missing).await {
+            Ok(marked) => tx
+                .commit()
+                .await
+                .map(|()| marked)
+                .map_err(fail("committing")),
+            Err(error) => Err(error),
+        };
+        if result.is_err() {
+            self.tables.clear();
+        }
+        result
     }
 
     async fn drop_table(&mut self, table: &TableRef) -> Result<(), DestinationError> {

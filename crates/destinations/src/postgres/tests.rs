@@ -123,6 +123,7 @@ async fn write(
             replace_parents: None,
             state,
             synced_at: SYNCED_AT,
+            history: false,
         }])
         .await
 }
@@ -544,6 +545,7 @@ async fn composite_keys_merge_on_all_their_columns() {
         replace_parents: Some(("deal_id", &[json!(1)])),
         state: &state("3"),
         synced_at: SYNCED_AT,
+        history: false,
     }])
     .await
     .unwrap();
@@ -985,6 +987,7 @@ async fn several_batches_commit_together_or_not_at_all() {
         replace_parents: None,
         state,
         synced_at: SYNCED_AT,
+        history: false,
     };
     pg.write(&[
         batch(
