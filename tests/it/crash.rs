@@ -137,6 +137,42 @@ async fn killed_syncs_resume_to_the_same_data_as_a_clean_run() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_refresh_killed_part_way_leaves_the_previous_table_unchanged() {
+    let sim = slow_sim().await;
+    let workspace = Workspace::new();
+    workspace.write_config(&sim, "streams:\n  persons:\n  deals:\n");
+    assert_ok(&workspace.sync(&sim, &[]));
+    let before = snapshot(&workspace, "persons", "id");
+    let started = std::time::Instant::now();
+    assert_ok(&workspace.sync(&sim, &["--full-refresh", "persons"]));
+    let reload_ms = started.elapsed().as_millis() as u64;
+
+    let mut rng = Lcg(0xf0115);
+    let config = workspace.config_path();
+    let mut kills = 0;
+    for _ in 0..kill_points() {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pipedrive-sync"))
+            .args(["sync", "--config", config.to_str().unwrap(), "--full-refresh", "persons"])
+            .env("PDS_TEST_TOKEN", &sim.handle.api_token)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(20 + rng.below(reload_ms.max(100)))).await;
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            kills += 1;
+        }
+        child.wait().unwrap();
+        // Nothing changed in Pipedrive, so a finished reload equals the old table too; a killed
+        // one must not have touched it.
+        assert_eq!(snapshot(&workspace, "persons", "id"), before);
+    }
+    assert!(kills > 0, "no reload was killed mid-way");
+    assert_ok(&workspace.sync(&sim, &["--full-refresh", "persons"]));
+    assert_eq!(snapshot(&workspace, "persons", "id"), before);
+}
+
 /// Each incremental stream's bookmark is no newer than the newest `update_time` in its table.
 fn assert_state_not_ahead(workspace: &Workspace) {
     if !workspace.db_path().exists() {
