@@ -917,9 +917,9 @@ impl UnitWorker<'_> {
                 .filter_map(|name| catalog::find(name)),
         );
         for list in listed {
-            let request =
-                source::request(list, list.path.to_owned(), Vec::new(), PagePosition::First);
-            let mut pages = std::pin::pin!(self.client.pages(request));
+            // The list's own paging: keyset by update time where offsets could shift when a
+            // record is deleted mid-walk and let a live record look missing.
+            let mut pages = source::Pager::list(self.client, list, None, PagePosition::First);
             while let Some(page) = pages.next().await {
                 let page = match page {
                     Ok(page) => page,
