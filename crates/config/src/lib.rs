@@ -404,8 +404,14 @@ impl Config {
 
     /// Parses YAML text; `origin` names it in messages, `base_dir` anchors relative paths.
     pub fn parse(text: &str, origin: &str, base_dir: &Path) -> Result<Config, ConfigError> {
-        let raw: RawConfig =
-            serde_saphyr::from_str(text).map_err(|e| error(format!("{origin}: {e}")))?;
+        let raw: RawConfig = serde_saphyr::from_str(text).map_err(|e| {
+            let at = e.location().map_or_else(String::new, |at| {
+                format!(" at line {} column {}", at.line(), at.column())
+            });
+            error(format!(
+                "{origin}: {e}\nfix {origin}{at}: indent nested keys with spaces, close every quote and bracket, and use the keys README → Config reference lists"
+            ))
+        })?;
         Config::resolve(raw, base_dir)
     }
 
@@ -740,6 +746,10 @@ mod tests {
         );
         let broken = message("source:\n  api_token: [unclosed\n");
         assert!(broken.contains("test.yaml"), "{broken}");
+        assert!(
+            broken.contains("fix test.yaml at line 2 column 14"),
+            "{broken}"
+        );
         assert!(
             message("source: {api_token: a, company_domain: x, request_timeout_seconds: 0}\n")
                 .contains("1 to 3600")
