@@ -158,9 +158,9 @@ async fn deletes_stay_marked_and_moves_become_history(target: Target) {
     }
 
     // History: the version of the first sync, then one per move at the flow's times.
-    let history = target
-        .rows(&workspace, "deals_history", "id, _valid_from")
-        .await;
+    let mut history = target.rows(&workspace, "deals_history", "id").await;
+    let valid_from = |v: &Value| instant(v["_valid_from"].as_str().unwrap()).unwrap();
+    history.sort_by_key(|v| (id(v), valid_from(v)));
     let versions: Vec<&Value> = history.iter().filter(|r| id(r) == moved_id).collect();
     let seen: Vec<(i64, i64)> = versions
         .iter()
