@@ -782,8 +782,8 @@ async fn a_bookmark_older_than_the_recents_month_reimports_in_full() {
     workspace
         .duckdb()
         .execute(
-            "UPDATE main._pipedrive_sync_state SET state = json_object('bookmark', ?::VARCHAR) WHERE stream = 'users'",
-            [&day_ago],
+            "UPDATE main._pipedrive_sync_state SET state = json_object('bookmark', ?::VARCHAR, 'reconciled_at', ?::VARCHAR) WHERE stream = 'users'",
+            [&day_ago, &chrono::Utc::now().to_rfc3339()],
         )
         .unwrap();
     sim.reset_stats().await;

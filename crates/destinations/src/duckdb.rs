@@ -285,7 +285,11 @@ impl DuckDb {
     }
 
     fn keep_missing(&mut self, missing: &Missing<'_>) -> Result<u64, DestinationError> {
-        let Some(target_columns) = self.columns_of(missing.table)? else {
+        let target_columns = self
+            .columns_of(missing.table)?
+            .filter(|columns| columns.iter().any(|c| c.name == missing.key));
+        let Some(target_columns) = target_columns else {
+            // No table, or one that never had a row: nothing to keep.
             self.save_state(missing.stream, missing.state)?;
             return Ok(0);
         };

@@ -623,11 +623,16 @@ async fn keep_missing(
     missing: &Missing<'_>,
 ) -> Result<u64, DestinationError> {
     let table = Stored::of(missing.table);
-    let Some(target_columns) = columns_of(tx, cache, &table).await? else {
+    let key_name = stored_name(missing.key);
+    let target_columns = columns_of(tx, cache, &table)
+        .await?
+        .filter(|columns| columns.iter().any(|c| c.name == key_name));
+    let Some(target_columns) = target_columns else {
+        // No table, or one that never had a row: nothing to keep.
         save_state(tx, state_schema, missing.stream, missing.state).await?;
         return Ok(0);
     };
-    let key = quote(&stored_name(missing.key));
+    let key = quote(&key_name);
     let marks = [
         Column {
             name: DELETED.to_owned(),
