@@ -116,9 +116,9 @@ fn load_config(path: &Path, streams: &[(&'static str, SyncMode)]) -> Result<Conf
         "concurrency": config.concurrency,
     });
     let raw: RawConfig = serde_json::from_value(raw).map_err(|e| usage(format!("config: {e}")))?;
-    let base_dir = path.parent().unwrap_or(Path::new("."));
+    let base_dir = pipedrive_config::base_dir(path);
     // Messages name the YAML keys (`source.api_token`); here the keys stand at the top level.
-    Config::resolve(raw, base_dir).map_err(|e| {
+    Config::resolve(raw, &base_dir).map_err(|e| {
         usage(
             e.to_string()
                 .replace("source needs", "the config needs")

@@ -232,6 +232,16 @@ pub fn parse_every(text: &str, key: &str) -> Result<Option<Duration>, ConfigErro
 }
 const DUCKDB_OBJECT: &str = "main.{stream_name}";
 
+/// The directory relative paths in a config file are anchored to: the file's own. A bare file
+/// name's parent is the empty path, which names no directory (a files target could not sync
+/// `out`'s parent): it is the current directory.
+pub fn base_dir(config_file: &Path) -> PathBuf {
+    match config_file.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
+        _ => PathBuf::from("."),
+    }
+}
+
 /// Replaces `${NAME}` with the environment variable's value; a missing one is an error naming
 /// the key that needs it.
 fn expand(value: &str, key: &str) -> Result<String, ConfigError> {
@@ -398,8 +408,7 @@ impl Config {
                 path.display()
             ))
         })?;
-        let base_dir = path.parent().unwrap_or(Path::new("."));
-        Config::parse(&text, &path.display().to_string(), base_dir)
+        Config::parse(&text, &path.display().to_string(), &base_dir(path))
     }
 
     /// Parses YAML text; `origin` names it in messages, `base_dir` anchors relative paths.
@@ -686,6 +695,13 @@ mod tests {
         assert_eq!(config.streams.len(), catalog::CATALOG.len());
         assert_eq!(config.state_schema, "main");
         assert!(matches!(config.target, Target::DuckDb { .. }));
+    }
+
+    #[test]
+    fn relative_paths_are_anchored_beside_the_config_file() {
+        assert_eq!(base_dir(Path::new("c.yaml")), Path::new("."));
+        assert_eq!(base_dir(Path::new("conf/c.yaml")), Path::new("conf"));
+        assert_eq!(base_dir(Path::new("/etc/c.yaml")), Path::new("/etc"));
     }
 
     #[test]
