@@ -1,6 +1,7 @@
 //! The one integration-test binary (every binary linking DuckDB costs a gigabyte and a long
 //! link). Tests run the simulator in-process and the real `pipedrive-sync` binary against it.
 
+mod bad_input;
 mod budget;
 mod cli;
 mod conformance;

@@ -1,6 +1,7 @@
 //! Test harness: a simulator per test, the real binary as a subprocess, and DuckDB read back
 //! as JSON for comparison with the simulator's ground truth.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -174,12 +175,169 @@ impl Workspace {
             .collect()
     }
 
+    /// Every table with its column types and rows: equal snapshots mean a run changed nothing.
+    pub fn snapshot(&self) -> Snapshot {
+        let connection = self.duckdb();
+        let strings = |sql: &str| -> Vec<String> {
+            let mut statement = connection
+                .prepare(sql)
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            statement
+                .query_map([], |row| row.get::<_, String>(0))
+                .expect("rows")
+                .map(|text| text.expect("text"))
+                .collect()
+        };
+        let tables = strings(
+            "SELECT table_schema || '.' || table_name FROM information_schema.tables \
+             WHERE table_catalog = current_database() ORDER BY 1",
+        );
+        tables
+            .into_iter()
+            .map(|table| {
+                let (schema, name) = table.split_once('.').expect("schema.table");
+                let mut contents = strings(&format!(
+                    "SELECT column_name || ' ' || data_type FROM information_schema.columns \
+                     WHERE table_catalog = current_database() AND table_schema = '{}' \
+                     AND table_name = '{}' ORDER BY ordinal_position",
+                    schema.replace('\'', "''"),
+                    name.replace('\'', "''")
+                ));
+                let mut rows = strings(&format!(
+                    "SELECT CAST(to_json(t) AS VARCHAR) FROM {}.{} t",
+                    quote(schema),
+                    quote(name)
+                ));
+                rows.sort();
+                contents.extend(rows);
+                (table, contents)
+            })
+            .collect()
+    }
+
     pub fn count(&self, table: &str) -> i64 {
         self.duckdb()
             .query_row(&format!("SELECT count(*) FROM {table}"), [], |row| {
                 row.get(0)
             })
             .unwrap_or_else(|e| panic!("count {table}: {e}"))
+    }
+}
+
+/// Each table (`schema.table`) of a destination: its columns with their types, then its rows
+/// as JSON text, sorted.
+pub type Snapshot = BTreeMap<String, Vec<String>>;
+
+/// A SQL identifier in double quotes, inner quotes doubled.
+pub fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The PostgreSQL server the tests use (trust authentication).
+pub const POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// A PostgreSQL schema of one test's own, dropped by [`PgSchema::drop`].
+pub struct PgSchema {
+    pub name: String,
+    client: tokio_postgres::Client,
+}
+
+impl PgSchema {
+    pub async fn new(label: &str) -> PgSchema {
+        let (client, connection) = tokio_postgres::connect(POSTGRES_URL, tokio_postgres::NoTls)
+            .await
+            .expect("PostgreSQL on 127.0.0.1:5432");
+        tokio::spawn(connection);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970")
+            .subsec_nanos();
+        let name = format!("pds_it_{label}_{}_{nanos}", std::process::id());
+        PgSchema { name, client }
+    }
+
+    /// A `target:` block writing into this schema.
+    pub fn target(&self) -> String {
+        format!(
+            "target:\n  type: postgres\n  url: {POSTGRES_URL}\n  schema: {}\n",
+            self.name
+        )
+    }
+
+    async fn strings(
+        &self,
+        sql: &str,
+        parameters: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Vec<String> {
+        self.client
+            .query(sql, parameters)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .iter()
+            .map(|row| row.get::<_, String>(0))
+            .collect()
+    }
+
+    pub async fn tables(&self) -> Vec<String> {
+        self.strings(
+            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = $1 ORDER BY 1",
+            &[&self.name],
+        )
+        .await
+    }
+
+    /// Every row of a table as JSON objects, sorted by `order_by` (a column name).
+    pub async fn rows(&self, table: &str, order_by: &str) -> Vec<Value> {
+        self.strings(
+            &format!(
+                "SELECT row_to_json(t)::text FROM {}.{} t ORDER BY {}",
+                quote(&self.name),
+                quote(table),
+                quote(order_by)
+            ),
+            &[],
+        )
+        .await
+        .iter()
+        .map(|json| serde_json::from_str(json).expect("JSON row"))
+        .collect()
+    }
+
+    pub async fn snapshot(&self) -> Snapshot {
+        let mut snapshot = Snapshot::new();
+        for table in self.tables().await {
+            let mut contents = self
+                .strings(
+                    "SELECT column_name || ' ' || data_type FROM information_schema.columns \
+                     WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position",
+                    &[&self.name, &table],
+                )
+                .await;
+            let mut rows = self
+                .strings(
+                    &format!(
+                        "SELECT row_to_json(t)::text FROM {}.{} t",
+                        quote(&self.name),
+                        quote(&table)
+                    ),
+                    &[],
+                )
+                .await;
+            rows.sort();
+            contents.extend(rows);
+            snapshot.insert(format!("{}.{table}", self.name), contents);
+        }
+        snapshot
+    }
+
+    pub async fn drop(self) {
+        let _ = self
+            .client
+            .batch_execute(&format!(
+                "DROP SCHEMA IF EXISTS {} CASCADE",
+                quote(&self.name)
+            ))
+            .await;
     }
 }
 
