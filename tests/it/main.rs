@@ -9,6 +9,7 @@ mod controls;
 mod crash;
 mod deletes_history;
 mod protocols;
+mod secrets;
 mod support;
 mod sync_duckdb;
 mod sync_files;

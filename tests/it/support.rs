@@ -354,6 +354,10 @@ pub fn run_binary(args: &[&str], env: &[(&str, &str)], dir: &Path) -> Output {
     command.output().expect("binary runs")
 }
 
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
