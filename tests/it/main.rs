@@ -8,6 +8,7 @@ mod conformance;
 mod controls;
 mod crash;
 mod deletes_history;
+mod identifiers;
 mod protocols;
 mod secrets;
 mod support;
