@@ -153,7 +153,13 @@ async fn a_full_refresh_killed_part_way_leaves_the_previous_table_unchanged() {
     let mut kills = 0;
     for _ in 0..kill_points() {
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pipedrive-sync"))
-            .args(["sync", "--config", config.to_str().unwrap(), "--full-refresh", "persons"])
+            .args([
+                "sync",
+                "--config",
+                config.to_str().unwrap(),
+                "--full-refresh",
+                "persons",
+            ])
             .env("PDS_TEST_TOKEN", &sim.handle.api_token)
             .stderr(std::process::Stdio::null())
             .spawn()
