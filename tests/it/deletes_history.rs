@@ -43,7 +43,7 @@ fn id(record: &Value) -> i64 {
     record["id"].as_i64().expect("numeric id")
 }
 
-fn row<'a>(rows: &'a [Value], wanted: i64) -> &'a Value {
+fn row(rows: &[Value], wanted: i64) -> &Value {
     rows.iter()
         .find(|r| id(r) == wanted)
         .unwrap_or_else(|| panic!("row {wanted} is missing"))
