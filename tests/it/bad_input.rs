@@ -754,6 +754,19 @@ async fn an_empty_company_syncs_every_stream() {
         let rows = workspace.rows(&table, &quote(key));
         compare_with_truth(&sim, stream, key, *listed, &rows).await;
     }
+    // The next run, full refreshes of empty streams included, finds nothing new.
+    let users = workspace.rows("main.users", "id");
+    assert_ok(&workspace.sync(&sim, &[]));
+    assert_eq!(workspace.count("main.deals"), 0);
+    compare_with_truth(
+        &sim,
+        "users",
+        "id",
+        Listed::All,
+        &workspace.rows("main.users", "id"),
+    )
+    .await;
+    assert_eq!(workspace.rows("main.users", "id").len(), users.len());
 }
 
 #[tokio::test(flavor = "multi_thread")]
