@@ -72,7 +72,7 @@ impl DuckDb {
         }
         let connection = Connection::open(path).map_err(|error| {
             let text = error.to_string();
-            let hint = if text.contains("lock") {
+            let hint = if text.contains("Could not set lock") || text.contains("Conflicting lock") {
                 "another process (a running sync, or a DuckDB shell) has the file open; close it and retry"
             } else if text.contains("ermission") || text.contains("read-only") {
                 "the file or its directory is not writable; fix its permissions or change target.path"
