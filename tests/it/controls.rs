@@ -8,8 +8,8 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::support::{Sim, Workspace, assert_ok};
-use crate::sync_duckdb::Listed;
+use crate::support::{Sim, Workspace, assert_ok, instant, stderr};
+use crate::sync_duckdb::{Listed, compare_with_truth};
 
 const SALT: &str = "a-secret-pepper";
 
@@ -154,4 +154,53 @@ fn hashing_the_primary_key_or_without_a_salt_is_refused() {
         let message = crate::support::stderr(&output);
         assert!(message.contains(hint), "{yaml}: {message}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn recent_first_loads_the_newest_deals_first_then_resumes_to_all_of_them() {
+    let sim = Sim::start(Scale::Small, Plan::Premium).await;
+    let workspace = Workspace::new();
+    workspace.write_config(&sim, "streams:\n  deals: {priority: recent-first}\n");
+    let config = std::fs::read_to_string(workspace.config_path()).unwrap();
+    // Room for the field definitions and one page of deals: the run stops after it.
+    std::fs::write(
+        workspace.config_path(),
+        config.replace("  base_url:", "  max_tokens: 20\n  base_url:"),
+    )
+    .unwrap();
+    let stopped = workspace.sync(&sim, &[]);
+    assert_eq!(stopped.status.code(), Some(75), "{}", stderr(&stopped));
+
+    let listed: Vec<Value> = sim
+        .truth("deals")
+        .await
+        .into_iter()
+        .filter(|d| Listed::NotArchived.includes(d))
+        .collect();
+    let loaded = ids(&workspace.rows("main.deals", "id"));
+    assert!(!loaded.is_empty() && loaded.len() < listed.len());
+    // What landed is the newest slice: no unloaded deal changed later than a loaded one.
+    let time = |d: &Value| instant(d["update_time"].as_str().unwrap()).unwrap();
+    let oldest_loaded = listed
+        .iter()
+        .filter(|d| loaded.contains(&d["id"].as_i64().unwrap()))
+        .map(time)
+        .min()
+        .unwrap();
+    let newest_missing = listed
+        .iter()
+        .filter(|d| !loaded.contains(&d["id"].as_i64().unwrap()))
+        .map(time)
+        .max()
+        .unwrap();
+    assert!(newest_missing <= oldest_loaded);
+
+    workspace.write_config(&sim, "streams:\n  deals: {priority: recent-first}\n");
+    assert_ok(&workspace.sync(&sim, &[]));
+    let all = workspace.rows("main.deals", "id");
+    compare_with_truth(&sim, "deals", "id", Listed::NotArchived, &all).await;
+    // The bookmark is the newest change: the next run reads one page.
+    sim.reset_stats().await;
+    assert_ok(&workspace.sync(&sim, &[]));
+    assert_eq!(sim.requests_to("/api/v2/deals").await, 1);
 }

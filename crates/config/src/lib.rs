@@ -96,6 +96,8 @@ pub struct RawStreamOptions {
     pub hash_columns: Option<Vec<String>>,
     /// Only records matching this are loaded, e.g. `pipeline_id = 3 and status != 'lost'`.
     pub filter: Option<String>,
+    /// `recent-first` loads a stream's newest records first on its first sync.
+    pub priority: Option<String>,
 }
 
 /// Where rows go.
@@ -130,6 +132,7 @@ pub struct StreamChoice {
     pub history: bool,
     pub reconcile_deletes_every: Option<Duration>,
     pub controls: Controls,
+    pub recent_first: bool,
 }
 
 #[derive(Debug)]
@@ -393,6 +396,7 @@ impl Config {
                     history: s.history,
                     reconcile_every: s.reconcile_deletes_every,
                     controls: s.controls.clone(),
+                    recent_first: s.recent_first,
                 })
                 .collect(),
             start_date: self.start_date,
@@ -639,7 +643,31 @@ impl Config {
                 &raw.defaults,
                 hash_salt.as_deref(),
             )?;
+            let priority = options
+                .priority
+                .as_deref()
+                .or(wildcard.priority.as_deref())
+                .or(raw.defaults.priority.as_deref());
+            let recent_first = match priority {
+                None | Some("oldest-first") => false,
+                Some("recent-first") if def.reads_newest_first() => true,
+                // A default for every stream applies where it can.
+                Some("recent-first") if options.priority.is_none() => false,
+                Some("recent-first") => {
+                    return Err(error(format!(
+                        "streams.{}.priority: {} cannot be read newest first (only v2 lists with a change filter can: deals, persons, organizations, activities, products, deals_archived); remove `priority`",
+                        def.name, def.name
+                    )));
+                }
+                Some(other) => {
+                    return Err(error(format!(
+                        "streams.{}.priority `{other}`: write `recent-first` or `oldest-first`",
+                        def.name
+                    )));
+                }
+            };
             streams.push(StreamChoice {
+                recent_first,
                 def,
                 mode,
                 table: parse_table(&object, def.name)?,

@@ -186,6 +186,14 @@ pub struct StreamDef {
 }
 
 impl StreamDef {
+    /// Whether the list can be read newest first (`priority: recent-first`): a cursor list
+    /// sorted by its change time, whose cursor resumes the descending walk.
+    pub fn reads_newest_first(&self) -> bool {
+        matches!(self.paging, PagingKind::Cursor { .. })
+            && matches!(self.incremental, Incremental::UpdatedSince { .. })
+            && self.fanout == Fanout::None
+    }
+
     /// The field history mode versions records by: the cursor, or the change time of a stream
     /// re-read in full.
     pub fn version_field(&self) -> Option<&'static str> {

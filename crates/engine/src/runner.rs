@@ -41,6 +41,8 @@ pub struct StreamPlan {
     /// zero on every run. Costs one full listing of the stream.
     pub reconcile_every: Option<std::time::Duration>,
     pub controls: crate::controls::Controls,
+    /// The first (backfill) sync reads the newest records first.
+    pub recent_first: bool,
 }
 
 /// Everything `run` needs, validated.
@@ -634,9 +636,20 @@ impl UnitWorker<'_> {
             .map(|d| d.to_rfc3339_opts(SecondsFormat::Secs, true));
         // Only a lone plain list resumes a full refresh mid-way; the others start over.
         let resumable = members.len() == 1 && members[0].def().fanout == Fanout::None;
+        // A newest-first backfill keeps no bookmark until it ends (older records are still to
+        // come); it resumes from its cursor like a full refresh.
+        let newest_first = resumable
+            && members[0].incremental
+            && members[0].plan.recent_first
+            && members[0].bookmark.is_none()
+            && root.reads_newest_first();
         let mut start = PagePosition::First;
         for member in members.iter_mut() {
             if member.incremental {
+                if let Some(progress) = member.state.full_refresh.take().filter(|_| newest_first) {
+                    start = progress.next;
+                    member.bookmark = progress.bookmark;
+                }
                 continue;
             }
             match member.state.full_refresh.take().filter(|_| resumable) {
@@ -664,11 +677,13 @@ impl UnitWorker<'_> {
             None
         }
         .or(start_date);
+        let since = since.filter(|_| !newest_first);
         for member in members.iter_mut() {
             member.skip_before = member
                 .bookmark
                 .clone()
-                .filter(|b| since.as_ref().is_none_or(|s| b > s));
+                .filter(|b| since.as_ref().is_none_or(|s| b > s))
+                .filter(|_| !newest_first);
         }
         let mut source = match prefetched {
             Some(records) => Source::Prefetched(Some(
@@ -677,6 +692,7 @@ impl UnitWorker<'_> {
                     .filter_map(|r| r.as_object().cloned())
                     .collect(),
             )),
+            None if newest_first => Source::newest_first(self.client, root, start.clone()),
             None => Source::open(self.client, root, since, start.clone()).await?,
         };
         let root_selected = members[0].def().name == root.name;
@@ -751,7 +767,7 @@ impl UnitWorker<'_> {
                     (!filtered_out.is_empty()).then(|| (def.primary_key[0], filtered_out))
                 });
                 let mut next_state = member.state.clone();
-                if member.incremental {
+                if member.incremental && !newest_first {
                     next_state.bookmark = member.bookmark.clone();
                 } else {
                     // A crash after this commit resumes at the following page; the last page

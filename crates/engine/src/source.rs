@@ -275,6 +275,36 @@ impl<'a> Source<'a> {
         })
     }
 
+    /// `def`'s whole list newest first, so an initial backfill makes recent data usable early.
+    /// Only cursor lists sorted by their change time can be read this way.
+    pub fn newest_first(
+        client: &'a Client,
+        def: &'static StreamDef,
+        start: PagePosition,
+    ) -> Source<'a> {
+        let sort = match def.incremental {
+            Incremental::UpdatedSince { sort, .. } => sort,
+            _ => &[],
+        };
+        let query = sort
+            .iter()
+            .map(|(key, value)| {
+                let value = if *value == "asc" { "desc" } else { value };
+                ((*key).to_owned(), value.to_owned())
+            })
+            .collect();
+        Source::List {
+            def,
+            pager: Pager::Stream(
+                client
+                    .pages(request(def, def.path.to_owned(), query, start))
+                    .boxed(),
+            ),
+            unwrap: def.record_under,
+            keep_wrapper: true,
+        }
+    }
+
     pub async fn next(&mut self) -> Option<Result<Chunk, ClientError>> {
         match self {
             Source::Prefetched(records) => records.take().map(|records| {
