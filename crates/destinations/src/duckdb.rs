@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use duckdb::{Connection, appender_params_from_iter};
 use pipedrive_engine::destination::columns::{
-    DELETED, DELETED_AT, IS_CURRENT, VALID_FROM, VALID_TO,
+    DELETED, DELETED_AT, IS_CURRENT, VALID_FROM, VALID_TO, delete_marks,
 };
 use pipedrive_engine::schema::{Column, ColumnType, to_text};
 use pipedrive_engine::{
@@ -295,16 +295,7 @@ impl DuckDb {
         };
         let target = self.table(&missing.table.schema, &missing.table.name);
         let key = quote(missing.key);
-        let marks = [
-            Column {
-                name: DELETED.to_owned(),
-                ty: ColumnType::Boolean,
-            },
-            Column {
-                name: DELETED_AT.to_owned(),
-                ty: ColumnType::Timestamp,
-            },
-        ];
+        let marks = delete_marks();
         let marked = match missing.present {
             Present::Keys(keys) => {
                 self.evolve(missing.table, &marks)?;

@@ -67,6 +67,16 @@ pub mod columns {
     pub const VALID_FROM: &str = "_valid_from";
     pub const VALID_TO: &str = "_valid_to";
     pub const IS_CURRENT: &str = "_is_current";
+
+    use crate::schema::{Column, ColumnType};
+
+    /// `_deleted` and `_deleted_at`, typed even when every value is null.
+    pub fn delete_marks() -> [Column; 2] {
+        [
+            Column::new(DELETED, ColumnType::Boolean),
+            Column::new(DELETED_AT, ColumnType::Timestamp),
+        ]
+    }
 }
 
 /// Rows of `table` that Pipedrive no longer lists: they are kept and marked deleted.

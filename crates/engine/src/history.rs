@@ -59,16 +59,11 @@ pub fn versions(input: &VersionInput<'_>) -> (Vec<Column>, Vec<Vec<Value>>) {
     }
 
     let mut out_columns = input.columns.to_vec();
-    for (name, ty) in [
-        (VALID_FROM, ColumnType::Timestamp),
-        (VALID_TO, ColumnType::Timestamp),
-        (IS_CURRENT, ColumnType::Boolean),
-    ] {
-        out_columns.push(Column {
-            name: name.to_owned(),
-            ty,
-        });
-    }
+    out_columns.extend([
+        Column::new(VALID_FROM, ColumnType::Timestamp),
+        Column::new(VALID_TO, ColumnType::Timestamp),
+        Column::new(IS_CURRENT, ColumnType::Boolean),
+    ]);
     let mut out_rows = Vec::new();
     for row in input.rows {
         let observed = cursor
@@ -213,23 +208,16 @@ mod tests {
     use crate::catalog;
     use serde_json::json;
 
-    fn column(name: &str, ty: ColumnType) -> Column {
-        Column {
-            name: name.to_owned(),
-            ty,
-        }
-    }
-
     #[test]
     fn changes_between_syncs_rebuild_one_version_per_instant() {
         let def = catalog::find("deals").unwrap();
         let columns = [
-            column("id", ColumnType::BigInt),
-            column("stage_id", ColumnType::BigInt),
-            column("value", ColumnType::Double),
-            column("label_ids", ColumnType::Json),
-            column("update_time", ColumnType::Timestamp),
-            column("add_time", ColumnType::Timestamp),
+            Column::new("id", ColumnType::BigInt),
+            Column::new("stage_id", ColumnType::BigInt),
+            Column::new("value", ColumnType::Double),
+            Column::new("label_ids", ColumnType::Json),
+            Column::new("update_time", ColumnType::Timestamp),
+            Column::new("add_time", ColumnType::Timestamp),
         ];
         let rows = [vec![
             json!(7),
@@ -313,8 +301,8 @@ mod tests {
     fn without_changes_a_row_is_one_current_version_from_its_cursor() {
         let def = catalog::find("persons").unwrap();
         let columns = [
-            column("id", ColumnType::BigInt),
-            column("update_time", ColumnType::Timestamp),
+            Column::new("id", ColumnType::BigInt),
+            Column::new("update_time", ColumnType::Timestamp),
         ];
         let rows = [vec![json!(1), json!("2026-11-02 10:00:00")]];
         let (_, out) = versions(&VersionInput {

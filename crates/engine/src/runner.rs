@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::catalog::{self, Deletes, Fanout, Incremental, Origin, PagingKind, StreamDef};
-use crate::destination::columns::{DELETED, DELETED_AT};
+use crate::destination::columns::{DELETED, DELETED_AT, delete_marks};
 use crate::destination::{Batch, Destination, DestinationError, Missing, Present, TableRef};
 use crate::history::{self, VersionInput};
 use crate::schema::{Column, ColumnType};
@@ -1080,11 +1080,10 @@ pub fn build_rows(
     for row in &mut rows {
         row.resize(columns.len(), Value::Null);
     }
-    for column in &mut columns {
-        match column.name.as_str() {
-            DELETED => column.ty = ColumnType::Boolean,
-            DELETED_AT => column.ty = ColumnType::Timestamp,
-            _ => {}
+    // Delete marks keep their types when every value of the page is null.
+    for mark in delete_marks() {
+        if let Some(column) = columns.iter_mut().find(|c| c.name == mark.name) {
+            column.ty = mark.ty;
         }
     }
     Rows {

@@ -57,6 +57,15 @@ pub struct Column {
     pub ty: ColumnType,
 }
 
+impl Column {
+    pub fn new(name: &str, ty: ColumnType) -> Column {
+        Column {
+            name: name.to_owned(),
+            ty,
+        }
+    }
+}
+
 /// `YYYY-MM-DD`.
 fn is_date(s: &str) -> bool {
     let b = s.as_bytes();

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use pipedrive_engine::destination::columns::{
-    DELETED, DELETED_AT, IS_CURRENT, VALID_FROM, VALID_TO,
+    DELETED, DELETED_AT, IS_CURRENT, VALID_FROM, VALID_TO, delete_marks,
 };
 use pipedrive_engine::schema::{Column, ColumnType, to_text};
 use pipedrive_engine::{
@@ -633,16 +633,7 @@ async fn keep_missing(
         return Ok(0);
     };
     let key = quote(&key_name);
-    let marks = [
-        Column {
-            name: DELETED.to_owned(),
-            ty: ColumnType::Boolean,
-        },
-        Column {
-            name: DELETED_AT.to_owned(),
-            ty: ColumnType::Timestamp,
-        },
-    ];
+    let marks = delete_marks();
     let (deleted, deleted_at) = (quote(DELETED), quote(DELETED_AT));
     let marked = match missing.present {
         Present::Keys(keys) => {
