@@ -6,6 +6,7 @@ pub mod duckdb;
 #[cfg(feature = "files")]
 pub mod files;
 pub mod json_schema;
+pub mod models;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod singer;

@@ -712,6 +712,11 @@ impl Postgres {
         &self.state_schema
     }
 
+    /// The session, for SQL beyond loading (the analytics models' views).
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
     /// Releases the writer lock now rather than when the server notices the closed connection.
     pub async fn close(self) -> Result<(), DestinationError> {
         self.client
