@@ -2,6 +2,7 @@
 //! over to the engine, the destinations and the simulator.
 
 mod bench;
+mod models;
 mod progress;
 mod protocols;
 
@@ -85,6 +86,11 @@ enum Command {
     State {
         #[command(subcommand)]
         action: StateAction,
+    },
+    /// Create the analytics views (enriched deals, stage funnel, time in stage, activities per week).
+    Models {
+        #[command(subcommand)]
+        action: models::ModelsAction,
     },
     /// Run the Pipedrive API simulator until interrupted.
     Sim(SimArgs),
@@ -266,6 +272,7 @@ async fn dispatch(command: Command) -> Result<(), Fail> {
             sync(config).await
         }
         Command::State { action } => state(action).await,
+        Command::Models { action } => models::run(action).await,
         Command::Sim(args) => sim(args).await,
         Command::Bench(args) => bench(args).await,
         Command::Demo { path, scale } => demo(&path, scale).await,

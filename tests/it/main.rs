@@ -9,6 +9,7 @@ mod controls;
 mod crash;
 mod deletes_history;
 mod identifiers;
+mod models;
 mod protocols;
 mod secrets;
 mod support;

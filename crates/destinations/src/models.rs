@@ -140,6 +140,15 @@ impl Context<'_> {
         )
     }
 
+    /// Seconds from one TIMESTAMPTZ to another. DuckDB without its ICU extension (as built
+    /// here) has no arithmetic on TIMESTAMPTZ, but `epoch_us` counts from the instant itself.
+    fn seconds_between(&self, from: &str, to: &str) -> String {
+        match self.dialect {
+            Dialect::DuckDb => format!("(epoch_us({to}) - epoch_us({from})) / 1000000.0"),
+            Dialect::Postgres => format!("EXTRACT(EPOCH FROM {to}) - EXTRACT(EPOCH FROM {from})"),
+        }
+    }
+
     /// `CAST(alias."column" AS type)`, or a typed NULL when the table has no such column
     /// (excluded in the config, or never seen in the data).
     fn col(&self, alias: &str, input: &str, column: &str, ty: Ty) -> String {
@@ -354,7 +363,7 @@ fn deal_time_in_stage(x: &Context<'_>) -> Definition {
          ), per_stage AS (\n\
          SELECT deal_id, stage_id, sum(is_entry) AS visits, min(valid_from) AS entered_at, max(valid_to) AS last_valid_to,\n\
          max(CASE WHEN is_current THEN 1 ELSE 0 END) AS here_now,\n\
-         floor(sum(CASE WHEN is_open THEN EXTRACT(EPOCH FROM (COALESCE(valid_to, now()) - valid_from)) ELSE 0 END)) AS open_seconds\n\
+         floor(sum(CASE WHEN is_open THEN {open_for} ELSE 0 END)) AS open_seconds\n\
          FROM stays GROUP BY deal_id, stage_id\n\
          )\n",
         h_id = h("id", Ty::BigInt),
@@ -368,6 +377,7 @@ fn deal_time_in_stage(x: &Context<'_>) -> Definition {
         c_id = c("id", Ty::BigInt),
         c_current = c("_is_current", Ty::Boolean),
         c_deleted = c("_deleted", Ty::Boolean),
+        open_for = x.seconds_between("valid_from", "COALESCE(valid_to, now())"),
     );
     let columns = vec![
         ("deal_id", Ty::BigInt, "t.deal_id".to_owned()),
