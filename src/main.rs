@@ -9,10 +9,11 @@ mod protocols;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use pipedrive_client::{Client, ClientError, ErrorClass, PagePosition, Paging, Request};
-use pipedrive_config::{Config, ConfigError, FileFormat, Target, parse_stream_list};
+use pipedrive_config::{Config, ConfigError, FileFormat, Target, parse_every, parse_stream_list};
 use pipedrive_engine::{Destination, DestinationError, Failure, StopSignal, SyncMode, catalog};
 use pipedrive_sim::{Plan, Scale, SimOptions};
 
@@ -59,6 +60,25 @@ struct ConfigArg {
         default_value = "pipedrive-sync.yaml"
     )]
     config: PathBuf,
+    /// Only this company of the config's `sources` (by its `name`).
+    #[arg(long)]
+    company: Option<String>,
+}
+
+impl ConfigArg {
+    /// The config's companies, or the one `--company` names.
+    fn companies(&self) -> Result<Vec<Config>, ConfigError> {
+        let companies = Config::load_all(&self.config)?;
+        match &self.company {
+            Some(name) => Ok(vec![Config::pick(companies, Some(name))?]),
+            None => Ok(companies),
+        }
+    }
+
+    /// The one company a command works on: the only one, or the one `--company` names.
+    fn company(&self) -> Result<Config, ConfigError> {
+        Config::pick(Config::load_all(&self.config)?, self.company.as_deref())
+    }
 }
 
 #[derive(Subcommand)]
@@ -81,6 +101,14 @@ enum Command {
         /// Reload these streams in full (comma-separated); the old table stays until the new one is complete.
         #[arg(long)]
         full_refresh: Option<String>,
+        /// Run again at this interval (e.g. `30m`, `1h`) until SIGINT/SIGTERM. A run never
+        /// overlaps the previous one: ticks missed while a run lasts are skipped.
+        #[arg(long)]
+        every: Option<String>,
+        /// Start each company after a random delay of up to this long (e.g. `2m`), so many
+        /// companies do not all start at once. Default with --every: a tenth of it, at most 5m.
+        #[arg(long)]
+        jitter: Option<String>,
     },
     /// Show or reset the sync state kept in the target.
     State {
@@ -257,7 +285,12 @@ fn init_logging(verbose: u8, format: LogFormat) {
 
 async fn dispatch(command: Command) -> Result<(), Fail> {
     match command {
-        Command::Check(args) => check(&Config::load(&args.config)?).await,
+        Command::Check(args) => {
+            for config in args.companies()? {
+                check(&config).await?;
+            }
+            Ok(())
+        }
         Command::Discover { json } => {
             discover(json);
             Ok(())
@@ -266,10 +299,25 @@ async fn dispatch(command: Command) -> Result<(), Fail> {
             config,
             streams,
             full_refresh,
+            every,
+            jitter,
         } => {
-            let mut config = Config::load(&config.config)?;
-            select_streams(&mut config, streams.as_deref(), full_refresh.as_deref())?;
-            sync(config).await
+            let mut companies = config.companies()?;
+            for config in &mut companies {
+                select_streams(config, streams.as_deref(), full_refresh.as_deref())?;
+            }
+            let every = every
+                .map(|text| interval(&text, "--every"))
+                .transpose()?;
+            let jitter = match (jitter, every) {
+                (Some(text), _) => interval(&text, "--jitter")?,
+                (None, Some(every)) => (every / 10).min(Duration::from_secs(300)),
+                (None, None) => Duration::ZERO,
+            };
+            match every {
+                None => sync(companies, jitter, &stop_on_signal("saving state")).await,
+                Some(every) => schedule(companies, every, jitter).await,
+            }
         }
         Command::State { action } => state(action).await,
         Command::Models { action } => models::run(action).await,
@@ -311,12 +359,34 @@ fn select_streams(
 }
 
 async fn open_destination(config: &Config) -> Result<Box<dyn Destination>, Fail> {
+    open_shared(config, &mut DuckDbFiles::default()).await
+}
+
+/// DuckDB files open in this run: companies that share a file share its database.
+#[derive(Default)]
+struct DuckDbFiles {
+    #[cfg(feature = "duckdb")]
+    open: Vec<(PathBuf, pipedrive_destinations::duckdb::DuckDb)>,
+}
+
+/// Opens a company's destination; a DuckDB file already open in `files` is shared.
+async fn open_shared(
+    config: &Config,
+    files: &mut DuckDbFiles,
+) -> Result<Box<dyn Destination>, Fail> {
+    let _ = &files;
     match &config.target {
         #[cfg(feature = "duckdb")]
-        Target::DuckDb { path } => Ok(Box::new(pipedrive_destinations::duckdb::DuckDb::open(
-            path,
-            &config.state_schema,
-        )?)),
+        Target::DuckDb { path } => {
+            use pipedrive_destinations::duckdb::DuckDb;
+            if let Some((_, database)) = files.open.iter().find(|(open, _)| open == path) {
+                return Ok(Box::new(database.share(&config.state_schema)?));
+            }
+            let database = DuckDb::open(path, &config.state_schema)?;
+            let handle = database.share(&config.state_schema)?;
+            files.open.push((path.clone(), database));
+            Ok(Box::new(handle))
+        }
         #[cfg(not(feature = "duckdb"))]
         Target::DuckDb { .. } => Err(Fail {
             code: exit::USAGE,
@@ -422,31 +492,156 @@ fn discover(json: bool) {
     }
 }
 
-async fn sync(config: Config) -> Result<(), Fail> {
-    let client = Client::new(config.client.clone())?;
-    let destination = open_destination(&config).await?;
-    let stop = stop_on_signal("saving state");
-    let observer = Arc::new(progress::Progress::new(client.clone()));
-    let report = pipedrive_engine::run(&client, destination, config.plan(), observer, stop).await?;
-    eprint!("{}", progress::summary(&report, &client));
-    match report.worst_failure() {
-        None => Ok(()),
-        Some((failure, message)) => Err(Fail {
-            code: match failure {
-                Failure::Auth => exit::AUTH,
-                Failure::Destination => exit::DESTINATION,
-                Failure::Temporary => exit::TEMPORARY,
-                Failure::Other => exit::OTHER,
-            },
-            message: message.to_owned(),
-        }),
+/// An interval flag such as `30m`; `never` is not one.
+fn interval(text: &str, flag: &str) -> Result<Duration, ConfigError> {
+    match parse_every(text, flag)? {
+        Some(every) if !every.is_zero() || flag == "--jitter" => Ok(every),
+        _ => Err(ConfigError(format!(
+            "{flag} `{text}`: write a positive interval such as `30m` or `1h`"
+        ))),
     }
 }
 
+/// One run of every company, all at once, each after its random share of `jitter`. A company
+/// that fails does not stop the others; the result is the most serious failure.
+async fn sync(companies: Vec<Config>, jitter: Duration, stop: &StopSignal) -> Result<(), Fail> {
+    let several = companies.len() > 1;
+    let mut files = DuckDbFiles::default();
+    let mut runs = Vec::new();
+    // Tokens of one company share its daily budget; each token has its own burst window.
+    let mut clients: Vec<Client> = Vec::new();
+    for config in companies {
+        let same_company = clients
+            .iter()
+            .find(|c| c.base_url() == &config.client.base_url);
+        let client = match same_company {
+            Some(other) => other.for_same_company(config.client.clone()),
+            None => Client::new(config.client.clone()),
+        };
+        let prepared = match client {
+            Ok(client) => {
+                clients.push(client.clone());
+                open_shared(&config, &mut files)
+                    .await
+                    .map(|destination| (client, destination))
+            }
+            Err(error) => Err(Fail::from(error)),
+        };
+        let delay = jitter.mul_f64(rand::random::<f64>());
+        runs.push(sync_company(config, prepared, delay, stop.clone(), several));
+    }
+    let results = futures::future::join_all(runs).await;
+    drop(files);
+    let failed: Vec<(String, Fail)> = results
+        .into_iter()
+        .filter_map(|(company, result)| result.err().map(|fail| (company, fail)))
+        .collect();
+    let Some(code) = failed.iter().map(|(_, fail)| fail.code).min_by_key(|code| severity(*code)) else {
+        return Ok(());
+    };
+    let message = if several {
+        failed
+            .iter()
+            .map(|(company, fail)| format!("company {company}: {}", fail.message))
+            .collect::<Vec<_>>()
+            .join("\nerror: ")
+    } else {
+        failed.into_iter().map(|(_, fail)| fail.message).collect()
+    };
+    Err(Fail { code, message })
+}
+
+/// Exit codes by how much they matter when several companies fail: credentials first, then
+/// the destination, then anything else, then what a later run fixes by itself.
+fn severity(code: u8) -> u8 {
+    match code {
+        exit::AUTH => 0,
+        exit::DESTINATION => 1,
+        exit::USAGE => 2,
+        exit::OTHER => 3,
+        _ => 4,
+    }
+}
+
+/// One company's run; with several companies its summary is headed by its name.
+async fn sync_company(
+    config: Config,
+    prepared: Result<(Client, Box<dyn Destination>), Fail>,
+    delay: Duration,
+    stop: StopSignal,
+    several: bool,
+) -> (String, Result<(), Fail>) {
+    let company = config.company.clone();
+    let result = async {
+        let (client, destination) = prepared?;
+        if !sleep_unless_stopped(delay, &stop).await {
+            return Ok(());
+        }
+        let label = several.then(|| company.clone());
+        let observer = Arc::new(progress::Progress::new(client.clone(), label));
+        // The company's own signal: giving up on its credentials stops it, not the others.
+        let report =
+            pipedrive_engine::run(&client, destination, config.plan(), observer, stop.child())
+                .await?;
+        if several {
+            eprintln!("company {company}:");
+        }
+        eprint!("{}", progress::summary(&report, &client));
+        match report.worst_failure() {
+            None => Ok(()),
+            Some((failure, message)) => Err(Fail {
+                code: match failure {
+                    Failure::Auth => exit::AUTH,
+                    Failure::Destination => exit::DESTINATION,
+                    Failure::Temporary => exit::TEMPORARY,
+                    Failure::Other => exit::OTHER,
+                },
+                message: message.to_owned(),
+            }),
+        }
+    }
+    .await;
+    (company, result)
+}
+
+/// Sleeps `duration`; false if a stop was asked for meanwhile.
+async fn sleep_unless_stopped(duration: Duration, stop: &StopSignal) -> bool {
+    let until = tokio::time::Instant::now() + duration;
+    while !stop.is_stopped() {
+        let now = tokio::time::Instant::now();
+        if now >= until {
+            return true;
+        }
+        tokio::time::sleep((until - now).min(Duration::from_millis(100))).await;
+    }
+    false
+}
+
+/// `sync --every`: a run of every company per tick until SIGINT/SIGTERM. A stop finishes the
+/// pages in flight and saves state, then ends the schedule (exit 0). A run that fails is
+/// reported and the schedule goes on: the next tick may find the cause gone.
+async fn schedule(companies: Vec<Config>, every: Duration, jitter: Duration) -> Result<(), Fail> {
+    let stop = stop_on_signal("saving state; the schedule then ends");
+    let start = tokio::time::Instant::now();
+    for run in 1_u64.. {
+        tracing::info!(run, "scheduled run started");
+        match sync(companies.clone(), jitter, &stop).await {
+            Ok(()) => tracing::info!(run, "scheduled run finished"),
+            Err(fail) => tracing::error!(run, exit_code = fail.code, "scheduled run failed: {}", fail.message),
+        }
+        // The next tick still ahead: ticks missed by a long run are skipped, never queued.
+        let ticks = start.elapsed().as_nanos() / every.as_nanos().max(1) + 1;
+        let next = start + every.mul_f64(ticks as f64);
+        if stop.is_stopped() || !sleep_unless_stopped(next.saturating_duration_since(tokio::time::Instant::now()), &stop).await {
+            break;
+        }
+    }
+    Ok(())
+}
 async fn state(action: StateAction) -> Result<(), Fail> {
     match action {
         StateAction::Show(args) => {
-            let config = Config::load(&args.config)?;
+            let config = args.company()?;
             let mut destination = open_destination(&config).await?;
             let state = destination.read_state().await?;
             println!(
@@ -455,7 +650,7 @@ async fn state(action: StateAction) -> Result<(), Fail> {
             );
         }
         StateAction::Reset { stream, config } => {
-            let config = Config::load(&config.config)?;
+            let config = config.company()?;
             let name = parse_stream_list(&stream, "state reset")?;
             let mut destination = open_destination(&config).await?;
             for stream in name {
@@ -617,7 +812,7 @@ async fn demo(path: &Path, scale: Scale) -> Result<(), Fail> {
         path.display().to_string().replace('\'', "''")
     );
     let config = Config::parse(&yaml, "demo config", Path::new("."))?;
-    let result = sync(config).await;
+    let result = sync(vec![config], Duration::ZERO, &stop_on_signal("saving state")).await;
     handle.shutdown().await;
     result?;
     eprintln!(

@@ -12,14 +12,18 @@ use pipedrive_engine::{Observer, Outcome, StreamReport, SyncReport};
 
 pub struct Progress {
     client: Client,
+    /// With several companies synced at once, the company each line is about.
+    company: Option<String>,
     bars: Option<(MultiProgress, Mutex<HashMap<String, ProgressBar>>)>,
     /// When each stream last logged a progress line (plain mode), to keep logs calm.
     last_line: Mutex<HashMap<String, (Instant, u64)>>,
 }
 
 impl Progress {
-    pub fn new(client: Client) -> Progress {
-        let bars = std::io::stderr().is_terminal().then(|| {
+    /// `company` names the company when several are synced at once; their progress is then
+    /// logged line by line, as bars of concurrent companies would overwrite each other.
+    pub fn new(client: Client, company: Option<String>) -> Progress {
+        let bars = (company.is_none() && std::io::stderr().is_terminal()).then(|| {
             (
                 MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
                 Mutex::new(HashMap::new()),
@@ -27,6 +31,7 @@ impl Progress {
         });
         Progress {
             client,
+            company,
             bars,
             last_line: Mutex::new(HashMap::new()),
         }
@@ -56,7 +61,7 @@ impl Observer for Progress {
                 .expect("progress lock")
                 .insert(stream.to_owned(), bar);
         } else {
-            tracing::info!(stream, "stream started");
+            tracing::info!(company = self.company.as_deref(), stream, "stream started");
         }
     }
 
@@ -74,7 +79,7 @@ impl Observer for Progress {
             .or_insert((Instant::now(), 0));
         entry.1 += records as u64;
         if entry.0.elapsed() >= Duration::from_secs(10) {
-            tracing::info!(stream, records = entry.1, budget = %self.budget_left(), "progress");
+            tracing::info!(company = self.company.as_deref(), stream, records = entry.1, budget = %self.budget_left(), "progress");
             entry.0 = Instant::now();
         }
     }
@@ -86,6 +91,7 @@ impl Observer for Progress {
             }
         } else {
             tracing::info!(
+                company = self.company.as_deref(),
                 stream = report.stream,
                 records = report.records,
                 requests = report.requests,

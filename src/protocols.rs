@@ -131,7 +131,7 @@ fn load_config(path: &Path, streams: &[(&'static str, SyncMode)]) -> Result<Conf
 async fn run_sync(config: Config, destination: Box<dyn Destination>) -> Result<SyncReport, Fail> {
     let client = Client::new(config.client.clone())?;
     let stop = crate::stop_on_signal("emitting their state");
-    let observer = Arc::new(crate::progress::Progress::new(client.clone()));
+    let observer = Arc::new(crate::progress::Progress::new(client.clone(), None));
     let report = pipedrive_engine::run(&client, destination, config.plan(), observer, stop).await?;
     eprint!("{}", crate::progress::summary(&report, &client));
     Ok(report)

@@ -226,3 +226,71 @@ async fn duckdb_keeps_purged_deletes_and_rebuilds_deal_history_from_the_flow() {
 async fn postgres_keeps_purged_deletes_and_rebuilds_deal_history_from_the_flow() {
     deletes_stay_marked_and_moves_become_history(Target::Postgres(Schema::new().await)).await;
 }
+
+/// Runs `sync` and fails the test, instead of hanging it, if the run does not end in time.
+fn sync_within(workspace: &Workspace, sim: &Sim, limit: std::time::Duration) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pipedrive-sync"))
+        .arg("sync")
+        .arg("--config")
+        .arg(workspace.config_path())
+        .env("PDS_TEST_TOKEN", &sim.handle.api_token)
+        .env_remove("PIPEDRIVE_SYNC_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("binary starts");
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "sync exited {status}");
+            return;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            panic!("sync did not end within {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// v1 lists are walked by update time (keyset), not by offset: reconciling them must advance
+/// that walk page by page and end, and mark exactly the records Pipedrive no longer lists.
+#[tokio::test(flavor = "multi_thread")]
+async fn reconciling_v1_keyset_lists_walks_every_page_once_and_marks_the_missing() {
+    let sim = Sim::start(Scale::Small, Plan::Premium).await;
+    let workspace = Workspace::new();
+    workspace.write_config(
+        &sim,
+        "defaults:\n  reconcile_deletes_every: 0s\nstreams:\n  notes:\n  leads:\n",
+    );
+    assert_ok(&workspace.sync(&sim, &[]));
+    let leads: Vec<Value> = sim
+        .truth("leads")
+        .await
+        .into_iter()
+        .filter(|lead| lead["is_archived"] != json!(true))
+        .collect();
+    let gone = leads[0]["id"].as_str().expect("lead id").to_owned();
+    sim.api(Method::DELETE, &format!("/api/v1/leads/{gone}"), None)
+        .await;
+    sim.reset_stats().await;
+
+    sync_within(&workspace, &sim, std::time::Duration::from_secs(120));
+
+    // The reconciliation read each list once: at most a page per 500 records, plus the
+    // incremental read's one page and a page re-read at each boundary second.
+    for (path, entity) in [("/api/v1/notes", "notes"), ("/api/v1/leads", "leads")] {
+        let records = sim.truth(entity).await.len() as u64;
+        let requests = sim.requests_to(path).await;
+        assert!(
+            requests <= 2 * records.div_ceil(500) + 2,
+            "{path}: {requests} requests for {records} records"
+        );
+    }
+    let rows = workspace.rows("main.leads", "id");
+    assert_eq!(rows.len(), leads.len());
+    for row in &rows {
+        let deleted = is_true(&row["_deleted"]);
+        assert_eq!(deleted, row["id"] == json!(gone), "{row}");
+    }
+}

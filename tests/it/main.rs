@@ -4,6 +4,7 @@
 mod bad_input;
 mod budget;
 mod cli;
+mod companies;
 mod conformance;
 mod controls;
 mod crash;

@@ -17,7 +17,7 @@ use crate::config::{Backoff, ClientConfig};
 use crate::error::ClientError;
 use crate::limiter::{BurstHeaders, RateLimiter};
 use crate::page::{Page, PagePosition, Request, error_text, paging_query, parse_page};
-use crate::stats::{ClientStats, Event, Stats};
+use crate::stats::{ClientStats, Event, RequestTimeline, Stats};
 
 /// How long every request fails fast with `Blocked` after the edge returned an HTML 403.
 const BLOCKED_COOL_DOWN: Duration = Duration::from_secs(60);
@@ -35,7 +35,8 @@ struct Inner {
     base_url: Url,
     auth: Auth,
     limiter: RateLimiter,
-    budget: Budget,
+    /// Shared by the clients of one company's tokens (see [`Client::for_same_company`]).
+    budget: Arc<Budget>,
     stats: Stats,
     max_attempts: u32,
     request_timeout: Duration,
@@ -183,7 +184,7 @@ impl Client {
                 base_url: config.base_url,
                 auth,
                 limiter: RateLimiter::new(),
-                budget: Budget::new(config.max_tokens),
+                budget: Arc::new(Budget::new(config.max_tokens)),
                 stats: Stats::default(),
                 max_attempts: config.max_attempts.max(1),
                 request_timeout: config.request_timeout,
@@ -191,6 +192,17 @@ impl Client {
                 blocked_until: Mutex::new(None),
             }),
         })
+    }
+
+    /// A client for another token of the same company: its own burst window (Pipedrive limits
+    /// bursts per token) and this client's daily budget and token cap (the budget is the
+    /// company's).
+    pub fn for_same_company(&self, config: ClientConfig) -> Result<Client, ClientError> {
+        let mut client = Client::new(config)?;
+        if let Some(inner) = Arc::get_mut(&mut client.inner) {
+            inner.budget = Arc::clone(&self.inner.budget);
+        }
+        Ok(client)
     }
 
     /// One GET with retries and pacing, at `request.start`.
@@ -222,9 +234,19 @@ impl Client {
         )
     }
 
+    /// The company's API address: clients with the same one belong to the same company.
+    pub fn base_url(&self) -> &Url {
+        &self.inner.base_url
+    }
+
     /// Cumulative counters.
     pub fn stats(&self) -> ClientStats {
         self.inner.stats.snapshot()
+    }
+
+    /// Requests and 429s per second since the client was built.
+    pub fn timeline(&self) -> RequestTimeline {
+        self.inner.stats.timeline()
     }
 
     /// What is known about the burst limit and the daily budget.
@@ -390,8 +412,10 @@ impl Inner {
             daily_remaining,
         );
         // The server charges whatever it processed for a known company: everything except
-        // failed authentication and its own 5xx failures.
-        let charged = status != StatusCode::UNAUTHORIZED && !status.is_server_error();
+        // failed authentication, requests it turned away (429) and its own 5xx failures.
+        let charged = status != StatusCode::UNAUTHORIZED
+            && status != StatusCode::TOO_MANY_REQUESTS
+            && !status.is_server_error();
         let spent = self.budget.settle(reservation, charged);
         if spent > 0 {
             self.stats.record(path, Event::Spent(spent));

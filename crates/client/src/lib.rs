@@ -49,4 +49,4 @@ pub use config::{
 pub use error::{ClientError, ErrorClass};
 pub use page::{Page, PagePosition, Paging, Request};
 pub use secrecy::SecretString;
-pub use stats::{ClientStats, PathStats, normalise_path};
+pub use stats::{ClientStats, PathStats, RequestTimeline, SecondCounts, normalise_path};

@@ -1,7 +1,8 @@
-//! Cumulative request counters, overall and per normalised path.
+//! Cumulative request counters, overall and per normalised path, and per second.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+use std::time::Instant;
 
 /// Counters for one path (or for the whole client).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -26,8 +27,64 @@ pub struct ClientStats {
     pub per_path: BTreeMap<String, PathStats>,
 }
 
-#[derive(Default)]
-pub(crate) struct Stats(Mutex<ClientStats>);
+/// Requests and 429s in one second.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SecondCounts {
+    /// HTTP requests sent (every attempt).
+    pub requests: u32,
+    pub responses_429: u32,
+}
+
+/// Requests and 429s per second since the client was built: how the request rate compares
+/// with the burst limit over a run. Kept apart from [`ClientStats`], which progress lines
+/// copy often.
+#[derive(Clone, Debug)]
+pub struct RequestTimeline {
+    /// The start of second 0.
+    pub origin: Instant,
+    /// Second `i` covers `origin + i s .. origin + (i + 1) s`.
+    pub seconds: Vec<SecondCounts>,
+}
+
+impl RequestTimeline {
+    /// The seconds from the one holding `from` to the last, minus what `before` (a snapshot
+    /// of the same client taken at `from`) had counted already: exactly what was sent after
+    /// `from`, whatever came earlier in the same second.
+    pub fn since(&self, before: &RequestTimeline, from: Instant) -> Vec<SecondCounts> {
+        let first = from.saturating_duration_since(self.origin).as_secs() as usize;
+        self.seconds
+            .iter()
+            .enumerate()
+            .skip(first)
+            .map(|(i, now)| {
+                let earlier = before.seconds.get(i).copied().unwrap_or_default();
+                SecondCounts {
+                    requests: now.requests.saturating_sub(earlier.requests),
+                    responses_429: now.responses_429.saturating_sub(earlier.responses_429),
+                }
+            })
+            .collect()
+    }
+}
+
+pub(crate) struct Stats(Mutex<Counters>);
+
+struct Counters {
+    totals: ClientStats,
+    origin: Instant,
+    /// Grows by 8 bytes a second the client lives (under 1 MB a day).
+    seconds: Vec<SecondCounts>,
+}
+
+impl Default for Stats {
+    fn default() -> Stats {
+        Stats(Mutex::new(Counters {
+            totals: ClientStats::default(),
+            origin: Instant::now(),
+            seconds: Vec::new(),
+        }))
+    }
+}
 
 pub(crate) enum Event {
     Request,
@@ -38,7 +95,19 @@ pub(crate) enum Event {
 
 impl Stats {
     pub(crate) fn record(&self, path: &str, event: Event) {
-        let mut s = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut counters = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if matches!(event, Event::Request | Event::Response429) {
+            let second = counters.origin.elapsed().as_secs() as usize;
+            if counters.seconds.len() <= second {
+                counters.seconds.resize(second + 1, SecondCounts::default());
+            }
+            let counts = &mut counters.seconds[second];
+            match event {
+                Event::Request => counts.requests += 1,
+                _ => counts.responses_429 += 1,
+            }
+        }
+        let s = &mut counters.totals;
         let key = normalise_path(path);
         let apply = |p: &mut PathStats| match event {
             Event::Request => p.requests += 1,
@@ -56,7 +125,19 @@ impl Stats {
     }
 
     pub(crate) fn snapshot(&self) -> ClientStats {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .totals
+            .clone()
+    }
+
+    pub(crate) fn timeline(&self) -> RequestTimeline {
+        let counters = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        RequestTimeline {
+            origin: counters.origin,
+            seconds: counters.seconds.clone(),
+        }
     }
 }
 
@@ -83,7 +164,47 @@ fn is_id(seg: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::normalise_path;
+    use super::{Event, RequestTimeline, SecondCounts, Stats, normalise_path};
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn timeline_counts_per_second_and_since_subtracts_the_earlier_snapshot() {
+        let stats = Stats::default();
+        stats.record("/api/v2/deals", Event::Request);
+        stats.record("/api/v2/deals", Event::Response429);
+        let before = stats.timeline();
+        let from = Instant::now();
+        stats.record("/api/v2/deals", Event::Request);
+        stats.record("/api/v2/deals", Event::Spent(10));
+        let after = stats.timeline();
+        let total: u32 = after.seconds.iter().map(|s| s.requests).sum();
+        assert_eq!(total, 2);
+        assert_eq!(stats.snapshot().requests, 2);
+        let run = after.since(&before, from);
+        assert_eq!(run.iter().map(|s| s.requests).sum::<u32>(), 1);
+        assert_eq!(run.iter().map(|s| s.responses_429).sum::<u32>(), 0);
+        // Seconds before the one holding `from` are left out.
+        let later = RequestTimeline {
+            origin: after.origin,
+            seconds: vec![
+                SecondCounts {
+                    requests: 5,
+                    responses_429: 1
+                };
+                4
+            ],
+        };
+        let empty = RequestTimeline {
+            origin: after.origin,
+            seconds: Vec::new(),
+        };
+        assert_eq!(
+            later
+                .since(&empty, after.origin + Duration::from_millis(2500))
+                .len(),
+            2
+        );
+    }
 
     #[test]
     fn ids_become_placeholders() {

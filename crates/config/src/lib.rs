@@ -24,7 +24,12 @@ fn error(message: impl Into<String>) -> ConfigError {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
-    pub source: RawSource,
+    /// The one company to sync; `sources` lists several instead.
+    #[serde(default)]
+    pub source: Option<RawSource>,
+    /// Several companies, each loaded into its own schema with its own state.
+    #[serde(default)]
+    pub sources: Option<Vec<RawSource>>,
     #[serde(default)]
     pub target: RawTarget,
     #[serde(default)]
@@ -43,6 +48,9 @@ pub struct RawConfig {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSource {
+    /// The company's name in schemas, state, summaries and run records (`{company}` in
+    /// `object`, `target.schema` and `target.path`). Default: the company domain.
+    pub name: Option<String>,
     pub api_token: Option<String>,
     pub oauth: Option<RawOAuth>,
     pub company_domain: Option<String>,
@@ -101,7 +109,7 @@ pub struct RawStreamOptions {
 }
 
 /// Where rows go.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Target {
     DuckDb {
         path: PathBuf,
@@ -135,8 +143,10 @@ pub struct StreamChoice {
     pub recent_first: bool,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Config {
+    /// The company's name: `sources[].name`, else its domain, else `pipedrive`.
+    pub company: String,
     pub client: ClientConfig,
     pub target: Target,
     /// Schema of the state table: the schema of the default `object` template.
@@ -147,6 +157,8 @@ pub struct Config {
 }
 
 const DEFAULT_OBJECT: &str = "pipedrive.{stream_name}";
+/// With several companies each gets a schema of its own.
+const SEVERAL_OBJECT: &str = "{company}_pipedrive.{stream_name}";
 
 /// A stream's data controls: its own options over `'*'` over `defaults`.
 fn controls(
@@ -327,6 +339,40 @@ fn write_token_store(
     std::fs::rename(&temporary, path)
 }
 
+/// `name`, else the company domain, else `pipedrive`; it becomes part of schema and file
+/// names, so it is kept to letters, digits, `_` and `-`.
+fn company_name(source: &RawSource, key: &str) -> Result<String, ConfigError> {
+    let valid = |name: &str| {
+        !name.is_empty()
+            && name.len() <= 40
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    };
+    let name = match (&source.name, &source.company_domain) {
+        (Some(name), _) => name.trim().to_owned(),
+        // A domain that cannot name a company is reported as a bad domain later on.
+        (None, Some(domain)) => Some(
+            domain
+                .trim()
+                .trim_start_matches("https://")
+                .split('.')
+                .next()
+                .unwrap_or_default(),
+        )
+        .filter(|name| valid(name))
+        .unwrap_or("pipedrive")
+        .to_owned(),
+        (None, None) => "pipedrive".to_owned(),
+    };
+    if !valid(&name) {
+        return Err(error(format!(
+            "{key}.name `{name}` cannot name a company: use 1 to 40 letters, digits, `_` or `-` (e.g. `acme`)"
+        )));
+    }
+    Ok(name)
+}
+
 fn parse_table(template: &str, stream: &str) -> Result<TableRef, ConfigError> {
     let object = template.replace("{stream_name}", stream);
     match object.split_once('.') {
@@ -386,6 +432,7 @@ impl Config {
     /// The engine's plan for the selected streams.
     pub fn plan(&self) -> pipedrive_engine::SyncPlan {
         pipedrive_engine::SyncPlan {
+            company: self.company.clone(),
             streams: self
                 .streams
                 .iter()
@@ -406,17 +453,60 @@ impl Config {
 
     /// Reads and resolves a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Config::pick(Config::load_all(path)?, None)
+    }
+
+    /// Parses YAML text of one company; `origin` names it in messages, `base_dir` anchors
+    /// relative paths.
+    pub fn parse(text: &str, origin: &str, base_dir: &Path) -> Result<Config, ConfigError> {
+        Config::pick(Config::parse_all(text, origin, base_dir)?, None)
+    }
+
+    /// Resolves a config of one company; a config listing several under `sources` is refused
+    /// (commands that work on one company pick it with [`Config::pick`]).
+    pub fn resolve(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
+        Config::pick(Config::resolve_all(raw, base_dir)?, None)
+    }
+
+    /// One company of a config: the one named `company`, or the only one.
+    pub fn pick(mut companies: Vec<Config>, company: Option<&str>) -> Result<Config, ConfigError> {
+        let names = || {
+            companies
+                .iter()
+                .map(|c| c.company.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match company {
+            Some(name) => match companies.iter().position(|c| c.company == name) {
+                Some(index) => Ok(companies.swap_remove(index)),
+                None => Err(error(format!(
+                    "--company `{name}` is not in the config; its companies are: {}",
+                    names()
+                ))),
+            },
+            None if companies.len() == 1 => Ok(companies.remove(0)),
+            None => Err(error(format!(
+                "the config lists {} companies under `sources` ({}); pick one with --company NAME",
+                companies.len(),
+                names()
+            ))),
+        }
+    }
+
+    /// Reads a config file and resolves every company it lists.
+    pub fn load_all(path: &Path) -> Result<Vec<Config>, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             error(format!(
                 "cannot read the config file {}: {e}; pass an existing file with --config",
                 path.display()
             ))
         })?;
-        Config::parse(&text, &path.display().to_string(), &base_dir(path))
+        Config::parse_all(&text, &path.display().to_string(), &base_dir(path))
     }
 
-    /// Parses YAML text; `origin` names it in messages, `base_dir` anchors relative paths.
-    pub fn parse(text: &str, origin: &str, base_dir: &Path) -> Result<Config, ConfigError> {
+    /// Parses YAML text listing one company or several.
+    pub fn parse_all(text: &str, origin: &str, base_dir: &Path) -> Result<Vec<Config>, ConfigError> {
         let raw: RawConfig = serde_saphyr::from_str(text).map_err(|e| {
             let at = e.location().map_or_else(String::new, |at| {
                 format!(" at line {} column {}", at.line(), at.column())
@@ -425,11 +515,62 @@ impl Config {
                 "{origin}: {e}\nfix {origin}{at}: indent nested keys with spaces, close every quote and bracket, and use the keys README → Config reference lists"
             ))
         })?;
-        Config::resolve(raw, base_dir)
+        Config::resolve_all(raw, base_dir)
     }
 
-    pub fn resolve(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
-        let source = raw.source;
+    /// Every company of the config, each with its own client, schema, state and tables.
+    pub fn resolve_all(mut raw: RawConfig, base_dir: &Path) -> Result<Vec<Config>, ConfigError> {
+        let (sources, several) = match (raw.source.take(), raw.sources.take()) {
+            (Some(source), None) => (vec![source], false),
+            (None, Some(sources)) if !sources.is_empty() => (sources, true),
+            (Some(_), Some(_)) => {
+                return Err(error(
+                    "the config has both `source` and `sources`: list every company under `sources`",
+                ));
+            }
+            (None, _) => {
+                return Err(error(
+                    "the config needs `source:` (one company) or `sources:` (a list of companies), each with api_token or oauth and company_domain",
+                ));
+            }
+        };
+        let mut companies: Vec<Config> = Vec::with_capacity(sources.len());
+        for (index, source) in sources.into_iter().enumerate() {
+            let key = if several {
+                format!("sources[{index}]")
+            } else {
+                "source".to_owned()
+            };
+            let name = company_name(&source, &key)?;
+            if let Some(other) = companies.iter().find(|c| c.company == name) {
+                return Err(error(format!(
+                    "{key}: the company name `{name}` is used twice ({} has it too); give each source a distinct `name`",
+                    other.company
+                )));
+            }
+            let config = Config::resolve_company(&raw, source, &name, several, base_dir)
+                .map_err(|e| ConfigError(e.0.replacen("source.", &format!("{key}."), 1).replacen("source ", &format!("{key} "), 1)))?;
+            if let Some(other) = companies
+                .iter()
+                .find(|c| c.target == config.target && c.state_schema == config.state_schema)
+            {
+                return Err(error(format!(
+                    "sources `{}` and `{name}` would load into the same schema `{}`: put `{{company}}` in target.schema, defaults.object or target.path",
+                    other.company, config.state_schema
+                )));
+            }
+            companies.push(config);
+        }
+        Ok(companies)
+    }
+
+    fn resolve_company(
+        raw: &RawConfig,
+        source: RawSource,
+        company: &str,
+        several: bool,
+        base_dir: &Path,
+    ) -> Result<Config, ConfigError> {
         let base_url = match (&source.base_url, &source.company_domain) {
             (Some(url), _) => expand(url, "source.base_url")?,
             (None, Some(domain)) => {
@@ -484,7 +625,14 @@ impl Config {
                         oauth
                             .token_store
                             .as_deref()
-                            .unwrap_or(".pipedrive-sync-refresh-token"),
+                            .map(str::to_owned)
+                            .unwrap_or_else(|| {
+                                if several {
+                                    format!(".pipedrive-sync-refresh-token-{company}")
+                                } else {
+                                    ".pipedrive-sync-refresh-token".to_owned()
+                                }
+                            }),
                     );
                     let configured = expand(&oauth.refresh_token, "source.oauth.refresh_token")
                         .map(|token| token.trim().to_owned());
@@ -543,7 +691,7 @@ impl Config {
 
         let target = match raw.target.kind.as_deref().unwrap_or("duckdb") {
             "duckdb" => Target::DuckDb {
-                path: base_dir.join(expand(raw.target.path.as_deref().unwrap_or("pipedrive.duckdb"), "target.path")?),
+                path: base_dir.join(expand(raw.target.path.as_deref().unwrap_or("pipedrive.duckdb"), "target.path")?.replace("{company}", company)),
             },
             kind @ ("parquet" | "jsonl") => Target::Files {
                 format: if kind == "parquet" {
@@ -551,10 +699,16 @@ impl Config {
                 } else {
                     FileFormat::Jsonl
                 },
-                dir: base_dir.join(expand(
-                    raw.target.path.as_deref().unwrap_or("pipedrive-data"),
-                    "target.path",
-                )?),
+                dir: {
+                    let path = raw.target.path.as_deref().unwrap_or("pipedrive-data");
+                    let dir = base_dir.join(expand(path, "target.path")?.replace("{company}", company));
+                    // Tables are directories: each company needs its own.
+                    if several && !path.contains("{company}") {
+                        dir.join(company)
+                    } else {
+                        dir
+                    }
+                },
             },
             "postgres" | "postgresql" => Target::Postgres {
                 url: expand(
@@ -571,22 +725,25 @@ impl Config {
             }
         };
 
-        let default_object =
-            raw.defaults
-                .object
-                .clone()
-                .unwrap_or_else(|| match (&raw.target.schema, &target) {
-                    (Some(schema), _) => format!("{schema}.{{stream_name}}"),
-                    // DuckDB names the catalog after the file: a `pipedrive` schema in `pipedrive.duckdb`
-                    // would make `pipedrive.deals` ambiguous, so tables go to `main` and read as `deals`.
-                    (None, Target::DuckDb { .. }) => DUCKDB_OBJECT.to_owned(),
-                    (None, _) => DEFAULT_OBJECT.to_owned(),
-                });
+        let default_object = raw
+            .defaults
+            .object
+            .clone()
+            .unwrap_or_else(|| match (&raw.target.schema, &target) {
+                (Some(schema), _) => format!("{schema}.{{stream_name}}"),
+                (None, _) if several => SEVERAL_OBJECT.to_owned(),
+                // DuckDB names the catalog after the file: a `pipedrive` schema in `pipedrive.duckdb`
+                // would make `pipedrive.deals` ambiguous, so tables go to `main` and read as `deals`.
+                (None, Target::DuckDb { .. }) => DUCKDB_OBJECT.to_owned(),
+                (None, _) => DEFAULT_OBJECT.to_owned(),
+            })
+            .replace("{company}", company);
         let state_schema = parse_table(&default_object, "_")?.schema;
         let default_mode = raw.defaults.mode.unwrap_or(SyncMode::Incremental);
 
         let selected: BTreeMap<String, Option<RawStreamOptions>> = raw
             .streams
+            .clone()
             .unwrap_or_else(|| BTreeMap::from([("*".to_owned(), None)]));
         let everything = selected.contains_key("*");
         let wildcard = selected.get("*").cloned().flatten().unwrap_or_default();
@@ -612,6 +769,7 @@ impl Config {
                 .object
                 .clone()
                 .or_else(|| wildcard.object.clone())
+                .map(|template| template.replace("{company}", company))
                 .unwrap_or_else(|| default_object.clone());
             let history = options
                 .history
@@ -688,6 +846,7 @@ impl Config {
             )));
         }
         Ok(Config {
+            company: company.to_owned(),
             client: ClientConfig {
                 base_url,
                 credentials,
@@ -723,6 +882,79 @@ mod tests {
         assert_eq!(config.streams.len(), catalog::CATALOG.len());
         assert_eq!(config.state_schema, "main");
         assert!(matches!(config.target, Target::DuckDb { .. }));
+    }
+
+    fn parse_all(yaml: &str) -> Result<Vec<Config>, ConfigError> {
+        Config::parse_all(yaml, "test.yaml", Path::new("."))
+    }
+
+    #[test]
+    fn several_companies_get_their_own_schema_state_and_client() {
+        let companies = parse_all(
+            "sources:\n  - {name: acme, api_token: a, company_domain: acme}\n  - {api_token: b, company_domain: globex, max_tokens: 10}\ntarget: {type: postgres, url: 'postgres://h/db'}\nstreams:\n  deals: {object: 'crm_{company}.pd_{stream_name}'}\n  persons:\n",
+        )
+        .unwrap();
+        let seen: Vec<_> = companies
+            .iter()
+            .map(|c| {
+                (
+                    c.company.as_str(),
+                    c.state_schema.as_str(),
+                    c.streams
+                        .iter()
+                        .map(|s| s.table.to_string())
+                        .collect::<Vec<_>>(),
+                    c.client.max_tokens,
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (
+                    "acme",
+                    "acme_pipedrive",
+                    vec![
+                        "crm_acme.pd_deals".to_owned(),
+                        "acme_pipedrive.persons".to_owned()
+                    ],
+                    None
+                ),
+                (
+                    "globex",
+                    "globex_pipedrive",
+                    vec![
+                        "crm_globex.pd_deals".to_owned(),
+                        "globex_pipedrive.persons".to_owned()
+                    ],
+                    Some(10)
+                ),
+            ]
+        );
+        // One company: `{company}` works too, and the single-company defaults are unchanged.
+        let one = parse("source: {api_token: a, company_domain: acme}\ntarget: {path: '{company}.duckdb'}\n").unwrap();
+        assert_eq!(one.company, "acme");
+        assert_eq!(one.state_schema, "main");
+        assert!(matches!(&one.target, Target::DuckDb { path } if path.ends_with("acme.duckdb")));
+        // Files: a directory per company.
+        let files = parse_all(
+            "sources:\n  - {name: a, api_token: x, base_url: 'http://h:1'}\n  - {name: b, api_token: y, base_url: 'http://h:2'}\ntarget: {type: jsonl, path: out}\n",
+        )
+        .unwrap();
+        assert!(matches!(&files[1].target, Target::Files { dir, .. } if dir.ends_with("out/b")));
+    }
+
+    #[test]
+    fn company_mistakes_name_the_fix() {
+        let message = |yaml: &str| parse_all(yaml).unwrap_err().to_string();
+        assert!(message("sources:\n  - {api_token: a, base_url: 'http://h:1'}\n  - {api_token: b, base_url: 'http://h:2'}\n").contains("distinct `name`"));
+        assert!(message("sources:\n  - {name: a, api_token: x, company_domain: a}\n  - {name: b, api_token: y, company_domain: b}\ntarget: {schema: crm}\n").contains("{company}"));
+        assert!(message("sources:\n  - {name: 'a b', api_token: x, company_domain: a}\n").contains("letters, digits"));
+        assert!(message("sources:\n  - {name: a, company_domain: a}\n").contains("sources[0] needs api_token"));
+        assert!(message("source: {api_token: a, company_domain: a}\nsources: []\n").contains("both"));
+        assert!(message("sources: []\n").contains("`sources:`"));
+        let two = parse_all("sources:\n  - {name: a, api_token: x, company_domain: a}\n  - {name: b, api_token: y, company_domain: b}\n").unwrap();
+        assert!(Config::pick(two, None).unwrap_err().to_string().contains("--company"));
     }
 
     #[test]

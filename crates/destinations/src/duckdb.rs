@@ -81,6 +81,24 @@ impl DuckDb {
             };
             DestinationError::new(format!("DuckDB: cannot open {}: {text} ({hint})", path.display()))
         })?;
+        DuckDb::on_connection(path, connection, state_schema)
+    }
+
+    /// Another handle on this open database, for another company's schema: companies synced
+    /// at once share the file, and one process must not open a DuckDB file twice.
+    pub fn share(&self, state_schema: &str) -> Result<DuckDb, DestinationError> {
+        let connection = self
+            .connection
+            .try_clone()
+            .map_err(fail("opening another connection"))?;
+        DuckDb::on_connection(&self.path, connection, state_schema)
+    }
+
+    fn on_connection(
+        path: &Path,
+        connection: Connection,
+        state_schema: &str,
+    ) -> Result<DuckDb, DestinationError> {
         // DuckDB keeps written pages cached up to 80% of RAM by default; a sync streams, so
         // a small cap keeps memory flat whatever the company's size (pages spill to the file).
         connection

@@ -48,6 +48,8 @@ pub struct StreamPlan {
 /// Everything `run` needs, validated.
 #[derive(Clone, Debug)]
 pub struct SyncPlan {
+    /// The company's name in the config: runs and reports are told apart by it.
+    pub company: String,
     pub streams: Vec<StreamPlan>,
     /// Lower bound on `update_time` for a stream's first incremental sync.
     pub start_date: Option<DateTime<Utc>>,
@@ -124,14 +126,31 @@ pub trait Observer: Send + Sync {
 
 /// Asks a running sync to stop after the pages in flight are committed.
 #[derive(Clone, Default)]
-pub struct StopSignal(Arc<AtomicBool>);
+pub struct StopSignal {
+    own: Arc<AtomicBool>,
+    /// The signals this one was derived from: stopping any of them stops this one.
+    enclosing: Vec<Arc<AtomicBool>>,
+}
 
 impl StopSignal {
     pub fn stop(&self) {
-        self.0.store(true, Ordering::SeqCst);
+        self.own.store(true, Ordering::SeqCst);
     }
     pub fn is_stopped(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        std::iter::once(&self.own)
+            .chain(&self.enclosing)
+            .any(|flag| flag.load(Ordering::SeqCst))
+    }
+    /// A signal stopped whenever this one is, whose own stop leaves this one running: a run
+    /// that gives up (say, on rejected credentials) stops its own streams, not other
+    /// companies' runs or a schedule.
+    pub fn child(&self) -> StopSignal {
+        StopSignal {
+            own: Arc::default(),
+            enclosing: std::iter::once(self.own.clone())
+                .chain(self.enclosing.iter().cloned())
+                .collect(),
+        }
     }
 }
 
@@ -933,26 +952,38 @@ impl UnitWorker<'_> {
                 .filter_map(|name| catalog::find(name)),
         );
         for list in listed {
-            // The list's own paging: keyset by update time where offsets could shift when a
-            // record is deleted mid-walk and let a live record look missing.
-            let mut pages = source::Pager::list(self.client, list, None, PagePosition::First);
-            while let Some(page) = pages.next().await {
-                let page = match page {
-                    Ok(page) => page,
+            // The list's own paging (the source advances it): keyset by update time where
+            // offsets could shift when a record is deleted mid-walk and let a live record look
+            // missing.
+            let not_available = |error: &ClientError| {
+                // Without every list, a missing id proves nothing.
+                tracing::warn!(stream = def.name, list = list.name, %error, "deletes not reconciled: a list is not available");
+            };
+            let mut pages = match Source::open(self.client, list, None, PagePosition::First).await {
+                Ok(pages) => pages,
+                Err(error) if error.exit_class() == ErrorClass::NotAvailable => {
+                    not_available(&error);
+                    return Ok(());
+                }
+                Err(error) => return Err(error.into()),
+            };
+            while let Some(chunk) = pages.next().await {
+                let chunk = match chunk {
+                    Ok(chunk) => chunk,
                     Err(error) if error.exit_class() == ErrorClass::NotAvailable => {
-                        // Without every list, a missing id proves nothing.
-                        tracing::warn!(stream = def.name, list = list.name, %error, "deletes not reconciled: a list is not available");
+                        not_available(&error);
                         return Ok(());
                     }
                     Err(error) => return Err(error.into()),
                 };
-                member.tally.requests += 1;
-                member.tally.tokens += u64::from(list.token_cost);
-                present.extend(page.items.iter().filter_map(|raw| {
-                    serde_json::from_str::<Map<String, Value>>(raw.get())
-                        .ok()
-                        .and_then(|mut record| record.remove(key))
-                }));
+                member.tally.requests += chunk.requests;
+                member.tally.tokens += chunk.tokens;
+                present.extend(
+                    chunk
+                        .records
+                        .into_iter()
+                        .filter_map(|mut record| record.remove(key)),
+                );
                 if self.stop.is_stopped() {
                     return Err(StreamError::Stopped);
                 }
@@ -1139,6 +1170,19 @@ mod tests {
             Some("2024-01-02T03:04:05Z")
         );
         assert_eq!(normalize_timestamp("yesterday"), None);
+    }
+
+    #[test]
+    fn a_child_stop_signal_stops_with_its_parents_but_not_them() {
+        let process = StopSignal::default();
+        let company = process.child();
+        let other = process.child();
+        let nested = company.child();
+        company.stop();
+        assert!(company.is_stopped() && nested.is_stopped());
+        assert!(!process.is_stopped() && !other.is_stopped());
+        process.stop();
+        assert!(other.is_stopped());
     }
 
     #[test]

@@ -50,6 +50,8 @@ async fn retries_malformed_json_and_429_without_headers() {
     assert!(c.get(&deals()).await.is_ok());
     assert_eq!(mock.count(), 4);
     assert_eq!(c.stats().responses_429, 1);
+    // The malformed bodies were processed and charged; the 429 was turned away.
+    assert_eq!(c.stats().tokens_spent, 30);
 }
 
 #[tokio::test]
