@@ -11,9 +11,11 @@ use pipedrive_engine::destination::columns::{
 };
 use pipedrive_engine::schema::{Column, ColumnType, to_text};
 use pipedrive_engine::{
-    Batch, Destination, DestinationError, Missing, Present, StreamState, SyncState, TableRef,
+    Batch, Destination, DestinationError, Missing, Present, RunRecord, StreamState, SyncState,
+    TableRef,
 };
 
+use crate::runs::{self, RUNS_TABLE};
 use crate::sql::quote;
 
 /// The table holding every stream's state, in the state schema.
@@ -572,6 +574,103 @@ impl Destination for DuckDb {
                 "DROP TABLE IF EXISTS {}",
                 self.table(&table.schema, &table.name)
             ))
+        })
+    }
+
+    async fn record_run(&mut self, run: &RunRecord) -> Result<(), DestinationError> {
+        let row = runs::Row::of(run)?;
+        let table = self.table(&self.state_schema, RUNS_TABLE);
+        let (started_at, finished_at) = (run.started_at.to_rfc3339(), run.finished_at.to_rfc3339());
+        tokio::task::block_in_place(|| {
+            self.execute(&format!(
+                "CREATE SCHEMA IF NOT EXISTS {}; CREATE TABLE IF NOT EXISTS {table} ({})",
+                self.schema(&self.state_schema),
+                runs::definitions("VARCHAR", "JSON"),
+            ))?;
+            self.connection
+                .execute(
+                    &format!(
+                        "INSERT INTO {table} ({}) VALUES (?, ?, CAST(? AS TIMESTAMPTZ), \
+                         CAST(? AS TIMESTAMPTZ), ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        runs::names()
+                    ),
+                    duckdb::params![
+                        row.run_id,
+                        row.company,
+                        started_at,
+                        finished_at,
+                        row.status,
+                        row.error,
+                        row.records,
+                        row.requests,
+                        row.tokens,
+                        row.responses_429,
+                        row.burst_limit,
+                        row.streams,
+                        row.timeline,
+                    ],
+                )
+                .map_err(fail("recording the run"))?;
+            Ok(())
+        })
+    }
+
+    async fn read_runs(&mut self) -> Result<Vec<RunRecord>, DestinationError> {
+        let runs = TableRef {
+            schema: self.state_schema.clone(),
+            name: RUNS_TABLE.to_owned(),
+        };
+        tokio::task::block_in_place(|| {
+            if self.columns_of(&runs)?.is_none() {
+                return Ok(Vec::new());
+            }
+            let table = self.table(&self.state_schema, RUNS_TABLE);
+            let q = quote;
+            let mut statement = self
+                .connection
+                .prepare(&format!(
+                    "SELECT {}, {}, epoch_us({}), epoch_us({}), {}, {}, {}, {}, {}, {}, {}, \
+                     CAST({} AS VARCHAR), CAST({} AS VARCHAR) FROM {table} ORDER BY {}, {}",
+                    q("run_id"),
+                    q("company"),
+                    q("started_at"),
+                    q("finished_at"),
+                    q("status"),
+                    q("error"),
+                    q("records"),
+                    q("requests"),
+                    q("tokens"),
+                    q("responses_429"),
+                    q("burst_limit"),
+                    q("streams"),
+                    q("timeline"),
+                    q("started_at"),
+                    q("run_id"),
+                ))
+                .map_err(fail("reading the runs"))?;
+            let rows: Vec<(runs::Row, i64, i64)> = statement
+                .query_map([], |r| {
+                    let row = runs::Row {
+                        run_id: r.get(0)?,
+                        company: r.get(1)?,
+                        status: r.get(4)?,
+                        error: r.get(5)?,
+                        records: r.get(6)?,
+                        requests: r.get(7)?,
+                        tokens: r.get(8)?,
+                        responses_429: r.get(9)?,
+                        burst_limit: r.get(10)?,
+                        streams: r.get(11)?,
+                        timeline: r.get(12)?,
+                    };
+                    Ok((row, r.get(2)?, r.get(3)?))
+                })
+                .map_err(fail("reading the runs"))?
+                .collect::<Result<_, _>>()
+                .map_err(fail("reading the runs"))?;
+            rows.into_iter()
+                .map(|(row, started, finished)| row.into_record(started, finished))
+                .collect()
         })
     }
 

@@ -33,12 +33,17 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 use pipedrive_engine::schema::{Column, ColumnType};
-use pipedrive_engine::{Batch, Destination, DestinationError, StreamState, SyncState, TableRef};
+use pipedrive_engine::{
+    Batch, Destination, DestinationError, RunRecord, StreamState, SyncState, TableRef,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 /// The state file, at the top of the directory.
 pub const STATE_FILE: &str = "_pipedrive_sync_state.json";
+
+/// One JSON line per sync run, at the top of the directory.
+pub const RUNS_FILE: &str = "_sync_runs.jsonl";
 
 /// Field metadata marking a Utf8 column that holds JSON text, so readers can parse it back.
 const TYPE_METADATA: &str = "pipedrive_sync.type";
@@ -612,6 +617,80 @@ impl Destination for Files {
         Ok(())
     }
 
+    async fn record_run(&mut self, run: &RunRecord) -> Result<(), DestinationError> {
+        let mut line = serde_json::to_vec(run)
+            .map_err(|e| DestinationError::new(format!("the run record cannot be encoded: {e}")))?;
+        line.push(b'\n');
+        let path = self.dir.join(RUNS_FILE);
+        tokio::task::block_in_place(|| {
+            let created = !path.exists();
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .read(true)
+                .open(&path)
+                .map_err(io_fail(format!("opening {}", path.display())))?;
+            // A crash mid-append leaves a line without its end: start on a fresh line, so
+            // only that torn line is lost.
+            let length = file
+                .metadata()
+                .map_err(io_fail(format!("reading {}", path.display())))?
+                .len();
+            if length > 0 {
+                use std::io::{Seek, SeekFrom};
+                let mut last = [0u8; 1];
+                file.seek(SeekFrom::Start(length - 1))
+                    .and_then(|_| file.read_exact(&mut last))
+                    .map_err(io_fail(format!("reading {}", path.display())))?;
+                if last[0] != b'\n' {
+                    line.insert(0, b'\n');
+                }
+            }
+            file.write_all(&line)
+                .and_then(|()| file.sync_all())
+                .map_err(io_fail(format!("appending to {}", path.display())))?;
+            if created {
+                sync_dir(&self.dir)?;
+            }
+            Ok(())
+        })
+    }
+
+    async fn read_runs(&mut self) -> Result<Vec<RunRecord>, DestinationError> {
+        let path = self.dir.join(RUNS_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_fail(format!("reading {}", path.display()))(e)),
+        };
+        let mut runs = Vec::new();
+        for (number, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            match serde_json::from_str::<RunRecord>(line) {
+                Ok(run) => runs.push(run),
+                // A line a crash cut short: the run it began is lost, not the others.
+                Err(error) if error.is_eof() => {
+                    tracing::warn!(
+                        "{}: line {} is incomplete; skipped",
+                        path.display(),
+                        number + 1
+                    )
+                }
+                Err(error) => {
+                    return Err(DestinationError::new(format!(
+                        "files: {} line {} is not a run record ({error}); remove that line",
+                        path.display(),
+                        number + 1
+                    )));
+                }
+            }
+        }
+        runs.sort_by(|a, b| (a.started_at, &a.run_id).cmp(&(b.started_at, &b.run_id)));
+        Ok(runs)
+    }
+
     async fn reset_state(&mut self, stream: &str) -> Result<(), DestinationError> {
         let mut streams = self.state.clone();
         streams.remove(stream);
@@ -771,6 +850,47 @@ mod tests {
                 .all(|r| r["_synced_at"] == json!("2024-03-04T05:06:07Z"))
         );
         assert!(rows.iter().all(|r| !r.contains_key("never_set")));
+    }
+
+    fn run(company: &str, started_at: DateTime<Utc>) -> RunRecord {
+        RunRecord {
+            run_id: format!("{company}-{}", started_at.timestamp_micros()),
+            company: company.to_owned(),
+            started_at,
+            finished_at: started_at + chrono::Duration::seconds(2),
+            status: pipedrive_engine::RunStatus::Succeeded,
+            error: None,
+            records: 5,
+            requests: 2,
+            tokens: 20,
+            responses_429: 0,
+            burst_limit: Some(100),
+            streams: Vec::new(),
+            timeline: pipedrive_engine::Timeline {
+                requests: vec![2],
+                responses_429: vec![0],
+            },
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn run_records_append_and_survive_a_torn_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut files = Files::open(dir.path(), Format::Parquet).unwrap();
+        assert!(files.read_runs().await.unwrap().is_empty());
+        let first = run("acme", Utc::now());
+        files.record_run(&first).await.unwrap();
+        // A crash in the middle of the next append.
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join(RUNS_FILE))
+            .unwrap();
+        file.write_all(br#"{"run_id":"torn","comp"#).unwrap();
+        drop(file);
+        let second = run("acme", first.finished_at);
+        files.record_run(&second).await.unwrap();
+        let mut reopened = Files::open(dir.path(), Format::Parquet).unwrap();
+        assert_eq!(reopened.read_runs().await.unwrap(), [first, second]);
     }
 
     #[tokio::test(flavor = "multi_thread")]

@@ -9,5 +9,6 @@ pub mod json_schema;
 pub mod models;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+pub mod runs;
 pub mod singer;
 pub mod sql;

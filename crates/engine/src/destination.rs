@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use serde_json::Value;
 
+use crate::runs::RunRecord;
 use crate::schema::Column;
 use crate::state::{StreamState, SyncState};
 
@@ -160,4 +161,18 @@ pub trait Destination: Send {
 
     /// Forgets a stream's state (`state reset`): its next sync starts from the beginning.
     async fn reset_state(&mut self, stream: &str) -> Result<(), DestinationError>;
+
+    /// Keeps a finished run's record (`_sync_runs`). Destinations that write to stdout keep
+    /// none.
+    async fn record_run(&mut self, _run: &RunRecord) -> Result<(), DestinationError> {
+        Ok(())
+    }
+
+    /// The kept run records, oldest first.
+    async fn read_runs(&mut self) -> Result<Vec<RunRecord>, DestinationError> {
+        Err(DestinationError::new(format!(
+            "{} keeps no run records; use a DuckDB, PostgreSQL, Parquet or JSONL target",
+            self.describe()
+        )))
+    }
 }

@@ -6,6 +6,7 @@ pub mod controls;
 pub mod destination;
 pub mod history;
 pub mod runner;
+pub mod runs;
 pub mod schema;
 pub mod source;
 pub mod state;
@@ -17,4 +18,5 @@ pub use runner::{
     Failure, Observer, Outcome, StopSignal, StreamPlan, StreamReport, SyncMode, SyncPlan,
     SyncReport, run,
 };
+pub use runs::{RunRecord, RunStatus, StreamRun, Timeline};
 pub use state::{StreamState, SyncState};

@@ -17,6 +17,7 @@ use crate::catalog::{self, Deletes, Fanout, Incremental, Origin, PagingKind, Str
 use crate::destination::columns::{DELETED, DELETED_AT, delete_marks};
 use crate::destination::{Batch, Destination, DestinationError, Missing, Present, TableRef};
 use crate::history::{self, VersionInput};
+use crate::runs::{RunRecord, RunStart};
 use crate::schema::{Column, ColumnType};
 use crate::source::{self, Source};
 use crate::state::{FullRefreshProgress, StreamState, SyncState};
@@ -96,25 +97,31 @@ pub struct StreamReport {
 #[derive(Debug)]
 pub struct SyncReport {
     pub streams: Vec<StreamReport>,
+    /// The run's record, as written to the destination's `_sync_runs`.
+    pub run: RunRecord,
 }
 
 impl SyncReport {
     /// The most serious failure of the run: auth over destination over other over temporary.
     pub fn worst_failure(&self) -> Option<(Failure, &str)> {
-        let rank = |f: Failure| match f {
-            Failure::Auth => 0,
-            Failure::Destination => 1,
-            Failure::Other => 2,
-            Failure::Temporary => 3,
-        };
-        self.streams
-            .iter()
-            .filter_map(|r| match &r.outcome {
-                Outcome::Incomplete { failure, message } => Some((*failure, message.as_str())),
-                _ => None,
-            })
-            .min_by_key(|(f, _)| rank(*f))
+        worst_failure(&self.streams)
     }
+}
+
+fn worst_failure(streams: &[StreamReport]) -> Option<(Failure, &str)> {
+    let rank = |f: Failure| match f {
+        Failure::Auth => 0,
+        Failure::Destination => 1,
+        Failure::Other => 2,
+        Failure::Temporary => 3,
+    };
+    streams
+        .iter()
+        .filter_map(|r| match &r.outcome {
+            Outcome::Incomplete { failure, message } => Some((*failure, message.as_str())),
+            _ => None,
+        })
+        .min_by_key(|(f, _)| rank(*f))
 }
 
 /// Progress callbacks, so the engine stays free of any UI.
@@ -179,6 +186,8 @@ enum WriteOp {
         state: StreamState,
     },
     Drop(TableRef),
+    /// The finished run's record.
+    RecordRun(Box<RunRecord>),
     KeepDeleted {
         stream: &'static str,
         table: TableRef,
@@ -264,6 +273,7 @@ pub async fn run(
     observer: Arc<dyn Observer>,
     stop: StopSignal,
 ) -> Result<SyncReport, DestinationError> {
+    let run_start = RunStart::now(client, &plan.company);
     let mut states = destination.read_state().await?;
     let synced_at = Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true);
     let keeps_deleted = destination.keeps_deleted();
@@ -321,11 +331,22 @@ pub async fn run(
         .into_iter()
         .flatten()
         .collect();
+    reports.sort_by_key(|r| catalog::CATALOG.iter().position(|s| s.name == r.stream));
+    let worst = worst_failure(&reports);
+    let run = run_start.finish(client, &reports, worst);
+    // Through the one writer, after every page; a destination that failed keeps no record.
+    if let Err(error) = writer
+        .commit(WriteOp::RecordRun(Box::new(run.clone())))
+        .await
+    {
+        tracing::warn!(%error, "the run's record was not written");
+    }
     drop(writer);
     let _ = writer_task.await;
-
-    reports.sort_by_key(|r| catalog::CATALOG.iter().position(|s| s.name == r.stream));
-    Ok(SyncReport { streams: reports })
+    Ok(SyncReport {
+        streams: reports,
+        run,
+    })
 }
 
 async fn apply(
@@ -392,6 +413,7 @@ async fn apply(
             state,
         } => destination.replace(stream, &staging, &target, &state).await,
         WriteOp::Drop(table) => destination.drop_table(&table).await,
+        WriteOp::RecordRun(run) => destination.record_run(&run).await,
     }
 }
 

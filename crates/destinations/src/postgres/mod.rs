@@ -16,7 +16,8 @@ use pipedrive_engine::destination::columns::{
 };
 use pipedrive_engine::schema::{Column, ColumnType, to_text};
 use pipedrive_engine::{
-    Batch, Destination, DestinationError, Missing, Present, StreamState, SyncState, TableRef,
+    Batch, Destination, DestinationError, Missing, Present, RunRecord, StreamState, SyncState,
+    TableRef,
 };
 use serde_json::Value;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
@@ -27,6 +28,7 @@ use tokio_postgres::{Client, Config, GenericClient, Transaction};
 pub use names::{MAX_IDENTIFIER_BYTES, stored_name};
 
 use self::encode::{Cell, column_type, encode, show, sql_type, wire_type};
+use crate::runs::{self, RUNS_TABLE};
 use crate::sql::quote;
 
 /// The table holding every stream's state, in the state schema.
@@ -847,6 +849,97 @@ impl Destination for Postgres {
             .batch_execute(&format!("DROP TABLE IF EXISTS {}", table.sql()))
             .await
             .map_err(fail("dropping a table"))
+    }
+
+    async fn record_run(&mut self, run: &RunRecord) -> Result<(), DestinationError> {
+        let row = runs::Row::of(run)?;
+        let table = format!("{}.{}", quote(&self.state_schema), quote(RUNS_TABLE));
+        self.client
+            .batch_execute(&format!(
+                "CREATE TABLE IF NOT EXISTS {table} ({})",
+                runs::definitions("text", "jsonb")
+            ))
+            .await
+            .map_err(fail("creating the runs table"))?;
+        self.client
+            .execute(
+                &format!(
+                    "INSERT INTO {table} ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
+                     $11, $12::text::jsonb, $13::text::jsonb)",
+                    runs::names()
+                ),
+                &[
+                    &row.run_id,
+                    &row.company,
+                    &run.started_at,
+                    &run.finished_at,
+                    &row.status,
+                    &row.error,
+                    &row.records,
+                    &row.requests,
+                    &row.tokens,
+                    &row.responses_429,
+                    &row.burst_limit,
+                    &row.streams,
+                    &row.timeline,
+                ],
+            )
+            .await
+            .map_err(fail("recording the run"))?;
+        Ok(())
+    }
+
+    async fn read_runs(&mut self) -> Result<Vec<RunRecord>, DestinationError> {
+        let table = format!("{}.{}", quote(&self.state_schema), quote(RUNS_TABLE));
+        let exists = self
+            .client
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
+            .await
+            .map_err(fail("looking for the runs table"))?
+            .get::<_, bool>(0);
+        if !exists {
+            return Ok(Vec::new());
+        }
+        let columns: Vec<String> = runs::COLUMNS
+            .iter()
+            .map(|c| match *c {
+                "streams" | "timeline" => format!("{}::text", quote(c)),
+                _ => quote(c),
+            })
+            .collect();
+        let rows = self
+            .client
+            .query(
+                &format!(
+                    "SELECT {} FROM {table} ORDER BY {}, {}",
+                    columns.join(", "),
+                    quote("started_at"),
+                    quote("run_id")
+                ),
+                &[],
+            )
+            .await
+            .map_err(fail("reading the runs"))?;
+        rows.iter()
+            .map(|r| {
+                let started: chrono::DateTime<chrono::Utc> = r.get(2);
+                let finished: chrono::DateTime<chrono::Utc> = r.get(3);
+                runs::Row {
+                    run_id: r.get(0),
+                    company: r.get(1),
+                    status: r.get(4),
+                    error: r.get(5),
+                    records: r.get(6),
+                    requests: r.get(7),
+                    tokens: r.get(8),
+                    responses_429: r.get(9),
+                    burst_limit: r.get(10),
+                    streams: r.get(11),
+                    timeline: r.get(12),
+                }
+                .into_record(started.timestamp_micros(), finished.timestamp_micros())
+            })
+            .collect()
     }
 
     async fn reset_state(&mut self, stream: &str) -> Result<(), DestinationError> {
