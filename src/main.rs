@@ -179,6 +179,26 @@ struct BenchArgs {
     /// Streams to sync (comma-separated); default: all but the one-request-per-parent ones.
     #[arg(long)]
     streams: Option<String>,
+    /// Scenarios to run, comma-separated.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "throttled,unthrottled,incremental,fanout",
+        value_delimiter = ','
+    )]
+    scenarios: Vec<bench::Kind>,
+    /// Scale of the incremental scenario (plan unlimited).
+    #[arg(long, default_value = "small")]
+    incremental_scale: Scale,
+    /// Scale of the fan-out scenario (plan unlimited; one request per deal on a full sync).
+    #[arg(long, default_value = "small")]
+    fanout_scale: Scale,
+    /// Share of records the incremental and fan-out scenarios change, in percent.
+    #[arg(long, default_value_t = 1.0)]
+    change_percent: f64,
+    /// Simulated seconds those changes are spread over (0: all at once).
+    #[arg(long, default_value_t = 3600)]
+    change_spread_seconds: u64,
     /// Also write the measurements as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -726,6 +746,7 @@ async fn bench(args: BenchArgs) -> Result<(), Fail> {
         Some(list) => parse_stream_list(list, "--streams")?,
         None => bench::default_streams(),
     };
+    let chosen = |kind| args.scenarios.contains(&kind);
     let mut scenarios = vec![bench::Scenario {
         name: "throttled",
         target: bench::BenchTarget::DuckDb,
@@ -770,19 +791,75 @@ async fn bench(args: BenchArgs) -> Result<(), Fail> {
             concurrency: args.concurrency,
         }));
     }
+    scenarios.retain(|s| {
+        chosen(if s.name == "throttled" {
+            bench::Kind::Throttled
+        } else {
+            bench::Kind::Unthrottled
+        })
+    });
+    if !(args.change_percent > 0.0 && args.change_percent <= 100.0) {
+        return Err(Fail {
+            code: exit::USAGE,
+            message: format!(
+                "--change-percent {} is out of range: give a share of records above 0 and at most 100",
+                args.change_percent
+            ),
+        });
+    }
+    let changes = bench::Changes {
+        percent: args.change_percent,
+        spread_seconds: args.change_spread_seconds,
+    };
     let work = bench::work_dir();
-    let mut measurements = Vec::new();
+    let mut runs = Vec::new();
     for scenario in &scenarios {
         eprintln!(
             "bench: {} {} at plan {} ...",
             scenario.name, scenario.scale, scenario.plan
         );
-        measurements.push(bench::measure(scenario, &work).await.map_err(fail)?);
+        runs.push(bench::measure(scenario, &work).await.map_err(fail)?);
     }
+    let incremental = if chosen(bench::Kind::Incremental) {
+        eprintln!("bench: incremental {} ...", args.incremental_scale);
+        Some(
+            bench::measure_incremental(args.incremental_scale, &changes, args.concurrency, &work)
+                .await
+                .map_err(fail)?,
+        )
+    } else {
+        None
+    };
+    let fanout = if chosen(bench::Kind::Fanout) {
+        eprintln!("bench: fan-out {} ...", args.fanout_scale);
+        Some(
+            bench::measure_fanout(args.fanout_scale, &changes, args.concurrency, &work)
+                .await
+                .map_err(fail)?,
+        )
+    } else {
+        None
+    };
     let _ = std::fs::remove_dir_all(&work);
-    print!("{}", bench::render(&measurements));
+    let memory_flatness = bench::memory_flatness(&runs);
+    if !runs.is_empty() {
+        print!("{}", bench::render(&runs));
+    }
+    print!("{}", bench::render_memory(&memory_flatness));
+    if let Some(m) = &incremental {
+        print!("\n{}", bench::render_incremental(m));
+    }
+    if let Some(m) = &fanout {
+        print!("\n{}", bench::render_fanout(m));
+    }
     if let Some(path) = args.json {
-        let json = serde_json::to_string_pretty(&measurements).expect("plain JSON");
+        let report = bench::Report {
+            runs,
+            memory_flatness,
+            incremental,
+            fanout,
+        };
+        let json = serde_json::to_string_pretty(&report).expect("plain JSON");
         std::fs::write(&path, json).map_err(|e| fail(e.into()))?;
     }
     Ok(())

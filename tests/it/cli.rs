@@ -255,3 +255,83 @@ async fn the_token_appears_nowhere_after_a_verbose_sync() {
         assert_eq!(hits, 0, "the token is stored in {schema}.{table}");
     }
 }
+
+#[test]
+fn bench_incremental_and_fanout_read_about_the_minimum_requests() {
+    use pipedrive_engine::catalog::{self, PagingKind};
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("bench.json");
+    let output = run_binary(
+        &[
+            "bench",
+            "--scenarios",
+            "incremental,fanout",
+            // Small enough to be quick, big enough that re-reading a whole stream would
+            // take several pages where its changes fit in one.
+            "--incremental-scale",
+            "small",
+            "--fanout-scale",
+            "tiny",
+            "--change-percent",
+            "5",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+        &[],
+        dir.path(),
+    );
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let n = |v: &serde_json::Value| v.as_u64().unwrap_or_else(|| panic!("a count: {v}"));
+
+    let streams = report["incremental"]["streams"].as_array().unwrap();
+    assert_eq!(streams.len(), 6, "{report}");
+    for s in streams {
+        let def = catalog::find(s["stream"].as_str().unwrap()).unwrap();
+        let (PagingKind::Cursor { limit } | PagingKind::Offset { limit }) = def.paging else {
+            panic!("{} pages", def.name)
+        };
+        let changed = n(&s["changed"]);
+        assert!(changed > 0, "{s}");
+        // The incremental sync loaded every change (and read nothing else into those columns).
+        assert_eq!(n(&s["loaded"]), changed, "{s}");
+        let minimum = changed.div_ceil(u64::from(limit));
+        // The fixed overhead: the stream's field definitions, read once a run, and one page
+        // for the records at the bookmark's second, which an inclusive `updated_since` re-reads.
+        let overhead = u64::from(def.custom_fields.is_some()) + 1;
+        let requests = n(&s["list_requests"]) + n(&s["field_requests"]);
+        assert!(n(&s["list_requests"]) >= minimum, "{s}");
+        assert!(
+            requests as f64 <= 1.1 * minimum as f64 + overhead as f64,
+            "{}: {requests} requests for {changed} changes: {s}",
+            def.name
+        );
+        assert_eq!(n(&s["minimum"]), minimum, "{s}");
+        assert_eq!(n(&s["overhead"]), overhead, "{s}");
+        let ratio = s["ratio"].as_f64().unwrap();
+        assert!(
+            (ratio - n(&s["list_requests"]) as f64 / minimum as f64).abs() < 1e-9,
+            "{s}"
+        );
+    }
+
+    let fanout = &report["fanout"];
+    let deals = n(&fanout["deals"]);
+    let changed = n(&fanout["changed_deals"]);
+    let again = n(&fanout["bookmark_deals"]);
+    assert!(deals > 0 && changed > 0, "{fanout}");
+    let children = fanout["children"].as_array().unwrap();
+    assert_eq!(children.len(), 3, "{fanout}");
+    for c in children {
+        let per_request = n(&c["deals_per_request"]);
+        // A full sync reads every deal's children, a request per deal or per 100 deals...
+        assert_eq!(n(&c["full_requests"]), deals.div_ceil(per_request), "{c}");
+        // ...and an incremental one only the changed deals' (and the bookmark second's).
+        let incremental = n(&c["incremental_requests"]);
+        assert!(incremental >= changed.div_ceil(per_request), "{c}");
+        assert!(
+            incremental <= (changed + again).div_ceil(per_request),
+            "{c}: {changed} changed deals, {again} at the bookmark's second"
+        );
+    }
+}
