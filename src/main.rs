@@ -5,6 +5,7 @@ mod bench;
 mod models;
 mod progress;
 mod protocols;
+mod report;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -120,6 +121,8 @@ enum Command {
         #[command(subcommand)]
         action: models::ModelsAction,
     },
+    /// Write an HTML report of the runs recorded in the target (requests over time, records per stream).
+    Report(report::ReportArgs),
     /// Run the Pipedrive API simulator until interrupted.
     Sim(SimArgs),
     /// Measure sync speed, request rate and token use against the simulator.
@@ -341,6 +344,7 @@ async fn dispatch(command: Command) -> Result<(), Fail> {
         }
         Command::State { action } => state(action).await,
         Command::Models { action } => models::run(action).await,
+        Command::Report(args) => report::run(args).await,
         Command::Sim(args) => sim(args).await,
         Command::Bench(args) => bench(args).await,
         Command::Demo { path, scale } => demo(&path, scale).await,

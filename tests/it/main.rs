@@ -12,6 +12,7 @@ mod deletes_history;
 mod identifiers;
 mod models;
 mod protocols;
+mod report;
 mod secrets;
 mod support;
 mod sync_duckdb;
