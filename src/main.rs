@@ -329,9 +329,7 @@ async fn dispatch(command: Command) -> Result<(), Fail> {
             for config in &mut companies {
                 select_streams(config, streams.as_deref(), full_refresh.as_deref())?;
             }
-            let every = every
-                .map(|text| interval(&text, "--every"))
-                .transpose()?;
+            let every = every.map(|text| interval(&text, "--every")).transpose()?;
             let jitter = match (jitter, every) {
                 (Some(text), _) => interval(&text, "--jitter")?,
                 (None, Some(every)) => (every / 10).min(Duration::from_secs(300)),
@@ -560,7 +558,11 @@ async fn sync(companies: Vec<Config>, jitter: Duration, stop: &StopSignal) -> Re
         .into_iter()
         .filter_map(|(company, result)| result.err().map(|fail| (company, fail)))
         .collect();
-    let Some(code) = failed.iter().map(|(_, fail)| fail.code).min_by_key(|code| severity(*code)) else {
+    let Some(code) = failed
+        .iter()
+        .map(|(_, fail)| fail.code)
+        .min_by_key(|code| severity(*code))
+    else {
         return Ok(());
     };
     let message = if several {
@@ -651,12 +653,23 @@ async fn schedule(companies: Vec<Config>, every: Duration, jitter: Duration) -> 
         tracing::info!(run, "scheduled run started");
         match sync(companies.clone(), jitter, &stop).await {
             Ok(()) => tracing::info!(run, "scheduled run finished"),
-            Err(fail) => tracing::error!(run, exit_code = fail.code, "scheduled run failed: {}", fail.message),
+            Err(fail) => tracing::error!(
+                run,
+                exit_code = fail.code,
+                "scheduled run failed: {}",
+                fail.message
+            ),
         }
         // The next tick still ahead: ticks missed by a long run are skipped, never queued.
         let ticks = start.elapsed().as_nanos() / every.as_nanos().max(1) + 1;
         let next = start + every.mul_f64(ticks as f64);
-        if stop.is_stopped() || !sleep_unless_stopped(next.saturating_duration_since(tokio::time::Instant::now()), &stop).await {
+        if stop.is_stopped()
+            || !sleep_unless_stopped(
+                next.saturating_duration_since(tokio::time::Instant::now()),
+                &stop,
+            )
+            .await
+        {
             break;
         }
     }
@@ -893,7 +906,12 @@ async fn demo(path: &Path, scale: Scale) -> Result<(), Fail> {
         path.display().to_string().replace('\'', "''")
     );
     let config = Config::parse(&yaml, "demo config", Path::new("."))?;
-    let result = sync(vec![config], Duration::ZERO, &stop_on_signal("saving state")).await;
+    let result = sync(
+        vec![config],
+        Duration::ZERO,
+        &stop_on_signal("saving state"),
+    )
+    .await;
     handle.shutdown().await;
     result?;
     eprintln!(

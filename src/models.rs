@@ -16,7 +16,13 @@ pub enum ModelsAction {
 
 pub async fn run(action: ModelsAction) -> Result<(), Fail> {
     match action {
-        ModelsAction::Install(args) => install(&Config::load(&args.config)?).await.map(|_| ()),
+        // Every company of the config (or the one `--company` names), each in its schema.
+        ModelsAction::Install(args) => {
+            for config in args.companies()? {
+                install(&config).await?;
+            }
+            Ok(())
+        }
     }
 }
 

@@ -238,7 +238,11 @@ fn companies_must_not_share_a_schema_or_a_name() {
     write(&format!("sources:\n{}{}", source("acme"), source("acme")));
     let output = sync(&workspace, &[]);
     assert_eq!(output.status.code(), Some(2));
-    assert!(stderr(&output).contains("distinct `name`"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("distinct `name`"),
+        "{}",
+        stderr(&output)
+    );
     write(&format!("sources:\n{}{}", source("acme"), source("globex")));
     let output = sync(&workspace, &["--company", "initech"]);
     assert_eq!(output.status.code(), Some(2));

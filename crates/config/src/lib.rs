@@ -506,7 +506,11 @@ impl Config {
     }
 
     /// Parses YAML text listing one company or several.
-    pub fn parse_all(text: &str, origin: &str, base_dir: &Path) -> Result<Vec<Config>, ConfigError> {
+    pub fn parse_all(
+        text: &str,
+        origin: &str,
+        base_dir: &Path,
+    ) -> Result<Vec<Config>, ConfigError> {
         let raw: RawConfig = serde_saphyr::from_str(text).map_err(|e| {
             let at = e.location().map_or_else(String::new, |at| {
                 format!(" at line {} column {}", at.line(), at.column())
@@ -548,8 +552,14 @@ impl Config {
                     other.company
                 )));
             }
-            let config = Config::resolve_company(&raw, source, &name, several, base_dir)
-                .map_err(|e| ConfigError(e.0.replacen("source.", &format!("{key}."), 1).replacen("source ", &format!("{key} "), 1)))?;
+            let config =
+                Config::resolve_company(&raw, source, &name, several, base_dir).map_err(|e| {
+                    ConfigError(e.0.replacen("source.", &format!("{key}."), 1).replacen(
+                        "source ",
+                        &format!("{key} "),
+                        1,
+                    ))
+                })?;
             if let Some(other) = companies
                 .iter()
                 .find(|c| c.target == config.target && c.state_schema == config.state_schema)
@@ -932,7 +942,10 @@ mod tests {
             ]
         );
         // One company: `{company}` works too, and the single-company defaults are unchanged.
-        let one = parse("source: {api_token: a, company_domain: acme}\ntarget: {path: '{company}.duckdb'}\n").unwrap();
+        let one = parse(
+            "source: {api_token: a, company_domain: acme}\ntarget: {path: '{company}.duckdb'}\n",
+        )
+        .unwrap();
         assert_eq!(one.company, "acme");
         assert_eq!(one.state_schema, "main");
         assert!(matches!(&one.target, Target::DuckDb { path } if path.ends_with("acme.duckdb")));
@@ -949,12 +962,25 @@ mod tests {
         let message = |yaml: &str| parse_all(yaml).unwrap_err().to_string();
         assert!(message("sources:\n  - {api_token: a, base_url: 'http://h:1'}\n  - {api_token: b, base_url: 'http://h:2'}\n").contains("distinct `name`"));
         assert!(message("sources:\n  - {name: a, api_token: x, company_domain: a}\n  - {name: b, api_token: y, company_domain: b}\ntarget: {schema: crm}\n").contains("{company}"));
-        assert!(message("sources:\n  - {name: 'a b', api_token: x, company_domain: a}\n").contains("letters, digits"));
-        assert!(message("sources:\n  - {name: a, company_domain: a}\n").contains("sources[0] needs api_token"));
-        assert!(message("source: {api_token: a, company_domain: a}\nsources: []\n").contains("both"));
+        assert!(
+            message("sources:\n  - {name: 'a b', api_token: x, company_domain: a}\n")
+                .contains("letters, digits")
+        );
+        assert!(
+            message("sources:\n  - {name: a, company_domain: a}\n")
+                .contains("sources[0] needs api_token")
+        );
+        assert!(
+            message("source: {api_token: a, company_domain: a}\nsources: []\n").contains("both")
+        );
         assert!(message("sources: []\n").contains("`sources:`"));
         let two = parse_all("sources:\n  - {name: a, api_token: x, company_domain: a}\n  - {name: b, api_token: y, company_domain: b}\n").unwrap();
-        assert!(Config::pick(two, None).unwrap_err().to_string().contains("--company"));
+        assert!(
+            Config::pick(two, None)
+                .unwrap_err()
+                .to_string()
+                .contains("--company")
+        );
     }
 
     #[test]
