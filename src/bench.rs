@@ -621,18 +621,32 @@ struct Usage {
     max_rss_kb: i64,
 }
 
-/// Waits for one child and returns whether it succeeded with its own CPU time and peak RSS
-/// (`wait4` reports them per process, unlike `getrusage(RUSAGE_CHILDREN)`).
+/// Waits for one child and returns whether it succeeded with its own CPU time and peak RSS.
+///
+/// The peak is the child's `VmHWM`, sampled until it exits: `ru_maxrss` is no good here,
+/// because Linux carries the parent's high-water mark into a spawned child at `exec`, and this
+/// process holds the simulator's whole company (hundreds of MB at `large`).
 fn wait_with_usage(pid: u32) -> std::io::Result<(bool, Usage)> {
+    let status_path = format!("/proc/{pid}/status");
+    let mut peak_kb: i64 = 0;
     let mut status = 0;
     // SAFETY: wait4 writes into the status and zeroed rusage we own; `pid` is our own child,
     // which std has not reaped because we never call `wait` on its handle.
-    let usage = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        if libc::wait4(pid as libc::pid_t, &mut status, 0, &mut usage) < 0 {
-            return Err(std::io::Error::last_os_error());
+    let usage = loop {
+        if let Some(kb) = std::fs::read_to_string(&status_path)
+            .ok()
+            .and_then(|text| high_water_kb(&text))
+        {
+            peak_kb = peak_kb.max(kb);
         }
-        usage
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        let reaped =
+            unsafe { libc::wait4(pid as libc::pid_t, &mut status, libc::WNOHANG, &mut usage) };
+        match reaped {
+            r if r < 0 => return Err(std::io::Error::last_os_error()),
+            0 => std::thread::sleep(std::time::Duration::from_millis(10)),
+            _ => break usage,
+        }
     };
     let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     let success = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
@@ -640,9 +654,17 @@ fn wait_with_usage(pid: u32) -> std::io::Result<(bool, Usage)> {
         success,
         Usage {
             cpu_seconds: seconds(usage.ru_utime) + seconds(usage.ru_stime),
-            max_rss_kb: usage.ru_maxrss,
+            max_rss_kb: peak_kb,
         },
     ))
+}
+
+/// `VmHWM` (peak resident set, kB) of a `/proc/PID/status` text.
+fn high_water_kb(status: &str) -> Option<i64> {
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 #[cfg(feature = "duckdb")]
@@ -973,4 +995,16 @@ pub fn default_streams() -> Vec<&'static str> {
 /// A scratch folder for benchmark databases.
 pub fn work_dir() -> PathBuf {
     std::env::temp_dir().join(format!("pipedrive-sync-bench-{}", std::process::id()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_peak_resident_set_is_read_from_proc_status() {
+        let status = "Name:\tpipedrive-sync\nVmPeak:\t  900000 kB\nVmHWM:\t   52344 kB\nVmRSS:\t   40000 kB\n";
+        assert_eq!(super::high_water_kb(status), Some(52_344));
+        assert_eq!(super::high_water_kb("Name:\tx\n"), None);
+        let own = std::fs::read_to_string("/proc/self/status").unwrap();
+        assert!(super::high_water_kb(&own).is_some_and(|kb| kb > 0));
+    }
 }
