@@ -15,7 +15,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use pipedrive_client::{Client, ClientError, ErrorClass, PagePosition, Paging, Request};
 use pipedrive_config::{Config, ConfigError, FileFormat, Target, parse_every, parse_stream_list};
-use pipedrive_engine::{Destination, DestinationError, Failure, StopSignal, SyncMode, catalog};
+use pipedrive_engine::{Destination, DestinationError, StopSignal, SyncMode, catalog};
 use pipedrive_sim::{Plan, Scale, SimOptions};
 
 /// Documented exit codes (README → Exit codes).
@@ -613,18 +613,7 @@ async fn sync_company(
             eprintln!("company {company}:");
         }
         eprint!("{}", progress::summary(&report, &client));
-        match report.worst_failure() {
-            None => Ok(()),
-            Some((failure, message)) => Err(Fail {
-                code: match failure {
-                    Failure::Auth => exit::AUTH,
-                    Failure::Destination => exit::DESTINATION,
-                    Failure::Temporary => exit::TEMPORARY,
-                    Failure::Other => exit::OTHER,
-                },
-                message: message.to_owned(),
-            }),
-        }
+        protocols::outcome(&report)
     }
     .await;
     (company, result)

@@ -138,7 +138,7 @@ async fn run_sync(config: Config, destination: Box<dyn Destination>) -> Result<S
 }
 
 /// The run's most serious failure as the documented exit code.
-fn outcome(report: &SyncReport) -> Result<(), Fail> {
+pub(crate) fn outcome(report: &SyncReport) -> Result<(), Fail> {
     match report.worst_failure() {
         None => Ok(()),
         Some((failure, message)) => Err(Fail {
