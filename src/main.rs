@@ -392,11 +392,11 @@ struct DuckDbFiles {
 }
 
 /// Opens a company's destination; a DuckDB file already open in `files` is shared.
+#[cfg_attr(not(feature = "duckdb"), allow(unused_variables))]
 async fn open_shared(
     config: &Config,
     files: &mut DuckDbFiles,
 ) -> Result<Box<dyn Destination>, Fail> {
-    let _ = &files;
     match &config.target {
         #[cfg(feature = "duckdb")]
         Target::DuckDb { path } => {

@@ -625,27 +625,21 @@ impl Destination for DuckDb {
                 return Ok(Vec::new());
             }
             let table = self.table(&self.state_schema, RUNS_TABLE);
-            let q = quote;
+            let columns = runs::select_list(|column, ty| {
+                if ty.starts_with("TIMESTAMPTZ") {
+                    format!("epoch_us({})", quote(column))
+                } else if ty.starts_with("JSON") {
+                    format!("CAST({} AS VARCHAR)", quote(column))
+                } else {
+                    quote(column)
+                }
+            });
             let mut statement = self
                 .connection
                 .prepare(&format!(
-                    "SELECT {}, {}, epoch_us({}), epoch_us({}), {}, {}, {}, {}, {}, {}, {}, \
-                     CAST({} AS VARCHAR), CAST({} AS VARCHAR) FROM {table} ORDER BY {}, {}",
-                    q("run_id"),
-                    q("company"),
-                    q("started_at"),
-                    q("finished_at"),
-                    q("status"),
-                    q("error"),
-                    q("records"),
-                    q("requests"),
-                    q("tokens"),
-                    q("responses_429"),
-                    q("burst_limit"),
-                    q("streams"),
-                    q("timeline"),
-                    q("started_at"),
-                    q("run_id"),
+                    "SELECT {columns} FROM {table} ORDER BY {}, {}",
+                    quote("started_at"),
+                    quote("run_id"),
                 ))
                 .map_err(fail("reading the runs"))?;
             let rows: Vec<(runs::Row, i64, i64)> = statement

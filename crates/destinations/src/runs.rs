@@ -6,54 +6,46 @@ use pipedrive_engine::{DestinationError, RunRecord, RunStatus};
 /// The table, in the state schema beside the state table.
 pub const RUNS_TABLE: &str = "_sync_runs";
 
-/// Column names in insert order (all plain lower-case words, quoted anyway).
-pub const COLUMNS: [&str; 13] = [
-    "run_id",
-    "company",
-    "started_at",
-    "finished_at",
-    "status",
-    "error",
-    "records",
-    "requests",
-    "tokens",
-    "responses_429",
-    "burst_limit",
-    "streams",
-    "timeline",
+/// Columns in insert order with their types; `TEXT` and `JSON` stand for the dialect's names.
+pub const COLUMNS: [(&str, &str); 13] = [
+    ("run_id", "TEXT PRIMARY KEY"),
+    ("company", "TEXT NOT NULL"),
+    ("started_at", "TIMESTAMPTZ NOT NULL"),
+    ("finished_at", "TIMESTAMPTZ NOT NULL"),
+    ("status", "TEXT NOT NULL"),
+    ("error", "TEXT"),
+    ("records", "BIGINT NOT NULL"),
+    ("requests", "BIGINT NOT NULL"),
+    ("tokens", "BIGINT NOT NULL"),
+    ("responses_429", "BIGINT NOT NULL"),
+    ("burst_limit", "BIGINT"),
+    ("streams", "JSON NOT NULL"),
+    ("timeline", "JSON NOT NULL"),
 ];
 
 /// The quoted column list.
 pub fn names() -> String {
+    select_list(|column, _| crate::sql::quote(column))
+}
+
+/// Every column as `read` renders it (given its name and type), comma-separated.
+pub fn select_list(read: impl Fn(&str, &str) -> String) -> String {
     COLUMNS
         .iter()
-        .map(|c| crate::sql::quote(c))
+        .map(|(column, ty)| read(column, ty))
         .collect::<Vec<_>>()
         .join(", ")
 }
 
 /// The table's column definitions, with the dialect's text and JSON type names.
 pub fn definitions(text: &str, json: &str) -> String {
-    let q = crate::sql::quote;
-    format!(
-        "{} {text} PRIMARY KEY, {} {text} NOT NULL, {} TIMESTAMPTZ NOT NULL, \
-         {} TIMESTAMPTZ NOT NULL, {} {text} NOT NULL, {} {text}, {} BIGINT NOT NULL, \
-         {} BIGINT NOT NULL, {} BIGINT NOT NULL, {} BIGINT NOT NULL, {} BIGINT, \
-         {} {json} NOT NULL, {} {json} NOT NULL",
-        q("run_id"),
-        q("company"),
-        q("started_at"),
-        q("finished_at"),
-        q("status"),
-        q("error"),
-        q("records"),
-        q("requests"),
-        q("tokens"),
-        q("responses_429"),
-        q("burst_limit"),
-        q("streams"),
-        q("timeline"),
-    )
+    select_list(|column, ty| {
+        format!(
+            "{} {}",
+            crate::sql::quote(column),
+            ty.replace("TEXT", text).replace("JSON", json)
+        )
+    })
 }
 
 /// A run's values as SQL parameters (timestamps are bound by each destination its own way).

@@ -900,19 +900,18 @@ impl Destination for Postgres {
         if !exists {
             return Ok(Vec::new());
         }
-        let columns: Vec<String> = runs::COLUMNS
-            .iter()
-            .map(|c| match *c {
-                "streams" | "timeline" => format!("{}::text", quote(c)),
-                _ => quote(c),
-            })
-            .collect();
+        let columns = runs::select_list(|column, ty| {
+            if ty.starts_with("JSON") {
+                format!("{}::text", quote(column))
+            } else {
+                quote(column)
+            }
+        });
         let rows = self
             .client
             .query(
                 &format!(
-                    "SELECT {} FROM {table} ORDER BY {}, {}",
-                    columns.join(", "),
+                    "SELECT {columns} FROM {table} ORDER BY {}, {}",
                     quote("started_at"),
                     quote("run_id")
                 ),
