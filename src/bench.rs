@@ -165,6 +165,9 @@ pub struct Measurement {
     pub core_tokens: u64,
     pub wall_seconds: f64,
     pub cpu_seconds: f64,
+    /// CPU time of this process (the simulator serving the sync) while the sync ran: on a
+    /// 2-core machine it shares the cores with the sync, so it bounds what the sync can reach.
+    pub simulator_cpu_seconds: f64,
     pub peak_rss_mb: f64,
     pub records_per_second: f64,
     /// Requests per second as a share of the plan's burst ceiling (limit / 2 s).
@@ -255,6 +258,7 @@ impl World {
     async fn sync(&self, config: &Path) -> anyhow::Result<(f64, Usage)> {
         let log = self.dir.join("sync.log");
         let started = Instant::now();
+        let own_cpu_before = own_cpu_seconds();
         let exe = std::env::current_exe()?;
         let child = std::process::Command::new(&exe)
             .args(["sync", "--config"])
@@ -270,9 +274,10 @@ impl World {
                     exe.display()
                 )
             })?;
-        let (success, usage) =
+        let (success, mut usage) =
             tokio::task::spawn_blocking(move || wait_with_usage(child.id())).await??;
         let wall_seconds = started.elapsed().as_secs_f64();
+        usage.simulator_cpu_seconds = own_cpu_seconds() - own_cpu_before;
         if !success {
             anyhow::bail!(
                 "the benchmarked sync failed:\n{}",
@@ -455,6 +460,7 @@ pub async fn measure(scenario: &Scenario, work: &Path) -> anyhow::Result<Measure
         core_tokens,
         wall_seconds,
         cpu_seconds: usage.cpu_seconds,
+        simulator_cpu_seconds: usage.simulator_cpu_seconds,
         peak_rss_mb: usage.max_rss_kb as f64 / 1024.0,
         records_per_second: records as f64 / wall_seconds,
         burst_share: burst_limit
@@ -618,6 +624,7 @@ fn duckdb_target(db: &Path) -> String {
 
 struct Usage {
     cpu_seconds: f64,
+    simulator_cpu_seconds: f64,
     max_rss_kb: i64,
 }
 
@@ -648,15 +655,27 @@ fn wait_with_usage(pid: u32) -> std::io::Result<(bool, Usage)> {
             _ => break usage,
         }
     };
-    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     let success = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
     Ok((
         success,
         Usage {
-            cpu_seconds: seconds(usage.ru_utime) + seconds(usage.ru_stime),
+            cpu_seconds: timeval_seconds(usage.ru_utime) + timeval_seconds(usage.ru_stime),
+            simulator_cpu_seconds: 0.0,
             max_rss_kb: peak_kb,
         },
     ))
+}
+
+fn timeval_seconds(t: libc::timeval) -> f64 {
+    t.tv_sec as f64 + t.tv_usec as f64 / 1e6
+}
+
+/// User and system CPU time of this whole process so far (every thread: the simulator's).
+fn own_cpu_seconds() -> f64 {
+    // SAFETY: getrusage fills the zeroed struct we own.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    timeval_seconds(usage.ru_utime) + timeval_seconds(usage.ru_stime)
 }
 
 /// `VmHWM` (peak resident set, kB) of a `/proc/PID/status` text.
@@ -790,7 +809,7 @@ fn table_counts(_db: &Path) -> anyhow::Result<Vec<(String, u64)>> {
 /// The table the command prints.
 pub fn render(measurements: &[Measurement]) -> String {
     let mut out = format!(
-        "{:<22} {:<7} {:<10} {:>9} {:>8} {:>6} {:>8} {:>9} {:>8} {:>8} {:>10} {:>7} {:>12} {:>10}\n",
+        "{:<22} {:<7} {:<10} {:>9} {:>8} {:>6} {:>8} {:>9} {:>9} {:>8} {:>8} {:>10} {:>7} {:>12} {:>10}\n",
         "scenario",
         "scale",
         "plan",
@@ -799,6 +818,7 @@ pub fn render(measurements: &[Measurement]) -> String {
         "429s",
         "wall s",
         "cpu s",
+        "sim cpu s",
         "rss MB",
         "rec/s",
         "burst use",
@@ -808,7 +828,7 @@ pub fn render(measurements: &[Measurement]) -> String {
     );
     for m in measurements {
         out.push_str(&format!(
-            "{:<22} {:<7} {:<10} {:>9} {:>8} {:>6} {:>8.1} {:>9.1} {:>8.1} {:>8.0} {:>10} {:>7.1} {:>12.1} {:>10}\n",
+            "{:<22} {:<7} {:<10} {:>9} {:>8} {:>6} {:>8.1} {:>9.1} {:>9.1} {:>8.1} {:>8.0} {:>10} {:>7.1} {:>12.1} {:>10}\n",
             m.scenario,
             m.scale,
             m.plan,
@@ -817,6 +837,7 @@ pub fn render(measurements: &[Measurement]) -> String {
             m.responses_429,
             m.wall_seconds,
             m.cpu_seconds,
+            m.simulator_cpu_seconds,
             m.peak_rss_mb,
             m.records_per_second,
             m.burst_share.map_or("-".to_owned(), |s| format!("{:.1}%", s * 100.0)),
