@@ -102,6 +102,22 @@ pub(super) fn encode(value: &Value, ty: ColumnType) -> Option<Cell<'_>> {
     })
 }
 
+/// A key value as text, for the key arrays a merge matches on (cast back to the column's type in
+/// SQL, so the text must be what PostgreSQL reads back as the same value).
+pub(super) fn key_text(cell: &Cell<'_>) -> Option<String> {
+    match cell {
+        Cell::Boolean(v) => v.map(|b| b.to_string()),
+        Cell::BigInt(v) => v.map(|i| i.to_string()),
+        // Rust prints the shortest text that reads back as the same f64.
+        Cell::Double(v) => v.map(|f| f.to_string()),
+        Cell::Date(v) => v.map(|d| d.format("%Y-%m-%d").to_string()),
+        Cell::Timestamp(v) => v.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
+        Cell::Json(v) => v.map(Value::to_string),
+        Cell::JsonOwned(v) => v.as_ref().map(Value::to_string),
+        Cell::Text(v) => v.clone(),
+    }
+}
+
 /// PostgreSQL text cannot hold NUL characters; they are dropped rather than failing the sync.
 fn without_nul(text: String) -> String {
     if text.contains('\0') {

@@ -1,6 +1,5 @@
-//! PostgreSQL. Each page is sent by binary COPY into a temporary table, then merged into the
-//! stream's table (delete matching keys, insert) together with the state row, in one
-//! transaction. Tables made elsewhere need no key constraint: the merge does not rely on one.
+//! PostgreSQL. Each page replaces the rows with its keys (deleted by key), then is sent by binary
+//! COPY into the stream's table, together with the state row, in one transaction. Tables made elsewhere need no key constraint: the merge does not rely on one.
 
 mod encode;
 mod names;
@@ -14,7 +13,7 @@ use async_trait::async_trait;
 use pipedrive_engine::destination::columns::{
     DELETED, DELETED_AT, IS_CURRENT, VALID_FROM, VALID_TO, delete_marks,
 };
-use pipedrive_engine::schema::{Column, ColumnType, to_text};
+use pipedrive_engine::schema::{Column, ColumnType, parse_timestamp, to_text};
 use pipedrive_engine::{
     Batch, Destination, DestinationError, Missing, Present, RunRecord, StreamState, SyncState,
     TableRef,
@@ -23,11 +22,12 @@ use serde_json::Value;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::config::Host;
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Config, GenericClient, Transaction};
 
 pub use names::{MAX_IDENTIFIER_BYTES, stored_name};
 
-use self::encode::{Cell, column_type, encode, show, sql_type, wire_type};
+use self::encode::{Cell, column_type, encode, key_text, show, sql_type, wire_type};
 use crate::runs::{self, RUNS_TABLE};
 use crate::sql::quote;
 
@@ -36,9 +36,6 @@ pub const STATE_TABLE: &str = "_pipedrive_sync_state";
 
 /// How long one connection attempt may take when the URL sets no `connect_timeout`.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
-
-/// The per-write temporary table rows are copied into before the merge.
-const BATCH_TABLE: &str = "_pds_batch";
 
 /// A table as stored: schema and name after [`stored_name`].
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -529,30 +526,97 @@ async fn write_batch(
             encoded.push(cells);
         }
 
-        let names: Vec<String> = loaded.iter().map(|(_, c)| quote(&c.name)).collect();
-        let definitions: Vec<String> = names
+        // The batch's keys travel as text arrays, cast back to the key columns' types in SQL:
+        // the merge needs no temporary table (whose create and drop per page cost more than the
+        // rows), and the plain index on the key serves both the delete and the history update.
+        let key_positions: Vec<usize> = key_indexes
             .iter()
-            .zip(&types)
-            .map(|(name, ty)| format!("{name} {}", sql_type(*ty)))
+            .map(|i| loaded.iter().position(|(j, _)| j == i).unwrap_or_default())
             .collect();
-        tx.batch_execute(&format!(
-            "CREATE TEMP TABLE {BATCH_TABLE} ({}) ON COMMIT DROP",
-            definitions.join(", ")
-        ))
+        let key_arrays: Vec<Vec<Option<String>>> = key_positions
+            .iter()
+            .map(|&k| encoded.iter().map(|cells| key_text(&cells[k])).collect())
+            .collect();
+        let key_params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = key_arrays
+            .iter()
+            .map(|a| a as &(dyn tokio_postgres::types::ToSql + Sync))
+            .collect();
+        let unnest = format!(
+            "unnest({}) AS b({})",
+            (1..=key_names.len())
+                .map(|n| format!("${n}::text[]"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            (0..key_names.len())
+                .map(|n| format!("k{n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let key_type = |n: usize| sql_type(types[key_positions[n]]);
+        let key_match: Vec<String> = key_names
+            .iter()
+            .enumerate()
+            .map(|(n, k)| format!("t.{} = b.k{n}::{}", quote(k), key_type(n)))
+            .collect();
+        let target = table.sql();
+        tx.execute(
+            &format!(
+                "DELETE FROM {target} AS t USING {unnest} WHERE {}",
+                key_match.join(" AND ")
+            ),
+            &key_params,
+        )
         .await
-        .map_err(fail("creating the batch table"))?;
+        .map_err(fail("merging rows"))?;
+        if batch.history {
+            // Each key's current version ends where the batch's first one begins; the last
+            // key is `_valid_from`.
+            let from = key_names.len() - 1;
+            let groups: Vec<String> = (0..from).map(|n| format!("b.k{n}")).collect();
+            let joined: Vec<String> = key_names[..from]
+                .iter()
+                .enumerate()
+                .map(|(n, k)| format!("t.{} = f.k{n}::{}", quote(k), key_type(n)))
+                .collect();
+            tx.execute(
+                &format!(
+                    "UPDATE {target} AS t SET {to} = f.first_from, {current} = false \
+                     FROM (SELECT {groups}, min(b.k{from}::timestamptz) AS first_from FROM {unnest} \
+                     GROUP BY {groups}) AS f \
+                     WHERE {joined} AND t.{current} AND t.{valid_from} < f.first_from",
+                    to = quote(VALID_TO),
+                    current = quote(IS_CURRENT),
+                    valid_from = quote(VALID_FROM),
+                    groups = groups.join(", "),
+                    joined = joined.join(" AND "),
+                ),
+                &key_params,
+            )
+            .await
+            .map_err(fail("closing current versions"))?;
+        }
+
+        let synced_at = parse_timestamp(batch.synced_at).ok_or_else(|| {
+            DestinationError::new(format!("unreadable sync time {}", batch.synced_at))
+        })?;
+        let mut names: Vec<String> = loaded.iter().map(|(_, c)| quote(&c.name)).collect();
+        names.push(quote("_synced_at"));
         let sink = tx
             .copy_in(&format!(
-                "COPY {BATCH_TABLE} ({}) FROM STDIN (FORMAT binary)",
+                "COPY {target} ({}) FROM STDIN (FORMAT binary)",
                 names.join(", ")
             ))
             .await
             .map_err(fail("copying rows"))?;
-        let wire: Vec<_> = types.iter().map(|ty| wire_type(*ty)).collect();
+        let mut wire: Vec<_> = types.iter().map(|ty| wire_type(*ty)).collect();
+        wire.push(Type::TIMESTAMPTZ);
         let mut writer = pin!(BinaryCopyInWriter::new(sink, &wire));
+        let mut values: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+            Vec::with_capacity(wire.len());
         for cells in &encoded {
-            let values: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
-                cells.iter().map(Cell::as_sql).collect();
+            values.clear();
+            values.extend(cells.iter().map(Cell::as_sql));
+            values.push(&synced_at);
             writer
                 .as_mut()
                 .write(&values)
@@ -560,59 +624,6 @@ async fn write_batch(
                 .map_err(fail("copying rows"))?;
         }
         writer.finish().await.map_err(fail("copying rows"))?;
-
-        let target = table.sql();
-        let key_match: Vec<String> = key_names
-            .iter()
-            .map(|k| format!("t.{q} = b.{q}", q = quote(k)))
-            .collect();
-        tx.execute(
-            &format!(
-                "DELETE FROM {target} AS t USING {BATCH_TABLE} AS b WHERE {}",
-                key_match.join(" AND ")
-            ),
-            &[],
-        )
-        .await
-        .map_err(fail("merging rows"))?;
-        if batch.history {
-            // Each key's current version ends where the batch's first one begins.
-            let keys: Vec<String> = batch
-                .primary_key
-                .iter()
-                .map(|k| quote(&stored_name(k)))
-                .collect();
-            let joined: Vec<String> = keys.iter().map(|k| format!("t.{k} = f.{k}")).collect();
-            tx.execute(
-                &format!(
-                    "UPDATE {target} AS t SET {to} = f.first_from, {current} = false \
-                     FROM (SELECT {keys}, min({from}) AS first_from FROM {BATCH_TABLE} GROUP BY {keys}) AS f \
-                     WHERE {joined} AND t.{current} AND t.{from} < f.first_from",
-                    to = quote(VALID_TO),
-                    current = quote(IS_CURRENT),
-                    from = quote(VALID_FROM),
-                    keys = keys.join(", "),
-                    joined = joined.join(" AND "),
-                ),
-                &[],
-            )
-            .await
-            .map_err(fail("closing current versions"))?;
-        }
-        tx.execute(
-            &format!(
-                "INSERT INTO {target} ({}, \"_synced_at\") SELECT {}, $1::text::timestamptz FROM {BATCH_TABLE}",
-                names.join(", "),
-                names.join(", ")
-            ),
-            &[&batch.synced_at],
-        )
-        .await
-        .map_err(fail("merging rows"))?;
-        // Dropped now, not at commit: the next batch of the same transaction makes its own.
-        tx.batch_execute(&format!("DROP TABLE {BATCH_TABLE}"))
-            .await
-            .map_err(fail("dropping the batch table"))?;
     }
     save_state(tx, state_schema, batch.stream, batch.state).await
 }
