@@ -7,6 +7,11 @@ mod progress;
 mod protocols;
 mod report;
 
+/// mimalloc for every allocation, Rust's and (through the `override` feature) DuckDB's; see
+/// the workspace manifest for why.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;

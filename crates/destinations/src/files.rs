@@ -12,20 +12,16 @@
 //! read with union-by-name, e.g. DuckDB's `read_parquet('DIR/deals/*.parquet',
 //! union_by_name = true)`. The table's schema part is not used: tables are directories.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanBuilder, Date32Builder, Float64Builder, Int64Builder,
-    StringBuilder, TimestampMicrosecondBuilder,
-};
+pub use crate::arrow_rows::parse_timestamp;
+use crate::arrow_rows::{TYPE_METADATA, mismatch, to_record_batch};
+use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::{
-    DataType, Date32Type, Field, Float64Type, Int64Type, Schema, TimeUnit, TimestampMicrosecondType,
+    DataType, Date32Type, Float64Type, Int64Type, TimeUnit, TimestampMicrosecondType,
 };
-use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use parquet::arrow::ArrowWriter;
@@ -44,9 +40,6 @@ pub const STATE_FILE: &str = "_pipedrive_sync_state.json";
 
 /// One JSON line per sync run, at the top of the directory.
 pub const RUNS_FILE: &str = "_sync_runs.jsonl";
-
-/// Field metadata marking a Utf8 column that holds JSON text, so readers can parse it back.
-const TYPE_METADATA: &str = "pipedrive_sync.type";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -298,28 +291,6 @@ fn rfc3339(micros: i64) -> String {
         .unwrap_or_default()
 }
 
-/// Microseconds since the epoch of any timestamp shape the engine types as one (see
-/// [`pipedrive_engine::schema::parse_timestamp`]), or of a date.
-pub fn parse_timestamp(text: &str) -> Option<i64> {
-    pipedrive_engine::schema::parse_timestamp(text).map(|t| t.timestamp_micros())
-}
-
-fn days_since_epoch(text: &str) -> Option<i32> {
-    let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;
-    i32::try_from(
-        date.signed_duration_since(NaiveDate::from_ymd_opt(1970, 1, 1)?)
-            .num_days(),
-    )
-    .ok()
-}
-
-fn mismatch(column: &Column, value: &Value) -> DestinationError {
-    DestinationError::new(format!(
-        "column {} ({:?}) cannot hold {value}",
-        column.name, column.ty
-    ))
-}
-
 /// A value as the JSONL file stores it: timestamps normalised to RFC 3339 UTC, non-string
 /// values of text columns as their JSON text (so a column keeps one JSON type in a file).
 fn json_value(column: &Column, value: &Value) -> Result<Value, DestinationError> {
@@ -331,134 +302,6 @@ fn json_value(column: &Column, value: &Value) -> Result<Value, DestinationError>
         (ColumnType::Text, v) if !v.is_string() => Value::String(v.to_string()),
         (_, v) => v.clone(),
     })
-}
-
-/// One Arrow column from one batch column.
-fn to_array(
-    column: &Column,
-    rows: &[Vec<Value>],
-    index: usize,
-) -> Result<(Field, ArrayRef), DestinationError> {
-    let values = rows.iter().map(|row| &row[index]);
-    let nullable = |ty: DataType| Field::new(&column.name, ty, true);
-    Ok(match column.ty {
-        ColumnType::Boolean => {
-            let mut builder = BooleanBuilder::with_capacity(rows.len());
-            for value in values {
-                match value {
-                    Value::Null => builder.append_null(),
-                    Value::Bool(b) => builder.append_value(*b),
-                    other => return Err(mismatch(column, other)),
-                }
-            }
-            (nullable(DataType::Boolean), Arc::new(builder.finish()))
-        }
-        ColumnType::BigInt => {
-            let mut builder = Int64Builder::with_capacity(rows.len());
-            for value in values {
-                match value {
-                    Value::Null => builder.append_null(),
-                    other => {
-                        builder.append_value(other.as_i64().ok_or_else(|| mismatch(column, other))?)
-                    }
-                }
-            }
-            (nullable(DataType::Int64), Arc::new(builder.finish()))
-        }
-        ColumnType::Double => {
-            let mut builder = Float64Builder::with_capacity(rows.len());
-            for value in values {
-                match value {
-                    Value::Null => builder.append_null(),
-                    other => {
-                        builder.append_value(other.as_f64().ok_or_else(|| mismatch(column, other))?)
-                    }
-                }
-            }
-            (nullable(DataType::Float64), Arc::new(builder.finish()))
-        }
-        ColumnType::Date => {
-            let mut builder = Date32Builder::with_capacity(rows.len());
-            for value in values {
-                match value {
-                    Value::Null => builder.append_null(),
-                    other => builder.append_value(
-                        other
-                            .as_str()
-                            .and_then(days_since_epoch)
-                            .ok_or_else(|| mismatch(column, other))?,
-                    ),
-                }
-            }
-            (nullable(DataType::Date32), Arc::new(builder.finish()))
-        }
-        ColumnType::Timestamp => {
-            let mut builder =
-                TimestampMicrosecondBuilder::with_capacity(rows.len()).with_timezone("UTC");
-            for value in values {
-                match value {
-                    Value::Null => builder.append_null(),
-                    other => builder.append_value(
-                        other
-                            .as_str()
-                            .and_then(parse_timestamp)
-                            .ok_or_else(|| mismatch(column, other))?,
-                    ),
-                }
-            }
-            (
-                nullable(DataType::Timestamp(
-                    TimeUnit::Microsecond,
-                    Some("UTC".into()),
-                )),
-                Arc::new(builder.finish()),
-            )
-        }
-        ColumnType::Json | ColumnType::Text | ColumnType::Null => {
-            let mut builder = StringBuilder::new();
-            for value in values {
-                match value {
-                    Value::Null => builder.append_null(),
-                    Value::String(s) if column.ty != ColumnType::Json => builder.append_value(s),
-                    other => builder.append_value(other.to_string()),
-                }
-            }
-            let mut field = nullable(DataType::Utf8);
-            if column.ty == ColumnType::Json {
-                field = field.with_metadata(HashMap::from([(
-                    TYPE_METADATA.to_owned(),
-                    "json".to_owned(),
-                )]));
-            }
-            (field, Arc::new(builder.finish()))
-        }
-    })
-}
-
-fn to_record_batch(
-    batch: &Batch<'_>,
-    loaded: &[(usize, &Column)],
-    synced_at: i64,
-) -> Result<RecordBatch, DestinationError> {
-    let mut fields = Vec::with_capacity(loaded.len() + 1);
-    let mut arrays = Vec::with_capacity(loaded.len() + 1);
-    for (index, column) in loaded {
-        let (field, array) = to_array(column, batch.rows, *index)
-            .map_err(|e| DestinationError::new(format!("stream {}: {e}", batch.stream)))?;
-        fields.push(field);
-        arrays.push(array);
-    }
-    fields.push(Field::new(
-        "_synced_at",
-        DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-        false,
-    ));
-    let mut stamps =
-        TimestampMicrosecondBuilder::with_capacity(batch.rows.len()).with_timezone("UTC");
-    stamps.append_value_n(synced_at, batch.rows.len());
-    arrays.push(Arc::new(stamps.finish()));
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
-        .map_err(|e| DestinationError::new(format!("stream {}: {e}", batch.stream)))
 }
 
 /// Every row of one data file as JSON objects: dates as `YYYY-MM-DD`, timestamps as RFC 3339

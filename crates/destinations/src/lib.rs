@@ -1,6 +1,8 @@
 //! Destinations, each one implementation of [`pipedrive_engine::Destination`].
 
 pub mod airbyte;
+#[cfg(any(feature = "files", feature = "duckdb"))]
+mod arrow_rows;
 #[cfg(feature = "duckdb")]
 pub mod duckdb;
 #[cfg(feature = "files")]

@@ -1109,13 +1109,19 @@ pub fn build_rows(
             .chain(marks.into_iter().flatten().map(|(n, v)| (n.to_owned(), v)));
         for (name, value) in fields {
             let ty = ColumnType::of(&value);
-            let position = *index.entry(name.clone()).or_insert_with(|| {
-                columns.push(Column {
-                    name,
-                    ty: ColumnType::Null,
-                });
-                columns.len() - 1
-            });
+            // Looked up by reference: a page's records share their keys, so a new column (and
+            // its name's copy) is the exception.
+            let position = match index.get(&name) {
+                Some(&position) => position,
+                None => {
+                    index.insert(name.clone(), columns.len());
+                    columns.push(Column {
+                        name,
+                        ty: ColumnType::Null,
+                    });
+                    columns.len() - 1
+                }
+            };
             columns[position].ty = columns[position].ty.widen(ty);
             if position >= row.len() {
                 row.resize(position + 1, Value::Null);

@@ -1,0 +1,169 @@
+//! Rows as Arrow record batches, typed by column: what Parquet files are written from and what
+//! DuckDB's appender takes without a cast per value.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, Int64Builder, StringBuilder,
+    TimestampMicrosecondBuilder,
+};
+use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use arrow::record_batch::RecordBatch;
+use chrono::NaiveDate;
+use pipedrive_engine::schema::{Column, ColumnType};
+use pipedrive_engine::{Batch, DestinationError};
+use serde_json::Value;
+
+/// Field metadata marking a Utf8 column that holds JSON text, so readers can parse it back.
+pub(crate) const TYPE_METADATA: &str = "pipedrive_sync.type";
+
+/// Microseconds since the epoch of any timestamp shape the engine types as one (see
+/// [`pipedrive_engine::schema::parse_timestamp`]), or of a date.
+pub fn parse_timestamp(text: &str) -> Option<i64> {
+    pipedrive_engine::schema::parse_timestamp(text).map(|t| t.timestamp_micros())
+}
+
+fn days_since_epoch(text: &str) -> Option<i32> {
+    let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;
+    i32::try_from(
+        date.signed_duration_since(NaiveDate::from_ymd_opt(1970, 1, 1)?)
+            .num_days(),
+    )
+    .ok()
+}
+
+pub(crate) fn mismatch(column: &Column, value: &Value) -> DestinationError {
+    DestinationError::new(format!(
+        "column {} ({:?}) cannot hold {value}",
+        column.name, column.ty
+    ))
+}
+
+/// One Arrow column from one batch column.
+fn to_array(
+    column: &Column,
+    rows: &[Vec<Value>],
+    index: usize,
+) -> Result<(Field, ArrayRef), DestinationError> {
+    let values = rows.iter().map(|row| &row[index]);
+    let nullable = |ty: DataType| Field::new(&column.name, ty, true);
+    Ok(match column.ty {
+        ColumnType::Boolean => {
+            let mut builder = BooleanBuilder::with_capacity(rows.len());
+            for value in values {
+                match value {
+                    Value::Null => builder.append_null(),
+                    Value::Bool(b) => builder.append_value(*b),
+                    other => return Err(mismatch(column, other)),
+                }
+            }
+            (nullable(DataType::Boolean), Arc::new(builder.finish()))
+        }
+        ColumnType::BigInt => {
+            let mut builder = Int64Builder::with_capacity(rows.len());
+            for value in values {
+                match value {
+                    Value::Null => builder.append_null(),
+                    other => {
+                        builder.append_value(other.as_i64().ok_or_else(|| mismatch(column, other))?)
+                    }
+                }
+            }
+            (nullable(DataType::Int64), Arc::new(builder.finish()))
+        }
+        ColumnType::Double => {
+            let mut builder = Float64Builder::with_capacity(rows.len());
+            for value in values {
+                match value {
+                    Value::Null => builder.append_null(),
+                    other => {
+                        builder.append_value(other.as_f64().ok_or_else(|| mismatch(column, other))?)
+                    }
+                }
+            }
+            (nullable(DataType::Float64), Arc::new(builder.finish()))
+        }
+        ColumnType::Date => {
+            let mut builder = Date32Builder::with_capacity(rows.len());
+            for value in values {
+                match value {
+                    Value::Null => builder.append_null(),
+                    other => builder.append_value(
+                        other
+                            .as_str()
+                            .and_then(days_since_epoch)
+                            .ok_or_else(|| mismatch(column, other))?,
+                    ),
+                }
+            }
+            (nullable(DataType::Date32), Arc::new(builder.finish()))
+        }
+        ColumnType::Timestamp => {
+            let mut builder =
+                TimestampMicrosecondBuilder::with_capacity(rows.len()).with_timezone("UTC");
+            for value in values {
+                match value {
+                    Value::Null => builder.append_null(),
+                    other => builder.append_value(
+                        other
+                            .as_str()
+                            .and_then(parse_timestamp)
+                            .ok_or_else(|| mismatch(column, other))?,
+                    ),
+                }
+            }
+            (
+                nullable(DataType::Timestamp(
+                    TimeUnit::Microsecond,
+                    Some("UTC".into()),
+                )),
+                Arc::new(builder.finish()),
+            )
+        }
+        ColumnType::Json | ColumnType::Text | ColumnType::Null => {
+            let mut builder = StringBuilder::new();
+            for value in values {
+                match value {
+                    Value::Null => builder.append_null(),
+                    Value::String(s) if column.ty != ColumnType::Json => builder.append_value(s),
+                    other => builder.append_value(other.to_string()),
+                }
+            }
+            let mut field = nullable(DataType::Utf8);
+            if column.ty == ColumnType::Json {
+                field = field.with_metadata(HashMap::from([(
+                    TYPE_METADATA.to_owned(),
+                    "json".to_owned(),
+                )]));
+            }
+            (field, Arc::new(builder.finish()))
+        }
+    })
+}
+
+pub(crate) fn to_record_batch(
+    batch: &Batch<'_>,
+    loaded: &[(usize, &Column)],
+    synced_at: i64,
+) -> Result<RecordBatch, DestinationError> {
+    let mut fields = Vec::with_capacity(loaded.len() + 1);
+    let mut arrays = Vec::with_capacity(loaded.len() + 1);
+    for (index, column) in loaded {
+        let (field, array) = to_array(column, batch.rows, *index)
+            .map_err(|e| DestinationError::new(format!("stream {}: {e}", batch.stream)))?;
+        fields.push(field);
+        arrays.push(array);
+    }
+    fields.push(Field::new(
+        "_synced_at",
+        DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        false,
+    ));
+    let mut stamps =
+        TimestampMicrosecondBuilder::with_capacity(batch.rows.len()).with_timezone("UTC");
+    stamps.append_value_n(synced_at, batch.rows.len());
+    arrays.push(Arc::new(stamps.finish()));
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
+        .map_err(|e| DestinationError::new(format!("stream {}: {e}", batch.stream)))
+}
