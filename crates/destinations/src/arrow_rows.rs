@@ -24,6 +24,30 @@ pub fn parse_timestamp(text: &str) -> Option<i64> {
     pipedrive_engine::schema::parse_timestamp(text).map(|t| t.timestamp_micros())
 }
 
+/// `batch.synced_at` in microseconds since the epoch.
+pub(crate) fn synced_at(batch: &Batch<'_>) -> Result<i64, DestinationError> {
+    parse_timestamp(batch.synced_at).ok_or_else(|| {
+        DestinationError::new(format!("synced_at `{}` is not a time", batch.synced_at))
+    })
+}
+
+/// Rows without any primary-key column could not be merged: refused rather than appended.
+pub(crate) fn require_primary_key(
+    batch: &Batch<'_>,
+    loaded: &[(usize, &Column)],
+) -> Result<(), DestinationError> {
+    if loaded
+        .iter()
+        .all(|(_, c)| !batch.primary_key.contains(&c.name.as_str()))
+    {
+        return Err(DestinationError::new(format!(
+            "stream {}: records have no primary key {:?}",
+            batch.stream, batch.primary_key
+        )));
+    }
+    Ok(())
+}
+
 fn days_since_epoch(text: &str) -> Option<i32> {
     let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;
     i32::try_from(

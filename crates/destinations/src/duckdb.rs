@@ -419,20 +419,10 @@ impl DuckDb {
         if batch.rows.is_empty() || loaded.is_empty() {
             return self.save_state(batch.stream, batch.state);
         }
-        if loaded
-            .iter()
-            .all(|(_, c)| !batch.primary_key.contains(&c.name.as_str()))
-        {
-            return Err(DestinationError::new(format!(
-                "stream {}: records have no primary key {:?}",
-                batch.stream, batch.primary_key
-            )));
-        }
-        let synced_at = arrow_rows::parse_timestamp(batch.synced_at).ok_or_else(|| {
-            DestinationError::new(format!("synced_at `{}` is not a time", batch.synced_at))
-        })?;
         let columns: Vec<(usize, &Column)> = loaded.iter().map(|(i, c)| (*i, c)).collect();
-        let record_batch = arrow_rows::to_record_batch(batch, &columns, synced_at)?;
+        arrow_rows::require_primary_key(batch, &columns)?;
+        let record_batch =
+            arrow_rows::to_record_batch(batch, &columns, arrow_rows::synced_at(batch)?)?;
 
         let mut definitions: Vec<String> = loaded
             .iter()

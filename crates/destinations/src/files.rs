@@ -17,7 +17,7 @@ use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 pub use crate::arrow_rows::parse_timestamp;
-use crate::arrow_rows::{TYPE_METADATA, mismatch, to_record_batch};
+use crate::arrow_rows::{TYPE_METADATA, mismatch, require_primary_key, synced_at, to_record_batch};
 use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::{
     DataType, Date32Type, Float64Type, Int64Type, TimeUnit, TimestampMicrosecondType,
@@ -218,15 +218,7 @@ impl Files {
         if batch.rows.is_empty() || loaded.is_empty() {
             return Ok(());
         }
-        if loaded
-            .iter()
-            .all(|(_, c)| !batch.primary_key.contains(&c.name.as_str()))
-        {
-            return Err(DestinationError::new(format!(
-                "stream {}: records have no primary key {:?}",
-                batch.stream, batch.primary_key
-            )));
-        }
+        require_primary_key(batch, &loaded)?;
         self.seq += 1;
         let path = table_dir.join(format!(
             "{}-{:06}.{}",
@@ -234,9 +226,7 @@ impl Files {
             self.seq,
             self.format.extension()
         ));
-        let synced_at = parse_timestamp(batch.synced_at).ok_or_else(|| {
-            DestinationError::new(format!("synced_at `{}` is not a time", batch.synced_at))
-        })?;
+        let synced_at = synced_at(batch)?;
         match self.format {
             Format::Parquet => {
                 let record_batch = to_record_batch(batch, &loaded, synced_at)?;

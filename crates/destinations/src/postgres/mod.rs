@@ -1,5 +1,6 @@
 //! PostgreSQL. Each page replaces the rows with its keys (deleted by key), then is sent by binary
-//! COPY into the stream's table, together with the state row, in one transaction. Tables made elsewhere need no key constraint: the merge does not rely on one.
+//! COPY into the stream's table, together with the state row, in one transaction. Tables made
+//! elsewhere need no key constraint: the merge does not rely on one.
 
 mod encode;
 mod names;
