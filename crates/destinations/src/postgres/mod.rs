@@ -66,6 +66,27 @@ pub struct Postgres {
     /// Columns (stored names) of each table as the database has them, read once and kept in
     /// step; forgotten whenever a transaction fails, since it may describe rolled-back DDL.
     tables: HashMap<Stored, Vec<Column>>,
+    /// Rows copied into each table by this session, and the count at which it is analysed next.
+    growth: HashMap<Stored, Growth>,
+}
+
+/// A table filled faster than autovacuum analyses it keeps the planner's first idea of it
+/// (empty), and the merge's delete then sorts the whole table instead of using the key index:
+/// at `large` that made each page cost more than the one before. Analysing at each doubling
+/// keeps the statistics current for a logarithmic number of `ANALYZE`s.
+#[derive(Clone, Copy, Debug)]
+struct Growth {
+    copied: u64,
+    analyze_at: u64,
+}
+
+impl Default for Growth {
+    fn default() -> Growth {
+        Growth {
+            copied: 0,
+            analyze_at: 2_000,
+        }
+    }
 }
 
 /// `context: message (detail; hint)` for a database error, the cause chain otherwise.
@@ -239,6 +260,7 @@ pub async fn connect(url: &str, schema_for_state: &str) -> Result<Postgres, Dest
         description,
         state_schema,
         tables: HashMap::new(),
+        growth: HashMap::new(),
     })
 }
 
@@ -465,6 +487,7 @@ async fn delete_children(
 async fn write_batch(
     tx: &Transaction<'_>,
     cache: &mut HashMap<Stored, Vec<Column>>,
+    growth: &mut HashMap<Stored, Growth>,
     state_schema: &str,
     batch: &Batch<'_>,
 ) -> Result<(), DestinationError> {
@@ -625,6 +648,14 @@ async fn write_batch(
                 .map_err(fail("copying rows"))?;
         }
         writer.finish().await.map_err(fail("copying rows"))?;
+        let grown = growth.entry(table.clone()).or_default();
+        grown.copied += encoded.len() as u64;
+        if grown.copied >= grown.analyze_at {
+            grown.analyze_at = grown.copied * 2;
+            tx.batch_execute(&format!("ANALYZE {target}"))
+                .await
+                .map_err(fail("analysing the table"))?;
+        }
     }
     save_state(tx, state_schema, batch.stream, batch.state).await
 }
@@ -779,7 +810,14 @@ impl Destination for Postgres {
             .map_err(fail("starting a transaction"))?;
         let mut result = Ok(());
         for batch in batches {
-            result = write_batch(&tx, &mut self.tables, &self.state_schema, batch).await;
+            result = write_batch(
+                &tx,
+                &mut self.tables,
+                &mut self.growth,
+                &self.state_schema,
+                batch,
+            )
+            .await;
             if result.is_err() {
                 break;
             }
