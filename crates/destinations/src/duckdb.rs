@@ -454,7 +454,7 @@ impl DuckDb {
             .collect();
         // Ids are mostly read in ascending runs, so bounding the delete by the page's id range
         // lets DuckDB skip every row group outside it instead of scanning the whole table.
-        if let Some(range) = self.id_range(batch, &loaded) {
+        if let Some(range) = id_range(batch, &loaded) {
             key_match.push(range);
         }
         self.execute(&format!(
@@ -484,22 +484,22 @@ impl DuckDb {
         ))?;
         self.save_state(batch.stream, batch.state)
     }
+}
 
-    /// `t.id BETWEEN lo AND hi` over the batch's ids, for a single integer key.
-    fn id_range(&self, batch: &Batch<'_>, loaded: &[(usize, Column)]) -> Option<String> {
-        let [key] = batch.primary_key else {
-            return None;
-        };
-        let (index, column) = loaded.iter().find(|(_, c)| c.name == *key)?;
-        if column.ty != ColumnType::BigInt {
-            return None;
-        }
-        let ids = batch.rows.iter().filter_map(|row| row[*index].as_i64());
-        let (low, high) = ids.fold((i64::MAX, i64::MIN), |(lo, hi), id| {
-            (lo.min(id), hi.max(id))
-        });
-        (low <= high).then(|| format!("t.{} BETWEEN {low} AND {high}", quote(key)))
+/// `t.id BETWEEN lo AND hi` over the batch's ids, for a single integer key.
+fn id_range(batch: &Batch<'_>, loaded: &[(usize, Column)]) -> Option<String> {
+    let [key] = batch.primary_key else {
+        return None;
+    };
+    let (index, column) = loaded.iter().find(|(_, c)| c.name == *key)?;
+    if column.ty != ColumnType::BigInt {
+        return None;
     }
+    let ids = batch.rows.iter().filter_map(|row| row[*index].as_i64());
+    let (low, high) = ids.fold((i64::MAX, i64::MIN), |(lo, hi), id| {
+        (lo.min(id), hi.max(id))
+    });
+    (low <= high).then(|| format!("t.{} BETWEEN {low} AND {high}", quote(key)))
 }
 
 #[async_trait]

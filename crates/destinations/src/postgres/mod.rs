@@ -507,9 +507,10 @@ async fn write_batch(
         delete_children(tx, &table, &table_columns, column, parents).await?;
     }
     if !batch.rows.is_empty() && !loaded.is_empty() {
-        let key_indexes: Vec<usize> = key_names
+        // Each key column's place among the loaded columns (and so in an encoded row).
+        let key_positions: Vec<usize> = key_names
             .iter()
-            .map(|k| loaded.iter().find(|(_, c)| &c.name == k).map(|(i, _)| *i))
+            .map(|k| loaded.iter().position(|(_, c)| &c.name == k))
             .collect::<Option<_>>()
             .filter(|keys: &Vec<usize>| !keys.is_empty())
             .ok_or_else(|| {
@@ -528,6 +529,7 @@ async fn write_batch(
                     .map_or(c.ty, |t| t.ty)
             })
             .collect();
+        let key_indexes: Vec<usize> = key_positions.iter().map(|&k| loaded[k].0).collect();
         let rows = last_per_key(batch, &key_indexes);
         let mut encoded: Vec<Vec<Cell<'_>>> = Vec::with_capacity(rows.len());
         for (row_number, row) in rows.iter().enumerate() {
@@ -553,10 +555,6 @@ async fn write_batch(
         // The batch's keys travel as text arrays, cast back to the key columns' types in SQL:
         // the merge needs no temporary table (whose create and drop per page cost more than the
         // rows), and the plain index on the key serves both the delete and the history update.
-        let key_positions: Vec<usize> = key_indexes
-            .iter()
-            .map(|i| loaded.iter().position(|(j, _)| j == i).unwrap_or_default())
-            .collect();
         let key_arrays: Vec<Vec<Option<String>>> = key_positions
             .iter()
             .map(|&k| encoded.iter().map(|cells| key_text(&cells[k])).collect())
