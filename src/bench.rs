@@ -170,8 +170,13 @@ pub struct Measurement {
     pub simulator_cpu_seconds: f64,
     pub peak_rss_mb: f64,
     pub records_per_second: f64,
-    /// Requests per second as a share of the plan's burst ceiling (limit / 2 s).
+    /// Seconds from the sync's first request to its last, as the simulator saw them.
+    pub request_seconds: f64,
+    /// Requests per second while the sync made requests (over `request_seconds`) as a share
+    /// of the plan's burst ceiling (limit / 2 s): how well the client uses the window.
     pub burst_share: Option<f64>,
+    /// The same over the whole wall time, start-up and the last commits included.
+    pub burst_share_wall: Option<f64>,
     pub tokens_per_1000_core_records: f64,
     pub tokens_per_1000_records: f64,
 }
@@ -435,6 +440,10 @@ pub async fn measure(scenario: &Scenario, work: &Path) -> anyhow::Result<Measure
         .map(|(_, n)| n)
         .sum();
     let requests = number(&stats["requests"]);
+    let request_seconds = stats["active_seconds"].as_f64().unwrap_or_default();
+    let ceiling = burst_limit
+        .filter(|_| scenario.plan != Plan::Unlimited)
+        .map(|limit| limit / 2.0);
     let tokens = number(&stats["tokens_spent"]);
     let core_tokens: u64 = CORE
         .iter()
@@ -463,9 +472,12 @@ pub async fn measure(scenario: &Scenario, work: &Path) -> anyhow::Result<Measure
         simulator_cpu_seconds: usage.simulator_cpu_seconds,
         peak_rss_mb: usage.max_rss_kb as f64 / 1024.0,
         records_per_second: records as f64 / wall_seconds,
-        burst_share: burst_limit
-            .filter(|_| scenario.plan != Plan::Unlimited)
-            .map(|limit| requests as f64 / wall_seconds / (limit / 2.0)),
+        request_seconds,
+        // n requests spaced evenly over a span are n - 1 intervals.
+        burst_share: ceiling
+            .filter(|_| request_seconds > 0.0)
+            .map(|ceiling| requests.saturating_sub(1) as f64 / request_seconds / ceiling),
+        burst_share_wall: ceiling.map(|ceiling| requests as f64 / wall_seconds / ceiling),
         tokens_per_1000_core_records: per_thousand(core_tokens, core_records),
         tokens_per_1000_records: per_thousand(tokens, records),
     })
@@ -809,7 +821,7 @@ fn table_counts(_db: &Path) -> anyhow::Result<Vec<(String, u64)>> {
 /// The table the command prints.
 pub fn render(measurements: &[Measurement]) -> String {
     let mut out = format!(
-        "{:<22} {:<7} {:<10} {:>9} {:>8} {:>6} {:>8} {:>9} {:>9} {:>8} {:>8} {:>10} {:>7} {:>12} {:>10}\n",
+        "{:<22} {:<7} {:<10} {:>9} {:>8} {:>6} {:>8} {:>9} {:>9} {:>8} {:>8} {:>10} {:>9} {:>7} {:>12} {:>10}\n",
         "scenario",
         "scale",
         "plan",
@@ -822,13 +834,14 @@ pub fn render(measurements: &[Measurement]) -> String {
         "rss MB",
         "rec/s",
         "burst use",
+        "wall use",
         "tok/1k",
         "tok/1k core",
         "tokens"
     );
     for m in measurements {
         out.push_str(&format!(
-            "{:<22} {:<7} {:<10} {:>9} {:>8} {:>6} {:>8.1} {:>9.1} {:>9.1} {:>8.1} {:>8.0} {:>10} {:>7.1} {:>12.1} {:>10}\n",
+            "{:<22} {:<7} {:<10} {:>9} {:>8} {:>6} {:>8.1} {:>9.1} {:>9.1} {:>8.1} {:>8.0} {:>10} {:>9} {:>7.1} {:>12.1} {:>10}\n",
             m.scenario,
             m.scale,
             m.plan,
@@ -841,6 +854,8 @@ pub fn render(measurements: &[Measurement]) -> String {
             m.peak_rss_mb,
             m.records_per_second,
             m.burst_share.map_or("-".to_owned(), |s| format!("{:.1}%", s * 100.0)),
+            m.burst_share_wall
+                .map_or("-".to_owned(), |s| format!("{:.1}%", s * 100.0)),
             m.tokens_per_1000_records,
             m.tokens_per_1000_core_records,
             m.tokens

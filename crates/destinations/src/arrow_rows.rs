@@ -49,7 +49,7 @@ pub(crate) fn require_primary_key(
 }
 
 fn days_since_epoch(text: &str) -> Option<i32> {
-    let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;
+    let date = pipedrive_engine::schema::parse_date(text)?;
     i32::try_from(
         date.signed_duration_since(NaiveDate::from_ymd_opt(1970, 1, 1)?)
             .num_days(),

@@ -443,25 +443,37 @@ async fn fetch_field_definitions(
         .collect();
     wanted.sort_by_key(|d| d.name);
     wanted.dedup_by_key(|d| d.name);
-    let mut out = HashMap::new();
-    for def in wanted {
-        let request = source::request(def, def.path.to_owned(), Vec::new(), PagePosition::First);
-        match client.pages(request).try_collect::<Vec<_>>().await {
-            Ok(pages) => {
-                let records = pages
-                    .iter()
-                    .flat_map(|p| p.items.iter())
-                    .filter_map(|raw| serde_json::from_str::<Value>(raw.get()).ok())
-                    .collect();
-                out.insert(def.name, Arc::new(records));
+    // Read at once: no stream starts before they are in, so one at a time would idle the
+    // burst window for a few round trips.
+    futures::stream::iter(wanted)
+        .map(|def| async move {
+            let request =
+                source::request(def, def.path.to_owned(), Vec::new(), PagePosition::First);
+            (def, client.pages(request).try_collect::<Vec<_>>().await)
+        })
+        .buffer_unordered(FIELD_READS_AT_ONCE)
+        .filter_map(|(def, read)| async move {
+            match read {
+                Ok(pages) => {
+                    let records = pages
+                        .iter()
+                        .flat_map(|p| p.items.iter())
+                        .filter_map(|raw| serde_json::from_str::<Value>(raw.get()).ok())
+                        .collect();
+                    Some((def.name, Arc::new(records)))
+                }
+                Err(error) => {
+                    tracing::warn!(stream = def.name, %error, "field definitions unavailable; custom fields keep their keys");
+                    None
+                }
             }
-            Err(error) => {
-                tracing::warn!(stream = def.name, %error, "field definitions unavailable; custom fields keep their keys")
-            }
-        }
-    }
-    out
+        })
+        .collect()
+        .await
 }
+
+/// Field-definition lists requested at once at the start of a run.
+const FIELD_READS_AT_ONCE: usize = 8;
 
 /// One row per custom field of every stream that has them: the field's key, name, type and
 /// options, and the column it lands in (as the stream's worker assigns it in this run).
@@ -726,7 +738,7 @@ impl UnitWorker<'_> {
                 .filter(|b| since.as_ref().is_none_or(|s| b > s))
                 .filter(|_| !newest_first);
         }
-        let mut source = match prefetched {
+        let source = match prefetched {
             Some(records) => Source::Prefetched(Some(
                 records
                     .iter()
@@ -737,11 +749,24 @@ impl UnitWorker<'_> {
             None => Source::open(self.client, root, since, start.clone()).await?,
         };
         let root_selected = members[0].def().name == root.name;
+        let child_reads = members
+            .iter()
+            .map(|member| {
+                (member.def().name != root.name).then(|| source::ChildRead {
+                    def: member.def(),
+                    skip_before: member.skip_before.clone(),
+                })
+            })
+            .collect();
+        let mut pages = source::ReadAhead::start(self.client, root, source, child_reads);
 
         let mut pending: Option<Ack> = None;
         let mut position = start;
-        while let Some(chunk) = source.next().await {
-            let chunk = chunk?;
+        while let Some(read) = pages.next().await {
+            let source::PageRead {
+                mut chunk,
+                mut children,
+            } = read?;
             if root_selected {
                 members[0].tally.requests += chunk.requests;
                 members[0].tally.tokens += chunk.tokens;
@@ -754,27 +779,29 @@ impl UnitWorker<'_> {
             let wanted_log = root
                 .change_log
                 .filter(|_| root_selected && members[0].history_table.is_some());
-            for member in members.iter_mut().rev() {
+            for (member, read) in members.iter_mut().zip(children.iter_mut()).rev() {
                 if member.outcome.is_some() {
                     continue;
                 }
                 let def = member.def();
-                let parents: Vec<&Map<String, Value>> = chunk
-                    .records
-                    .iter()
-                    .filter(|r| match (&member.skip_before, root.cursor_field) {
-                        (Some(skip), Some(cursor)) => r
-                            .get(cursor)
-                            .and_then(Value::as_str)
-                            .and_then(normalize_timestamp)
-                            .is_none_or(|t| t.as_str() >= skip.as_str()),
-                        _ => true,
-                    })
-                    .collect();
-                let (records, replace) = if def.name == root.name {
-                    (parents.iter().map(|p| (*p).clone()).collect(), None)
-                } else {
-                    match source::children(self.client, def, root, &parents).await {
+                let skip_before = member.skip_before.as_deref();
+                let (records, replace) = match read.take() {
+                    // The root is the last member here (they go in reverse): unless its
+                    // history still reads from them below, its rows take the chunk's records
+                    // rather than copies.
+                    None if member.history_table.is_none() => {
+                        let mut records = std::mem::take(&mut chunk.records);
+                        records.retain(|r| source::is_selected(r, root.cursor_field, skip_before));
+                        (records, None)
+                    }
+                    None => (
+                        source::selected_parents(&chunk.records, root.cursor_field, skip_before)
+                            .into_iter()
+                            .cloned()
+                            .collect(),
+                        None,
+                    ),
+                    Some(read) => match read {
                         Ok(children) => {
                             member.tally.requests += children.requests;
                             member.tally.tokens += children.tokens;
@@ -785,7 +812,7 @@ impl UnitWorker<'_> {
                             continue;
                         }
                         Err(error) => return Err(error.into()),
-                    }
+                    },
                 };
                 if wanted_log.is_some_and(|log| log.stream == def.name) {
                     change_log = Some(records.clone());
@@ -825,6 +852,11 @@ impl UnitWorker<'_> {
                     if let (None, Some(log_def), Some(_)) =
                         (&change_log, log_def, &member.started_from)
                     {
+                        let parents = source::selected_parents(
+                            &chunk.records,
+                            root.cursor_field,
+                            skip_before,
+                        );
                         let read = source::children(self.client, log_def, root, &parents).await?;
                         member.tally.requests += read.requests;
                         member.tally.tokens += read.tokens;

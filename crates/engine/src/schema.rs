@@ -125,12 +125,23 @@ pub fn to_text(value: &Value) -> Option<String> {
     }
 }
 
-/// `YYYY-MM-DD`.
+/// `YYYY-MM-DD`. Read digit by digit: every date and timestamp value of a sync passes here,
+/// and chrono's format parser re-reads its format string on each call.
 pub fn parse_date(s: &str) -> Option<NaiveDate> {
-    if s.len() != 10 {
+    if !is_date(s) {
         return None;
     }
-    NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()
+    let b = s.as_bytes();
+    let number = |digits: &[u8]| {
+        digits
+            .iter()
+            .fold(0u32, |n, d| n * 10 + u32::from(d - b'0'))
+    };
+    NaiveDate::from_ymd_opt(
+        i32::try_from(number(&b[0..4])).ok()?,
+        number(&b[5..7]),
+        number(&b[8..10]),
+    )
 }
 
 /// Every timestamp shape the engine infers: `YYYY-MM-DD HH:MM:SS` (Pipedrive v1, UTC) or with

@@ -98,8 +98,9 @@ pub fn newest_cursor(cursor: Option<&str>, records: &[Map<String, Value>]) -> Op
         .max()
 }
 
-/// Pages of one list endpoint.
-pub enum Pager<'a> {
+/// Pages of one list endpoint. It owns its client (a cheap clone), so a stream's pages can be
+/// read ahead in a task of their own.
+pub enum Pager {
     /// The client's own paging (cursor, offset, a single response, or several lists in turn).
     Stream(futures::stream::BoxStream<'static, Result<Page, ClientError>>),
     /// v1 offset lists read by `update_time`: each page restarts the query at the newest
@@ -108,7 +109,7 @@ pub enum Pager<'a> {
     /// plain offset. The boundary second is re-read and merged on the key; the offset is used
     /// only within a second that fills whole pages.
     Keyset {
-        client: &'a Client,
+        client: Client,
         def: &'static StreamDef,
         param: &'static str,
         since: Option<String>,
@@ -117,15 +118,15 @@ pub enum Pager<'a> {
     },
 }
 
-impl<'a> Pager<'a> {
+impl Pager {
     /// Pages of `def`'s own list, from `since` (server-side change filter, when it has one)
     /// or from `start`.
     pub fn list(
-        client: &'a Client,
+        client: &Client,
         def: &'static StreamDef,
         since: Option<String>,
         start: PagePosition,
-    ) -> Pager<'a> {
+    ) -> Pager {
         if let Fanout::PerValue { param, values } = def.fanout {
             let requests: Vec<Request> = values
                 .iter()
@@ -154,7 +155,7 @@ impl<'a> Pager<'a> {
         };
         if matches!(def.paging, PagingKind::Offset { .. }) {
             return Pager::Keyset {
-                client,
+                client: client.clone(),
                 def,
                 param,
                 since,
@@ -226,26 +227,26 @@ impl<'a> Pager<'a> {
 }
 
 /// A stream's chunks.
-pub enum Source<'a> {
+pub enum Source {
     /// Records already fetched (field definitions read once at the start of the run).
     Prefetched(Option<Vec<Map<String, Value>>>),
     List {
         def: &'static StreamDef,
-        pager: Pager<'a>,
+        pager: Pager,
         unwrap: Option<&'static str>,
         keep_wrapper: bool,
     },
 }
 
-impl<'a> Source<'a> {
+impl Source {
     /// The source for `def`. `since` is where an incremental read starts; `start` resumes a
     /// full refresh mid-list.
     pub async fn open(
-        client: &'a Client,
+        client: &Client,
         def: &'static StreamDef,
         since: Option<String>,
         start: PagePosition,
-    ) -> Result<Source<'a>, ClientError> {
+    ) -> Result<Source, ClientError> {
         if let (Incremental::Recents { item }, Some(since)) = (def.incremental, &since) {
             if let Some(pager) = recents(client, item, since).await? {
                 return Ok(Source::List {
@@ -277,11 +278,7 @@ impl<'a> Source<'a> {
 
     /// `def`'s whole list newest first, so an initial backfill makes recent data usable early.
     /// Only cursor lists sorted by their change time can be read this way.
-    pub fn newest_first(
-        client: &'a Client,
-        def: &'static StreamDef,
-        start: PagePosition,
-    ) -> Source<'a> {
+    pub fn newest_first(client: &Client, def: &'static StreamDef, start: PagePosition) -> Source {
         let sort = match def.incremental {
             Incremental::UpdatedSince { sort, .. } => sort,
             _ => &[],
@@ -345,11 +342,11 @@ impl<'a> Source<'a> {
 
 /// Reads `/v1/recents` for one item type since the bookmark. `None` when Pipedrive no longer
 /// reaches back that far: its `additional_data.since_timestamp` is later than asked.
-async fn recents<'a>(
-    client: &'a Client,
+async fn recents(
+    client: &Client,
     item: &'static str,
     since: &str,
-) -> Result<Option<Pager<'a>>, ClientError> {
+) -> Result<Option<Pager>, ClientError> {
     let Some(since_v1) = chrono::DateTime::parse_from_rfc3339(since).ok().map(|t| {
         t.with_timezone(&chrono::Utc)
             .format("%Y-%m-%d %H:%M:%S")
@@ -568,4 +565,139 @@ async fn requested(
         }
     }
     Ok(chunk)
+}
+
+/// Whether a member reads a record of its root: all of them but those whose cursor is older
+/// than `skip_before` (an earlier run loaded them).
+pub fn is_selected(
+    record: &Map<String, Value>,
+    cursor: Option<&str>,
+    skip_before: Option<&str>,
+) -> bool {
+    match (skip_before, cursor) {
+        (Some(skip), Some(cursor)) => record
+            .get(cursor)
+            .and_then(Value::as_str)
+            .and_then(normalize_timestamp)
+            .is_none_or(|t| t.as_str() >= skip),
+        _ => true,
+    }
+}
+
+/// The parents of a chunk a member reads (see [`is_selected`]).
+pub fn selected_parents<'r>(
+    records: &'r [Map<String, Value>],
+    cursor: Option<&str>,
+    skip_before: Option<&str>,
+) -> Vec<&'r Map<String, Value>> {
+    records
+        .iter()
+        .filter(|r| is_selected(r, cursor, skip_before))
+        .collect()
+}
+
+/// A member of a walk as the read-ahead task sees it.
+#[derive(Clone)]
+pub struct ChildRead {
+    pub def: &'static StreamDef,
+    pub skip_before: Option<String>,
+}
+
+/// One chunk of a root list with the children its fanned-out members read for it.
+pub struct PageRead {
+    pub chunk: Chunk,
+    /// One entry per member, in the order given to [`ReadAhead::start`]; `None` for the root
+    /// itself, whose rows are the chunk's.
+    pub children: Vec<Option<Result<Chunk, ClientError>>>,
+}
+
+/// Chunks read ahead of the writes that consume them, in a task of their own: the next page
+/// (and its children, every member's at once) is requested while this one is transformed and
+/// committed, so a stream keeps requests in flight instead of idling on its own writes.
+/// Dropping it stops the task; pages read but not consumed are read again by the next run.
+pub struct ReadAhead {
+    pages: tokio::sync::mpsc::Receiver<Result<PageRead, ClientError>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Chunks read and waiting for the walk, beyond those being read.
+const PAGES_AHEAD: usize = 1;
+/// Chunks being read at once: the next page of a fanned-out root is requested, and its
+/// children too, while the previous page's children are still in flight, so a unit whose
+/// requests are mostly children (deals with their products and installments) keeps the burst
+/// window busy on its own once the other streams are done.
+const PAGES_IN_FLIGHT: usize = 2;
+
+impl ReadAhead {
+    pub fn start(
+        client: &Client,
+        root: &'static StreamDef,
+        source: Source,
+        members: Vec<Option<ChildRead>>,
+    ) -> ReadAhead {
+        let (tx, pages) = tokio::sync::mpsc::channel(PAGES_AHEAD);
+        let client = client.clone();
+        let task = tokio::spawn(async move {
+            // The list itself is read in order (each page names the next); nothing is read
+            // after a failed page.
+            let chunks = futures::stream::unfold(Some(source), |source| async move {
+                let mut source = source?;
+                let chunk = source.next().await?;
+                let more = chunk.is_ok().then_some(source);
+                Some((chunk, more))
+            });
+            let reads = chunks
+                .map(|chunk| {
+                    let (client, members) = (&client, &members);
+                    async move {
+                        match chunk {
+                            Ok(chunk) => Ok(read_children(client, root, members, chunk).await),
+                            Err(error) => Err(error),
+                        }
+                    }
+                })
+                .buffered(PAGES_IN_FLIGHT);
+            futures::pin_mut!(reads);
+            while let Some(read) = reads.next().await {
+                let failed = read.is_err();
+                if tx.send(read).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+        ReadAhead { pages, task }
+    }
+
+    pub async fn next(&mut self) -> Option<Result<PageRead, ClientError>> {
+        self.pages.recv().await
+    }
+}
+
+impl Drop for ReadAhead {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Every fanned-out member's children of one chunk, requested concurrently.
+async fn read_children(
+    client: &Client,
+    root: &'static StreamDef,
+    members: &[Option<ChildRead>],
+    chunk: Chunk,
+) -> PageRead {
+    let reads = members.iter().map(|member| {
+        let chunk = &chunk;
+        async move {
+            let member = member.as_ref()?;
+            let parents = selected_parents(
+                &chunk.records,
+                root.cursor_field,
+                member.skip_before.as_deref(),
+            );
+            Some(children(client, member.def, root, &parents).await)
+        }
+    });
+    let children = futures::future::join_all(reads).await;
+    PageRead { chunk, children }
 }

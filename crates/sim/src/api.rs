@@ -339,6 +339,18 @@ fn v1_list<T: Rec>(
     keep: &dyn Fn(&T) -> bool,
     render: &dyn Fn(&mut J, &T),
 ) -> Resp {
+    v1_list_since(c, t, (max, null_when_empty), None, keep, render)
+}
+
+/// [`v1_list`] of a list with `updated_since`, which `keep` applies too.
+fn v1_list_since<T: Rec>(
+    c: &Ctx,
+    t: &Table<T>,
+    (max, null_when_empty): (usize, bool),
+    since: Option<Ms>,
+    keep: &dyn Fn(&T) -> bool,
+    render: &dyn Fn(&mut J, &T),
+) -> Resp {
     let limit = match parse_limit(c, 1, max) {
         Ok(l) => l,
         Err(e) => return e,
@@ -350,7 +362,7 @@ fn v1_list<T: Rec>(
     let (sort, desc) = parse_v1_sort(c.q.val("sort"));
     let now = c.now;
     let k = |r: &T| !purged(r, now) && keep(r);
-    let (rows, more) = v1_page(t, sort, desc, start, limit, &k);
+    let (rows, more) = v1_page(t, sort, desc, (start, limit), since, &k);
     v1_envelope(
         &rows,
         start,
@@ -453,6 +465,24 @@ fn deal_keep<'a>(c: &'a Ctx, archived: bool) -> Result<impl Fn(&Deal) -> bool + 
     })
 }
 
+/// The attachments of the given deals, as a table of their own. Attachments are stored in
+/// deal order (their ids too), so each deal's are one range found by binary search: scanning
+/// every attachment per request made a sync's deal-product reads quadratic in deals.
+fn attachments_of(all: &Table<DealProduct>, deals: &HashSet<u64>) -> Table<DealProduct> {
+    let mut deals: Vec<u64> = deals.iter().copied().collect();
+    deals.sort_unstable();
+    let rows = &all.rows;
+    let picked = deals
+        .iter()
+        .flat_map(|deal| {
+            let lo = rows.partition_point(|p| p.deal_id < *deal);
+            let hi = rows.partition_point(|p| p.deal_id <= *deal);
+            rows[lo..hi].iter().cloned()
+        })
+        .collect();
+    Table::new(picked)
+}
+
 pub fn get_v2(c: &Ctx, db: &Db, segs: &[&str]) -> Resp {
     let o = v2_opts(c);
     let alive = |del: Option<Ms>| del.is_none();
@@ -478,10 +508,11 @@ pub fn get_v2(c: &Ctx, db: &Db, segs: &[&str]) -> Resp {
                 Ok(None) => return v2_invalid("deal_ids: Required"),
                 Err(e) => return e,
             };
-            let keep = |p: &DealProduct| ids.contains(&p.deal_id) && p.deleted_time.is_none();
+            let attached = attachments_of(&db.deal_products, &ids);
+            let keep = |p: &DealProduct| p.deleted_time.is_none();
             v2_list(
                 c,
-                &db.deal_products,
+                &attached,
                 V2_SORTS,
                 (false, false),
                 &keep,
@@ -522,11 +553,11 @@ pub fn get_v2(c: &Ctx, db: &Db, segs: &[&str]) -> Resp {
             let Some(deal) = parse_id(id).and_then(|id| db.deals.get(id)) else {
                 return not_found(2, "Deal");
             };
-            let did = deal.id;
-            let keep = move |p: &DealProduct| p.deal_id == did && p.deleted_time.is_none();
+            let attached = attachments_of(&db.deal_products, &HashSet::from([deal.id]));
+            let keep = |p: &DealProduct| p.deleted_time.is_none();
             v2_list(
                 c,
-                &db.deal_products,
+                &attached,
                 V2_SORTS,
                 (false, false),
                 &keep,
@@ -763,7 +794,7 @@ pub fn get_v1(c: &Ctx, db: &Db, segs: &[&str]) -> Resp {
                     && start_date.is_none_or(|d| crate::util::days_of(n.add_time) >= d)
                     && end_date.is_none_or(|d| crate::util::days_of(n.add_time) <= d)
             };
-            v1_list(c, &db.notes, 500, true, &keep, &|j, n| {
+            v1_list_since(c, &db.notes, (500, true), since, &keep, &|j, n| {
                 note_v1(j, db, n, c.me)
             })
         }
@@ -792,7 +823,9 @@ pub fn get_v1(c: &Ctx, db: &Db, segs: &[&str]) -> Resp {
                     && org.is_none_or(|x| l.org_id == Some(x))
                     && since.is_none_or(|s| l.update_time >= s)
             };
-            v1_list(c, &db.leads, 500, false, &keep, &|j, l| lead_v1(j, db, l))
+            v1_list_since(c, &db.leads, (500, false), since, &keep, &|j, l| {
+                lead_v1(j, db, l)
+            })
         }
         ["leads", id] => match db.lead_by_uuid.get(*id).and_then(|i| db.leads.get(*i)) {
             Some(l) => ok_data(|j| lead_v1(j, db, l)),

@@ -243,13 +243,15 @@ pub fn v2_page<'a, T: Rec>(
     Page { rows: out, next }
 }
 
-/// One v1 page by offset. Returns the rows and whether more exist.
+/// One v1 page by offset. Returns the rows and whether more exist. `since` is the list's
+/// `updated_since`: `keep` must reject older rows too; here it only narrows the walk of an
+/// update-time sort to the rows that can pass, so each page is not a scan of the table.
 pub fn v1_page<'a, T: Rec>(
     t: &'a Table<T>,
     sort: SortBy,
     desc: bool,
-    start: usize,
-    limit: usize,
+    (start, limit): (usize, usize),
+    since: Option<Ms>,
     keep: &dyn Fn(&T) -> bool,
 ) -> (Vec<&'a T>, bool) {
     let want = limit + 1;
@@ -268,10 +270,12 @@ pub fn v1_page<'a, T: Rec>(
     };
     match sort {
         SortBy::Update => {
+            let from = since.map_or(Bound::Unbounded, |s| Bound::Included((s, 0)));
+            let range = t.by_update.range((from, Bound::Unbounded));
             let it: Box<dyn Iterator<Item = &(Ms, u64)>> = if desc {
-                Box::new(t.by_update.iter().rev())
+                Box::new(range.rev())
             } else {
-                Box::new(t.by_update.iter())
+                Box::new(range)
             };
             for (_, id) in it {
                 if let Some(r) = t.get(*id)

@@ -7,6 +7,7 @@ use crate::{FaultSettings, SimOptions};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
+use std::time::Instant;
 
 /// Simulated time: wall clock plus an offset. The offset starts so that "now" equals the
 /// data anchor at startup (seeded soft-deletes are then inside their 30-day window) and
@@ -55,6 +56,9 @@ pub struct Stats {
     pub r429: AtomicU64,
     pub by_status: Vec<AtomicU64>,
     pub paths: Vec<Mutex<HashMap<String, PathStat>>>,
+    /// When the first and the latest counted request arrived (real time, not the simulated
+    /// clock): a client's achieved request rate is its requests over this span.
+    span: Mutex<Option<(Instant, Instant)>>,
 }
 
 const SHARDS: usize = 16;
@@ -67,9 +71,15 @@ impl Stats {
             r429: AtomicU64::new(0),
             by_status: (0..600).map(|_| AtomicU64::new(0)).collect(),
             paths: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            span: Mutex::new(None),
         }
     }
     pub fn record(&self, route: &str, status: u16, tokens: u64) {
+        let now = Instant::now();
+        {
+            let mut span = self.span.lock().unwrap_or_else(|e| e.into_inner());
+            *span = Some(span.map_or((now, now), |(first, _)| (first, now)));
+        }
         self.requests.fetch_add(1, Ordering::Relaxed);
         self.tokens.fetch_add(tokens, Ordering::Relaxed);
         if status == 429 {
@@ -101,6 +111,7 @@ impl Stats {
         for m in &self.paths {
             m.lock().unwrap_or_else(|e| e.into_inner()).clear();
         }
+        *self.span.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
     pub fn to_json(&self) -> serde_json::Value {
         let mut by_status = serde_json::Map::new();
@@ -122,6 +133,11 @@ impl Stats {
             "responses_429": self.r429.load(Ordering::Relaxed),
             "responses_by_status": by_status,
             "paths": paths,
+            "active_seconds": self
+                .span
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .map_or(0.0, |(first, last)| (last - first).as_secs_f64()),
         })
     }
 }

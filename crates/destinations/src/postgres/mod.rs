@@ -306,13 +306,15 @@ async fn columns_of(
 }
 
 /// Creates the table, adds new columns and widens changed ones, so that every batch column
-/// with a known type has a place. `batch` holds stored names. Returns the table's columns.
+/// with a known type has a place. `batch` holds stored names; a new table gets an index on
+/// each of `indexed` (the primary key, the parent column of fanned-out children). Returns
+/// the table's columns.
 async fn evolve(
     tx: &Transaction<'_>,
     cache: &mut HashMap<Stored, Vec<Column>>,
     table: &Stored,
     batch: &[Column],
-    primary_key: &[String],
+    indexed: &[Vec<String>],
 ) -> Result<Vec<Column>, DestinationError> {
     let name = table.sql();
     let Some(mut existing) = columns_of(tx, cache, table).await? else {
@@ -330,15 +332,14 @@ async fn evolve(
             quote(&table.schema),
             definitions.join(", ")
         );
-        // A plain (not unique) index keeps each merge's delete from scanning the whole table;
-        // unnamed, so PostgreSQL picks a free name even after staging tables are renamed.
-        if !primary_key.is_empty()
-            && primary_key
-                .iter()
-                .all(|k| batch.iter().any(|c| &c.name == k))
-        {
-            let keys: Vec<String> = primary_key.iter().map(|k| quote(k)).collect();
-            sql.push_str(&format!(" CREATE INDEX ON {name} ({});", keys.join(", ")));
+        // Plain (not unique) indexes keep each merge's deletes, by key and by parent, from
+        // scanning the whole table; unnamed, so PostgreSQL picks a free name even after
+        // staging tables are renamed.
+        for keys in indexed {
+            if !keys.is_empty() && keys.iter().all(|k| batch.iter().any(|c| &c.name == k)) {
+                let keys: Vec<String> = keys.iter().map(|k| quote(k)).collect();
+                sql.push_str(&format!(" CREATE INDEX ON {name} ({});", keys.join(", ")));
+            }
         }
         tx.batch_execute(&sql)
             .await
@@ -502,7 +503,11 @@ async fn write_batch(
         .chain(&version_key)
         .map(|k| stored_name(k))
         .collect();
-    let table_columns = evolve(tx, cache, &table, &batch_columns, &key_names).await?;
+    let mut indexed = vec![key_names.clone()];
+    if let Some((column, _)) = batch.replace_parents {
+        indexed.push(vec![stored_name(column)]);
+    }
+    let table_columns = evolve(tx, cache, &table, &batch_columns, &indexed).await?;
     if let Some((column, parents)) = batch.replace_parents {
         delete_children(tx, &table, &table_columns, column, parents).await?;
     }
