@@ -168,6 +168,14 @@ pub trait Destination: Send {
         Ok(())
     }
 
+    /// Another handle on the same destination, for a second writer where writes can run at
+    /// once (a database server's own connection): the runner gives each stream to one writer,
+    /// so two handles never write one table, only distinct rows of the state table. `None`
+    /// (the default): one writer.
+    async fn fork(&mut self) -> Result<Option<Box<dyn Destination>>, DestinationError> {
+        Ok(None)
+    }
+
     /// The kept run records, oldest first.
     async fn read_runs(&mut self) -> Result<Vec<RunRecord>, DestinationError> {
         Err(DestinationError::new(format!(

@@ -10,6 +10,7 @@ use std::time::Instant;
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures::{StreamExt, TryStreamExt};
 use pipedrive_client::{Client, ClientError, ErrorClass, PagePosition};
+use rustc_hash::FxHashMap;
 use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot};
 
@@ -211,7 +212,31 @@ struct Writer {
     tx: mpsc::Sender<(WriteOp, oneshot::Sender<Result<(), String>>)>,
 }
 
+/// Writers at most, each with its own handle on the destination (see
+/// [`Destination::fork`]).
+const WRITERS: usize = 2;
+
 impl Writer {
+    /// A task that applies the writes queued to it, one at a time, until the first failure.
+    fn start(
+        mut destination: Box<dyn Destination>,
+        synced_at: String,
+    ) -> (Writer, tokio::task::JoinHandle<()>) {
+        // Pages waiting for a writer are most of the memory a sync holds: keep the queue short.
+        let (tx, mut rx) = mpsc::channel::<(WriteOp, oneshot::Sender<Result<(), String>>)>(4);
+        let task = tokio::spawn(async move {
+            while let Some((op, ack)) = rx.recv().await {
+                let result = apply(destination.as_mut(), op, &synced_at).await;
+                let failed = result.is_err();
+                let _ = ack.send(result.map_err(|e| e.message));
+                if failed {
+                    break;
+                }
+            }
+        });
+        (Writer { tx }, task)
+    }
+
     /// Queues a write; the returned receiver resolves when it is committed.
     async fn submit(&self, op: WriteOp) -> Result<Ack, String> {
         let (ack_tx, ack_rx) = oneshot::channel();
@@ -279,24 +304,24 @@ pub async fn run(
     let keeps_deleted = destination.keeps_deleted();
     let observed_at = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
 
-    // Pages waiting for the writer are most of the memory a sync holds: keep the queue short.
-    let (tx, mut rx) = mpsc::channel::<(WriteOp, oneshot::Sender<Result<(), String>>)>(4);
-    let writer_task = tokio::spawn(async move {
-        while let Some((op, ack)) = rx.recv().await {
-            let result = apply(destination.as_mut(), op, &synced_at).await;
-            let failed = result.is_err();
-            let _ = ack.send(result.map_err(|e| e.message));
-            if failed {
-                break;
-            }
+    // A database server works on one connection's transaction at a time while this process
+    // waits: a second handle overlaps them.
+    let mut destinations = vec![destination];
+    while destinations.len() < WRITERS {
+        match destinations[0].fork().await? {
+            Some(another) => destinations.push(another),
+            None => break,
         }
-    });
-    let writer = Writer { tx };
+    }
+    let (writers, writer_tasks): (Vec<Writer>, Vec<_>) = destinations
+        .into_iter()
+        .map(|destination| Writer::start(destination, synced_at.clone()))
+        .unzip();
 
     let definitions = fetch_field_definitions(client, &plan).await;
     let mapping = Arc::new(custom_field_rows(&definitions, &states));
     let start_date = plan.start_date;
-    let work = units(&plan).into_iter().map(|unit| {
+    let work = units(&plan).into_iter().enumerate().map(|(index, unit)| {
         let members = unit
             .members
             .into_iter()
@@ -311,7 +336,7 @@ pub async fn run(
             .collect();
         let worker = UnitWorker {
             client,
-            writer: writer.clone(),
+            writer: writers[index % writers.len()].clone(),
             observer: observer.clone(),
             stop: stop.clone(),
             start_date,
@@ -334,15 +359,17 @@ pub async fn run(
     reports.sort_by_key(|r| catalog::CATALOG.iter().position(|s| s.name == r.stream));
     let worst = worst_failure(&reports);
     let run = run_start.finish(client, &reports, worst);
-    // Through the one writer, after every page; a destination that failed keeps no record.
-    if let Err(error) = writer
+    // Through the first writer, after every page; a destination that failed keeps no record.
+    if let Err(error) = writers[0]
         .commit(WriteOp::RecordRun(Box::new(run.clone())))
         .await
     {
         tracing::warn!(%error, "the run's record was not written");
     }
-    drop(writer);
-    let _ = writer_task.await;
+    drop(writers);
+    for task in writer_tasks {
+        let _ = task.await;
+    }
     Ok(SyncReport {
         streams: reports,
         run,
@@ -1112,9 +1139,9 @@ pub fn build_rows(
     records: Vec<Map<String, Value>>,
 ) -> Rows {
     let mut columns: Vec<Column> = Vec::new();
-    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut index: FxHashMap<String, usize> = FxHashMap::default();
     let mut rows: Vec<Vec<Value>> = Vec::with_capacity(records.len());
-    let mut by_key: HashMap<String, usize> = HashMap::new();
+    let mut by_key: FxHashMap<String, usize> = FxHashMap::default();
     let mut filtered_out = Vec::new();
     for mut record in records {
         transform.apply(&mut record);

@@ -60,6 +60,9 @@ impl Stored {
 
 pub struct Postgres {
     client: Client,
+    /// The connection URL as configured, password included, for [`Destination::fork`]: never
+    /// printed.
+    url: String,
     /// `postgres://user@host:port/db`: never the password.
     description: String,
     state_schema: String,
@@ -179,37 +182,7 @@ fn connect_error(error: &tokio_postgres::Error, config: &Config) -> DestinationE
 /// the certificate (as libpq does); `verify-ca`/`verify-full` also check it against the
 /// system's roots; anything else connects in plain text.
 pub async fn connect(url: &str, schema_for_state: &str) -> Result<Postgres, DestinationError> {
-    let (url, verify) = tls::take_verify_mode(url);
-    let mut config: Config = url.parse().map_err(|error| {
-        DestinationError::new(format!(
-            "PostgreSQL: target.url is not a valid connection URL ({error}); expected postgres://user:password@host:5432/database"
-        ))
-    })?;
-    if config.get_connect_timeout().is_none() {
-        config.connect_timeout(CONNECT_TIMEOUT);
-    }
-    if config.get_application_name().is_none() {
-        config.application_name("pipedrive-sync");
-    }
-    let client = match config.get_ssl_mode() {
-        tokio_postgres::config::SslMode::Require => {
-            let connector = tls::connector(verify)?;
-            let (client, connection) = config
-                .connect(connector)
-                .await
-                .map_err(|e| connect_error(&e, &config))?;
-            spawn_connection(connection);
-            client
-        }
-        _ => {
-            let (client, connection) = config
-                .connect(tokio_postgres::NoTls)
-                .await
-                .map_err(|e| connect_error(&e, &config))?;
-            spawn_connection(connection);
-            client
-        }
-    };
+    let (client, config) = session(url).await?;
     let user = config.get_user().unwrap_or("");
     let description = format!(
         "postgres postgres://{user}@{}/{}",
@@ -218,11 +191,6 @@ pub async fn connect(url: &str, schema_for_state: &str) -> Result<Postgres, Dest
     );
     let state_schema = stored_name(schema_for_state);
     let state_table = format!("{}.{}", quote(&state_schema), quote(STATE_TABLE));
-    // UTC so widening dates to timestamps (and any text cast) means midnight UTC, as the rows do.
-    client
-        .batch_execute("SET TIME ZONE 'UTC'")
-        .await
-        .map_err(fail("setting the session"))?;
     // One writer per state schema. The advisory lock belongs to this session, so a run that
     // was killed releases it when its connection closes: there is no stale lock to clean up.
     let locked: bool = client
@@ -257,11 +225,53 @@ pub async fn connect(url: &str, schema_for_state: &str) -> Result<Postgres, Dest
     }
     Ok(Postgres {
         client,
+        url: url.to_owned(),
         description,
         state_schema,
         tables: HashMap::new(),
         growth: HashMap::new(),
     })
+}
+
+/// One connection to `url`, its session set up.
+async fn session(url: &str) -> Result<(Client, Config), DestinationError> {
+    let (url, verify) = tls::take_verify_mode(url);
+    let mut config: Config = url.parse().map_err(|error| {
+        DestinationError::new(format!(
+            "PostgreSQL: target.url is not a valid connection URL ({error}); expected postgres://user:password@host:5432/database"
+        ))
+    })?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    if config.get_application_name().is_none() {
+        config.application_name("pipedrive-sync");
+    }
+    let client = match config.get_ssl_mode() {
+        tokio_postgres::config::SslMode::Require => {
+            let connector = tls::connector(verify)?;
+            let (client, connection) = config
+                .connect(connector)
+                .await
+                .map_err(|e| connect_error(&e, &config))?;
+            spawn_connection(connection);
+            client
+        }
+        _ => {
+            let (client, connection) = config
+                .connect(tokio_postgres::NoTls)
+                .await
+                .map_err(|e| connect_error(&e, &config))?;
+            spawn_connection(connection);
+            client
+        }
+    };
+    // UTC so widening dates to timestamps (and any text cast) means midnight UTC, as the rows do.
+    client
+        .batch_execute("SET TIME ZONE 'UTC'")
+        .await
+        .map_err(fail("setting the session"))?;
+    Ok((client, config))
 }
 
 fn spawn_connection<C>(connection: C)
@@ -778,6 +788,20 @@ impl Postgres {
 impl Destination for Postgres {
     fn describe(&self) -> String {
         self.description.clone()
+    }
+
+    /// A second connection: the server merges one page while the other's rows are encoded
+    /// and sent. It takes no writer lock (this handle holds it for both).
+    async fn fork(&mut self) -> Result<Option<Box<dyn Destination>>, DestinationError> {
+        let (client, _) = session(&self.url).await?;
+        Ok(Some(Box::new(Postgres {
+            client,
+            url: self.url.clone(),
+            description: self.description.clone(),
+            state_schema: self.state_schema.clone(),
+            tables: HashMap::new(),
+            growth: HashMap::new(),
+        })))
     }
 
     async fn read_state(&mut self) -> Result<SyncState, DestinationError> {
