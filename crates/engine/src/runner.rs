@@ -222,8 +222,10 @@ impl Writer {
         mut destination: Box<dyn Destination>,
         synced_at: String,
     ) -> (Writer, tokio::task::JoinHandle<()>) {
-        // Pages waiting for a writer are most of the memory a sync holds: keep the queue short.
-        let (tx, mut rx) = mpsc::channel::<(WriteOp, oneshot::Sender<Result<(), String>>)>(4);
+        // Pages waiting for the writers are most of the memory a sync holds: keep the queues
+        // short, four pages across all of them.
+        let (tx, mut rx) =
+            mpsc::channel::<(WriteOp, oneshot::Sender<Result<(), String>>)>(4 / WRITERS);
         let task = tokio::spawn(async move {
             while let Some((op, ack)) = rx.recv().await {
                 let result = apply(destination.as_mut(), op, &synced_at).await;

@@ -622,11 +622,12 @@ pub struct ReadAhead {
 
 /// Chunks read and waiting for the walk, beyond those being read.
 const PAGES_AHEAD: usize = 1;
-/// Chunks being read at once: the next page of a fanned-out root is requested, and its
+/// Chunks of a root with children being read at once: the next page is requested, and its
 /// children too, while the previous page's children are still in flight, so a unit whose
 /// requests are mostly children (deals with their products and installments) keeps the burst
-/// window busy on its own once the other streams are done.
-const PAGES_IN_FLIGHT: usize = 2;
+/// window busy on its own once the other streams are done. A plain list reads one page at a
+/// time (its next page is named by the last), so more would only hold memory.
+const PAGES_IN_FLIGHT_WITH_CHILDREN: usize = 2;
 
 impl ReadAhead {
     pub fn start(
@@ -637,6 +638,11 @@ impl ReadAhead {
     ) -> ReadAhead {
         let (tx, pages) = tokio::sync::mpsc::channel(PAGES_AHEAD);
         let client = client.clone();
+        let in_flight = if members.iter().any(Option::is_some) {
+            PAGES_IN_FLIGHT_WITH_CHILDREN
+        } else {
+            1
+        };
         let task = tokio::spawn(async move {
             // The list itself is read in order (each page names the next); nothing is read
             // after a failed page.
@@ -656,7 +662,7 @@ impl ReadAhead {
                         }
                     }
                 })
-                .buffered(PAGES_IN_FLIGHT);
+                .buffered(in_flight);
             futures::pin_mut!(reads);
             while let Some(read) = reads.next().await {
                 let failed = read.is_err();
