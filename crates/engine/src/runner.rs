@@ -622,6 +622,10 @@ fn outcome_of(error: StreamError, stream: &str) -> Outcome {
             ErrorClass::Permanent => incomplete(Failure::Other, error.to_string()),
         },
         StreamError::Stopped => incomplete(Failure::Temporary, "stopped on request".to_owned()),
+        StreamError::ReaderStopped => incomplete(
+            Failure::Other,
+            "reading the stream's pages stopped before its end (an internal error; the next run resumes from the committed state)".to_owned(),
+        ),
         StreamError::Write(message) => incomplete(Failure::Destination, message),
     }
 }
@@ -953,6 +957,9 @@ impl UnitWorker<'_> {
         if let Some(ack) = pending.take() {
             wait(ack).await.map_err(StreamError::Write)?;
         }
+        if !pages.reached_the_end() {
+            return Err(StreamError::ReaderStopped);
+        }
 
         for member in members.iter_mut().filter(|m| m.outcome.is_none()) {
             let def = member.def();
@@ -1107,6 +1114,8 @@ enum StreamError {
     Client(ClientError),
     Write(String),
     Stopped,
+    /// The task reading a stream's pages ahead ended before the list did (it panicked).
+    ReaderStopped,
 }
 
 impl From<ClientError> for StreamError {

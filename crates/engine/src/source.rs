@@ -616,8 +616,10 @@ pub struct PageRead {
 /// committed, so a stream keeps requests in flight instead of idling on its own writes.
 /// Dropping it stops the task; pages read but not consumed are read again by the next run.
 pub struct ReadAhead {
-    pages: tokio::sync::mpsc::Receiver<Result<PageRead, ClientError>>,
+    /// `None` marks the end of the list, so a task that died (a panic) is not taken for one.
+    pages: tokio::sync::mpsc::Receiver<Option<Result<PageRead, ClientError>>>,
     task: tokio::task::JoinHandle<()>,
+    ended: bool,
 }
 
 /// Chunks read and waiting for the walk, beyond those being read.
@@ -666,16 +668,36 @@ impl ReadAhead {
             futures::pin_mut!(reads);
             while let Some(read) = reads.next().await {
                 let failed = read.is_err();
-                if tx.send(read).await.is_err() || failed {
-                    break;
+                if tx.send(Some(read)).await.is_err() || failed {
+                    return;
                 }
             }
+            let _ = tx.send(None).await;
         });
-        ReadAhead { pages, task }
+        ReadAhead {
+            pages,
+            task,
+            ended: false,
+        }
     }
 
+    /// The next chunk; `None` once the list has ended, or once the reading task stopped
+    /// without reaching the end (see [`ReadAhead::reached_the_end`]).
     pub async fn next(&mut self) -> Option<Result<PageRead, ClientError>> {
-        self.pages.recv().await
+        match self.pages.recv().await {
+            Some(Some(read)) => Some(read),
+            Some(None) => {
+                self.ended = true;
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Whether the list was read to its end, rather than the reading task dying before it:
+    /// only then may the stream's state say it is complete.
+    pub fn reached_the_end(&self) -> bool {
+        self.ended
     }
 }
 
