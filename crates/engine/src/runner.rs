@@ -310,9 +310,13 @@ pub async fn run(
     // waits: a second handle overlaps them.
     let mut destinations = vec![destination];
     while destinations.len() < WRITERS {
-        match destinations[0].fork().await? {
-            Some(another) => destinations.push(another),
-            None => break,
+        match destinations[0].fork().await {
+            Ok(Some(another)) => destinations.push(another),
+            Ok(None) => break,
+            Err(error) => {
+                tracing::warn!(%error, "a second writer is not available; writing with one");
+                break;
+            }
         }
     }
     let (writers, writer_tasks): (Vec<Writer>, Vec<_>) = destinations
