@@ -109,8 +109,9 @@ impl DuckDb {
         // a small cap keeps memory flat whatever the company's size (pages spill to the file).
         // One thread: a page's merge is too small to split, and idle workers spinning for
         // tasks took CPU from reading the next pages (bench medium: 44 → 32 CPU s).
-        // Checkpoints at 1 GB of WAL rather than 16 MB: each one rewrote every table's last,
-        // partly filled row groups, and stalled the writer (bench medium: 17.9 → 15.1 s).
+        // Checkpoints at 1 GB of WAL rather than 16 MB: each one rewrites every table's last,
+        // partly filled row groups (one back-to-back pair at medium: 17.9 → 15.1 s, within
+        // the machine's run-to-run noise).
         connection
             .execute_batch(
                 "SET memory_limit = '96MB'; SET preserve_insertion_order = false; SET threads = 1; \
@@ -298,17 +299,7 @@ impl DuckDb {
         {
             // The ids go through the appender: a literal list costs more to parse than to
             // run.
-            self.execute("CREATE OR REPLACE TEMP TABLE _pds_parents (v BIGINT)")?;
-            {
-                let mut appender = self
-                    .connection
-                    .appender("_pds_parents")
-                    .map_err(fail("appending"))?;
-                for id in &ids {
-                    appender.append_row([id]).map_err(fail("appending"))?;
-                }
-                appender.flush().map_err(fail("appending"))?;
-            }
+            self.load_keys("_pds_parents", "BIGINT", ids)?;
             return self.execute(&format!(
                 "DELETE FROM {} WHERE {column} BETWEEN {low} AND {high} \
                  AND {column} IN (SELECT v FROM _pds_parents); DROP TABLE _pds_parents",
@@ -316,7 +307,7 @@ impl DuckDb {
                 column = quote(column),
             ));
         }
-        self.load_keys("_pds_parents", parents)?;
+        self.load_keys("_pds_parents", "VARCHAR", parents.iter().map(to_text))?;
         self.execute(&format!(
             "DELETE FROM {} WHERE CAST({} AS VARCHAR) IN (SELECT v FROM _pds_parents); DROP TABLE _pds_parents",
             self.table(&table.schema, &table.name),
@@ -324,21 +315,20 @@ impl DuckDb {
         ))
     }
 
-    /// Loads values into a one-column temporary table, as text.
-    fn load_keys(
+    /// Loads values into a one-column temporary table `v` of `sql_type`.
+    fn load_keys<K: duckdb::ToSql>(
         &mut self,
         name: &str,
-        keys: &[serde_json::Value],
+        sql_type: &str,
+        keys: impl IntoIterator<Item = K>,
     ) -> Result<(), DestinationError> {
         self.execute(&format!(
-            "CREATE OR REPLACE TEMP TABLE {} (v VARCHAR)",
+            "CREATE OR REPLACE TEMP TABLE {} (v {sql_type})",
             quote(name)
         ))?;
         let mut appender = self.connection.appender(name).map_err(fail("appending"))?;
         for key in keys {
-            appender
-                .append_row([to_text(key)])
-                .map_err(fail("appending"))?;
+            appender.append_row([key]).map_err(fail("appending"))?;
         }
         appender.flush().map_err(fail("appending"))
     }
@@ -358,7 +348,7 @@ impl DuckDb {
         let marked = match missing.present {
             Present::Keys(keys) => {
                 self.evolve(missing.table, &marks)?;
-                self.load_keys("_pds_present", keys)?;
+                self.load_keys("_pds_present", "VARCHAR", keys.iter().map(to_text))?;
                 let marked = self
                     .connection
                     .execute(

@@ -597,7 +597,6 @@ pub fn selected_parents<'r>(
 }
 
 /// A member of a walk as the read-ahead task sees it.
-#[derive(Clone)]
 pub struct ChildRead {
     pub def: &'static StreamDef,
     pub skip_before: Option<String>,

@@ -465,22 +465,18 @@ fn deal_keep<'a>(c: &'a Ctx, archived: bool) -> Result<impl Fn(&Deal) -> bool + 
     })
 }
 
-/// The attachments of the given deals, as a table of their own. Attachments are stored in
-/// deal order (their ids too), so each deal's are one range found by binary search: scanning
-/// every attachment per request made a sync's deal-product reads quadratic in deals.
+/// The attachments of the given deals, as a table of their own (in id order, as the full
+/// table): scanning every attachment per request made a sync's deal-product reads quadratic
+/// in deals.
 fn attachments_of(all: &Table<DealProduct>, deals: &HashSet<u64>) -> Table<DealProduct> {
     let mut deals: Vec<u64> = deals.iter().copied().collect();
     deals.sort_unstable();
-    let rows = &all.rows;
-    let picked = deals
-        .iter()
-        .flat_map(|deal| {
-            let lo = rows.partition_point(|p| p.deal_id < *deal);
-            let hi = rows.partition_point(|p| p.deal_id <= *deal);
-            rows[lo..hi].iter().cloned()
-        })
-        .collect();
-    Table::new(picked)
+    Table::new(
+        deals
+            .iter()
+            .flat_map(|deal| all.of_deal(*deal).iter().cloned())
+            .collect(),
+    )
 }
 
 pub fn get_v2(c: &Ctx, db: &Db, segs: &[&str]) -> Resp {

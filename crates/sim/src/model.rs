@@ -73,6 +73,16 @@ impl<T: Rec> Table<T> {
     }
 }
 
+impl Table<DealProduct> {
+    /// One deal's attachments: they are stored in deal order (their ids too), so they are one
+    /// range, found by binary search rather than a scan of every attachment.
+    pub fn of_deal(&self, deal: u64) -> &[DealProduct] {
+        let lo = self.rows.partition_point(|p| p.deal_id < deal);
+        let hi = self.rows.partition_point(|p| p.deal_id <= deal);
+        &self.rows[lo..hi]
+    }
+}
+
 pub fn purged<T: Rec>(r: &T, now: Ms) -> bool {
     matches!(r.deleted_time(), Some(t) if t + PURGE_AFTER_MS <= now)
 }

@@ -354,11 +354,9 @@ pub fn deal_v2(j: &mut J, db: &Db, d: &Deal, o: &V2Opts) {
     for f in &o.include_fields {
         match f.as_str() {
             "products_count" => {
-                // Attachments are stored in deal order, so a range search finds them.
-                let rows = &db.deal_products.rows;
-                let lo = rows.partition_point(|p| p.deal_id < d.id);
-                let hi = rows.partition_point(|p| p.deal_id <= d.id);
-                let n = rows[lo..hi]
+                let n = db
+                    .deal_products
+                    .of_deal(d.id)
                     .iter()
                     .filter(|p| p.deleted_time.is_none())
                     .count();

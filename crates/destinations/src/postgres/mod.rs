@@ -324,7 +324,7 @@ async fn evolve(
     cache: &mut HashMap<Stored, Vec<Column>>,
     table: &Stored,
     batch: &[Column],
-    indexed: &[Vec<String>],
+    indexed: &[&[String]],
 ) -> Result<Vec<Column>, DestinationError> {
     let name = table.sql();
     let Some(mut existing) = columns_of(tx, cache, table).await? else {
@@ -513,10 +513,12 @@ async fn write_batch(
         .chain(&version_key)
         .map(|k| stored_name(k))
         .collect();
-    let mut indexed = vec![key_names.clone()];
-    if let Some((column, _)) = batch.replace_parents {
-        indexed.push(vec![stored_name(column)]);
-    }
+    let parent = batch
+        .replace_parents
+        .map(|(column, _)| [stored_name(column)]);
+    let indexed: Vec<&[String]> = std::iter::once(&key_names[..])
+        .chain(parent.as_ref().map(|p| &p[..]))
+        .collect();
     let table_columns = evolve(tx, cache, &table, &batch_columns, &indexed).await?;
     if let Some((column, parents)) = batch.replace_parents {
         delete_children(tx, &table, &table_columns, column, parents).await?;
