@@ -1,16 +1,12 @@
 //! `pipedrive-sync`: the command line. It turns what was typed into resolved config, then hands
 //! over to the engine, the destinations and the simulator.
 
+mod allocator;
 mod bench;
 mod models;
 mod progress;
 mod protocols;
 mod report;
-
-/// mimalloc for every allocation, Rust's and (through the `override` feature) DuckDB's; see
-/// the workspace manifest for why.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -276,6 +272,7 @@ impl From<ClientError> for Fail {
 }
 
 fn main() -> ExitCode {
+    allocator::return_freed_memory_at_once();
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -9,6 +9,7 @@ mod conformance;
 mod controls;
 mod crash;
 mod deletes_history;
+mod duckdb_merges;
 mod identifiers;
 mod models;
 mod protocols;

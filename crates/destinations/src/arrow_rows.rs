@@ -15,6 +15,9 @@ use pipedrive_engine::schema::{Column, ColumnType};
 use pipedrive_engine::{Batch, DestinationError};
 use serde_json::Value;
 
+/// The column every row's sync time is stamped into.
+pub(crate) const SYNCED_AT: &str = "_synced_at";
+
 /// Field metadata marking a Utf8 column that holds JSON text, so readers can parse it back.
 pub(crate) const TYPE_METADATA: &str = "pipedrive_sync.type";
 
@@ -64,14 +67,34 @@ pub(crate) fn mismatch(column: &Column, value: &Value) -> DestinationError {
     ))
 }
 
+/// The Arrow field a column is written as; JSON text is marked as such.
+fn field(column: &Column) -> Field {
+    let data_type = match column.ty {
+        ColumnType::Boolean => DataType::Boolean,
+        ColumnType::BigInt => DataType::Int64,
+        ColumnType::Double => DataType::Float64,
+        ColumnType::Date => DataType::Date32,
+        ColumnType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        ColumnType::Json | ColumnType::Text | ColumnType::Null => DataType::Utf8,
+    };
+    let field = Field::new(&column.name, data_type, true);
+    if column.ty == ColumnType::Json {
+        field.with_metadata(HashMap::from([(
+            TYPE_METADATA.to_owned(),
+            "json".to_owned(),
+        )]))
+    } else {
+        field
+    }
+}
+
 /// One Arrow column from one batch column.
 fn to_array(
     column: &Column,
     rows: &[Vec<Value>],
     index: usize,
-) -> Result<(Field, ArrayRef), DestinationError> {
+) -> Result<ArrayRef, DestinationError> {
     let values = rows.iter().map(|row| &row[index]);
-    let nullable = |ty: DataType| Field::new(&column.name, ty, true);
     Ok(match column.ty {
         ColumnType::Boolean => {
             let mut builder = BooleanBuilder::with_capacity(rows.len());
@@ -82,7 +105,7 @@ fn to_array(
                     other => return Err(mismatch(column, other)),
                 }
             }
-            (nullable(DataType::Boolean), Arc::new(builder.finish()))
+            Arc::new(builder.finish())
         }
         ColumnType::BigInt => {
             let mut builder = Int64Builder::with_capacity(rows.len());
@@ -94,7 +117,7 @@ fn to_array(
                     }
                 }
             }
-            (nullable(DataType::Int64), Arc::new(builder.finish()))
+            Arc::new(builder.finish())
         }
         ColumnType::Double => {
             let mut builder = Float64Builder::with_capacity(rows.len());
@@ -106,7 +129,7 @@ fn to_array(
                     }
                 }
             }
-            (nullable(DataType::Float64), Arc::new(builder.finish()))
+            Arc::new(builder.finish())
         }
         ColumnType::Date => {
             let mut builder = Date32Builder::with_capacity(rows.len());
@@ -121,7 +144,7 @@ fn to_array(
                     ),
                 }
             }
-            (nullable(DataType::Date32), Arc::new(builder.finish()))
+            Arc::new(builder.finish())
         }
         ColumnType::Timestamp => {
             let mut builder =
@@ -137,13 +160,7 @@ fn to_array(
                     ),
                 }
             }
-            (
-                nullable(DataType::Timestamp(
-                    TimeUnit::Microsecond,
-                    Some("UTC".into()),
-                )),
-                Arc::new(builder.finish()),
-            )
+            Arc::new(builder.finish())
         }
         ColumnType::Json | ColumnType::Text | ColumnType::Null => {
             let mut builder = StringBuilder::new();
@@ -154,40 +171,72 @@ fn to_array(
                     other => builder.append_value(other.to_string()),
                 }
             }
-            let mut field = nullable(DataType::Utf8);
-            if column.ty == ColumnType::Json {
-                field = field.with_metadata(HashMap::from([(
-                    TYPE_METADATA.to_owned(),
-                    "json".to_owned(),
-                )]));
-            }
-            (field, Arc::new(builder.finish()))
+            Arc::new(builder.finish())
         }
     })
 }
 
+/// Where one column of a record batch comes from.
+pub(crate) enum Slot<'a> {
+    /// The batch's column at this index, written as this (possibly wider) column.
+    Row(usize, &'a Column),
+    /// A column the batch has no values for: all null.
+    #[cfg_attr(not(feature = "duckdb"), allow(dead_code))]
+    Null(&'a Column),
+    /// `_synced_at`, the batch's sync time in every row.
+    SyncedAt,
+}
+
+/// The batch's `loaded` columns, then `_synced_at`.
 pub(crate) fn to_record_batch(
     batch: &Batch<'_>,
     loaded: &[(usize, &Column)],
     synced_at: i64,
 ) -> Result<RecordBatch, DestinationError> {
-    let mut fields = Vec::with_capacity(loaded.len() + 1);
-    let mut arrays = Vec::with_capacity(loaded.len() + 1);
-    for (index, column) in loaded {
-        let (field, array) = to_array(column, batch.rows, *index)
-            .map_err(|e| DestinationError::new(format!("stream {}: {e}", batch.stream)))?;
+    let slots: Vec<Slot<'_>> = loaded
+        .iter()
+        .map(|(index, column)| Slot::Row(*index, column))
+        .chain([Slot::SyncedAt])
+        .collect();
+    record_batch_of(batch, &slots, synced_at)
+}
+
+/// One Arrow column per slot, in the slots' order.
+pub(crate) fn record_batch_of(
+    batch: &Batch<'_>,
+    slots: &[Slot<'_>],
+    synced_at: i64,
+) -> Result<RecordBatch, DestinationError> {
+    let in_stream =
+        |e: DestinationError| DestinationError::new(format!("stream {}: {e}", batch.stream));
+    let mut fields = Vec::with_capacity(slots.len());
+    let mut arrays = Vec::with_capacity(slots.len());
+    for slot in slots {
+        let (field, array) = match slot {
+            Slot::Row(index, column) => (
+                field(column),
+                to_array(column, batch.rows, *index).map_err(in_stream)?,
+            ),
+            Slot::Null(column) => {
+                let field = field(column);
+                let nulls = arrow::array::new_null_array(field.data_type(), batch.rows.len());
+                (field, nulls)
+            }
+            Slot::SyncedAt => {
+                let mut stamps = TimestampMicrosecondBuilder::with_capacity(batch.rows.len())
+                    .with_timezone("UTC");
+                stamps.append_value_n(synced_at, batch.rows.len());
+                let field = Field::new(
+                    SYNCED_AT,
+                    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                    false,
+                );
+                (field, Arc::new(stamps.finish()) as ArrayRef)
+            }
+        };
         fields.push(field);
         arrays.push(array);
     }
-    fields.push(Field::new(
-        "_synced_at",
-        DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-        false,
-    ));
-    let mut stamps =
-        TimestampMicrosecondBuilder::with_capacity(batch.rows.len()).with_timezone("UTC");
-    stamps.append_value_n(synced_at, batch.rows.len());
-    arrays.push(Arc::new(stamps.finish()));
     RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
         .map_err(|e| DestinationError::new(format!("stream {}: {e}", batch.stream)))
 }

@@ -15,12 +15,9 @@ use pipedrive_engine::{
     TableRef,
 };
 
-use crate::arrow_rows;
+use crate::arrow_rows::{self, SYNCED_AT, Slot};
 use crate::runs::{self, RUNS_TABLE};
 use crate::sql::quote;
-
-/// The column every row's sync time is stamped into.
-const SYNCED_AT: &str = "_synced_at";
 
 /// The table holding every stream's state, in the state schema.
 pub const STATE_TABLE: &str = "_pipedrive_sync_state";
@@ -34,6 +31,12 @@ pub struct DuckDb {
     state_schema: String,
     /// Columns of each table as the destination has them, read once and kept in step.
     tables: HashMap<TableRef, Vec<Column>>,
+    /// Tables this connection created, with the highest leading key (an integer) written into
+    /// each since (`None`: none yet). A page whose leading keys all lie above it replaces no
+    /// row, so it is appended straight into the table: a first sync or a full refresh reads
+    /// ids in ascending order and skips the staging table, the delete and the copy of every
+    /// page.
+    appendable: HashMap<TableRef, Option<i64>>,
 }
 
 fn sql_type(ty: ColumnType) -> &'static str {
@@ -127,6 +130,7 @@ impl DuckDb {
             catalog,
             state_schema: state_schema.to_owned(),
             tables: HashMap::new(),
+            appendable: HashMap::new(),
         };
         destination.execute(&format!(
             "CREATE SCHEMA IF NOT EXISTS {schema}; CREATE TABLE IF NOT EXISTS {table} \
@@ -214,6 +218,7 @@ impl DuckDb {
                 definitions.join(", ")
             ))?;
             self.tables.insert(table.clone(), columns.clone());
+            self.appendable.insert(table.clone(), None);
             return Ok(columns);
         };
         for column in batch.iter().filter(|c| c.ty != ColumnType::Null) {
@@ -247,14 +252,14 @@ impl DuckDb {
         let json =
             serde_json::to_string(state).map_err(|e| DestinationError::new(e.to_string()))?;
         let table = self.table(&self.state_schema, STATE_TABLE);
+        // Prepared once per connection, not parsed again for every page.
         self.connection
-            .execute(&format!("DELETE FROM {table} WHERE stream = ?"), [stream])
+            .prepare_cached(&format!("DELETE FROM {table} WHERE stream = ?"))
+            .and_then(|mut delete| delete.execute([stream]))
             .map_err(fail("saving state"))?;
         self.connection
-            .execute(
-                &format!("INSERT INTO {table} VALUES (?, ?, now())"),
-                [stream, json.as_str()],
-            )
+            .prepare_cached(&format!("INSERT INTO {table} VALUES (?, ?, now())"))
+            .and_then(|mut insert| insert.execute([stream, json.as_str()]))
             .map_err(fail("saving state"))?;
         Ok(())
     }
@@ -271,6 +276,7 @@ impl DuckDb {
             Err(error) => {
                 let _ = self.connection.execute_batch("ROLLBACK");
                 self.tables.clear();
+                self.appendable.clear();
                 Err(error)
             }
         }
@@ -398,7 +404,8 @@ impl DuckDb {
                 } else {
                     "CAST(? AS TIMESTAMPTZ)".to_owned()
                 });
-                self.connection
+                let copied = self
+                    .connection
                     .execute(
                         &format!(
                             "INSERT INTO {staging} ({}) SELECT {} FROM {target} AS t \
@@ -410,17 +417,66 @@ impl DuckDb {
                         ),
                         [missing.deleted_at],
                     )
-                    .map_err(fail("keeping deleted rows"))?
+                    .map_err(fail("keeping deleted rows"))?;
+                // Its keys are no longer known to this connection.
+                self.appendable.remove(staging);
+                copied
             }
         };
         self.save_state(missing.stream, missing.state)?;
         Ok(marked as u64)
     }
 
+    /// Appends the batch's rows straight into its table: one Arrow column per table column,
+    /// in the table's order, null where the batch has no value.
+    fn append(
+        &mut self,
+        batch: &Batch<'_>,
+        table_columns: &[Column],
+        loaded: &[(usize, &Column)],
+    ) -> Result<(), DestinationError> {
+        let slots: Vec<Slot<'_>> = table_columns
+            .iter()
+            .map(|column| {
+                if column.name == SYNCED_AT {
+                    return Slot::SyncedAt;
+                }
+                match loaded.iter().find(|(_, c)| c.name == column.name) {
+                    Some((index, loaded)) => Slot::Row(*index, loaded),
+                    None => Slot::Null(column),
+                }
+            })
+            .collect();
+        let record_batch =
+            arrow_rows::record_batch_of(batch, &slots, arrow_rows::synced_at(batch)?)?;
+        let mut appender = self
+            .connection
+            .appender_to_catalog_and_db(&batch.table.name, &self.catalog, &batch.table.schema)
+            .map_err(fail("appending"))?;
+        appender
+            .append_record_batch(record_batch)
+            .map_err(fail("appending"))?;
+        appender.flush().map_err(fail("appending"))
+    }
+
     fn write_batch(&mut self, batch: &Batch<'_>) -> Result<(), DestinationError> {
         let table_columns = self.evolve(batch.table, batch.columns)?;
+        let highest_so_far = self.appendable.get(batch.table).copied();
+        // Whether every row of the table has a leading key below `low`.
+        let all_below = |low: i64| highest_so_far.is_some_and(|h| h.is_none_or(|h| h < low));
         if let Some((column, parents)) = batch.replace_parents {
-            self.delete_children(batch.table, column, parents)?;
+            // Rows keyed by their parent (a person's emails) have none yet for parents above
+            // every key so far.
+            let parents_are_new = batch.primary_key.first() == Some(&column)
+                && parents
+                    .iter()
+                    .map(serde_json::Value::as_i64)
+                    .collect::<Option<Vec<i64>>>()
+                    .and_then(|ids| bounds(ids.into_iter()))
+                    .is_some_and(|(low, _)| all_below(low));
+            if !parents_are_new {
+                self.delete_children(batch.table, column, parents)?;
+            }
         }
         // Values go in as the table's (possibly wider) column types, already typed: DuckDB
         // takes the Arrow batch as is, with no text to parse back per value.
@@ -442,6 +498,26 @@ impl DuckDb {
         }
         let columns: Vec<(usize, &Column)> = loaded.iter().map(|(i, c)| (*i, c)).collect();
         arrow_rows::require_primary_key(batch, &columns)?;
+        let keys = key_range(batch, &loaded);
+        // A row can only replace one with the same leading key, so none is replaced when all
+        // of the page's lie above the table's.
+        if let Some(keys) = &keys
+            && !batch.history
+            && all_below(keys.low)
+        {
+            self.append(batch, &table_columns, &columns)?;
+            self.appendable.insert(batch.table.clone(), Some(keys.high));
+            return self.save_state(batch.stream, batch.state);
+        }
+        match (&keys, highest_so_far) {
+            (Some(keys), Some(highest)) => {
+                let highest = highest.map_or(keys.high, |h| h.max(keys.high));
+                self.appendable.insert(batch.table.clone(), Some(highest));
+            }
+            _ => {
+                self.appendable.remove(batch.table);
+            }
+        }
         let record_batch =
             arrow_rows::to_record_batch(batch, &columns, arrow_rows::synced_at(batch)?)?;
 
@@ -475,8 +551,13 @@ impl DuckDb {
             .collect();
         // Ids are mostly read in ascending runs, so bounding the delete by the page's id range
         // lets DuckDB skip every row group outside it instead of scanning the whole table.
-        if let Some(range) = id_range(batch, &loaded) {
-            key_match.push(range);
+        if let Some(keys) = &keys {
+            key_match.push(format!(
+                "t.{} BETWEEN {} AND {}",
+                quote(&keys.column),
+                keys.low,
+                keys.high
+            ));
         }
         self.execute(&format!(
             "DELETE FROM {target} AS t USING _pds_batch AS b WHERE {}",
@@ -507,17 +588,25 @@ impl DuckDb {
     }
 }
 
-/// `t.id BETWEEN lo AND hi` over the batch's ids, for a single integer key.
-fn id_range(batch: &Batch<'_>, loaded: &[(usize, Column)]) -> Option<String> {
-    let [key] = batch.primary_key else {
-        return None;
-    };
+/// The smallest and largest leading key of a batch whose leading key column is an integer.
+struct KeyRange {
+    column: String,
+    low: i64,
+    high: i64,
+}
+
+fn key_range(batch: &Batch<'_>, loaded: &[(usize, Column)]) -> Option<KeyRange> {
+    let key = batch.primary_key.first()?;
     let (index, column) = loaded.iter().find(|(_, c)| c.name == *key)?;
     if column.ty != ColumnType::BigInt {
         return None;
     }
     let (low, high) = bounds(batch.rows.iter().filter_map(|row| row[*index].as_i64()))?;
-    Some(format!("t.{} BETWEEN {low} AND {high}", quote(key)))
+    Some(KeyRange {
+        column: column.name.clone(),
+        low,
+        high,
+    })
 }
 
 /// The smallest and largest of some ids; `None` when there are none.
@@ -581,6 +670,8 @@ impl Destination for DuckDb {
                 ))?;
                 db.tables.remove(staging);
                 db.tables.remove(target);
+                db.appendable.remove(staging);
+                db.appendable.remove(target);
                 db.save_state(stream, state)
             })
         })
@@ -603,6 +694,7 @@ impl Destination for DuckDb {
 
     async fn drop_table(&mut self, table: &TableRef) -> Result<(), DestinationError> {
         self.tables.remove(table);
+        self.appendable.remove(table);
         tokio::task::block_in_place(|| {
             self.execute(&format!(
                 "DROP TABLE IF EXISTS {}",

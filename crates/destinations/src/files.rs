@@ -17,7 +17,9 @@ use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 pub use crate::arrow_rows::parse_timestamp;
-use crate::arrow_rows::{TYPE_METADATA, mismatch, require_primary_key, synced_at, to_record_batch};
+use crate::arrow_rows::{
+    SYNCED_AT, TYPE_METADATA, mismatch, require_primary_key, synced_at, to_record_batch,
+};
 use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::{
     DataType, Date32Type, Float64Type, Int64Type, TimeUnit, TimestampMicrosecondType,
@@ -213,7 +215,7 @@ impl Files {
             .columns
             .iter()
             .enumerate()
-            .filter(|(_, c)| c.ty != ColumnType::Null && c.name != "_synced_at")
+            .filter(|(_, c)| c.ty != ColumnType::Null && c.name != SYNCED_AT)
             .collect();
         if batch.rows.is_empty() || loaded.is_empty() {
             return Ok(());
@@ -256,7 +258,7 @@ impl Files {
                         for (i, column) in &loaded {
                             object.insert(column.name.clone(), json_value(column, &row[*i])?);
                         }
-                        object.insert("_synced_at".to_owned(), Value::String(rfc3339(synced_at)));
+                        object.insert(SYNCED_AT.to_owned(), Value::String(rfc3339(synced_at)));
                         serde_json::to_writer(&mut encoder, &object)
                             .map_err(|e| DestinationError::new(e.to_string()))?;
                         encoder
