@@ -16,6 +16,7 @@ use pipedrive_engine::{
 };
 
 use crate::arrow_rows::{self, SYNCED_AT, Slot};
+use crate::fresh_tables::{FreshTables, bounds, parent_bounds};
 use crate::runs::{self, RUNS_TABLE};
 use crate::sql::quote;
 
@@ -31,12 +32,9 @@ pub struct DuckDb {
     state_schema: String,
     /// Columns of each table as the destination has them, read once and kept in step.
     tables: HashMap<TableRef, Vec<Column>>,
-    /// Tables this connection created, with the highest leading key (an integer) written into
-    /// each since (`None`: none yet). A page whose leading keys all lie above it replaces no
-    /// row, so it is appended straight into the table: a first sync or a full refresh reads
-    /// ids in ascending order and skips the staging table, the delete and the copy of every
-    /// page.
-    appendable: HashMap<TableRef, Option<i64>>,
+    /// Tables whose pages can be appended straight in, skipping the staging table, the
+    /// delete and the copy.
+    fresh: FreshTables<TableRef>,
 }
 
 fn sql_type(ty: ColumnType) -> &'static str {
@@ -130,7 +128,7 @@ impl DuckDb {
             catalog,
             state_schema: state_schema.to_owned(),
             tables: HashMap::new(),
-            appendable: HashMap::new(),
+            fresh: FreshTables::default(),
         };
         destination.execute(&format!(
             "CREATE SCHEMA IF NOT EXISTS {schema}; CREATE TABLE IF NOT EXISTS {table} \
@@ -218,7 +216,7 @@ impl DuckDb {
                 definitions.join(", ")
             ))?;
             self.tables.insert(table.clone(), columns.clone());
-            self.appendable.insert(table.clone(), None);
+            self.fresh.created(table);
             return Ok(columns);
         };
         for column in batch.iter().filter(|c| c.ty != ColumnType::Null) {
@@ -276,7 +274,7 @@ impl DuckDb {
             Err(error) => {
                 let _ = self.connection.execute_batch("ROLLBACK");
                 self.tables.clear();
-                self.appendable.clear();
+                self.fresh.forget_all();
                 Err(error)
             }
         }
@@ -419,7 +417,7 @@ impl DuckDb {
                     )
                     .map_err(fail("keeping deleted rows"))?;
                 // Its keys are no longer known to this connection.
-                self.appendable.remove(staging);
+                self.fresh.forget(staging);
                 copied
             }
         };
@@ -461,19 +459,12 @@ impl DuckDb {
 
     fn write_batch(&mut self, batch: &Batch<'_>) -> Result<(), DestinationError> {
         let table_columns = self.evolve(batch.table, batch.columns)?;
-        let highest_so_far = self.appendable.get(batch.table).copied();
-        // Whether every row of the table has a leading key below `low`.
-        let all_below = |low: i64| highest_so_far.is_some_and(|h| h.is_none_or(|h| h < low));
         if let Some((column, parents)) = batch.replace_parents {
             // Rows keyed by their parent (a person's emails) have none yet for parents above
             // every key so far.
             let parents_are_new = batch.primary_key.first() == Some(&column)
-                && parents
-                    .iter()
-                    .map(serde_json::Value::as_i64)
-                    .collect::<Option<Vec<i64>>>()
-                    .and_then(|ids| bounds(ids.into_iter()))
-                    .is_some_and(|(low, _)| all_below(low));
+                && parent_bounds(parents)
+                    .is_some_and(|(low, _)| self.fresh.all_below(batch.table, low));
             if !parents_are_new {
                 self.delete_children(batch.table, column, parents)?;
             }
@@ -501,22 +492,14 @@ impl DuckDb {
         let keys = key_range(batch, &loaded);
         // A row can only replace one with the same leading key, so none is replaced when all
         // of the page's lie above the table's.
-        if let Some(keys) = &keys
-            && !batch.history
-            && all_below(keys.low)
-        {
+        let appendable = keys
+            .as_ref()
+            .is_some_and(|keys| !batch.history && self.fresh.all_below(batch.table, keys.low));
+        self.fresh
+            .wrote(batch.table, keys.as_ref().map(|keys| keys.high));
+        if appendable {
             self.append(batch, &table_columns, &columns)?;
-            self.appendable.insert(batch.table.clone(), Some(keys.high));
             return self.save_state(batch.stream, batch.state);
-        }
-        match (&keys, highest_so_far) {
-            (Some(keys), Some(highest)) => {
-                let highest = highest.map_or(keys.high, |h| h.max(keys.high));
-                self.appendable.insert(batch.table.clone(), Some(highest));
-            }
-            _ => {
-                self.appendable.remove(batch.table);
-            }
         }
         let record_batch =
             arrow_rows::to_record_batch(batch, &columns, arrow_rows::synced_at(batch)?)?;
@@ -609,14 +592,6 @@ fn key_range(batch: &Batch<'_>, loaded: &[(usize, Column)]) -> Option<KeyRange> 
     })
 }
 
-/// The smallest and largest of some ids; `None` when there are none.
-fn bounds(ids: impl Iterator<Item = i64>) -> Option<(i64, i64)> {
-    ids.fold(None, |range, id| match range {
-        None => Some((id, id)),
-        Some((low, high)) => Some((low.min(id), high.max(id))),
-    })
-}
-
 #[async_trait]
 impl Destination for DuckDb {
     fn describe(&self) -> String {
@@ -670,8 +645,8 @@ impl Destination for DuckDb {
                 ))?;
                 db.tables.remove(staging);
                 db.tables.remove(target);
-                db.appendable.remove(staging);
-                db.appendable.remove(target);
+                db.fresh.forget(staging);
+                db.fresh.forget(target);
                 db.save_state(stream, state)
             })
         })
@@ -694,7 +669,7 @@ impl Destination for DuckDb {
 
     async fn drop_table(&mut self, table: &TableRef) -> Result<(), DestinationError> {
         self.tables.remove(table);
-        self.appendable.remove(table);
+        self.fresh.forget(table);
         tokio::task::block_in_place(|| {
             self.execute(&format!(
                 "DROP TABLE IF EXISTS {}",

@@ -7,6 +7,8 @@ mod arrow_rows;
 pub mod duckdb;
 #[cfg(feature = "files")]
 pub mod files;
+#[cfg(any(feature = "postgres", feature = "duckdb"))]
+mod fresh_tables;
 pub mod json_schema;
 pub mod models;
 #[cfg(feature = "postgres")]

@@ -1,0 +1,199 @@
+//! Merging pages into a table the destination created in the same run: pages whose leading
+//! keys lie above every earlier one skip the merge's delete (DuckDB and PostgreSQL append them
+//! straight in), the others are merged. Both must leave one row per key, the last one written,
+//! and a parent's children exactly as its last page gave them.
+
+use pipedrive_destinations::duckdb::DuckDb;
+use pipedrive_destinations::postgres;
+use pipedrive_engine::schema::{Column, ColumnType};
+use pipedrive_engine::{Batch, Destination, StreamState, TableRef};
+use serde_json::{Value, json};
+
+use crate::support::{POSTGRES_URL, PgSchema};
+
+/// One page's rows, with the parents whose children it replaces.
+struct Page {
+    rows: Vec<Vec<Value>>,
+    parents: Option<Vec<Value>>,
+}
+
+/// Pages written in order into one table.
+struct Scenario {
+    table: &'static str,
+    primary_key: &'static [&'static str],
+    columns: Vec<Column>,
+    pages: Vec<Page>,
+    /// The table's rows at the end, as `column: value` objects.
+    expected: Vec<Value>,
+}
+
+impl Scenario {
+    async fn write(&self, destination: &mut dyn Destination, schema: &str) {
+        let table = TableRef {
+            schema: schema.to_owned(),
+            name: self.table.to_owned(),
+        };
+        let state = StreamState::default();
+        for Page { rows, parents } in &self.pages {
+            let batch = Batch {
+                stream: self.table,
+                table: &table,
+                primary_key: self.primary_key,
+                columns: &self.columns,
+                rows,
+                replace_parents: parents.as_deref().map(|parents| ("person_id", parents)),
+                state: &state,
+                synced_at: "2026-01-02T03:04:05Z",
+                history: false,
+            };
+            destination
+                .write(&[batch])
+                .await
+                .expect("the page is written");
+        }
+    }
+
+    /// `rows` (objects with `_synced_at`) against the expected ones, in any order.
+    fn check(&self, rows: Vec<Value>) {
+        let mut rows: Vec<String> = rows
+            .into_iter()
+            .map(|mut row| {
+                let object = row.as_object_mut().expect("a row is an object");
+                assert!(object.remove("_synced_at").is_some(), "{object:?}");
+                row.to_string()
+            })
+            .collect();
+        let mut expected: Vec<String> = self.expected.iter().map(Value::to_string).collect();
+        rows.sort();
+        expected.sort();
+        assert_eq!(rows, expected, "{}", self.table);
+    }
+}
+
+fn deals() -> Scenario {
+    let row = |id: i64, title: &str| vec![json!(id), json!(title)];
+    let pages = vec![
+        vec![row(1, "a"), row(2, "b"), row(3, "c")],
+        // Overlaps the last page (a record that moved while the list was read).
+        vec![row(3, "c2"), row(4, "d")],
+        vec![row(10, "e"), row(11, "f")],
+        // Below everything so far.
+        vec![row(2, "b2")],
+        vec![row(12, "g")],
+    ];
+    Scenario {
+        table: "deals",
+        primary_key: &["id"],
+        columns: vec![
+            Column::new("id", ColumnType::BigInt),
+            Column::new("title", ColumnType::Text),
+        ],
+        pages: pages
+            .into_iter()
+            .map(|rows| Page {
+                rows,
+                parents: None,
+            })
+            .collect(),
+        expected: [
+            (1, "a"),
+            (2, "b2"),
+            (3, "c2"),
+            (4, "d"),
+            (10, "e"),
+            (11, "f"),
+            (12, "g"),
+        ]
+        .into_iter()
+        .map(|(id, title)| json!({"id": id, "title": title}))
+        .collect(),
+    }
+}
+
+fn person_emails() -> Scenario {
+    let row = |person: i64, position: i64, value: &str| {
+        vec![json!(person), json!(position), json!(value)]
+    };
+    let page = |rows: Vec<Vec<Value>>, people: &[i64]| Page {
+        rows,
+        parents: Some(people.iter().map(|id| json!(id)).collect()),
+    };
+    Scenario {
+        table: "person_emails",
+        primary_key: &["person_id", "position"],
+        columns: vec![
+            Column::new("person_id", ColumnType::BigInt),
+            Column::new("position", ColumnType::BigInt),
+            Column::new("value", ColumnType::Text),
+        ],
+        pages: vec![
+            page(
+                vec![
+                    row(1, 0, "a"),
+                    row(1, 1, "b"),
+                    row(2, 0, "c"),
+                    row(2, 1, "d"),
+                ],
+                &[1, 2],
+            ),
+            // Person 2 again, now with one email; person 3 has none.
+            page(vec![row(2, 0, "c2")], &[2, 3]),
+            page(vec![row(5, 0, "e")], &[4, 5]),
+            // Person 1 lost every email.
+            page(vec![], &[1]),
+        ],
+        expected: vec![
+            json!({"person_id": 2, "position": 0, "value": "c2"}),
+            json!({"person_id": 5, "position": 0, "value": "e"}),
+        ],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn duckdb_leaves_one_row_per_key_and_the_last_children() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("merges.duckdb");
+    let scenarios = [deals(), person_emails()];
+    let mut destination = DuckDb::open(&path, "main").unwrap();
+    for scenario in &scenarios {
+        scenario.write(&mut destination, "main").await;
+    }
+    drop(destination);
+
+    let connection = duckdb::Connection::open(&path).expect("the file opens");
+    for scenario in &scenarios {
+        let sql = format!(
+            "SELECT to_json(t)::VARCHAR FROM main.{} AS t",
+            scenario.table
+        );
+        let mut statement = connection.prepare(&sql).expect("the query prepares");
+        let rows: Vec<String> = statement
+            .query_map([], |row| row.get(0))
+            .expect("the query runs")
+            .collect::<Result<_, _>>()
+            .expect("the rows read");
+        scenario.check(
+            rows.iter()
+                .map(|json| serde_json::from_str(json).expect("JSON row"))
+                .collect(),
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_leaves_one_row_per_key_and_the_last_children() {
+    let schema = PgSchema::new("merges").await;
+    let scenarios = [deals(), person_emails()];
+    let mut destination = postgres::connect(POSTGRES_URL, &schema.name)
+        .await
+        .expect("PostgreSQL on 127.0.0.1:5432");
+    for scenario in &scenarios {
+        scenario.write(&mut destination, &schema.name).await;
+    }
+    destination.close().await.expect("the lock is released");
+
+    for scenario in &scenarios {
+        scenario.check(schema.rows(scenario.table, scenario.primary_key[0]).await);
+    }
+    schema.drop().await;
+}
