@@ -1,7 +1,7 @@
-//! Merging pages into a table the destination created in the same run: pages whose leading
-//! keys lie above every earlier one skip the merge's delete (DuckDB and PostgreSQL append them
-//! straight in), the others are merged. Both must leave one row per key, the last one written,
-//! and a parent's children exactly as its last page gave them.
+//! Merging pages into a table the destination created in the same run: pages out of key order
+//! (DuckDB appends those whose leading keys lie above every earlier one straight in, and merges
+//! the others) and children replaced per parent. Every destination must leave one row per key,
+//! the last one written, and a parent's children exactly as its last page gave them.
 
 use pipedrive_destinations::duckdb::DuckDb;
 use pipedrive_destinations::postgres;
@@ -11,10 +11,10 @@ use serde_json::{Value, json};
 
 use crate::support::{POSTGRES_URL, PgSchema};
 
-/// One page's rows, with the parents whose children it replaces.
+/// One page's rows, with the parent column and the parents whose children it replaces.
 struct Page {
     rows: Vec<Vec<Value>>,
-    parents: Option<Vec<Value>>,
+    parents: Option<(&'static str, Vec<Value>)>,
 }
 
 /// Pages written in order into one table.
@@ -41,7 +41,9 @@ impl Scenario {
                 primary_key: self.primary_key,
                 columns: &self.columns,
                 rows,
-                replace_parents: parents.as_deref().map(|parents| ("person_id", parents)),
+                replace_parents: parents
+                    .as_ref()
+                    .map(|(column, parents)| (*column, parents.as_slice())),
                 state: &state,
                 synced_at: "2026-01-02T03:04:05Z",
                 history: false,
@@ -116,7 +118,7 @@ fn person_emails() -> Scenario {
     };
     let page = |rows: Vec<Vec<Value>>, people: &[i64]| Page {
         rows,
-        parents: Some(people.iter().map(|id| json!(id)).collect()),
+        parents: Some(("person_id", people.iter().map(|id| json!(id)).collect())),
     };
     Scenario {
         table: "person_emails",

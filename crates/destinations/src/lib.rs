@@ -7,7 +7,7 @@ mod arrow_rows;
 pub mod duckdb;
 #[cfg(feature = "files")]
 pub mod files;
-#[cfg(any(feature = "postgres", feature = "duckdb"))]
+#[cfg(feature = "duckdb")]
 mod fresh_tables;
 pub mod json_schema;
 pub mod models;

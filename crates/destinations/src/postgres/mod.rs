@@ -29,7 +29,6 @@ use tokio_postgres::{Client, Config, GenericClient, Transaction};
 pub use names::{MAX_IDENTIFIER_BYTES, stored_name};
 
 use self::encode::{Cell, column_type, encode, key_text, show, sql_type, wire_type};
-use crate::fresh_tables::{FreshTables, bounds, parent_bounds};
 use crate::runs::{self, RUNS_TABLE};
 use crate::sql::quote;
 
@@ -72,8 +71,6 @@ pub struct Postgres {
     tables: HashMap<Stored, Vec<Column>>,
     /// Rows copied into each table by this session, and the count at which it is analysed next.
     growth: HashMap<Stored, Growth>,
-    /// Tables whose pages can be copied in without the merge's delete.
-    fresh: FreshTables<Stored>,
 }
 
 /// A table filled faster than autovacuum analyses it keeps the planner's first idea of it
@@ -233,7 +230,6 @@ pub async fn connect(url: &str, schema_for_state: &str) -> Result<Postgres, Dest
         state_schema,
         tables: HashMap::new(),
         growth: HashMap::new(),
-        fresh: FreshTables::default(),
     })
 }
 
@@ -326,7 +322,6 @@ async fn columns_of(
 async fn evolve(
     tx: &Transaction<'_>,
     cache: &mut HashMap<Stored, Vec<Column>>,
-    fresh: &mut FreshTables<Stored>,
     table: &Stored,
     batch: &[Column],
     indexed: &[&[String]],
@@ -360,7 +355,6 @@ async fn evolve(
             .await
             .map_err(fail("creating the table"))?;
         cache.insert(table.clone(), columns.clone());
-        fresh.created(table);
         return Ok(columns);
     };
     for column in batch {
@@ -505,7 +499,6 @@ async fn write_batch(
     tx: &Transaction<'_>,
     cache: &mut HashMap<Stored, Vec<Column>>,
     growth: &mut HashMap<Stored, Growth>,
-    fresh: &mut FreshTables<Stored>,
     state_schema: &str,
     batch: &Batch<'_>,
 ) -> Result<(), DestinationError> {
@@ -526,15 +519,9 @@ async fn write_batch(
     let indexed: Vec<&[String]> = std::iter::once(&key_names[..])
         .chain(parent.as_ref().map(|p| &p[..]))
         .collect();
-    let table_columns = evolve(tx, cache, fresh, &table, &batch_columns, &indexed).await?;
+    let table_columns = evolve(tx, cache, &table, &batch_columns, &indexed).await?;
     if let Some((column, parents)) = batch.replace_parents {
-        // Rows keyed by their parent (a person's emails) have none yet for parents above
-        // every key so far.
-        let parents_are_new = key_names.first() == Some(&stored_name(column))
-            && parent_bounds(parents).is_some_and(|(low, _)| fresh.all_below(&table, low));
-        if !parents_are_new {
-            delete_children(tx, &table, &table_columns, column, parents).await?;
-        }
+        delete_children(tx, &table, &table_columns, column, parents).await?;
     }
     if !batch.rows.is_empty() && !loaded.is_empty() {
         // Each key column's place among the loaded columns (and so in an encoded row).
@@ -611,25 +598,15 @@ async fn write_batch(
             .map(|(n, k)| format!("t.{} = b.k{n}::{}", quote(k), key_type(n)))
             .collect();
         let target = table.sql();
-        // A row can only replace one with the same leading key, so none is replaced when all
-        // of the page's lie above the table's.
-        let leading_keys = (types[key_positions[0]] == ColumnType::BigInt)
-            .then(|| bounds(rows.iter().filter_map(|row| row[key_indexes[0]].as_i64())))
-            .flatten();
-        let appendable =
-            leading_keys.is_some_and(|(low, _)| !batch.history && fresh.all_below(&table, low));
-        fresh.wrote(&table, leading_keys.map(|(_, high)| high));
-        if !appendable {
-            tx.execute(
-                &format!(
-                    "DELETE FROM {target} AS t USING {unnest} WHERE {}",
-                    key_match.join(" AND ")
-                ),
-                &key_params,
-            )
-            .await
-            .map_err(fail("merging rows"))?;
-        }
+        tx.execute(
+            &format!(
+                "DELETE FROM {target} AS t USING {unnest} WHERE {}",
+                key_match.join(" AND ")
+            ),
+            &key_params,
+        )
+        .await
+        .map_err(fail("merging rows"))?;
         if batch.history {
             // Each key's current version ends where the batch's first one begins; the last
             // key is `_valid_from`.
@@ -702,7 +679,6 @@ async fn write_batch(
 async fn keep_missing(
     tx: &Transaction<'_>,
     cache: &mut HashMap<Stored, Vec<Column>>,
-    fresh: &mut FreshTables<Stored>,
     state_schema: &str,
     missing: &Missing<'_>,
 ) -> Result<u64, DestinationError> {
@@ -721,7 +697,7 @@ async fn keep_missing(
     let (deleted, deleted_at) = (quote(DELETED), quote(DELETED_AT));
     let marked = match missing.present {
         Present::Keys(keys) => {
-            evolve(tx, cache, fresh, &table, &marks, &[]).await?;
+            evolve(tx, cache, &table, &marks, &[]).await?;
             let keys: Vec<String> = keys.iter().filter_map(to_text).collect();
             tx.execute(
                 &format!(
@@ -739,7 +715,7 @@ async fn keep_missing(
             let staging = Stored::of(staging);
             let mut wanted = target_columns.clone();
             wanted.extend(marks);
-            let staging_columns = evolve(tx, cache, fresh, &staging, &wanted, &[]).await?;
+            let staging_columns = evolve(tx, cache, &staging, &wanted, &[]).await?;
             let type_of = |name: &str| {
                 staging_columns
                     .iter()
@@ -771,8 +747,7 @@ async fn keep_missing(
             } else {
                 "$1::text::timestamptz".to_owned()
             });
-            let copied = tx
-                .execute(
+            tx.execute(
                 &format!(
                     "INSERT INTO {staging} ({}) SELECT {} FROM {target} AS t \
                      WHERE NOT EXISTS (SELECT 1 FROM {staging} AS s WHERE s.{key}::text = t.{key}::text)",
@@ -784,10 +759,7 @@ async fn keep_missing(
                 &[&missing.deleted_at],
             )
             .await
-            .map_err(fail("keeping deleted rows"))?;
-            // Its keys are no longer known to this connection.
-            fresh.forget(&staging);
-            copied
+            .map_err(fail("keeping deleted rows"))?
         }
     };
     save_state(tx, state_schema, missing.stream, missing.state).await?;
@@ -831,7 +803,6 @@ impl Destination for Postgres {
             state_schema: self.state_schema.clone(),
             tables: HashMap::new(),
             growth: HashMap::new(),
-            fresh: FreshTables::default(),
         })))
     }
 
@@ -872,7 +843,6 @@ impl Destination for Postgres {
                 &tx,
                 &mut self.tables,
                 &mut self.growth,
-                &mut self.fresh,
                 &self.state_schema,
                 batch,
             )
@@ -887,7 +857,6 @@ impl Destination for Postgres {
         };
         if result.is_err() {
             self.tables.clear();
-            self.fresh.forget_all();
         }
         result
     }
@@ -902,8 +871,6 @@ impl Destination for Postgres {
         let (staging, target) = (Stored::of(staging), Stored::of(target));
         self.tables.remove(&staging);
         self.tables.remove(&target);
-        self.fresh.forget(&staging);
-        self.fresh.forget(&target);
         let tx = self
             .client
             .transaction()
@@ -940,15 +907,7 @@ impl Destination for Postgres {
             .transaction()
             .await
             .map_err(fail("starting a transaction"))?;
-        let result = match keep_missing(
-            &tx,
-            &mut self.tables,
-            &mut self.fresh,
-            &self.state_schema,
-            missing,
-        )
-        .await
-        {
+        let result = match keep_missing(&tx, &mut self.tables, &self.state_schema, missing).await {
             Ok(marked) => tx
                 .commit()
                 .await
@@ -958,7 +917,6 @@ impl Destination for Postgres {
         };
         if result.is_err() {
             self.tables.clear();
-            self.fresh.forget_all();
         }
         result
     }
@@ -966,7 +924,6 @@ impl Destination for Postgres {
     async fn drop_table(&mut self, table: &TableRef) -> Result<(), DestinationError> {
         let table = Stored::of(table);
         self.tables.remove(&table);
-        self.fresh.forget(&table);
         self.client
             .batch_execute(&format!("DROP TABLE IF EXISTS {}", table.sql()))
             .await
