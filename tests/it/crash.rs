@@ -55,9 +55,10 @@ fn snapshot(workspace: &Workspace, table: &str, order: &str) -> Vec<String> {
         .collect()
 }
 
-/// Starts `sync` and SIGKILLs it after a seeded random delay (up to a clean run's duration),
-/// `kill_points()` times, calling `after_each` between runs. Returns how many runs were killed
-/// before they finished.
+/// Starts `sync` and SIGKILLs it after a seeded random delay, `kill_points()` times, calling
+/// `after_each` between runs. Returns how many runs were killed before they finished. Delays
+/// stay under half a clean run's duration: a run that finished unkilled leaves only incremental
+/// runs after it, so a delay near the full duration could let every kill miss on a fast day.
 async fn kill_repeatedly(
     sim: &Sim,
     workspace: &Workspace,
@@ -75,7 +76,10 @@ async fn kill_repeatedly(
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        tokio::time::sleep(Duration::from_millis(20 + rng.below(clean_ms.max(100)))).await;
+        tokio::time::sleep(Duration::from_millis(
+            20 + rng.below((clean_ms / 2).max(50)),
+        ))
+        .await;
         if child.try_wait().unwrap().is_none() {
             child.kill().unwrap();
             kills += 1;
