@@ -169,7 +169,7 @@ pub trait Destination: Send {
     }
 
     /// Another handle on the same destination, for a second writer where writes can run at
-    /// once (a database server's own connection): the runner gives each stream to one writer,
+    /// once (another connection): the runner gives each stream to one writer,
     /// so two handles never write one table, only distinct rows of the state table. `None`
     /// (the default): one writer.
     async fn fork(&mut self) -> Result<Option<Box<dyn Destination>>, DestinationError> {

@@ -306,8 +306,8 @@ pub async fn run(
     let keeps_deleted = destination.keeps_deleted();
     let observed_at = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
 
-    // A database server works on one connection's transaction at a time while this process
-    // waits: a second handle overlaps them.
+    // One connection's transaction runs at a time (in a database server while this process
+    // waits, or in DuckDB on one core): a second handle overlaps them.
     let mut destinations = vec![destination];
     while destinations.len() < WRITERS {
         match destinations[0].fork().await {
