@@ -1,6 +1,6 @@
 //! Merging pages into a table the destination created in the same run: pages out of key order
-//! (DuckDB appends those whose leading keys lie above every earlier one straight in, and merges
-//! the others) and children replaced per parent. Every destination must leave one row per key,
+//! (DuckDB appends those holding no leading key written before straight in, and merges the
+//! others) and children replaced per parent, keyed by it or by ids of their own. Every destination must leave one row per key,
 //! the last one written, and a parent's children exactly as its last page gave them.
 
 use pipedrive_destinations::duckdb::DuckDb;
@@ -151,11 +151,40 @@ fn person_emails() -> Scenario {
     }
 }
 
+/// Children with ids of their own, replaced per parent (a deal's products): a page of new ids
+/// still replaces the children its parents had.
+fn deal_products() -> Scenario {
+    let row = |id: i64, deal: i64| vec![json!(id), json!(deal)];
+    let page = |rows: Vec<Vec<Value>>, deals: &[i64]| Page {
+        rows,
+        parents: Some(("deal_id", deals.iter().map(|id| json!(id)).collect())),
+    };
+    Scenario {
+        table: "deal_products",
+        primary_key: &["id"],
+        columns: vec![
+            Column::new("id", ColumnType::BigInt),
+            Column::new("deal_id", ColumnType::BigInt),
+        ],
+        pages: vec![
+            page(vec![row(20, 1), row(10, 1), row(30, 2)], &[1, 2]),
+            // Deal 1 re-read with a product added and both old ones removed.
+            page(vec![row(40, 1)], &[1]),
+            page(vec![row(5, 3)], &[3]),
+        ],
+        expected: vec![
+            json!({"id": 30, "deal_id": 2}),
+            json!({"id": 40, "deal_id": 1}),
+            json!({"id": 5, "deal_id": 3}),
+        ],
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn duckdb_leaves_one_row_per_key_and_the_last_children() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("merges.duckdb");
-    let scenarios = [deals(), person_emails()];
+    let scenarios = [deals(), person_emails(), deal_products()];
     let mut destination = DuckDb::open(&path, "main").unwrap();
     for scenario in &scenarios {
         scenario.write(&mut destination, "main").await;
@@ -185,7 +214,7 @@ async fn duckdb_leaves_one_row_per_key_and_the_last_children() {
 #[tokio::test(flavor = "multi_thread")]
 async fn postgres_leaves_one_row_per_key_and_the_last_children() {
     let schema = PgSchema::new("merges").await;
-    let scenarios = [deals(), person_emails()];
+    let scenarios = [deals(), person_emails(), deal_products()];
     let mut destination = postgres::connect(POSTGRES_URL, &schema.name)
         .await
         .expect("PostgreSQL on 127.0.0.1:5432");

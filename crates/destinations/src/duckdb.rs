@@ -16,7 +16,7 @@ use pipedrive_engine::{
 };
 
 use crate::arrow_rows::{self, SYNCED_AT, Slot};
-use crate::fresh_tables::{FreshTables, bounds, parent_bounds};
+use crate::fresh_tables::{FreshTables, bounds};
 use crate::runs::{self, RUNS_TABLE};
 use crate::sql::quote;
 
@@ -459,13 +459,23 @@ impl DuckDb {
 
     fn write_batch(&mut self, batch: &Batch<'_>) -> Result<(), DestinationError> {
         let table_columns = self.evolve(batch.table, batch.columns)?;
+        // The columns whose values tell which pages skip their delete: the leading key and,
+        // for children, the parent column.
+        let tracked: Vec<(&str, Option<Vec<i64>>)> = batch
+            .primary_key
+            .first()
+            .copied()
+            .into_iter()
+            .chain(batch.replace_parents.map(|(column, _)| column))
+            .map(|column| (column, integer_values(batch, column)))
+            .collect();
         if let Some((column, parents)) = batch.replace_parents {
-            // Rows keyed by their parent (a person's emails) have none yet for parents above
-            // every key so far.
-            let parents_are_new = batch.primary_key.first() == Some(&column)
-                && parent_bounds(parents)
-                    .is_some_and(|(low, _)| self.fresh.all_below(batch.table, low));
-            if !parents_are_new {
+            let no_children_yet = parents
+                .iter()
+                .map(serde_json::Value::as_i64)
+                .collect::<Option<Vec<i64>>>()
+                .is_some_and(|ids| self.fresh.none_hold(batch.table, column, ids.into_iter()));
+            if !no_children_yet {
                 self.delete_children(batch.table, column, parents)?;
             }
         }
@@ -490,13 +500,17 @@ impl DuckDb {
         let columns: Vec<(usize, &Column)> = loaded.iter().map(|(i, c)| (*i, c)).collect();
         arrow_rows::require_primary_key(batch, &columns)?;
         let keys = key_range(batch, &loaded);
-        // A row can only replace one with the same leading key, so none is replaced when all
-        // of the page's lie above the table's.
-        let appendable = keys
-            .as_ref()
-            .is_some_and(|keys| !batch.history && self.fresh.all_below(batch.table, keys.low));
-        self.fresh
-            .wrote(batch.table, keys.as_ref().map(|keys| keys.high));
+        // A row can only replace one with the same leading key, so none is replaced when the
+        // table holds none of the page's.
+        let appendable = !batch.history
+            && keys.is_some()
+            && tracked.first().is_some_and(|(column, ids)| {
+                ids.as_ref().is_some_and(|ids| {
+                    self.fresh
+                        .none_hold(batch.table, column, ids.iter().copied())
+                })
+            });
+        self.fresh.wrote(batch.table, &tracked);
         if appendable {
             self.append(batch, &table_columns, &columns)?;
             return self.save_state(batch.stream, batch.state);
@@ -569,6 +583,20 @@ impl DuckDb {
         ))?;
         self.save_state(batch.stream, batch.state)
     }
+}
+
+/// The batch's non-null values of `column`; `None` when one is not an integer.
+fn integer_values(batch: &Batch<'_>, column: &str) -> Option<Vec<i64>> {
+    let Some(index) = batch.columns.iter().position(|c| c.name == column) else {
+        return Some(Vec::new());
+    };
+    batch
+        .rows
+        .iter()
+        .map(|row| &row[index])
+        .filter(|value| !value.is_null())
+        .map(serde_json::Value::as_i64)
+        .collect()
 }
 
 /// The smallest and largest leading key of a batch whose leading key column is an integer.
