@@ -171,8 +171,8 @@ struct BenchArgs {
     /// Scales of the unthrottled runs (plan unlimited, no latency), comma-separated.
     #[arg(long, default_value = "small,medium,large", value_delimiter = ',')]
     unthrottled_scales: Vec<Scale>,
-    /// Streams read at once.
-    #[arg(long, default_value_t = 8)]
+    /// Streams read at once (by default as many as a sync's config reads).
+    #[arg(long, default_value_t = pipedrive_config::DEFAULT_CONCURRENCY)]
     concurrency: usize,
     /// Also load the unthrottled scales into Parquet files.
     #[arg(long)]
