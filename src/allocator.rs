@@ -17,8 +17,8 @@ unsafe extern "C" {
 
 /// How long freed memory stays mapped before it goes back to the OS (mimalloc's default is
 /// 1 s). A sync frees its pages as fast as it reads new ones: at 1 s tens of megabytes of them
-/// stay resident (Parquet at `large`: 154 MB peak), and at 0 every page is faulted in and
-/// zeroed afresh (Parquet at `large` 34.5 s with 11 s in the kernel, DuckDB 74 s). 100 ms:
+/// stay resident (Parquet at `large`: 154 MB peak), and at 0 reused memory is faulted in
+/// and zeroed again (Parquet at `large` 34.5 s with 11 s in the kernel, DuckDB 74 s). 100 ms:
 /// Parquet 29 s and 134 MB, DuckDB 64.5 s, back to back.
 const PURGE_DELAY_MS: c_long = 100;
 

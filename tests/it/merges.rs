@@ -17,6 +17,16 @@ struct Page {
     parents: Option<(&'static str, Vec<Value>)>,
 }
 
+impl Page {
+    /// Rows replacing the children of `parents` (ids in `column`).
+    fn children(column: &'static str, rows: Vec<Vec<Value>>, parents: &[i64]) -> Page {
+        Page {
+            rows,
+            parents: Some((column, parents.iter().map(|id| json!(id)).collect())),
+        }
+    }
+}
+
 /// Pages written in order into one table.
 struct Scenario {
     table: &'static str,
@@ -116,10 +126,7 @@ fn person_emails() -> Scenario {
     let row = |person: i64, position: i64, value: &str| {
         vec![json!(person), json!(position), json!(value)]
     };
-    let page = |rows: Vec<Vec<Value>>, people: &[i64]| Page {
-        rows,
-        parents: Some(("person_id", people.iter().map(|id| json!(id)).collect())),
-    };
+    let page = |rows, people: &[i64]| Page::children("person_id", rows, people);
     Scenario {
         table: "person_emails",
         primary_key: &["person_id", "position"],
@@ -155,10 +162,7 @@ fn person_emails() -> Scenario {
 /// still replaces the children its parents had.
 fn deal_products() -> Scenario {
     let row = |id: i64, deal: i64| vec![json!(id), json!(deal)];
-    let page = |rows: Vec<Vec<Value>>, deals: &[i64]| Page {
-        rows,
-        parents: Some(("deal_id", deals.iter().map(|id| json!(id)).collect())),
-    };
+    let page = |rows, deals: &[i64]| Page::children("deal_id", rows, deals);
     Scenario {
         table: "deal_products",
         primary_key: &["id"],

@@ -629,8 +629,7 @@ impl Destination for DuckDb {
     /// A second connection to the same database: the writers' merges and DuckDB's work on
     /// them run on both cores while the reader waits on the network.
     async fn fork(&mut self) -> Result<Option<Box<dyn Destination>>, DestinationError> {
-        let state_schema = self.state_schema.clone();
-        Ok(Some(Box::new(self.share(&state_schema)?)))
+        Ok(Some(Box::new(self.share(&self.state_schema)?)))
     }
 
     async fn read_state(&mut self) -> Result<SyncState, DestinationError> {
