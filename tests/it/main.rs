@@ -19,3 +19,4 @@ mod support;
 mod sync_duckdb;
 mod sync_files;
 mod sync_postgres;
+mod wide_tables;

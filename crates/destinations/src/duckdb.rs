@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use duckdb::Connection;
@@ -35,6 +36,28 @@ pub struct DuckDb {
     /// Tables whose pages can be appended straight in, skipping the staging table, the
     /// delete and the copy.
     fresh: FreshTables<TableRef>,
+    /// Columns of the widest table in the database, shared by every connection to it (the
+    /// memory cap it sets is the database's, not one connection's).
+    widest_table: Arc<Mutex<usize>>,
+}
+
+/// DuckDB's memory cap with no table wider than [`NARROW_TABLE_COLUMNS`]. Rows appended since
+/// the last checkpoint stay in memory blocks, so the cap and the checkpoint threshold go
+/// together: at `large`, back to back, 32 MB with checkpoints at 16 MB of WAL took 43 and
+/// 50 s and 249 and 241 MB peak, against 67 and 65 s and 284 and 281 MB at 96 and 64 MB.
+/// 16 MB fails: a checkpoint could not pin its blocks, which invalidates the database.
+const BASE_MEMORY_LIMIT_KB: usize = 32 * 1024;
+const CHECKPOINT_THRESHOLD: &str = "16MB";
+/// A checkpoint holds blocks per column it writes: at a 32 MB cap a 401-column table failed
+/// to checkpoint and 301 columns did not (`tests/it/wide_tables.rs`), about 90 KB a column.
+/// The cap grows by 128 KB per column beyond the first hundred, so a company with hundreds of
+/// custom fields gets the memory its widest table needs.
+const NARROW_TABLE_COLUMNS: usize = 100;
+const MEMORY_PER_COLUMN_KB: usize = 128;
+
+/// The memory cap for a database whose widest table has `columns` columns.
+fn memory_limit_kb(columns: usize) -> usize {
+    BASE_MEMORY_LIMIT_KB + columns.saturating_sub(NARROW_TABLE_COLUMNS) * MEMORY_PER_COLUMN_KB
 }
 
 fn sql_type(ty: ColumnType) -> &'static str {
@@ -59,6 +82,15 @@ fn column_type(sql: &str) -> ColumnType {
         "JSON" => ColumnType::Json,
         _ => ColumnType::Text,
     }
+}
+
+fn set_memory_limit(connection: &Connection, widest_table: usize) -> Result<(), DestinationError> {
+    connection
+        .execute_batch(&format!(
+            "SET memory_limit = '{}KiB'",
+            memory_limit_kb(widest_table)
+        ))
+        .map_err(fail("setting the memory limit"))
 }
 
 fn fail(context: &str) -> impl Fn(duckdb::Error) -> DestinationError + '_ {
@@ -88,7 +120,16 @@ impl DuckDb {
             };
             DestinationError::new(format!("DuckDB: cannot open {}: {text} ({hint})", path.display()))
         })?;
-        DuckDb::on_connection(path, connection, state_schema)
+        let widest: i64 = connection
+            .query_row(
+                "SELECT coalesce(max(column_count), 0) FROM duckdb_tables()",
+                [],
+                |row| row.get(0),
+            )
+            .map_err(fail("reading the tables' widths"))?;
+        let widest = usize::try_from(widest).unwrap_or(0);
+        set_memory_limit(&connection, widest)?;
+        DuckDb::on_connection(path, connection, state_schema, Arc::new(Mutex::new(widest)))
     }
 
     /// Another handle on this open database, for another company's schema: companies synced
@@ -98,26 +139,30 @@ impl DuckDb {
             .connection
             .try_clone()
             .map_err(fail("opening another connection"))?;
-        DuckDb::on_connection(&self.path, connection, state_schema)
+        DuckDb::on_connection(
+            &self.path,
+            connection,
+            state_schema,
+            Arc::clone(&self.widest_table),
+        )
     }
 
     fn on_connection(
         path: &Path,
         connection: Connection,
         state_schema: &str,
+        widest_table: Arc<Mutex<usize>>,
     ) -> Result<DuckDb, DestinationError> {
         // DuckDB keeps written pages cached up to 80% of RAM by default; a sync streams, so
-        // a small cap keeps memory flat whatever the company's size (pages spill to the file).
+        // a small cap keeps memory flat whatever the company's size (pages spill to the file);
+        // it grows with the widest table (see `BASE_MEMORY_LIMIT_KB`).
         // One thread: a page's merge is too small to split, and idle workers spinning for
         // tasks took CPU from reading the next pages (bench medium: 44 → 32 CPU s).
-        // Checkpoints at 64 MB of WAL: until one, appended rows stay in uncompressed blocks,
-        // which beyond the memory cap spill to a temporary file and are read back for every
-        // append (`large`, back to back: 1 GB 177 and 140 s, 16 MB 106 s, 64 MB 125 and 87 s).
         connection
-            .execute_batch(
-                "SET memory_limit = '96MB'; SET preserve_insertion_order = false; SET threads = 1; \
-                 SET checkpoint_threshold = '64MB'",
-            )
+            .execute_batch(&format!(
+                "SET preserve_insertion_order = false; SET threads = 1; \
+                 SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'"
+            ))
             .map_err(fail("configuring the connection"))?;
         let catalog: String = connection
             .query_row("SELECT current_database()", [], |row| row.get(0))
@@ -129,6 +174,7 @@ impl DuckDb {
             state_schema: state_schema.to_owned(),
             tables: HashMap::new(),
             fresh: FreshTables::default(),
+            widest_table,
         };
         destination.execute(&format!(
             "CREATE SCHEMA IF NOT EXISTS {schema}; CREATE TABLE IF NOT EXISTS {table} \
@@ -215,6 +261,7 @@ impl DuckDb {
                 self.schema(&table.schema),
                 definitions.join(", ")
             ))?;
+            self.fit_memory_to(columns.len())?;
             self.tables.insert(table.clone(), columns.clone());
             self.fresh.created(table);
             return Ok(columns);
@@ -242,8 +289,24 @@ impl DuckDb {
                 }
             }
         }
+        self.fit_memory_to(existing.len())?;
         self.tables.insert(table.clone(), existing.clone());
         Ok(existing)
+    }
+
+    /// Raises the database's memory cap when a table has become wider than any before.
+    fn fit_memory_to(&self, columns: usize) -> Result<(), DestinationError> {
+        // Held while setting, so two connections widening tables at once leave the wider cap.
+        let mut widest = self
+            .widest_table
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if columns <= *widest {
+            return Ok(());
+        }
+        set_memory_limit(&self.connection, columns)?;
+        *widest = columns;
+        Ok(())
     }
 
     fn save_state(&mut self, stream: &str, state: &StreamState) -> Result<(), DestinationError> {
