@@ -1,6 +1,7 @@
 //! A company with hundreds of custom fields gets tables hundreds of columns wide. DuckDB's
-//! checkpoint holds a block per column being written, so its memory cap must grow with the
-//! widest table: a fixed small cap invalidates the database mid-sync ("failed to pin block").
+//! checkpoint needs memory for every column it writes, so its memory cap must grow with the
+//! widest table: a fixed small cap invalidates the database mid-sync ("Failed to create
+//! checkpoint").
 
 use pipedrive_destinations::duckdb::DuckDb;
 use pipedrive_engine::schema::{Column, ColumnType};

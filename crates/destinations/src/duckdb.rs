@@ -48,7 +48,7 @@ pub struct DuckDb {
 /// 16 MB fails: a checkpoint could not pin its blocks, which invalidates the database.
 const BASE_MEMORY_LIMIT_KB: usize = 32 * 1024;
 const CHECKPOINT_THRESHOLD: &str = "16MB";
-/// A checkpoint holds blocks per column it writes: at a 32 MB cap a 401-column table failed
+/// A checkpoint needs memory for each column it writes: at a 32 MB cap a 401-column table failed
 /// to checkpoint and 301 columns did not (`tests/it/wide_tables.rs`), about 90 KB a column.
 /// The cap grows by 128 KB per column beyond the first hundred, so a company with hundreds of
 /// custom fields gets the memory its widest table needs.
