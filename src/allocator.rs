@@ -27,15 +27,16 @@ const PURGE_DELAY_MS: c_long = 100;
 /// Arenas committed on demand rather than up front: with eager commit (mimalloc's default on
 /// Linux) and transparent huge pages on `madvise`, a DuckDB sync at `medium` peaked at 225–236 MB;
 /// without, at 200–203 MB in the same time (back to back). mimalloc reserves its arena at the
-/// process's first allocation, before `main`, so the option is set from a constructor, which
-/// the loader runs before any Rust code; `MIMALLOC_ARENA_EAGER_COMMIT` still overrides it.
+/// process's first allocation, before `main` (set in `main`, the option changed nothing:
+/// 220–223 MB), so it is set from a constructor, which the loader runs before `main`;
+/// `MIMALLOC_ARENA_EAGER_COMMIT` still overrides it.
 #[used]
 #[unsafe(link_section = ".init_array")]
 static COMMIT_ARENAS_ON_DEMAND: extern "C" fn() = commit_arenas_on_demand;
 
 extern "C" fn commit_arenas_on_demand() {
-    // SAFETY: `getenv` reads the environment without allocating (nothing may allocate before
-    // the option is set); `mi_option_set` sets a plain integer option.
+    // SAFETY: `getenv` reads the environment without allocating (an allocation here would
+    // reserve the arena before the option is set); `mi_option_set` sets a plain integer option.
     unsafe {
         if libc::getenv(c"MIMALLOC_ARENA_EAGER_COMMIT".as_ptr()).is_null() {
             mi_option_set(ARENA_EAGER_COMMIT, 0);
