@@ -266,6 +266,7 @@ impl DuckDb {
             self.fresh.created(table);
             return Ok(columns);
         };
+        let width_before = existing.len();
         for column in batch.iter().filter(|c| c.ty != ColumnType::Null) {
             match existing.iter_mut().find(|e| e.name == column.name) {
                 None => {
@@ -289,7 +290,10 @@ impl DuckDb {
                 }
             }
         }
-        self.fit_memory_to(existing.len())?;
+        // Tables already in the file were measured at open; only a new column widens one.
+        if existing.len() > width_before {
+            self.fit_memory_to(existing.len())?;
+        }
         self.tables.insert(table.clone(), existing.clone());
         Ok(existing)
     }
