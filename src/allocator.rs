@@ -1,86 +1,69 @@
-//! The process's allocator: mimalloc for every allocation, Rust's and (through the `override`
-//! feature) DuckDB's; see the workspace manifest for why.
+//! The process's allocator: jemalloc for every allocation, Rust's and (through its unprefixed
+//! `malloc`/`free`) DuckDB's C++; see the workspace manifest for why.
 
-use std::ffi::{c_int, c_long};
+use std::ffi::c_char;
 
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-/// `mi_option_purge_delay` in mimalloc's `mi_option_e` (v3, as `Cargo.lock` pins it).
-const PURGE_DELAY: c_int = 15;
-/// `mi_option_arena_eager_commit`, in the same enum.
-const ARENA_EAGER_COMMIT: c_int = 4;
+/// jemalloc's options for this process, read from the `malloc_conf` symbol at its first
+/// allocation; the `MALLOC_CONF` environment variable still overrides each of them.
+///
+/// - `narenas:1`: one arena instead of four per core. A sync's pages are parsed on one thread
+///   and freed on another, and DuckDB allocates on whichever thread writes; one arena keeps
+///   the freed memory where the next page reuses it.
+/// - `dirty_decay_ms:100`, `muzzy_decay_ms:0`: freed pages go back to the OS after 100 ms (the
+///   default is 10 s), in one step, by a background thread rather than by whichever thread
+///   happens to free.
+///
+/// Measured with the bench's streams at `large` into DuckDB, back to back: mimalloc (purge
+/// delay 100 ms, arenas committed on demand) 77 s and 218 MB peak; jemalloc with these options
+/// 64–69 s and 180–181 MB; with its defaults 13 s and 278 MB at `medium` (mimalloc 17 s and
+/// 205 MB). Two arenas and 100 or 300 ms took 63–67 s and 186–193 MB; no decay at all,
+/// 159 MB at `medium` but 4× the system time.
+const OPTIONS: &std::ffi::CStr =
+    c"narenas:1,background_thread:true,dirty_decay_ms:100,muzzy_decay_ms:0";
 
-unsafe extern "C" {
-    fn mi_option_set(option: c_int, value: c_long);
-    #[cfg(test)]
-    fn mi_option_get(option: c_int) -> c_long;
-}
-
-/// How long freed memory stays mapped before it goes back to the OS (mimalloc's default is
-/// 1 s). A sync frees its pages as fast as it reads new ones: at 1 s tens of megabytes of them
-/// stay resident (Parquet at `large`: 154 MB peak), and at 0 reused memory is faulted in
-/// and zeroed again (Parquet at `large` 34.5 s with 11 s in the kernel, DuckDB 74 s). 100 ms:
-/// Parquet 29 s and 134 MB, DuckDB 64.5 s, back to back.
-const PURGE_DELAY_MS: c_long = 100;
-
-/// Arenas committed on demand rather than up front: with eager commit (mimalloc's default on
-/// Linux) and transparent huge pages on `madvise`, a DuckDB sync at `medium` peaked at 225–236 MB;
-/// without, at 200–203 MB in the same time (back to back). mimalloc reserves its arena at the
-/// process's first allocation, before `main` (set in `main`, the option changed nothing:
-/// 220–223 MB), so it is set from a constructor, which the loader runs before `main`;
-/// `MIMALLOC_ARENA_EAGER_COMMIT` still overrides it.
+/// The symbol jemalloc reads its compiled-in options from (declared weak inside jemalloc, so
+/// this definition wins at link time).
 #[used]
-#[unsafe(link_section = ".init_array")]
-static COMMIT_ARENAS_ON_DEMAND: extern "C" fn() = commit_arenas_on_demand;
-
-extern "C" fn commit_arenas_on_demand() {
-    // SAFETY: `getenv` reads the environment without allocating (an allocation here would
-    // reserve the arena before the option is set); `mi_option_set` sets a plain integer option.
-    unsafe {
-        if libc::getenv(c"MIMALLOC_ARENA_EAGER_COMMIT".as_ptr()).is_null() {
-            mi_option_set(ARENA_EAGER_COMMIT, 0);
-        }
-    }
-}
-
-/// Sets the purge delay, unless mimalloc's own `MIMALLOC_PURGE_DELAY` says otherwise.
-pub fn set_purge_delay() {
-    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
-        return;
-    }
-    // SAFETY: sets a plain integer option; mimalloc reads it on its next purge.
-    unsafe { mi_option_set(PURGE_DELAY, PURGE_DELAY_MS) }
-}
+#[unsafe(no_mangle)]
+static malloc_conf: Option<&'static c_char> = Some(
+    // SAFETY: a pointer to the first byte of a NUL-terminated static string.
+    unsafe { &*OPTIONS.as_ptr() },
+);
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::ffi::{CStr, c_void};
 
-    #[test]
-    fn the_option_set_is_the_purge_delay() {
-        // SAFETY: reads a plain integer option.
-        let before = unsafe { mi_option_get(PURGE_DELAY) };
-        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
-            // mimalloc v3's documented default: a different number means another option.
-            assert_eq!(before, 1000);
-        }
-        set_purge_delay();
-        let expected = match std::env::var("MIMALLOC_PURGE_DELAY") {
-            Ok(delay) => delay.parse().unwrap(),
-            Err(_) => PURGE_DELAY_MS,
+    /// One of jemalloc's read-only `opt.*` values, through `mallctl`.
+    fn option<T: Default>(name: &CStr) -> T {
+        let mut value = T::default();
+        let mut size = std::mem::size_of::<T>();
+        // SAFETY: `value` is a `T` of `size` bytes, the type jemalloc documents for `name`.
+        let status = unsafe {
+            tikv_jemalloc_sys::mallctl(
+                name.as_ptr(),
+                (&raw mut value).cast::<c_void>(),
+                &mut size,
+                std::ptr::null_mut(),
+                0,
+            )
         };
-        // SAFETY: as above.
-        assert_eq!(unsafe { mi_option_get(PURGE_DELAY) }, expected);
+        assert_eq!(status, 0, "mallctl {name:?}");
+        value
     }
 
     #[test]
-    fn arenas_are_committed_on_demand_from_the_start() {
-        let expected = match std::env::var("MIMALLOC_ARENA_EAGER_COMMIT") {
-            Ok(value) => value.parse().unwrap(),
-            Err(_) => 0,
-        };
-        // SAFETY: reads a plain integer option (set by the constructor, before this test ran).
-        assert_eq!(unsafe { mi_option_get(ARENA_EAGER_COMMIT) }, expected);
+    fn jemalloc_runs_with_the_compiled_in_options() {
+        if std::env::var_os("MALLOC_CONF").is_some() {
+            // The environment overrides the compiled-in options by design.
+            return;
+        }
+        assert_eq!(option::<u32>(c"opt.narenas"), 1);
+        assert_eq!(option::<isize>(c"opt.dirty_decay_ms"), 100);
+        assert_eq!(option::<isize>(c"opt.muzzy_decay_ms"), 0);
+        assert!(option::<bool>(c"opt.background_thread"));
     }
 }

@@ -272,7 +272,6 @@ impl From<ClientError> for Fail {
 }
 
 fn main() -> ExitCode {
-    allocator::set_purge_delay();
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
