@@ -10,8 +10,8 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// allocation; the `MALLOC_CONF` environment variable still overrides each of them.
 ///
 /// - `narenas:1`: one arena instead of four per core. A sync's pages are parsed on one thread
-///   and freed on another, and DuckDB allocates on whichever thread writes; one arena keeps
-///   the freed memory where the next page reuses it.
+///   and freed on another, and DuckDB allocates on whichever thread writes; with one arena the
+///   next page reuses what the last one freed (two arenas peaked 6–13 MB higher, below).
 /// - `dirty_decay_ms:100`, `muzzy_decay_ms:0`: freed pages go back to the OS after 100 ms (the
 ///   default is 10 s), in one step, by a background thread rather than by whichever thread
 ///   happens to free.
