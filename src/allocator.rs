@@ -11,7 +11,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 ///
 /// - `narenas:1`: one arena instead of four per core. A sync's pages are parsed on one thread
 ///   and freed on another, and DuckDB allocates on whichever thread writes; with one arena the
-///   next page reuses what the last one freed (two arenas peaked 6–13 MB higher, below).
+///   next page can reuse what the last one freed (two arenas peaked 5–13 MB higher, below).
 /// - `dirty_decay_ms:100`, `muzzy_decay_ms:0`: freed pages go back to the OS after 100 ms (the
 ///   default is 10 s), in one step, by a background thread rather than by whichever thread
 ///   happens to free.
@@ -19,8 +19,8 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// Measured with the bench's streams at `large` into DuckDB, back to back: mimalloc (purge
 /// delay 100 ms, arenas committed on demand) 77 s and 218 MB peak; jemalloc with these options
 /// 64–69 s and 180–181 MB; with its defaults 13 s and 278 MB at `medium` (mimalloc 17 s and
-/// 205 MB). Two arenas and 100 or 300 ms took 63–67 s and 186–193 MB; no decay at all,
-/// 159 MB at `medium` but 4× the system time.
+/// 205 MB). Two arenas and 100 or 300 ms took 63–67 s and 186–193 MB; no decay at all
+/// (`dirty_decay_ms:0`), 165 MB but 99 s, 25 of them in the kernel.
 const OPTIONS: &std::ffi::CStr =
     c"narenas:1,background_thread:true,dirty_decay_ms:100,muzzy_decay_ms:0";
 
