@@ -1,6 +1,7 @@
 //! The client: one GET with pacing, budget checks and retries; lazy page streams.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -42,6 +43,10 @@ struct Inner {
     request_timeout: Duration,
     backoff: Backoff,
     blocked_until: Mutex<Option<Instant>>,
+    /// Set when a request used all its attempts without ever connecting to the host; cleared
+    /// by any response. While set, a connection failure is not retried, so a sync against a
+    /// host that is down ends after one request's retries instead of after every stream's.
+    host_down: AtomicBool,
 }
 
 impl fmt::Debug for Client {
@@ -67,6 +72,8 @@ struct Failure {
     error: ClientError,
     /// On 401 with OAuth: which access token was rejected.
     rejected_generation: Option<u64>,
+    /// No connection to the host could be made (refused, unroutable, connect timeout).
+    connect_failed: bool,
 }
 
 impl From<ClientError> for Failure {
@@ -74,6 +81,7 @@ impl From<ClientError> for Failure {
         Failure {
             error,
             rejected_generation: None,
+            connect_failed: false,
         }
     }
 }
@@ -190,6 +198,7 @@ impl Client {
                 request_timeout: config.request_timeout,
                 backoff,
                 blocked_until: Mutex::new(None),
+                host_down: AtomicBool::new(false),
             }),
         })
     }
@@ -272,6 +281,7 @@ impl Inner {
         }
         let mut attempt = 0u32;
         let mut refreshed = false;
+        let mut never_connected = true;
         loop {
             attempt += 1;
             let failure = match self.attempt(request, position, &paging, attempt).await {
@@ -281,6 +291,7 @@ impl Inner {
                     ..f
                 },
             };
+            never_connected &= failure.connect_failed;
             // One refresh-and-retry on a 401 with OAuth: the access token may have been revoked
             // or expired early.
             if let Some(generation) = failure.rejected_generation
@@ -296,7 +307,15 @@ impl Inner {
             if !error.is_retryable() {
                 return Err(error);
             }
+            if never_connected && self.host_down.load(Ordering::Relaxed) {
+                return Err(ClientError::Unreachable {
+                    last: Box::new(error),
+                });
+            }
             if attempt >= self.max_attempts {
+                if never_connected {
+                    self.host_down.store(true, Ordering::Relaxed);
+                }
                 return Err(ClientError::RetriesExhausted {
                     attempts: attempt,
                     last: Box::new(error),
@@ -390,11 +409,16 @@ impl Inner {
             Err(e) => {
                 drop(permit);
                 self.budget.settle(reservation, false);
+                let connect_failed = e.is_connect();
                 let error = transport_error(path, e);
                 tracing::debug!(method = "GET", path, attempt, elapsed_ms = started.elapsed().as_millis() as u64, error = %error, "request failed");
-                return Err(error.into());
+                return Err(Failure {
+                    connect_failed,
+                    ..error.into()
+                });
             }
         };
+        self.host_down.store(false, Ordering::Relaxed);
         let status = response.status();
         let headers = response.headers().clone();
         self.limiter.observe(
@@ -469,6 +493,7 @@ impl Inner {
                 return Failure {
                     error: ClientError::Unauthorized { message },
                     rejected_generation: self.auth.is_oauth().then_some(generation),
+                    connect_failed: false,
                 };
             }
             402 => ClientError::PaymentRequired { path },

@@ -65,6 +65,12 @@ pub enum ClientError {
         attempts: u32,
         last: Box<ClientError>,
     },
+    /// A connection failure not retried, because an earlier request of this run already
+    /// exhausted its attempts without ever reaching the host (see `Client::get`).
+    #[error(
+        "{last}; not retried, since an earlier request already gave up connecting after every attempt: check source.base_url (or source.company_domain) and the network, then run again"
+    )]
+    Unreachable { last: Box<ClientError> },
     /// The request did not complete within `request_timeout`.
     #[error("request to {path} timed out")]
     Timeout { path: String },
@@ -142,6 +148,7 @@ impl ClientError {
             | ClientError::DailyBudgetExhausted { .. }
             | ClientError::TokenCapReached { .. }
             | ClientError::RetriesExhausted { .. }
+            | ClientError::Unreachable { .. }
             | ClientError::Timeout { .. }
             | ClientError::Network { .. }
             | ClientError::RateLimited { .. }
@@ -212,6 +219,9 @@ impl ClientError {
             },
             RetriesExhausted { attempts, last } => RetriesExhausted {
                 attempts,
+                last: Box::new(last.map_text(f)),
+            },
+            Unreachable { last } => Unreachable {
                 last: Box::new(last.map_text(f)),
             },
             other => other,

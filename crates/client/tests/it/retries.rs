@@ -369,3 +369,72 @@ async fn an_unknown_host_fails_at_once_naming_the_company_domain() {
     assert!(error.to_string().contains("company_domain"), "{error}");
     assert_eq!(c.stats().retries, 0);
 }
+
+#[tokio::test]
+async fn after_one_request_cannot_connect_at_all_the_next_fail_at_once_until_the_host_answers() {
+    // A port nobody listens on: connections are refused.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let url = url::Url::parse(&format!("http://{addr}")).unwrap();
+    let mut cfg = config(&url);
+    cfg.max_attempts = 3;
+    let c = Client::with_backoff(cfg, fast_backoff()).unwrap();
+
+    let first = c.get(&deals()).await.unwrap_err();
+    assert!(
+        matches!(&first, ClientError::RetriesExhausted { attempts: 3, .. }),
+        "{first:?}"
+    );
+    assert_eq!(c.stats().requests, 3);
+    let second = c.get(&deals()).await.unwrap_err();
+    assert!(
+        matches!(&second, ClientError::Unreachable { .. }),
+        "{second:?}"
+    );
+    assert_eq!(c.stats().requests, 4, "the second request is sent once");
+    assert_eq!(second.exit_class(), ErrorClass::Temporary);
+    let text = second.to_string();
+    assert!(
+        text.contains("/api/v2/deals") && text.contains("source.base_url"),
+        "{text}"
+    );
+
+    // The host comes back: the next request gets through, and clears the mark.
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let server = tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        loop {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 8192];
+            let _ = socket.read(&mut buf).await;
+            let _ = socket.write_all(http_json(OK).as_bytes()).await;
+            let _ = socket.shutdown().await;
+        }
+    });
+    assert_eq!(c.get(&deals()).await.unwrap().items.len(), 1);
+    server.abort();
+    let _ = server.await;
+    let again = c.get(&deals()).await.unwrap_err();
+    assert!(
+        matches!(&again, ClientError::RetriesExhausted { attempts: 3, .. }),
+        "a host that answered since is retried in full again: {again:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_host_that_accepts_connections_is_retried_in_full_every_time() {
+    let (url, connections) = serve_raw(vec![Raw::Reset]).await;
+    let mut cfg = config(&url);
+    cfg.max_attempts = 3;
+    let c = Client::with_backoff(cfg, fast_backoff()).unwrap();
+    for _ in 0..2 {
+        let error = c.get(&deals()).await.unwrap_err();
+        assert!(
+            matches!(&error, ClientError::RetriesExhausted { attempts: 3, .. }),
+            "{error:?}"
+        );
+    }
+    assert_eq!(connections.load(Ordering::SeqCst), 6);
+}
