@@ -827,22 +827,23 @@ impl UnitWorker<'_> {
                     // history still reads from them below, its rows take the chunk's records
                     // rather than copies.
                     None if member.history_table.is_none() => {
-                        let mut records = std::mem::take(&mut chunk.records);
+                        let mut records = std::mem::take(chunk.records());
                         records.retain(|r| source::is_selected(r, root.cursor_field, skip_before));
                         (records, None)
                     }
                     None => (
-                        source::selected_parents(&chunk.records, root.cursor_field, skip_before)
+                        source::selected_parents(chunk.records(), root.cursor_field, skip_before)
                             .into_iter()
                             .cloned()
                             .collect(),
                         None,
                     ),
                     Some(read) => match read {
-                        Ok(children) => {
+                        Ok(mut children) => {
                             member.tally.requests += children.requests;
                             member.tally.tokens += children.tokens;
-                            (children.records, children.replace_parents)
+                            let replace = children.replace_parents.take();
+                            (children.into_records(), replace)
                         }
                         Err(error) if error.exit_class() == ErrorClass::NotAvailable => {
                             member.outcome = Some(outcome_of(StreamError::Client(error), def.name));
@@ -854,13 +855,10 @@ impl UnitWorker<'_> {
                 if wanted_log.is_some_and(|log| log.stream == def.name) {
                     change_log = Some(records.clone());
                 }
-                if let Some(newest) = &chunk.newest
-                    && member
-                        .bookmark
-                        .as_deref()
-                        .is_none_or(|b| newest.as_str() > b)
+                if let Some(newest) = chunk.newest()
+                    && member.bookmark.as_deref().is_none_or(|b| newest > b)
                 {
-                    member.bookmark = Some(newest.clone());
+                    member.bookmark = Some(newest.to_owned());
                 }
                 let Rows {
                     columns,
@@ -890,14 +888,14 @@ impl UnitWorker<'_> {
                         (&change_log, log_def, &member.started_from)
                     {
                         let parents = source::selected_parents(
-                            &chunk.records,
+                            chunk.records(),
                             root.cursor_field,
                             skip_before,
                         );
                         let read = source::children(self.client, log_def, root, &parents).await?;
                         member.tally.requests += read.requests;
                         member.tally.tokens += read.tokens;
-                        change_log = Some(read.records);
+                        change_log = Some(read.into_records());
                     }
                     let (columns, rows) = history::versions(&VersionInput {
                         def,
@@ -1074,7 +1072,7 @@ impl UnitWorker<'_> {
                 member.tally.tokens += chunk.tokens;
                 present.extend(
                     chunk
-                        .records
+                        .into_records()
                         .into_iter()
                         .filter_map(|mut record| record.remove(key)),
                 );

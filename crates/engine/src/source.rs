@@ -4,6 +4,7 @@
 
 use futures::{StreamExt, TryStreamExt};
 use pipedrive_client::{Client, ClientError, Page, PagePosition, Paging, Request};
+use serde::de::DeserializeSeed;
 use serde_json::{Map, Value};
 
 use crate::catalog::{self, Fanout, Incremental, PagingKind, StreamDef};
@@ -14,15 +15,95 @@ const CHILD_CONCURRENCY: usize = 4;
 
 /// One unit of work for the writer.
 pub struct Chunk {
-    pub records: Vec<Map<String, Value>>,
-    /// The newest cursor value this chunk covers (of the parents, for children).
-    pub newest: Option<String>,
+    /// The records, once parsed: read them through [`Chunk::records`].
+    records: Vec<Map<String, Value>>,
+    /// A list page's records still as the API sent them, parsed when first asked for.
+    unparsed: Option<Unparsed>,
+    /// The newest cursor value this chunk covers: read it through [`Chunk::newest`].
+    newest: Option<String>,
     /// For children: the parents whose rows these records replace as a whole.
     pub replace_parents: Option<Vec<Value>>,
     /// Where a resumed full refresh continues after this chunk (`None`: cannot resume mid-way).
     pub next: Option<PagePosition>,
     pub requests: u64,
     pub tokens: u64,
+}
+
+/// A page's records kept as raw JSON. Pages read ahead wait in this form: a parsed record
+/// (a `String` per key, a B-tree node per few of them) takes several times the memory of its
+/// text, and every stream holds pages waiting for its walk.
+struct Unparsed {
+    def: &'static StreamDef,
+    items: Vec<Box<serde_json::value::RawValue>>,
+    unwrap: Option<&'static str>,
+    keep_wrapper: bool,
+}
+
+impl Chunk {
+    /// A chunk of parsed records that is not a page of a list.
+    fn of(records: Vec<Map<String, Value>>) -> Chunk {
+        Chunk {
+            records,
+            unparsed: None,
+            newest: None,
+            replace_parents: None,
+            next: None,
+            requests: 0,
+            tokens: 0,
+        }
+    }
+
+    /// The fields children are read by (see [`parent_fields`]) of each record, for reading
+    /// children while the records themselves stay raw until the walk takes them.
+    fn parents_view(&mut self, fields: &[&str]) -> Vec<Map<String, Value>> {
+        match &self.unparsed {
+            Some(unparsed) if unparsed.unwrap.is_none() => {
+                match unparsed
+                    .items
+                    .iter()
+                    .map(|raw| {
+                        let mut parser = serde_json::Deserializer::from_str(raw.get());
+                        FieldsOf(fields).deserialize(&mut parser)
+                    })
+                    .collect()
+                {
+                    Ok(view) => view,
+                    // Records that are not all objects: the full parse says which to skip.
+                    Err(_) => self.records().clone(),
+                }
+            }
+            _ => self.records().clone(),
+        }
+    }
+
+    /// Parses the records if they are still raw; the newest cursor comes with them.
+    fn parse(&mut self) {
+        if let Some(unparsed) = self.unparsed.take() {
+            self.records = parse_records(
+                unparsed.def,
+                &unparsed.items,
+                unparsed.unwrap,
+                unparsed.keep_wrapper,
+            );
+            self.newest = newest_cursor(unparsed.def.cursor_field, &self.records);
+        }
+    }
+
+    pub fn records(&mut self) -> &mut Vec<Map<String, Value>> {
+        self.parse();
+        &mut self.records
+    }
+
+    pub fn into_records(mut self) -> Vec<Map<String, Value>> {
+        self.parse();
+        self.records
+    }
+
+    /// The newest cursor value this chunk covers.
+    pub fn newest(&mut self) -> Option<&str> {
+        self.parse();
+        self.newest.as_deref()
+    }
 }
 
 pub fn request(
@@ -304,16 +385,7 @@ impl Source {
 
     pub async fn next(&mut self) -> Option<Result<Chunk, ClientError>> {
         match self {
-            Source::Prefetched(records) => records.take().map(|records| {
-                Ok(Chunk {
-                    records,
-                    newest: None,
-                    replace_parents: None,
-                    next: None,
-                    requests: 0,
-                    tokens: 0,
-                })
-            }),
+            Source::Prefetched(records) => records.take().map(|records| Ok(Chunk::of(records))),
             Source::List {
                 def,
                 pager,
@@ -324,17 +396,27 @@ impl Source {
                     Ok(page) => page,
                     Err(error) => return Some(Err(error)),
                 };
-                let records = parse_records(def, &page.items, *unwrap, *keep_wrapper);
-                let newest = newest_cursor(def.cursor_field, &records);
-                pager.advance(page.items.len(), newest.as_deref(), page.next.is_some());
-                Some(Ok(Chunk {
-                    records,
-                    newest,
+                let read = page.items.len();
+                let more = page.next.is_some();
+                let mut chunk = Chunk {
+                    records: Vec::new(),
+                    unparsed: Some(Unparsed {
+                        def,
+                        items: page.items,
+                        unwrap: *unwrap,
+                        keep_wrapper: *keep_wrapper,
+                    }),
+                    newest: None,
                     replace_parents: None,
                     next: page.next,
                     requests: 1,
                     tokens: u64::from(def.token_cost),
-                }))
+                };
+                // A keyset walk names its next page by the newest record of this one.
+                if let Pager::Keyset { .. } = pager {
+                    pager.advance(read, chunk.newest(), more);
+                }
+                Some(Ok(chunk))
             }
         }
     }
@@ -432,14 +514,7 @@ fn nested(def: &StreamDef, key: &str, field: &str, parents: &[&Map<String, Value
             records.push(record);
         }
     }
-    Chunk {
-        records,
-        newest: None,
-        replace_parents: None,
-        next: None,
-        requests: 0,
-        tokens: 0,
-    }
+    Chunk::of(records)
 }
 
 /// The child records of one page of parents, with the parent's id added where records lack
@@ -538,14 +613,7 @@ async fn requested(
         .buffered(CHILD_CONCURRENCY)
         .collect()
         .await;
-    let mut chunk = Chunk {
-        records: Vec::new(),
-        newest: None,
-        replace_parents: None,
-        next: None,
-        requests: 0,
-        tokens: 0,
-    };
+    let mut chunk = Chunk::of(Vec::new());
     for result in results {
         let (parent, pages) = result?;
         // A request that ended in an empty page still cost one request.
@@ -706,25 +774,178 @@ impl Drop for ReadAhead {
     }
 }
 
+/// The top-level fields of a root's records its members' children are read by: the key, the
+/// cursor (which parents a member still needs), the fields per-parent requests name and the
+/// nested arrays children are made of.
+fn parent_fields(root: &StreamDef, members: &[Option<ChildRead>]) -> Vec<&'static str> {
+    let mut fields: Vec<&'static str> = root.primary_key.to_vec();
+    fields.extend(root.cursor_field);
+    for member in members.iter().flatten() {
+        let def = member.def;
+        fields.extend(
+            def.parent_query
+                .iter()
+                .filter_map(|(_, path)| path.split('.').next()),
+        );
+        if let Fanout::Nested { field, .. } = def.fanout {
+            fields.push(field);
+        }
+    }
+    fields.sort_unstable();
+    fields.dedup();
+    fields
+}
+
+/// Deserializes a JSON object keeping only the named keys; the others are skipped unparsed.
+struct FieldsOf<'a>(&'a [&'a str]);
+
+impl<'de> serde::de::DeserializeSeed<'de> for FieldsOf<'_> {
+    type Value = Map<String, Value>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for FieldsOf<'_> {
+    type Value = Map<String, Value>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a record object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut kept = Map::new();
+        while let Some(key) = map.next_key_seed(WantedKey(self.0))? {
+            match key {
+                Some(key) => {
+                    kept.insert(key, map.next_value()?);
+                }
+                None => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(kept)
+    }
+}
+
+/// A key, copied only when it is one of the wanted ones.
+struct WantedKey<'a>(&'a [&'a str]);
+
+impl<'de> serde::de::DeserializeSeed<'de> for WantedKey<'_> {
+    type Value = Option<String>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl serde::de::Visitor<'_> for WantedKey<'_> {
+    type Value = Option<String>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a field name")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<Self::Value, E> {
+        Ok(self.0.contains(&key).then(|| key.to_owned()))
+    }
+}
+
 /// Every fanned-out member's children of one chunk, requested concurrently.
 async fn read_children(
     client: &Client,
     root: &'static StreamDef,
     members: &[Option<ChildRead>],
-    chunk: Chunk,
+    mut chunk: Chunk,
 ) -> PageRead {
+    // Children are read from the few parent fields they need; the records stay raw meanwhile.
+    let view = if members.iter().any(Option::is_some) {
+        chunk.parents_view(&parent_fields(root, members))
+    } else {
+        Vec::new()
+    };
     let reads = members.iter().map(|member| {
-        let chunk = &chunk;
+        let view = &view;
         async move {
             let member = member.as_ref()?;
-            let parents = selected_parents(
-                &chunk.records,
-                root.cursor_field,
-                member.skip_before.as_deref(),
-            );
+            let parents = selected_parents(view, root.cursor_field, member.skip_before.as_deref());
             Some(children(client, member.def, root, &parents).await)
         }
     });
     let children = futures::future::join_all(reads).await;
     PageRead { chunk, children }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn raw_page(def: &'static StreamDef, items: &[&str]) -> Chunk {
+        Chunk {
+            unparsed: Some(Unparsed {
+                def,
+                items: items
+                    .iter()
+                    .map(|s| serde_json::value::RawValue::from_string((*s).to_owned()).unwrap())
+                    .collect(),
+                unwrap: None,
+                keep_wrapper: true,
+            }),
+            ..Chunk::of(Vec::new())
+        }
+    }
+
+    fn member(name: &str) -> Option<ChildRead> {
+        Some(ChildRead {
+            def: catalog::find(name).unwrap(),
+            skip_before: None,
+        })
+    }
+
+    #[test]
+    fn children_read_the_parent_fields_they_need_and_the_records_stay_whole() {
+        let persons = catalog::find("persons").unwrap();
+        let members = [None, member("person_emails")];
+        let fields = parent_fields(persons, &members);
+        assert_eq!(fields, ["emails", "id", "update_time"]);
+        let mut chunk = raw_page(
+            persons,
+            &[
+                r#"{"id":1,"name":"A \"quoted\" name","emails":[{"value":"a@x"}],"update_time":"2024-01-02T00:00:00Z","custom_fields":{"k":{"value":1}}}"#,
+                r#"{"name":"no id","id":2,"update_time":"2024-01-01T00:00:00Z","emails":null,"\u0069d":3}"#,
+            ],
+        );
+        let view = chunk.parents_view(&fields);
+        assert_eq!(
+            Value::from(view.into_iter().map(Value::Object).collect::<Vec<_>>()),
+            json!([
+                {"id": 1, "emails": [{"value": "a@x"}], "update_time": "2024-01-02T00:00:00Z"},
+                // An escaped key is still the key; the last of two equal keys wins, as when
+                // the whole record is parsed.
+                {"id": 3, "emails": null, "update_time": "2024-01-01T00:00:00Z"},
+            ])
+        );
+        assert!(
+            chunk.unparsed.is_some(),
+            "the records were parsed for the view"
+        );
+        assert_eq!(chunk.newest(), Some("2024-01-02T00:00:00Z"));
+        let records = chunk.into_records();
+        assert_eq!(records[0]["name"], json!("A \"quoted\" name"));
+        assert_eq!(records[1]["id"], json!(3));
+    }
+
+    #[test]
+    fn a_page_with_records_that_are_not_objects_is_viewed_through_the_full_parse() {
+        let deals = catalog::find("deals").unwrap();
+        let fields = parent_fields(deals, &[None, member("deal_products")]);
+        let mut chunk = raw_page(deals, &[r#"{"id":1,"title":"t"}"#, "7"]);
+        let view = chunk.parents_view(&fields);
+        assert_eq!(view.len(), 2);
+        assert_eq!(view[0]["title"], json!("t"));
+        assert_eq!(view[1]["value"], json!(7));
+    }
 }
