@@ -232,3 +232,98 @@ async fn postgres_leaves_one_row_per_key_and_the_last_children() {
     }
     schema.drop().await;
 }
+
+/// Two connections writing at once (as a sync's two writers do) checkpoint between their
+/// transactions: the write-ahead log never grows far past the threshold (16 MB), though
+/// DuckDB's own automatic checkpoints are off, and every row is in the file afterwards.
+#[tokio::test(flavor = "multi_thread")]
+async fn duckdb_checkpoints_between_two_writers_transactions() {
+    const PAGES: i64 = 80;
+    const TEXTS: usize = 16;
+    const ROWS: i64 = 500;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("checkpoints.duckdb");
+    let mut first = DuckDb::open(&path, "main").unwrap();
+    let second = first.fork().await.unwrap().expect("DuckDB forks");
+    let wal = dir.path().join("checkpoints.duckdb.wal");
+    let columns: Vec<Column> = std::iter::once(Column {
+        name: "id".to_owned(),
+        ty: ColumnType::BigInt,
+    })
+    .chain((0..TEXTS).map(|i| Column {
+        name: format!("text_{i}"),
+        ty: ColumnType::Text,
+    }))
+    .collect();
+    let writer = |mut destination: Box<dyn Destination>, table_name: &'static str| {
+        let (columns, wal) = (columns.clone(), wal.clone());
+        tokio::spawn(async move {
+            let table = TableRef {
+                schema: "main".to_owned(),
+                name: table_name.to_owned(),
+            };
+            let (mut largest_log, mut text_bytes) = (0, 0);
+            for page in 0..PAGES {
+                // Text that does not compress away in the log: each row's own digits.
+                let rows: Vec<Vec<Value>> = (0..ROWS)
+                    .map(|row| {
+                        let id = page * ROWS + row;
+                        std::iter::once(json!(id))
+                            .chain(
+                                (0..TEXTS)
+                                    .map(|i| json!(format!("{id:>20}-{i:02}-{:>16}", id * 7919))),
+                            )
+                            .collect()
+                    })
+                    .collect();
+                text_bytes += rows
+                    .iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .map(str::len)
+                    .sum::<usize>();
+                let batch = Batch {
+                    stream: table_name,
+                    table: &table,
+                    primary_key: &["id"],
+                    columns: &columns,
+                    rows: &rows,
+                    replace_parents: None,
+                    state: &StreamState::default(),
+                    synced_at: "2026-01-02T03:04:05Z",
+                    history: false,
+                };
+                destination
+                    .write(&[batch])
+                    .await
+                    .expect("the page is written");
+                largest_log = largest_log.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+            }
+            (largest_log, text_bytes)
+        })
+    };
+    let (one, two) = (writer(Box::new(first), "one"), writer(second, "two"));
+    let logs = [one.await.unwrap(), two.await.unwrap()];
+    let written: usize = logs.iter().map(|(_, bytes)| bytes).sum();
+    assert!(
+        written > 3 * (16 << 20),
+        "the test writes {written} bytes of text, enough for several checkpoints"
+    );
+    for (largest, _) in logs {
+        assert!(
+            largest < 20 << 20,
+            "the log reached {largest} bytes between checkpoints"
+        );
+    }
+    let connection = duckdb::Connection::open(&path).expect("the file opens");
+    for table in ["one", "two"] {
+        let rows: i64 = connection
+            .query_row(
+                &format!("SELECT count(DISTINCT id) FROM main.{table}"),
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(rows, PAGES * ROWS);
+    }
+}

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use async_trait::async_trait;
 use duckdb::Connection;
@@ -36,9 +36,20 @@ pub struct DuckDb {
     /// Tables whose pages can be appended straight in, skipping the staging table, the
     /// delete and the copy.
     fresh: FreshTables<TableRef>,
-    /// Columns of the widest table in the database, shared by every connection to it (the
-    /// memory cap it sets is the database's, not one connection's).
-    widest_table: Arc<Mutex<usize>>,
+    /// What every connection to this database shares.
+    shared: Arc<Shared>,
+}
+
+/// The state of one open database that its connections share.
+struct Shared {
+    /// Columns of the widest table in the database (the memory cap it sets is the
+    /// database's, not one connection's).
+    widest_table: Mutex<usize>,
+    /// Held shared by every transaction and exclusively by a checkpoint. DuckDB checkpoints
+    /// while other connections append, and both then draw on the one memory cap: at `large`
+    /// one sync in six failed with "could not allocate block" inside a checkpoint, which
+    /// invalidates the database. So checkpoints are ours, run between transactions.
+    checkpoint: RwLock<()>,
 }
 
 /// DuckDB's memory cap with no table wider than [`NARROW_TABLE_COLUMNS`]. Rows appended since
@@ -47,7 +58,7 @@ pub struct DuckDb {
 /// 50 s and 249 and 241 MB peak, against 67 and 65 s and 284 and 281 MB at 96 and 64 MB.
 /// 16 MB fails: a checkpoint could not pin its blocks, which invalidates the database.
 const BASE_MEMORY_LIMIT_KB: usize = 32 * 1024;
-const CHECKPOINT_THRESHOLD: &str = "16MB";
+const CHECKPOINT_THRESHOLD_BYTES: u64 = 16 * 1024 * 1024;
 /// A checkpoint needs memory for each column it writes: at a 32 MB cap a 401-column table failed
 /// to checkpoint and 301 columns did not (`tests/it/wide_tables.rs`), about 90 KB a column.
 /// The cap grows by 128 KB per column beyond the first hundred, so a company with hundreds of
@@ -129,7 +140,15 @@ impl DuckDb {
             .map_err(fail("reading the tables' widths"))?;
         let widest = usize::try_from(widest).unwrap_or(0);
         set_memory_limit(&connection, widest)?;
-        DuckDb::on_connection(path, connection, state_schema, Arc::new(Mutex::new(widest)))
+        DuckDb::on_connection(
+            path,
+            connection,
+            state_schema,
+            Arc::new(Shared {
+                widest_table: Mutex::new(widest),
+                checkpoint: RwLock::default(),
+            }),
+        )
     }
 
     /// Another handle on this open database, for another company's schema: companies synced
@@ -143,7 +162,7 @@ impl DuckDb {
             &self.path,
             connection,
             state_schema,
-            Arc::clone(&self.widest_table),
+            Arc::clone(&self.shared),
         )
     }
 
@@ -151,18 +170,19 @@ impl DuckDb {
         path: &Path,
         connection: Connection,
         state_schema: &str,
-        widest_table: Arc<Mutex<usize>>,
+        shared: Arc<Shared>,
     ) -> Result<DuckDb, DestinationError> {
         // DuckDB keeps written pages cached up to 80% of RAM by default; a sync streams, so
         // a small cap keeps memory flat whatever the company's size (pages spill to the file);
         // it grows with the widest table (see `BASE_MEMORY_LIMIT_KB`).
         // One thread: a page's merge is too small to split, and idle workers spinning for
         // tasks took CPU from reading the next pages (bench medium: 44 → 32 CPU s).
+        // No automatic checkpoints: they are run between transactions (see `Shared`).
         connection
-            .execute_batch(&format!(
+            .execute_batch(
                 "SET preserve_insertion_order = false; SET threads = 1; \
-                 SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'"
-            ))
+                 SET checkpoint_threshold = '1TB'",
+            )
             .map_err(fail("configuring the connection"))?;
         let catalog: String = connection
             .query_row("SELECT current_database()", [], |row| row.get(0))
@@ -174,7 +194,7 @@ impl DuckDb {
             state_schema: state_schema.to_owned(),
             tables: HashMap::new(),
             fresh: FreshTables::default(),
-            widest_table,
+            shared,
         };
         destination.execute(&format!(
             "CREATE SCHEMA IF NOT EXISTS {schema}; CREATE TABLE IF NOT EXISTS {table} \
@@ -302,9 +322,10 @@ impl DuckDb {
     fn fit_memory_to(&self, columns: usize) -> Result<(), DestinationError> {
         // Held while setting, so two connections widening tables at once leave the wider cap.
         let mut widest = self
+            .shared
             .widest_table
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+            .unwrap_or_else(PoisonError::into_inner);
         if columns <= *widest {
             return Ok(());
         }
@@ -335,9 +356,17 @@ impl DuckDb {
         &mut self,
         body: impl FnOnce(&mut DuckDb) -> Result<(), DestinationError>,
     ) -> Result<(), DestinationError> {
+        let shared = Arc::clone(&self.shared);
+        let writing = shared
+            .checkpoint
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
         self.execute("BEGIN TRANSACTION")?;
         match body(self).and_then(|()| self.execute("COMMIT")) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                drop(writing);
+                self.checkpoint_if_due()
+            }
             Err(error) => {
                 let _ = self.connection.execute_batch("ROLLBACK");
                 self.tables.clear();
@@ -345,6 +374,30 @@ impl DuckDb {
                 Err(error)
             }
         }
+    }
+
+    /// Checkpoints once the write-ahead log has grown past [`CHECKPOINT_THRESHOLD_BYTES`],
+    /// while no connection to the database is inside a transaction.
+    fn checkpoint_if_due(&mut self) -> Result<(), DestinationError> {
+        let mut wal = self.path.clone().into_os_string();
+        wal.push(".wal");
+        let due =
+            || std::fs::metadata(&wal).is_ok_and(|file| file.len() >= CHECKPOINT_THRESHOLD_BYTES);
+        if !due() {
+            return Ok(());
+        }
+        let shared = Arc::clone(&self.shared);
+        let _alone = shared
+            .checkpoint
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        // Another connection may have checkpointed while this one waited.
+        if due() {
+            self.connection
+                .execute_batch("CHECKPOINT")
+                .map_err(fail("checkpointing"))?;
+        }
+        Ok(())
     }
 
     /// Deletes the rows of the given parents (their children are re-read as a whole).
