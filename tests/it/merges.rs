@@ -27,6 +27,33 @@ impl Page {
     }
 }
 
+/// Writes `rows` into `table` as one page of the stream named after it, in a transaction of
+/// its own.
+async fn write_page(
+    destination: &mut dyn Destination,
+    table: &TableRef,
+    primary_key: &[&str],
+    columns: &[Column],
+    rows: &[Vec<Value>],
+    replace_parents: Option<(&str, &[Value])>,
+) {
+    let batch = Batch {
+        stream: &table.name,
+        table,
+        primary_key,
+        columns,
+        rows,
+        replace_parents,
+        state: &StreamState::default(),
+        synced_at: "2026-01-02T03:04:05Z",
+        history: false,
+    };
+    destination
+        .write(&[batch])
+        .await
+        .expect("the page is written");
+}
+
 /// Pages written in order into one table.
 struct Scenario {
     table: &'static str,
@@ -43,25 +70,19 @@ impl Scenario {
             schema: schema.to_owned(),
             name: self.table.to_owned(),
         };
-        let state = StreamState::default();
         for Page { rows, parents } in &self.pages {
-            let batch = Batch {
-                stream: self.table,
-                table: &table,
-                primary_key: self.primary_key,
-                columns: &self.columns,
+            let replace = parents
+                .as_ref()
+                .map(|(column, parents)| (*column, parents.as_slice()));
+            write_page(
+                destination,
+                &table,
+                self.primary_key,
+                &self.columns,
                 rows,
-                replace_parents: parents
-                    .as_ref()
-                    .map(|(column, parents)| (*column, parents.as_slice())),
-                state: &state,
-                synced_at: "2026-01-02T03:04:05Z",
-                history: false,
-            };
-            destination
-                .write(&[batch])
-                .await
-                .expect("the page is written");
+                replace,
+            )
+            .await;
         }
     }
 
@@ -282,21 +303,7 @@ async fn duckdb_checkpoints_between_two_writers_transactions() {
                     .filter_map(Value::as_str)
                     .map(str::len)
                     .sum::<usize>();
-                let batch = Batch {
-                    stream: table_name,
-                    table: &table,
-                    primary_key: &["id"],
-                    columns: &columns,
-                    rows: &rows,
-                    replace_parents: None,
-                    state: &StreamState::default(),
-                    synced_at: "2026-01-02T03:04:05Z",
-                    history: false,
-                };
-                destination
-                    .write(&[batch])
-                    .await
-                    .expect("the page is written");
+                write_page(destination.as_mut(), &table, &["id"], &columns, &rows, None).await;
                 largest_log = largest_log.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
             }
             (largest_log, text_bytes)
