@@ -45,6 +45,8 @@ struct Shared {
     /// Columns of the widest table in the database (the memory cap it sets is the
     /// database's, not one connection's).
     widest_table: Mutex<usize>,
+    /// The database's write-ahead log, whose size says when a checkpoint is due.
+    wal: PathBuf,
     /// Held shared by every transaction and exclusively by a checkpoint, so a checkpoint's
     /// blocks are the only ones pinned while it runs (DuckDB would checkpoint beside another
     /// connection's append), and the cap can be raised for it alone
@@ -152,6 +154,11 @@ impl DuckDb {
             state_schema,
             Arc::new(Shared {
                 widest_table: Mutex::new(widest),
+                wal: {
+                    let mut wal = path.as_os_str().to_owned();
+                    wal.push(".wal");
+                    wal.into()
+                },
                 checkpoint: RwLock::default(),
             }),
         )
@@ -385,14 +392,14 @@ impl DuckDb {
     /// Checkpoints once the write-ahead log has grown past [`CHECKPOINT_THRESHOLD_BYTES`],
     /// while no connection to the database is inside a transaction.
     fn checkpoint_if_due(&mut self) -> Result<(), DestinationError> {
-        let mut wal = self.path.clone().into_os_string();
-        wal.push(".wal");
-        let due =
-            || std::fs::metadata(&wal).is_ok_and(|file| file.len() >= CHECKPOINT_THRESHOLD_BYTES);
+        let shared = Arc::clone(&self.shared);
+        let due = || {
+            std::fs::metadata(&shared.wal)
+                .is_ok_and(|file| file.len() >= CHECKPOINT_THRESHOLD_BYTES)
+        };
         if !due() {
             return Ok(());
         }
-        let shared = Arc::clone(&self.shared);
         let _alone = shared
             .checkpoint
             .write()
@@ -950,5 +957,67 @@ impl Destination for DuckDb {
             .execute(&format!("DELETE FROM {table} WHERE stream = ?"), [stream])
             .map_err(fail("resetting state"))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn memory_limit(db: &DuckDb) -> String {
+        db.connection
+            .query_row("SELECT current_setting('memory_limit')", [], |row| {
+                row.get(0)
+            })
+            .unwrap()
+    }
+
+    /// The cap raised for a checkpoint comes back down after it.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_checkpoint_leaves_the_memory_cap_where_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = DuckDb::open(&dir.path().join("cap.duckdb"), "main").unwrap();
+        let before = memory_limit(&db);
+        let table = TableRef {
+            schema: "main".to_owned(),
+            name: "t".to_owned(),
+        };
+        let columns = [
+            Column {
+                name: "id".to_owned(),
+                ty: ColumnType::BigInt,
+            },
+            Column {
+                name: "text".to_owned(),
+                ty: ColumnType::Text,
+            },
+        ];
+        let mut logged = 0;
+        let mut checkpointed = false;
+        for page in 0..60_i64 {
+            let rows: Vec<Vec<serde_json::Value>> = (0..1_000)
+                .map(|row| {
+                    let id = page * 1_000 + row;
+                    vec![id.into(), format!("{id:>400}").into()]
+                })
+                .collect();
+            let batch = Batch {
+                stream: "t",
+                table: &table,
+                primary_key: &["id"],
+                columns: &columns,
+                rows: &rows,
+                replace_parents: None,
+                state: &StreamState::default(),
+                synced_at: "2026-01-02T03:04:05Z",
+                history: false,
+            };
+            db.write(&[batch]).await.unwrap();
+            let log = std::fs::metadata(&db.shared.wal).map_or(0, |m| m.len());
+            checkpointed |= log < logged;
+            logged = log;
+        }
+        assert!(checkpointed, "the log never shrank: no checkpoint ran");
+        assert_eq!(memory_limit(&db), before);
     }
 }

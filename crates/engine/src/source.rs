@@ -2,6 +2,8 @@
 //! recent changes, or the children of one page of parents. The runner commits one chunk at a
 //! time together with the state it makes true; it never looks at which kind it reads.
 
+use std::borrow::Cow;
+
 use futures::{StreamExt, TryStreamExt};
 use pipedrive_client::{Client, ClientError, Page, PagePosition, Paging, Request};
 use serde::de::DeserializeSeed;
@@ -54,26 +56,24 @@ impl Chunk {
     }
 
     /// The fields children are read by (see [`parent_fields`]) of each record, for reading
-    /// children while the records themselves stay raw until the walk takes them.
-    fn parents_view(&mut self, fields: &[&str]) -> Vec<Map<String, Value>> {
-        match &self.unparsed {
-            Some(unparsed) if unparsed.unwrap.is_none() => {
-                match unparsed
-                    .items
-                    .iter()
-                    .map(|raw| {
-                        let mut parser = serde_json::Deserializer::from_str(raw.get());
-                        FieldsOf(fields).deserialize(&mut parser)
-                    })
-                    .collect()
-                {
-                    Ok(view) => view,
-                    // Records that are not all objects: the full parse says which to skip.
-                    Err(_) => self.records().clone(),
-                }
+    /// children while the records themselves stay raw until the walk takes them. Records
+    /// already parsed (or that the view cannot read) are lent whole rather than copied.
+    fn parents_view(&mut self, fields: &[&str]) -> Cow<'_, [Map<String, Value>]> {
+        if let Some(unparsed) = self.unparsed.as_ref().filter(|u| u.unwrap.is_none()) {
+            let view: Result<Vec<_>, _> = unparsed
+                .items
+                .iter()
+                .map(|raw| {
+                    let mut parser = serde_json::Deserializer::from_str(raw.get());
+                    FieldsOf(fields).deserialize(&mut parser)
+                })
+                .collect();
+            // Records that are not all objects: the full parse says which to skip.
+            if let Ok(view) = view {
+                return Cow::Owned(view);
             }
-            _ => self.records().clone(),
         }
+        Cow::Borrowed(self.records())
     }
 
     /// Parses the records if they are still raw; the newest cursor comes with them.
@@ -860,21 +860,22 @@ async fn read_children(
     members: &[Option<ChildRead>],
     mut chunk: Chunk,
 ) -> PageRead {
-    // Children are read from the few parent fields they need; the records stay raw meanwhile.
-    let view = if members.iter().any(Option::is_some) {
-        chunk.parents_view(&parent_fields(root, members))
+    let children = if members.iter().any(Option::is_some) {
+        // Children are read from the few parent fields they need; the records stay raw.
+        let view = chunk.parents_view(&parent_fields(root, members));
+        let reads = members.iter().map(|member| {
+            let view = &view;
+            async move {
+                let member = member.as_ref()?;
+                let parents =
+                    selected_parents(view, root.cursor_field, member.skip_before.as_deref());
+                Some(children(client, member.def, root, &parents).await)
+            }
+        });
+        futures::future::join_all(reads).await
     } else {
-        Vec::new()
+        members.iter().map(|_| None).collect()
     };
-    let reads = members.iter().map(|member| {
-        let view = &view;
-        async move {
-            let member = member.as_ref()?;
-            let parents = selected_parents(view, root.cursor_field, member.skip_before.as_deref());
-            Some(children(client, member.def, root, &parents).await)
-        }
-    });
-    let children = futures::future::join_all(reads).await;
     PageRead { chunk, children }
 }
 
@@ -920,7 +921,12 @@ mod tests {
         );
         let view = chunk.parents_view(&fields);
         assert_eq!(
-            Value::from(view.into_iter().map(Value::Object).collect::<Vec<_>>()),
+            Value::from(
+                view.into_owned()
+                    .into_iter()
+                    .map(Value::Object)
+                    .collect::<Vec<_>>()
+            ),
             json!([
                 {"id": 1, "emails": [{"value": "a@x"}], "update_time": "2024-01-02T00:00:00Z"},
                 // An escaped key is still the key; the last of two equal keys wins, as when
