@@ -22,14 +22,46 @@ const LIMIT = Number(process.env.PDS_PAGE_LIMIT ?? 3);
 const MAX_PAGES = 10_000;
 const cfg1 = new v1.Configuration({ apiKey: token, basePath: `${url}/api/v1` });
 const cfg2 = new v2.Configuration({ apiKey: token, basePath: `${url}/api/v2` });
-const api1 = (name) => new v1[name](cfg1);
-const api2 = (name) => new v2[name](cfg2);
-
 const failures = [];
 const fail = (msg) => {
   failures.push(msg);
   console.error(`FAIL ${msg}`);
 };
+
+// The real API sends its rate-limit headers on every response, whatever the plan; clients pace
+// themselves by them. Checked on every response the client receives, before it unwraps the body.
+const RATE_LIMIT_HEADERS = [
+  "x-ratelimit-limit",
+  "x-ratelimit-remaining",
+  "x-ratelimit-reset",
+  "x-daily-ratelimit-token-limit",
+  "x-daily-ratelimit-token-remaining",
+];
+let responsesSeen = 0;
+function checkRateLimitHeaders(response) {
+  responsesSeen++;
+  const missing = RATE_LIMIT_HEADERS.filter((h) => response?.headers?.[h] === undefined);
+  if (missing.length) {
+    fail(`${response?.config?.method?.toUpperCase()} ${response?.config?.url}: no ${missing.join(", ")}`);
+  }
+}
+function watched(api) {
+  api.axios.interceptors.response.handlers.unshift({
+    fulfilled: (response) => {
+      checkRateLimitHeaders(response);
+      return response;
+    },
+    rejected: (error) => {
+      if (error?.response) checkRateLimitHeaders(error.response);
+      return Promise.reject(error);
+    },
+    synchronous: false,
+    runWhen: null,
+  });
+  return api;
+}
+const api1 = (name) => watched(new v1[name](cfg1));
+const api2 = (name) => watched(new v2[name](cfg2));
 
 /** The client rejects with the parsed error body (or an Error); make either readable. */
 function describe(e) {
@@ -561,6 +593,112 @@ const teamRows = await check("v1 GET /legacyTeams", () => once("legacyTeams", ()
   if (teamRows.length === 0) fail("v1 GET /legacyTeams: no teams");
 }
 
+// ---------------------------------------------------------------- derived sub-lists
+const productIds = ids(await truth("products"), notDeleted);
+const products2 = api2("ProductsApi");
+await checkEach(
+  "v2 GET /products/{id}/variations (every product)",
+  productIds,
+  (id) => pagesV2("products/{id}/variations", (p) => products2.getProductVariations({ ...p, id })),
+  (x) => x.row.id,
+  async () => ids(await truth("product_variations"), (v) => productIds.includes(v.product_id)),
+);
+const beta2 = api2("BetaApi");
+const boardRows = await check("v2 GET /boards", () => once("boards", () => beta2.getProjectsBoards()), (b) => b.id, async () =>
+  ids(await truth("boards")),
+);
+await checkEach(
+  "v2 GET /phases?board_id= (every board)",
+  boardRows.map((b) => b.id),
+  (board_id) => once("phases", () => beta2.getProjectsPhases({ board_id })),
+  (x) => x.row.id,
+  async () => ids(await truth("phases")),
+);
+const boards1 = api1("ProjectBoardsApi");
+const boardRows1 = await check("v1 GET /projects/boards", () => once("projects/boards", () => boards1.getProjectsBoards()), (b) => b.id, async () =>
+  ids(await truth("boards")),
+);
+const phases1 = api1("ProjectPhasesApi");
+await checkEach(
+  "v1 GET /projects/phases?board_id= (every board)",
+  boardRows1.map((b) => b.id),
+  (board_id) => once("projects/phases", () => phases1.getProjectsPhases({ board_id })),
+  (x) => x.row.id,
+  async () => ids(await truth("phases")),
+);
+await check(
+  "v2 GET /projectTemplates",
+  () => pagesV2("projectTemplates", (p) => api2("ProjectTemplatesApi").getProjectTemplates(p)),
+  (t) => t.id,
+  async () => ids(await truth("project_templates")),
+);
+await check(
+  "v1 GET /projectTemplates",
+  () => pagesV2("v1 projectTemplates", (p) => api1("ProjectTemplatesApi").getProjectTemplates(p)),
+  (t) => t.id,
+  async () => ids(await truth("project_templates")),
+);
+const liveNoteIds = ids(await truth("notes"), (n) => n.active_flag);
+await checkEach(
+  "v1 GET /notes/{id}/comments (every note)",
+  liveNoteIds,
+  (id) => pagesV1("notes/{id}/comments", (p) => notes.getNoteComments({ ...p, id })),
+  (x) => x.row.uuid,
+  async () => ids(await truth("note_comments"), (c) => liveNoteIds.includes(Number(c.object_id)), (c) => c.uuid),
+);
+await checkEach(
+  "v1 GET /deals/{id}/files (every deal)",
+  dealIds,
+  (id) => pagesV1("deals/{id}/files", (p) => deals1.getDealFiles({ ...p, id })),
+  (x) => x.row.id,
+  async () => ids(await truth("files")),
+);
+await checkEach(
+  "v1 GET /deals/{id}/mailMessages (every deal)",
+  dealIds,
+  (id) => pagesV1("deals/{id}/mailMessages", (p) => deals1.getDealMailMessages({ ...p, id })),
+  (x) => x.row.data?.id,
+  async () => ids(await truth("mail_messages")),
+);
+
+// Webhooks: registered through the client, listed back, removed; the list must follow.
+{
+  const hooks = api1("WebhooksApi");
+  const created = [];
+  for (const [event_action, event_object] of [["*", "deal"], ["delete", "person"]]) {
+    try {
+      const r = envelope("v1 POST /webhooks", await hooks.addWebhook({
+        AddWebhookRequest: {
+          subscription_url: "https://hooks.example.com/pipedrive",
+          event_action,
+          event_object,
+          name: `conformance ${event_action}.${event_object}`,
+          version: "2.0",
+          http_auth_user: "pd",
+          http_auth_password: "secret",
+        },
+      }));
+      created.push(r.data.id);
+    } catch (e) {
+      fail(`v1 POST /webhooks: ${describe(e)}`);
+    }
+  }
+  await check("v1 GET /webhooks", () => once("webhooks", () => hooks.getWebhooks()), (h) => h.id, async () =>
+    ids(await truth("webhooks")),
+  );
+  truthCache.delete("webhooks");
+  try {
+    envelope("v1 DELETE /webhooks/{id}", await hooks.deleteWebhook({ id: created[0] }));
+  } catch (e) {
+    fail(`v1 DELETE /webhooks/{id}: ${describe(e)}`);
+  }
+  await check("v1 GET /webhooks after a delete", () => once("webhooks", () => hooks.getWebhooks()), (h) => h.id, async () => {
+    const want = ids(await truth("webhooks"));
+    if (want.includes(created[0]) || want.length !== created.length - 1) fail("v1 DELETE /webhooks/{id}: still in the truth");
+    return want;
+  });
+}
+
 // ---------------------------------------------------------------- single records
 const first = async (entity, pred = () => true) => (await truth(entity)).find(pred);
 {
@@ -614,13 +752,41 @@ const first = async (entity, pred = () => true) => (await truth(entity)).find(pr
       (x) => x?.goal?.id,
     );
   }
+  const th0 = threads[0]?.row;
+  if (th0) {
+    const messageId = th0.id * 10;
+    await single("v1 GET /mailbox/mailMessages/{id}", () => mailbox.getMailMessage({ id: messageId }), messageId);
+  }
+  for (const [entity, apiName, method] of [
+    ["deal_fields", "DealFieldsApi", "getDealField"],
+    ["person_fields", "PersonFieldsApi", "getPersonField"],
+    ["organization_fields", "OrganizationFieldsApi", "getOrganizationField"],
+    ["product_fields", "ProductFieldsApi", "getProductField"],
+  ]) {
+    // v1 addresses a field by its numeric id, which only the v1 list shows.
+    const list = envelope(entity, await api1(apiName)[method.replace("Field", "Fields")]({ start: 0, limit: 1 }));
+    const id = list.data[0].id;
+    await single(`v1 GET /${method.slice(3, 4).toLowerCase()}${method.slice(4)}s/{id}`, () => api1(apiName)[method]({ id }), id);
+  }
+  const tpl = await first("project_templates");
+  await single("v2 GET /projectTemplates/{id}", () => api2("ProjectTemplatesApi").getProjectTemplate({ id: tpl.id }), tpl.id);
+  const board = await first("boards");
+  await single("v2 GET /boards/{id}", () => beta2.getProjectsBoard({ id: board.id }), board.id);
+  const phase = await first("phases");
+  await single("v2 GET /phases/{id}", () => beta2.getProjectsPhase({ id: phase.id }), phase.id);
   await single("v1 GET /projects/{id}", () => projects1.getProject({ id: p.id }), p.id);
   await single("v1 GET /tasks/{id}", () => tasks1.getTask({ id: t.id }), t.id);
 }
 
 const total = results.reduce((n, r) => n + r.records, 0);
 console.log(
-  JSON.stringify({ summary: true, endpoints: results.length, records: total, failures: failures.length }),
+  JSON.stringify({
+    summary: true,
+    endpoints: results.length,
+    records: total,
+    responses: responsesSeen,
+    failures: failures.length,
+  }),
 );
 if (failures.length) {
   console.error(`official-client: ${failures.length} failure(s)`);

@@ -452,6 +452,9 @@ pub fn truth(db: &Db, entity: &str, now: i64) -> Option<Vec<u8>> {
             }
         }),
         other => {
+            if let Some(records) = crate::entities::truth(db, other, now) {
+                return Some(records);
+            }
             if !crate::extra::truth(db, other, &mut j) {
                 return None;
             }

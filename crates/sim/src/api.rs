@@ -48,8 +48,20 @@ pub fn not_found(ver: u8, what: &str) -> Resp {
     err(404, &format!("{what} not found"))
 }
 
+const UNKNOWN_METHOD: &str = "Unknown method .";
+
+/// A path that is no operation of the API (a typo, a wrong prefix).
 pub fn unknown_route() -> Resp {
-    err(404, "Unknown method .")
+    err(404, UNKNOWN_METHOD)
+}
+
+pub fn is_unknown_route(r: &Resp) -> bool {
+    r.status == 404 && r.body == unknown_route().body
+}
+
+/// An operation the company's plan, add-ons or permissions do not include.
+pub fn not_in_plan() -> Resp {
+    err(403, "You do not have permissions to do this.")
 }
 
 pub fn ok_data(f: impl FnOnce(&mut J)) -> Resp {
@@ -729,11 +741,13 @@ pub fn get_v2(c: &Ctx, db: &Db, segs: &[&str]) -> Resp {
     }
 }
 
+/// A record by id. A segment that is no id names another operation (`/deals/summary`,
+/// `/users/find`), so it answers as an unknown route rather than as a missing record.
 fn by_id<T: Rec>(t: &Table<T>, id: &str, now: Ms, what: &str, render: impl Fn(&mut J, &T)) -> Resp {
-    match parse_id(id)
-        .and_then(|id| t.get(id))
-        .filter(|r| !purged(*r, now))
-    {
+    let Some(id) = parse_id(id) else {
+        return unknown_route();
+    };
+    match t.get(id).filter(|r| !purged(*r, now)) {
         Some(r) => ok_data(|j| render(j, r)),
         None => not_found(2, what),
     }
@@ -761,9 +775,10 @@ pub fn get_v1(c: &Ctx, db: &Db, segs: &[&str]) -> Resp {
             }),
             None => err(401, "unauthorized access"),
         },
-        ["users", id] => match parse_id(id).and_then(|id| db.users.get(id)) {
-            Some(u) => ok_data(|j| user_v1(j, u, c.me)),
-            None => err(404, "User not found or not accessible."),
+        ["users", id] => match parse_id(id).map(|id| db.users.get(id)) {
+            Some(Some(u)) => ok_data(|j| user_v1(j, u, c.me)),
+            Some(None) => err(404, "User not found or not accessible."),
+            None => unknown_route(),
         },
         ["notes"] => {
             let f = |k: &str| c.q.val(k).and_then(parse_id);
@@ -823,6 +838,7 @@ pub fn get_v1(c: &Ctx, db: &Db, segs: &[&str]) -> Resp {
                 lead_v1(j, db, l)
             })
         }
+        ["leads", id] if uuid::Uuid::parse_str(id).is_err() => unknown_route(),
         ["leads", id] => match db.lead_by_uuid.get(*id).and_then(|i| db.leads.get(*i)) {
             Some(l) => ok_data(|j| lead_v1(j, db, l)),
             None => {
@@ -870,9 +886,10 @@ pub fn get_v1(c: &Ctx, db: &Db, segs: &[&str]) -> Resp {
             v1_all(&v, |j, f| filter_v1(j, f))
         }
         ["filters", id] => {
-            match parse_id(id).and_then(|id| db.simple.filters.iter().find(|f| f.id == id)) {
-                Some(f) => ok_data(|j| filter_v1(j, f)),
-                None => err(404, "Filter not found"),
+            match parse_id(id).map(|id| db.simple.filters.iter().find(|f| f.id == id)) {
+                Some(Some(f)) => ok_data(|j| filter_v1(j, f)),
+                Some(None) => err(404, "Filter not found"),
+                None => unknown_route(),
             }
         }
         [fields] if fields.ends_with("Fields") => {
@@ -885,6 +902,22 @@ pub fn get_v1(c: &Ctx, db: &Db, segs: &[&str]) -> Resp {
                 list.extend(db.custom_fields(FieldEntity::Lead).cloned());
             }
             v1_small(c, &list, 500, &|j, f| v1_field(j, e, f))
+        }
+        [fields, id] if fields.ends_with("Fields") => {
+            let Some(e) = FieldEntity::parse(fields).filter(|e| *e != FieldEntity::Project) else {
+                return unknown_route();
+            };
+            let Some(id) = parse_id(id) else {
+                return unknown_route();
+            };
+            match db
+                .fields(e)
+                .iter()
+                .find(|f| f.active && u64::from(f.id) == id)
+            {
+                Some(f) => ok_data(|j| v1_field(j, e, f)),
+                None => err(410, "The field is not found"),
+            }
         }
         ["recents"] => recents(c, db),
         ["deals", id, "flow"] => deal_flow(c, db, id),
@@ -949,7 +982,7 @@ pub fn get_v1(c: &Ctx, db: &Db, segs: &[&str]) -> Resp {
                 deal_v1(j, db, d, false)
             })
         }
-        ["deals", id] => legacy_by_id(&db.deals, id, now, "Deal", |j, d| deal_v1(j, db, d, false)),
+        ["deals", id] => by_id(&db.deals, id, now, "Deal", |j, d| deal_v1(j, db, d, false)),
         ["persons"] => v1_list(
             c,
             &db.persons,
@@ -958,7 +991,7 @@ pub fn get_v1(c: &Ctx, db: &Db, segs: &[&str]) -> Resp {
             &|p: &Person| p.deleted_time.is_none(),
             &|j, p| person_v1(j, db, p, false),
         ),
-        ["persons", id] => legacy_by_id(&db.persons, id, now, "Person", |j, p| {
+        ["persons", id] => by_id(&db.persons, id, now, "Person", |j, p| {
             person_v1(j, db, p, false)
         }),
         ["organizations"] => v1_list(
@@ -969,7 +1002,7 @@ pub fn get_v1(c: &Ctx, db: &Db, segs: &[&str]) -> Resp {
             &|p: &Org| p.deleted_time.is_none(),
             &|j, p| org_v1(j, db, p, false),
         ),
-        ["organizations", id] => legacy_by_id(&db.orgs, id, now, "Organization", |j, p| {
+        ["organizations", id] => by_id(&db.orgs, id, now, "Organization", |j, p| {
             org_v1(j, db, p, false)
         }),
         ["activities"] => v1_list(
@@ -980,7 +1013,7 @@ pub fn get_v1(c: &Ctx, db: &Db, segs: &[&str]) -> Resp {
             &|a: &Activity| a.deleted_time.is_none(),
             &|j, a| activity_v1(j, a),
         ),
-        ["activities", id] => legacy_by_id(&db.activities, id, now, "Activity", activity_v1),
+        ["activities", id] => by_id(&db.activities, id, now, "Activity", activity_v1),
         ["products"] => v1_list(
             c,
             &db.products,
@@ -989,7 +1022,7 @@ pub fn get_v1(c: &Ctx, db: &Db, segs: &[&str]) -> Resp {
             &|p: &Product| p.deleted_time.is_none(),
             &|j, p| product_v1(j, db, p, false),
         ),
-        ["products", id] => legacy_by_id(&db.products, id, now, "Product", |j, p| {
+        ["products", id] => by_id(&db.products, id, now, "Product", |j, p| {
             product_v1(j, db, p, false)
         }),
         ["pipelines"] => v1_all(
@@ -1000,7 +1033,7 @@ pub fn get_v1(c: &Ctx, db: &Db, segs: &[&str]) -> Resp {
                 .collect::<Vec<_>>(),
             |j, p| pipeline_v1(j, p),
         ),
-        ["pipelines", id] => legacy_by_id(&db.pipelines, id, now, "Pipeline", pipeline_v1),
+        ["pipelines", id] => by_id(&db.pipelines, id, now, "Pipeline", pipeline_v1),
         ["stages"] => {
             let pipe = c.q.val("pipeline_id").and_then(parse_id);
             let v: Vec<&Stage> = db
@@ -1011,24 +1044,8 @@ pub fn get_v1(c: &Ctx, db: &Db, segs: &[&str]) -> Resp {
                 .collect();
             v1_all(&v, |j, s| stage_v1(j, s))
         }
-        ["stages", id] => legacy_by_id(&db.stages, id, now, "Stage", stage_v1),
+        ["stages", id] => by_id(&db.stages, id, now, "Stage", stage_v1),
         _ => crate::extra::get_v1_extra(c, db, segs),
-    }
-}
-
-fn legacy_by_id<T: Rec>(
-    t: &Table<T>,
-    id: &str,
-    now: Ms,
-    what: &str,
-    render: impl Fn(&mut J, &T),
-) -> Resp {
-    match parse_id(id)
-        .and_then(|id| t.get(id))
-        .filter(|r| !purged(*r, now))
-    {
-        Some(r) => ok_data(|j| render(j, r)),
-        None => not_found(1, what),
     }
 }
 

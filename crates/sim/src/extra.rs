@@ -404,8 +404,12 @@ pub fn thread_v1(j: &mut J, db: &Db, t: &MailThread) {
     j.end_obj();
 }
 
+fn message_time(t: &MailThread, k: u32) -> Ms {
+    t.first + (t.last - t.first) * k as i64 / t.messages.max(1) as i64
+}
+
 fn message_v1(j: &mut J, db: &Db, t: &MailThread, k: u32) {
-    let time = t.first + (t.last - t.first) * k as i64 / t.messages.max(1) as i64;
+    let time = message_time(t, k);
     let pe = person_email(db, t.person_id);
     j.obj();
     j.ki("id", (t.id * 10 + k as u64) as i64);
@@ -695,6 +699,8 @@ pub fn get_v2_extra(c: &Ctx, db: &Db, segs: &[&str]) -> Resp {
                 .collect();
             v2_page(c, &v, project_v2)
         }
+        // Another operation's name (`/projects/search`), not a record id.
+        [_, id] if id_of(id).is_none() => unknown_route(),
         ["projects", id] => match id_of(id).and_then(|id| x.projects.iter().find(|p| p.id == id)) {
             Some(p) => ok_data(|j| project_v2(j, p)),
             None => err(404, "Project not found"),
@@ -736,6 +742,39 @@ pub fn get_v1_extra(c: &Ctx, db: &Db, segs: &[&str]) -> Resp {
             Some(f) => ok_data(|j| file_v1(j, db, f)),
             None => err(404, "File not found"),
         },
+        ["deals", id, "files"] => {
+            let Some(deal) = id_of(id)
+                .and_then(|id| db.deals.get(id))
+                .filter(|d| !purged(*d, now))
+            else {
+                return err(404, "Deal not found");
+            };
+            let v: Vec<&File> = x.files.iter().filter(|f| f.deal_id == deal.id).collect();
+            v1_page(c, &v, 100, |j, f| file_v1(j, db, f))
+        }
+        ["deals", id, "mailMessages"] => {
+            let Some(deal) = id_of(id)
+                .and_then(|id| db.deals.get(id))
+                .filter(|d| !purged(*d, now))
+            else {
+                return err(404, "Deal not found");
+            };
+            let v: Vec<(&MailThread, u32)> = x
+                .threads
+                .iter()
+                .filter(|t| t.deal_id == deal.id)
+                .flat_map(|t| (0..t.messages).map(move |k| (t, k)))
+                .collect();
+            let v: Vec<&(&MailThread, u32)> = v.iter().collect();
+            v1_page(c, &v, 500, |j, (t, k)| {
+                j.obj()
+                    .ks("object", "mailMessage")
+                    .ks("timestamp", &v1ts(message_time(t, *k)))
+                    .key("data");
+                message_v1(j, db, t, *k);
+                j.end_obj();
+            })
+        }
         ["callLogs"] => {
             let v: Vec<&CallLog> = x.call_logs.iter().collect();
             v1_page(c, &v, 500, |j, l| call_log_v1(j, db, l))
@@ -753,6 +792,18 @@ pub fn get_v1_extra(c: &Ctx, db: &Db, segs: &[&str]) -> Resp {
             }
             let v: Vec<&MailThread> = x.threads.iter().filter(|t| t.folder == folder).collect();
             v1_page(c, &v, 500, |j, t| thread_v1(j, db, t))
+        }
+        ["mailbox", "mailMessages", id] => {
+            // Message ids are the thread's id times ten plus the message's place in it.
+            let found = id_of(id).and_then(|id| {
+                let t = x.threads.iter().find(|t| t.id == id / 10)?;
+                let k = (id % 10) as u32;
+                (k < t.messages).then_some((t, k))
+            });
+            match found {
+                Some((t, k)) => ok_data(|j| message_v1(j, db, t, k)),
+                None => err(404, "Mail message not found"),
+            }
         }
         ["mailbox", "mailThreads", id] => {
             match id_of(id).and_then(|id| x.threads.iter().find(|t| t.id == id)) {

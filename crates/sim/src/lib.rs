@@ -40,6 +40,8 @@
 mod admin;
 mod api;
 mod costs;
+mod entities;
+mod envelope;
 mod extra;
 mod fields;
 mod json;

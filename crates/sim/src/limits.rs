@@ -10,6 +10,10 @@ pub const WINDOW_MS: Ms = 2000;
 /// Requests sent while already limited in one window before the Cloudflare block kicks in.
 pub const HAMMER_THRESHOLD: u32 = 10;
 pub const COOLDOWN_MS: Ms = 60_000;
+/// What `--plan unlimited` reports: the real API sends its rate-limit headers on every response,
+/// so the benchmark plan sends them too, with limits so high they never bind.
+pub const UNLIMITED_BURST: u32 = 1_000_000;
+pub const UNLIMITED_DAILY: u64 = 1_000_000_000_000;
 
 #[derive(Default)]
 struct Burst {
@@ -59,7 +63,11 @@ impl Limiter {
         };
         Limiter {
             plan,
-            daily_limit: 30_000 * mult * seats.max(1),
+            daily_limit: if plan == Plan::Unlimited {
+                UNLIMITED_DAILY
+            } else {
+                30_000 * mult * seats.max(1)
+            },
             bursts: Mutex::new(HashMap::new()),
             daily: Mutex::new(Daily {
                 day: i64::MIN,
@@ -75,7 +83,7 @@ impl Limiter {
             Plan::Growth => 40,
             Plan::Premium => 100,
             Plan::Ultimate => 120,
-            Plan::Unlimited => u32::MAX / 8,
+            Plan::Unlimited => return UNLIMITED_BURST,
         };
         if oauth { base * 4 } else { base }
     }
@@ -105,6 +113,9 @@ impl Limiter {
     }
 
     pub fn check(&self, token: &str, oauth: bool, cost: u64, now: Ms) -> Decision {
+        if self.plan == Plan::Unlimited {
+            return Decision::Ok(self.unbounded(cost, now));
+        }
         let limit = self.burst_limit(oauth);
         let mut bursts = self.bursts.lock().unwrap_or_else(|e| e.into_inner());
         let b = bursts.entry(token.to_string()).or_default();
@@ -160,5 +171,20 @@ impl Limiter {
         h.remaining = limit.saturating_sub(b.hits.len() as u32);
         h.reset_s = reset(b);
         Decision::Ok(h)
+    }
+
+    /// Counts the tokens spent and reports limits that never bind, without a burst log per
+    /// token (benchmarks send hundreds of thousands of requests).
+    fn unbounded(&self, cost: u64, now: Ms) -> Headers {
+        let mut d = self.daily.lock().unwrap_or_else(|e| e.into_inner());
+        let daily_limit = self.daily_state(&mut d, now);
+        d.spent += cost;
+        Headers {
+            limit: UNLIMITED_BURST,
+            remaining: UNLIMITED_BURST - 1,
+            reset_s: (WINDOW_MS / 1000) as u32,
+            daily_limit,
+            daily_remaining: daily_limit.saturating_sub(d.spent),
+        }
     }
 }

@@ -704,6 +704,7 @@ pub struct Db {
     pub seed_stages: Vec<Vec<u64>>,
     pub seed_users: u64,
     pub extra: crate::extra::Extra,
+    pub webhooks: crate::entities::webhooks::Registry,
 }
 
 impl Db {

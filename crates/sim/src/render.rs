@@ -770,9 +770,8 @@ pub fn v1_field(j: &mut J, e: FieldEntity, f: &FieldDef) {
     j.kb("searchable_flag", false);
     j.kb("filtering_allowed", true);
     j.kb("sortable_flag", true);
-    if f.options.is_empty() {
-        j.knull("options");
-    } else {
+    // The real API leaves `options` out for fields without options (clients iterate it).
+    if !f.options.is_empty() {
         options_v1(j, f);
     }
     j.kb("mandatory_flag", f.mandatory);

@@ -749,6 +749,7 @@ pub fn generate(opts: &SimOptions) -> Db {
         seed_stages: stage_by_pipeline,
         seed_users: nusers,
         extra: Default::default(),
+        webhooks: Default::default(),
     };
     db.extra = crate::extra::derive(&db);
     db

@@ -154,7 +154,7 @@ async fn handle(st: Arc<State>, req: Request) -> Response<Body> {
     }
 
     // Auth.
-    let auth = authenticate(&st, ver, &headers, &q);
+    let auth = authenticate(&st, &headers, &q);
     let Some((token_key, oauth)) = auth else {
         st.stats.record(&route, 401, 0);
         let body = br#"{"success":false,"error":"unauthorized access","errorCode":401,"error_info":"Please check developers.pipedrive.com"}"#;
@@ -169,71 +169,69 @@ async fn handle(st: Arc<State>, req: Request) -> Response<Body> {
         .unwrap_or_else(|| crate::costs::default_cost(&method, ver)) as u64;
     let now = st.clock.now();
     let mut hdrs = HeaderMap::new();
-    if st.limiter.plan != crate::Plan::Unlimited {
-        let put = |h: &mut HeaderMap, x: &crate::limits::Headers| {
-            let mut set = |k: &'static str, v: String| {
-                if let Ok(v) = HeaderValue::from_str(&v) {
-                    h.insert(k, v);
-                }
-            };
-            set("x-ratelimit-limit", x.limit.to_string());
-            set("x-ratelimit-remaining", x.remaining.to_string());
-            set("x-ratelimit-reset", x.reset_s.to_string());
-            set("x-daily-ratelimit-token-limit", x.daily_limit.to_string());
-            set(
-                "x-daily-ratelimit-token-remaining",
-                x.daily_remaining.to_string(),
-            );
+    let put = |h: &mut HeaderMap, x: &crate::limits::Headers| {
+        let mut set = |k: &'static str, v: String| {
+            if let Ok(v) = HeaderValue::from_str(&v) {
+                h.insert(k, v);
+            }
         };
-        match st.limiter.check(&token_key, oauth, cost, now) {
-            Decision::Ok(h) => put(&mut hdrs, &h),
-            Decision::Blocked(retry) => {
-                st.stats.record(&route, 403, 0);
-                let mut resp = Response::new(Body::from(CLOUDFLARE_403));
-                *resp.status_mut() = StatusCode::FORBIDDEN;
-                let h = resp.headers_mut();
-                h.insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("text/html; charset=UTF-8"),
-                );
-                h.insert("server", HeaderValue::from_static("cloudflare"));
-                if let Ok(v) = HeaderValue::from_str(&retry.to_string()) {
-                    h.insert(header::RETRY_AFTER, v);
-                }
-                return resp;
+        set("x-ratelimit-limit", x.limit.to_string());
+        set("x-ratelimit-remaining", x.remaining.to_string());
+        set("x-ratelimit-reset", x.reset_s.to_string());
+        set("x-daily-ratelimit-token-limit", x.daily_limit.to_string());
+        set(
+            "x-daily-ratelimit-token-remaining",
+            x.daily_remaining.to_string(),
+        );
+    };
+    match st.limiter.check(&token_key, oauth, cost, now) {
+        Decision::Ok(h) => put(&mut hdrs, &h),
+        Decision::Blocked(retry) => {
+            st.stats.record(&route, 403, 0);
+            let mut resp = Response::new(Body::from(CLOUDFLARE_403));
+            *resp.status_mut() = StatusCode::FORBIDDEN;
+            let h = resp.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=UTF-8"),
+            );
+            h.insert("server", HeaderValue::from_static("cloudflare"));
+            if let Ok(v) = HeaderValue::from_str(&retry.to_string()) {
+                h.insert(header::RETRY_AFTER, v);
             }
-            d @ (Decision::Burst(..) | Decision::Daily(..)) => {
-                let (h, retry, daily) = match d {
-                    Decision::Burst(h, r) => (h, r, false),
-                    Decision::Daily(h, r) => (h, r, true),
-                    _ => unreachable!(),
-                };
-                put(&mut hdrs, &h);
-                st.stats.record(&route, 429, 0);
-                let msg = if daily {
-                    "Daily API token budget exhausted. Your company has used all of its API tokens for today; the budget resets at midnight UTC.".to_string()
-                } else {
-                    format!(
-                        "Rate limit exceeded: too many requests in a short period. The burst limit is {} requests per 2 seconds per token.",
-                        h.limit
-                    )
-                };
-                let mut j = crate::json::J::default();
-                j.obj()
-                    .kb("success", false)
-                    .ks("error", &msg)
-                    .ki("errorCode", 429);
-                j.ks("error_info", api::ERROR_INFO)
-                    .knull("data")
-                    .knull("additional_data")
-                    .end_obj();
-                let mut resp = json_response(429, j.buf);
-                resp.headers_mut().extend(hdrs);
-                if let Ok(v) = HeaderValue::from_str(&retry.to_string()) {
-                    resp.headers_mut().insert(header::RETRY_AFTER, v);
-                }
-                return resp;
+            return resp;
+        }
+        d @ (Decision::Burst(..) | Decision::Daily(..)) => {
+            let (h, retry, daily) = match d {
+                Decision::Burst(h, r) => (h, r, false),
+                Decision::Daily(h, r) => (h, r, true),
+                _ => unreachable!(),
+            };
+            put(&mut hdrs, &h);
+            st.stats.record(&route, 429, 0);
+            let msg = if daily {
+                "Daily API token budget exhausted. Your company has used all of its API tokens for today; the budget resets at midnight UTC.".to_string()
+            } else {
+                format!(
+                    "Rate limit exceeded: too many requests in a short period. The burst limit is {} requests per 2 seconds per token.",
+                    h.limit
+                )
+            };
+            let mut j = crate::json::J::default();
+            j.obj()
+                .kb("success", false)
+                .ks("error", &msg)
+                .ki("errorCode", 429);
+            j.ks("error_info", api::ERROR_INFO)
+                .knull("data")
+                .knull("additional_data")
+                .end_obj();
+            let mut resp = json_response(429, j.buf);
+            resp.headers_mut().extend(hdrs);
+            if let Ok(v) = HeaderValue::from_str(&retry.to_string()) {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
             }
+            return resp;
         }
     }
 
@@ -244,16 +242,26 @@ async fn handle(st: Arc<State>, req: Request) -> Response<Body> {
     let me = 1;
     let resp: Resp = {
         let c = Ctx { now, q: &q, me };
-        if method == "GET" {
+        let resp = if method == "GET" {
             let db = st.db.read().unwrap_or_else(|e| e.into_inner());
-            if ver == 2 {
-                api::get_v2(&c, &db, &segs)
-            } else {
-                api::get_v1(&c, &db, &segs)
-            }
+            crate::entities::get(&c, &db, ver, &segs).unwrap_or_else(|| {
+                if ver == 2 {
+                    api::get_v2(&c, &db, &segs)
+                } else {
+                    api::get_v1(&c, &db, &segs)
+                }
+            })
         } else {
             let mut db = st.db.write().unwrap_or_else(|e| e.into_inner());
-            crate::write::write(&c, &mut db, ver, &method, &segs, &body)
+            crate::entities::write(&c, &mut db, ver, &method, &segs, &body)
+                .unwrap_or_else(|| crate::write::write(&c, &mut db, ver, &method, &segs, &body))
+        };
+        // An operation of the official specs that the simulator does not serve answers as the
+        // real API answers one the company's plan does not include, never as a typo.
+        if api::is_unknown_route(&resp) && st.costs.lookup(&method, ver, &segs).is_some() {
+            api::not_in_plan()
+        } else {
+            resp
         }
     };
     st.stats.record(&route, resp.status, cost);
@@ -292,7 +300,7 @@ async fn handle(st: Arc<State>, req: Request) -> Response<Body> {
 }
 
 /// Returns the rate-limit key and whether the caller used OAuth.
-fn authenticate(st: &State, ver: u8, h: &HeaderMap, q: &Query) -> Option<(String, bool)> {
+fn authenticate(st: &State, h: &HeaderMap, q: &Query) -> Option<(String, bool)> {
     if let Some(t) = h.get("x-api-token").and_then(|v| v.to_str().ok()) {
         return (t == st.api_token).then(|| (format!("api:{t}"), false));
     }
@@ -308,9 +316,9 @@ fn authenticate(st: &State, ver: u8, h: &HeaderMap, q: &Query) -> Option<(String
             .is_some_and(|exp| *exp > now)
             .then(|| ("oauth:app".to_string(), true));
     }
-    if ver == 1
-        && let Some(t) = q.get("api_token")
-    {
+    // Not in the current specs, yet the real API accepts it on v1 and v2 alike, and maintained
+    // connectors send it on every request.
+    if let Some(t) = q.get("api_token") {
         return (t == st.api_token).then(|| (format!("api:{t}"), false));
     }
     None
