@@ -3,6 +3,24 @@
 
 use pipedrive_sim::{Plan, SimHandle, SimOptions, start};
 use serde_json::Value;
+use std::path::PathBuf;
+
+/// The official specs: `PIPEDRIVE_SPEC_DIR`, else `shared/pipedrive-api` beside the checkout
+/// (where CI puts it). Missing specs fail the test that needs them; they are never skipped.
+pub fn spec_dir() -> PathBuf {
+    let dir = std::env::var_os("PIPEDRIVE_SPEC_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/pipedrive-api")
+        });
+    assert!(
+        dir.join("endpoints-v1.json").is_file(),
+        "the official specs are not in {} (set PIPEDRIVE_SPEC_DIR to the folder holding \
+         openapi-v1.yaml and endpoints-v1.json)",
+        dir.display()
+    );
+    dir
+}
 
 pub struct Sim {
     pub h: SimHandle,
