@@ -82,7 +82,7 @@ pub struct Ctx<'a> {
     pub me: u64,
 }
 
-fn parse_limit(c: &Ctx, ver: u8, max: usize) -> Result<usize, Resp> {
+pub(crate) fn parse_limit(c: &Ctx, ver: u8, max: usize) -> Result<usize, Resp> {
     match c.q.val("limit") {
         None => Ok(100.min(max)),
         Some(s) => match s.parse::<i64>() {
@@ -270,34 +270,13 @@ fn v2_list<T: Rec>(
 
 /// A v2 list over a small derived vector, paged by index.
 fn v2_small<T>(c: &Ctx, items: &[T], render: &dyn Fn(&mut J, &T)) -> Resp {
-    let limit = match parse_limit(c, 2, 500) {
-        Ok(l) => l,
-        Err(e) => return e,
-    };
-    let start = match c.q.val("cursor") {
-        None => 0,
-        Some(s) => match decode_cursor(s, SortBy::Id, false) {
-            Some(p) => p.id as usize,
-            None => return v2_invalid("cursor: Invalid cursor"),
-        },
-    };
-    let end = (start + limit).min(items.len());
-    let rows: Vec<&T> = items
-        .get(start.min(items.len())..end)
-        .unwrap_or(&[])
-        .iter()
-        .collect();
-    let next = (end < items.len()).then(|| {
-        encode_cursor(
-            SortBy::Id,
-            false,
-            Pos {
-                value: end as i64,
-                id: end as u64,
-            },
-        )
-    });
-    v2_envelope(&rows, next, |j, r| render(j, r))
+    match crate::envelope::cursor_window(c, items.len()) {
+        Ok(w) => {
+            let rows: Vec<&T> = w.of(items).iter().collect();
+            v2_envelope(&rows, w.next_cursor(), |j, r| render(j, r))
+        }
+        Err(e) => e,
+    }
 }
 
 pub fn v1_envelope<T>(
@@ -336,7 +315,7 @@ pub fn v1_envelope<T>(
     }
 }
 
-fn v1_start(c: &Ctx) -> Result<usize, Resp> {
+pub(crate) fn v1_start(c: &Ctx) -> Result<usize, Resp> {
     match c.q.val("start") {
         None => Ok(0),
         Some(s) => s.parse().map_err(|_| err(400, "Invalid start")),
@@ -388,29 +367,21 @@ fn v1_list_since<T: Rec>(
 
 /// A v1 offset list over a small derived vector.
 fn v1_small<T>(c: &Ctx, items: &[T], max: usize, render: &dyn Fn(&mut J, &T)) -> Resp {
-    let limit = match parse_limit(c, 1, max) {
-        Ok(l) => l,
-        Err(e) => return e,
-    };
-    let start = match v1_start(c) {
-        Ok(s) => s,
-        Err(e) => return e,
-    };
-    let end = (start + limit).min(items.len());
-    let rows: Vec<&T> = items
-        .get(start.min(items.len())..end)
-        .unwrap_or(&[])
-        .iter()
-        .collect();
-    v1_envelope(
-        &rows,
-        start,
-        limit,
-        end < items.len(),
-        true,
-        |j, r| render(j, r),
-        |_| {},
-    )
+    match crate::envelope::offset_window(c, max, items.len()) {
+        Ok(w) => {
+            let rows: Vec<&T> = w.of(items).iter().collect();
+            v1_envelope(
+                &rows,
+                w.start,
+                w.limit,
+                w.more(),
+                true,
+                |j, r| render(j, r),
+                |_| {},
+            )
+        }
+        Err(e) => e,
+    }
 }
 
 /// Plain `{"success":true,"data":[...]}` (unpaginated v1 lists).
@@ -741,6 +712,13 @@ pub fn get_v2(c: &Ctx, db: &Db, segs: &[&str]) -> Resp {
     }
 }
 
+/// A deal that has not been purged, by the id in a path.
+pub(crate) fn live_deal<'a>(db: &'a Db, id: &str, now: Ms) -> Option<&'a Deal> {
+    parse_id(id)
+        .and_then(|id| db.deals.get(id))
+        .filter(|d| !purged(*d, now))
+}
+
 /// A record by id. A segment that is no id names another operation (`/deals/summary`,
 /// `/users/find`), so it answers as an unknown route rather than as a missing record.
 fn by_id<T: Rec>(t: &Table<T>, id: &str, now: Ms, what: &str, render: impl Fn(&mut J, &T)) -> Resp {
@@ -922,10 +900,7 @@ pub fn get_v1(c: &Ctx, db: &Db, segs: &[&str]) -> Resp {
         ["recents"] => recents(c, db),
         ["deals", id, "flow"] => deal_flow(c, db, id),
         ["deals", id, "participants"] => {
-            let Some(d) = parse_id(id)
-                .and_then(|id| db.deals.get(id))
-                .filter(|d| !purged(*d, now))
-            else {
+            let Some(d) = live_deal(db, id, now) else {
                 return not_found(1, "Deal");
             };
             let items: Vec<&Person> = d
@@ -936,10 +911,7 @@ pub fn get_v1(c: &Ctx, db: &Db, segs: &[&str]) -> Resp {
             v1_small(c, &items, 500, &|j, p| participant_v1(j, db, d, p))
         }
         ["deals", id, "followers"] => {
-            let Some(d) = parse_id(id)
-                .and_then(|id| db.deals.get(id))
-                .filter(|d| !purged(*d, now))
-            else {
+            let Some(d) = live_deal(db, id, now) else {
                 return not_found(1, "Deal");
             };
             let items = followers(d);

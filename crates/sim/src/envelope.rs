@@ -2,9 +2,71 @@
 //! offset page or a v2 cursor page over a derived list. The view structs keep the real API's
 //! field order and leave out what it leaves out; these functions only wrap them.
 
-use crate::api::{Ctx, Resp, err, v2_invalid};
+use crate::api::{Ctx, Resp, parse_limit, v1_start, v2_invalid};
 use crate::list::{Pos, SortBy, decode_cursor, encode_cursor};
 use serde::Serialize;
+
+/// The items `[start, end)` of a derived list that a request's paging parameters select.
+pub struct Window {
+    pub start: usize,
+    pub limit: usize,
+    pub end: usize,
+    total: usize,
+}
+
+impl Window {
+    fn new(start: usize, limit: usize, total: usize) -> Window {
+        let end = start.saturating_add(limit).min(total);
+        Window {
+            start: start.min(end),
+            limit,
+            end,
+            total,
+        }
+    }
+
+    pub fn of<'a, T>(&self, items: &'a [T]) -> &'a [T] {
+        items.get(self.start..self.end).unwrap_or(&[])
+    }
+
+    pub fn more(&self) -> bool {
+        self.end < self.total
+    }
+
+    /// The v2 cursor of the next page; `None` on the last.
+    pub fn next_cursor(&self) -> Option<String> {
+        self.more().then(|| {
+            encode_cursor(
+                SortBy::Id,
+                false,
+                Pos {
+                    value: self.end as i64,
+                    id: self.end as u64,
+                },
+            )
+        })
+    }
+}
+
+/// v1 offset paging: `start` and `limit` (at most `max`).
+pub fn offset_window(c: &Ctx, max: usize, total: usize) -> Result<Window, Resp> {
+    let limit = parse_limit(c, 1, max)?;
+    let start = v1_start(c)?;
+    Ok(Window::new(start, limit, total))
+}
+
+/// v2 cursor paging over a derived list in id order: `cursor` and `limit` (at most 500).
+pub fn cursor_window(c: &Ctx, total: usize) -> Result<Window, Resp> {
+    let limit = parse_limit(c, 2, 500)?;
+    let start = match c.q.val("cursor") {
+        None => 0,
+        Some(s) => match decode_cursor(s, SortBy::Id, false) {
+            Some(p) => p.id as usize,
+            None => return Err(v2_invalid("cursor: Invalid cursor")),
+        },
+    };
+    Ok(Window::new(start, limit, total))
+}
 
 fn json<T: Serialize>(status: u16, body: &T) -> Resp {
     Resp {
@@ -74,21 +136,11 @@ struct V1Pagination {
 
 /// One v1 offset page (`start`, `limit` up to `max`) of a derived list.
 pub fn v1_page<T: Serialize>(c: &Ctx, items: &[T], max: usize) -> Resp {
-    let limit = match c.q.val("limit") {
-        None => 100.min(max),
-        Some(s) => match s.parse::<usize>() {
-            Ok(n) if (1..=max).contains(&n) => n,
-            _ => return err(400, &format!("Limit must be between 1 and {max}")),
-        },
+    let w = match offset_window(c, max, items.len()) {
+        Ok(w) => w,
+        Err(e) => return e,
     };
-    let start = match c.q.val("start").map(str::parse::<usize>) {
-        None => 0,
-        Some(Ok(s)) => s,
-        Some(Err(_)) => return err(400, "Invalid start"),
-    };
-    let end = (start.saturating_add(limit)).min(items.len());
-    let page = items.get(start.min(end)..end).unwrap_or(&[]);
-    let more = end < items.len();
+    let page = w.of(items);
     json(
         200,
         &V1Page {
@@ -96,10 +148,10 @@ pub fn v1_page<T: Serialize>(c: &Ctx, items: &[T], max: usize) -> Resp {
             data: (!page.is_empty()).then_some(page),
             additional_data: V1Additional {
                 pagination: V1Pagination {
-                    start,
-                    limit,
-                    more_items_in_collection: more,
-                    next_start: more.then_some(end),
+                    start: w.start,
+                    limit: w.limit,
+                    more_items_in_collection: w.more(),
+                    next_start: w.more().then_some(w.end),
                 },
             },
         },
@@ -120,36 +172,18 @@ struct V2Additional {
 
 /// One v2 cursor page (`cursor`, `limit` up to 500) of a derived list in id order.
 pub fn v2_page<T: Serialize>(c: &Ctx, items: &[T]) -> Resp {
-    let limit = match c.q.val("limit").map(str::parse::<usize>) {
-        None => 100,
-        Some(Ok(n)) if (1..=500).contains(&n) => n,
-        _ => return v2_invalid("limit: Number must be less than or equal to 500"),
+    let w = match cursor_window(c, items.len()) {
+        Ok(w) => w,
+        Err(e) => return e,
     };
-    let start = match c.q.val("cursor") {
-        None => 0,
-        Some(s) => match decode_cursor(s, SortBy::Id, false) {
-            Some(p) => p.id as usize,
-            None => return v2_invalid("cursor: Invalid cursor"),
-        },
-    };
-    let end = (start.saturating_add(limit)).min(items.len());
-    let page = items.get(start.min(end)..end).unwrap_or(&[]);
-    let next_cursor = (end < items.len()).then(|| {
-        encode_cursor(
-            SortBy::Id,
-            false,
-            Pos {
-                value: end as i64,
-                id: end as u64,
-            },
-        )
-    });
     json(
         200,
         &V2Page {
             success: true,
-            data: page,
-            additional_data: V2Additional { next_cursor },
+            data: w.of(items),
+            additional_data: V2Additional {
+                next_cursor: w.next_cursor(),
+            },
         },
     )
 }

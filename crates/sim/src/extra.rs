@@ -2,9 +2,8 @@
 //! goals, projects and tasks. They are derived from the seeded company at startup, are
 //! read-only, and small relative to the core tables.
 
-use crate::api::{Ctx, Resp, err, ok_data, unknown_route, v1_envelope, v2_envelope, v2_invalid};
+use crate::api::{Ctx, Resp, err, ok_data, unknown_route, v1_envelope, v2_envelope};
 use crate::json::J;
-use crate::list::{Pos, SortBy, decode_cursor, encode_cursor};
 use crate::model::{Db, purged};
 use crate::render::perm_set_uuid;
 use crate::util::{DAY_MS, Ms, Rng, date, days_of, iso_ms, v1ts};
@@ -184,61 +183,27 @@ pub fn derive(db: &Db) -> Extra {
     x
 }
 
-fn limit_start(c: &Ctx, max: usize) -> Result<(usize, usize), Resp> {
-    let limit = match c.q.val("limit") {
-        None => 100.min(max),
-        Some(s) => match s.parse::<usize>() {
-            Ok(n) if (1..=max).contains(&n) => n,
-            _ => return Err(err(400, &format!("Limit must be between 1 and {max}"))),
-        },
-    };
-    let start = c.q.val("start").and_then(|s| s.parse().ok()).unwrap_or(0);
-    Ok((limit, start))
-}
-
 /// Offset page over a slice.
 fn v1_page<T>(c: &Ctx, items: &[&T], max: usize, render: impl FnMut(&mut J, &T)) -> Resp {
-    let (limit, start) = match limit_start(c, max) {
-        Ok(x) => x,
-        Err(e) => return e,
-    };
-    let end = (start + limit).min(items.len());
-    let page: Vec<&T> = items
-        .get(start.min(items.len())..end)
-        .unwrap_or(&[])
-        .to_vec();
-    v1_envelope(&page, start, limit, end < items.len(), true, render, |_| {})
+    match crate::envelope::offset_window(c, max, items.len()) {
+        Ok(w) => v1_envelope(
+            w.of(items),
+            w.start,
+            w.limit,
+            w.more(),
+            true,
+            render,
+            |_| {},
+        ),
+        Err(e) => e,
+    }
 }
 
 fn v2_page<T>(c: &Ctx, items: &[&T], render: impl FnMut(&mut J, &T)) -> Resp {
-    let limit = match c.q.val("limit").map(|s| s.parse::<usize>()) {
-        None => 100,
-        Some(Ok(n)) if (1..=500).contains(&n) => n,
-        _ => return v2_invalid("limit: Number must be less than or equal to 500"),
-    };
-    let start = match c.q.val("cursor") {
-        None => 0,
-        Some(s) => match decode_cursor(s, SortBy::Id, false) {
-            Some(p) => p.id as usize,
-            None => return v2_invalid("cursor: Invalid cursor"),
-        },
-    };
-    let end = (start + limit).min(items.len());
-    let page: Vec<&T> = items
-        .get(start.min(items.len())..end)
-        .unwrap_or(&[])
-        .to_vec();
-    let next = (end < items.len()).then(|| {
-        encode_cursor(
-            SortBy::Id,
-            false,
-            Pos {
-                value: end as i64,
-                id: end as u64,
-            },
-        )
-    });
-    v2_envelope(&page, next, render)
+    match crate::envelope::cursor_window(c, items.len()) {
+        Ok(w) => v2_envelope(w.of(items), w.next_cursor(), render),
+        Err(e) => e,
+    }
 }
 
 pub fn file_v1(j: &mut J, db: &Db, f: &File) {
@@ -743,20 +708,14 @@ pub fn get_v1_extra(c: &Ctx, db: &Db, segs: &[&str]) -> Resp {
             None => err(404, "File not found"),
         },
         ["deals", id, "files"] => {
-            let Some(deal) = id_of(id)
-                .and_then(|id| db.deals.get(id))
-                .filter(|d| !purged(*d, now))
-            else {
+            let Some(deal) = crate::api::live_deal(db, id, now) else {
                 return err(404, "Deal not found");
             };
             let v: Vec<&File> = x.files.iter().filter(|f| f.deal_id == deal.id).collect();
             v1_page(c, &v, 100, |j, f| file_v1(j, db, f))
         }
         ["deals", id, "mailMessages"] => {
-            let Some(deal) = id_of(id)
-                .and_then(|id| db.deals.get(id))
-                .filter(|d| !purged(*d, now))
-            else {
+            let Some(deal) = crate::api::live_deal(db, id, now) else {
                 return err(404, "Deal not found");
             };
             let v: Vec<(&MailThread, u32)> = x
