@@ -7,6 +7,7 @@ mod cli;
 mod companies;
 mod conformance;
 mod controls;
+mod convergence;
 mod crash;
 mod deletes_history;
 mod identifiers;

@@ -56,6 +56,8 @@ pub struct RawSource {
     pub company_domain: Option<String>,
     pub base_url: Option<String>,
     pub start_date: Option<String>,
+    /// How far before its bookmark an incremental read starts again (e.g. `5m`, `0s`).
+    pub lookback: Option<String>,
     /// The most tokens one run may spend from the company's daily budget.
     pub max_tokens: Option<u64>,
     /// Seconds before one request is abandoned and retried.
@@ -153,8 +155,13 @@ pub struct Config {
     pub state_schema: String,
     pub streams: Vec<StreamChoice>,
     pub start_date: Option<DateTime<Utc>>,
+    pub lookback: Duration,
     pub concurrency: usize,
 }
+
+/// How far an incremental read looks back before its bookmark unless `source.lookback` says
+/// otherwise: long enough for replication lag and a change that commits minutes after it began.
+pub const DEFAULT_LOOKBACK: Duration = Duration::from_secs(5 * 60);
 
 const DEFAULT_OBJECT: &str = "pipedrive.{stream_name}";
 /// With several companies each gets a schema of its own.
@@ -452,6 +459,7 @@ impl Config {
                 })
                 .collect(),
             start_date: self.start_date,
+            lookback: self.lookback,
             concurrency: self.concurrency,
         }
     }
@@ -697,6 +705,10 @@ impl Config {
             .as_deref()
             .map(parse_start_date)
             .transpose()?;
+        let lookback = match source.lookback.as_deref() {
+            None => DEFAULT_LOOKBACK,
+            Some(text) => parse_every(text, "source.lookback")?.unwrap_or_default(),
+        };
         let mut credentials = credentials;
         if let (Credentials::OAuth(oauth), Some((store, root))) = (&mut credentials, token_store) {
             oauth.on_rotate = Some(Arc::new(move |token: &SecretString| {
@@ -874,6 +886,7 @@ impl Config {
             state_schema,
             streams,
             start_date,
+            lookback,
             concurrency,
         })
     }

@@ -55,6 +55,11 @@ pub struct SyncPlan {
     pub streams: Vec<StreamPlan>,
     /// Lower bound on `update_time` for a stream's first incremental sync.
     pub start_date: Option<DateTime<Utc>>,
+    /// How far before its bookmark an incremental read starts again. Pipedrive stamps a
+    /// change with the second it began, so a change can show in a list after changes stamped
+    /// later (same-second ties behind the cursor, replication lag); re-reading this window
+    /// catches it. Records re-read unchanged are merged again, at no other cost.
+    pub lookback: std::time::Duration,
     /// Streams read at the same time. They share the client's rate budget.
     pub concurrency: usize,
 }
@@ -327,6 +332,7 @@ pub async fn run(
     let definitions = fetch_field_definitions(client, &plan).await;
     let mapping = Arc::new(custom_field_rows(&definitions, &states));
     let start_date = plan.start_date;
+    let lookback = plan.lookback;
     let work = units(&plan).into_iter().enumerate().map(|(index, unit)| {
         let members = unit
             .members
@@ -346,6 +352,7 @@ pub async fn run(
             observer: observer.clone(),
             stop: stop.clone(),
             start_date,
+            lookback,
             keeps_deleted,
             observed_at: observed_at.clone(),
         };
@@ -548,6 +555,19 @@ fn custom_field_rows(
 }
 
 /// Parses a Pipedrive timestamp in any of its formats into whole-second UTC RFC 3339.
+/// `bookmark` moved back by `lookback`, in the bookmark's own RFC 3339 form.
+fn looked_back(bookmark: &str, lookback: std::time::Duration) -> String {
+    match (
+        crate::schema::parse_timestamp(bookmark),
+        chrono::Duration::from_std(lookback),
+    ) {
+        (Some(at), Ok(back)) if !lookback.is_zero() => {
+            (at - back).to_rfc3339_opts(SecondsFormat::Secs, true)
+        }
+        _ => bookmark.to_owned(),
+    }
+}
+
 pub fn normalize_timestamp(value: &str) -> Option<String> {
     let parsed = crate::schema::parse_timestamp(value)?;
     Some(parsed.to_rfc3339_opts(SecondsFormat::Secs, true))
@@ -563,6 +583,7 @@ struct UnitWorker<'a> {
     observer: Arc<dyn Observer>,
     stop: StopSignal,
     start_date: Option<DateTime<Utc>>,
+    lookback: std::time::Duration,
     /// The destination can mark rows Pipedrive no longer lists.
     keeps_deleted: bool,
     /// This run's start: `_valid_from` of versions without a cursor, `_deleted_at` of rows
@@ -759,10 +780,15 @@ impl UnitWorker<'_> {
         let keyset = matches!(root.paging, PagingKind::Offset { .. })
             && matches!(root.incremental, Incremental::UpdatedSince { .. });
         let resumes_by_bookmark = |m: &Member| m.incremental || (keyset && resumable);
+        let lookback = self.lookback;
         let since = if members.iter().all(resumes_by_bookmark)
             && members.iter().all(|m| m.bookmark.is_some())
         {
-            members.iter().filter_map(|m| m.bookmark.clone()).min()
+            members
+                .iter()
+                .filter_map(|m| m.bookmark.as_deref())
+                .min()
+                .map(|b| looked_back(b, lookback))
         } else {
             None
         }
@@ -771,7 +797,8 @@ impl UnitWorker<'_> {
         for member in members.iter_mut() {
             member.skip_before = member
                 .bookmark
-                .clone()
+                .as_deref()
+                .map(|b| looked_back(b, lookback))
                 .filter(|b| since.as_ref().is_none_or(|s| b > s))
                 .filter(|_| !newest_first);
         }
@@ -1254,6 +1281,21 @@ fn deleted_marks(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lookback_moves_the_bookmark_back_in_its_own_form() {
+        let five_minutes = std::time::Duration::from_secs(300);
+        assert_eq!(
+            looked_back("2026-11-01T00:02:00Z", five_minutes),
+            "2026-10-31T23:57:00Z"
+        );
+        assert_eq!(
+            looked_back("2026-11-01T00:02:00Z", std::time::Duration::ZERO),
+            "2026-11-01T00:02:00Z"
+        );
+        // A bookmark that is no timestamp is left as it is rather than guessed at.
+        assert_eq!(looked_back("not a time", five_minutes), "not a time");
+    }
 
     #[test]
     fn timestamps_normalise_to_whole_utc_seconds() {

@@ -165,6 +165,9 @@ pub struct FaultSettings {
     /// v1 offset pages after the first start this many records early, repeating the end of
     /// the previous page, as when records are added ahead of a reader mid-listing.
     pub page_overlap: u32,
+    /// Writes are stamped this long before they show in lists: a change's `update_time` is
+    /// when it began, and it commits (replication lag, a long transaction) this much later.
+    pub write_lag_ms: u64,
 }
 
 #[derive(Clone, Debug)]

@@ -241,6 +241,11 @@ async fn handle(st: Arc<State>, req: Request) -> Response<Body> {
 
     let me = 1;
     let resp: Resp = {
+        let now = if method == "GET" {
+            now
+        } else {
+            now - f.write_lag_ms as i64
+        };
         let c = Ctx { now, q: &q, me };
         let resp = if method == "GET" {
             let db = st.db.read().unwrap_or_else(|e| e.into_inner());
