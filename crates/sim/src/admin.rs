@@ -1,9 +1,9 @@
 //! `/__sim/` admin API (no auth, no limits, no faults) and the OAuth token endpoint.
 
-use crate::api::{Resp, err};
 use crate::json::J;
 use crate::model::*;
 use crate::render::*;
+use crate::respond::{Resp, err};
 use crate::server::json_response;
 use crate::state::{ACCESS_TTL_MS, REFRESH_TTL_MS, State};
 use crate::{FaultSettings, OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET};
@@ -438,7 +438,7 @@ pub fn truth(db: &Db, entity: &str, now: i64) -> Option<Vec<u8>> {
             }
         }),
         "deal_flow" => alive(&db.deals, now).for_each(|d| {
-            let mut items = crate::api::flow_items(db, d.id);
+            let mut items = crate::seed::flow_items(db, d.id);
             items.sort_by_key(|f| f.id);
             for f in items {
                 j.obj()

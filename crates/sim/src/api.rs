@@ -4,104 +4,10 @@ use crate::json::J;
 use crate::list::*;
 use crate::model::*;
 use crate::render::*;
-use crate::seed::deal_events;
+use crate::respond::*;
+use crate::seed::{FlowItem, flow_items};
 use crate::util::{Ms, parse_iso, parse_rfc3339_strict, parse_v1, rfc3339, v1ts};
 use std::collections::HashSet;
-
-pub struct Resp {
-    pub status: u16,
-    pub body: Vec<u8>,
-}
-
-pub const ERROR_INFO: &str = "Please check developers.pipedrive.com";
-
-pub fn err(status: u16, msg: &str) -> Resp {
-    let mut j = J::default();
-    j.obj()
-        .kb("success", false)
-        .ks("error", msg)
-        .ks("error_info", ERROR_INFO);
-    j.knull("data").knull("additional_data").end_obj();
-    Resp {
-        status,
-        body: j.buf,
-    }
-}
-
-/// v2 request validation error (400).
-pub fn v2_invalid(msg: &str) -> Resp {
-    let mut j = J::default();
-    j.obj()
-        .kb("success", false)
-        .ks("error", &format!("Validation failed: {msg}"));
-    j.ks("code", "ERR_SCHEMA_VALIDATION_FAILED")
-        .ks("error_info", ERROR_INFO);
-    j.knull("data").knull("additional_data").end_obj();
-    Resp {
-        status: 400,
-        body: j.buf,
-    }
-}
-
-pub fn not_found(ver: u8, what: &str) -> Resp {
-    let _ = ver;
-    err(404, &format!("{what} not found"))
-}
-
-const UNKNOWN_METHOD: &str = "Unknown method .";
-
-/// A path that is no operation of the API (a typo, a wrong prefix).
-pub fn unknown_route() -> Resp {
-    err(404, UNKNOWN_METHOD)
-}
-
-pub fn is_unknown_route(r: &Resp) -> bool {
-    r.status == 404 && r.body == unknown_route().body
-}
-
-/// An operation the company's plan, add-ons or permissions do not include.
-pub fn not_in_plan() -> Resp {
-    err(403, "You do not have permissions to do this.")
-}
-
-pub fn ok_data(f: impl FnOnce(&mut J)) -> Resp {
-    let mut j = J::with_capacity(1024);
-    j.obj().kb("success", true).key("data");
-    f(&mut j);
-    j.end_obj();
-    Resp {
-        status: 200,
-        body: j.buf,
-    }
-}
-
-pub struct Ctx<'a> {
-    pub now: Ms,
-    pub q: &'a crate::list::Query,
-    /// The authenticated user (the token owner).
-    pub me: u64,
-}
-
-pub(crate) fn parse_limit(c: &Ctx, ver: u8, max: usize) -> Result<usize, Resp> {
-    match c.q.val("limit") {
-        None => Ok(100.min(max)),
-        Some(s) => match s.parse::<i64>() {
-            Ok(n) if n >= 1 && n as usize <= max => Ok(n as usize),
-            Ok(n) if n > max as i64 => Err(if ver == 2 {
-                v2_invalid(&format!(
-                    "limit: Number must be less than or equal to {max}"
-                ))
-            } else {
-                err(400, &format!("Limit must be {max} or less"))
-            }),
-            _ => Err(if ver == 2 {
-                v2_invalid("limit: Expected a positive integer")
-            } else {
-                err(400, "Invalid limit")
-            }),
-        },
-    }
-}
 
 fn parse_id(s: &str) -> Option<u64> {
     s.parse().ok()
@@ -223,29 +129,6 @@ fn v2_opts(c: &Ctx) -> V2Opts {
     }
 }
 
-/// Renders a v2 list envelope.
-pub fn v2_envelope<T>(
-    rows: &[&T],
-    next: Option<String>,
-    mut render: impl FnMut(&mut J, &T),
-) -> Resp {
-    let mut j = J::with_capacity(512 + rows.len() * 900);
-    j.obj().kb("success", true).key("data").arr();
-    for r in rows {
-        render(&mut j, r);
-    }
-    j.end_arr();
-    j.key("additional_data")
-        .obj()
-        .kos("next_cursor", next.as_deref())
-        .end_obj();
-    j.end_obj();
-    Resp {
-        status: 200,
-        body: j.buf,
-    }
-}
-
 #[allow(clippy::too_many_arguments)]
 fn v2_list<T: Rec>(
     c: &Ctx,
@@ -276,49 +159,6 @@ fn v2_small<T>(c: &Ctx, items: &[T], render: &dyn Fn(&mut J, &T)) -> Resp {
             v2_envelope(&rows, w.next_cursor(), |j, r| render(j, r))
         }
         Err(e) => e,
-    }
-}
-
-pub fn v1_envelope<T>(
-    rows: &[&T],
-    start: usize,
-    limit: usize,
-    more: bool,
-    null_when_empty: bool,
-    mut render: impl FnMut(&mut J, &T),
-    extra: impl FnOnce(&mut J),
-) -> Resp {
-    let mut j = J::with_capacity(512 + rows.len() * 900);
-    j.obj().kb("success", true).key("data");
-    if rows.is_empty() && null_when_empty {
-        j.null();
-    } else {
-        j.arr();
-        for r in rows {
-            render(&mut j, r);
-        }
-        j.end_arr();
-    }
-    j.key("additional_data").obj();
-    extra(&mut j);
-    j.key("pagination").obj();
-    j.ki("start", start as i64)
-        .ki("limit", limit as i64)
-        .kb("more_items_in_collection", more);
-    if more {
-        j.ki("next_start", (start + rows.len()) as i64);
-    }
-    j.end_obj().end_obj().end_obj();
-    Resp {
-        status: 200,
-        body: j.buf,
-    }
-}
-
-pub(crate) fn v1_start(c: &Ctx) -> Result<usize, Resp> {
-    match c.q.val("start") {
-        None => Ok(0),
-        Some(s) => s.parse().map_err(|_| err(400, "Invalid start")),
     }
 }
 
@@ -712,13 +552,6 @@ pub fn get_v2(c: &Ctx, db: &Db, segs: &[&str]) -> Resp {
     }
 }
 
-/// A deal that has not been purged, by the id in a path.
-pub(crate) fn live_deal<'a>(db: &'a Db, id: &str, now: Ms) -> Option<&'a Deal> {
-    parse_id(id)
-        .and_then(|id| db.deals.get(id))
-        .filter(|d| !purged(*d, now))
-}
-
 /// A record by id. A segment that is no id names another operation (`/deals/summary`,
 /// `/users/find`), so it answers as an unknown route rather than as a missing record.
 fn by_id<T: Rec>(t: &Table<T>, id: &str, now: Ms, what: &str, render: impl Fn(&mut J, &T)) -> Resp {
@@ -900,7 +733,7 @@ pub fn get_v1(c: &Ctx, db: &Db, segs: &[&str]) -> Resp {
         ["recents"] => recents(c, db),
         ["deals", id, "flow"] => deal_flow(c, db, id),
         ["deals", id, "participants"] => {
-            let Some(d) = live_deal(db, id, now) else {
+            let Some(d) = db.live_deal(id, now) else {
                 return not_found(1, "Deal");
             };
             let items: Vec<&Person> = d
@@ -911,7 +744,7 @@ pub fn get_v1(c: &Ctx, db: &Db, segs: &[&str]) -> Resp {
             v1_small(c, &items, 500, &|j, p| participant_v1(j, db, d, p))
         }
         ["deals", id, "followers"] => {
-            let Some(d) = live_deal(db, id, now) else {
+            let Some(d) = db.live_deal(id, now) else {
                 return not_found(1, "Deal");
             };
             let items = followers(d);
@@ -1167,45 +1000,6 @@ fn recents(c: &Ctx, db: &Db) -> Resp {
 }
 
 /// One entry of a deal's flow: seeded history plus API changes, newest first.
-pub struct FlowItem {
-    pub id: u64,
-    pub time: Ms,
-    pub user_id: u64,
-    pub field: String,
-    pub old: Option<String>,
-    pub new: Option<String>,
-    pub source: &'static str,
-}
-
-pub fn flow_items(db: &Db, deal_id: u64) -> Vec<FlowItem> {
-    let mut v: Vec<FlowItem> = deal_events(db, deal_id)
-        .into_iter()
-        .enumerate()
-        .map(|(k, e)| FlowItem {
-            id: deal_id * 100 + k as u64,
-            time: e.time,
-            user_id: e.user_id,
-            field: e.field.to_string(),
-            old: e.old,
-            new: e.new,
-            source: "app",
-        })
-        .collect();
-    if let Some(ch) = db.deal_changes.get(&deal_id) {
-        v.extend(ch.iter().map(|c| FlowItem {
-            id: c.id,
-            time: c.time,
-            user_id: c.user_id,
-            field: c.field_key.to_string(),
-            old: c.old_value.clone(),
-            new: c.new_value.clone(),
-            source: "api",
-        }));
-    }
-    v.sort_by(|a, b| b.time.cmp(&a.time).then(b.id.cmp(&a.id)));
-    v
-}
-
 fn deal_flow(c: &Ctx, db: &Db, id: &str) -> Resp {
     let Some(d) = parse_id(id)
         .and_then(|id| db.deals.get(id))

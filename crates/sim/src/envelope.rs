@@ -2,8 +2,8 @@
 //! offset page or a v2 cursor page over a derived list. The view structs keep the real API's
 //! field order and leave out what it leaves out; these functions only wrap them.
 
-use crate::api::{Ctx, Resp, parse_limit, v1_start, v2_invalid};
 use crate::list::{Pos, SortBy, decode_cursor, encode_cursor};
+use crate::respond::{Ctx, Resp, parse_limit, v1_start, v2_invalid};
 use serde::Serialize;
 
 /// The items `[start, end)` of a derived list that a request's paging parameters select.

@@ -2,10 +2,10 @@
 //! goals, projects and tasks. They are derived from the seeded company at startup, are
 //! read-only, and small relative to the core tables.
 
-use crate::api::{Ctx, Resp, err, ok_data, unknown_route, v1_envelope, v2_envelope};
 use crate::json::J;
 use crate::model::{Db, purged};
 use crate::render::perm_set_uuid;
+use crate::respond::{Ctx, Resp, err, ok_data, unknown_route, v1_envelope, v2_envelope};
 use crate::util::{DAY_MS, Ms, Rng, date, days_of, iso_ms, v1ts};
 
 pub struct File {
@@ -708,14 +708,14 @@ pub fn get_v1_extra(c: &Ctx, db: &Db, segs: &[&str]) -> Resp {
             None => err(404, "File not found"),
         },
         ["deals", id, "files"] => {
-            let Some(deal) = crate::api::live_deal(db, id, now) else {
+            let Some(deal) = db.live_deal(id, now) else {
                 return err(404, "Deal not found");
             };
             let v: Vec<&File> = x.files.iter().filter(|f| f.deal_id == deal.id).collect();
             v1_page(c, &v, 100, |j, f| file_v1(j, db, f))
         }
         ["deals", id, "mailMessages"] => {
-            let Some(deal) = crate::api::live_deal(db, id, now) else {
+            let Some(deal) = db.live_deal(id, now) else {
                 return err(404, "Deal not found");
             };
             let v: Vec<(&MailThread, u32)> = x
@@ -913,8 +913,8 @@ pub fn get_v1_extra(c: &Ctx, db: &Db, segs: &[&str]) -> Resp {
             else {
                 return err(404, "Deal not found");
             };
-            let items = crate::api::flow_items(db, d.id);
-            let v: Vec<&crate::api::FlowItem> = items.iter().collect();
+            let items = crate::seed::flow_items(db, d.id);
+            let v: Vec<&crate::seed::FlowItem> = items.iter().collect();
             v2_page(c, &v, |j, f| {
                 j.obj()
                     .ks("field_key", &f.field)

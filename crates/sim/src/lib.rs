@@ -49,6 +49,7 @@ mod limits;
 mod list;
 mod model;
 mod render;
+mod respond;
 mod seed;
 mod server;
 mod state;

@@ -722,6 +722,13 @@ impl Db {
             .iter()
             .filter(|f| f.active && f.is_custom())
     }
+    /// A deal that has not been purged, by the id in a path.
+    pub fn live_deal(&self, id: &str, now: Ms) -> Option<&Deal> {
+        id.parse()
+            .ok()
+            .and_then(|id| self.deals.get(id))
+            .filter(|d| !purged(*d, now))
+    }
     pub fn user_name(&self, id: u64) -> Option<&str> {
         self.users.get(id).map(|u| &*u.name)
     }

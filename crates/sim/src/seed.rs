@@ -1018,3 +1018,43 @@ pub fn cf_value(db: &Db, entity: FieldEntity, rec_id: u64, cf: &Cf, f: &FieldDef
         None
     }
 }
+
+/// One change of a deal's history: the seeded events, then the changes made through the API.
+pub struct FlowItem {
+    pub id: u64,
+    pub time: Ms,
+    pub user_id: u64,
+    pub field: String,
+    pub old: Option<String>,
+    pub new: Option<String>,
+    pub source: &'static str,
+}
+
+pub fn flow_items(db: &Db, deal_id: u64) -> Vec<FlowItem> {
+    let mut v: Vec<FlowItem> = deal_events(db, deal_id)
+        .into_iter()
+        .enumerate()
+        .map(|(k, e)| FlowItem {
+            id: deal_id * 100 + k as u64,
+            time: e.time,
+            user_id: e.user_id,
+            field: e.field.to_string(),
+            old: e.old,
+            new: e.new,
+            source: "app",
+        })
+        .collect();
+    if let Some(ch) = db.deal_changes.get(&deal_id) {
+        v.extend(ch.iter().map(|c| FlowItem {
+            id: c.id,
+            time: c.time,
+            user_id: c.user_id,
+            field: c.field_key.to_string(),
+            old: c.old_value.clone(),
+            new: c.new_value.clone(),
+            source: "api",
+        }));
+    }
+    v.sort_by(|a, b| b.time.cmp(&a.time).then(b.id.cmp(&a.id)));
+    v
+}

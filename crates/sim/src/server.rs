@@ -1,8 +1,9 @@
 //! HTTP front: routing by prefix, auth, rate limits, faults, stats, then the API handlers.
 
-use crate::api::{self, Ctx, Resp};
+use crate::api::{self};
 use crate::limits::Decision;
 use crate::list::Query;
+use crate::respond::{Ctx, Resp};
 use crate::state::State;
 use crate::util::Rng;
 use axum::Router;
@@ -79,7 +80,7 @@ async fn handle(st: Arc<State>, req: Request) -> Response<Body> {
     {
         (1u8, r)
     } else {
-        let r = api::unknown_route();
+        let r = crate::respond::unknown_route();
         st.stats.record(&normalise(&path), r.status, 0);
         return json_response(r.status, r.body);
     };
@@ -127,7 +128,7 @@ async fn handle(st: Arc<State>, req: Request) -> Response<Body> {
             502 => "Bad gateway",
             _ => "Service temporarily unavailable",
         };
-        let e = api::err(status, msg);
+        let e = crate::respond::err(status, msg);
         return json_response(status, e.body);
     }
     if fault_reset {
@@ -149,7 +150,7 @@ async fn handle(st: Arc<State>, req: Request) -> Response<Body> {
     }
     if fault_429 {
         st.stats.record(&route, 429, 0);
-        let e = api::err(429, "Request over limit");
+        let e = crate::respond::err(429, "Request over limit");
         return json_response(429, e.body);
     }
 
@@ -222,7 +223,7 @@ async fn handle(st: Arc<State>, req: Request) -> Response<Body> {
                 .kb("success", false)
                 .ks("error", &msg)
                 .ki("errorCode", 429);
-            j.ks("error_info", api::ERROR_INFO)
+            j.ks("error_info", crate::respond::ERROR_INFO)
                 .knull("data")
                 .knull("additional_data")
                 .end_obj();
@@ -263,8 +264,9 @@ async fn handle(st: Arc<State>, req: Request) -> Response<Body> {
         };
         // An operation of the official specs that the simulator does not serve answers as the
         // real API answers one the company's plan does not include, never as a typo.
-        if api::is_unknown_route(&resp) && st.costs.lookup(&method, ver, &segs).is_some() {
-            api::not_in_plan()
+        if crate::respond::is_unknown_route(&resp) && st.costs.lookup(&method, ver, &segs).is_some()
+        {
+            crate::respond::not_in_plan()
         } else {
             resp
         }

@@ -2,10 +2,10 @@
 //! Updates move `update_time` to the sim clock; deletes are soft (purged after 30 days);
 //! deal updates append one `dealChange` per changed field to the deal's flow.
 
-use crate::api::{Ctx, Resp, err, ok_data, unknown_route, v2_invalid};
 use crate::json::J;
 use crate::model::*;
 use crate::render::{self, V2Opts};
+use crate::respond::{Ctx, Resp, err, ok_data, unknown_route, v2_invalid};
 use crate::util::{Ms, parse_date};
 use serde_json::{Map, Value};
 

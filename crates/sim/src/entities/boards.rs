@@ -1,9 +1,9 @@
 //! Project boards and their phases (the Projects add-on's setup): a fixed layout that every
 //! seeded project points into (board 1, phases 1 to 3).
 
-use crate::api::{Ctx, Resp, err, v2_invalid};
 use crate::envelope;
 use crate::model::Db;
+use crate::respond::{Ctx, Resp, err, v2_invalid};
 use crate::util::{ANCHOR_MS, DAY_MS, Ms, iso_ms, v1ts};
 use serde::Serialize;
 
@@ -127,7 +127,7 @@ pub fn get_boards(_db: &Db, rest: &[&str], f: Format) -> Resp {
             Some(b) => envelope::data(&board_view(b, f)),
             None => err(404, "Board not found"),
         },
-        _ => crate::api::unknown_route(),
+        _ => crate::respond::unknown_route(),
     }
 }
 
@@ -158,7 +158,7 @@ pub fn get_phases(c: &Ctx, _db: &Db, rest: &[&str], f: Format) -> Resp {
             Some(p) => envelope::data(&phase_view(p, f)),
             None => err(404, "Phase not found"),
         },
-        _ => crate::api::unknown_route(),
+        _ => crate::respond::unknown_route(),
     }
 }
 

@@ -9,8 +9,8 @@ mod product_variations;
 mod project_templates;
 pub mod webhooks;
 
-use crate::api::{Ctx, Resp};
 use crate::model::Db;
+use crate::respond::{Ctx, Resp};
 
 /// Answers a GET this module serves, or `None` to leave it to the older handlers.
 pub fn get(c: &Ctx, db: &Db, ver: u8, segs: &[&str]) -> Option<Resp> {

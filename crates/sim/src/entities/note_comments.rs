@@ -1,8 +1,8 @@
 //! Comments on notes: derived from each note and the seed (none to two per note).
 
-use crate::api::{Ctx, Resp, err};
 use crate::envelope;
 use crate::model::{Db, Note, purged};
+use crate::respond::{Ctx, Resp, err};
 use crate::util::{Ms, Rng, iso_ms};
 use serde::Serialize;
 
@@ -68,7 +68,7 @@ pub fn get(c: &Ctx, db: &Db, id: &str, rest: &[&str]) -> Resp {
             Some(x) => envelope::data(x),
             None => err(404, "Comment not found"),
         },
-        _ => crate::api::unknown_route(),
+        _ => crate::respond::unknown_route(),
     }
 }
 

@@ -1,9 +1,9 @@
 //! Product variations: derived from each product and the seed (none to three per product), so
 //! products created or deleted through the API keep theirs consistent without stored state.
 
-use crate::api::{Ctx, Resp, err};
 use crate::envelope;
 use crate::model::{Db, Product, purged};
+use crate::respond::{Ctx, Resp, err};
 use crate::util::{Ms, Rng};
 use serde::Serialize;
 

@@ -1,8 +1,8 @@
 //! Project templates (Projects add-on): a fixed pair, one per project board.
 
-use crate::api::{Ctx, Resp, err};
 use crate::envelope;
 use crate::model::Db;
+use crate::respond::{Ctx, Resp, err};
 use crate::util::{ANCHOR_MS, DAY_MS, Ms, iso_ms};
 use serde::Serialize;
 
@@ -77,7 +77,7 @@ pub fn get(c: &Ctx, _db: &Db, ver: u8, rest: &[&str]) -> Resp {
             Some(t) => envelope::data(&view(t, ver)),
             None => err(404, "Project template not found"),
         },
-        _ => crate::api::unknown_route(),
+        _ => crate::respond::unknown_route(),
     }
 }
 

@@ -1,8 +1,8 @@
 //! Webhook subscriptions (`/v1/webhooks`; there is no v2 management API). Registration only:
 //! what the real API stores, validates and answers. Delivery is not simulated yet.
 
-use crate::api::{Ctx, Resp};
 use crate::model::Db;
+use crate::respond::{Ctx, Resp};
 use crate::util::iso_ms;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
