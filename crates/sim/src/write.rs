@@ -316,6 +316,26 @@ fn cf_str(v: &CfVal) -> String {
     }
 }
 
+/// The live row an update changes, as a copy to patch, or the API's 404 naming `what`.
+fn editable<T: Rec + Clone>(table: &Table<T>, id: u64, what: &str) -> Result<T, Resp> {
+    table
+        .get(id)
+        .filter(|r| r.deleted_time().is_none())
+        .cloned()
+        .ok_or_else(|| err(404, &format!("{what} not found")))
+}
+
+/// Stores a created (`updating` false) or patched row; returns its id.
+fn stored<T: Rec>(table: &mut Table<T>, updating: bool, row: T) -> u64 {
+    let id = row.id();
+    if updating {
+        table.modify(id, |x| *x = row);
+    } else {
+        table.insert(row);
+    }
+    id
+}
+
 fn secs(t: Ms) -> Ms {
     t / 1000 * 1000
 }
@@ -507,12 +527,7 @@ fn opt_s<T: ToString>(v: Option<T>) -> Option<String> {
 fn deal_upsert(c: &Ctx, db: &mut Db, rid: Option<u64>, o: &Obj) -> Result<Resp, Resp> {
     let t = secs(c.now);
     let mut d = match rid {
-        Some(x) => db
-            .deals
-            .get(x)
-            .filter(|d| d.deleted_time.is_none())
-            .cloned()
-            .ok_or_else(|| err(404, "Deal not found"))?,
+        Some(x) => editable(&db.deals, x, "Deal")?,
         None => {
             let Some(Some(title)) = s(o, "title") else {
                 return Err(v2_invalid("title: Required"));
@@ -737,12 +752,7 @@ fn id_or(o: &Obj, k: &str) -> Option<u64> {
 fn person_upsert(db: &mut Db, rid: Option<u64>, o: &Obj, now: Ms) -> Result<Resp, Resp> {
     let t = secs(now);
     let mut p = match rid {
-        Some(x) => db
-            .persons
-            .get(x)
-            .filter(|p| p.deleted_time.is_none())
-            .cloned()
-            .ok_or_else(|| err(404, "Person not found"))?,
+        Some(x) => editable(&db.persons, x, "Person")?,
         None => {
             if !matches!(s(o, "name"), Some(Some(_))) {
                 return Err(v2_invalid("name: Required"));
@@ -803,12 +813,7 @@ fn person_upsert(db: &mut Db, rid: Option<u64>, o: &Obj, now: Ms) -> Result<Resp
     apply_cf(db, FieldEntity::Person, p.id, &mut cf, o, false)?;
     p.cf = cf;
     p.update_time = t;
-    let pid = p.id;
-    if rid.is_some() {
-        db.persons.modify(pid, |x| *x = p);
-    } else {
-        db.persons.insert(p);
-    }
+    let pid = stored(&mut db.persons, rid.is_some(), p);
     let p = db.persons.get(pid).ok_or_else(|| err(500, "lost"))?;
     Ok(ok_data(|j| render::person_v2(j, db, p, &V2Opts::default())))
 }
@@ -816,12 +821,7 @@ fn person_upsert(db: &mut Db, rid: Option<u64>, o: &Obj, now: Ms) -> Result<Resp
 fn org_upsert(db: &mut Db, rid: Option<u64>, o: &Obj, now: Ms) -> Result<Resp, Resp> {
     let t = secs(now);
     let mut r = match rid {
-        Some(x) => db
-            .orgs
-            .get(x)
-            .filter(|p| p.deleted_time.is_none())
-            .cloned()
-            .ok_or_else(|| err(404, "Organization not found"))?,
+        Some(x) => editable(&db.orgs, x, "Organization")?,
         None => {
             if !matches!(s(o, "name"), Some(Some(_))) {
                 return Err(v2_invalid("name: Required"));
@@ -875,12 +875,7 @@ fn org_upsert(db: &mut Db, rid: Option<u64>, o: &Obj, now: Ms) -> Result<Resp, R
     apply_cf(db, FieldEntity::Org, r.id, &mut cf, o, false)?;
     r.cf = cf;
     r.update_time = t;
-    let rid2 = r.id;
-    if rid.is_some() {
-        db.orgs.modify(rid2, |x| *x = r);
-    } else {
-        db.orgs.insert(r);
-    }
+    let rid2 = stored(&mut db.orgs, rid.is_some(), r);
     let r = db.orgs.get(rid2).ok_or_else(|| err(500, "lost"))?;
     Ok(ok_data(|j| render::org_v2(j, db, r, &V2Opts::default())))
 }
@@ -888,12 +883,7 @@ fn org_upsert(db: &mut Db, rid: Option<u64>, o: &Obj, now: Ms) -> Result<Resp, R
 fn activity_upsert(c: &Ctx, db: &mut Db, rid: Option<u64>, o: &Obj) -> Result<Resp, Resp> {
     let t = secs(c.now);
     let mut a = match rid {
-        Some(x) => db
-            .activities
-            .get(x)
-            .filter(|p| p.deleted_time.is_none())
-            .cloned()
-            .ok_or_else(|| err(404, "Activity not found"))?,
+        Some(x) => editable(&db.activities, x, "Activity")?,
         None => Activity {
             id: db.activities.next_id,
             subject: "Call".into(),
@@ -974,12 +964,7 @@ fn activity_upsert(c: &Ctx, db: &mut Db, rid: Option<u64>, o: &Obj) -> Result<Re
         a.location = addr(v);
     }
     a.update_time = t;
-    let aid = a.id;
-    if rid.is_some() {
-        db.activities.modify(aid, |x| *x = a);
-    } else {
-        db.activities.insert(a);
-    }
+    let aid = stored(&mut db.activities, rid.is_some(), a);
     let a = db.activities.get(aid).ok_or_else(|| err(500, "lost"))?;
     Ok(ok_data(|j| render::activity_v2(j, db, a)))
 }
@@ -987,12 +972,7 @@ fn activity_upsert(c: &Ctx, db: &mut Db, rid: Option<u64>, o: &Obj) -> Result<Re
 fn product_upsert(c: &Ctx, db: &mut Db, rid: Option<u64>, o: &Obj) -> Result<Resp, Resp> {
     let t = secs(c.now);
     let mut p = match rid {
-        Some(x) => db
-            .products
-            .get(x)
-            .filter(|p| p.deleted_time.is_none())
-            .cloned()
-            .ok_or_else(|| err(404, "Product not found"))?,
+        Some(x) => editable(&db.products, x, "Product")?,
         None => {
             if !matches!(s(o, "name"), Some(Some(_))) {
                 return Err(v2_invalid("name: Required"));
@@ -1073,12 +1053,7 @@ fn product_upsert(c: &Ctx, db: &mut Db, rid: Option<u64>, o: &Obj) -> Result<Res
     apply_cf(db, FieldEntity::Product, p.id, &mut cf, o, false)?;
     p.cf = cf;
     p.update_time = t;
-    let pid = p.id;
-    if rid.is_some() {
-        db.products.modify(pid, |x| *x = p);
-    } else {
-        db.products.insert(p);
-    }
+    let pid = stored(&mut db.products, rid.is_some(), p);
     let p = db.products.get(pid).ok_or_else(|| err(500, "lost"))?;
     Ok(ok_data(|j| {
         render::product_v2(j, db, p, &V2Opts::default())
@@ -1088,12 +1063,7 @@ fn product_upsert(c: &Ctx, db: &mut Db, rid: Option<u64>, o: &Obj) -> Result<Res
 fn pipeline_upsert(db: &mut Db, rid: Option<u64>, o: &Obj, now: Ms) -> Result<Resp, Resp> {
     let t = secs(now);
     let mut p = match rid {
-        Some(x) => db
-            .pipelines
-            .get(x)
-            .filter(|p| p.deleted_time.is_none())
-            .cloned()
-            .ok_or_else(|| err(404, "Pipeline not found"))?,
+        Some(x) => editable(&db.pipelines, x, "Pipeline")?,
         None => {
             if !matches!(s(o, "name"), Some(Some(_))) {
                 return Err(v2_invalid("name: Required"));
@@ -1116,12 +1086,7 @@ fn pipeline_upsert(db: &mut Db, rid: Option<u64>, o: &Obj, now: Ms) -> Result<Re
         p.probability_enabled = v;
     }
     p.update_time = t;
-    let pid = p.id;
-    if rid.is_some() {
-        db.pipelines.modify(pid, |x| *x = p);
-    } else {
-        db.pipelines.insert(p);
-    }
+    let pid = stored(&mut db.pipelines, rid.is_some(), p);
     let p = db.pipelines.get(pid).ok_or_else(|| err(500, "lost"))?;
     Ok(ok_data(|j| render::pipeline_v2(j, p)))
 }
@@ -1129,12 +1094,7 @@ fn pipeline_upsert(db: &mut Db, rid: Option<u64>, o: &Obj, now: Ms) -> Result<Re
 fn stage_upsert(db: &mut Db, rid: Option<u64>, o: &Obj, now: Ms) -> Result<Resp, Resp> {
     let t = secs(now);
     let mut st = match rid {
-        Some(x) => db
-            .stages
-            .get(x)
-            .filter(|p| p.deleted_time.is_none())
-            .cloned()
-            .ok_or_else(|| err(404, "Stage not found"))?,
+        Some(x) => editable(&db.stages, x, "Stage")?,
         None => {
             let (Some(Some(_)), Some(Some(pid))) = (s(o, "name"), id(o, "pipeline_id")) else {
                 return Err(v2_invalid("name, pipeline_id: Required"));
@@ -1174,12 +1134,7 @@ fn stage_upsert(db: &mut Db, rid: Option<u64>, o: &Obj, now: Ms) -> Result<Resp,
         st.rotten_days = v.map(|x| x as u32);
     }
     st.update_time = t;
-    let sid = st.id;
-    if rid.is_some() {
-        db.stages.modify(sid, |x| *x = st);
-    } else {
-        db.stages.insert(st);
-    }
+    let sid = stored(&mut db.stages, rid.is_some(), st);
     let st = db.stages.get(sid).ok_or_else(|| err(500, "lost"))?;
     Ok(ok_data(|j| render::stage_v2(j, st)))
 }
@@ -1187,12 +1142,7 @@ fn stage_upsert(db: &mut Db, rid: Option<u64>, o: &Obj, now: Ms) -> Result<Resp,
 fn note_upsert(c: &Ctx, db: &mut Db, rid: Option<u64>, o: &Obj) -> Result<Resp, Resp> {
     let t = secs(c.now);
     let mut n0 = match rid {
-        Some(x) => db
-            .notes
-            .get(x)
-            .filter(|p| p.deleted_time.is_none())
-            .cloned()
-            .ok_or_else(|| err(404, "Note not found"))?,
+        Some(x) => editable(&db.notes, x, "Note")?,
         None => {
             let Some(Some(_)) = s(o, "content") else {
                 return Err(err(400, "Content is required"));
@@ -1255,12 +1205,7 @@ fn note_upsert(c: &Ctx, db: &mut Db, rid: Option<u64>, o: &Obj) -> Result<Resp, 
     }
     n0.last_update_user_id = c.me;
     n0.update_time = t;
-    let nid = n0.id;
-    if rid.is_some() {
-        db.notes.modify(nid, |x| *x = n0);
-    } else {
-        db.notes.insert(n0);
-    }
+    let nid = stored(&mut db.notes, rid.is_some(), n0);
     let n0 = db.notes.get(nid).ok_or_else(|| err(500, "lost"))?;
     Ok(ok_data(|j| render::note_v1(j, db, n0, c.me)))
 }
