@@ -603,6 +603,29 @@ await checkEach(
   (x) => x.row.id,
   async () => ids(await truth("product_variations"), (v) => productIds.includes(v.product_id)),
 );
+for (const [endpoint, apiName, method, entity, parentKey] of [
+  ["persons", "PersonsApi", "getPersonFollowers", "person", "person_id"],
+  ["organizations", "OrganizationsApi", "getOrganizationFollowers", "organization", "org_id"],
+  ["products", "ProductsApi", "getProductFollowers", "product", "product_id"],
+]) {
+  const parents = ids(await truth(endpoint), notDeleted);
+  const followed = async () =>
+    ids(await truth(`${entity}_followers`), (f) => parents.includes(f[parentKey]), (f) => `${f[parentKey]}:${f.user_id}`);
+  await checkEach(
+    `v2 GET /${endpoint}/{id}/followers (every record)`,
+    parents,
+    (id) => pagesV2(`${endpoint}/{id}/followers`, (p) => api2(apiName)[method]({ ...p, id })),
+    (x) => `${x.parent}:${x.row.user_id}`,
+    followed,
+  );
+  await checkEach(
+    `v1 GET /${endpoint}/{id}/followers (every record)`,
+    parents,
+    (id) => pagesV1(`v1 ${endpoint}/{id}/followers`, (p) => api1(apiName)[method]({ ...p, id })),
+    (x) => `${x.row[parentKey]}:${x.row.user_id}`,
+    followed,
+  );
+}
 const beta2 = api2("BetaApi");
 const boardRows = await check("v2 GET /boards", () => once("boards", () => beta2.getProjectsBoards()), (b) => b.id, async () =>
   ids(await truth("boards")),
@@ -768,11 +791,32 @@ const first = async (entity, pred = () => true) => (await truth(entity)).find(pr
     const id = list.data[0].id;
     await single(`v1 GET /${method.slice(3, 4).toLowerCase()}${method.slice(4)}s/{id}`, () => api1(apiName)[method]({ id }), id);
   }
+  for (const [entity, apiName, method] of [
+    ["activity_fields", "ActivityFieldsApi", "getActivityField"],
+    ["person_fields", "PersonFieldsApi", "getPersonField"],
+    ["organization_fields", "OrganizationFieldsApi", "getOrganizationField"],
+    ["product_fields", "ProductFieldsApi", "getProductField"],
+    ["project_fields", "ProjectFieldsApi", "getProjectField"],
+  ]) {
+    const f2 = await first(entity);
+    const ep = `v2 GET /${method.slice(3, 4).toLowerCase()}${method.slice(4)}s/{field_code}`;
+    await single(ep, () => api2(apiName)[method]({ field_code: f2.field_code }), f2.field_code, (x) => x?.field_code);
+  }
+  const comment = await first("note_comments");
+  await single(
+    "v1 GET /notes/{id}/comments/{commentId}",
+    () => notes.getComment({ id: Number(comment.object_id), commentId: comment.uuid }),
+    comment.uuid,
+    (x) => x?.uuid,
+  );
   const tpl = await first("project_templates");
+  await single("v1 GET /projectTemplates/{id}", () => api1("ProjectTemplatesApi").getProjectTemplate({ id: tpl.id }), tpl.id);
   await single("v2 GET /projectTemplates/{id}", () => api2("ProjectTemplatesApi").getProjectTemplate({ id: tpl.id }), tpl.id);
   const board = await first("boards");
   await single("v2 GET /boards/{id}", () => beta2.getProjectsBoard({ id: board.id }), board.id);
+  await single("v1 GET /projects/boards/{id}", () => boards1.getProjectsBoard({ id: board.id }), board.id);
   const phase = await first("phases");
+  await single("v1 GET /projects/phases/{id}", () => phases1.getProjectsPhase({ id: phase.id }), phase.id);
   await single("v2 GET /phases/{id}", () => beta2.getProjectsPhase({ id: phase.id }), phase.id);
   await single("v1 GET /projects/{id}", () => projects1.getProject({ id: p.id }), p.id);
   await single("v1 GET /tasks/{id}", () => tasks1.getTask({ id: t.id }), t.id);

@@ -4,6 +4,7 @@
 //! route tables; the server asks them before the older hand-written handlers.
 
 mod boards;
+mod followers;
 mod note_comments;
 mod product_variations;
 mod project_templates;
@@ -27,6 +28,9 @@ pub fn get(c: &Ctx, db: &Db, ver: u8, segs: &[&str]) -> Option<Resp> {
         (2, ["products", id, "variations"]) => Some(product_variations::get(c, db, id)),
         (1, ["notes", id, "comments", rest @ ..]) => Some(note_comments::get(c, db, id, rest)),
         (1, ["webhooks"]) => Some(webhooks::list(db)),
+        (_, [entity, id, "followers"]) => {
+            followers::Followed::of_path(entity).map(|kind| followers::get(c, db, ver, kind, id))
+        }
         _ => None,
     }
 }
@@ -56,6 +60,11 @@ pub fn truth(db: &Db, entity: &str, now: crate::util::Ms) -> Option<Vec<u8>> {
         "product_variations" => Some(product_variations::truth(db, now)),
         "note_comments" => Some(note_comments::truth(db, now)),
         "webhooks" => Some(webhooks::truth(db)),
+        "person_followers" => Some(followers::truth(db, followers::Followed::Person, now)),
+        "organization_followers" => {
+            Some(followers::truth(db, followers::Followed::Organization, now))
+        }
+        "product_followers" => Some(followers::truth(db, followers::Followed::Product, now)),
         _ => None,
     }
 }
