@@ -132,10 +132,28 @@ pub fn summary(report: &SyncReport, client: &Client) -> String {
             outcome_text(&stream.outcome)
         ));
     }
+    // The run's own totals, as `_sync_runs` records them: what no stream paid for (field
+    // definitions, the token check) gets a row of its own, so the columns add up to them.
+    let run = &report.run;
+    let (other_requests, other_tokens) = (
+        run.requests.saturating_sub(requests),
+        run.tokens.saturating_sub(tokens),
+    );
+    if other_requests > 0 || other_tokens > 0 {
+        out.push_str(&format!(
+            "{:<28} {:>10} {:>9} {:>9}\n",
+            "(field definitions, checks)", "", other_requests, other_tokens
+        ));
+    }
     let stats = client.stats();
     out.push_str(&format!(
-        "{:<28} {:>10} {:>9} {:>9}           {} requests sent in all, {} retries, {} answered 429\n",
-        "total", records, requests, tokens, stats.requests, stats.retries, stats.responses_429
+        "{:<28} {:>10} {:>9} {:>9}           {} retries, {} answered 429\n",
+        "total",
+        records,
+        requests + other_requests,
+        tokens + other_tokens,
+        stats.retries,
+        run.responses_429
     ));
     out
 }

@@ -297,7 +297,7 @@ fn bench_incremental_and_fanout_read_about_the_minimum_requests() {
         assert_eq!(n(&s["loaded"]), changed, "{s}");
         let minimum = changed.div_ceil(u64::from(limit));
         // The fixed overhead: the stream's field definitions, read once a run, and one page
-        // for the records at the bookmark's second, which an inclusive `updated_since` re-reads.
+        // for the records changed within the lookback before the bookmark, which are read again.
         let overhead = u64::from(def.custom_fields.is_some()) + 1;
         let requests = n(&s["list_requests"]) + n(&s["field_requests"]);
         assert!(n(&s["list_requests"]) >= minimum, "{s}");
@@ -326,12 +326,12 @@ fn bench_incremental_and_fanout_read_about_the_minimum_requests() {
         let per_request = n(&c["deals_per_request"]);
         // A full sync reads every deal's children, a request per deal or per 100 deals...
         assert_eq!(n(&c["full_requests"]), deals.div_ceil(per_request), "{c}");
-        // ...and an incremental one only the changed deals' (and the bookmark second's).
+        // ...and an incremental one only the changed deals' (and those in the lookback).
         let incremental = n(&c["incremental_requests"]);
         assert!(incremental >= changed.div_ceil(per_request), "{c}");
         assert!(
             incremental <= (changed + again).div_ceil(per_request),
-            "{c}: {changed} changed deals, {again} at the bookmark's second"
+            "{c}: {changed} changed deals, {again} within the lookback before the bookmark"
         );
     }
 }

@@ -40,7 +40,7 @@ async fn the_official_npm_client_lists_every_endpoint_through_all_pages() {
         .unwrap_or_else(|| panic!("no summary line in the output:\n{stdout}"));
     assert_eq!(summary["failures"], 0, "{stdout}");
     assert!(
-        summary["endpoints"].as_u64().unwrap_or(0) >= 90,
+        summary["endpoints"].as_u64().unwrap_or(0) >= 70,
         "fewer endpoints than expected:\n{stdout}"
     );
     // Every response was checked for the rate-limit headers (a failure above names any missing).

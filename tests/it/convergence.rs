@@ -6,7 +6,7 @@ use pipedrive_sim::{Plan, Scale};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{Sim, Workspace, assert_ok};
+use crate::support::{PgSchema, Sim, Workspace, assert_ok, quote};
 
 async fn live_deal_ids(sim: &Sim, n: usize) -> Vec<i64> {
     sim.truth("deals")
@@ -30,8 +30,13 @@ async fn retitle(sim: &Sim, id: i64, title: &str) {
 }
 
 fn loaded_title(workspace: &Workspace, id: i64) -> Value {
-    let rows = workspace.rows(&format!("main.deals WHERE id = {id}"), "id");
-    rows[0]["title"].clone()
+    let title: String = workspace
+        .duckdb()
+        .query_row("SELECT title FROM main.deals WHERE id = ?", [id], |r| {
+            r.get(0)
+        })
+        .unwrap_or_else(|e| panic!("deal {id} in DuckDB: {e}"));
+    Value::String(title)
 }
 
 /// Writes the config with `lookback` under `source` (absent: the default).
@@ -89,4 +94,122 @@ async fn without_a_lookback_a_change_that_shows_late_is_lost() {
     let (loaded, truth) = late_change_after_three_syncs(Some("0s")).await;
     assert_eq!(truth, "shown late");
     assert_ne!(loaded, json!(truth));
+}
+
+/// The live pipelines' names as Pipedrive lists them, by id.
+async fn pipeline_names(sim: &Sim) -> Vec<(i64, String)> {
+    let mut names: Vec<(i64, String)> = sim
+        .truth("pipelines")
+        .await
+        .iter()
+        .filter(|p| p["is_deleted"] != json!(true))
+        .map(|p| {
+            (
+                p["id"].as_i64().unwrap(),
+                p["name"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+async fn add_pipeline(sim: &Sim, name: &str) {
+    let answer = sim
+        .api(
+            Method::POST,
+            "/api/v2/pipelines",
+            Some(json!({"name": name})),
+        )
+        .await;
+    assert_eq!(answer["data"]["name"], name, "{answer}");
+}
+
+const FULL_REFRESH_PIPELINES: &str = "streams:\n  pipelines: {mode: full-refresh}\n";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_view_on_a_full_refresh_table_answers_after_every_sync_in_duckdb() {
+    let sim = Sim::start(Scale::Tiny, Plan::Unlimited).await;
+    let workspace = Workspace::new();
+    workspace.write_config(&sim, FULL_REFRESH_PIPELINES);
+    assert_ok(&workspace.sync(&sim, &[]));
+    workspace
+        .duckdb()
+        .execute_batch(
+            "CREATE VIEW main.pipeline_names AS SELECT id, name FROM main.pipelines; \
+             CREATE INDEX pipelines_by_name ON main.pipelines (name)",
+        )
+        .unwrap();
+    for run in ["Renewals", "Partners"] {
+        add_pipeline(&sim, run).await;
+        assert_ok(&workspace.sync(&sim, &[]));
+        let loaded: Vec<(i64, String)> = workspace
+            .rows("main.pipeline_names", "id")
+            .iter()
+            .map(|r| {
+                (
+                    r["id"].as_i64().unwrap(),
+                    r["name"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        assert_eq!(loaded, pipeline_names(&sim).await, "after adding {run}");
+    }
+    let indexes: i64 = workspace
+        .duckdb()
+        .query_row(
+            "SELECT count(*) FROM duckdb_indexes() WHERE index_name = 'pipelines_by_name'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(indexes, 1, "the user's index is gone");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_view_index_and_grant_on_a_full_refresh_table_survive_every_sync_in_postgres() {
+    let sim = Sim::start(Scale::Tiny, Plan::Unlimited).await;
+    let schema = PgSchema::new("views").await;
+    let workspace = Workspace::new();
+    let yaml = format!(
+        "source:\n  api_token: ${{PDS_TEST_TOKEN}}\n  base_url: {}\n{}{FULL_REFRESH_PIPELINES}",
+        sim.handle.url,
+        schema.target()
+    );
+    std::fs::write(workspace.config_path(), yaml).unwrap();
+    assert_ok(&workspace.sync(&sim, &[]));
+    let s = quote(&schema.name);
+    schema
+        .execute(&format!(
+            "CREATE VIEW {s}.pipeline_names AS SELECT id, name FROM {s}.pipelines; \
+             CREATE INDEX pipelines_by_name ON {s}.pipelines (name); \
+             GRANT SELECT ON {s}.pipelines TO PUBLIC"
+        ))
+        .await;
+    for run in ["Renewals", "Partners"] {
+        add_pipeline(&sim, run).await;
+        assert_ok(&workspace.sync(&sim, &[]));
+        let loaded: Vec<(i64, String)> = schema
+            .rows("pipeline_names", "id")
+            .await
+            .iter()
+            .map(|r| {
+                (
+                    r["id"].as_i64().unwrap(),
+                    r["name"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        assert_eq!(loaded, pipeline_names(&sim).await, "after adding {run}");
+    }
+    let survived = schema
+        .texts(&format!(
+            "SELECT (SELECT count(*) FROM pg_indexes WHERE schemaname = '{0}' \
+               AND indexname = 'pipelines_by_name')::text || ' ' || \
+             has_table_privilege('public', '{s}.pipelines', 'SELECT')::text",
+            schema.name.replace('\'', "''")
+        ))
+        .await;
+    assert_eq!(survived, ["1 true"], "the user's index or grant is gone");
+    schema.drop().await;
 }

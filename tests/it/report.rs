@@ -167,6 +167,25 @@ fn assert_per_path(run: &Recorded, stats: &Value) {
     }
 }
 
+/// Records, requests and tokens on the `total` line of the summary a sync prints.
+fn summary_total(output: &Output) -> (i64, i64, i64) {
+    let text = stderr(output);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("total "))
+        .unwrap_or_else(|| panic!("no total line in:\n{text}"));
+    let numbers: Vec<i64> = line
+        .split_whitespace()
+        .skip(1)
+        .take(3)
+        .map(|n| {
+            n.parse()
+                .unwrap_or_else(|_| panic!("not a number in {line}"))
+        })
+        .collect();
+    (numbers[0], numbers[1], numbers[2])
+}
+
 /// Records listed by the stream's endpoint changed at or after `since` (whole seconds).
 async fn changed_since(sim: &Sim, stream: &str, since: i64) -> i64 {
     let (_, _, listed) = STREAMS.iter().find(|(s, ..)| *s == stream).unwrap();
@@ -192,7 +211,8 @@ async fn each_sync_records_its_run_with_the_simulators_figures_in_duckdb() {
     workspace.write_config(&sim, SOME_STREAMS);
 
     sim.reset_stats().await;
-    assert_ok(&workspace.sync(&sim, &[]));
+    let first_output = workspace.sync(&sim, &[]);
+    assert_ok(&first_output);
     let first_stats = sim.stats().await;
     let first_tables: Vec<(String, i64)> = ["deals", "persons", "notes", "pipelines", "users"]
         .iter()
@@ -219,7 +239,8 @@ async fn each_sync_records_its_run_with_the_simulators_figures_in_duckdb() {
     )
     .await;
     sim.reset_stats().await;
-    assert_ok(&workspace.sync(&sim, &[]));
+    let second_output = workspace.sync(&sim, &[]);
+    assert_ok(&second_output);
     let second_stats = sim.stats().await;
 
     let runs = duckdb_runs(&workspace);
@@ -232,7 +253,17 @@ async fn each_sync_records_its_run_with_the_simulators_figures_in_duckdb() {
         second.started_us >= first.finished_us,
         "the second run started before the first ended: {runs:?}"
     );
-    for (run, stats) in [(first, &first_stats), (second, &second_stats)] {
+    for (run, stats, output) in [
+        (first, &first_stats, &first_output),
+        (second, &second_stats, &second_output),
+    ] {
+        // The summary printed at the end says what the run record says.
+        assert_eq!(
+            summary_total(output),
+            (run.records, run.requests, run.tokens),
+            "{}",
+            stderr(output)
+        );
         assert_eq!(run.status, "succeeded", "{run:?}");
         assert_eq!(run.error, None);
         assert_eq!(run.burst_limit, Some(burst_limit));
@@ -250,11 +281,12 @@ async fn each_sync_records_its_run_with_the_simulators_figures_in_duckdb() {
         assert_eq!(count(&first.stream(stream)["records"]), *rows, "{stream}");
     }
     // Second run: the full-refresh stream in full, incremental ones what changed since their
-    // bookmark (the bookmark's own second is read again).
+    // bookmark less the lookback (that window is read again).
     assert_eq!(
         count(&second.stream("pipelines")["records"]),
         workspace.count("main.pipelines")
     );
+    let lookback = pipedrive_config::DEFAULT_LOOKBACK.as_secs() as i64;
     for stream in ["deals", "persons", "notes"] {
         let bookmark = bookmarks[stream]["bookmark"]
             .as_str()
@@ -262,7 +294,7 @@ async fn each_sync_records_its_run_with_the_simulators_figures_in_duckdb() {
             .unwrap_or_else(|| panic!("{stream} has a bookmark: {bookmarks}"));
         assert_eq!(
             count(&second.stream(stream)["records"]),
-            changed_since(&sim, stream, bookmark).await,
+            changed_since(&sim, stream, bookmark - lookback).await,
             "{stream} since {bookmark}"
         );
     }

@@ -280,6 +280,19 @@ impl PgSchema {
             .collect()
     }
 
+    /// Runs statements as a user of the database would (views, indexes, grants).
+    pub async fn execute(&self, sql: &str) {
+        self.client
+            .batch_execute(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    /// The first column of each row of `sql`, as text.
+    pub async fn texts(&self, sql: &str) -> Vec<String> {
+        self.strings(sql, &[]).await
+    }
+
     pub async fn tables(&self) -> Vec<String> {
         self.strings(
             "SELECT table_name::text FROM information_schema.tables WHERE table_schema = $1 ORDER BY 1",

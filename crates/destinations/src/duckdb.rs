@@ -19,7 +19,7 @@ use pipedrive_engine::{
 use crate::arrow_rows::{self, SYNCED_AT, Slot};
 use crate::fresh_tables::{FreshTables, bounds};
 use crate::runs::{self, RUNS_TABLE};
-use crate::sql::quote;
+use crate::sql::{column_list, quote};
 
 /// The table holding every stream's state, in the state schema.
 pub const STATE_TABLE: &str = "_pipedrive_sync_state";
@@ -819,12 +819,25 @@ impl Destination for DuckDb {
     ) -> Result<(), DestinationError> {
         tokio::task::block_in_place(|| {
             self.in_transaction(|db| {
-                db.execute(&format!(
-                    "DROP TABLE IF EXISTS {}; ALTER TABLE {} RENAME TO {}",
-                    db.table(&target.schema, &target.name),
+                let (staged, replaced) = (
                     db.table(&staging.schema, &staging.name),
-                    quote(&target.name)
-                ))?;
+                    db.table(&target.schema, &target.name),
+                );
+                if db.columns_of(target)?.is_none() {
+                    db.execute(&format!(
+                        "ALTER TABLE {staged} RENAME TO {}",
+                        quote(&target.name)
+                    ))?;
+                } else {
+                    // The table stays, so views, indexes and grants on it do too: its rows are
+                    // swapped, and the columns the new rows bring are added first.
+                    let columns = db.columns_of(staging)?.unwrap_or_default();
+                    db.evolve(target, &columns)?;
+                    let names = column_list(&columns);
+                    db.execute(&format!(
+                        "DELETE FROM {replaced}; INSERT INTO {replaced} ({names}) SELECT {names} FROM {staged}; DROP TABLE {staged}"
+                    ))?;
+                }
                 db.tables.remove(staging);
                 db.tables.remove(target);
                 db.fresh.forget(staging);

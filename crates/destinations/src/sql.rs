@@ -17,6 +17,15 @@ pub fn quote(name: &str) -> String {
     quoted
 }
 
+/// `"a", "b"`: the columns' names, quoted, for an INSERT's column list and its SELECT.
+pub fn column_list(columns: &[pipedrive_engine::schema::Column]) -> String {
+    columns
+        .iter()
+        .map(|c| quote(&c.name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// `"schema"."table"`.
 pub fn quote_table(schema: &str, table: &str) -> String {
     format!("{}.{}", quote(schema), quote(table))

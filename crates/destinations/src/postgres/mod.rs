@@ -876,25 +876,53 @@ impl Destination for Postgres {
             .transaction()
             .await
             .map_err(fail("starting a transaction"))?;
-        let mut sql = format!(
-            "DROP TABLE IF EXISTS {}; ALTER TABLE {} RENAME TO {};",
-            target.sql(),
-            staging.sql(),
-            quote(&target.name)
-        );
-        if staging.schema != target.schema {
-            sql.push_str(&format!(
-                " ALTER TABLE {}.{} SET SCHEMA {};",
-                quote(&staging.schema),
-                quote(&target.name),
-                quote(&target.schema)
-            ));
+        let tables = &mut self.tables;
+        let result = async {
+            let sql = match columns_of(&tx, tables, &target).await? {
+                None => {
+                    let mut sql = format!(
+                        "ALTER TABLE {} RENAME TO {};",
+                        staging.sql(),
+                        quote(&target.name)
+                    );
+                    if staging.schema != target.schema {
+                        sql.push_str(&format!(
+                            " ALTER TABLE {}.{} SET SCHEMA {};",
+                            quote(&staging.schema),
+                            quote(&target.name),
+                            quote(&target.schema)
+                        ));
+                    }
+                    sql
+                }
+                Some(_) => {
+                    // The table stays, so views, indexes and grants on it do too: its rows are
+                    // swapped (readers see the old rows until the commit), and the columns the
+                    // new rows bring are added first.
+                    let columns = columns_of(&tx, tables, &staging).await?.unwrap_or_default();
+                    evolve(&tx, tables, &target, &columns, &[]).await?;
+                    let names = crate::sql::column_list(&columns);
+                    format!(
+                        "DELETE FROM {target}; INSERT INTO {target} ({names}) SELECT {names} FROM {staging}; DROP TABLE {staging};",
+                        target = target.sql(),
+                        staging = staging.sql(),
+                    )
+                }
+            };
+            tx.batch_execute(&sql)
+                .await
+                .map_err(fail("replacing the table's rows"))?;
+            save_state(&tx, &self.state_schema, stream, state).await?;
+            tx.commit().await.map_err(fail("committing"))
         }
-        tx.batch_execute(&sql)
-            .await
-            .map_err(fail("replacing the table"))?;
-        save_state(&tx, &self.state_schema, stream, state).await?;
-        tx.commit().await.map_err(fail("committing"))
+        .await;
+        self.tables.remove(&staging);
+        self.tables.remove(&target);
+        if result.is_err() {
+            // The cache may describe DDL the failed transaction rolled back.
+            self.tables.clear();
+        }
+        result
     }
 
     fn keeps_deleted(&self) -> bool {
