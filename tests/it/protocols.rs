@@ -442,8 +442,7 @@ fn schemas_and_records(output: &Output) -> (BTreeMap<String, Value>, Vec<Value>)
 fn last_state(output: &Output) -> Value {
     messages(output)
         .into_iter()
-        .filter(|m| m["type"] == "STATE")
-        .last()
+        .rfind(|m| m["type"] == "STATE")
         .expect("a STATE message")["value"]
         .clone()
 }
