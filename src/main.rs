@@ -271,8 +271,34 @@ impl From<ClientError> for Fail {
     }
 }
 
+/// Names under which the binary runs one protocol's command directly, for tools that take a
+/// single executable: Meltano's `executable` (a Singer tap) and PyAirbyte's `local_executable`
+/// (an Airbyte source). A link by that name to `pipedrive-sync` is all they need.
+const PROTOCOL_NAMES: &[(&str, &str)] = &[
+    ("tap-pipedrive-sync", "singer"),
+    ("source-pipedrive-sync", "airbyte"),
+];
+
+/// The command line, with the protocol's subcommand put first when the binary was invoked
+/// under one of [`PROTOCOL_NAMES`].
+fn arguments() -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let invoked = args
+        .first()
+        .and_then(|first| std::path::Path::new(first).file_stem())
+        .and_then(|stem| stem.to_str())
+        .map(str::to_owned);
+    if let Some((_, command)) = PROTOCOL_NAMES
+        .iter()
+        .find(|(name, _)| invoked.as_deref() == Some(*name))
+    {
+        args.insert(1, (*command).into());
+    }
+    args
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(arguments());
     init_logging(cli.verbose, cli.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -2,7 +2,7 @@
 //! read a JSON config, build the same sync plan as `sync`, and hand the engine a destination
 //! that writes protocol messages to stdout; everything meant for people goes to stderr.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,8 +10,12 @@ use std::sync::Arc;
 use clap::{Args, Subcommand};
 use pipedrive_client::{Client, Request};
 use pipedrive_config::{Config, RawConfig};
+use pipedrive_destinations::json_schema::DeclaredStream;
 use pipedrive_destinations::{airbyte, singer};
-use pipedrive_engine::{Destination, Failure, Outcome, SyncMode, SyncReport, SyncState, catalog};
+use pipedrive_engine::declared::{FieldDefinitions, stream_columns};
+use pipedrive_engine::{
+    Destination, Failure, Outcome, StreamDef, SyncMode, SyncReport, SyncState, catalog,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -22,7 +26,8 @@ pub struct SingerArgs {
     /// Config JSON: api_token, company_domain or base_url, start_date, max_tokens, concurrency.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Print the catalog (every stream, with its key and replication metadata) and exit.
+    /// Print the catalog (every stream with its columns, key and replication metadata) and exit.
+    /// With --config, custom fields are read from the company's field definitions.
     #[arg(long)]
     discover: bool,
     /// A catalog whose selected streams to sync (default: every stream).
@@ -42,9 +47,9 @@ pub enum AirbyteCommand {
         #[arg(long)]
         config: PathBuf,
     },
-    /// Print the catalog of streams.
+    /// Print the catalog of streams with their columns.
     Discover {
-        /// Accepted for the protocol's sake: the catalog is the same for every company.
+        /// The company whose custom fields to declare; without it, built-in columns only.
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -127,12 +132,31 @@ fn load_config(path: &Path, streams: &[(&'static str, SyncMode)]) -> Result<Conf
     })
 }
 
-/// Runs the engine with a protocol destination, stopping cleanly on SIGINT/SIGTERM.
-async fn run_sync(config: Config, destination: Box<dyn Destination>) -> Result<SyncReport, Fail> {
+/// Runs the engine with a protocol destination, stopping cleanly on SIGINT/SIGTERM. The field
+/// definitions are read first, so `destination` can declare every column before any record.
+async fn run_sync(
+    config: Config,
+    destination: impl FnOnce(&FieldDefinitions) -> Box<dyn Destination>,
+) -> Result<SyncReport, Fail> {
     let client = Client::new(config.client.clone())?;
+    let plan = config.plan();
+    let definitions = pipedrive_engine::read_field_definitions(
+        &client,
+        pipedrive_engine::definitions_wanted(&plan),
+    )
+    .await;
+    let destination = destination(&definitions);
     let stop = crate::stop_on_signal("emitting their state");
     let observer = Arc::new(crate::progress::Progress::new(client.clone(), None));
-    let report = pipedrive_engine::run(&client, destination, config.plan(), observer, stop).await?;
+    let report = pipedrive_engine::run_with_definitions(
+        &client,
+        destination,
+        plan,
+        observer,
+        stop,
+        Some(definitions),
+    )
+    .await?;
     eprint!("{}", crate::progress::summary(&report, &client));
     Ok(report)
 }
@@ -153,6 +177,44 @@ pub(crate) fn outcome(report: &SyncReport) -> Result<(), Fail> {
     }
 }
 
+/// The field definitions `discover` declares custom fields from: every stream's, read with the
+/// config's credentials; none without a config.
+async fn discover_definitions(config: Option<&Path>) -> Result<FieldDefinitions, Fail> {
+    let Some(path) = config else {
+        tracing::warn!("no --config: custom fields are not declared (pass --config to read them)");
+        return Ok(FieldDefinitions::new());
+    };
+    let config = load_config(path, &[])?;
+    let client = Client::new(config.client.clone())?;
+    let mut wanted: Vec<&'static StreamDef> = catalog::CATALOG
+        .iter()
+        .filter_map(|def| def.custom_fields.and_then(|c| catalog::find(c.defined_by)))
+        .collect();
+    wanted.sort_by_key(|d| d.name);
+    wanted.dedup_by_key(|d| d.name);
+    Ok(pipedrive_engine::read_field_definitions(&client, wanted).await)
+}
+
+/// Each selected stream's declared columns (custom ones named as `state` assigned them) and
+/// the columns its consumer left out.
+fn declared_streams(
+    definitions: &FieldDefinitions,
+    state: &SyncState,
+    selected: &[(&'static str, BTreeSet<String>)],
+) -> HashMap<String, DeclaredStream> {
+    selected
+        .iter()
+        .filter_map(|(name, excluded)| {
+            let def = catalog::find(name)?;
+            let columns = stream_columns(def, definitions, state.get(*name));
+            Some((
+                (*name).to_owned(),
+                DeclaredStream::new(columns, excluded.clone()),
+            ))
+        })
+        .collect()
+}
+
 fn stream_name(name: &str, whence: &str) -> Result<&'static str, Fail> {
     catalog::find(name).map(|d| d.name).ok_or_else(|| {
         usage(format!(
@@ -164,18 +226,19 @@ fn stream_name(name: &str, whence: &str) -> Result<&'static str, Fail> {
 /// `pipedrive-sync singer`: a Singer tap.
 pub async fn singer(args: SingerArgs) -> Result<(), Fail> {
     if args.discover {
-        let catalog =
-            serde_json::to_string_pretty(&singer::discover()).expect("the catalog is JSON");
+        let definitions = discover_definitions(args.config.as_deref()).await?;
+        let catalog = singer::discover(|def| stream_columns(def, &definitions, None));
+        let catalog = serde_json::to_string_pretty(&catalog).expect("the catalog is JSON");
         println!("{catalog}");
         return Ok(());
     }
     let config_path = args.config.ok_or_else(|| {
         usage("--config is required: a JSON file with api_token and company_domain".to_owned())
     })?;
-    let streams: Vec<(&'static str, SyncMode)> = match &args.catalog {
+    let selected: Vec<(&'static str, SyncMode, BTreeSet<String>)> = match &args.catalog {
         None => catalog::CATALOG
             .iter()
-            .map(|d| (d.name, SyncMode::Incremental))
+            .map(|d| (d.name, SyncMode::Incremental, BTreeSet::new()))
             .collect(),
         Some(path) => {
             let text = read_file(path, "catalog")?;
@@ -194,11 +257,19 @@ pub async fn singer(args: SingerArgs) -> Result<(), Fail> {
                     } else {
                         SyncMode::Incremental
                     };
-                    Ok((stream_name(&s.stream, "catalog")?, mode))
+                    Ok((stream_name(&s.stream, "catalog")?, mode, s.excluded))
                 })
                 .collect::<Result<_, Fail>>()?
         }
     };
+    let streams: Vec<(&'static str, SyncMode)> = selected
+        .iter()
+        .map(|(name, mode, _)| (*name, *mode))
+        .collect();
+    let excluded: Vec<(&'static str, BTreeSet<String>)> = selected
+        .into_iter()
+        .map(|(name, _, excluded)| (name, excluded))
+        .collect();
     let state = match &args.state {
         Some(path) => singer::parse_state(&read_file(path, "state file")?)
             .map_err(|e| usage(e.to_string()))?,
@@ -208,10 +279,10 @@ pub async fn singer(args: SingerArgs) -> Result<(), Fail> {
     if config.streams.is_empty() {
         tracing::warn!("no stream is selected in the catalog: nothing to sync");
     }
-    let report = run_sync(
-        config,
-        Box::new(singer::Singer::new(std::io::stdout(), state)),
-    )
+    let report = run_sync(config, |definitions| {
+        let declared = declared_streams(definitions, &state, &excluded);
+        Box::new(singer::Singer::new(std::io::stdout(), state, declared))
+    })
     .await?;
     outcome(&report)
 }
@@ -251,11 +322,16 @@ pub async fn airbyte(command: AirbyteCommand) -> Result<(), Fail> {
             airbyte_check(&config).await;
             Ok(())
         }
-        AirbyteCommand::Discover { config: _ } => {
-            emit(&airbyte::Message::Catalog {
-                catalog: airbyte::discover(),
-            });
-            Ok(())
+        AirbyteCommand::Discover { config } => {
+            match discover_definitions(config.as_deref()).await {
+                Ok(definitions) => {
+                    emit(&airbyte::Message::Catalog {
+                        catalog: airbyte::discover(|def| stream_columns(def, &definitions, None)),
+                    });
+                    Ok(())
+                }
+                Err(fail) => Err(fail),
+            }
         }
         AirbyteCommand::Read {
             config,
@@ -351,10 +427,20 @@ async fn airbyte_read(
             airbyte::StreamStatus::Started,
         ));
     }
-    let report = run_sync(
-        config,
-        Box::new(airbyte::Airbyte::new(std::io::stdout(), state)),
-    )
+    let report = run_sync(config, |definitions| {
+        // The configured schema selects columns by name: compare it with the declared ones.
+        let declared = configured
+            .streams
+            .iter()
+            .filter_map(|configured| {
+                let def = catalog::find(&configured.stream.name)?;
+                let columns = stream_columns(def, definitions, state.get(def.name));
+                let excluded = configured.excluded(def, &columns);
+                Some((def.name.to_owned(), DeclaredStream::new(columns, excluded)))
+            })
+            .collect();
+        Box::new(airbyte::Airbyte::new(std::io::stdout(), state, declared))
+    })
     .await?;
     for stream in &report.streams {
         let status = match &stream.outcome {

@@ -1,7 +1,7 @@
 //! Crash safety: `sync` is SIGKILLed at seeded random instants (while paging, loading or
 //! writing state), restarted, and the destination finally compared with a clean run's: no row
 //! lost, none duplicated, state never ahead of the data. `PDS_CRASH_POINTS` sets the number of
-//! kills (default 5; the README documents a 20-point run).
+//! kills (default 5; docs/architecture.md documents a 20-point run).
 
 use std::collections::BTreeSet;
 use std::time::Duration;

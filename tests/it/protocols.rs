@@ -2,7 +2,7 @@
 //! Singer target installed from PyPI reads the tap's output, and Airbyte's published message
 //! models validate every line the source prints. `.ci/run` installs both into its cache.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -418,4 +418,245 @@ async fn airbyte_source_speaks_the_published_protocol() {
         deals_again < records("deals").len(),
         "{deals_again} deals re-read"
     );
+}
+
+/// The SCHEMA messages of one tap run, by stream, and its records.
+fn schemas_and_records(output: &Output) -> (BTreeMap<String, Value>, Vec<Value>) {
+    let mut schemas = BTreeMap::new();
+    let mut records = Vec::new();
+    for message in messages(output) {
+        match message["type"].as_str() {
+            Some("SCHEMA") => {
+                let stream = message["stream"].as_str().unwrap().to_owned();
+                let earlier = schemas.insert(stream.clone(), message);
+                assert!(earlier.is_none(), "{stream}: one SCHEMA a run");
+            }
+            Some("RECORD") => records.push(message),
+            _ => {}
+        }
+    }
+    (schemas, records)
+}
+
+/// The last STATE message's value, as `--state` takes it back.
+fn last_state(output: &Output) -> Value {
+    messages(output)
+        .into_iter()
+        .rfind(|m| m["type"] == "STATE")
+        .expect("a STATE message")["value"]
+        .clone()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn singer_schemas_are_the_same_on_every_run_until_a_field_is_added() {
+    let sim = Sim::start(Scale::Tiny, Plan::Premium).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = protocol_config(&sim, dir.path());
+    let config = config.to_str().unwrap();
+    let discover = || {
+        let output = run_binary(
+            &["singer", "--config", config, "--discover"],
+            &[],
+            dir.path(),
+        );
+        assert!(output.status.success(), "{}", stderr(&output));
+        serde_json::from_slice::<Value>(&output.stdout).unwrap()
+    };
+    let mut catalog = discover();
+    assert_eq!(catalog, discover(), "discover is stable");
+    for stream in catalog["streams"].as_array_mut().unwrap() {
+        let name = stream["stream"].as_str().unwrap().to_owned();
+        for entry in stream["metadata"].as_array_mut().unwrap() {
+            let breadcrumb = entry["breadcrumb"].clone();
+            if breadcrumb == json!([]) {
+                entry["metadata"]["selected"] = json!(name == "deals" || name == "persons");
+            }
+            // Deselecting a column leaves it out; deselecting the key cannot.
+            if name == "deals"
+                && (breadcrumb == json!(["properties", "title"])
+                    || breadcrumb == json!(["properties", "id"]))
+            {
+                entry["metadata"]["selected"] = json!(false);
+            }
+        }
+    }
+    let deals_entry = catalog["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["stream"] == "deals")
+        .unwrap()
+        .clone();
+    let properties = deals_entry["schema"]["properties"].as_object().unwrap();
+    assert_eq!(properties["id"], json!({"type": ["null", "integer"]}));
+    assert_eq!(
+        properties["update_time"],
+        json!({"type": ["null", "string"], "format": "date-time"})
+    );
+    assert!(
+        properties.len() > 30,
+        "built-in and custom columns: {properties:?}"
+    );
+    let inclusion = |column: &str| {
+        deals_entry["metadata"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["breadcrumb"] == json!(["properties", column]))
+            .map(|m| m["metadata"]["inclusion"].clone())
+    };
+    assert_eq!(inclusion("id"), Some(json!("automatic")));
+    assert_eq!(inclusion("update_time"), Some(json!("automatic")));
+    assert_eq!(inclusion("value"), Some(json!("available")));
+    let catalog_path = dir.path().join("catalog.json");
+    write_json(&catalog_path, &catalog);
+    let state_path = dir.path().join("state.json");
+    let tap = |state: Option<&Value>| {
+        let mut args = vec![
+            "singer",
+            "--config",
+            config,
+            "--catalog",
+            catalog_path.to_str().unwrap(),
+        ];
+        if let Some(state) = state {
+            write_json(&state_path, state);
+            args.extend(["--state", state_path.to_str().unwrap()]);
+        }
+        let output = run_binary(&args, &[], dir.path());
+        assert!(output.status.success(), "{}", stderr(&output));
+        output
+    };
+
+    let first = tap(None);
+    let (first_schemas, records) = schemas_and_records(&first);
+    assert_eq!(
+        first_schemas.keys().collect::<Vec<_>>(),
+        ["deals", "persons"]
+    );
+    let deal_schema = &first_schemas["deals"]["schema"]["properties"];
+    assert!(
+        deal_schema.get("title").is_none(),
+        "deselected: {deal_schema}"
+    );
+    assert!(deal_schema.get("id").is_some(), "the key stays");
+    let mut declared = deals_entry["schema"].clone();
+    declared["properties"]
+        .as_object_mut()
+        .unwrap()
+        .remove("title");
+    assert_eq!(
+        first_schemas["deals"]["schema"], declared,
+        "SCHEMA is what discover declared"
+    );
+    for record in records.iter().filter(|r| r["stream"] == "deals") {
+        assert!(record["record"].get("title").is_none(), "{record}");
+        for column in record["record"].as_object().unwrap().keys() {
+            assert!(deal_schema.get(column).is_some(), "{column} not declared");
+        }
+    }
+
+    // Data changes, no field does: the same SCHEMA, though few records are sent.
+    let deal = sim
+        .truth("deals")
+        .await
+        .into_iter()
+        .find(|d| d["is_archived"] != json!(true) && d["is_deleted"] != json!(true))
+        .unwrap();
+    let deal_id = deal["id"].as_i64().unwrap();
+    sim.api(
+        Method::PATCH,
+        &format!("/api/v2/deals/{deal_id}"),
+        Some(json!({"value": 4321})),
+    )
+    .await;
+    let second = tap(Some(&last_state(&first)));
+    let (second_schemas, second_records) = schemas_and_records(&second);
+    assert!(
+        second_records.len() < records.len() / 4,
+        "{} records",
+        second_records.len()
+    );
+    assert_eq!(second_schemas, first_schemas);
+
+    // A field added in Pipedrive adds its column, and changes nothing else.
+    let field = sim
+        .admin_call(
+            Method::POST,
+            "/__sim/custom_fields/deals",
+            json!({"name": "Contract budget", "field_type": "monetary"}),
+        )
+        .await;
+    assert!(field["key"].is_string(), "{field}");
+    let third = tap(Some(&last_state(&second)));
+    let (third_schemas, _) = schemas_and_records(&third);
+    assert_eq!(third_schemas["persons"], first_schemas["persons"]);
+    let mut expected = first_schemas["deals"].clone();
+    let added = expected["schema"]["properties"].as_object_mut().unwrap();
+    added.insert(
+        "contract_budget".to_owned(),
+        json!({"type": ["null", "number"]}),
+    );
+    added.insert(
+        "contract_budget_currency".to_owned(),
+        json!({"type": ["null", "string"]}),
+    );
+    let mut got = third_schemas["deals"].clone();
+    // Compared as sets of properties: a new column may come anywhere.
+    let order = |schema: &mut Value| {
+        let properties: BTreeMap<String, Value> =
+            serde_json::from_value(schema["schema"]["properties"].take()).unwrap();
+        schema["schema"]["properties"] = serde_json::to_value(properties).unwrap();
+    };
+    order(&mut expected);
+    order(&mut got);
+    assert_eq!(got, expected);
+
+    // Airbyte's discover agrees: the same columns, typed, with the new field.
+    let airbyte_discover = airbyte(dir.path(), &["discover", "--config", config]);
+    assert!(
+        airbyte_discover.status.success(),
+        "{}",
+        stderr(&airbyte_discover)
+    );
+    let streams = messages(&airbyte_discover)[0]["catalog"]["streams"].clone();
+    let deals = streams
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "deals")
+        .unwrap();
+    assert_eq!(
+        deals["json_schema"]["properties"]["id"],
+        json!({"type": ["null", "integer"]})
+    );
+    assert_eq!(
+        deals["json_schema"]["properties"]["update_time"],
+        json!({"type": ["null", "string"], "format": "date-time", "airbyte_type": "timestamp_with_timezone"})
+    );
+    assert_eq!(
+        deals["json_schema"]["properties"]["contract_budget"],
+        json!({"type": ["null", "number"]})
+    );
+    assert_eq!(deals["source_defined_primary_key"], json!([["id"]]));
+    assert_eq!(deals["default_cursor_field"], json!(["update_time"]));
+    let singer_catalog = discover();
+    let singer_columns: BTreeSet<String> = singer_catalog["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["stream"] == "deals")
+        .unwrap()["schema"]["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    let airbyte_columns: BTreeSet<String> = deals["json_schema"]["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(singer_columns, airbyte_columns);
 }

@@ -45,6 +45,17 @@ impl Schema {
         self.client.query_one(&sql, &[]).await.unwrap().get(0)
     }
 
+    /// The first column of every row of `sql`, as text.
+    pub async fn query_strings(&self, sql: &str) -> Vec<String> {
+        self.client
+            .query(sql, &[])
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .iter()
+            .map(|row| row.get::<_, Option<String>>(0).unwrap_or_default())
+            .collect()
+    }
+
     pub async fn drop(self) {
         let _ = self
             .client

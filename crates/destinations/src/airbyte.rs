@@ -12,7 +12,11 @@ use pipedrive_engine::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::json_schema::{StreamColumns, discovered_schema};
+use std::collections::{BTreeSet, HashMap};
+
+use pipedrive_engine::schema::Column;
+
+use crate::json_schema::{DeclaredStream, Flavour, automatic, object_schema, warn_misfits};
 
 /// One line of Airbyte output.
 #[derive(Debug, Serialize)]
@@ -157,18 +161,22 @@ pub enum SyncMode {
     Incremental,
 }
 
-/// Every stream of the catalog, as `discover` announces it.
-pub fn discover() -> Catalog {
+/// Every stream of the catalog, as `discover` announces it, with its declared columns
+/// (`columns` gives them per stream).
+pub fn discover(columns: impl Fn(&StreamDef) -> Vec<Column>) -> Catalog {
     Catalog {
-        streams: catalog::CATALOG.iter().map(stream).collect(),
+        streams: catalog::CATALOG
+            .iter()
+            .map(|def| stream(def, &columns(def)))
+            .collect(),
     }
 }
 
-fn stream(def: &StreamDef) -> Stream {
+fn stream(def: &StreamDef, columns: &[Column]) -> Stream {
     let incremental = def.supports_incremental();
     Stream {
         name: def.name.to_owned(),
-        json_schema: discovered_schema(def),
+        json_schema: object_schema(columns, Flavour::Airbyte),
         supported_sync_modes: if incremental {
             vec![SyncMode::FullRefresh, SyncMode::Incremental]
         } else {
@@ -202,6 +210,31 @@ pub struct ConfiguredStream {
 #[derive(Debug, Deserialize)]
 pub struct StreamName {
     pub name: String,
+    /// The discovered schema, pruned to the columns the user selected.
+    #[serde(default)]
+    pub json_schema: Value,
+}
+
+impl ConfiguredStream {
+    /// The declared columns the configured schema leaves out (never the key or cursor). A
+    /// schema without properties selects every column.
+    pub fn excluded(&self, def: &StreamDef, declared: &[Column]) -> BTreeSet<String> {
+        let Some(selected) = self
+            .stream
+            .json_schema
+            .get("properties")
+            .and_then(Value::as_object)
+            .filter(|p| !p.is_empty())
+        else {
+            return BTreeSet::new();
+        };
+        declared
+            .iter()
+            .map(|c| c.name.as_str())
+            .filter(|name| !selected.contains_key(*name) && !automatic(def).any(|a| a == *name))
+            .map(str::to_owned)
+            .collect()
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -422,16 +455,17 @@ pub fn parse_state(text: &str) -> Result<SyncState, DestinationError> {
 pub struct Airbyte<W> {
     out: W,
     state: SyncState,
-    streams: std::collections::HashMap<String, StreamColumns>,
+    streams: HashMap<String, DeclaredStream>,
 }
 
 impl<W: Write + Send> Airbyte<W> {
     /// `state` is what `--state` held; the engine reads it back through `read_state`.
-    pub fn new(out: W, state: SyncState) -> Airbyte<W> {
+    /// `streams` holds each stream's declared columns and selection.
+    pub fn new(out: W, state: SyncState, streams: HashMap<String, DeclaredStream>) -> Airbyte<W> {
         Airbyte {
             out,
             state,
-            streams: std::collections::HashMap::new(),
+            streams,
         }
     }
 
@@ -488,7 +522,9 @@ impl<W: Write + Send> Destination for Airbyte<W> {
         let emitted_at = now_millis();
         for batch in batches {
             let mut known = self.streams.remove(batch.stream).unwrap_or_default();
-            known.merge(batch.columns);
+            // Airbyte has no schema message: the catalog is the schema; a column it lacked is
+            // sent as text, which is what Airbyte makes of an undeclared field.
+            known.admit(batch.columns);
             for row in batch.rows {
                 self.emit(&Message::Record {
                     record: Record {
@@ -498,6 +534,7 @@ impl<W: Write + Send> Destination for Airbyte<W> {
                     },
                 })?;
             }
+            warn_misfits(batch.stream, known.take_misfits());
             self.streams.insert(batch.stream.to_owned(), known);
         }
         // States follow all the records of the commit they belong to.
@@ -568,7 +605,12 @@ mod tests {
             bookmark: Some("2024-01-02T10:11:12Z".to_owned()),
             ..StreamState::default()
         };
-        let mut airbyte = Airbyte::new(Vec::new(), SyncState::new());
+        let declared = DeclaredStream::new(columns.to_vec(), BTreeSet::new());
+        let mut airbyte = Airbyte::new(
+            Vec::new(),
+            SyncState::new(),
+            [("deals".to_owned(), declared)].into(),
+        );
         airbyte
             .write(&[Batch {
                 stream: "deals",
@@ -627,7 +669,12 @@ mod tests {
         }
 
         let catalog = line(&Message::Catalog {
-            catalog: discover(),
+            catalog: discover(|_| {
+                vec![
+                    Column::new("id", ColumnType::BigInt),
+                    Column::new("update_time", ColumnType::Timestamp),
+                ]
+            }),
         });
         assert_eq!(catalog["type"], "CATALOG");
         assert_eq!(
@@ -635,8 +682,10 @@ mod tests {
             json!({"name": "deals", "supported_sync_modes": ["full_refresh", "incremental"],
                 "source_defined_cursor": true, "default_cursor_field": ["update_time"],
                 "source_defined_primary_key": [["id"]],
-                "json_schema": {"type": "object", "additionalProperties": true, "properties": {
-                    "id": {}, "update_time": {"type": ["null", "string"], "format": "date-time"}}}})
+                "json_schema": {"type": "object", "properties": {
+                    "id": {"type": ["null", "integer"]},
+                    "update_time": {"type": ["null", "string"], "format": "date-time",
+                        "airbyte_type": "timestamp_with_timezone"}}}})
         );
         let status = line(&Message::ConnectionStatus {
             connection_status: ConnectionStatus {
@@ -718,5 +767,20 @@ mod tests {
         .unwrap();
         assert_eq!(catalog.streams[0].stream.name, "deals");
         assert_eq!(catalog.streams[0].sync_mode, SyncMode::Incremental);
+        let deals = catalog::find("deals").unwrap();
+        let declared = [
+            Column::new("id", ColumnType::BigInt),
+            Column::new("title", ColumnType::Text),
+        ];
+        // No properties: every column.
+        assert!(catalog.streams[0].excluded(deals, &declared).is_empty());
+        let pruned: ConfiguredStream = serde_json::from_value(json!({
+            "stream": {"name": "deals", "json_schema": {"properties": {"value": {}}}},
+            "sync_mode": "incremental"}))
+        .unwrap();
+        assert_eq!(
+            pruned.excluded(deals, &declared),
+            ["title".to_owned()].into()
+        );
     }
 }

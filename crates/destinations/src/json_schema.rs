@@ -1,109 +1,151 @@
-//! What the Singer and Airbyte destinations share: column types as JSON Schema, rows as JSON
-//! records that match that schema, and the schema a stream is announced with before any data.
+//! What the Singer and Airbyte destinations share: each stream's declared columns as JSON
+//! Schema (the same on every run unless Pipedrive's field definitions change), and rows as
+//! records that match it.
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use pipedrive_engine::StreamDef;
+use pipedrive_engine::declared::fits;
 use pipedrive_engine::schema::{Column, ColumnType};
 use serde_json::{Map, Value, json};
 
+/// Which protocol a schema is written for: Airbyte reads an `airbyte_type` on timestamps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavour {
+    Singer,
+    Airbyte,
+}
+
 /// The JSON Schema of one column. Every column is nullable: Pipedrive omits or nulls any field.
-pub fn column_schema(ty: ColumnType) -> Value {
+pub fn column_schema(ty: ColumnType, flavour: Flavour) -> Value {
     match ty {
         ColumnType::Null | ColumnType::Text => json!({"type": ["null", "string"]}),
         ColumnType::Boolean => json!({"type": ["null", "boolean"]}),
         ColumnType::BigInt => json!({"type": ["null", "integer"]}),
         ColumnType::Double => json!({"type": ["null", "number"]}),
         ColumnType::Date => json!({"type": ["null", "string"], "format": "date"}),
+        ColumnType::Timestamp if flavour == Flavour::Airbyte => {
+            json!({"type": ["null", "string"], "format": "date-time", "airbyte_type": "timestamp_with_timezone"})
+        }
         ColumnType::Timestamp => json!({"type": ["null", "string"], "format": "date-time"}),
-        // Nested objects and arrays: any JSON.
-        ColumnType::Json => json!({}),
+        // Airbyte types a column by one JSON type; `object` is stored as JSON, which holds the
+        // arrays such a column may carry too.
+        ColumnType::Json if flavour == Flavour::Airbyte => json!({"type": ["null", "object"]}),
+        ColumnType::Json => json!({"type": ["null", "object", "array"]}),
     }
 }
 
-/// The schema a stream is declared with by `discover`, before any record was seen: its key and
-/// cursor, with every other field allowed (columns are inferred from the data as it arrives).
-pub fn discovered_schema(def: &StreamDef) -> Value {
-    let mut properties = Map::new();
-    for key in def.primary_key {
-        properties.insert((*key).to_owned(), json!({}));
-    }
-    if let Some(cursor) = def.cursor_field {
-        properties.insert(cursor.to_owned(), column_schema(ColumnType::Timestamp));
-    }
-    json!({"type": "object", "properties": properties, "additionalProperties": true})
+/// `{"type": "object", "properties": {column: schema}}` of `columns`.
+pub fn object_schema<'a>(columns: impl IntoIterator<Item = &'a Column>, flavour: Flavour) -> Value {
+    let properties: Map<String, Value> = columns
+        .into_iter()
+        .map(|c| (c.name.clone(), column_schema(c.ty, flavour)))
+        .collect();
+    json!({"type": "object", "properties": properties})
 }
 
-/// The columns of one stream as announced to the consumer so far, widened as batches arrive.
+/// A stream's declared columns while it is sent: the consumer's selection, columns the
+/// declaration did not know (added as text), and values that did not fit their type.
 #[derive(Clone, Debug, Default)]
-pub struct StreamColumns {
+pub struct DeclaredStream {
     columns: Vec<Column>,
+    /// Columns the consumer deselected: left out of the schema and every record.
+    excluded: BTreeSet<String>,
+    announced: bool,
+    /// Values sent as null because they did not fit their column's type, per column.
+    misfits: BTreeMap<String, u64>,
 }
 
-impl StreamColumns {
-    /// Adds a batch's new columns and widens changed ones; true when the schema changed.
-    pub fn merge(&mut self, batch: &[Column]) -> bool {
-        let mut changed = false;
+impl DeclaredStream {
+    pub fn new(columns: Vec<Column>, excluded: BTreeSet<String>) -> DeclaredStream {
+        DeclaredStream {
+            columns,
+            excluded,
+            ..DeclaredStream::default()
+        }
+    }
+
+    /// Takes in a batch's columns: those not declared are added as text (which holds any
+    /// value). True when the schema must be (re)announced: the first time, or a column was added.
+    pub fn admit(&mut self, batch: &[Column]) -> bool {
+        let mut changed = !self.announced;
         for column in batch {
-            match self.columns.iter_mut().find(|c| c.name == column.name) {
-                Some(known) => {
-                    let widened = known.ty.widen(column.ty);
-                    if column_schema(widened) != column_schema(known.ty) {
-                        changed = true;
-                    }
-                    known.ty = widened;
-                }
-                None => {
-                    self.columns.push(column.clone());
-                    changed = true;
-                }
+            if !self.columns.iter().any(|c| c.name == column.name) {
+                tracing::warn!(
+                    column = column.name,
+                    "a column no definition declares: announced as text"
+                );
+                self.columns
+                    .push(Column::new(&column.name, ColumnType::Text));
+                changed |= !self.excluded.contains(&column.name);
             }
         }
+        self.announced = true;
         changed
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.columns.is_empty()
+    /// The selected columns' JSON Schema.
+    pub fn json_schema(&self, flavour: Flavour) -> Value {
+        object_schema(
+            self.columns
+                .iter()
+                .filter(|c| !self.excluded.contains(&c.name)),
+            flavour,
+        )
     }
 
-    /// `{"type": "object", "properties": {column: schema}}` of every column seen.
-    pub fn json_schema(&self) -> Value {
-        let properties: Map<String, Value> = self
-            .columns
-            .iter()
-            .map(|c| (c.name.clone(), column_schema(c.ty)))
-            .collect();
-        json!({"type": "object", "properties": properties})
+    /// One row as a record of its selected columns, each value shaped to its declared type.
+    pub fn record(&mut self, columns: &[Column], row: &[Value]) -> Map<String, Value> {
+        let mut record = Map::new();
+        for (column, value) in columns.iter().zip(row) {
+            if self.excluded.contains(&column.name) {
+                continue;
+            }
+            let ty = self
+                .columns
+                .iter()
+                .find(|c| c.name == column.name)
+                .map_or(ColumnType::Text, |c| c.ty);
+            let value = if fits(value, ty) {
+                conform(value, ty)
+            } else {
+                *self.misfits.entry(column.name.clone()).or_default() += 1;
+                Value::Null
+            };
+            record.insert(column.name.clone(), value);
+        }
+        record
     }
 
-    /// One row as a record of column → value, each value shaped to its announced column type.
-    pub fn record(&self, columns: &[Column], row: &[Value]) -> Map<String, Value> {
-        columns
-            .iter()
-            .zip(row)
-            .map(|(column, value)| {
-                let ty = self
-                    .columns
-                    .iter()
-                    .find(|c| c.name == column.name)
-                    .map_or(column.ty, |c| c.ty);
-                (column.name.clone(), conform(value, ty))
-            })
-            .collect()
+    /// Columns with values sent as null since the last call, and how many.
+    pub fn take_misfits(&mut self) -> BTreeMap<String, u64> {
+        std::mem::take(&mut self.misfits)
     }
 }
 
+/// Tells the user, on stderr, about values sent as null because they did not fit.
+pub fn warn_misfits(stream: &str, misfits: BTreeMap<String, u64>) {
+    for (column, count) in misfits {
+        tracing::warn!(
+            stream,
+            column,
+            count,
+            "values that do not fit the column's declared type were sent as null"
+        );
+    }
+}
+
+/// The names a stream's key and cursor: always sent, whatever the selection.
+pub fn automatic(def: &StreamDef) -> impl Iterator<Item = &'static str> {
+    def.primary_key.iter().copied().chain(def.cursor_field)
+}
+
 /// A value as its column's schema describes it: timestamps in RFC 3339, and anything in a
-/// column widened to text as its text (a consumer validating against the schema accepts it).
+/// text column as its text. Call only with values that [`fits`] the type.
 pub fn conform(value: &Value, ty: ColumnType) -> Value {
     match (ty, value) {
         (_, Value::Null) => Value::Null,
-        (ColumnType::Timestamp, Value::String(s))
-            if matches!(
-                ColumnType::of(value),
-                ColumnType::Timestamp | ColumnType::Date
-            ) =>
-        {
-            Value::String(rfc3339(s))
-        }
+        (ColumnType::Timestamp, Value::String(s)) => Value::String(rfc3339(s)),
         (ColumnType::Null | ColumnType::Text, Value::String(_)) => value.clone(),
         (ColumnType::Null | ColumnType::Text, other) => Value::String(match other {
             Value::Bool(b) => b.to_string(),
@@ -181,62 +223,49 @@ mod tests {
     }
 
     #[test]
-    fn merging_reports_new_and_widened_columns_only() {
-        let mut known = StreamColumns::default();
-        assert!(known.merge(&[
+    fn records_follow_the_declared_types_and_selection() {
+        let mut stream = DeclaredStream::new(
+            vec![
+                column("id", ColumnType::BigInt),
+                column("when", ColumnType::Timestamp),
+                column("value", ColumnType::Double),
+                column("secret", ColumnType::Text),
+            ],
+            ["secret".to_owned()].into(),
+        );
+        let batch = [
             column("id", ColumnType::BigInt),
-            column("note", ColumnType::Null)
-        ]));
-        assert!(!known.merge(&[
-            column("id", ColumnType::BigInt),
-            column("note", ColumnType::Null)
-        ]));
-        // Null and Text share a schema: a first real string changes nothing announced.
-        assert!(!known.merge(&[column("note", ColumnType::Text)]));
-        assert!(known.merge(&[column("id", ColumnType::Double)]));
-        assert!(known.merge(&[column("extra", ColumnType::Json)]));
+            column("when", ColumnType::Timestamp),
+            column("value", ColumnType::Text),
+            column("secret", ColumnType::Text),
+            column("surprise", ColumnType::BigInt),
+        ];
+        assert!(stream.admit(&batch));
+        assert!(!stream.admit(&batch));
         assert_eq!(
-            known.json_schema(),
+            stream.json_schema(Flavour::Singer),
             json!({"type": "object", "properties": {
-                "id": {"type": ["null", "number"]},
-                "note": {"type": ["null", "string"]},
-                "extra": {}
+                "id": {"type": ["null", "integer"]},
+                "when": {"type": ["null", "string"], "format": "date-time"},
+                "value": {"type": ["null", "number"]},
+                "surprise": {"type": ["null", "string"]}
             }})
         );
-    }
-
-    #[test]
-    fn records_conform_to_the_widened_schema() {
-        let mut known = StreamColumns::default();
-        known.merge(&[
-            column("when", ColumnType::Timestamp),
-            column("mixed", ColumnType::Text),
-        ]);
-        let batch = [
-            column("when", ColumnType::Timestamp),
-            column("mixed", ColumnType::Json),
-            column("flag", ColumnType::Boolean),
-        ];
-        known.merge(&batch);
-        let record = known.record(
+        let record = stream.record(
             &batch,
-            &[json!("2024-01-02 10:11:12"), json!({"a": 1}), json!(true)],
+            &[
+                json!(1),
+                json!("2024-01-02 10:11:12"),
+                json!("n/a"),
+                json!("x"),
+                json!(5),
+            ],
         );
         assert_eq!(
             Value::Object(record),
-            json!({"when": "2024-01-02T10:11:12Z", "mixed": "{\"a\":1}", "flag": true})
+            json!({"id": 1, "when": "2024-01-02T10:11:12Z", "value": null, "surprise": "5"})
         );
-    }
-
-    #[test]
-    fn discovered_schema_names_key_and_cursor() {
-        let deals = pipedrive_engine::catalog::find("deals").expect("deals");
-        assert_eq!(
-            discovered_schema(deals),
-            json!({"type": "object", "additionalProperties": true, "properties": {
-                "id": {},
-                "update_time": {"type": ["null", "string"], "format": "date-time"}
-            }})
-        );
+        assert_eq!(stream.take_misfits(), [("value".to_owned(), 1)].into());
+        assert!(stream.take_misfits().is_empty());
     }
 }

@@ -2,7 +2,7 @@
 //! target can run pipedrive-sync as a tap. Nothing is stored here: the state travels in STATE
 //! messages and comes back through `--state`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write;
 
 use async_trait::async_trait;
@@ -12,7 +12,9 @@ use pipedrive_engine::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::json_schema::{StreamColumns, discovered_schema};
+use pipedrive_engine::schema::Column;
+
+use crate::json_schema::{DeclaredStream, Flavour, automatic, object_schema, warn_misfits};
 
 /// One line of Singer output.
 #[derive(Debug, Serialize, PartialEq)]
@@ -88,14 +90,18 @@ pub struct Metadata {
     pub other: BTreeMap<String, Value>,
 }
 
-/// The catalog `--discover` prints: every stream, selected by default, with its key and cursor.
-pub fn discover() -> Catalog {
+/// The catalog `--discover` prints: every stream, selected by default, with its declared
+/// columns (`columns` gives them per stream), its key and cursor.
+pub fn discover(columns: impl Fn(&StreamDef) -> Vec<Column>) -> Catalog {
     Catalog {
-        streams: catalog::CATALOG.iter().map(catalog_entry).collect(),
+        streams: catalog::CATALOG
+            .iter()
+            .map(|def| catalog_entry(def, &columns(def)))
+            .collect(),
     }
 }
 
-fn catalog_entry(def: &StreamDef) -> CatalogEntry {
+fn catalog_entry(def: &StreamDef, columns: &[Column]) -> CatalogEntry {
     let keys: Vec<String> = def.primary_key.iter().map(|k| (*k).to_owned()).collect();
     let stream = Metadata {
         inclusion: Some("available".to_owned()),
@@ -109,11 +115,13 @@ fn catalog_entry(def: &StreamDef) -> CatalogEntry {
         breadcrumb: Vec::new(),
         metadata: stream,
     }];
-    for field in def.primary_key.iter().chain(def.cursor_field.iter()) {
+    // Keys and the cursor are always sent; every other column can be deselected.
+    for column in columns {
+        let always = automatic(def).any(|name| name == column.name);
         metadata.push(MetadataEntry {
-            breadcrumb: vec!["properties".to_owned(), (*field).to_owned()],
+            breadcrumb: vec!["properties".to_owned(), column.name.clone()],
             metadata: Metadata {
-                inclusion: Some("automatic".to_owned()),
+                inclusion: Some(if always { "automatic" } else { "available" }.to_owned()),
                 ..Metadata::default()
             },
         });
@@ -122,16 +130,18 @@ fn catalog_entry(def: &StreamDef) -> CatalogEntry {
         tap_stream_id: def.name.to_owned(),
         stream: def.name.to_owned(),
         key_properties: keys,
-        schema: discovered_schema(def),
+        schema: object_schema(columns, Flavour::Singer),
         metadata,
     }
 }
 
-/// A stream chosen in a catalog, and whether its metadata asks for full-table replication.
+/// A stream chosen in a catalog, whether its metadata asks for full-table replication, and the
+/// columns deselected (`selected: false` on a property that is not automatic).
 #[derive(Debug, PartialEq, Eq)]
 pub struct Selection {
     pub stream: String,
     pub full_table: bool,
+    pub excluded: BTreeSet<String>,
 }
 
 impl Catalog {
@@ -160,6 +170,20 @@ impl Catalog {
                     full_table: top
                         .and_then(|m| m.replication_method.as_deref())
                         .is_some_and(|method| method.eq_ignore_ascii_case("FULL_TABLE")),
+                    excluded: entry
+                        .metadata
+                        .iter()
+                        .filter_map(|m| match m.breadcrumb.as_slice() {
+                            [properties, column]
+                                if properties == "properties"
+                                    && m.metadata.selected == Some(false)
+                                    && m.metadata.inclusion.as_deref() != Some("automatic") =>
+                            {
+                                Some(column.clone())
+                            }
+                            _ => None,
+                        })
+                        .collect(),
                 })
             })
             .collect()
@@ -199,16 +223,17 @@ pub fn parse_state(text: &str) -> Result<SyncState, DestinationError> {
 pub struct Singer<W> {
     out: W,
     state: SyncState,
-    streams: HashMap<String, StreamColumns>,
+    streams: HashMap<String, DeclaredStream>,
 }
 
 impl<W: Write + Send> Singer<W> {
     /// `state` is what `--state` held; the engine reads it back through `read_state`.
-    pub fn new(out: W, state: SyncState) -> Singer<W> {
+    /// `streams` holds each stream's declared columns and selection.
+    pub fn new(out: W, state: SyncState, streams: HashMap<String, DeclaredStream>) -> Singer<W> {
         Singer {
             out,
             state,
-            streams: HashMap::new(),
+            streams,
         }
     }
 
@@ -252,12 +277,12 @@ impl<W: Write + Send> Destination for Singer<W> {
     async fn write(&mut self, batches: &[Batch<'_>]) -> Result<(), DestinationError> {
         for batch in batches {
             let mut known = self.streams.remove(batch.stream).unwrap_or_default();
-            let changed = known.merge(batch.columns);
-            // A stream without columns has had no rows yet: nothing to describe.
-            if changed && !known.is_empty() {
+            // Announced before the stream's first record (or first empty commit, so a target
+            // creates its table), and again only when a column no definition named turns up.
+            if known.admit(batch.columns) {
                 self.emit(&Message::Schema {
                     stream: batch.stream,
-                    schema: known.json_schema(),
+                    schema: known.json_schema(Flavour::Singer),
                     key_properties: batch.primary_key,
                     bookmark_properties: catalog::find(batch.stream)
                         .and_then(|d| d.cursor_field)
@@ -272,6 +297,7 @@ impl<W: Write + Send> Destination for Singer<W> {
                     time_extracted: batch.synced_at,
                 })?;
             }
+            warn_misfits(batch.stream, known.take_misfits());
             self.streams.insert(batch.stream.to_owned(), known);
             self.state
                 .insert(batch.stream.to_owned(), batch.state.clone());
@@ -350,7 +376,19 @@ mod tests {
             name: "deals".to_owned(),
         };
         let staging = table.staging();
-        let mut singer = Singer::new(Vec::new(), SyncState::new());
+        let declared = DeclaredStream::new(
+            vec![
+                column("id", ColumnType::BigInt),
+                column("update_time", ColumnType::Timestamp),
+                column("value", ColumnType::Double),
+            ],
+            BTreeSet::new(),
+        );
+        let mut singer = Singer::new(
+            Vec::new(),
+            SyncState::new(),
+            [("deals".to_owned(), declared)].into(),
+        );
         let first_columns = [
             column("id", ColumnType::BigInt),
             column("update_time", ColumnType::Timestamp),
@@ -364,7 +402,7 @@ mod tests {
             .write(&[batch(&staging, &first_columns, &first_rows, &first_state)])
             .await
             .unwrap();
-        // The same columns again: no new SCHEMA.
+        // The schema was declared whole: no new SCHEMA for later batches.
         singer
             .write(&[batch(&staging, &first_columns, &first_rows, &first_state)])
             .await
@@ -392,7 +430,8 @@ mod tests {
         let schema = json!({"type": "SCHEMA", "stream": "deals", "key_properties": ["id"], "bookmark_properties": ["update_time"],
             "schema": {"type": "object", "properties": {
                 "id": {"type": ["null", "integer"]},
-                "update_time": {"type": ["null", "string"], "format": "date-time"}}}});
+                "update_time": {"type": ["null", "string"], "format": "date-time"},
+                "value": {"type": ["null", "number"]}}}});
         let record = json!({"type": "RECORD", "stream": "deals", "time_extracted": "2024-02-01T00:00:00.000000Z",
             "record": {"id": 1, "update_time": "2024-01-02T10:11:12Z"}});
         let state = json!({"type": "STATE", "value": {"bookmarks": {"deals": {"bookmark": "2024-01-02T10:11:12Z"}}}});
@@ -402,11 +441,6 @@ mod tests {
             state.clone(),
             record,
             state.clone(),
-            json!({"type": "SCHEMA", "stream": "deals", "key_properties": ["id"], "bookmark_properties": ["update_time"],
-                "schema": {"type": "object", "properties": {
-                    "id": {"type": ["null", "integer"]},
-                    "update_time": {"type": ["null", "string"], "format": "date-time"},
-                    "value": {"type": ["null", "number"]}}}}),
             json!({"type": "RECORD", "stream": "deals", "time_extracted": "2024-02-01T00:00:00.000000Z",
                 "record": {"id": 2, "value": 2.5}}),
             state,
@@ -448,20 +482,30 @@ mod tests {
 
     #[test]
     fn discovered_catalog_has_singer_metadata() {
-        let catalog = discover();
+        let catalog = discover(|def| {
+            let mut columns = vec![column("id", ColumnType::BigInt)];
+            if def.cursor_field == Some("update_time") {
+                columns.push(column("update_time", ColumnType::Timestamp));
+            }
+            columns.push(column("title", ColumnType::Text));
+            columns
+        });
         let text = serde_json::to_value(&catalog).unwrap();
         let deals = &text["streams"][0];
         assert_eq!(
             deals,
             &json!({
                 "tap_stream_id": "deals", "stream": "deals", "key_properties": ["id"],
-                "schema": {"type": "object", "additionalProperties": true, "properties": {
-                    "id": {}, "update_time": {"type": ["null", "string"], "format": "date-time"}}},
+                "schema": {"type": "object", "properties": {
+                    "id": {"type": ["null", "integer"]},
+                    "update_time": {"type": ["null", "string"], "format": "date-time"},
+                    "title": {"type": ["null", "string"]}}},
                 "metadata": [
                     {"breadcrumb": [], "metadata": {"inclusion": "available", "selected-by-default": true,
                         "table-key-properties": ["id"], "valid-replication-keys": ["update_time"]}},
                     {"breadcrumb": ["properties", "id"], "metadata": {"inclusion": "automatic"}},
-                    {"breadcrumb": ["properties", "update_time"], "metadata": {"inclusion": "automatic"}}
+                    {"breadcrumb": ["properties", "update_time"], "metadata": {"inclusion": "automatic"}},
+                    {"breadcrumb": ["properties", "title"], "metadata": {"inclusion": "available"}}
                 ]
             })
         );
@@ -482,7 +526,10 @@ mod tests {
     fn selection_follows_metadata() {
         let catalog: Catalog = serde_json::from_value(json!({"streams": [
             {"tap_stream_id": "deals", "stream": "deals", "schema": {}, "metadata": [
-                {"breadcrumb": [], "metadata": {"selected": true, "replication-method": "FULL_TABLE", "selected-by-default": false}}]},
+                {"breadcrumb": [], "metadata": {"selected": true, "replication-method": "FULL_TABLE", "selected-by-default": false}},
+                {"breadcrumb": ["properties", "title"], "metadata": {"inclusion": "available", "selected": false}},
+                {"breadcrumb": ["properties", "id"], "metadata": {"inclusion": "automatic", "selected": false}},
+                {"breadcrumb": ["properties", "value"], "metadata": {"inclusion": "available", "selected": true}}]},
             {"tap_stream_id": "users", "stream": "users", "schema": {}, "metadata": [
                 {"breadcrumb": [], "metadata": {"selected": false, "selected-by-default": true}}]},
             {"tap_stream_id": "stages", "schema": {"selected": true}, "metadata": []},
@@ -494,11 +541,13 @@ mod tests {
             [
                 Selection {
                     stream: "deals".to_owned(),
-                    full_table: true
+                    full_table: true,
+                    excluded: ["title".to_owned()].into(),
                 },
                 Selection {
                     stream: "stages".to_owned(),
-                    full_table: false
+                    full_table: false,
+                    excluded: BTreeSet::new(),
                 }
             ]
         );

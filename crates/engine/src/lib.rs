@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod controls;
+pub mod declared;
 pub mod destination;
 pub mod history;
 pub mod runner;
@@ -16,7 +17,7 @@ pub use catalog::{CATALOG, StreamDef};
 pub use destination::{Batch, Destination, DestinationError, Missing, Present, TableRef};
 pub use runner::{
     Failure, Observer, Outcome, StopSignal, StreamPlan, StreamReport, SyncMode, SyncPlan,
-    SyncReport, run,
+    SyncReport, definitions_wanted, read_field_definitions, run, run_with_definitions,
 };
 pub use runs::{RunRecord, RunStatus, StreamRun, Timeline};
 pub use state::{StreamState, SyncState};

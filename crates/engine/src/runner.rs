@@ -2,7 +2,6 @@
 //! (so one rate budget), and one writer task owns the destination, committing each page
 //! together with the stream state that it makes true.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -15,6 +14,7 @@ use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::catalog::{self, Deletes, Fanout, Incremental, Origin, PagingKind, StreamDef};
+use crate::declared::FieldDefinitions;
 use crate::destination::columns::{DELETED, DELETED_AT, delete_marks};
 use crate::destination::{Batch, Destination, DestinationError, Missing, Present, TableRef};
 use crate::history::{self, VersionInput};
@@ -300,10 +300,23 @@ fn units(plan: &SyncPlan) -> Vec<Unit> {
 /// Runs a sync to completion (or to a stop), returning what happened per stream.
 pub async fn run(
     client: &Client,
+    destination: Box<dyn Destination>,
+    plan: SyncPlan,
+    observer: Arc<dyn Observer>,
+    stop: StopSignal,
+) -> Result<SyncReport, DestinationError> {
+    run_with_definitions(client, destination, plan, observer, stop, None).await
+}
+
+/// [`run`] with the field definitions already read (by a protocol that declared its schemas
+/// from them), so they are not requested twice.
+pub async fn run_with_definitions(
+    client: &Client,
     mut destination: Box<dyn Destination>,
     plan: SyncPlan,
     observer: Arc<dyn Observer>,
     stop: StopSignal,
+    definitions: Option<FieldDefinitions>,
 ) -> Result<SyncReport, DestinationError> {
     let run_start = RunStart::now(client, &plan.company);
     let mut states = destination.read_state().await?;
@@ -329,7 +342,10 @@ pub async fn run(
         .map(|destination| Writer::start(destination, synced_at.clone()))
         .unzip();
 
-    let definitions = fetch_field_definitions(client, &plan).await;
+    let definitions = match definitions {
+        Some(definitions) => definitions,
+        None => read_field_definitions(client, definitions_wanted(&plan)).await,
+    };
     let mapping = Arc::new(custom_field_rows(&definitions, &states));
     let start_date = plan.start_date;
     let lookback = plan.lookback;
@@ -457,13 +473,9 @@ async fn apply(
     }
 }
 
-/// The field definitions of every `*_fields` stream a planned stream takes its custom-field
-/// names from (or that is itself planned), read once per run. A stream whose definitions cannot
-/// be read keeps raw keys rather than failing.
-async fn fetch_field_definitions(
-    client: &Client,
-    plan: &SyncPlan,
-) -> HashMap<&'static str, Arc<Vec<Value>>> {
+/// The `*_fields` streams a planned stream takes its custom-field names from (or that are
+/// themselves planned): their definitions are read once per run.
+pub fn definitions_wanted(plan: &SyncPlan) -> Vec<&'static StreamDef> {
     let mapping = plan
         .streams
         .iter()
@@ -483,6 +495,15 @@ async fn fetch_field_definitions(
         .collect();
     wanted.sort_by_key(|d| d.name);
     wanted.dedup_by_key(|d| d.name);
+    wanted
+}
+
+/// Reads the records of the `*_fields` streams `wanted` names. One whose read fails is left
+/// out (with a warning), so the streams it defines keep raw custom-field keys.
+pub async fn read_field_definitions(
+    client: &Client,
+    wanted: Vec<&'static StreamDef>,
+) -> FieldDefinitions {
     // Read at once: no stream starts before they are in, so one at a time would idle the
     // burst window for a few round trips.
     futures::stream::iter(wanted)
@@ -517,10 +538,7 @@ const FIELD_READS_AT_ONCE: usize = 8;
 
 /// One row per custom field of every stream that has them: the field's key, name, type and
 /// options, and the column it lands in (as the stream's worker assigns it in this run).
-fn custom_field_rows(
-    definitions: &HashMap<&'static str, Arc<Vec<Value>>>,
-    states: &SyncState,
-) -> Vec<Value> {
+fn custom_field_rows(definitions: &FieldDefinitions, states: &SyncState) -> Vec<Value> {
     let mut rows = Vec::new();
     for def in catalog::CATALOG {
         let Some(custom) = def.custom_fields else {
