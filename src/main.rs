@@ -372,6 +372,15 @@ fn select_streams(
     }
     if let Some(list) = full_refresh {
         let names = parse_stream_list(list, "--full-refresh")?;
+        // Ignoring it would leave the table the user meant to rebuild as it was.
+        if let Some(missing) = names
+            .iter()
+            .find(|name| !config.streams.iter().any(|s| s.def.name == **name))
+        {
+            return Err(ConfigError(format!(
+                "--full-refresh: `{missing}` is not among the streams this sync reads; add it to the config's `streams` (or to --streams) first"
+            )));
+        }
         for stream in &mut config.streams {
             if names.contains(&stream.def.name) {
                 stream.mode = SyncMode::FullRefresh;

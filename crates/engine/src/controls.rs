@@ -19,7 +19,13 @@ pub struct Controls {
     pub salt: String,
     /// Records that do not match are not loaded, and removed if loaded before.
     pub filter: Option<RowFilter>,
+    /// Columns [`EVERY_COLUMN`] leaves alone: the stream's primary key, which rows merge on.
+    pub keys: Vec<String>,
 }
+
+/// In `exclude` or `hash`: every column but [`Controls::keys`]. Rows made of an array field
+/// get it when their parent hashes or excludes that field, whatever their columns are.
+pub const EVERY_COLUMN: &str = "*";
 
 impl fmt::Debug for Controls {
     /// The salt is a secret: it would make the hashes reversible by guessing.
@@ -45,18 +51,33 @@ impl Controls {
 
     /// Drops excluded columns and hashes hashed ones, in place. Nulls stay null.
     pub fn apply(&self, record: &mut Map<String, Value>) {
+        let every = |columns: &[String]| columns.iter().any(|c| c == EVERY_COLUMN);
+        if every(&self.exclude) {
+            record.retain(|column, _| self.keys.contains(column));
+        }
         for column in &self.exclude {
             record.remove(column);
         }
-        for column in &self.hash {
-            if let Some(value) = record.get_mut(column)
-                && let Some(text) = to_text(value)
-            {
-                let mut digest = Sha256::new();
-                digest.update(self.salt.as_bytes());
-                digest.update(text.as_bytes());
-                *value = Value::from(hex::encode(digest.finalize()));
+        if every(&self.hash) {
+            for (column, value) in record.iter_mut() {
+                if !self.keys.contains(column) {
+                    self.hash_value(value);
+                }
             }
+        }
+        for column in &self.hash {
+            if let Some(value) = record.get_mut(column) {
+                self.hash_value(value);
+            }
+        }
+    }
+
+    fn hash_value(&self, value: &mut Value) {
+        if let Some(text) = to_text(value) {
+            let mut digest = Sha256::new();
+            digest.update(self.salt.as_bytes());
+            digest.update(text.as_bytes());
+            *value = Value::from(hex::encode(digest.finalize()));
         }
     }
 }
@@ -332,6 +353,7 @@ mod tests {
             hash: vec!["email".into(), "missing".into()],
             salt: "pepper".into(),
             filter: None,
+            keys: vec!["id".into()],
         };
         let mut person = record(json!({"id": 1, "email": "a@b.c", "phone": "123"}));
         controls.apply(&mut person);
