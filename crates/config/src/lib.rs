@@ -194,6 +194,9 @@ pub struct Config {
     pub streams: Vec<StreamChoice>,
     pub start_date: Option<DateTime<Utc>>,
     pub concurrency: usize,
+    /// Set by `sync --allow-other-company`: load although the target's state names another
+    /// Pipedrive company.
+    pub allow_other_company: bool,
 }
 
 const DEFAULT_OBJECT: &str = "pipedrive.{stream_name}";
@@ -579,6 +582,7 @@ impl Config {
                 .collect(),
             start_date: self.start_date,
             concurrency: self.concurrency,
+            allow_other_company: self.allow_other_company,
         }
     }
 
@@ -1042,6 +1046,7 @@ impl Config {
             streams,
             start_date,
             concurrency,
+            allow_other_company: false,
         })
     }
 }
