@@ -325,7 +325,13 @@ pub async fn run(
     let mut states = destination.read_state().await?;
     // Before any stream starts: rejected credentials or a wrong address fail once, here,
     // rather than once per stream.
-    let company = company_of(client).await?;
+    let company = match company_of(client).await {
+        Ok(company) => company,
+        Err(error) => {
+            record_refused_run(destination.as_mut(), client, &run_start, &plan, &error).await;
+            return Err(error);
+        }
+    };
     if let Some(company_id) = company.id {
         refuse_another_company(
             &states,
@@ -421,6 +427,46 @@ pub async fn run(
         streams: reports,
         run,
     })
+}
+
+/// Records a run that ended at its first request, every planned stream failed with its
+/// reason: the runs table shows failed runs too.
+async fn record_refused_run(
+    destination: &mut dyn Destination,
+    client: &Client,
+    run_start: &RunStart,
+    plan: &SyncPlan,
+    error: &RunError,
+) {
+    let failure = match error {
+        RunError::Client(error) => match error.exit_class() {
+            ErrorClass::Auth => Failure::Auth,
+            ErrorClass::Temporary => Failure::Temporary,
+            ErrorClass::Permanent | ErrorClass::NotAvailable => Failure::Other,
+        },
+        RunError::Destination(_) => Failure::Destination,
+        RunError::NotPipedrive(_) | RunError::OtherCompany(_) => Failure::Other,
+    };
+    let message = error.to_string();
+    let reports: Vec<StreamReport> = plan
+        .streams
+        .iter()
+        .map(|stream| StreamReport {
+            stream: stream.def.name,
+            records: 0,
+            requests: 0,
+            tokens: 0,
+            seconds: 0.0,
+            outcome: Outcome::Incomplete {
+                failure,
+                message: message.clone(),
+            },
+        })
+        .collect();
+    let run = run_start.finish(client, &reports, Some((failure, &message)));
+    if let Err(error) = destination.record_run(&run).await {
+        tracing::warn!(%error, "the run's record was not written");
+    }
 }
 
 /// The Pipedrive company the client's credentials belong to.
