@@ -16,7 +16,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use pipedrive_client::{Client, ClientError, ErrorClass, PagePosition, Paging, Request};
 use pipedrive_config::{Config, ConfigError, FileFormat, Target, parse_every, parse_stream_list};
-use pipedrive_engine::{Destination, DestinationError, StopSignal, SyncMode, catalog};
+use pipedrive_engine::{Destination, DestinationError, RunError, StopSignal, SyncMode, catalog};
 use pipedrive_sim::{Plan, Scale, SimOptions};
 
 /// Documented exit codes (README → Exit codes).
@@ -27,6 +27,8 @@ mod exit {
     pub const AUTH: u8 = 3;
     pub const DESTINATION: u8 = 4;
     pub const TEMPORARY: u8 = 75;
+    /// A second interrupt: stopped at once, without waiting for the pages in flight.
+    pub const INTERRUPTED: u8 = 130;
 }
 
 #[derive(Parser)]
@@ -111,6 +113,10 @@ enum Command {
         /// companies do not all start at once. Default with --every: a tenth of it, at most 5m.
         #[arg(long)]
         jitter: Option<String>,
+        /// Load although the target holds another Pipedrive company's data (by default
+        /// refused, as the two companies' rows would mix).
+        #[arg(long)]
+        allow_other_company: bool,
     },
     /// Show or reset the sync state kept in the target.
     State {
@@ -256,6 +262,23 @@ impl From<DestinationError> for Fail {
     }
 }
 
+impl From<RunError> for Fail {
+    fn from(error: RunError) -> Fail {
+        match error {
+            RunError::Destination(error) => error.into(),
+            RunError::Client(error) => error.into(),
+            RunError::NotPipedrive(message) => Fail {
+                code: exit::OTHER,
+                message,
+            },
+            RunError::OtherCompany(message) => Fail {
+                code: exit::USAGE,
+                message,
+            },
+        }
+    }
+}
+
 impl From<ClientError> for Fail {
     fn from(error: ClientError) -> Fail {
         let code = match error.exit_class() {
@@ -351,10 +374,12 @@ async fn dispatch(command: Command) -> Result<(), Fail> {
             full_refresh,
             every,
             jitter,
+            allow_other_company,
         } => {
             let mut companies = config.companies()?;
             for config in &mut companies {
                 select_streams(config, streams.as_deref(), full_refresh.as_deref())?;
+                config.allow_other_company = allow_other_company;
             }
             let every = every.map(|text| interval(&text, "--every")).transpose()?;
             let jitter = match (jitter, every) {
@@ -398,6 +423,15 @@ fn select_streams(
     }
     if let Some(list) = full_refresh {
         let names = parse_stream_list(list, "--full-refresh")?;
+        // Ignoring it would leave the table the user meant to rebuild as it was.
+        if let Some(missing) = names
+            .iter()
+            .find(|name| !config.streams.iter().any(|s| s.def.name == **name))
+        {
+            return Err(ConfigError(format!(
+                "--full-refresh: `{missing}` is not among the streams this sync reads; add it to the config's `streams` (or to --streams) first"
+            )));
+        }
         for stream in &mut config.streams {
             if names.contains(&stream.def.name) {
                 stream.mode = SyncMode::FullRefresh;
@@ -716,13 +750,22 @@ async fn state(action: StateAction) -> Result<(), Fail> {
 }
 
 /// A stop signal raised by SIGINT/SIGTERM: the run finishes the pages in flight, then `then`.
+/// A second signal ends the process at once: state is safe without the pages in flight, as
+/// only committed pages count.
 fn stop_on_signal(then: &'static str) -> StopSignal {
     let stop = StopSignal::default();
     let on_signal = stop.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
-        tracing::warn!("stopping: finishing the pages in flight and {then}");
+        tracing::warn!(
+            "stopping: finishing the pages in flight and {then} (interrupt again to stop at once)"
+        );
         on_signal.stop();
+        shutdown_signal().await;
+        eprintln!(
+            "error: stopped at once on a second interrupt; the next run resumes from the last committed page"
+        );
+        std::process::exit(i32::from(exit::INTERRUPTED));
     });
     stop
 }
@@ -898,7 +941,50 @@ async fn bench(args: BenchArgs) -> Result<(), Fail> {
     Ok(())
 }
 
+/// A few deals of the demo file, as a small table: a first look needs no other tool.
+#[cfg(feature = "duckdb")]
+fn demo_deals(path: &Path) -> duckdb::Result<String> {
+    let connection = pipedrive_destinations::duckdb::open_offline(path)?;
+    let mut statement = connection.prepare(
+        "SELECT title, coalesce(CAST(value AS VARCHAR), ''), coalesce(currency, ''), status FROM deals ORDER BY id LIMIT 5",
+    )?;
+    let rows = statement.query_map([], |row| {
+        Ok(format!(
+            "  {:<40} {:>12} {:<4} {}",
+            row.get::<_, String>(0)?,
+            row.get::<_, String>(1)?,
+            row.get::<_, String>(2)?,
+            row.get::<_, String>(3)?
+        ))
+    })?;
+    let mut text = format!(
+        "  {:<40} {:>12} {:<4} {}\n",
+        "title", "value", "cur", "status"
+    );
+    for row in rows {
+        text.push_str(&row?);
+        text.push('\n');
+    }
+    Ok(text)
+}
+
+#[cfg(not(feature = "duckdb"))]
+fn demo_deals(_path: &Path) -> Result<String, String> {
+    Ok(String::new())
+}
+
 async fn demo(path: &Path, scale: Scale) -> Result<(), Fail> {
+    // Another scale's company has other records under the same ids: merging one into the
+    // other would leave a mix of both.
+    if path.exists() {
+        return Err(Fail {
+            code: exit::USAGE,
+            message: format!(
+                "{} already exists (perhaps from an earlier demo, of another scale): remove it, or pass --path with a new file",
+                path.display()
+            ),
+        });
+    }
     // No rate limits: a first look should take seconds, not the minutes a real plan's burst
     // limit imposes on one request per deal.
     let handle = pipedrive_sim::start(
@@ -930,9 +1016,12 @@ async fn demo(path: &Path, scale: Scale) -> Result<(), Fail> {
     .await;
     handle.shutdown().await;
     result?;
+    let deals = demo_deals(path).map_err(|e| Fail {
+        code: exit::DESTINATION,
+        message: format!("DuckDB: reading {} back: {e}", path.display()),
+    })?;
     eprintln!(
-        "\nDone. The data is in {}; try:\n  duckdb {} \"SELECT title, value, currency, status FROM deals LIMIT 10\"",
-        path.display(),
+        "\nDone. The data is in {}. Some deals:\n{deals}\nQuery it from any DuckDB client (the `duckdb` CLI is at https://duckdb.org/docs/installation), e.g.\n  SELECT title, value, currency, status FROM deals LIMIT 10;",
         path.display()
     );
     Ok(())

@@ -17,6 +17,12 @@ pub struct Progress {
     bars: Option<(MultiProgress, Mutex<HashMap<String, ProgressBar>>)>,
     /// When each stream last logged a progress line (plain mode), to keep logs calm.
     last_line: Mutex<HashMap<String, (Instant, u64)>>,
+    /// Each failure message logged so far and the stream that had it first: a failure every
+    /// stream shares (a rejected token) is written out once.
+    failures: Mutex<HashMap<String, String>>,
+    /// The run's total line under the active streams' bars (finished streams leave theirs, so
+    /// many streams never outgrow the terminal).
+    total: Option<ProgressBar>,
 }
 
 impl Progress {
@@ -29,11 +35,22 @@ impl Progress {
                 Mutex::new(HashMap::new()),
             )
         });
+        let total = bars.as_ref().map(|(multi, _)| {
+            let total = multi.add(ProgressBar::new_spinner());
+            total.set_style(
+                ProgressStyle::with_template("  {prefix:<28} {pos:>9} records {msg}")
+                    .expect("static template"),
+            );
+            total.set_prefix("total");
+            total
+        });
         Progress {
             client,
             company,
             bars,
             last_line: Mutex::new(HashMap::new()),
+            failures: Mutex::new(HashMap::new()),
+            total,
         }
     }
 
@@ -48,12 +65,21 @@ impl Progress {
 impl Observer for Progress {
     fn stream_started(&self, stream: &str) {
         if let Some((multi, bars)) = &self.bars {
-            let bar = multi.add(ProgressBar::new_spinner());
+            let bar = match &self.total {
+                Some(total) => multi.insert_before(total, ProgressBar::new_spinner()),
+                None => multi.add(ProgressBar::new_spinner()),
+            };
             bar.set_style(
                 ProgressStyle::with_template(
-                    "{spinner} {prefix:<28} {pos:>9} records {per_sec:>12} {msg}",
+                    "{spinner} {prefix:<28} {pos:>9} records {rate:>9} {msg}",
                 )
-                .expect("static template"),
+                .expect("static template")
+                .with_key(
+                    "rate",
+                    |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = w.write_str(&rate_text(state.per_sec()));
+                    },
+                ),
             );
             bar.set_prefix(stream.to_owned());
             bar.enable_steady_tick(Duration::from_millis(200));
@@ -71,6 +97,10 @@ impl Observer for Progress {
                 bar.inc(records as u64);
                 bar.set_message(self.budget_left());
             }
+            if let Some(total) = &self.total {
+                total.inc(records as u64);
+                total.set_message(self.budget_left());
+            }
             return;
         }
         let mut lines = self.last_line.lock().expect("progress lock");
@@ -85,22 +115,57 @@ impl Observer for Progress {
     }
 
     fn stream_finished(&self, report: &StreamReport) {
-        if let Some((_, bars)) = &self.bars {
+        if let Some((multi, bars)) = &self.bars {
             if let Some(bar) = bars.lock().expect("progress lock").remove(report.stream) {
-                bar.finish_with_message(outcome_text(&report.outcome));
+                bar.finish_and_clear();
+                multi.remove(&bar);
             }
-        } else {
-            tracing::info!(
-                company = self.company.as_deref(),
-                stream = report.stream,
-                records = report.records,
-                requests = report.requests,
-                seconds = format!("{:.1}", report.seconds),
-                outcome = %outcome_text(&report.outcome),
-                "stream finished"
-            );
+            return;
+        }
+        let mut outcome = outcome_text(&report.outcome);
+        if !matches!(report.outcome, Outcome::Complete) {
+            let mut failures = self.failures.lock().expect("progress lock");
+            match failures.get(&outcome) {
+                Some(first) => outcome = format!("as {first}"),
+                None => {
+                    failures.insert(outcome.clone(), report.stream.to_owned());
+                }
+            }
+        }
+        tracing::info!(
+            company = self.company.as_deref(),
+            stream = report.stream,
+            records = report.records,
+            requests = report.requests,
+            seconds = format!("{:.1}", report.seconds),
+            outcome = %outcome,
+            "stream finished"
+        );
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        if let Some(total) = &self.total {
+            total.finish_and_clear();
         }
     }
+}
+
+/// Records per second as people read them: whole numbers, thousands separated.
+fn rate_text(per_second: f64) -> String {
+    if !per_second.is_finite() || per_second < 0.5 {
+        return "-".to_owned();
+    }
+    let digits = format!("{per_second:.0}");
+    let mut grouped = String::new();
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    format!("{grouped}/s")
 }
 
 fn outcome_text(outcome: &Outcome) -> String {
@@ -111,25 +176,44 @@ fn outcome_text(outcome: &Outcome) -> String {
     }
 }
 
-/// The end-of-run table, per stream: records, requests, tokens, seconds and outcome.
+/// The end-of-run table, per stream: records, requests, tokens, seconds and outcome. A reason
+/// shared by several streams is written once under the table, with their number.
 pub fn summary(report: &SyncReport, client: &Client) -> String {
     let mut out = format!(
         "{:<28} {:>10} {:>9} {:>9} {:>8}  {}\n",
         "stream", "records", "requests", "tokens", "seconds", "outcome"
     );
     let (mut records, mut requests, mut tokens) = (0, 0, 0);
+    // Each distinct reason, with how many streams gave it.
+    let mut reasons: Vec<(String, usize)> = Vec::new();
     for stream in &report.streams {
+        let outcome = match &stream.outcome {
+            Outcome::Complete => "done".to_owned(),
+            Outcome::Skipped(reason)
+            | Outcome::Incomplete {
+                message: reason, ..
+            } => {
+                let label = match &stream.outcome {
+                    Outcome::Skipped(_) => "skipped",
+                    _ => "incomplete",
+                };
+                let index = match reasons.iter().position(|(r, _)| r == reason) {
+                    Some(index) => index,
+                    None => {
+                        reasons.push((reason.clone(), 0));
+                        reasons.len() - 1
+                    }
+                };
+                reasons[index].1 += 1;
+                format!("{label} [{}]", index + 1)
+            }
+        };
         records += stream.records;
         requests += stream.requests;
         tokens += stream.tokens;
         out.push_str(&format!(
             "{:<28} {:>10} {:>9} {:>9} {:>8.1}  {}\n",
-            stream.stream,
-            stream.records,
-            stream.requests,
-            stream.tokens,
-            stream.seconds,
-            outcome_text(&stream.outcome)
+            stream.stream, stream.records, stream.requests, stream.tokens, stream.seconds, outcome
         ));
     }
     // The run's own totals, as `_sync_runs` records them: what no stream paid for (field
@@ -155,5 +239,27 @@ pub fn summary(report: &SyncReport, client: &Client) -> String {
         stats.retries,
         run.responses_429
     ));
+    for (index, (reason, streams)) in reasons.iter().enumerate() {
+        let streams = if *streams == 1 {
+            "1 stream".to_owned()
+        } else {
+            format!("{streams} streams")
+        };
+        out.push_str(&format!("[{}] {streams}: {reason}\n", index + 1));
+    }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rate_text;
+
+    #[test]
+    fn rates_are_whole_numbers_with_thousands_separated() {
+        assert_eq!(rate_text(6_176.245_832_740_671), "6,176/s");
+        assert_eq!(rate_text(1_234_567.5), "1,234,568/s");
+        assert_eq!(rate_text(999.4), "999/s");
+        assert_eq!(rate_text(0.1), "-");
+        assert_eq!(rate_text(f64::NAN), "-");
+    }
 }

@@ -171,6 +171,7 @@ pub(crate) fn outcome(report: &SyncReport) -> Result<(), Fail> {
                 Failure::Destination => exit::DESTINATION,
                 Failure::Temporary => exit::TEMPORARY,
                 Failure::Other => exit::OTHER,
+                Failure::Config => exit::USAGE,
             },
             message: message.to_owned(),
         }),

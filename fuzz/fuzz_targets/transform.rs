@@ -166,6 +166,7 @@ impl FuzzControls {
                 .filter
                 .as_ref()
                 .and_then(|filter| text(filter).parse::<RowFilter>().ok()),
+            keys: Vec::new(),
         }
     }
 }

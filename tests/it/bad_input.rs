@@ -7,6 +7,7 @@ use std::process::Output;
 use pipedrive_sim::{FaultSettings, OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET, Plan, Scale, SimOptions};
 use reqwest::Method;
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 
 use crate::support::{
     PgSchema, Sim, Snapshot, Workspace, assert_ok, quote, run_binary, same_value, stderr,
@@ -801,4 +802,653 @@ async fn a_config_named_by_a_bare_file_name_anchors_relative_paths_beside_it() {
     let out = workspace.dir.path().join("out");
     assert!(out.join("_pipedrive_sync_state.json").is_file());
     assert!(out.join("deals").is_dir());
+}
+
+/// A good sync, then `edit` to its config and a sync with `args` that must fail with `code`
+/// and every one of `words`, leaving the destination (rows, columns, state) as it was.
+fn assert_refused(
+    sim: &Sim,
+    edit: impl FnOnce(String) -> String,
+    args: &[&str],
+    code: i32,
+    words: &[&str],
+) {
+    let (workspace, before) = synced(sim);
+    edit_config(&workspace, edit);
+    assert_fails(&workspace.sync(sim, args), code, words);
+    assert_eq!(workspace.snapshot(), before);
+}
+
+/// Appends `options` (a flow mapping) to one stream of [`SOME_STREAMS`].
+fn with_options(stream: &str, options: &str) -> impl FnOnce(String) -> String {
+    let (from, to) = (format!("  {stream}:\n"), format!("  {stream}: {options}\n"));
+    move |text| {
+        assert!(text.contains(&from), "{text}");
+        format!("hash_salt: pepper\n{}", text.replace(&from, &to))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_streams_loading_into_one_table_are_refused_before_any_write() {
+    let sim = Sim::start(Scale::Tiny, Plan::Premium).await;
+    assert_refused(
+        &sim,
+        |text| {
+            text.replace("  deals:\n", "  deals: {object: main.crm}\n")
+                .replace("  notes:\n", "  notes: {object: main.crm}\n")
+        },
+        &[],
+        2,
+        &[
+            "`deals` and `notes` would both load into the table main.crm",
+            "give each stream an `object` of its own",
+        ],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_default_object_without_the_stream_name_is_refused_naming_it() {
+    let sim = Sim::start(Scale::Tiny, Plan::Premium).await;
+    assert_refused(
+        &sim,
+        |text| format!("{text}defaults: {{object: main.everything}}\n"),
+        &[],
+        2,
+        &[
+            "would both load into the table main.everything (defaults.object)",
+            "put `{stream_name}` in defaults.object",
+        ],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_refresh_of_a_stream_not_synced_is_an_error() {
+    let sim = Sim::start(Scale::Tiny, Plan::Premium).await;
+    assert_refused(
+        &sim,
+        |text| text,
+        &["--full-refresh", "persons"],
+        2,
+        &["--full-refresh: `persons` is not among the streams"],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dotted_target_schema_is_blamed_on_target_schema() {
+    let sim = Sim::start(Scale::Tiny, Plan::Premium).await;
+    assert_refused(
+        &sim,
+        |text| {
+            text.replace(
+                "  type: duckdb\n",
+                "  type: duckdb\n  schema: Newb_Mixed.Case\n",
+            )
+        },
+        &[],
+        2,
+        &[
+            "target.schema `Newb_Mixed.Case` is not a schema name",
+            "without `.`",
+        ],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_misspelt_filter_column_is_refused_with_the_closest_name() {
+    let sim = Sim::start(Scale::Tiny, Plan::Premium).await;
+    assert_refused(
+        &sim,
+        with_options("deals", "{filter: 'pipline_id = 1'}"),
+        &["--streams", "deals"],
+        2,
+        &[
+            "streams.deals.filter: `pipline_id` is not a column of this stream",
+            "did you mean `pipeline_id`?",
+        ],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_misspelt_hashed_column_is_refused_rather_than_loaded_in_clear() {
+    let sim = Sim::start(Scale::Tiny, Plan::Premium).await;
+    assert_refused(
+        &sim,
+        with_options("deals", "{hash_columns: [titel]}"),
+        &["--streams", "deals"],
+        2,
+        &[
+            "streams.deals.hash_columns: `titel` is not a column",
+            "did you mean `title`?",
+        ],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_misspelt_excluded_column_is_refused() {
+    let sim = Sim::start(Scale::Tiny, Plan::Premium).await;
+    assert_refused(
+        &sim,
+        with_options("notes", "{exclude_columns: [contnet]}"),
+        &["--streams", "notes"],
+        2,
+        &[
+            "streams.notes.exclude_columns: `contnet` is not a column",
+            "did you mean `content`?",
+        ],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_custom_field_named_as_pipedrive_shows_it_gets_its_column() {
+    let sim = Sim::start(Scale::Tiny, Plan::Premium).await;
+    add_deal_field(&sim, "Secret Budget", "double").await;
+    assert_refused(
+        &sim,
+        with_options("deals", "{exclude_columns: [Secret Budget]}"),
+        &["--streams", "deals"],
+        2,
+        &[
+            "`Secret Budget` is not a column",
+            "its column is `secret_budget`",
+        ],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_text_value_compared_with_a_number_column_is_refused() {
+    let sim = Sim::start(Scale::Tiny, Plan::Premium).await;
+    assert_refused(
+        &sim,
+        with_options("deals", "{filter: \"value > 'abc'\"}"),
+        &["--streams", "deals"],
+        2,
+        &[
+            "streams.deals.filter: `value > 'abc'` compares a column of numbers with the text 'abc'",
+            "write a number without quotes",
+        ],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_number_compared_with_a_text_column_is_refused() {
+    let sim = Sim::start(Scale::Tiny, Plan::Premium).await;
+    assert_refused(
+        &sim,
+        with_options("deals", "{filter: 'status = 3'}"),
+        &["--streams", "deals"],
+        2,
+        &[
+            "`status = 3` compares a column of text with the number 3",
+            "quote the text",
+        ],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unknown_stream_option_is_named_with_the_valid_ones() {
+    let sim = Sim::start(Scale::Tiny, Plan::Premium).await;
+    assert_refused(
+        &sim,
+        |text| text.replace("  deals:\n", "  deals: {moode: full-refresh}\n"),
+        &[],
+        2,
+        &["unknown field `moode`", "mode"],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_zero_concurrency_is_refused() {
+    let sim = Sim::start(Scale::Tiny, Plan::Premium).await;
+    assert_refused(
+        &sim,
+        |text| format!("{text}concurrency: 0\n"),
+        &[],
+        2,
+        &["concurrency must be at least 1"],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unknown_priority_names_the_two_valid_ones() {
+    let sim = Sim::start(Scale::Tiny, Plan::Premium).await;
+    assert_refused(
+        &sim,
+        |text| text.replace("  deals:\n", "  deals: {priority: newest}\n"),
+        &[],
+        2,
+        &[
+            "streams.deals.priority `newest`",
+            "`recent-first` or `oldest-first`",
+        ],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unknown_target_type_lists_the_supported_ones() {
+    let sim = Sim::start(Scale::Tiny, Plan::Premium).await;
+    assert_refused(
+        &sim,
+        |text| text.replace("  type: duckdb\n", "  type: sqlite\n"),
+        &[],
+        2,
+        &[
+            "target.type `sqlite` is not supported",
+            "duckdb, postgres, parquet or jsonl",
+        ],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unknown_stream_in_the_streams_flag_gets_the_closest_names() {
+    let sim = Sim::start(Scale::Tiny, Plan::Premium).await;
+    assert_refused(
+        &sim,
+        |text| text,
+        &["--streams", "deal"],
+        2,
+        &["--streams: unknown stream `deal`", "did you mean deals"],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_streams_flag_naming_an_unconfigured_stream_is_refused() {
+    let sim = Sim::start(Scale::Tiny, Plan::Premium).await;
+    assert_refused(
+        &sim,
+        |text| text,
+        &["--streams", "persons"],
+        2,
+        &["`persons` is not selected in the config's `streams`"],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bad_every_interval_is_refused() {
+    let sim = Sim::start(Scale::Tiny, Plan::Premium).await;
+    assert_refused(
+        &sim,
+        |text| text,
+        &["--every", "soon"],
+        2,
+        &["--every: `soon` is not an interval", "`30m`"],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_config_with_both_source_and_sources_is_refused() {
+    let sim = Sim::start(Scale::Tiny, Plan::Premium).await;
+    assert_refused(
+        &sim,
+        |text| format!("{text}sources: []\n"),
+        &[],
+        2,
+        &["both `source` and `sources`"],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unknown_company_flag_lists_the_configured_ones() {
+    let sim = Sim::start(Scale::Tiny, Plan::Premium).await;
+    assert_refused(
+        &sim,
+        |text| text,
+        &["--company", "globex"],
+        2,
+        &["--company `globex` is not in the config"],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn streams_given_as_a_list_are_synced() {
+    let sim = Sim::start(Scale::Tiny, Plan::Premium).await;
+    let workspace = Workspace::new();
+    workspace.write_config(&sim, "streams: [deals, notes]\n");
+    assert_ok(&workspace.sync(&sim, &[]));
+    compare_with_truth(
+        &sim,
+        "notes",
+        "id",
+        Listed::Live,
+        &workspace.rows("main.notes", "id"),
+    )
+    .await;
+    assert!(workspace.count("main.deals") > 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_base_url_copied_with_the_api_version_is_used_without_it() {
+    let sim = Sim::start(Scale::Tiny, Plan::Premium).await;
+    let workspace = Workspace::new();
+    workspace.write_config(&sim, SOME_STREAMS);
+    edit_config(&workspace, |text| {
+        text.replace(&sim.handle.url, &format!("{}/api/v2/", sim.handle.url))
+    });
+    assert_ok(&workspace.sync(&sim, &[]));
+    compare_with_truth(
+        &sim,
+        "notes",
+        "id",
+        Listed::Live,
+        &workspace.rows("main.notes", "id"),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_postgres_schema_longer_than_postgres_keeps_is_refused() {
+    let sim = Sim::start(Scale::Tiny, Plan::Premium).await;
+    let schema = PgSchema::new("long").await;
+    let long = format!("{}_{}", schema.name, "x".repeat(75 - schema.name.len() - 1));
+    assert_eq!(long.len(), 75);
+    let workspace = Workspace::new();
+    let yaml = format!(
+        "source:\n  api_token: ${{PDS_TEST_TOKEN}}\n  base_url: {}\n{}{SOME_STREAMS}",
+        sim.handle.url,
+        schema.target().replace(&schema.name, &long)
+    );
+    std::fs::write(workspace.config_path(), yaml).unwrap();
+    assert_fails(
+        &workspace.sync(&sim, &[]),
+        2,
+        &["target.schema: `", "is 75 bytes long", "at most 63 bytes"],
+    );
+    // Nothing was created under the name PostgreSQL would have cut it to either.
+    let (client, connection) =
+        tokio_postgres::connect(crate::support::POSTGRES_URL, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let schemas = client
+        .query(
+            "SELECT 1 FROM information_schema.schemata WHERE schema_name LIKE $1",
+            &[&format!("{}%", schema.name)],
+        )
+        .await
+        .unwrap();
+    assert!(schemas.is_empty());
+    schema.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hashing_emails_hashes_the_person_emails_rows_too() {
+    let sim = Sim::start(Scale::Tiny, Plan::Premium).await;
+    let workspace = Workspace::new();
+    workspace.write_config(
+        &sim,
+        "hash_salt: pepper\nstreams:\n  persons: {hash_columns: [emails], exclude_columns: [phones]}\n  person_emails:\n  person_phones:\n",
+    );
+    assert_ok(&workspace.sync(&sim, &[]));
+    let truth = sim.truth("persons").await;
+    let emails: Vec<&str> = truth
+        .iter()
+        .flat_map(|p| p["emails"].as_array().into_iter().flatten())
+        .filter_map(|e| e["value"].as_str())
+        .collect();
+    assert!(!emails.is_empty());
+    let rows = workspace.rows("main.person_emails", "person_id, position");
+    assert!(!rows.is_empty());
+    for row in &rows {
+        let value = row["value"].as_str().unwrap();
+        assert_eq!(value.len(), 64, "{row}");
+        assert!(!emails.contains(&value), "{row}");
+    }
+    let hashes: Vec<Value> = emails
+        .iter()
+        .map(|email| {
+            json!(hex::encode(Sha256::digest(
+                format!("pepper{email}").as_bytes()
+            )))
+        })
+        .collect();
+    assert!(rows.iter().all(|row| hashes.contains(&row["value"])));
+    // Excluded phones leave only the keys of their rows.
+    for row in workspace.rows("main.person_phones", "person_id, position") {
+        let columns: Vec<&String> = row.as_object().unwrap().keys().collect();
+        assert!(
+            columns
+                .iter()
+                .all(|c| ["person_id", "position"].contains(&c.as_str()) || c.starts_with('_')),
+            "{row}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_token_is_reported_once_however_many_streams() {
+    let sim = Sim::start(Scale::Tiny, Plan::Premium).await;
+    let workspace = Workspace::new();
+    workspace.write_config(&sim, "");
+    let output = sync_with_env(&workspace, &[("PDS_TEST_TOKEN", "0000wrong0000token0000")]);
+    assert_fails(&output, 3, &["API token was rejected (HTTP 401)"]);
+    let text = stderr(&output);
+    assert_eq!(text.matches("HTTP 401").count(), 1, "{text}");
+    assert!(text.lines().count() <= 3, "{text}");
+    assert!(!workspace.db_path().exists() || !workspace.snapshot().contains_key("main.deals"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_base_url_that_is_not_pipedrives_api_is_an_error_not_a_skip() {
+    let sim = Sim::start(Scale::Tiny, Plan::Premium).await;
+    let (workspace, before) = synced(&sim);
+    // A proxy prefix that does not exist: every path answers 404.
+    edit_config(&workspace, |text| {
+        text.replace(
+            &sim.handle.url,
+            &format!("{}/pipedrive-proxy", sim.handle.url),
+        )
+    });
+    assert_fails(
+        &workspace.sync(&sim, &[]),
+        1,
+        &[
+            "404 Not Found for /api/v1/users/me, which every company has",
+            "source.base_url",
+            "/pipedrive-proxy",
+        ],
+    );
+    assert_eq!(workspace.snapshot(), before);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn another_companys_credentials_are_refused_unless_allowed() {
+    let first = Sim::start(Scale::Tiny, Plan::Premium).await;
+    let (workspace, before) = synced(&first);
+    let second = Sim::start_with(SimOptions {
+        seed: 2,
+        ..SimOptions::default()
+    })
+    .await;
+    edit_config(&workspace, |text| {
+        text.replace(&first.handle.url, &second.handle.url)
+    });
+    let output = workspace.sync(&second, &[]);
+    assert_fails(
+        &output,
+        2,
+        &[
+            "holds the data of Pipedrive company",
+            "would mix two companies",
+            "--allow-other-company",
+        ],
+    );
+    assert!(!stderr(&output).contains(&second.handle.api_token));
+    assert_eq!(workspace.snapshot(), before);
+    assert_ok(&workspace.sync(&second, &["--allow-other-company"]));
+    // The target now belongs to the second company.
+    assert_ok(&workspace.sync(&second, &[]));
+    edit_config(&workspace, |text| {
+        text.replace(&second.handle.url, &first.handle.url)
+    });
+    assert_fails(&workspace.sync(&first, &[]), 2, &["--allow-other-company"]);
+}
+
+/// A port on 127.0.0.1 where nothing listens.
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn check_config(workspace: &Workspace, source: &str) -> Output {
+    std::fs::write(
+        workspace.config_path(),
+        format!("source:\n  api_token: t0ken\n  {source}\n"),
+    )
+    .unwrap();
+    run_binary(
+        &[
+            "check",
+            "--config",
+            workspace.config_path().to_str().unwrap(),
+        ],
+        &[],
+        workspace.dir.path(),
+    )
+}
+
+#[test]
+fn check_against_a_closed_port_fails_fast_naming_base_url() {
+    let workspace = Workspace::new();
+    let started = std::time::Instant::now();
+    let port = closed_port();
+    let output = check_config(&workspace, &format!("base_url: http://127.0.0.1:{port}"));
+    assert_fails(
+        &output,
+        1,
+        &[
+            &format!("nothing answers HTTP at http://127.0.0.1:{port}/"),
+            "source.base_url",
+        ],
+    );
+    assert!(started.elapsed().as_secs() < 10, "{:?}", started.elapsed());
+}
+
+#[test]
+fn check_against_a_port_that_speaks_no_http_fails_fast_naming_base_url() {
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let _ = stream.write_all(b"SSH-2.0-OpenSSH_9.6\r\n");
+        }
+    });
+    let workspace = Workspace::new();
+    let started = std::time::Instant::now();
+    let output = check_config(&workspace, &format!("base_url: http://127.0.0.1:{port}"));
+    assert_fails(&output, 1, &["nothing answers HTTP", "source.base_url"]);
+    assert!(started.elapsed().as_secs() < 10, "{:?}", started.elapsed());
+}
+
+#[test]
+fn check_against_a_domain_that_does_not_exist_fails_fast_naming_company_domain() {
+    let workspace = Workspace::new();
+    let started = std::time::Instant::now();
+    let output = check_config(&workspace, "base_url: https://nosuchcompany.invalid");
+    assert_fails(&output, 1, &["does not exist", "source.company_domain"]);
+    assert!(started.elapsed().as_secs() < 10, "{:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_duckdb_target_that_is_a_sqlite_file_is_refused_without_downloading() {
+    let sim = Sim::start(Scale::Tiny, Plan::Premium).await;
+    let workspace = Workspace::new();
+    workspace.write_config(&sim, SOME_STREAMS);
+    // A SQLite database's first page: DuckDB would fetch its sqlite extension to read it.
+    let mut sqlite = b"SQLite format 3\0".to_vec();
+    sqlite.resize(4096, 0);
+    std::fs::write(workspace.db_path(), &sqlite).unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let output = run_binary(
+        &[
+            "sync",
+            "--config",
+            workspace.config_path().to_str().unwrap(),
+        ],
+        &[
+            ("PDS_TEST_TOKEN", sim.handle.api_token.as_str()),
+            ("HOME", home.path().to_str().unwrap()),
+        ],
+        workspace.dir.path(),
+    );
+    assert_fails(&output, 4, &["DuckDB: cannot open", "pipedrive.duckdb"]);
+    assert_eq!(std::fs::read(workspace.db_path()).unwrap(), sqlite);
+    // DuckDB keeps downloaded extensions under ~/.duckdb: nothing was fetched.
+    assert!(!home.path().join(".duckdb").exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_interrupt_stops_at_once() {
+    let sim = Sim::start_with(SimOptions {
+        scale: Scale::Small,
+        latency_ms: 1500,
+        ..SimOptions::default()
+    })
+    .await;
+    let workspace = Workspace::new();
+    workspace.write_config(&sim, "");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_pipedrive-sync"))
+        .args(sync_args(&workspace))
+        .env("PDS_TEST_TOKEN", &sim.handle.api_token)
+        .env_remove("PIPEDRIVE_SYNC_LOG")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Until the first request arrives: the signal handler is in place by then.
+    while sim.stats().await["requests"].as_u64().unwrap_or(0) == 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let pid = child.id() as libc::pid_t;
+    let interrupt = || {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(pid, libc::SIGINT) };
+    };
+    interrupt();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    interrupt();
+    let stopped = std::time::Instant::now();
+    let output = child.wait_with_output().unwrap();
+    assert!(stopped.elapsed().as_secs() < 3, "{:?}", stopped.elapsed());
+    assert_fails(
+        &output,
+        130,
+        &["interrupt again to stop at once", "stopped at once"],
+    );
+}
+
+#[test]
+fn demo_prints_deals_itself_and_never_merges_into_an_existing_file() {
+    let workspace = Workspace::new();
+    let path = workspace.db_path();
+    let demo = |scale: &str| {
+        run_binary(
+            &["demo", "--path", path.to_str().unwrap(), "--scale", scale],
+            &[],
+            workspace.dir.path(),
+        )
+    };
+    let output = demo("tiny");
+    assert_ok(&output);
+    let text = stderr(&output);
+    assert!(
+        text.contains("Some deals:") && text.contains("status"),
+        "{text}"
+    );
+    assert!(
+        text.contains("https://duckdb.org/docs/installation"),
+        "{text}"
+    );
+    let before = workspace.snapshot();
+    assert!(before.contains_key("main.deals"));
+    assert_fails(
+        &demo("small"),
+        2,
+        &[
+            "pipedrive.duckdb already exists",
+            "remove it, or pass --path",
+        ],
+    );
+    assert_eq!(workspace.snapshot(), before);
 }

@@ -162,10 +162,11 @@ async fn recent_first_loads_the_newest_deals_first_then_resumes_to_all_of_them()
     let workspace = Workspace::new();
     workspace.write_config(&sim, "streams:\n  deals: {priority: recent-first}\n");
     let config = std::fs::read_to_string(workspace.config_path()).unwrap();
-    // Room for the field definitions and one page of deals: the run stops after it.
+    // Room for the company check (2), the field definitions and one page of deals: the run
+    // stops after it.
     std::fs::write(
         workspace.config_path(),
-        config.replace("  base_url:", "  max_tokens: 20\n  base_url:"),
+        config.replace("  base_url:", "  max_tokens: 22\n  base_url:"),
     )
     .unwrap();
     let stopped = workspace.sync(&sim, &[]);

@@ -47,7 +47,13 @@ struct Inner {
     /// by any response. While set, a connection failure is not retried, so a sync against a
     /// host that is down ends after one request's retries instead of after every stream's.
     host_down: AtomicBool,
+    /// Set by the first response of any kind: until then a failure to connect is more likely
+    /// a wrong address than a passing outage, and is not retried for a minute.
+    answered: AtomicBool,
 }
+
+/// Attempts of a request whose connection fails before the host has ever answered.
+const FIRST_CONTACT_ATTEMPTS: u32 = 2;
 
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -109,6 +115,16 @@ pub(crate) fn transport_error(path: &str, e: reqwest::Error) -> ClientError {
         path: path.to_owned(),
         detail: crate::page::truncate(&detail, 300),
     }
+}
+
+/// Whether the host answered with something other than HTTP (an SSH banner, a database's
+/// greeting): hyper's errors for a response that is not HTTP/1, or for bytes sent before the
+/// request was.
+fn speaks_no_http(error: &ClientError) -> bool {
+    matches!(error, ClientError::Network { detail, .. }
+        if ["invalid HTTP version", "HTTP/0.9", "invalid HTTP status", "invalid status-code", "received unexpected message from connection"]
+            .iter()
+            .any(|text| detail.contains(text)))
 }
 
 /// Whether a connect failure is the resolver's "no such name" (getaddrinfo's EAI_NONAME, as
@@ -199,6 +215,7 @@ impl Client {
                 backoff,
                 blocked_until: Mutex::new(None),
                 host_down: AtomicBool::new(false),
+                answered: AtomicBool::new(false),
             }),
         })
     }
@@ -306,6 +323,20 @@ impl Inner {
             let error = failure.error;
             if !error.is_retryable() {
                 return Err(error);
+            }
+            // A refused connection, or a server that does not speak HTTP, before anything at
+            // this address ever answered: the address is wrong, not the network.
+            if !self.answered.load(Ordering::Relaxed)
+                && (speaks_no_http(&error) || never_connected && attempt >= FIRST_CONTACT_ATTEMPTS)
+            {
+                let mut address = self.base_url.clone();
+                address.set_query(None);
+                let _ = address.set_password(None);
+                let _ = address.set_username("");
+                return Err(ClientError::NothingAnswers {
+                    address: address.to_string(),
+                    last: Box::new(error),
+                });
             }
             if never_connected && self.host_down.load(Ordering::Relaxed) {
                 return Err(ClientError::Unreachable {
@@ -419,6 +450,7 @@ impl Inner {
             }
         };
         self.host_down.store(false, Ordering::Relaxed);
+        self.answered.store(true, Ordering::Relaxed);
         let status = response.status();
         let headers = response.headers().clone();
         self.limiter.observe(

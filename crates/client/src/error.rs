@@ -71,6 +71,15 @@ pub enum ClientError {
         "{last}; not retried, since an earlier request already gave up connecting after every attempt: check source.base_url (or source.company_domain) and the network, then run again"
     )]
     Unreachable { last: Box<ClientError> },
+    /// Nothing at the configured address ever answered HTTP: the connection was refused, or
+    /// the server speaks another protocol. Not retried for long: a wrong address stays wrong.
+    #[error(
+        "nothing answers HTTP at {address} ({last}): check source.base_url (or source.company_domain) and that the server is running"
+    )]
+    NothingAnswers {
+        address: String,
+        last: Box<ClientError>,
+    },
     /// The request did not complete within `request_timeout`.
     #[error("request to {path} timed out")]
     Timeout { path: String },
@@ -158,6 +167,7 @@ impl ClientError {
             | ClientError::Api { .. }
             | ClientError::Unexpected { .. }
             | ClientError::UnknownHost { .. }
+            | ClientError::NothingAnswers { .. }
             | ClientError::InvalidRequest { .. } => ErrorClass::Permanent,
         }
     }
@@ -222,6 +232,10 @@ impl ClientError {
                 last: Box::new(last.map_text(f)),
             },
             Unreachable { last } => Unreachable {
+                last: Box::new(last.map_text(f)),
+            },
+            NothingAnswers { address, last } => NothingAnswers {
+                address,
                 last: Box::new(last.map_text(f)),
             },
             other => other,

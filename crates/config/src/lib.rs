@@ -34,8 +34,9 @@ pub struct RawConfig {
     pub target: RawTarget,
     #[serde(default)]
     pub defaults: RawStreamOptions,
-    /// Stream name (or `*`) → options; absent means every stream.
-    #[serde(default)]
+    /// Stream name (or `*`) → options; absent means every stream. A list of names is taken
+    /// too: it is what people write first, and it can only mean those streams.
+    #[serde(default, deserialize_with = "stream_selection")]
     pub streams: Option<BTreeMap<String, Option<RawStreamOptions>>>,
     /// Streams read at once (they share one rate budget).
     #[serde(default)]
@@ -43,6 +44,45 @@ pub struct RawConfig {
     /// Salt of `hash_columns` (keep it secret, e.g. `${PDS_HASH_SALT}`).
     #[serde(default)]
     pub hash_salt: Option<String>,
+}
+
+type StreamSelection = BTreeMap<String, Option<RawStreamOptions>>;
+
+/// `streams:` as a mapping (name → options) or as a list of names (each with no options).
+fn stream_selection<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<StreamSelection>, D::Error> {
+    struct Selection;
+    impl<'de> serde::de::Visitor<'de> for Selection {
+        type Value = Option<StreamSelection>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("stream names, each on a line of its own ending in `:` (e.g. `deals:`), or a list such as [deals, persons]")
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(self)
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            StreamSelection::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                .map(Some)
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut selection = StreamSelection::new();
+            while let Some(name) = seq.next_element::<String>()? {
+                selection.insert(name, None);
+            }
+            Ok(Some(selection))
+        }
+    }
+    deserializer.deserialize_any(Selection)
 }
 
 #[derive(Debug, Deserialize)]
@@ -157,6 +197,9 @@ pub struct Config {
     pub start_date: Option<DateTime<Utc>>,
     pub lookback: Duration,
     pub concurrency: usize,
+    /// Set by `sync --allow-other-company`: load although the target's state names another
+    /// Pipedrive company.
+    pub allow_other_company: bool,
 }
 
 /// How far an incremental read looks back before its bookmark unless `source.lookback` says
@@ -220,6 +263,7 @@ fn controls(
         hash,
         salt,
         filter,
+        keys: def.primary_key.iter().map(|&key| key.to_owned()).collect(),
     })
 }
 
@@ -351,6 +395,18 @@ fn write_token_store(
     std::fs::rename(&temporary, path)
 }
 
+/// The subdomain of whatever form of the Pipedrive address was written: `acme`,
+/// `acme.pipedrive.com`, or the address copied from the browser (`https://acme.pipedrive.com/deals`).
+fn subdomain(domain: &str) -> &str {
+    let domain = domain.trim();
+    let domain = domain
+        .strip_prefix("https://")
+        .or_else(|| domain.strip_prefix("http://"))
+        .unwrap_or(domain);
+    let host = domain.split('/').next().unwrap_or_default();
+    host.strip_suffix(".pipedrive.com").unwrap_or(host)
+}
+
 /// `name`, else the company domain, else `pipedrive`; it becomes part of schema and file
 /// names, so it is kept to letters, digits, `_` and `-`.
 fn company_name(source: &RawSource, key: &str) -> Result<String, ConfigError> {
@@ -364,17 +420,10 @@ fn company_name(source: &RawSource, key: &str) -> Result<String, ConfigError> {
     let name = match (&source.name, &source.company_domain) {
         (Some(name), _) => name.trim().to_owned(),
         // A domain that cannot name a company is reported as a bad domain later on.
-        (None, Some(domain)) => Some(
-            domain
-                .trim()
-                .trim_start_matches("https://")
-                .split('.')
-                .next()
-                .unwrap_or_default(),
-        )
-        .filter(|name| valid(name))
-        .unwrap_or("pipedrive")
-        .to_owned(),
+        (None, Some(domain)) => Some(subdomain(domain))
+            .filter(|name| valid(name))
+            .unwrap_or("pipedrive")
+            .to_owned(),
         (None, None) => "pipedrive".to_owned(),
     };
     if !valid(&name) {
@@ -383,6 +432,86 @@ fn company_name(source: &RawSource, key: &str) -> Result<String, ConfigError> {
         )));
     }
     Ok(name)
+}
+
+/// PostgreSQL's limit on a name (NAMEDATALEN - 1), in bytes. A longer schema or table name
+/// would be stored under another name than the one written.
+const POSTGRES_IDENTIFIER_BYTES: usize = 63;
+
+/// Two streams loading into one table would merge each other's rows by id: refused before
+/// anything is written. Names compare without case, as DuckDB's do. `objects[i]` is the key
+/// stream `i`'s table comes from.
+fn refuse_shared_tables(streams: &[StreamChoice], objects: &[String]) -> Result<(), ConfigError> {
+    let tables = |stream: &StreamChoice| {
+        let mut tables = vec![stream.table.clone()];
+        if stream.history {
+            tables.push(stream.table.history());
+        }
+        tables
+    };
+    let folded = |table: &TableRef| table.to_string().to_lowercase();
+    for (index, stream) in streams.iter().enumerate() {
+        for (earlier_index, earlier) in streams[..index].iter().enumerate() {
+            let Some(table) = tables(stream)
+                .into_iter()
+                .find(|table| tables(earlier).iter().any(|t| folded(t) == folded(table)))
+            else {
+                continue;
+            };
+            let (key, earlier_key) = (&objects[index], &objects[earlier_index]);
+            // One template for both: it lacks `{stream_name}`.
+            let fix = if key == earlier_key && !key.starts_with("streams.")
+                || key.ends_with("'*'.object")
+            {
+                format!(
+                    "put `{{stream_name}}` in {key} (e.g. `{}.{{stream_name}}`)",
+                    table.schema
+                )
+            } else {
+                "give each stream an `object` of its own".to_owned()
+            };
+            let whence = if key == earlier_key {
+                key.clone()
+            } else {
+                format!("{earlier_key} and {key}")
+            };
+            return Err(error(format!(
+                "streams `{}` and `{}` would both load into the table {table} ({whence}), and one would overwrite the other's rows: {fix}",
+                earlier.def.name, stream.def.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Rows made of an array field (`person_emails` of `persons.emails`) hold that field's values:
+/// hashing or excluding the field in its parent covers every column of those rows but their
+/// keys, so the values never land in clear.
+fn cover_nested_rows(streams: &mut [StreamChoice]) {
+    let covered: Vec<(usize, bool, bool, String)> = streams
+        .iter()
+        .enumerate()
+        .filter_map(|(index, child)| {
+            let catalog::Fanout::Nested { parent, field } = child.def.fanout else {
+                return None;
+            };
+            let parent = streams.iter().find(|s| s.def.name == parent)?;
+            let names = |list: &[String]| list.iter().any(|c| c == field);
+            let hash = names(&parent.controls.hash);
+            let exclude = names(&parent.controls.exclude);
+            (hash || exclude).then(|| (index, hash, exclude, parent.controls.salt.clone()))
+        })
+        .collect();
+    for (index, hash, exclude, salt) in covered {
+        let controls = &mut streams[index].controls;
+        let everything = || pipedrive_engine::controls::EVERY_COLUMN.to_owned();
+        if exclude {
+            controls.exclude.push(everything());
+        } else if hash {
+            controls.hash.push(everything());
+            controls.salt = salt;
+        }
+    }
 }
 
 fn parse_table(template: &str, stream: &str) -> Result<TableRef, ConfigError> {
@@ -461,6 +590,7 @@ impl Config {
             start_date: self.start_date,
             lookback: self.lookback,
             concurrency: self.concurrency,
+            allow_other_company: self.allow_other_company,
         }
     }
 
@@ -598,11 +728,7 @@ impl Config {
             (Some(url), _) => expand(url, "source.base_url")?,
             (None, Some(domain)) => {
                 let domain = expand(domain, "source.company_domain")?;
-                let domain = domain
-                    .trim()
-                    .trim_start_matches("https://")
-                    .trim_end_matches('/')
-                    .trim_end_matches(".pipedrive.com");
+                let domain = subdomain(&domain);
                 if domain.is_empty()
                     || !domain
                         .chars()
@@ -620,11 +746,21 @@ impl Config {
                 ));
             }
         };
-        let base_url = url::Url::parse(&base_url).map_err(|e| {
+        let mut base_url = url::Url::parse(&base_url).map_err(|e| {
             error(format!(
                 "source.base_url `{base_url}` is not a URL ({e}): write e.g. http://127.0.0.1:8080"
             ))
         })?;
+        // Request paths carry their API version (`/api/v2/deals`): a base URL copied with the
+        // version would double it and make every request a 404.
+        let path = base_url.path().trim_end_matches('/');
+        if let Some(prefix) = ["/api/v1", "/api/v2"]
+            .iter()
+            .find_map(|version| path.strip_suffix(version))
+        {
+            let prefix = prefix.to_owned();
+            base_url.set_path(&prefix);
+        }
         // Where a rotated refresh token goes, and the fingerprint it is tagged with.
         let mut token_store: Option<(PathBuf, Option<String>)> = None;
         let credentials = match (&source.api_token, &source.oauth) {
@@ -752,6 +888,19 @@ impl Config {
             }
         };
 
+        if let Some(schema) = &raw.target.schema
+            && (schema.is_empty() || schema.contains('.'))
+        {
+            return Err(error(format!(
+                "target.schema `{schema}` is not a schema name: write one name without `.` (e.g. `pipedrive` or `crm_raw`); tables go to <schema>.<stream>"
+            )));
+        }
+        // Which key each table's name comes from, so a message can blame what the user wrote.
+        let default_object_key = match (&raw.defaults.object, &raw.target.schema) {
+            (Some(_), _) => "defaults.object",
+            (None, Some(_)) => "target.schema",
+            (None, None) => "the default object",
+        };
         let default_object = raw
             .defaults
             .object
@@ -785,6 +934,7 @@ impl Config {
             .map(|salt| expand(salt, "hash_salt"))
             .transpose()?;
         let mut streams = Vec::new();
+        let mut objects: Vec<String> = Vec::new();
         for def in catalog::CATALOG {
             let options = match selected.get(def.name) {
                 Some(options) => options.clone().unwrap_or_default(),
@@ -792,12 +942,17 @@ impl Config {
                 None => continue,
             };
             let mode = options.mode.or(wildcard.mode).unwrap_or(default_mode);
-            let object = options
-                .object
-                .clone()
-                .or_else(|| wildcard.object.clone())
-                .map(|template| template.replace("{company}", company))
-                .unwrap_or_else(|| default_object.clone());
+            let (object, object_key) = match (&options.object, &wildcard.object) {
+                (Some(template), _) => (
+                    template.replace("{company}", company),
+                    format!("streams.{}.object", def.name),
+                ),
+                (None, Some(template)) => (
+                    template.replace("{company}", company),
+                    "streams.'*'.object".to_owned(),
+                ),
+                (None, None) => (default_object.clone(), default_object_key.to_owned()),
+            };
             let history = options
                 .history
                 .or(wildcard.history)
@@ -851,16 +1006,32 @@ impl Config {
                     )));
                 }
             };
+            let table =
+                parse_table(&object, def.name).map_err(|e| error(format!("{object_key}: {e}")))?;
+            if matches!(target, Target::Postgres { .. }) {
+                for name in [&table.schema, &table.name] {
+                    if name.len() > POSTGRES_IDENTIFIER_BYTES {
+                        return Err(error(format!(
+                            "{object_key}: `{name}` is {} bytes long, and PostgreSQL keeps at most {POSTGRES_IDENTIFIER_BYTES} bytes of a name: use a shorter one",
+                            name.len()
+                        )));
+                    }
+                }
+            }
+            objects.push(object_key);
             streams.push(StreamChoice {
                 recent_first,
                 def,
                 mode,
-                table: parse_table(&object, def.name)?,
+                table,
                 history: history && def.version_field().is_some(),
                 reconcile_deletes_every,
                 controls,
             });
         }
+
+        refuse_shared_tables(&streams, &objects)?;
+        cover_nested_rows(&mut streams);
 
         let concurrency = raw.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
         if concurrency == 0 {
@@ -888,6 +1059,7 @@ impl Config {
             start_date,
             lookback,
             concurrency,
+            allow_other_company: false,
         })
     }
 }
@@ -1074,6 +1246,181 @@ mod tests {
             message("source: {api_token: a, company_domain: x, request_timeout_seconds: 0}\n")
                 .contains("1 to 3600")
         );
+    }
+
+    #[test]
+    fn streams_sharing_a_table_are_refused_naming_the_key() {
+        let message = |yaml: &str| parse(yaml).unwrap_err().to_string();
+        let shared = message(
+            "source: {api_token: a, company_domain: x}\nstreams:\n  deals: {object: main.crm}\n  persons: {object: main.crm}\n",
+        );
+        assert!(
+            shared.contains("`deals` and `persons` would both load into the table main.crm"),
+            "{shared}"
+        );
+        assert!(shared.contains("an `object` of its own"), "{shared}");
+        let template = message(
+            "source: {api_token: a, company_domain: x}\ndefaults: {object: crm.deals}\nstreams:\n  deals:\n  notes:\n",
+        );
+        assert!(
+            template.contains("put `{stream_name}` in defaults.object"),
+            "{template}"
+        );
+        // A history table counts too.
+        let history = message(
+            "source: {api_token: a, company_domain: x}\nstreams:\n  deals: {history: true}\n  notes: {object: 'main.DEALS_history'}\n",
+        );
+        assert!(history.contains("main.DEALS_history"), "{history}");
+        // The same template without `{stream_name}` for one stream is fine.
+        parse("source: {api_token: a, company_domain: x}\ndefaults: {object: crm.deals}\nstreams:\n  deals:\n").unwrap();
+    }
+
+    #[test]
+    fn addresses_are_taken_as_people_copy_them() {
+        for domain in [
+            "acme",
+            "acme.pipedrive.com",
+            "http://acme.pipedrive.com",
+            "https://acme.pipedrive.com/",
+            "https://acme.pipedrive.com/pipeline/1",
+        ] {
+            let config = parse(&format!(
+                "source: {{api_token: a, company_domain: '{domain}'}}\n"
+            ))
+            .unwrap();
+            assert_eq!(
+                config.client.base_url.as_str(),
+                "https://acme.pipedrive.com/",
+                "{domain}"
+            );
+            assert_eq!(config.company, "acme", "{domain}");
+        }
+        for (url, expected) in [
+            ("http://127.0.0.1:9/api/v2", "http://127.0.0.1:9/"),
+            ("http://127.0.0.1:9/api/v1/", "http://127.0.0.1:9/"),
+            (
+                "https://proxy.example/pd/api/v2",
+                "https://proxy.example/pd",
+            ),
+            ("https://proxy.example/pd", "https://proxy.example/pd"),
+        ] {
+            let config = parse(&format!("source: {{api_token: a, base_url: '{url}'}}\n")).unwrap();
+            assert_eq!(config.client.base_url.as_str(), expected, "{url}");
+        }
+    }
+
+    #[test]
+    fn streams_may_be_listed() {
+        let config =
+            parse("source: {api_token: a, company_domain: x}\nstreams: [deals, persons]\n")
+                .unwrap();
+        let names: Vec<_> = config.streams.iter().map(|s| s.def.name).collect();
+        assert_eq!(names, ["deals", "persons"]);
+        let config =
+            parse("source: {api_token: a, company_domain: x}\nstreams:\n  - notes\n").unwrap();
+        assert_eq!(config.streams.len(), 1);
+        let unknown = parse("source: {api_token: a, company_domain: x}\nstreams: [dealz]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(unknown.contains("did you mean deals"), "{unknown}");
+        let bad_key = parse(
+            "source: {api_token: a, company_domain: x}\nstreams:\n  deals: {moode: full-refresh}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(bad_key.contains("moode"), "{bad_key}");
+    }
+
+    #[test]
+    fn schema_names_are_checked_where_they_are_written() {
+        let message = |yaml: &str| parse(yaml).unwrap_err().to_string();
+        let dotted = message(
+            "source: {api_token: a, company_domain: x}\ntarget: {schema: Newb_Mixed.Case}\n",
+        );
+        assert!(
+            dotted.starts_with("target.schema `Newb_Mixed.Case`"),
+            "{dotted}"
+        );
+        let long = "s".repeat(75);
+        let too_long = message(&format!(
+            "source: {{api_token: a, company_domain: x}}\ntarget: {{type: postgres, url: 'postgres://h/db', schema: {long}}}\n"
+        ));
+        assert!(too_long.contains("target.schema"), "{too_long}");
+        assert!(
+            too_long.contains("75 bytes") && too_long.contains("at most 63"),
+            "{too_long}"
+        );
+        // DuckDB has no such limit.
+        parse(&format!(
+            "source: {{api_token: a, company_domain: x}}\ntarget: {{schema: {long}}}\n"
+        ))
+        .unwrap();
+    }
+
+    #[test]
+    fn hashing_an_array_field_covers_its_rows() {
+        let config = parse(
+            "source: {api_token: a, company_domain: x}\nhash_salt: pepper\nstreams:\n  persons: {hash_columns: [emails], exclude_columns: [phones]}\n  person_emails:\n  person_phones:\n",
+        )
+        .unwrap();
+        let controls = |name: &str| {
+            &config
+                .streams
+                .iter()
+                .find(|s| s.def.name == name)
+                .unwrap()
+                .controls
+        };
+        assert_eq!(controls("person_emails").hash, ["*"]);
+        assert_eq!(controls("person_emails").salt, "pepper");
+        assert_eq!(controls("person_phones").exclude, ["*"]);
+        assert_eq!(controls("person_phones").keys, ["person_id", "position"]);
+    }
+
+    /// Every config example of the README parses, the commented-out OAuth alternative too.
+    #[test]
+    fn the_readme_examples_parse() {
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
+                .unwrap();
+        // `${VAR}` needs the variable; any value will do here.
+        let fill = |yaml: &str| {
+            let mut out = String::new();
+            let mut rest = yaml;
+            while let Some(start) = rest.find("${") {
+                out.push_str(&rest[..start]);
+                let end = rest[start..].find('}').unwrap() + start;
+                out.push_str("value");
+                rest = &rest[end + 1..];
+            }
+            out + rest
+        };
+        let mut examples = 0;
+        for block in readme.split("```yaml\n").skip(1) {
+            let yaml = block.split("```").next().unwrap();
+            if !(yaml.starts_with("source:") || yaml.starts_with("sources:")) {
+                continue;
+            }
+            // As written (YAML is read before variables are expanded), then resolved.
+            let parses = |yaml: &str| {
+                serde_saphyr::from_str::<RawConfig>(yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+                Config::parse_all(&fill(yaml), "README", Path::new("."))
+                    .unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+            };
+            parses(yaml);
+            examples += 1;
+            for line in yaml
+                .lines()
+                .filter(|line| line.trim_start().starts_with("# oauth:"))
+            {
+                parses(&format!(
+                    "source:\n  company_domain: x\n  {}\n",
+                    line.trim_start().trim_start_matches("# ")
+                ));
+                examples += 1;
+            }
+        }
+        assert_eq!(examples, 3);
     }
 
     fn refresh_token(dir: &Path, configured: &str) -> String {

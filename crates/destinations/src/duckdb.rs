@@ -116,6 +116,16 @@ fn fail(context: &str) -> impl Fn(duckdb::Error) -> DestinationError + '_ {
     move |error| DestinationError::new(format!("DuckDB: {context}: {error}"))
 }
 
+/// Opens a DuckDB file with extensions neither downloaded nor loaded on demand: a sync never
+/// fetches code at run time (a SQLite file named as the target would otherwise make DuckDB
+/// download its `sqlite_scanner` extension).
+pub fn open_offline(path: &Path) -> duckdb::Result<Connection> {
+    let config = duckdb::Config::default()
+        .enable_autoload_extension(false)?
+        .with("autoinstall_known_extensions", "false")?;
+    Connection::open_with_flags(path, config)
+}
+
 impl DuckDb {
     /// Opens (or creates) the database file. A file another process holds open, or a directory
     /// that cannot be written, fails here with a message naming the cause.
@@ -128,7 +138,7 @@ impl DuckDb {
                 parent.display()
             )));
         }
-        let connection = Connection::open(path).map_err(|error| {
+        let connection = open_offline(path).map_err(|error| {
             let text = error.to_string();
             let hint = if text.contains("Could not set lock") || text.contains("Conflicting lock") {
                 "another process (a running sync, or a DuckDB shell) has the file open; close it and retry"

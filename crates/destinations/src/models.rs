@@ -598,7 +598,7 @@ mod duckdb_install {
                 path.display()
             )));
         }
-        let connection = duckdb::Connection::open(path).map_err(|error| {
+        let connection = crate::duckdb::open_offline(path).map_err(|error| {
             let text = error.to_string();
             let hint = if text.contains("Could not set lock") || text.contains("Conflicting lock") {
                 "another process (a running sync, or a DuckDB shell) has the file open; close it and retry"

@@ -183,6 +183,10 @@ pub struct StreamDef {
     /// The field that moves when a record changes, for streams re-read in full (no cursor):
     /// history mode versions their records by it.
     pub changed_at: Option<&'static str>,
+    /// Pipedrive offers the endpoint only on some plans, with an add-on, or with a permission:
+    /// a 403 or 404 there means "not for this company", and the stream is skipped. Anywhere
+    /// else the same answer means a wrong `base_url` (or proxy prefix) and fails the run.
+    pub gated: bool,
 }
 
 impl StreamDef {
@@ -269,6 +273,14 @@ const fn flat(defined_by: &'static str) -> Option<CustomFields> {
     })
 }
 
+/// A stream Pipedrive offers only on some plans, with an add-on or with a permission.
+const fn gated(stream: StreamDef) -> StreamDef {
+    StreamDef {
+        gated: true,
+        ..stream
+    }
+}
+
 /// A v2 entity list read incrementally by `updated_since`.
 const fn v2_entity(
     name: &'static str,
@@ -297,6 +309,7 @@ const fn v2_entity(
         deletes: DELETED_FLAG,
         change_log: None,
         changed_at: None,
+        gated: false,
     }
 }
 
@@ -331,6 +344,7 @@ const fn full(
         deletes: None,
         change_log: None,
         changed_at: None,
+        gated: false,
     }
 }
 
@@ -562,7 +576,10 @@ pub static CATALOG: &[StreamDef] = &[
         &["name"],
     ),
     per_deal_batch("deal_products", "/api/v2/deals/products"),
-    per_deal_batch("deal_installments", "/api/v2/deals/installments"),
+    gated(per_deal_batch(
+        "deal_installments",
+        "/api/v2/deals/installments",
+    )),
     StreamDef {
         // The change log of each deal: field changes with old and new values and their time.
         fixed_query: &[("items", "dealChange"), ("all_changes", "1")],
@@ -599,7 +616,7 @@ pub static CATALOG: &[StreamDef] = &[
         "deal_id",
         &["deal_id", "user_id"],
     ),
-    StreamDef {
+    gated(StreamDef {
         items_path: Some("goals"),
         deletes: MISSING_ONLY,
         ..full(
@@ -610,8 +627,8 @@ pub static CATALOG: &[StreamDef] = &[
             20,
             ID,
         )
-    },
-    StreamDef {
+    }),
+    gated(StreamDef {
         // A goal's progress over its whole duration (the period parameters are required).
         record_under: Some("goal"),
         parent_query: &[
@@ -628,8 +645,8 @@ pub static CATALOG: &[StreamDef] = &[
             "goal_id",
             &["goal_id"],
         )
-    },
-    StreamDef {
+    }),
+    gated(StreamDef {
         fanout: Fanout::PerValue {
             param: "folder",
             values: &["inbox", "drafts", "sent", "archive"],
@@ -642,8 +659,8 @@ pub static CATALOG: &[StreamDef] = &[
             20,
             ID,
         )
-    },
-    per_parent(
+    }),
+    gated(per_parent(
         "mail_messages",
         "/api/v1/mailbox/mailThreads/{id}/mailMessages",
         ApiVersion::V1,
@@ -652,8 +669,8 @@ pub static CATALOG: &[StreamDef] = &[
         "mail_threads",
         "mail_thread_id",
         ID,
-    ),
-    entities(
+    )),
+    gated(entities(
         full(
             "call_logs",
             "/api/v1/callLogs",
@@ -663,16 +680,16 @@ pub static CATALOG: &[StreamDef] = &[
             ID,
         ),
         MISSING_ONLY,
-    ),
-    full(
+    )),
+    gated(full(
         "permission_sets",
         "/api/v1/permissionSets",
         ApiVersion::V1,
         PagingKind::None,
         20,
         ID,
-    ),
-    per_parent(
+    )),
+    gated(per_parent(
         "permission_set_assignments",
         "/api/v1/permissionSets/{id}/assignments",
         ApiVersion::V1,
@@ -681,17 +698,24 @@ pub static CATALOG: &[StreamDef] = &[
         "permission_sets",
         "permission_set_id",
         &["permission_set_id", "user_id"],
-    ),
-    full("roles", "/api/v1/roles", ApiVersion::V1, V1_LIST, 20, ID),
-    full(
+    )),
+    gated(full(
+        "roles",
+        "/api/v1/roles",
+        ApiVersion::V1,
+        V1_LIST,
+        20,
+        ID,
+    )),
+    gated(full(
         "legacy_teams",
         "/api/v1/legacyTeams",
         ApiVersion::V1,
         PagingKind::None,
         20,
         ID,
-    ),
-    entities(
+    )),
+    gated(entities(
         full(
             "projects",
             "/api/v2/projects",
@@ -701,19 +725,19 @@ pub static CATALOG: &[StreamDef] = &[
             ID,
         ),
         MISSING_ONLY,
-    ),
-    full(
+    )),
+    gated(full(
         "projects_archived",
         "/api/v2/projects/archived",
         ApiVersion::V2,
         V2_LIST,
         10,
         ID,
-    ),
-    entities(
+    )),
+    gated(entities(
         full("tasks", "/api/v2/tasks", ApiVersion::V2, V2_LIST, 10, ID),
         MISSING_ONLY,
-    ),
+    )),
     nested_rows(
         "person_emails",
         "persons",
@@ -796,27 +820,20 @@ pub fn find(name: &str) -> Option<&'static StreamDef> {
 
 /// Up to three catalog names closest to a misspelt one, closest first.
 pub fn suggest(name: &str) -> Vec<&'static str> {
-    let mut scored: Vec<(usize, &'static str)> = CATALOG
-        .iter()
-        .map(|stream| (edit_distance(name, stream.name), stream.name))
+    closest(name, CATALOG.iter().map(|stream| stream.name))
+}
+
+/// Up to three of `candidates` closest to a misspelt `name`, closest first; none that differ
+/// in more than half their letters.
+pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut scored: Vec<(usize, &'a str)> = candidates
+        .into_iter()
+        .map(|candidate| (strsim::levenshtein(name, candidate), candidate))
         .filter(|(distance, candidate)| *distance <= candidate.len().max(name.len()) / 2)
         .collect();
     scored.sort();
+    scored.dedup();
     scored.into_iter().take(3).map(|(_, n)| n).collect()
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut current = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = previous[j] + usize::from(ca != *cb);
-            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
-        }
-        previous = current;
-    }
-    previous[b.len()]
 }
 
 #[cfg(test)]

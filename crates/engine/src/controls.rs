@@ -1,6 +1,7 @@
 //! Per-stream data controls, applied to each record after custom fields are named and before
 //! anything is stored: a row filter, excluded columns and salted SHA-256 hashes.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -19,7 +20,13 @@ pub struct Controls {
     pub salt: String,
     /// Records that do not match are not loaded, and removed if loaded before.
     pub filter: Option<RowFilter>,
+    /// Columns [`EVERY_COLUMN`] leaves alone: the stream's primary key, which rows merge on.
+    pub keys: Vec<String>,
 }
+
+/// In `exclude` or `hash`: every column but [`Controls::keys`]. Rows made of an array field
+/// get it when their parent hashes or excludes that field, whatever their columns are.
+pub const EVERY_COLUMN: &str = "*";
 
 impl fmt::Debug for Controls {
     /// The salt is a secret: it would make the hashes reversible by guessing.
@@ -45,18 +52,148 @@ impl Controls {
 
     /// Drops excluded columns and hashes hashed ones, in place. Nulls stay null.
     pub fn apply(&self, record: &mut Map<String, Value>) {
+        let every = |columns: &[String]| columns.iter().any(|c| c == EVERY_COLUMN);
+        if every(&self.exclude) {
+            record.retain(|column, _| self.keys.contains(column));
+        }
         for column in &self.exclude {
             record.remove(column);
         }
-        for column in &self.hash {
-            if let Some(value) = record.get_mut(column)
-                && let Some(text) = to_text(value)
-            {
-                let mut digest = Sha256::new();
-                digest.update(self.salt.as_bytes());
-                digest.update(text.as_bytes());
-                *value = Value::from(hex::encode(digest.finalize()));
+        if every(&self.hash) {
+            for (column, value) in record.iter_mut() {
+                if !self.keys.contains(column) {
+                    self.hash_value(value);
+                }
             }
+        }
+        for column in &self.hash {
+            if let Some(value) = record.get_mut(column) {
+                self.hash_value(value);
+            }
+        }
+    }
+
+    fn hash_value(&self, value: &mut Value) {
+        if let Some(text) = to_text(value) {
+            let mut digest = Sha256::new();
+            digest.update(self.salt.as_bytes());
+            digest.update(text.as_bytes());
+            *value = Value::from(hex::encode(digest.finalize()));
+        }
+    }
+}
+
+impl Controls {
+    /// Checks the controls against transformed records of the stream's first page: every
+    /// column they name exists, and every filter value can match what its column holds. A
+    /// typo would otherwise load a hashed column in clear, or filter every row away, silently.
+    /// `field_names` maps custom fields' names (as Pipedrive shows them) to their columns.
+    /// The message starts with the option at fault (`hash_columns: ...`).
+    pub fn check(
+        &self,
+        records: &[Map<String, Value>],
+        field_names: &BTreeMap<String, String>,
+    ) -> Result<(), String> {
+        // A custom field's column is known even where the first records leave it out.
+        let mut columns: BTreeMap<&str, Option<Holds>> = field_names
+            .values()
+            .map(|column| (column.as_str(), None))
+            .collect();
+        for record in records {
+            for (name, value) in record {
+                let held = columns.entry(name).or_default();
+                *held = Holds::merge(*held, Holds::of(value));
+            }
+        }
+        let missing = |option: &str, name: &str| {
+            if columns.contains_key(name) {
+                return Ok(());
+            }
+            let field = field_names
+                .iter()
+                .find(|(field, _)| field.eq_ignore_ascii_case(name));
+            let hint = match (
+                field,
+                crate::catalog::closest(name, columns.keys().copied()).first(),
+            ) {
+                (Some((_, column)), _) => format!(
+                    "that is the field's name in Pipedrive, and its column is `{column}`: write `{column}`"
+                ),
+                (None, Some(close)) => format!("did you mean `{close}`?"),
+                (None, None) => "use a column name of the stream's table".to_owned(),
+            };
+            Err(format!(
+                "{option}: `{name}` is not a column of this stream; {hint}"
+            ))
+        };
+        for (option, names) in [
+            ("exclude_columns", &self.exclude),
+            ("hash_columns", &self.hash),
+        ] {
+            for name in names.iter().filter(|name| *name != EVERY_COLUMN) {
+                missing(option, name)?;
+            }
+        }
+        for condition in self.filter.iter().flat_map(|f| &f.conditions) {
+            missing("filter", &condition.field)?;
+            let held = columns.get(condition.field.as_str()).copied().flatten();
+            for value in &condition.values {
+                if let Some(problem) = Holds::mismatch(held, value) {
+                    return Err(format!("filter: `{condition}` {problem}"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a column's non-null values are, as the filter compares them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Holds {
+    /// Numbers, or text that reads as one.
+    Numbers,
+    Text,
+    Bools,
+    Mixed,
+}
+
+impl Holds {
+    fn of(value: &Value) -> Option<Holds> {
+        match value {
+            Value::Null => None,
+            Value::Number(_) => Some(Holds::Numbers),
+            Value::String(text) if text.trim().parse::<f64>().is_ok() => Some(Holds::Numbers),
+            Value::String(_) => Some(Holds::Text),
+            Value::Bool(_) => Some(Holds::Bools),
+            Value::Array(_) | Value::Object(_) => Some(Holds::Mixed),
+        }
+    }
+
+    fn merge(a: Option<Holds>, b: Option<Holds>) -> Option<Holds> {
+        match (a, b) {
+            (None, held) | (held, None) => held,
+            (Some(a), Some(b)) if a == b => Some(a),
+            _ => Some(Holds::Mixed),
+        }
+    }
+
+    /// Why `expected` can never match a column holding `held`, if it cannot.
+    fn mismatch(held: Option<Holds>, expected: &Value) -> Option<String> {
+        match (held?, expected) {
+            (Holds::Numbers, Value::String(text)) if text.trim().parse::<f64>().is_err() => Some(
+                format!("compares a column of numbers with the text '{text}', which matches nothing: write a number without quotes (e.g. 1000)"),
+            ),
+            (Holds::Text, Value::Number(number)) => Some(format!(
+                "compares a column of text with the number {number}, which matches nothing: quote the text you mean (e.g. '{number}')"
+            )),
+            (Holds::Numbers | Holds::Text, Value::Bool(flag)) => Some(format!(
+                "compares a column of {} with {flag}, which matches nothing",
+                if held == Some(Holds::Numbers) { "numbers" } else { "text" }
+            )),
+            (Holds::Bools, Value::Number(_) | Value::String(_)) => Some(
+                "compares a column of true/false values with something else, which matches nothing: write true or false".to_owned(),
+            ),
+            _ => None,
         }
     }
 }
@@ -73,6 +210,28 @@ struct Condition {
     field: String,
     op: Op,
     values: Vec<Value>,
+}
+
+impl fmt::Display for Condition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let value = |value: &Value| match value {
+            Value::String(text) => format!("'{text}'"),
+            other => other.to_string(),
+        };
+        let op = match self.op {
+            Op::Eq => "=",
+            Op::Ne => "!=",
+            Op::Lt => "<",
+            Op::Le => "<=",
+            Op::Gt => ">",
+            Op::Ge => ">=",
+            Op::In => {
+                let values: Vec<String> = self.values.iter().map(value).collect();
+                return write!(f, "{} in ({})", self.field, values.join(", "));
+            }
+        };
+        write!(f, "{} {op} {}", self.field, value(&self.values[0]))
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -326,12 +485,114 @@ mod tests {
     }
 
     #[test]
+    fn checks_name_missing_columns_and_values_that_cannot_match() {
+        let page = [
+            record(
+                json!({"id": 1, "name": "Ann", "value": 12.5, "status": "open", "active": true, "favourite_colour": null}),
+            ),
+            record(
+                json!({"id": 2, "name": "Bo", "value": "7", "status": "won", "active": false, "favourite_colour": null}),
+            ),
+        ];
+        let names =
+            BTreeMap::from([("Favourite colour".to_owned(), "favourite_colour".to_owned())]);
+        let check = |exclude: &[&str], hash: &[&str], filter: Option<&str>| {
+            Controls {
+                exclude: exclude.iter().map(|c| (*c).to_owned()).collect(),
+                hash: hash.iter().map(|c| (*c).to_owned()).collect(),
+                filter: filter.map(|f| f.parse().unwrap()),
+                ..Controls::default()
+            }
+            .check(&page, &names)
+        };
+        assert_eq!(
+            check(
+                &["status"],
+                &["name", "*"],
+                Some("value > 3 and status in ('open', 'won') and active = true")
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            check(&[], &["nmae"], None).unwrap_err(),
+            "hash_columns: `nmae` is not a column of this stream; did you mean `name`?"
+        );
+        assert!(
+            check(&["Favourite colour"], &[], None)
+                .unwrap_err()
+                .contains("its column is `favourite_colour`")
+        );
+        assert!(
+            check(&[], &[], Some("statsu = 'open'"))
+                .unwrap_err()
+                .starts_with("filter: `statsu`")
+        );
+        assert!(
+            check(&["zzzzzzzz"], &[], None)
+                .unwrap_err()
+                .contains("use a column name")
+        );
+        for (filter, problem) in [
+            (
+                "value > 'abc'",
+                "filter: `value > 'abc'` compares a column of numbers with the text 'abc'",
+            ),
+            ("status = 3", "compares a column of text with the number 3"),
+            ("active in (1, 2)", "true/false"),
+            ("value = true", "compares a column of numbers with true"),
+        ] {
+            let error = check(&[], &[], Some(filter)).unwrap_err();
+            assert!(error.contains(problem), "{filter}: {error}");
+        }
+        // Numbers written as text still compare as numbers, and null columns as anything.
+        assert_eq!(
+            check(&[], &[], Some("value >= '7' and favourite_colour = 3")),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn every_column_but_the_keys() {
+        let controls = |exclude: bool| Controls {
+            exclude: if exclude {
+                vec![EVERY_COLUMN.into()]
+            } else {
+                Vec::new()
+            },
+            hash: if exclude {
+                Vec::new()
+            } else {
+                vec![EVERY_COLUMN.into()]
+            },
+            salt: "pepper".into(),
+            keys: vec!["person_id".into(), "position".into()],
+            filter: None,
+        };
+        let email =
+            record(json!({"person_id": 7, "position": 0, "value": "a@b.c", "primary": true}));
+        let mut excluded = email.clone();
+        controls(true).apply(&mut excluded);
+        assert_eq!(excluded, record(json!({"person_id": 7, "position": 0})));
+        let mut hashed = email;
+        controls(false).apply(&mut hashed);
+        assert_eq!(
+            hashed["value"],
+            json!(hex::encode(Sha256::digest(b"peppera@b.c")))
+        );
+        assert_eq!(
+            (&hashed["person_id"], &hashed["position"]),
+            (&json!(7), &json!(0))
+        );
+    }
+
+    #[test]
     fn hashes_are_salted_and_excluded_columns_gone() {
         let controls = Controls {
             exclude: vec!["phone".into()],
             hash: vec!["email".into(), "missing".into()],
             salt: "pepper".into(),
             filter: None,
+            keys: vec!["id".into()],
         };
         let mut person = record(json!({"id": 1, "email": "a@b.c", "phone": "123"}));
         controls.apply(&mut person);

@@ -16,7 +16,7 @@ pub mod transform;
 pub use catalog::{CATALOG, StreamDef};
 pub use destination::{Batch, Destination, DestinationError, Missing, Present, TableRef};
 pub use runner::{
-    Failure, Observer, Outcome, StopSignal, StreamPlan, StreamReport, SyncMode, SyncPlan,
+    Failure, Observer, Outcome, RunError, StopSignal, StreamPlan, StreamReport, SyncMode, SyncPlan,
     SyncReport, definitions_wanted, read_field_definitions, run, run_with_definitions,
 };
 pub use runs::{RunRecord, RunStatus, StreamRun, Timeline};

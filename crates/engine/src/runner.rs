@@ -47,6 +47,22 @@ pub struct StreamPlan {
     pub recent_first: bool,
 }
 
+/// Why a run did not start. Stream failures are in the [`SyncReport`] instead.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Destination(#[from] DestinationError),
+    /// The first request, which asks who the token belongs to, failed.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// `/v1/users/me`, which every company has, answered 404: the base URL is wrong.
+    #[error("{0}")]
+    NotPipedrive(String),
+    /// The target holds another company's data.
+    #[error("{0}")]
+    OtherCompany(String),
+}
+
 /// Everything `run` needs, validated.
 #[derive(Clone, Debug)]
 pub struct SyncPlan {
@@ -62,6 +78,8 @@ pub struct SyncPlan {
     pub lookback: std::time::Duration,
     /// Streams read at the same time. They share the client's rate budget.
     pub concurrency: usize,
+    /// Load into a target whose state names another Pipedrive company (`--allow-other-company`).
+    pub allow_other_company: bool,
 }
 
 /// What kind of trouble ended a stream early; it decides the process exit code.
@@ -75,6 +93,8 @@ pub enum Failure {
     Temporary,
     /// Anything else, e.g. a request Pipedrive rejected as invalid.
     Other,
+    /// The config does not fit the data (a column the stream lacks): the user must fix it.
+    Config,
 }
 
 /// How a stream's run ended.
@@ -117,9 +137,10 @@ impl SyncReport {
 fn worst_failure(streams: &[StreamReport]) -> Option<(Failure, &str)> {
     let rank = |f: Failure| match f {
         Failure::Auth => 0,
-        Failure::Destination => 1,
-        Failure::Other => 2,
-        Failure::Temporary => 3,
+        Failure::Config => 1,
+        Failure::Destination => 2,
+        Failure::Other => 3,
+        Failure::Temporary => 4,
     };
     streams
         .iter()
@@ -304,7 +325,7 @@ pub async fn run(
     plan: SyncPlan,
     observer: Arc<dyn Observer>,
     stop: StopSignal,
-) -> Result<SyncReport, DestinationError> {
+) -> Result<SyncReport, RunError> {
     run_with_definitions(client, destination, plan, observer, stop, None).await
 }
 
@@ -317,9 +338,30 @@ pub async fn run_with_definitions(
     observer: Arc<dyn Observer>,
     stop: StopSignal,
     definitions: Option<FieldDefinitions>,
-) -> Result<SyncReport, DestinationError> {
+) -> Result<SyncReport, RunError> {
     let run_start = RunStart::now(client, &plan.company);
     let mut states = destination.read_state().await?;
+    // Before any stream starts: rejected credentials or a wrong address fail once, here,
+    // rather than once per stream.
+    let company = match company_of(client).await {
+        Ok(company) => company,
+        Err(error) => {
+            record_refused_run(destination.as_mut(), client, &run_start, &plan, &error).await;
+            return Err(error);
+        }
+    };
+    if let Some(company_id) = company.id {
+        refuse_another_company(
+            &states,
+            company_id,
+            &company.domain,
+            &plan,
+            destination.describe(),
+        )?;
+        for state in states.values_mut() {
+            state.company_id = Some(company_id);
+        }
+    }
     let synced_at = Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true);
     let keeps_deleted = destination.keeps_deleted();
     let observed_at = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
@@ -354,7 +396,12 @@ pub async fn run_with_definitions(
             .members
             .into_iter()
             .map(|stream| {
-                let state = states.remove(stream.def.name).unwrap_or_default();
+                let state = states
+                    .remove(stream.def.name)
+                    .unwrap_or_else(|| StreamState {
+                        company_id: company.id,
+                        ..StreamState::default()
+                    });
                 let fields = stream
                     .def
                     .custom_fields
@@ -403,6 +450,112 @@ pub async fn run_with_definitions(
         streams: reports,
         run,
     })
+}
+
+/// Records a run that ended at its first request, every planned stream failed with its
+/// reason: the runs table shows failed runs too.
+async fn record_refused_run(
+    destination: &mut dyn Destination,
+    client: &Client,
+    run_start: &RunStart,
+    plan: &SyncPlan,
+    error: &RunError,
+) {
+    let failure = match error {
+        RunError::Client(error) => match error.exit_class() {
+            ErrorClass::Auth => Failure::Auth,
+            ErrorClass::Temporary => Failure::Temporary,
+            ErrorClass::Permanent | ErrorClass::NotAvailable => Failure::Other,
+        },
+        RunError::Destination(_) => Failure::Destination,
+        RunError::NotPipedrive(_) | RunError::OtherCompany(_) => Failure::Other,
+    };
+    let message = error.to_string();
+    let reports: Vec<StreamReport> = plan
+        .streams
+        .iter()
+        .map(|stream| StreamReport {
+            stream: stream.def.name,
+            records: 0,
+            requests: 0,
+            tokens: 0,
+            seconds: 0.0,
+            outcome: Outcome::Incomplete {
+                failure,
+                message: message.clone(),
+            },
+        })
+        .collect();
+    let run = run_start.finish(client, &reports, Some((failure, &message)));
+    if let Err(error) = destination.record_run(&run).await {
+        tracing::warn!(%error, "the run's record was not written");
+    }
+}
+
+/// The Pipedrive company the client's credentials belong to.
+struct Company {
+    id: Option<u64>,
+    domain: String,
+}
+
+async fn company_of(client: &Client) -> Result<Company, RunError> {
+    let me = match client
+        .get(&pipedrive_client::Request {
+            token_cost: 2,
+            ..pipedrive_client::Request::new("/api/v1/users/me")
+        })
+        .await
+    {
+        Ok(me) => me,
+        Err(ClientError::NotFound { path }) => {
+            return Err(RunError::NotPipedrive(format!(
+                "Pipedrive answered 404 Not Found for {path}, which every company has: source.base_url ({}) does not lead to Pipedrive's API; write the address without a path (e.g. https://mycompany.pipedrive.com), or with the prefix a proxy serves it under",
+                client.base_url()
+            )));
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let user: Value = me
+        .items
+        .first()
+        .and_then(|raw| serde_json::from_str(raw.get()).ok())
+        .unwrap_or_default();
+    Ok(Company {
+        id: user.get("company_id").and_then(Value::as_u64),
+        domain: user
+            .get("company_domain")
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+            .to_owned(),
+    })
+}
+
+/// Refuses to load one company's data over another's: rows would merge by id across the two.
+fn refuse_another_company(
+    states: &SyncState,
+    company_id: u64,
+    domain: &str,
+    plan: &SyncPlan,
+    target: String,
+) -> Result<(), RunError> {
+    let Some(other) = states
+        .values()
+        .filter_map(|state| state.company_id)
+        .find(|id| *id != company_id)
+    else {
+        return Ok(());
+    };
+    if plan.allow_other_company {
+        tracing::warn!(
+            previous = other,
+            now = company_id,
+            "loading another company's data into this target, as --allow-other-company asks"
+        );
+        return Ok(());
+    }
+    Err(RunError::OtherCompany(format!(
+        "{target} holds the data of Pipedrive company {other}, and the source's credentials belong to company {company_id} ({domain}.pipedrive.com): loading it would mix two companies in the same tables. Point target.path (or target.schema) at a target of its own, or pass --allow-other-company if this data should now follow the other company"
+    )))
 }
 
 async fn apply(
@@ -633,6 +786,8 @@ struct Member {
     history_table: Option<TableRef>,
     tally: Tally,
     outcome: Option<Outcome>,
+    /// The data controls were checked against the stream's first records.
+    controls_checked: bool,
 }
 
 impl Member {
@@ -656,6 +811,14 @@ fn outcome_of(error: StreamError, stream: &str) -> Outcome {
     let incomplete = |failure, message: String| Outcome::Incomplete { failure, message };
     match error {
         StreamError::Client(error) => match error.exit_class() {
+            ErrorClass::NotAvailable if !catalog::find(stream).is_some_and(|def| def.gated) => {
+                incomplete(
+                    Failure::Other,
+                    format!(
+                        "{error}; every company has {stream}, so this points at source.base_url (a wrong path, or a proxy's prefix) or at the token's permissions"
+                    ),
+                )
+            }
             ErrorClass::NotAvailable => {
                 tracing::warn!(stream, %error, "stream skipped: not available to this company or token");
                 Outcome::Skipped(error.to_string())
@@ -670,6 +833,7 @@ fn outcome_of(error: StreamError, stream: &str) -> Outcome {
             "reading the stream's pages stopped before its end (an internal error; the next run resumes from the committed state)".to_owned(),
         ),
         StreamError::Write(message) => incomplete(Failure::Destination, message),
+        StreamError::Config(message) => incomplete(Failure::Config, message),
     }
 }
 
@@ -725,6 +889,7 @@ impl UnitWorker<'_> {
                         tokens: 0,
                     },
                     outcome: None,
+                    controls_checked: false,
                 }
             })
             .collect();
@@ -897,6 +1062,10 @@ impl UnitWorker<'_> {
                         Err(error) => return Err(error.into()),
                     },
                 };
+                if !member.controls_checked && !records.is_empty() {
+                    check_controls(def, &member.transform, &records)?;
+                    member.controls_checked = true;
+                }
                 if wanted_log.is_some_and(|log| log.stream == def.name) {
                     change_log = Some(records.clone());
                 }
@@ -1163,6 +1332,8 @@ enum StreamError {
     Stopped,
     /// The task reading a stream's pages ahead ended before the list did (it panicked).
     ReaderStopped,
+    /// The stream's options do not fit its records; nothing of the page was written.
+    Config(String),
 }
 
 impl From<ClientError> for StreamError {
@@ -1187,6 +1358,36 @@ pub struct Rows {
     /// First key column of the records the stream's filter rejected: rows loaded with those
     /// keys before are removed.
     pub filtered_out: Vec<Value>,
+}
+
+/// Checks a stream's data controls against its first records, as they will be loaded, before
+/// any of them is written.
+fn check_controls(
+    def: &StreamDef,
+    transform: &RecordTransform,
+    records: &[Map<String, Value>],
+) -> Result<(), StreamError> {
+    let controls = &transform.controls;
+    if controls.exclude.is_empty() && controls.hash.is_empty() && controls.filter.is_none() {
+        return Ok(());
+    }
+    let sample: Vec<Map<String, Value>> = records
+        .iter()
+        .map(|record| {
+            let mut record = record.clone();
+            transform.apply(&mut record);
+            record
+        })
+        .collect();
+    let field_names = transform
+        .fields
+        .custom
+        .iter()
+        .filter_map(|(key, field)| Some((field.name.clone(), transform.columns.get(key)?.clone())))
+        .collect();
+    controls
+        .check(&sample, &field_names)
+        .map_err(|problem| StreamError::Config(format!("streams.{}.{problem}", def.name)))
 }
 
 /// Transforms records into rows: custom fields named, data controls applied, delete marks
@@ -1313,6 +1514,31 @@ mod tests {
         );
         // A bookmark that is no timestamp is left as it is rather than guessed at.
         assert_eq!(looked_back("not a time", five_minutes), "not a time");
+    }
+
+    #[test]
+    fn only_gated_streams_are_skipped_when_pipedrive_says_not_found() {
+        let not_found = |stream| {
+            outcome_of(
+                StreamError::Client(ClientError::NotFound {
+                    path: "/api/v1/x".to_owned(),
+                }),
+                stream,
+            )
+        };
+        assert!(matches!(not_found("projects"), Outcome::Skipped(_)));
+        assert!(matches!(not_found("goals"), Outcome::Skipped(_)));
+        match not_found("currencies") {
+            Outcome::Incomplete {
+                failure: Failure::Other,
+                message,
+            } => assert!(message.contains("source.base_url"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            not_found("deal_fields"),
+            Outcome::Incomplete { .. }
+        ));
     }
 
     #[test]

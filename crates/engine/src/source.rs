@@ -493,6 +493,7 @@ static RECENTS: StreamDef = StreamDef {
     deletes: None,
     change_log: None,
     changed_at: None,
+    gated: false,
 };
 
 /// Rows made of each selected parent's `field` array: `{<parent>_id, position, ...element}`

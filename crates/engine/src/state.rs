@@ -23,6 +23,10 @@ pub struct StreamState {
     /// When the last complete pass over the stream ended (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completed_at: Option<String>,
+    /// The Pipedrive company (`company_id` of `/v1/users/me`) the rows belong to: a run with
+    /// another company's credentials is refused rather than mixing two companies' rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub company_id: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

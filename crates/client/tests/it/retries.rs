@@ -371,7 +371,7 @@ async fn an_unknown_host_fails_at_once_naming_the_company_domain() {
 }
 
 #[tokio::test]
-async fn after_one_request_cannot_connect_at_all_the_next_fail_at_once_until_the_host_answers() {
+async fn a_host_that_never_answered_is_tried_twice_and_one_that_went_down_once_per_run() {
     // A port nobody listens on: connections are refused.
     let addr = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -382,26 +382,21 @@ async fn after_one_request_cannot_connect_at_all_the_next_fail_at_once_until_the
     cfg.max_attempts = 3;
     let c = Client::with_backoff(cfg, fast_backoff()).unwrap();
 
+    // Nothing ever answered there: a wrong address, not an outage.
     let first = c.get(&deals()).await.unwrap_err();
     assert!(
-        matches!(&first, ClientError::RetriesExhausted { attempts: 3, .. }),
+        matches!(&first, ClientError::NothingAnswers { .. }),
         "{first:?}"
     );
-    assert_eq!(c.stats().requests, 3);
-    let second = c.get(&deals()).await.unwrap_err();
+    assert_eq!(c.stats().requests, 2);
+    assert_eq!(first.exit_class(), ErrorClass::Permanent);
+    let text = first.to_string();
     assert!(
-        matches!(&second, ClientError::Unreachable { .. }),
-        "{second:?}"
-    );
-    assert_eq!(c.stats().requests, 4, "the second request is sent once");
-    assert_eq!(second.exit_class(), ErrorClass::Temporary);
-    let text = second.to_string();
-    assert!(
-        text.contains("/api/v2/deals") && text.contains("source.base_url"),
+        text.contains(&addr.to_string()) && text.contains("source.base_url"),
         "{text}"
     );
 
-    // The host comes back: the next request gets through, and clears the mark.
+    // The host comes up and answers, then goes down: now it is retried in full, once.
     let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
     let server = tokio::spawn(async move {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -416,11 +411,48 @@ async fn after_one_request_cannot_connect_at_all_the_next_fail_at_once_until_the
     assert_eq!(c.get(&deals()).await.unwrap().items.len(), 1);
     server.abort();
     let _ = server.await;
-    let again = c.get(&deals()).await.unwrap_err();
+    let down = c.get(&deals()).await.unwrap_err();
     assert!(
-        matches!(&again, ClientError::RetriesExhausted { attempts: 3, .. }),
-        "a host that answered since is retried in full again: {again:?}"
+        matches!(&down, ClientError::RetriesExhausted { attempts: 3, .. }),
+        "a host that answered before is retried in full: {down:?}"
     );
+    assert_eq!(c.stats().requests, 6);
+    let second = c.get(&deals()).await.unwrap_err();
+    assert!(
+        matches!(&second, ClientError::Unreachable { .. }),
+        "{second:?}"
+    );
+    assert_eq!(c.stats().requests, 7, "the next request is sent once");
+    assert_eq!(second.exit_class(), ErrorClass::Temporary);
+    let text = second.to_string();
+    assert!(
+        text.contains("/api/v2/deals") && text.contains("source.base_url"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_server_that_does_not_speak_http_fails_at_once_naming_the_address() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        loop {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let _ = socket.write_all(b"SSH-2.0-OpenSSH_9.6\r\n").await;
+            let _ = socket.shutdown().await;
+        }
+    });
+    let url = url::Url::parse(&format!("http://{addr}")).unwrap();
+    let c = Client::with_backoff(config(&url), fast_backoff()).unwrap();
+    let error = c.get(&deals()).await.unwrap_err();
+    server.abort();
+    assert!(
+        matches!(&error, ClientError::NothingAnswers { .. }),
+        "{error:?}"
+    );
+    assert_eq!(c.stats().requests, 1);
+    assert!(error.to_string().contains("source.base_url"), "{error}");
 }
 
 #[tokio::test]
