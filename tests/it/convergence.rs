@@ -96,20 +96,26 @@ async fn without_a_lookback_a_change_that_shows_late_is_lost() {
     assert_ne!(loaded, json!(truth));
 }
 
-/// The live pipelines' names as Pipedrive lists them, by id.
-async fn pipeline_names(sim: &Sim) -> Vec<(i64, String)> {
-    let mut names: Vec<(i64, String)> = sim
-        .truth("pipelines")
-        .await
-        .iter()
-        .filter(|p| p["is_deleted"] != json!(true))
-        .map(|p| {
+fn ids_and_names(rows: &[Value]) -> Vec<(i64, String)> {
+    rows.iter()
+        .map(|r| {
             (
-                p["id"].as_i64().unwrap(),
-                p["name"].as_str().unwrap().to_owned(),
+                r["id"].as_i64().unwrap(),
+                r["name"].as_str().unwrap().to_owned(),
             )
         })
+        .collect()
+}
+
+/// The live pipelines' names as Pipedrive lists them, by id.
+async fn pipeline_names(sim: &Sim) -> Vec<(i64, String)> {
+    let live: Vec<Value> = sim
+        .truth("pipelines")
+        .await
+        .into_iter()
+        .filter(|p| p["is_deleted"] != json!(true))
         .collect();
+    let mut names = ids_and_names(&live);
     names.sort();
     names
 }
@@ -143,16 +149,7 @@ async fn a_view_on_a_full_refresh_table_answers_after_every_sync_in_duckdb() {
     for run in ["Renewals", "Partners"] {
         add_pipeline(&sim, run).await;
         assert_ok(&workspace.sync(&sim, &[]));
-        let loaded: Vec<(i64, String)> = workspace
-            .rows("main.pipeline_names", "id")
-            .iter()
-            .map(|r| {
-                (
-                    r["id"].as_i64().unwrap(),
-                    r["name"].as_str().unwrap().to_owned(),
-                )
-            })
-            .collect();
+        let loaded = ids_and_names(&workspace.rows("main.pipeline_names", "id"));
         assert_eq!(loaded, pipeline_names(&sim).await, "after adding {run}");
     }
     let indexes: i64 = workspace
@@ -189,17 +186,7 @@ async fn a_view_index_and_grant_on_a_full_refresh_table_survive_every_sync_in_po
     for run in ["Renewals", "Partners"] {
         add_pipeline(&sim, run).await;
         assert_ok(&workspace.sync(&sim, &[]));
-        let loaded: Vec<(i64, String)> = schema
-            .rows("pipeline_names", "id")
-            .await
-            .iter()
-            .map(|r| {
-                (
-                    r["id"].as_i64().unwrap(),
-                    r["name"].as_str().unwrap().to_owned(),
-                )
-            })
-            .collect();
+        let loaded = ids_and_names(&schema.rows("pipeline_names", "id").await);
         assert_eq!(loaded, pipeline_names(&sim).await, "after adding {run}");
     }
     let survived = schema
