@@ -295,13 +295,7 @@ async fn meltano_runs_the_readme_tap_into_target_postgres_twice() {
         .await;
 
     // One deal renamed and a custom field added in Pipedrive, with a value on that deal.
-    let deal = sim
-        .truth("deals")
-        .await
-        .into_iter()
-        .find(|d| d["is_archived"] != json!(true) && d["is_deleted"] != json!(true))
-        .unwrap();
-    let deal_id = deal["id"].as_i64().unwrap();
+    let deal_id = sim.live_deal_ids().await[0];
     let field = sim
         .admin_call(
             Method::POST,
@@ -498,19 +492,8 @@ async fn pyairbyte_reads_the_readme_source_twice_into_its_duckdb_cache() {
     }
     let (_, deals_before) = cache_table(&file, "deals");
 
-    let deal = sim
-        .truth("deals")
-        .await
-        .into_iter()
-        .find(|d| d["is_archived"] != json!(true) && d["is_deleted"] != json!(true))
-        .unwrap();
-    let deal_id = deal["id"].as_i64().unwrap();
-    sim.api(
-        Method::PATCH,
-        &format!("/api/v2/deals/{deal_id}"),
-        Some(json!({"title": "Renamed for PyAirbyte"})),
-    )
-    .await;
+    let deal_id = sim.live_deal_ids().await[0];
+    sim.retitle_deal(deal_id, "Renamed for PyAirbyte").await;
 
     let second = pyairbyte_run(dir.path(), &sim, &path);
     assert_success("second PyAirbyte read", &second);

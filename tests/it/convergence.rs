@@ -8,27 +8,6 @@ use serde_json::{Value, json};
 
 use crate::support::{PgSchema, Sim, Workspace, assert_ok, quote};
 
-async fn live_deal_ids(sim: &Sim, n: usize) -> Vec<i64> {
-    sim.truth("deals")
-        .await
-        .iter()
-        .filter(|d| d["is_deleted"] != json!(true) && d["is_archived"] != json!(true))
-        .filter_map(|d| d["id"].as_i64())
-        .take(n)
-        .collect()
-}
-
-async fn retitle(sim: &Sim, id: i64, title: &str) {
-    let answer = sim
-        .api(
-            Method::PATCH,
-            &format!("/api/v2/deals/{id}"),
-            Some(json!({"title": title})),
-        )
-        .await;
-    assert_eq!(answer["data"]["title"], title, "{answer}");
-}
-
 fn loaded_title(workspace: &Workspace, id: i64) -> Value {
     let title: String = workspace
         .duckdb()
@@ -59,14 +38,14 @@ async fn late_change_after_three_syncs(lookback: Option<&str>) -> (Value, String
     let sim = Sim::start(Scale::Tiny, Plan::Unlimited).await;
     let workspace = Workspace::new();
     config(&workspace, &sim, lookback);
-    let ids = live_deal_ids(&sim, 2).await;
+    let ids = sim.live_deal_ids().await;
     assert_ok(&workspace.sync(&sim, &[]));
-    retitle(&sim, ids[0], "seen at once").await;
+    sim.retitle_deal(ids[0], "seen at once").await;
     assert_ok(&workspace.sync(&sim, &[]));
     assert_eq!(loaded_title(&workspace, ids[0]), "seen at once");
 
     sim.set_faults(json!({"write_lag_ms": 30_000})).await;
-    retitle(&sim, ids[1], "shown late").await;
+    sim.retitle_deal(ids[1], "shown late").await;
     sim.set_faults(json!({})).await;
     assert_ok(&workspace.sync(&sim, &[]));
     let truth = sim

@@ -169,19 +169,9 @@ async fn singer_tap_feeds_a_real_target_and_resumes_from_its_state() {
     }
 
     // One change, then a run from the state: only the change is read.
-    let deal = sim
-        .truth("deals")
-        .await
-        .into_iter()
-        .find(|d| d["is_archived"] != json!(true) && d["is_deleted"] != json!(true))
-        .unwrap();
-    let deal_id = deal["id"].as_i64().unwrap();
-    sim.api(
-        Method::PATCH,
-        &format!("/api/v2/deals/{deal_id}"),
-        Some(json!({"title": "Renamed by the Singer test"})),
-    )
-    .await;
+    let deal_id = sim.live_deal_ids().await[0];
+    sim.retitle_deal(deal_id, "Renamed by the Singer test")
+        .await;
     sim.reset_stats().await;
     let state_path = dir.path().join("state.json");
     std::fs::write(&state_path, &state).unwrap();
@@ -557,13 +547,7 @@ async fn singer_schemas_are_the_same_on_every_run_until_a_field_is_added() {
     }
 
     // Data changes, no field does: the same SCHEMA, though few records are sent.
-    let deal = sim
-        .truth("deals")
-        .await
-        .into_iter()
-        .find(|d| d["is_archived"] != json!(true) && d["is_deleted"] != json!(true))
-        .unwrap();
-    let deal_id = deal["id"].as_i64().unwrap();
+    let deal_id = sim.live_deal_ids().await[0];
     sim.api(
         Method::PATCH,
         &format!("/api/v2/deals/{deal_id}"),

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use pipedrive_sim::{Plan, Scale, SimHandle, SimOptions};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 pub struct Sim {
     pub handle: SimHandle,
@@ -106,6 +106,28 @@ impl Sim {
         let body: Value = response.json().await.expect("JSON body");
         assert!(status.is_success(), "{path}: {status} {body}");
         body
+    }
+
+    /// Ids of deals the deals list shows (neither deleted nor archived), in the truth's order.
+    pub async fn live_deal_ids(&self) -> Vec<i64> {
+        self.truth("deals")
+            .await
+            .iter()
+            .filter(|d| d["is_archived"] != json!(true) && d["is_deleted"] != json!(true))
+            .filter_map(|d| d["id"].as_i64())
+            .collect()
+    }
+
+    /// Renames a deal through the API, as a user would.
+    pub async fn retitle_deal(&self, id: i64, title: &str) {
+        let answer = self
+            .api(
+                reqwest::Method::PATCH,
+                &format!("/api/v2/deals/{id}"),
+                Some(json!({"title": title})),
+            )
+            .await;
+        assert_eq!(answer["data"]["title"], title, "{answer}");
     }
 }
 
