@@ -11,6 +11,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Response, header};
 use base64::Engine;
 use serde_json::{Value, json};
+use std::sync::Arc;
 
 fn ok(v: Value) -> Response<Body> {
     json_response(200, serde_json::to_vec(&v).unwrap_or_default())
@@ -22,7 +23,7 @@ fn bad(status: u16, msg: &str) -> Response<Body> {
     )
 }
 
-pub async fn handle(st: &State, method: &str, path: &str, body: &[u8]) -> Response<Body> {
+pub async fn handle(st: &Arc<State>, method: &str, path: &str, body: &[u8]) -> Response<Body> {
     let segs: Vec<&str> = path
         .trim_end_matches('/')
         .split('/')
@@ -36,6 +37,25 @@ pub async fn handle(st: &State, method: &str, path: &str, body: &[u8]) -> Respon
     };
     match (method, segs.as_slice()) {
         ("GET", ["stats"]) => ok(st.stats.to_json()),
+        ("GET", ["churn"]) => churn_report(st),
+        ("POST", ["churn"]) => match serde_json::from_slice::<crate::churn::ChurnRequest>(body) {
+            Ok(request) => {
+                if let Some(per_second) = request.per_second {
+                    crate::churn::Churn::set_rate(st, per_second);
+                }
+                if let Some(steps) = request.steps {
+                    // Many steps hold the company's write lock for a while: off the runtime.
+                    let st = st.clone();
+                    let applied =
+                        tokio::task::spawn_blocking(move || st.churn.apply(&st, steps)).await;
+                    if applied.is_err() {
+                        return bad(500, "churn steps failed");
+                    }
+                }
+                churn_report(st)
+            }
+            Err(e) => bad(400, &e.to_string()),
+        },
         ("POST", ["stats", "reset"]) => {
             st.stats.reset();
             ok(json!({"ok": true}))
@@ -49,7 +69,7 @@ pub async fn handle(st: &State, method: &str, path: &str, body: &[u8]) -> Respon
                     "users": db.users.rows.len(), "deals": db.deals.rows.len(), "persons": db.persons.rows.len(),
                     "organizations": db.orgs.rows.len(), "activities": db.activities.rows.len(),
                     "products": db.products.rows.len(), "notes": db.notes.rows.len(), "leads": db.leads.rows.len(),
-                    "deal_products": db.deal_products.rows.len(),
+                    "deal_products": db.deal_products.table.rows.len(),
                 }
             }))
         }
@@ -150,6 +170,13 @@ pub async fn handle(st: &State, method: &str, path: &str, body: &[u8]) -> Respon
             }
         }
         _ => bad(404, "unknown admin endpoint"),
+    }
+}
+
+fn churn_report(st: &State) -> Response<Body> {
+    match serde_json::to_value(st.churn.report()) {
+        Ok(v) => ok(v),
+        Err(e) => bad(500, &e.to_string()),
     }
 }
 
@@ -354,7 +381,9 @@ pub fn truth(db: &Db, entity: &str, now: i64) -> Option<Vec<u8>> {
         "products" => alive(&db.products, now).for_each(|r| product_v2(&mut j, db, r, &o)),
         "pipelines" => alive(&db.pipelines, now).for_each(|r| pipeline_v2(&mut j, r)),
         "stages" => alive(&db.stages, now).for_each(|r| stage_v2(&mut j, r)),
-        "deal_products" => alive(&db.deal_products, now).for_each(|r| deal_product_v2(&mut j, r)),
+        "deal_products" => {
+            alive(&db.deal_products.table, now).for_each(|r| deal_product_v2(&mut j, r))
+        }
         "notes" => alive(&db.notes, now).for_each(|r| note_v1(&mut j, db, r, 1)),
         "leads" => {
             let mut v: Vec<&Lead> = alive(&db.leads, now).collect();

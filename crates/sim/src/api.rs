@@ -291,15 +291,13 @@ fn deal_keep<'a>(c: &'a Ctx, archived: bool) -> Result<impl Fn(&Deal) -> bool + 
 /// The attachments of the given deals, as a table of their own (in id order, as the full
 /// table): scanning every attachment per request made a sync's deal-product reads quadratic
 /// in deals.
-fn attachments_of(all: &Table<DealProduct>, deals: &HashSet<u64>) -> Table<DealProduct> {
-    let mut deals: Vec<u64> = deals.iter().copied().collect();
-    deals.sort_unstable();
-    Table::new(
-        deals
-            .iter()
-            .flat_map(|deal| all.of_deal(*deal).iter().cloned())
-            .collect(),
-    )
+fn attachments_of(all: &DealProducts, deals: &HashSet<u64>) -> Table<DealProduct> {
+    let mut rows: Vec<DealProduct> = deals
+        .iter()
+        .flat_map(|deal| all.of_deal(*deal).cloned())
+        .collect();
+    rows.sort_unstable_by_key(|p| p.id);
+    Table::new(rows)
 }
 
 pub fn get_v2(c: &Ctx, db: &Db, segs: &[&str]) -> Resp {

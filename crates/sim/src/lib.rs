@@ -36,9 +36,19 @@
 //! - `POST /__sim/budget/reset` `{"remaining":N}?` → `{"limit","remaining"}`; `GET /__sim/budget`.
 //! - `POST /__sim/archive/{deals|leads}/{id}`, `POST /__sim/unarchive/{deals|leads}/{id}`.
 //! - `GET /__sim/info` → seed, scale, plan, company and record counts.
+//! - `POST /__sim/churn` `{"per_second": N}` sets the rate of seeded changes (0 stops them);
+//!   `{"steps": N}` applies N changes before answering. Both answer as
+//!   `GET /__sim/churn` → `{"per_second","applied","rejected","last_rejection",
+//!   "by_kind":{"update":{"deals":N}}}`. Kinds: create, update, delete, archive, unarchive,
+//!   stage_move, merge, field_add, field_rename, field_delete.
+//!
+//! # Merges
+//! `PUT /api/v1/{persons,organizations,deals}/{id}/merge` `{"merge_with_id": N}`: `N` survives,
+//! `{id}` is removed outright and its children move to `N` (see `entities::merges`).
 
 mod admin;
 mod api;
+mod churn;
 mod costs;
 mod entities;
 mod envelope;
@@ -183,6 +193,9 @@ pub struct SimOptions {
     pub latency_ms: u64,
     pub jitter_ms: u64,
     pub faults: FaultSettings,
+    /// Seeded changes applied per second while serving (creates, edits, deletes, archiving,
+    /// stage moves, merges, custom-field changes); 0 = none. See `/__sim/churn`.
+    pub churn_per_second: f64,
 }
 
 impl Default for SimOptions {
@@ -196,6 +209,7 @@ impl Default for SimOptions {
             latency_ms: 0,
             jitter_ms: 0,
             faults: FaultSettings::default(),
+            churn_per_second: 0.0,
         }
     }
 }
@@ -244,13 +258,18 @@ pub async fn start(opts: SimOptions, port: u16) -> std::io::Result<SimHandle> {
         .map(|d| d.company.domain.clone())
         .unwrap_or_default();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let app = server::router(st);
+    if st.opts.churn_per_second > 0.0 {
+        churn::Churn::set_rate(&st, st.opts.churn_per_second);
+    }
+    let app = server::router(st.clone());
     let join = tokio::spawn(async move {
         let _ = axum::serve(listener, app)
             .with_graceful_shutdown(async move {
                 let _ = rx.await;
             })
             .await;
+        // Churn stops with the server.
+        st.churn.stop();
     });
     Ok(SimHandle {
         url,

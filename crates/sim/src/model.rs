@@ -47,6 +47,13 @@ impl<T: Rec> Table<T> {
         self.rows.push(row);
     }
     /// Mutates one row, keeping the update index consistent.
+    /// Physically removes a row (no soft delete, no 30-day window): merged-away records and
+    /// deleted leads.
+    pub fn remove(&mut self, id: u64) -> Option<T> {
+        let row = self.rows.remove(self.pos(id)?);
+        self.by_update.remove(&(row.update_time(), id));
+        Some(row)
+    }
     pub fn modify<R>(&mut self, id: u64, f: impl FnOnce(&mut T) -> R) -> Option<R> {
         let p = self.pos(id)?;
         let old = self.rows[p].update_time();
@@ -73,13 +80,48 @@ impl<T: Rec> Table<T> {
     }
 }
 
-impl Table<DealProduct> {
-    /// One deal's attachments: they are stored in deal order (their ids too), so they are one
-    /// range, found by binary search rather than a scan of every attachment.
-    pub fn of_deal(&self, deal: u64) -> &[DealProduct] {
-        let lo = self.rows.partition_point(|p| p.deal_id < deal);
-        let hi = self.rows.partition_point(|p| p.deal_id <= deal);
-        &self.rows[lo..hi]
+/// Deal products with an index by deal: reading one deal's attachments must not scan every
+/// attachment (a sync's deal-product reads would turn quadratic in deals), and a merge moves
+/// attachments between deals, so id order alone cannot give one deal's range.
+pub struct DealProducts {
+    pub table: Table<DealProduct>,
+    by_deal: BTreeSet<(u64, u64)>,
+}
+
+impl DealProducts {
+    pub fn new(rows: Vec<DealProduct>) -> Self {
+        let by_deal = rows.iter().map(|p| (p.deal_id, p.id)).collect();
+        DealProducts {
+            table: Table::new(rows),
+            by_deal,
+        }
+    }
+    /// One deal's attachments, in id order.
+    pub fn of_deal(&self, deal: u64) -> impl Iterator<Item = &DealProduct> {
+        self.by_deal
+            .range((deal, 0)..=(deal, u64::MAX))
+            .filter_map(|(_, id)| self.table.get(*id))
+    }
+    /// Moves every attachment of deal `from` to deal `to`, stamping each with `t`.
+    pub fn move_to_deal(&mut self, from: u64, to: u64, t: Ms) {
+        let moved: Vec<u64> = self
+            .by_deal
+            .range((from, 0)..=(from, u64::MAX))
+            .map(|(_, id)| *id)
+            .collect();
+        for id in moved {
+            self.by_deal.remove(&(from, id));
+            self.by_deal.insert((to, id));
+            self.table.modify(id, |p| {
+                p.deal_id = to;
+                p.update_time = t;
+            });
+        }
+    }
+    pub fn purge(&mut self, now: Ms) {
+        self.table.purge(now);
+        let table = &self.table;
+        self.by_deal.retain(|(_, id)| table.get(*id).is_some());
     }
 }
 
@@ -690,7 +732,7 @@ pub struct Db {
     pub products: Table<Product>,
     pub notes: Table<Note>,
     pub leads: Table<Lead>,
-    pub deal_products: Table<DealProduct>,
+    pub deal_products: DealProducts,
     pub simple: Simple,
     pub fields: HashMap<FieldEntity, Vec<FieldDef>>,
     pub next_field_id: u32,

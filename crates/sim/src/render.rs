@@ -357,7 +357,6 @@ pub fn deal_v2(j: &mut J, db: &Db, d: &Deal, o: &V2Opts) {
                 let n = db
                     .deal_products
                     .of_deal(d.id)
-                    .iter()
                     .filter(|p| p.deleted_time.is_none())
                     .count();
                 j.ki(f, n as i64);

@@ -732,7 +732,7 @@ pub fn generate(opts: &SimOptions) -> Db {
         products: Table::new(products),
         notes: Table::new(notes),
         leads: Table::new(leads),
-        deal_products: Table::new(deal_products),
+        deal_products: DealProducts::new(deal_products),
         simple: Simple {
             lead_labels,
             activity_types,

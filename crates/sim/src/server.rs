@@ -245,7 +245,7 @@ async fn handle(st: Arc<State>, req: Request) -> Response<Body> {
         let now = if method == "GET" {
             now
         } else {
-            now - f.write_lag_ms as i64
+            st.write_time(now)
         };
         let c = Ctx { now, q: &q, me };
         let resp = if method == "GET" {
@@ -259,8 +259,7 @@ async fn handle(st: Arc<State>, req: Request) -> Response<Body> {
             })
         } else {
             let mut db = st.db.write().unwrap_or_else(|e| e.into_inner());
-            crate::entities::write(&c, &mut db, ver, &method, &segs, &body)
-                .unwrap_or_else(|| crate::write::write(&c, &mut db, ver, &method, &segs, &body))
+            crate::write::dispatch(&c, &mut db, ver, &method, &segs, &body)
         };
         // An operation of the official specs that the simulator does not serve answers as the
         // real API answers one the company's plan does not include, never as a typo.

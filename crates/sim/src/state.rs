@@ -177,9 +177,16 @@ pub struct State {
     pub fault_counter: AtomicU64,
     pub oauth: Mutex<OAuth>,
     pub costs: crate::costs::CostTable,
+    pub churn: crate::churn::Churn,
 }
 
 impl State {
+    /// The time a write starting at `now` is stamped with: the `write_lag_ms` fault makes a
+    /// change's `update_time` precede the moment it shows in lists.
+    pub fn write_time(&self, now: Ms) -> Ms {
+        let lag = self.faults.read().map(|f| f.write_lag_ms).unwrap_or(0);
+        now - lag as Ms
+    }
     pub fn new(opts: SimOptions, url: String) -> State {
         let db = crate::seed::generate(&opts);
         let api_token = opts
@@ -190,6 +197,7 @@ impl State {
         State {
             limiter: Limiter::new(opts.plan, seats),
             faults: RwLock::new(opts.faults.clone()),
+            churn: crate::churn::Churn::new(opts.seed),
             opts,
             url,
             api_token,

@@ -296,7 +296,7 @@ fn apply_cf(
 /// `(field key, old value, new value)`.
 type FieldChange = (String, Option<String>, Option<String>);
 
-fn cf_str(v: &CfVal) -> String {
+pub(crate) fn cf_str(v: &CfVal) -> String {
     match v {
         CfVal::Str(s) => s.to_string(),
         CfVal::Num(n) => crate::seed::fmt_num(*n),
@@ -336,7 +336,8 @@ fn stored<T: Rec>(table: &mut Table<T>, updating: bool, row: T) -> u64 {
     id
 }
 
-fn secs(t: Ms) -> Ms {
+/// API timestamps have whole seconds.
+pub(crate) fn secs(t: Ms) -> Ms {
     t / 1000 * 1000
 }
 
@@ -350,7 +351,14 @@ fn parse_id(s: &str) -> Option<u64> {
     s.parse().ok()
 }
 
-pub fn write(c: &Ctx, db: &mut Db, ver: u8, method: &str, segs: &[&str], body: &[u8]) -> Resp {
+/// Every API write goes through here, from a client or from churn: the entity modules first,
+/// then the older handlers below.
+pub fn dispatch(c: &Ctx, db: &mut Db, ver: u8, method: &str, segs: &[&str], body: &[u8]) -> Resp {
+    crate::entities::write(c, db, ver, method, segs, body)
+        .unwrap_or_else(|| write(c, db, ver, method, segs, body))
+}
+
+fn write(c: &Ctx, db: &mut Db, ver: u8, method: &str, segs: &[&str], body: &[u8]) -> Resp {
     let o = match parse_body(body) {
         Ok(o) => o,
         Err(e) => return e,
@@ -437,10 +445,7 @@ pub fn write(c: &Ctx, db: &mut Db, ver: u8, method: &str, segs: &[&str], body: &
         (1, "DELETE", ["leads", id]) => match db.lead_by_uuid.remove(*id) {
             // Leads are deleted for good (they carry no deleted flag to show).
             Some(lid) => {
-                if let Some(p) = db.leads.pos(lid) {
-                    let l = db.leads.rows.remove(p);
-                    db.leads.by_update.remove(&(l.update_time, l.id));
-                }
+                db.leads.remove(lid);
                 let id = id.to_string();
                 Ok(ok_data(|j| {
                     j.obj().ks("id", &id).end_obj();
@@ -499,7 +504,8 @@ macro_rules! soft {
 }
 soft!(Person, Org, Activity, Product, Pipeline, Stage);
 
-fn push_change(
+/// Appends one `dealChange` to a deal's flow and changelog.
+pub(crate) fn push_change(
     db: &mut Db,
     deal: u64,
     user: u64,

@@ -5,6 +5,7 @@
 
 mod boards;
 mod followers;
+mod merges;
 mod note_comments;
 mod product_variations;
 mod project_templates;
@@ -47,6 +48,9 @@ pub fn write(
     match (ver, method, segs) {
         (1, "POST", ["webhooks"]) => Some(webhooks::create(c, db, body)),
         (1, "DELETE", ["webhooks", id]) => Some(webhooks::delete(db, id)),
+        (1, "PUT", [entity, id, "merge"]) => {
+            merges::Merged::of_path(entity).map(|kind| merges::merge(c, db, kind, id, body))
+        }
         _ => None,
     }
 }
