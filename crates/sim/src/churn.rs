@@ -608,7 +608,10 @@ impl Engine {
             Entity::Activities => format!("activities/{}", self.live_id(&db.activities, now)?),
             Entity::Products => format!("products/{}", self.live_id(&db.products, now)?),
             Entity::Notes => format!("notes/{}", self.live_id(&db.notes, now)?),
-            Entity::Leads => format!("leads/{}", self.pick(&db.leads, |l| live(l, now))?.uuid),
+            Entity::Leads => format!(
+                "leads/{}",
+                self.pick(&db.leads, |l| editable_lead(l, now))?.uuid
+            ),
         };
         Some(Request::new(
             Kind::Delete,
