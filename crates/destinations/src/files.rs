@@ -30,9 +30,11 @@ use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
+use pipedrive_engine::destination::columns::{DELETED, DELETED_AT};
 use pipedrive_engine::schema::{Column, ColumnType};
 use pipedrive_engine::{
-    Batch, Destination, DestinationError, RunRecord, StreamState, SyncState, TableRef,
+    Batch, Destination, DestinationError, Missing, Present, RunRecord, StreamState, SyncState,
+    TableRef,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -83,8 +85,14 @@ struct Replacing {
     old: String,
 }
 
+/// Held by the run writing a directory, so a second run is refused rather than interleaving
+/// its files and state with the first.
+pub const LOCK_FILE: &str = ".pipedrive-sync.lock";
+
 pub struct Files {
     dir: PathBuf,
+    /// The directory's lock, released when the destination is dropped (or the process dies).
+    _lock: File,
     format: Format,
     /// Names this process's files: sortable, so file names sort in write order.
     run_id: String,
@@ -136,11 +144,34 @@ fn ensure_dir(dir: &Path) -> Result<(), DestinationError> {
     sync_dir(dir.parent().unwrap_or(Path::new(".")))
 }
 
+/// Takes the directory's lock, or says which run holds it.
+fn lock(dir: &Path) -> Result<File, DestinationError> {
+    let path = dir.join(LOCK_FILE);
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io_fail(format!("opening {}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(DestinationError::new(format!(
+            "files: another pipedrive-sync run is writing to {} (it holds {}); wait for it to finish, or give this run another target.path",
+            dir.display(),
+            path.display()
+        ))),
+        Err(std::fs::TryLockError::Error(error)) => {
+            Err(io_fail(format!("locking {}", path.display()))(error))
+        }
+    }
+}
+
 impl Files {
     /// Opens (creating it if needed) the directory, reads its state and finishes a swap a
     /// crash interrupted.
     pub fn open(dir: &Path, format: Format) -> Result<Files, DestinationError> {
         ensure_dir(dir)?;
+        let lock = lock(dir)?;
         let path = dir.join(STATE_FILE);
         let file: StateFile = match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
@@ -151,6 +182,7 @@ impl Files {
         };
         let mut files = Files {
             dir: dir.to_owned(),
+            _lock: lock,
             format,
             run_id: Utc::now().format("%Y%m%dT%H%M%S%6fZ").to_string(),
             seq: 0,
@@ -277,6 +309,79 @@ impl Files {
     }
 }
 
+impl Files {
+    /// Appends, for each key whose latest row (as readers merge the table) is live and not in
+    /// `present`, that row again marked deleted, into `into` (the table itself, or the staging
+    /// directory of a full refresh). Reads every file of the table once.
+    fn mark_missing(
+        &mut self,
+        missing: &Missing<'_>,
+        present: &std::collections::HashSet<String>,
+        into: &TableRef,
+    ) -> Result<u64, DestinationError> {
+        let files = table_files(&self.dir, &missing.table.name)?;
+        let mut contents = Vec::with_capacity(files.len());
+        let mut latest: std::collections::HashMap<String, (usize, usize)> = Default::default();
+        for (file, path) in files.iter().enumerate() {
+            let rows = read_file(path)?;
+            for (index, row) in rows.iter().enumerate() {
+                if let Some(key) = row.get(missing.key) {
+                    latest.insert(key_text(key), (file, index));
+                }
+            }
+            contents.push(rows);
+        }
+        // The rows to mark, by the file holding their latest version.
+        let mut gone: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
+        for (key, (file, index)) in latest {
+            let live = contents[file][index].get(DELETED) != Some(&Value::Bool(true));
+            if live && !present.contains(&key) {
+                gone.entry(file).or_default().push(index);
+            }
+        }
+        let marked = gone.values().map(Vec::len).sum::<usize>() as u64;
+        let synced_at = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        for (file, mut group) in gone {
+            group.sort_unstable();
+            let mut columns = file_columns(&files[file], &contents[file])?;
+            for (name, ty) in [
+                (DELETED, ColumnType::Boolean),
+                (DELETED_AT, ColumnType::Timestamp),
+            ] {
+                if !columns.iter().any(|c| c.name == name) {
+                    columns.push(Column::new(name, ty));
+                }
+            }
+            let rows: Vec<Vec<Value>> = group
+                .into_iter()
+                .map(|index| {
+                    let row = &contents[file][index];
+                    columns
+                        .iter()
+                        .map(|column| match column.name.as_str() {
+                            DELETED => Value::Bool(true),
+                            DELETED_AT => Value::String(missing.deleted_at.to_owned()),
+                            name => row.get(name).cloned().unwrap_or(Value::Null),
+                        })
+                        .collect()
+                })
+                .collect();
+            self.write_batch(&Batch {
+                stream: missing.stream,
+                table: into,
+                primary_key: &[missing.key],
+                columns: &columns,
+                rows: &rows,
+                replace_parents: None,
+                state: missing.state,
+                synced_at: &synced_at,
+                history: false,
+            })?;
+        }
+        Ok(marked)
+    }
+}
+
 fn rfc3339(micros: i64) -> String {
     DateTime::<Utc>::from_timestamp_micros(micros)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
@@ -371,8 +476,16 @@ fn cell(array: &ArrayRef, i: usize, json: bool) -> Result<Value, String> {
     })
 }
 
-/// Every row of a table's directory, in write order (file names sort as they were written).
-pub fn read_table(dir: &Path, table: &str) -> Result<Vec<Map<String, Value>>, DestinationError> {
+/// A key's value as text, the same whether it came from a record or a file.
+fn key_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The data files of a table, in write order.
+fn table_files(dir: &Path, table: &str) -> Result<Vec<PathBuf>, DestinationError> {
     let table_dir = dir.join(table);
     let mut paths: Vec<PathBuf> = match std::fs::read_dir(&table_dir) {
         Ok(entries) => entries
@@ -387,8 +500,56 @@ pub fn read_table(dir: &Path, table: &str) -> Result<Vec<Map<String, Value>>, De
         Err(e) => return Err(io_fail(format!("listing {}", table_dir.display()))(e)),
     };
     paths.sort();
+    Ok(paths)
+}
+
+/// The columns a data file holds (but `_synced_at`), typed as they were written: from the
+/// Parquet schema, or from the values of a JSONL file, which has none.
+fn file_columns(path: &Path, rows: &[Map<String, Value>]) -> Result<Vec<Column>, DestinationError> {
+    if path.to_string_lossy().ends_with(".parquet") {
+        let file = File::open(path).map_err(io_fail(format!("opening {}", path.display())))?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+            .map_err(|e| DestinationError::new(format!("reading {}: {e}", path.display())))?;
+        return Ok(builder
+            .schema()
+            .fields()
+            .iter()
+            .filter(|field| field.name() != SYNCED_AT)
+            .map(|field| {
+                let json = field.metadata().get(TYPE_METADATA).map(String::as_str) == Some("json");
+                let ty = match field.data_type() {
+                    DataType::Boolean => ColumnType::Boolean,
+                    DataType::Int64 => ColumnType::BigInt,
+                    DataType::Float64 => ColumnType::Double,
+                    DataType::Date32 => ColumnType::Date,
+                    DataType::Timestamp(..) => ColumnType::Timestamp,
+                    _ if json => ColumnType::Json,
+                    _ => ColumnType::Text,
+                };
+                Column::new(field.name(), ty)
+            })
+            .collect());
+    }
+    let mut columns: Vec<Column> = Vec::new();
+    for row in rows {
+        for (name, value) in row {
+            if name == SYNCED_AT {
+                continue;
+            }
+            match columns.iter_mut().find(|c| c.name == *name) {
+                Some(column) if column.ty == ColumnType::Null => column.ty = ColumnType::of(value),
+                Some(_) => {}
+                None => columns.push(Column::new(name, ColumnType::of(value))),
+            }
+        }
+    }
+    Ok(columns)
+}
+
+/// Every row of a table's directory, in write order (file names sort as they were written).
+pub fn read_table(dir: &Path, table: &str) -> Result<Vec<Map<String, Value>>, DestinationError> {
     let mut rows = Vec::new();
-    for path in paths {
+    for path in table_files(dir, table)? {
         rows.extend(read_file(&path)?);
     }
     Ok(rows)
@@ -439,6 +600,33 @@ impl Destination for Files {
             self.save_state(&streams, Some(&replacing))?;
             self.state = streams;
             self.finish_replace(&replacing)
+        })
+    }
+
+    fn keeps_deleted(&self) -> bool {
+        true
+    }
+
+    /// Rows Pipedrive no longer lists are written again, marked deleted, so the documented
+    /// read (the latest row per key) shows them deleted.
+    async fn keep_deleted(&mut self, missing: &Missing<'_>) -> Result<u64, DestinationError> {
+        tokio::task::block_in_place(|| {
+            let (present, into) = match missing.present {
+                Present::Keys(keys) => (keys.iter().map(key_text).collect(), missing.table),
+                Present::Reloaded(staging) => (
+                    read_table(&self.dir, &staging.name)?
+                        .iter()
+                        .filter_map(|row| row.get(missing.key).map(key_text))
+                        .collect(),
+                    staging,
+                ),
+            };
+            let marked = self.mark_missing(missing, &present, into)?;
+            let mut state = self.state.clone();
+            state.insert(missing.stream.to_owned(), missing.state.clone());
+            self.save_state(&state, None)?;
+            self.state = state;
+            Ok(marked)
         })
     }
 
@@ -708,6 +896,71 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_second_run_on_one_directory_is_refused_until_the_first_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Files::open(dir.path(), Format::Parquet).unwrap();
+        let refused = Files::open(dir.path(), Format::Jsonl)
+            .err()
+            .expect("refused");
+        assert!(
+            refused
+                .message
+                .contains("another pipedrive-sync run is writing to"),
+            "{refused}"
+        );
+        drop(first);
+        Files::open(dir.path(), Format::Parquet).expect("the lock is released with the run");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn live_rows_missing_from_a_listing_are_written_again_marked_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut files = Files::open(dir.path(), Format::Parquet).unwrap();
+        write_deals(&mut files).await;
+        let deals = table("deals");
+        let before = read_table(dir.path(), "deals").unwrap();
+        let keys: Vec<Value> = before.iter().map(|r| r["id"].clone()).collect();
+        let (kept, gone) = keys.split_at(1);
+        let missing = Missing {
+            stream: "deals",
+            table: &deals,
+            key: "id",
+            present: Present::Keys(kept),
+            deleted_at: "2026-03-04T05:06:07Z",
+            state: &state("2026-01-01T00:00:00Z"),
+        };
+        assert_eq!(
+            files.keep_deleted(&missing).await.unwrap(),
+            gone.len() as u64
+        );
+        // A second listing marks nothing new: the latest rows are already marked.
+        assert_eq!(files.keep_deleted(&missing).await.unwrap(), 0);
+
+        let mut latest: std::collections::BTreeMap<String, Map<String, Value>> = Default::default();
+        for row in read_table(dir.path(), "deals").unwrap() {
+            latest.insert(key_text(&row["id"]), row);
+        }
+        for row in &before {
+            let now = &latest[&key_text(&row["id"])];
+            if !gone.contains(&row["id"]) {
+                assert_eq!(now, row, "a listed row stays as it was");
+                continue;
+            }
+            assert_eq!(now[DELETED], json!(true));
+            assert_eq!(
+                now[DELETED_AT].as_str().and_then(parse_timestamp),
+                parse_timestamp("2026-03-04T05:06:07Z")
+            );
+            // The marked row keeps the values it had.
+            for (column, value) in row {
+                if ![DELETED, DELETED_AT, SYNCED_AT].contains(&column.as_str()) {
+                    assert_eq!(&now[column], value, "{column}");
+                }
+            }
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread")]
     async fn run_records_append_and_survive_a_torn_line() {
         let dir = tempfile::tempdir().unwrap();
@@ -724,6 +977,7 @@ mod tests {
         drop(file);
         let second = run("acme", first.finished_at);
         files.record_run(&second).await.unwrap();
+        drop(files);
         let mut reopened = Files::open(dir.path(), Format::Parquet).unwrap();
         assert_eq!(reopened.read_runs().await.unwrap(), [first, second]);
     }
@@ -831,12 +1085,12 @@ mod tests {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         assert!(names.iter().all(|n| !n.ends_with(".tmp")), "{names:?}");
+        let written = files.read_state().await.unwrap();
+        drop(files);
         let mut reopened = Files::open(dir.path(), Format::Parquet).unwrap();
-        assert_eq!(
-            reopened.read_state().await.unwrap(),
-            files.read_state().await.unwrap()
-        );
+        assert_eq!(reopened.read_state().await.unwrap(), written);
         reopened.reset_state("deals").await.unwrap();
+        drop(reopened);
         let mut again = Files::open(dir.path(), Format::Parquet).unwrap();
         assert!(again.read_state().await.unwrap().is_empty());
     }
@@ -908,7 +1162,7 @@ mod tests {
             .collect();
         let mut names = names;
         names.sort();
-        assert_eq!(names, [STATE_FILE, "deals"]);
+        assert_eq!(names, [LOCK_FILE, STATE_FILE, "deals"]);
         let saved = saved_state(dir.path());
         assert_eq!(
             saved["streams"]["deals"]["bookmark"],
@@ -934,6 +1188,7 @@ mod tests {
             old: ".old-deals-x".to_owned(),
         };
         files.save_state(&files.state, Some(&replacing)).unwrap();
+        drop(files);
         Files::open(dir.path(), Format::Jsonl).unwrap();
         assert!(dir.path().join("deals").is_dir());
         assert!(!dir.path().join(".old-deals-x").exists());
