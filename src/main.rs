@@ -236,6 +236,10 @@ struct SimArgs {
     latency_ms: u64,
     #[arg(long, default_value_t = 0)]
     jitter_ms: u64,
+    /// Changes per second the company makes while it is read (creates, updates, deletes,
+    /// archives, stage moves, merges, custom fields), seeded by `--seed`; 0 = it holds still.
+    #[arg(long, default_value_t = 0.0, value_name = "PER_SECOND")]
+    churn: f64,
 }
 
 /// A failure with the exit code it maps to. Its message names the cause and the fix.
@@ -546,6 +550,8 @@ fn discover(json: bool) {
                     "sync_modes": if s.supports_incremental() { vec!["full-refresh", "incremental"] } else { vec!["full-refresh"] },
                     "token_cost_per_page": s.token_cost,
                     "custom_fields_from": s.custom_fields.map(|c| c.defined_by),
+                    "selected_by_default": !s.opt_in,
+                    "cost": selection_cost(s),
                 })
             })
             .collect();
@@ -556,12 +562,12 @@ fn discover(json: bool) {
         return;
     }
     println!(
-        "{:<22} {:<26} {:<12} {:<12} modes",
-        "stream", "endpoint", "primary key", "cursor"
+        "{:<22} {:<26} {:<12} {:<12} {:<26} selection",
+        "stream", "endpoint", "primary key", "cursor", "modes"
     );
     for s in catalog::CATALOG {
         println!(
-            "{:<22} {:<26} {:<12} {:<12} {}",
+            "{:<22} {:<26} {:<12} {:<12} {:<26} {}",
             s.name,
             s.path,
             s.primary_key.join(","),
@@ -570,8 +576,25 @@ fn discover(json: bool) {
                 "full-refresh, incremental"
             } else {
                 "full-refresh"
+            },
+            if s.opt_in {
+                format!("opt-in: {}", selection_cost(s))
+            } else {
+                "default".to_owned()
             }
         );
+    }
+}
+
+/// What a stream costs in tokens, in the unit that grows with the company.
+fn selection_cost(def: &catalog::StreamDef) -> String {
+    match def.fanout {
+        catalog::Fanout::PerParent { parent } => format!(
+            "{} tokens per {} record",
+            def.token_cost,
+            parent.trim_end_matches('s')
+        ),
+        _ => format!("{} tokens per page", def.token_cost),
     }
 }
 
@@ -793,6 +816,7 @@ async fn sim(args: SimArgs) -> Result<(), Fail> {
         api_token: args.token,
         latency_ms: args.latency_ms,
         jitter_ms: args.jitter_ms,
+        churn_per_second: args.churn,
         ..SimOptions::default()
     };
     let handle = pipedrive_sim::start(options, args.port)

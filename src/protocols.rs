@@ -30,7 +30,7 @@ pub struct SingerArgs {
     /// With --config, custom fields are read from the company's field definitions.
     #[arg(long)]
     discover: bool,
-    /// A catalog whose selected streams to sync (default: every stream).
+    /// A catalog whose selected streams to sync (default: every stream that is not opt-in).
     #[arg(long, visible_alias = "properties")]
     catalog: Option<PathBuf>,
     /// The value of the last STATE message of an earlier run: `{"bookmarks": {...}}`.
@@ -239,6 +239,7 @@ pub async fn singer(args: SingerArgs) -> Result<(), Fail> {
     let selected: Vec<(&'static str, SyncMode, BTreeSet<String>)> = match &args.catalog {
         None => catalog::CATALOG
             .iter()
+            .filter(|d| !d.opt_in)
             .map(|d| (d.name, SyncMode::Incremental, BTreeSet::new()))
             .collect(),
         Some(path) => {

@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod budget;
+mod churn;
 mod cli;
 mod clients;
 mod companies;

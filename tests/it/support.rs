@@ -71,6 +71,11 @@ impl Sim {
             .unwrap_or_else(|| panic!("no truth for {entity}: {body}"))
     }
 
+    /// A read of the simulator's admin API (`/__sim/...`).
+    pub async fn admin_get(&self, path: &str) -> Value {
+        self.admin(reqwest::Method::GET, path, None).await
+    }
+
     pub async fn stats(&self) -> Value {
         self.admin(reqwest::Method::GET, "/__sim/stats", None).await
     }

@@ -30,7 +30,7 @@ fn key_of(row: &Value, key: &str) -> String {
 
 /// A table as readers see it: files appended in order, merged on the key keeping the row with
 /// the latest `_synced_at` (the later file on a tie).
-fn merged(dir: &Path, table: &str, key: &str) -> Vec<Value> {
+pub fn merged(dir: &Path, table: &str, key: &str) -> Vec<Value> {
     let mut latest: BTreeMap<String, (i64, Value)> = BTreeMap::new();
     for row in read_table(dir, table).expect("table readable") {
         let row = Value::Object(row);

@@ -14,6 +14,8 @@ use crate::error::ClientError;
 pub(crate) struct Budget {
     state: Mutex<State>,
     cap: Option<u64>,
+    /// Percent of the daily budget never spent (left for the company's other integrations).
+    reserve_percent: u8,
 }
 
 #[derive(Default)]
@@ -59,10 +61,11 @@ pub(crate) fn next_utc_midnight(now: DateTime<Utc>) -> DateTime<Utc> {
 }
 
 impl Budget {
-    pub(crate) fn new(cap: Option<u64>) -> Budget {
+    pub(crate) fn new(cap: Option<u64>, reserve_percent: u8) -> Budget {
         Budget {
             state: Mutex::new(State::default()),
             cap,
+            reserve_percent: reserve_percent.min(100),
         }
     }
 
@@ -92,6 +95,17 @@ impl Budget {
             return Err(ClientError::DailyBudgetExhausted {
                 resets_at: next_utc_midnight(now),
             });
+        }
+        if let (Some(limit), Some(remaining)) = (s.daily_limit, s.daily_remaining) {
+            let keep = limit * u64::from(self.reserve_percent) / 100;
+            if self.reserve_percent > 0 && remaining < keep + cost {
+                return Err(ClientError::BudgetReserveReached {
+                    remaining,
+                    keep,
+                    percent: self.reserve_percent,
+                    resets_at: next_utc_midnight(now),
+                });
+            }
         }
         if let Some(cap) = self.cap
             && s.spent + s.reserved + cost > cap
@@ -170,7 +184,7 @@ mod tests {
 
     #[test]
     fn fails_fast_when_remaining_is_short() {
-        let b = Budget::new(None);
+        let b = Budget::new(None, 0);
         b.observe(Some(1000), Some(25));
         let r = b.reserve(20).unwrap();
         // 5 left after the reservation: a second 20-token request cannot be paid.
@@ -184,7 +198,7 @@ mod tests {
 
     #[test]
     fn cap_counts_reserved_tokens() {
-        let b = Budget::new(Some(30));
+        let b = Budget::new(Some(30), 0);
         let r = b.reserve(20).unwrap();
         assert!(matches!(
             b.reserve(20),
@@ -192,6 +206,27 @@ mod tests {
         ));
         b.settle(r, false);
         assert!(b.reserve(20).is_ok());
+    }
+
+    #[test]
+    fn the_reserve_is_never_spent() {
+        let b = Budget::new(None, 20);
+        // Before the server reports the budget there is nothing to keep.
+        assert!(b.reserve(10).is_ok());
+        b.observe(Some(1000), Some(215));
+        let r = b.reserve(10).unwrap();
+        // 205 left, 200 kept: another 10 would dip into the reserve.
+        match b.reserve(10) {
+            Err(ClientError::BudgetReserveReached {
+                remaining: 205,
+                keep: 200,
+                percent: 20,
+                ..
+            }) => {}
+            other => panic!("{:?}", other.err()),
+        }
+        assert!(b.reserve(5).is_ok());
+        b.settle(r, true);
     }
 
     #[test]

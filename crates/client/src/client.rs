@@ -17,7 +17,8 @@ use crate::budget::{Budget, BudgetSnapshot, next_utc_midnight};
 use crate::config::{Backoff, ClientConfig};
 use crate::error::ClientError;
 use crate::limiter::{BurstHeaders, RateLimiter};
-use crate::page::{Page, PagePosition, Request, error_text, paging_query, parse_page};
+use crate::overlap::Overlap;
+use crate::page::{Page, PagePosition, Paging, Request, error_text, paging_query, parse_page};
 use crate::stats::{ClientStats, Event, RequestTimeline, Stats};
 
 /// How long every request fails fast with `Blocked` after the edge returned an HTML 403.
@@ -208,7 +209,10 @@ impl Client {
                 base_url: config.base_url,
                 auth,
                 limiter: RateLimiter::new(),
-                budget: Arc::new(Budget::new(config.max_tokens)),
+                budget: Arc::new(Budget::new(
+                    config.max_tokens,
+                    config.budget_reserve_percent,
+                )),
                 stats: Stats::default(),
                 max_attempts: config.max_attempts.max(1),
                 request_timeout: config.request_timeout,
@@ -245,16 +249,22 @@ impl Client {
     ) -> impl Stream<Item = Result<Page, ClientError>> + Send + use<> {
         let inner = Arc::clone(&self.inner);
         let start = Some(request.start.clone());
+        let offset_limit = match request.paging {
+            Paging::Offset { limit } => limit,
+            _ => 0,
+        };
         futures::stream::unfold(
-            (inner, request, start),
-            |(inner, request, position)| async move {
+            (inner, request, start, Overlap::new(offset_limit)),
+            |(inner, request, position, mut overlap)| async move {
                 let position = position?;
-                match inner.fetch(&request, &position).await {
-                    Ok(page) => {
+                let asked = overlap.request_position(&position);
+                match inner.fetch(&request, &asked).await {
+                    Ok(mut page) => {
+                        overlap.splice(&mut page);
                         let next = page.next.clone();
-                        Some((Ok(page), (inner, request, next)))
+                        Some((Ok(page), (inner, request, next, overlap)))
                     }
-                    Err(e) => Some((Err(e), (inner, request, None))),
+                    Err(e) => Some((Err(e), (inner, request, None, overlap))),
                 }
             },
         )

@@ -22,11 +22,14 @@ pub struct ClientConfig {
     pub max_attempts: u32,
     /// Cap on tokens this process may spend; the request that would exceed it is not sent.
     pub max_tokens: Option<u64>,
+    /// Share of the company's daily budget (percent) a run leaves for the company's other
+    /// integrations: the request that would dip into it is not sent.
+    pub budget_reserve_percent: u8,
     pub user_agent: String,
 }
 
 impl ClientConfig {
-    /// A config with the defaults: 60 s timeout, 8 attempts, no token cap.
+    /// A config with the defaults: 60 s timeout, 8 attempts, no token cap, no reserve.
     pub fn new(base_url: url::Url, credentials: Credentials) -> ClientConfig {
         ClientConfig {
             base_url,
@@ -34,6 +37,7 @@ impl ClientConfig {
             request_timeout: Duration::from_secs(60),
             max_attempts: 8,
             max_tokens: None,
+            budget_reserve_percent: 0,
             user_agent: default_user_agent(),
         }
     }
@@ -52,6 +56,7 @@ impl fmt::Debug for ClientConfig {
             .field("request_timeout", &self.request_timeout)
             .field("max_attempts", &self.max_attempts)
             .field("max_tokens", &self.max_tokens)
+            .field("budget_reserve_percent", &self.budget_reserve_percent)
             .field("user_agent", &self.user_agent)
             .finish()
     }

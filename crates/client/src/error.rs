@@ -59,6 +59,17 @@ pub enum ClientError {
         "the configured token cap of {cap} would be exceeded ({spent} spent so far); raise max_tokens or wait for the next run"
     )]
     TokenCapReached { cap: u64, spent: u64 },
+    /// The next request would dip into the share of the daily budget the run leaves for the
+    /// company's other integrations; nothing was sent.
+    #[error(
+        "the company has {remaining} Pipedrive API tokens left today and this run leaves {keep} ({percent}% of the daily budget) for its other integrations; the next run after {resets_at} continues where this one stopped (lower source.budget_reserve_percent to spend more)"
+    )]
+    BudgetReserveReached {
+        remaining: u64,
+        keep: u64,
+        percent: u8,
+        resets_at: DateTime<Utc>,
+    },
     /// A retryable failure repeated until `max_attempts` ran out.
     #[error("gave up after {attempts} attempts: {last}")]
     RetriesExhausted {
@@ -156,6 +167,7 @@ impl ClientError {
             ClientError::Blocked { .. }
             | ClientError::DailyBudgetExhausted { .. }
             | ClientError::TokenCapReached { .. }
+            | ClientError::BudgetReserveReached { .. }
             | ClientError::RetriesExhausted { .. }
             | ClientError::Unreachable { .. }
             | ClientError::Timeout { .. }
@@ -175,7 +187,8 @@ impl ClientError {
     /// When the daily budget resets, for errors caused by an exhausted budget.
     pub fn budget_resets_at(&self) -> Option<DateTime<Utc>> {
         match self {
-            ClientError::DailyBudgetExhausted { resets_at } => Some(*resets_at),
+            ClientError::DailyBudgetExhausted { resets_at }
+            | ClientError::BudgetReserveReached { resets_at, .. } => Some(*resets_at),
             ClientError::RetriesExhausted { last, .. } => last.budget_resets_at(),
             _ => None,
         }

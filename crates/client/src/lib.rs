@@ -38,6 +38,7 @@ mod client;
 mod config;
 mod error;
 mod limiter;
+mod overlap;
 mod page;
 mod stats;
 
@@ -47,6 +48,7 @@ pub use config::{
     Backoff, ClientConfig, Credentials, OAuthCredentials, RotateCallback, default_user_agent,
 };
 pub use error::{ClientError, ErrorClass};
+pub use overlap::OVERLAP;
 pub use page::{Page, PagePosition, Paging, Request};
 pub use secrecy::SecretString;
 pub use stats::{ClientStats, PathStats, RequestTimeline, SecondCounts, normalise_path};

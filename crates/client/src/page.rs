@@ -68,6 +68,9 @@ pub struct Page {
     pub next: Option<PagePosition>,
     pub additional_data: Option<Box<RawValue>>,
     pub related_objects: Option<Box<RawValue>>,
+    /// An offset walk found that the list moved under it by more than its overlap between
+    /// the previous page and this one: records may have been skipped (see `overlap`).
+    pub shifted: bool,
 }
 
 impl fmt::Debug for Page {
@@ -80,6 +83,7 @@ impl fmt::Debug for Page {
                 &self.additional_data.as_deref().map(RawValue::get),
             )
             .field("related_objects", &self.related_objects.is_some())
+            .field("shifted", &self.shifted)
             .finish()
     }
 }
@@ -229,6 +233,7 @@ pub(crate) fn parse_page(
         next,
         additional_data: env.additional_data.map(RawValue::to_owned),
         related_objects: env.related_objects.map(RawValue::to_owned),
+        shifted: false,
     })
 }
 

@@ -100,6 +100,8 @@ pub struct RawSource {
     pub lookback: Option<String>,
     /// The most tokens one run may spend from the company's daily budget.
     pub max_tokens: Option<u64>,
+    /// Percent of the daily budget a run leaves unspent for the company's other integrations.
+    pub budget_reserve_percent: Option<u8>,
     /// Seconds before one request is abandoned and retried.
     pub request_timeout_seconds: Option<u64>,
 }
@@ -205,6 +207,10 @@ pub struct Config {
 /// How far an incremental read looks back before its bookmark unless `source.lookback` says
 /// otherwise: long enough for replication lag and a change that commits minutes after it began.
 pub const DEFAULT_LOOKBACK: Duration = Duration::from_secs(5 * 60);
+
+/// The share of the company's daily token budget (percent) a run leaves for the company's other
+/// integrations, unless `source.budget_reserve_percent` says otherwise.
+pub const DEFAULT_BUDGET_RESERVE_PERCENT: u8 = 20;
 
 const DEFAULT_OBJECT: &str = "pipedrive.{stream_name}";
 /// With several companies each gets a schema of its own.
@@ -938,7 +944,7 @@ impl Config {
         for def in catalog::CATALOG {
             let options = match selected.get(def.name) {
                 Some(options) => options.clone().unwrap_or_default(),
-                None if everything => wildcard.clone(),
+                None if everything && !def.opt_in => wildcard.clone(),
                 None => continue,
             };
             let mode = options.mode.or(wildcard.mode).unwrap_or(default_mode);
@@ -1043,6 +1049,14 @@ impl Config {
                 "source.request_timeout_seconds is {request_timeout}: use 1 to 3600 seconds (default 60)"
             )));
         }
+        let budget_reserve_percent = source
+            .budget_reserve_percent
+            .unwrap_or(DEFAULT_BUDGET_RESERVE_PERCENT);
+        if budget_reserve_percent > 90 {
+            return Err(error(format!(
+                "source.budget_reserve_percent is {budget_reserve_percent}: use 0 to 90 (percent of the daily token budget left unspent; default {DEFAULT_BUDGET_RESERVE_PERCENT})"
+            )));
+        }
         Ok(Config {
             company: company.to_owned(),
             client: ClientConfig {
@@ -1051,6 +1065,7 @@ impl Config {
                 request_timeout: Duration::from_secs(request_timeout),
                 max_attempts: 8,
                 max_tokens: source.max_tokens,
+                budget_reserve_percent,
                 user_agent: format!("pipedrive-sync/{}", env!("CARGO_PKG_VERSION")),
             },
             target,
@@ -1073,13 +1088,26 @@ mod tests {
     }
 
     #[test]
-    fn minimal_config_selects_every_stream() {
+    fn minimal_config_selects_every_stream_but_the_opt_in_ones() {
         let config = parse("source: {api_token: abc, company_domain: acme}\n").unwrap();
         assert_eq!(
             config.client.base_url.as_str(),
             "https://acme.pipedrive.com/"
         );
-        assert_eq!(config.streams.len(), catalog::CATALOG.len());
+        let selected: Vec<&str> = config.streams.iter().map(|s| s.def.name).collect();
+        let default: Vec<&str> = catalog::CATALOG
+            .iter()
+            .filter(|d| !d.opt_in)
+            .map(|d| d.name)
+            .collect();
+        assert_eq!(selected, default);
+        assert!(!selected.contains(&"deal_flow"));
+        // Named, an opt-in stream is synced; `'*'` does not add it.
+        let named = parse(
+            "source: {api_token: abc, company_domain: acme}\nstreams: {'*': {}, deal_flow: {}}\n",
+        )
+        .unwrap();
+        assert_eq!(named.streams.len(), default.len() + 1);
         assert_eq!(config.state_schema, "main");
         assert!(matches!(config.target, Target::DuckDb { .. }));
     }

@@ -105,7 +105,7 @@ fn catalog_entry(def: &StreamDef, columns: &[Column]) -> CatalogEntry {
     let keys: Vec<String> = def.primary_key.iter().map(|k| (*k).to_owned()).collect();
     let stream = Metadata {
         inclusion: Some("available".to_owned()),
-        selected_by_default: Some(true),
+        selected_by_default: Some(!def.opt_in),
         table_key_properties: Some(keys.clone()),
         valid_replication_keys: def.cursor_field.map(|c| vec![c.to_owned()]),
         forced_replication_method: (!def.supports_incremental()).then(|| "FULL_TABLE".to_owned()),
@@ -519,7 +519,22 @@ mod tests {
             pipelines["metadata"][0]["metadata"]["forced-replication-method"],
             "FULL_TABLE"
         );
-        assert_eq!(catalog.selected().len(), catalog::CATALOG.len());
+        // Opt-in streams are listed but not selected by default.
+        let selected = catalog.selected();
+        assert_eq!(
+            selected.len(),
+            catalog::CATALOG.iter().filter(|d| !d.opt_in).count()
+        );
+        let deal_flow = text["streams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["stream"] == "deal_flow")
+            .unwrap();
+        assert_eq!(
+            deal_flow["metadata"][0]["metadata"]["selected-by-default"],
+            false
+        );
     }
 
     #[test]

@@ -187,6 +187,10 @@ pub struct StreamDef {
     /// a 403 or 404 there means "not for this company", and the stream is skipped. Anywhere
     /// else the same answer means a wrong `base_url` (or proxy prefix) and fails the run.
     pub gated: bool,
+    /// Read only when `streams` names it: one request per record of a parent that grows with
+    /// the company (every deal, every mail thread), more than a small plan's daily budget pays
+    /// for. The default selection and `'*'` leave it out; `discover` shows its cost.
+    pub opt_in: bool,
 }
 
 impl StreamDef {
@@ -273,6 +277,14 @@ const fn flat(defined_by: &'static str) -> Option<CustomFields> {
     })
 }
 
+/// A stream synced only when named (see [`StreamDef::opt_in`]).
+const fn opt_in(stream: StreamDef) -> StreamDef {
+    StreamDef {
+        opt_in: true,
+        ..stream
+    }
+}
+
 /// A stream Pipedrive offers only on some plans, with an add-on or with a permission.
 const fn gated(stream: StreamDef) -> StreamDef {
     StreamDef {
@@ -310,6 +322,7 @@ const fn v2_entity(
         change_log: None,
         changed_at: None,
         gated: false,
+        opt_in: false,
     }
 }
 
@@ -345,6 +358,7 @@ const fn full(
         change_log: None,
         changed_at: None,
         gated: false,
+        opt_in: false,
     }
 }
 
@@ -580,7 +594,7 @@ pub static CATALOG: &[StreamDef] = &[
         "deal_installments",
         "/api/v2/deals/installments",
     )),
-    StreamDef {
+    opt_in(StreamDef {
         // The change log of each deal: field changes with old and new values and their time.
         fixed_query: &[("items", "dealChange"), ("all_changes", "1")],
         record_under: Some("data"),
@@ -595,8 +609,8 @@ pub static CATALOG: &[StreamDef] = &[
             "deal_id",
             ID,
         )
-    },
-    per_parent(
+    }),
+    opt_in(per_parent(
         "deal_participants",
         "/api/v1/deals/{id}/participants",
         ApiVersion::V1,
@@ -605,8 +619,8 @@ pub static CATALOG: &[StreamDef] = &[
         "deals",
         "deal_id",
         ID,
-    ),
-    per_parent(
+    )),
+    opt_in(per_parent(
         "deal_followers",
         "/api/v2/deals/{id}/followers",
         ApiVersion::V2,
@@ -615,7 +629,7 @@ pub static CATALOG: &[StreamDef] = &[
         "deals",
         "deal_id",
         &["deal_id", "user_id"],
-    ),
+    )),
     gated(StreamDef {
         items_path: Some("goals"),
         deletes: MISSING_ONLY,
@@ -660,7 +674,7 @@ pub static CATALOG: &[StreamDef] = &[
             ID,
         )
     }),
-    gated(per_parent(
+    opt_in(gated(per_parent(
         "mail_messages",
         "/api/v1/mailbox/mailThreads/{id}/mailMessages",
         ApiVersion::V1,
@@ -669,7 +683,7 @@ pub static CATALOG: &[StreamDef] = &[
         "mail_threads",
         "mail_thread_id",
         ID,
-    )),
+    ))),
     gated(entities(
         full(
             "call_logs",

@@ -88,6 +88,29 @@ pub fn custom_field_parts(
     }
 }
 
+/// Assigns columns to a stream's new custom fields (see [`assign_columns`]), keeping clear of
+/// its built-in columns and the engine's delete marks as well as the keys its `*Fields` list
+/// names, since Pipedrive leaves columns such as `currency` or `pipeline_id` out of that list.
+pub fn assign_custom_columns(
+    def: &StreamDef,
+    fields: &FieldCatalog,
+    assigned: &mut BTreeMap<String, String>,
+) {
+    let reserved = builtin_columns(def.name)
+        .into_iter()
+        .chain(delete_marks())
+        .map(|column| column.name)
+        .collect();
+    // v2's objects carry every part v1 flattens, so their parts cover both layouts.
+    let parts_of = |field_type: &str| {
+        custom_field_parts(field_type, CustomFieldLayout::Nested)
+            .iter()
+            .map(|(part, _)| *part)
+            .collect()
+    };
+    assign_columns(fields, &reserved, parts_of, assigned);
+}
+
 fn custom_columns(field: &FieldInfo, column: &str, layout: CustomFieldLayout) -> Vec<Column> {
     std::iter::once(Column::new(column, custom_field_type(&field.field_type)))
         .chain(
@@ -112,7 +135,7 @@ pub fn stream_columns(
     {
         let fields = FieldCatalog::from_definitions(records, shape);
         let mut assigned = state.map(|s| s.custom_columns.clone()).unwrap_or_default();
-        assign_columns(&fields, &mut assigned);
+        assign_custom_columns(def, &fields, &mut assigned);
         for (key, field) in &fields.custom {
             let Some(column) = assigned.get(key) else {
                 continue;
@@ -200,6 +223,69 @@ mod tests {
         let columns = stream_columns(deals, &definitions, Some(&state));
         assert!(columns.iter().any(|c| c.name == "old_budget_currency"));
         assert!(!columns.iter().any(|c| c.name == "budget"));
+    }
+
+    /// The cases that lost data: custom fields named like built-in columns the `*Fields` list
+    /// leaves out, and a text field named like a monetary field's currency column.
+    #[test]
+    fn custom_columns_never_collide_with_builtin_columns_parts_or_each_other() {
+        let deals = catalog::find("deals").unwrap();
+        let key = |n: u8| format!("{n:0>40}");
+        let field = |n: u8, name: &str, ty: &str| json!({"field_code": key(n), "field_name": name, "field_type": ty});
+        let records = vec![
+            field(1, "Currency", "varchar"),
+            field(2, "Pipeline ID", "int"),
+            field(3, "Budget currency", "varchar"),
+            field(4, "Budget", "monetary"),
+            field(5, "Is archived", "varchar"),
+            field(6, "Budget", "varchar"),
+            field(7, "Budget custom currency", "varchar"),
+            field(8, "Budget", "monetary"),
+        ];
+        let shape = catalog::find("deal_fields")
+            .unwrap()
+            .field_definitions
+            .unwrap();
+        let fields = FieldCatalog::from_definitions(&records, shape);
+        let mut assigned = BTreeMap::new();
+        assign_custom_columns(deals, &fields, &mut assigned);
+        let assigned_to = |n: u8| assigned[&key(n)].as_str();
+        assert_eq!(assigned_to(1), "currency_custom");
+        assert_eq!(assigned_to(2), "pipeline_id_custom");
+        assert_eq!(assigned_to(3), "budget_currency");
+        // "Budget" and its currency part move together past the text field's column.
+        assert_eq!(assigned_to(4), "budget_custom");
+        assert_eq!(assigned_to(5), "is_archived_custom");
+        // Plain "budget" is free: the monetary field took "budget_custom".
+        assert_eq!(assigned_to(6), "budget");
+        // Its name is the monetary field's currency part.
+        assert_eq!(assigned_to(7), "budget_custom_currency_custom");
+        assert_eq!(assigned_to(8), "budget_custom_2");
+
+        let builtin: Vec<String> = builtin_columns("deals")
+            .into_iter()
+            .map(|c| c.name)
+            .collect();
+        let mut all = Vec::new();
+        for (key, column) in &assigned {
+            all.push(column.clone());
+            let parts =
+                custom_field_parts(&fields.custom[key].field_type, CustomFieldLayout::Nested);
+            all.extend(parts.iter().map(|(part, _)| format!("{column}_{part}")));
+        }
+        let distinct: std::collections::BTreeSet<&String> = all.iter().collect();
+        assert_eq!(distinct.len(), all.len(), "columns claimed twice: {all:?}");
+        assert!(all.iter().all(|c| !builtin.contains(c)), "{all:?}");
+
+        // A column an earlier run assigned onto a built-in one is assigned anew; others stay.
+        let mut kept: BTreeMap<String, String> = [
+            (key(1), "currency".to_owned()),
+            (key(3), "old_name".to_owned()),
+        ]
+        .into();
+        assign_custom_columns(deals, &fields, &mut kept);
+        assert_eq!(kept[&key(1)], "currency_custom");
+        assert_eq!(kept[&key(3)], "old_name");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::catalog::{self, Deletes, Fanout, Incremental, Origin, PagingKind, StreamDef};
-use crate::declared::FieldDefinitions;
+use crate::declared::{FieldDefinitions, assign_custom_columns};
 use crate::destination::columns::{DELETED, DELETED_AT, delete_marks};
 use crate::destination::{Batch, Destination, DestinationError, Missing, Present, TableRef};
 use crate::history::{self, VersionInput};
@@ -22,7 +22,7 @@ use crate::runs::{RunRecord, RunStart};
 use crate::schema::{Column, ColumnType};
 use crate::source::{self, Source};
 use crate::state::{FullRefreshProgress, StreamState, SyncState};
-use crate::transform::{FieldCatalog, RecordTransform, assign_columns};
+use crate::transform::{FieldCatalog, RecordTransform};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -708,7 +708,7 @@ fn custom_field_rows(definitions: &FieldDefinitions, states: &SyncState) -> Vec<
             .get(def.name)
             .map(|s| s.custom_columns.clone())
             .unwrap_or_default();
-        assign_columns(&fields, &mut columns);
+        assign_custom_columns(def, &fields, &mut columns);
         for (key, field) in &fields.custom {
             let mut options: Vec<(&String, &String)> = field.options.iter().collect();
             options.sort();
@@ -858,7 +858,7 @@ impl UnitWorker<'_> {
                         catalog::find(custom.defined_by).and_then(|d| d.field_definitions)
                 {
                     transform.fields = FieldCatalog::from_definitions(&records, shape);
-                    assign_columns(&transform.fields, &mut state.custom_columns);
+                    assign_custom_columns(def, &transform.fields, &mut state.custom_columns);
                 }
                 transform.columns = state.custom_columns.clone();
                 transform.controls = plan.controls.clone();
@@ -1009,11 +1009,21 @@ impl UnitWorker<'_> {
 
         let mut pending: Option<Ack> = None;
         let mut position = start;
+        // Once the list moved under the walk, its bookmark stays where the walk could prove
+        // it, and the walk does not count as a complete listing.
+        let mut shifted = false;
         while let Some(read) = pages.next().await {
             let source::PageRead {
                 mut chunk,
                 mut children,
             } = read?;
+            if chunk.shifted && !shifted {
+                shifted = true;
+                tracing::warn!(
+                    stream = root.name,
+                    "the list moved under the walk by more than the page overlap; the bookmark stays and no row is marked deleted from this walk"
+                );
+            }
             if root_selected {
                 members[0].tally.requests += chunk.requests;
                 members[0].tally.tokens += chunk.tokens;
@@ -1052,7 +1062,11 @@ impl UnitWorker<'_> {
                         Ok(mut children) => {
                             member.tally.requests += children.requests;
                             member.tally.tokens += children.tokens;
-                            let replace = children.replace_parents.take();
+                            // Children a shifted walk may have skipped are not replaced.
+                            let replace = children
+                                .replace_parents
+                                .take()
+                                .filter(|_| !children.shifted);
                             (children.into_records(), replace)
                         }
                         Err(error) if error.exit_class() == ErrorClass::NotAvailable => {
@@ -1069,7 +1083,8 @@ impl UnitWorker<'_> {
                 if wanted_log.is_some_and(|log| log.stream == def.name) {
                     change_log = Some(records.clone());
                 }
-                if let Some(newest) = chunk.newest()
+                if !shifted
+                    && let Some(newest) = chunk.newest()
                     && member.bookmark.as_deref().is_none_or(|b| newest > b)
                 {
                     member.bookmark = Some(newest.to_owned());
@@ -1183,7 +1198,11 @@ impl UnitWorker<'_> {
             final_state.full_refresh = None;
             final_state.bookmark = member.bookmark.clone();
             final_state.completed_at = Some(Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true));
-            if def.deletes.is_some() && member.incremental && member.started_from.is_none() {
+            if def.deletes.is_some()
+                && member.incremental
+                && member.started_from.is_none()
+                && !shifted
+            {
                 // A first, complete walk listed every id: nothing to reconcile yet.
                 final_state.reconciled_at = Some(self.observed_at.clone());
             }
@@ -1208,7 +1227,7 @@ impl UnitWorker<'_> {
                 self.writer
                     .commit(empty(member.target.clone(), member.state.clone()))
                     .await?;
-                if let (Some(_), true) = (def.deletes, self.keeps_deleted) {
+                if let (Some(_), true, false) = (def.deletes, self.keeps_deleted, shifted) {
                     // Rows the reload no longer has are deleted in Pipedrive (or purged): keep
                     // them, marked, rather than lose them with the old table.
                     self.writer
@@ -1284,6 +1303,14 @@ impl UnitWorker<'_> {
                 };
                 member.tally.requests += chunk.requests;
                 member.tally.tokens += chunk.tokens;
+                if chunk.shifted {
+                    tracing::warn!(
+                        stream = def.name,
+                        list = list.name,
+                        "deletes not reconciled: the list moved under the walk; the next run tries again"
+                    );
+                    return Ok(());
+                }
                 present.extend(
                     chunk
                         .into_records()

@@ -29,6 +29,9 @@ pub struct Chunk {
     pub next: Option<PagePosition>,
     pub requests: u64,
     pub tokens: u64,
+    /// The list moved under an offset walk by more than its overlap before this page: records
+    /// may have been skipped, so the walk proves neither completeness nor a bookmark.
+    pub shifted: bool,
 }
 
 /// A page's records kept as raw JSON. Pages read ahead wait in this form: a parsed record
@@ -52,6 +55,7 @@ impl Chunk {
             next: None,
             requests: 0,
             tokens: 0,
+            shifted: false,
         }
     }
 
@@ -411,6 +415,7 @@ impl Source {
                     next: page.next,
                     requests: 1,
                     tokens: u64::from(def.token_cost),
+                    shifted: page.shifted,
                 };
                 // A keyset walk names its next page by the newest record of this one.
                 if let Pager::Keyset { .. } = pager {
@@ -494,6 +499,7 @@ static RECENTS: StreamDef = StreamDef {
     change_log: None,
     changed_at: None,
     gated: false,
+    opt_in: false,
 };
 
 /// Rows made of each selected parent's `field` array: `{<parent>_id, position, ...element}`
@@ -622,6 +628,7 @@ async fn requested(
         chunk.requests += sent;
         chunk.tokens += sent * u64::from(def.token_cost);
         for page in pages {
+            chunk.shifted |= page.shifted;
             let mut records = parse_records(def, &page.items, def.record_under, true);
             if let (Some(column), Some(parent)) = (def.parent_column, &parent) {
                 for record in &mut records {

@@ -115,30 +115,69 @@ pub fn column_name(name: &str) -> String {
     column
 }
 
-/// Assigns columns to custom fields that have none yet. Existing assignments never change.
-/// New names avoid built-in keys and every assigned column; ties break on the field key so the
-/// result does not depend on the order fields were listed in.
-pub fn assign_columns(catalog: &FieldCatalog, assigned: &mut BTreeMap<String, String>) {
-    let mut taken: BTreeSet<String> = catalog.builtin.clone();
-    taken.extend(assigned.values().cloned());
+/// Assigns columns to custom fields that have none yet, by one deterministic rule:
+///
+/// - a field takes its name's [`column_name`] together with the sibling columns its value
+///   spreads into (`<column>_<part>`, from `parts_of` its type);
+/// - if any of those is already taken (a built-in key the `*Fields` list names, a name in
+///   `reserved`, or a column or sibling of another custom field), it tries `<name>_custom`,
+///   then `<name>_custom_2`, `<name>_custom_3`, ...;
+/// - fields are assigned in key order, so the result does not depend on listing order.
+///
+/// Existing assignments never change (a renamed field keeps its column), except one that
+/// collides with a reserved name: it was overwriting a built-in column, and is assigned anew.
+pub fn assign_columns(
+    catalog: &FieldCatalog,
+    reserved: &BTreeSet<String>,
+    parts_of: impl Fn(&str) -> Vec<&'static str>,
+    assigned: &mut BTreeMap<String, String>,
+) {
+    let claims = |column: &str, field_type: &str| -> Vec<String> {
+        std::iter::once(column.to_owned())
+            .chain(
+                parts_of(field_type)
+                    .iter()
+                    .map(|part| format!("{column}_{part}")),
+            )
+            .collect()
+    };
+    let field_type = |key: &str| {
+        catalog
+            .custom
+            .get(key)
+            .map_or("", |field| field.field_type.as_str())
+    };
+    let mut taken: BTreeSet<String> = catalog.builtin.iter().chain(reserved).cloned().collect();
     taken.insert("id".to_owned());
     taken.insert("custom_fields".to_owned());
+    assigned.retain(|key, column| {
+        claims(column, field_type(key))
+            .iter()
+            .all(|claimed| !taken.contains(claimed))
+    });
+    for (key, column) in assigned.iter() {
+        taken.extend(claims(column, field_type(key)));
+    }
     for (key, field) in &catalog.custom {
         if assigned.contains_key(key) {
             continue;
         }
         let base = column_name(&field.name);
-        let mut candidate = if taken.contains(&base) {
-            format!("{base}_custom")
-        } else {
-            base.clone()
+        let free = |column: &str| {
+            claims(column, &field.field_type)
+                .iter()
+                .all(|claimed| !taken.contains(claimed))
         };
-        let mut n = 2;
-        while taken.contains(&candidate) {
-            candidate = format!("{base}_{n}");
+        let mut candidate = base.clone();
+        let mut n = 1;
+        while !free(&candidate) {
+            candidate = match n {
+                1 => format!("{base}_custom"),
+                n => format!("{base}_custom_{n}"),
+            };
             n += 1;
         }
-        taken.insert(candidate.clone());
+        taken.extend(claims(&candidate, &field.field_type));
         assigned.insert(key.clone(), candidate);
     }
 }
@@ -276,10 +315,14 @@ mod tests {
         )
     }
 
+    fn no_parts(_: &str) -> Vec<&'static str> {
+        Vec::new()
+    }
+
     fn transform(layout: CustomFieldLayout) -> RecordTransform {
         let fields = fields();
         let mut columns = BTreeMap::new();
-        assign_columns(&fields, &mut columns);
+        assign_columns(&fields, &BTreeSet::new(), no_parts, &mut columns);
         RecordTransform {
             layout: Some(layout),
             fields,
@@ -297,7 +340,7 @@ mod tests {
         let mut renamed = t.fields.clone();
         renamed.custom.get_mut(MONEY).unwrap().name = "Renamed".into();
         let mut columns = t.columns.clone();
-        assign_columns(&renamed, &mut columns);
+        assign_columns(&renamed, &BTreeSet::new(), no_parts, &mut columns);
         assert_eq!(columns[MONEY], "contract_value");
     }
 
