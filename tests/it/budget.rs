@@ -65,3 +65,40 @@ async fn max_tokens_caps_what_one_run_spends() {
     let spent = sim.stats().await["tokens_spent"].as_u64().unwrap();
     assert!(spent <= 30, "spent {spent} tokens with max_tokens 30");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_leaves_the_budget_reserve_unspent_and_the_next_run_continues() {
+    let sim = Sim::start(Scale::Small, Plan::Premium).await;
+    let workspace = Workspace::new();
+    workspace.write_config(&sim, STREAMS);
+    // A day's budget of 250 tokens, less than these streams cost: 50 of them are the reserve.
+    let limit = 250;
+    sim.admin_call(
+        Method::POST,
+        "/__sim/budget/reset",
+        json!({"remaining": limit}),
+    )
+    .await;
+    let keep = limit * u64::from(pipedrive_config::DEFAULT_BUDGET_RESERVE_PERCENT) / 100;
+    let stopped = workspace.sync(&sim, &[]);
+    assert_eq!(stopped.status.code(), Some(75), "{}", stderr(&stopped));
+    assert!(
+        stderr(&stopped).contains("budget_reserve_percent"),
+        "{}",
+        stderr(&stopped)
+    );
+    let remaining = sim.admin_get("/__sim/budget").await["remaining"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        remaining >= keep,
+        "the run spent into the reserve: {remaining} left, {keep} kept"
+    );
+    assert!(remaining < limit, "the run read nothing");
+
+    sim.admin_call(Method::POST, "/__sim/budget/reset", json!({}))
+        .await;
+    assert_ok(&workspace.sync(&sim, &[]));
+    let rows = workspace.rows("main.deals", "id");
+    compare_with_truth(&sim, "deals", "id", Listed::NotArchived, &rows).await;
+}
