@@ -64,7 +64,10 @@ mod seed;
 mod server;
 mod state;
 mod util;
+mod webhook_delivery;
 mod write;
+
+pub use webhook_delivery::{WebhookFaults, WebhookOptions};
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -196,6 +199,8 @@ pub struct SimOptions {
     /// Seeded changes applied per second while serving (creates, edits, deletes, archiving,
     /// stage moves, merges, custom-field changes); 0 = none. See `/__sim/churn`.
     pub churn_per_second: f64,
+    /// Webhook delivery timing and faults; see `/__sim/webhooks/*`.
+    pub webhooks: WebhookOptions,
 }
 
 impl Default for SimOptions {
@@ -210,6 +215,7 @@ impl Default for SimOptions {
             jitter_ms: 0,
             faults: FaultSettings::default(),
             churn_per_second: 0.0,
+            webhooks: WebhookOptions::default(),
         }
     }
 }
@@ -261,6 +267,7 @@ pub async fn start(opts: SimOptions, port: u16) -> std::io::Result<SimHandle> {
     if st.opts.churn_per_second > 0.0 {
         churn::Churn::set_rate(&st, st.opts.churn_per_second);
     }
+    webhook_delivery::start(&st);
     let app = server::router(st.clone());
     let join = tokio::spawn(async move {
         let _ = axum::serve(listener, app)
@@ -268,8 +275,9 @@ pub async fn start(opts: SimOptions, port: u16) -> std::io::Result<SimHandle> {
                 let _ = rx.await;
             })
             .await;
-        // Churn stops with the server.
+        // Churn and webhook delivery stop with the server.
         st.churn.stop();
+        webhook_delivery::stop(&st);
     });
     Ok(SimHandle {
         url,

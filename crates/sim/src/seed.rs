@@ -750,6 +750,7 @@ pub fn generate(opts: &SimOptions) -> Db {
         seed_users: nusers,
         extra: Default::default(),
         webhooks: Default::default(),
+        webhook_outbox: Default::default(),
     };
     db.extra = crate::extra::derive(&db);
     db
