@@ -41,6 +41,20 @@
 //!   `GET /__sim/churn` → `{"per_second","applied","rejected","last_rejection",
 //!   "by_kind":{"update":{"deals":N}}}`. Kinds: create, update, delete, archive, unarchive,
 //!   stage_move, merge, field_add, field_rename, field_delete.
+//! - `GET /__sim/webhooks/stats` → `{"queued","attempted","succeeded","failed","retried",
+//!   "dropped","duplicated","reordered","slowed","lost_to_ban","bans","pending",
+//!   "subscriptions":{"7":{...the same counters,"failed_first_attempts","banned_until"}}}`;
+//!   `pending` is 0 once every queued delivery has finished.
+//! - `GET|POST /__sim/webhooks/faults` ([`WebhookFaults`] JSON: `duplicate_rate`,
+//!   `reorder_rate`, `drop_rate`, `slow_rate`, `slow_ms`; posting restarts the fault sequence).
+//! - `GET|POST /__sim/webhooks/timing` `{"time_scale": 0.01}` → the scaled waits
+//!   (`timeout_ms`, `retry_delays_ms`, `ban_ms`, ...); [`WebhookOptions`] sets both at start.
+//!
+//! # Webhooks
+//! Subscriptions made with `POST /api/v1/webhooks` (`version: "2.0"`) receive Webhooks v2
+//! deliveries of every change to deals, persons, organizations, activities, products, notes,
+//! leads, pipelines, stages and deal products, from API writes, churn, merges and the admin
+//! archive and custom-field calls (see `webhook_delivery`).
 //!
 //! # Merges
 //! `PUT /api/v1/{persons,organizations,deals}/{id}/merge` `{"merge_with_id": N}`: `N` survives,
