@@ -37,6 +37,14 @@ pub async fn handle(st: &Arc<State>, method: &str, path: &str, body: &[u8]) -> R
     };
     match (method, segs.as_slice()) {
         ("GET", ["stats"]) => ok(st.stats.to_json()),
+        (_, ["webhooks", rest @ ..]) => {
+            match crate::webhook_delivery::admin(st, method, rest, body) {
+                Some((status, v)) => {
+                    json_response(status, serde_json::to_vec(&v).unwrap_or_default())
+                }
+                None => bad(404, "unknown admin endpoint"),
+            }
+        }
         ("GET", ["churn"]) => churn_report(st),
         ("POST", ["churn"]) => match serde_json::from_slice::<crate::churn::ChurnRequest>(body) {
             Ok(request) => {
@@ -149,7 +157,8 @@ pub async fn handle(st: &Arc<State>, method: &str, path: &str, body: &[u8]) -> R
             let on = segs[0] == "archive";
             let now = st.clock.now();
             let mut db = st.db.write().unwrap_or_else(|e| e.into_inner());
-            let found = match *entity {
+            let origin = crate::webhook_delivery::Origin::app(now);
+            let found = crate::webhook_delivery::observe(&mut db, origin, |db| match *entity {
                 "deals" => id.parse().ok().and_then(|id| {
                     db.deals.modify(id, |d| {
                         d.archive_time = on.then_some(now / 1000 * 1000);
@@ -163,7 +172,7 @@ pub async fn handle(st: &Arc<State>, method: &str, path: &str, body: &[u8]) -> R
                     })
                 }),
                 _ => None,
-            };
+            });
             match found {
                 Some(()) => ok(json!({"ok": true})),
                 None => bad(404, "not found"),
@@ -291,7 +300,17 @@ fn custom_field_value(st: &State, entity: &str, id: &str, body: &Value) -> Respo
     let Some(field) = db.custom_fields(e).find(|f| f.key == key).map(|f| f.id) else {
         return bad(404, "field not found");
     };
-    let found = match e {
+    if !matches!(
+        e,
+        FieldEntity::Deal | FieldEntity::Person | FieldEntity::Org | FieldEntity::Product
+    ) {
+        return bad(
+            400,
+            "values can be set on deals, persons, organizations and products",
+        );
+    }
+    let origin = crate::webhook_delivery::Origin::app(now);
+    let found = crate::webhook_delivery::observe(&mut db, origin, |db| match e {
         FieldEntity::Deal => db.deals.modify(id, |r| {
             r.cf.set(field, value);
             r.update_time = now;
@@ -308,13 +327,8 @@ fn custom_field_value(st: &State, entity: &str, id: &str, body: &Value) -> Respo
             r.cf.set(field, value);
             r.update_time = now;
         }),
-        _ => {
-            return bad(
-                400,
-                "values can be set on deals, persons, organizations and products",
-            );
-        }
-    };
+        _ => None,
+    });
     match found {
         Some(()) => ok(json!({"ok": true})),
         None => bad(404, "not found"),

@@ -316,10 +316,12 @@ impl Engine {
 
     fn send(&mut self, db: &mut Db, now: Ms, request: Request) {
         let query = Query(Vec::new());
+        // Churn stands for the company's users working in the app, not for an API client.
         let ctx = Ctx {
             now,
             q: &query,
             me: 1,
+            source: crate::webhook_delivery::ChangeSource::App,
         };
         // A DELETE carries no body.
         let body = if request.body.is_null() {

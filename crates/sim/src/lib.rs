@@ -41,6 +41,20 @@
 //!   `GET /__sim/churn` → `{"per_second","applied","rejected","last_rejection",
 //!   "by_kind":{"update":{"deals":N}}}`. Kinds: create, update, delete, archive, unarchive,
 //!   stage_move, merge, field_add, field_rename, field_delete.
+//! - `GET /__sim/webhooks/stats` → `{"queued","attempted","succeeded","failed","retried",
+//!   "dropped","duplicated","reordered","slowed","lost_to_ban","bans","pending",
+//!   "subscriptions":{"7":{...the same counters,"failed_first_attempts","banned_until"}}}`;
+//!   `pending` is 0 once every queued delivery has finished.
+//! - `GET|POST /__sim/webhooks/faults` ([`WebhookFaults`] JSON: `duplicate_rate`,
+//!   `reorder_rate`, `drop_rate`, `slow_rate`, `slow_ms`; posting restarts the fault sequence).
+//! - `GET|POST /__sim/webhooks/timing` `{"time_scale": 0.01}` → the scaled waits
+//!   (`timeout_ms`, `retry_delays_ms`, `ban_ms`, ...); [`WebhookOptions`] sets both at start.
+//!
+//! # Webhooks
+//! Subscriptions made with `POST /api/v1/webhooks` (`version: "2.0"`) receive Webhooks v2
+//! deliveries of every change to deals, persons, organizations, activities, products, notes,
+//! leads, pipelines, stages and deal products, from API writes, churn, merges and the admin
+//! archive and custom-field calls (see `webhook_delivery`).
 //!
 //! # Merges
 //! `PUT /api/v1/{persons,organizations,deals}/{id}/merge` `{"merge_with_id": N}`: `N` survives,
@@ -64,7 +78,10 @@ mod seed;
 mod server;
 mod state;
 mod util;
+mod webhook_delivery;
 mod write;
+
+pub use webhook_delivery::{WebhookFaults, WebhookOptions};
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -196,6 +213,8 @@ pub struct SimOptions {
     /// Seeded changes applied per second while serving (creates, edits, deletes, archiving,
     /// stage moves, merges, custom-field changes); 0 = none. See `/__sim/churn`.
     pub churn_per_second: f64,
+    /// Webhook delivery timing and faults; see `/__sim/webhooks/*`.
+    pub webhooks: WebhookOptions,
 }
 
 impl Default for SimOptions {
@@ -210,6 +229,7 @@ impl Default for SimOptions {
             jitter_ms: 0,
             faults: FaultSettings::default(),
             churn_per_second: 0.0,
+            webhooks: WebhookOptions::default(),
         }
     }
 }
@@ -261,6 +281,7 @@ pub async fn start(opts: SimOptions, port: u16) -> std::io::Result<SimHandle> {
     if st.opts.churn_per_second > 0.0 {
         churn::Churn::set_rate(&st, st.opts.churn_per_second);
     }
+    webhook_delivery::start(&st);
     let app = server::router(st.clone());
     let join = tokio::spawn(async move {
         let _ = axum::serve(listener, app)
@@ -268,8 +289,9 @@ pub async fn start(opts: SimOptions, port: u16) -> std::io::Result<SimHandle> {
                 let _ = rx.await;
             })
             .await;
-        // Churn stops with the server.
+        // Churn and webhook delivery stop with the server.
         st.churn.stop();
+        webhook_delivery::stop(&st);
     });
     Ok(SimHandle {
         url,

@@ -2,7 +2,7 @@
 //! deterministically from (seed, entity, id), so a million records fit in a few hundred MB.
 
 use crate::util::{Ms, Rng};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 /// Deleted records stay visible (as deleted) for this long, then they are purged.
 pub const PURGE_AFTER_MS: Ms = 30 * crate::util::DAY_MS;
@@ -23,6 +23,24 @@ pub struct Table<T> {
     pub rows: Vec<T>,
     pub by_update: BTreeSet<(Ms, u64)>,
     pub next_id: u64,
+    /// While a write is watched for webhooks, what it touched (see [`Journal`]).
+    journal: Option<Journal<T>>,
+}
+
+/// The rows one write touched, each with its state before the write (`None`: the write
+/// created it), in the order the write first touched them. Webhook events are the difference
+/// between these and the rows after the write.
+struct Journal<T> {
+    seen: HashSet<u64>,
+    before: Vec<(u64, Option<T>)>,
+}
+
+impl<T> Journal<T> {
+    fn note(&mut self, id: u64, before: impl FnOnce() -> Option<T>) {
+        if self.seen.insert(id) {
+            self.before.push((id, before()));
+        }
+    }
 }
 
 impl<T: Rec> Table<T> {
@@ -33,6 +51,7 @@ impl<T: Rec> Table<T> {
             rows,
             by_update,
             next_id,
+            journal: None,
         }
     }
     pub fn pos(&self, id: u64) -> Option<usize> {
@@ -40,30 +59,6 @@ impl<T: Rec> Table<T> {
     }
     pub fn get(&self, id: u64) -> Option<&T> {
         self.pos(id).map(|p| &self.rows[p])
-    }
-    pub fn insert(&mut self, row: T) {
-        self.next_id = self.next_id.max(row.id() + 1);
-        self.by_update.insert((row.update_time(), row.id()));
-        self.rows.push(row);
-    }
-    /// Mutates one row, keeping the update index consistent.
-    /// Physically removes a row (no soft delete, no 30-day window): merged-away records and
-    /// deleted leads.
-    pub fn remove(&mut self, id: u64) -> Option<T> {
-        let row = self.rows.remove(self.pos(id)?);
-        self.by_update.remove(&(row.update_time(), id));
-        Some(row)
-    }
-    pub fn modify<R>(&mut self, id: u64, f: impl FnOnce(&mut T) -> R) -> Option<R> {
-        let p = self.pos(id)?;
-        let old = self.rows[p].update_time();
-        let r = f(&mut self.rows[p]);
-        let new = self.rows[p].update_time();
-        if old != new {
-            self.by_update.remove(&(old, id));
-            self.by_update.insert((new, id));
-        }
-        Some(r)
     }
     /// Physically removes rows soft-deleted at least 30 days before `now`.
     pub fn purge(&mut self, now: Ms) -> usize {
@@ -77,6 +72,54 @@ impl<T: Rec> Table<T> {
             _ => true,
         });
         before - self.rows.len()
+    }
+}
+
+impl<T: Rec + Clone> Table<T> {
+    /// Starts recording what writes touch, until [`Table::take_journal`].
+    pub fn start_journal(&mut self) {
+        self.journal = Some(Journal {
+            seen: HashSet::new(),
+            before: Vec::new(),
+        });
+    }
+    /// Stops recording; the rows touched since [`Table::start_journal`].
+    pub fn take_journal(&mut self) -> Vec<(u64, Option<T>)> {
+        self.journal.take().map(|j| j.before).unwrap_or_default()
+    }
+    pub fn insert(&mut self, row: T) {
+        if let Some(journal) = &mut self.journal {
+            journal.note(row.id(), || None);
+        }
+        self.next_id = self.next_id.max(row.id() + 1);
+        self.by_update.insert((row.update_time(), row.id()));
+        self.rows.push(row);
+    }
+    /// Physically removes a row (no soft delete, no 30-day window): merged-away records and
+    /// deleted leads.
+    pub fn remove(&mut self, id: u64) -> Option<T> {
+        let p = self.pos(id)?;
+        if let Some(journal) = &mut self.journal {
+            journal.note(id, || Some(self.rows[p].clone()));
+        }
+        let row = self.rows.remove(p);
+        self.by_update.remove(&(row.update_time(), id));
+        Some(row)
+    }
+    /// Mutates one row, keeping the update index consistent.
+    pub fn modify<R>(&mut self, id: u64, f: impl FnOnce(&mut T) -> R) -> Option<R> {
+        let p = self.pos(id)?;
+        if let Some(journal) = &mut self.journal {
+            journal.note(id, || Some(self.rows[p].clone()));
+        }
+        let old = self.rows[p].update_time();
+        let r = f(&mut self.rows[p]);
+        let new = self.rows[p].update_time();
+        if old != new {
+            self.by_update.remove(&(old, id));
+            self.by_update.insert((new, id));
+        }
+        Some(r)
     }
 }
 
@@ -747,6 +790,8 @@ pub struct Db {
     pub seed_users: u64,
     pub extra: crate::extra::Extra,
     pub webhooks: crate::entities::webhooks::Registry,
+    /// Where writes leave their webhook events for delivery.
+    pub webhook_outbox: crate::webhook_delivery::Outbox,
 }
 
 impl Db {

@@ -76,6 +76,9 @@ pub struct Ctx<'a> {
     pub q: &'a crate::list::Query,
     /// The authenticated user (the token owner).
     pub me: u64,
+    /// Whether a write comes from an API client or from a user in the app (churn): webhooks
+    /// report it as `meta.change_source`.
+    pub source: crate::webhook_delivery::ChangeSource,
 }
 
 pub(crate) fn parse_limit(c: &Ctx, ver: u8, max: usize) -> Result<usize, Resp> {

@@ -750,6 +750,7 @@ pub fn generate(opts: &SimOptions) -> Db {
         seed_users: nusers,
         extra: Default::default(),
         webhooks: Default::default(),
+        webhook_outbox: Default::default(),
     };
     db.extra = crate::extra::derive(&db);
     db
@@ -959,6 +960,9 @@ pub fn gen_cf(db: &Db, entity: FieldEntity, rec_id: u64, f: &FieldDef) -> Option
         return None;
     }
     let nusers = db.users.rows.len() as u64;
+    // Linked records are drawn from the seeded ones: counting the live rows instead would
+    // change every seeded link whenever a record is created, merged away or purged.
+    let seeded = counts(db.scale);
     Some(match ct {
         CfType::Varchar | CfType::VarcharAuto => {
             CfVal::Str(format!("{} {}", r.pick(PRODUCT_ADJ), r.pick(DEAL_WORDS)).into())
@@ -983,8 +987,8 @@ pub fn gen_cf(db: &Db, entity: FieldEntity, rec_id: u64, f: &FieldDef) -> Option
             CfVal::Set(v)
         }
         CfType::User => CfVal::Id(1 + r.below(nusers.max(1))),
-        CfType::Org => CfVal::Id(1 + r.below(db.orgs.rows.len().max(1) as u64)),
-        CfType::People => CfVal::Id(1 + r.below(db.persons.rows.len().max(1) as u64)),
+        CfType::Org => CfVal::Id(1 + r.below(seeded.orgs.max(1))),
+        CfType::People => CfVal::Id(1 + r.below(seeded.persons.max(1))),
         CfType::Phone => CfVal::Str(format!("+1 555 {:04}", r.below(10_000)).into()),
         CfType::Time => CfVal::Time(
             r.below(24 * 4) as u32 * 900,

@@ -247,7 +247,12 @@ async fn handle(st: Arc<State>, req: Request) -> Response<Body> {
         } else {
             st.write_time(now)
         };
-        let c = Ctx { now, q: &q, me };
+        let c = Ctx {
+            now,
+            q: &q,
+            me,
+            source: crate::webhook_delivery::ChangeSource::Api,
+        };
         let resp = if method == "GET" {
             let db = st.db.read().unwrap_or_else(|e| e.into_inner());
             crate::entities::get(&c, &db, ver, &segs).unwrap_or_else(|| {

@@ -178,6 +178,7 @@ pub struct State {
     pub oauth: Mutex<OAuth>,
     pub costs: crate::costs::CostTable,
     pub churn: crate::churn::Churn,
+    pub webhook_deliveries: std::sync::Arc<crate::webhook_delivery::Deliveries>,
 }
 
 impl State {
@@ -198,6 +199,9 @@ impl State {
             limiter: Limiter::new(opts.plan, seats),
             faults: RwLock::new(opts.faults.clone()),
             churn: crate::churn::Churn::new(opts.seed),
+            webhook_deliveries: std::sync::Arc::new(crate::webhook_delivery::Deliveries::new(
+                opts.webhooks.clone(),
+            )),
             opts,
             url,
             api_token,

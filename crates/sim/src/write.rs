@@ -326,7 +326,7 @@ fn editable<T: Rec + Clone>(table: &Table<T>, id: u64, what: &str) -> Result<T, 
 }
 
 /// Stores a created (`updating` false) or patched row; returns its id.
-fn stored<T: Rec>(table: &mut Table<T>, updating: bool, row: T) -> u64 {
+fn stored<T: Rec + Clone>(table: &mut Table<T>, updating: bool, row: T) -> u64 {
     let id = row.id();
     if updating {
         table.modify(id, |x| *x = row);
@@ -353,9 +353,13 @@ fn parse_id(s: &str) -> Option<u64> {
 
 /// Every API write goes through here, from a client or from churn: the entity modules first,
 /// then the older handlers below.
+/// What a write changes in the main entities becomes webhook events.
 pub fn dispatch(c: &Ctx, db: &mut Db, ver: u8, method: &str, segs: &[&str], body: &[u8]) -> Resp {
-    crate::entities::write(c, db, ver, method, segs, body)
-        .unwrap_or_else(|| write(c, db, ver, method, segs, body))
+    let origin = crate::webhook_delivery::Origin::of(c);
+    crate::webhook_delivery::observe(db, origin, |db| {
+        crate::entities::write(c, db, ver, method, segs, body)
+            .unwrap_or_else(|| write(c, db, ver, method, segs, body))
+    })
 }
 
 fn write(c: &Ctx, db: &mut Db, ver: u8, method: &str, segs: &[&str], body: &[u8]) -> Resp {
@@ -473,7 +477,7 @@ fn lead_404() -> Resp {
     }
 }
 
-fn soft_delete<T: Rec + SoftDelete>(
+fn soft_delete<T: Rec + Clone + SoftDelete>(
     t: &mut Table<T>,
     id: &str,
     now: Ms,

@@ -90,6 +90,12 @@ pub fn merge(c: &Ctx, db: &mut Db, kind: Merged, id: &str, body: &[u8]) -> Resp 
         );
     }
     let t = secs(c.now);
+    let entity = match kind {
+        Merged::Person => "person",
+        Merged::Organization => "organization",
+        Merged::Deal => "deal",
+    };
+    db.webhook_outbox.note_merge(entity, merged, survivor);
     match kind {
         Merged::Person => {
             merge_persons(db, merged, survivor, t, c.me);
@@ -153,7 +159,7 @@ fn with_merge_what_id(render: impl FnOnce(&mut J), merged: u64) -> Resp {
 }
 
 /// Points every row `points_at` selects elsewhere with `repoint`; returns their ids.
-fn repoint<T: Rec>(
+fn repoint<T: Rec + Clone>(
     table: &mut Table<T>,
     points_at: impl Fn(&T) -> bool,
     repoint: impl Fn(&mut T),

@@ -1,9 +1,9 @@
-//! Webhook subscriptions (`/v1/webhooks`; there is no v2 management API). Registration only:
-//! what the real API stores, validates and answers. Delivery is not simulated yet.
+//! Webhook subscriptions (`/v1/webhooks`; there is no v2 management API): what the real API
+//! stores, validates and answers. `crate::webhook_delivery` sends the events to them.
 
 use crate::model::Db;
 use crate::respond::{Ctx, Resp};
-use crate::util::iso_ms;
+use crate::util::{Ms, iso_ms};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -62,6 +62,81 @@ struct WebhookView {
     last_http_status: Option<u16>,
     admin_id: u64,
     name: String,
+    /// `add_time` as a number, for the three-day rule of delivery.
+    #[serde(skip)]
+    added_ms: Ms,
+}
+
+/// Where and how to deliver one subscription's events.
+#[derive(Clone, Debug)]
+pub struct Subscription {
+    pub id: u64,
+    pub owner_id: u64,
+    /// Events reach the subscription only if this user may see the record.
+    pub user_id: u64,
+    pub url: String,
+    /// HTTP Basic credentials (`http_auth_user`, `http_auth_password`).
+    pub basic_auth: Option<(String, Option<String>)>,
+}
+
+impl Registry {
+    /// Whether any subscription would receive v2 events.
+    pub fn has_active(&self) -> bool {
+        self.hooks
+            .iter()
+            .any(|h| h.is_active == 1 && h.version == "2.0")
+    }
+    /// The active v2 subscriptions matching an event, `*` matching any action or object.
+    /// Subscriptions with `version: "1.0"` get no deliveries (v1 payloads are not simulated).
+    pub fn subscribed<'a>(
+        &'a self,
+        action: &'a str,
+        object: &'a str,
+    ) -> impl Iterator<Item = Subscription> + 'a {
+        self.hooks
+            .iter()
+            .filter(move |h| {
+                h.is_active == 1
+                    && h.version == "2.0"
+                    && (h.event_action == "*" || h.event_action == action)
+                    && (h.event_object == "*" || h.event_object == object)
+            })
+            .map(|h| Subscription {
+                id: h.id,
+                owner_id: h.owner_id,
+                user_id: h.user_id,
+                url: h.subscription_url.clone(),
+                basic_auth: h
+                    .http_auth_user
+                    .clone()
+                    .map(|user| (user, h.http_auth_password.clone())),
+            })
+    }
+    /// Notes a delivery attempt as the management API shows it (`last_delivery_time`,
+    /// `last_http_status`; no status when the receiver never answered).
+    pub fn record_attempt(&mut self, id: u64, at: Ms, status: Option<u16>) {
+        if let Some(h) = self.hooks.iter_mut().find(|h| h.id == id) {
+            h.last_delivery_time = Some(iso_ms(at - at.rem_euclid(1000)));
+            h.last_http_status = status;
+        }
+    }
+    /// When the subscription was added, if it still exists.
+    pub fn added(&self, id: u64) -> Option<Ms> {
+        self.hooks.iter().find(|h| h.id == id).map(|h| h.added_ms)
+    }
+    /// Turns a subscription off as Pipedrive does after three days without a successful
+    /// delivery: it stays listed with `is_active: 0`, `remove_time` and `remove_reason`.
+    pub fn deactivate(&mut self, id: u64, at: Ms, reason: &str) {
+        if let Some(h) = self
+            .hooks
+            .iter_mut()
+            .find(|h| h.id == id && h.is_active == 1)
+        {
+            h.is_active = 0;
+            h.remove_time = Some(iso_ms(at - at.rem_euclid(1000)));
+            h.remove_reason = Some(reason.to_string());
+        }
+    }
 }
 
 /// The management API writes `status` before `success`.
@@ -203,6 +278,7 @@ pub fn create(c: &Ctx, db: &mut Db, body: &[u8]) -> Resp {
         last_http_status: None,
         admin_id: c.me,
         name,
+        added_ms: c.now,
     };
     reg.hooks.push(hook.clone());
     ok(201, Some(&hook))
