@@ -170,8 +170,21 @@ fn rebuild(
     chain
 }
 
-/// A logged value (text, as change logs keep them) in the column's type.
+/// A logged value (text, as change logs keep them) in the column's type. A monetary value is
+/// logged with its currency (`"32593 SEK"`): its number is the column's value. A value that
+/// still does not fit the column is null, the one rule for values that do not fit their type
+/// (see [`crate::declared::fits`]), rather than a write the destination refuses.
 fn coerce(old: &Value, ty: ColumnType) -> Value {
+    let value = coerce_text(old, ty);
+    if crate::declared::fits(&value, ty) {
+        value
+    } else {
+        tracing::warn!(column_type = ?ty, "a logged value that does not fit its column is loaded as null");
+        Value::Null
+    }
+}
+
+fn coerce_text(old: &Value, ty: ColumnType) -> Value {
     let Some(text) = old.as_str() else {
         return old.clone();
     };
@@ -184,7 +197,12 @@ fn coerce(old: &Value, ty: ColumnType) -> Value {
         })
     };
     let coerced = match ty {
-        ColumnType::BigInt | ColumnType::Double => number(text),
+        ColumnType::BigInt | ColumnType::Double => number(text).or_else(|| {
+            let (amount, currency) = text.split_once(' ')?;
+            let is_currency =
+                currency.len() == 3 && currency.bytes().all(|b| b.is_ascii_uppercase());
+            is_currency.then(|| number(amount)).flatten()
+        }),
         ColumnType::Boolean => match text {
             "true" | "1" => Some(Value::Bool(true)),
             "false" | "0" | "" => Some(Value::Bool(false)),
@@ -207,6 +225,23 @@ mod tests {
     use super::*;
     use crate::catalog;
     use serde_json::json;
+
+    #[test]
+    fn logged_values_take_their_column_type_or_null() {
+        assert_eq!(
+            coerce(&json!("32593 SEK"), ColumnType::BigInt),
+            json!(32593)
+        );
+        assert_eq!(coerce(&json!("12.5 EUR"), ColumnType::Double), json!(12.5));
+        assert_eq!(coerce(&json!("12.5"), ColumnType::BigInt), Value::Null);
+        assert_eq!(coerce(&json!("n/a"), ColumnType::Double), Value::Null);
+        assert_eq!(coerce(&json!("10 apples"), ColumnType::BigInt), Value::Null);
+        assert_eq!(
+            coerce(&json!("32593 SEK"), ColumnType::Text),
+            json!("32593 SEK")
+        );
+        assert_eq!(coerce(&json!("1,2"), ColumnType::Json), json!([1, 2]));
+    }
 
     #[test]
     fn changes_between_syncs_rebuild_one_version_per_instant() {
