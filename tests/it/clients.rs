@@ -19,7 +19,7 @@ use crate::sync_postgres::{Schema, URL};
 
 /// A tool from a venv `.ci/run` builds: `var` when set, else `<cache>/<venv>/bin/<name>`.
 /// Missing is a failure naming how to get it, never a skip.
-fn tool(var: &str, venv: &str, name: &str) -> PathBuf {
+pub fn tool(var: &str, venv: &str, name: &str) -> PathBuf {
     let path = std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| {
         let cache = std::env::var_os("PIPEDRIVE_SYNC_CACHE")
             .unwrap_or_else(|| "/var/tmp/pipedrive-sync-cache".into());

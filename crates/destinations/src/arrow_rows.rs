@@ -181,13 +181,13 @@ pub(crate) enum Slot<'a> {
     /// The batch's column at this index, written as this (possibly wider) column.
     Row(usize, &'a Column),
     /// A column the batch has no values for: all null.
-    #[cfg_attr(not(feature = "duckdb"), allow(dead_code))]
     Null(&'a Column),
     /// `_synced_at`, the batch's sync time in every row.
     SyncedAt,
 }
 
 /// The batch's `loaded` columns, then `_synced_at`.
+#[cfg_attr(not(feature = "duckdb"), allow(dead_code))]
 pub(crate) fn to_record_batch(
     batch: &Batch<'_>,
     loaded: &[(usize, &Column)],

@@ -8,6 +8,11 @@
 //! file moves the same way, so a crash leaves at most an orphan file that state does not
 //! cover: its rows are read again and written again, which the merge absorbs.
 //!
+//! A row that leaves its table (a child its parent no longer has, a record the filter now
+//! rejects) is written again as its key with `_removed = true`, and a row Pipedrive no longer
+//! lists as its last version with `_deleted = true`: appending is the only way files change.
+//! One run writes a directory at a time (`.pipedrive-sync.lock`).
+//!
 //! Column types are per file (a column may be BigInt in one file and Double in a later one):
 //! read with union-by-name, e.g. DuckDB's `read_parquet('DIR/deals/*.parquet',
 //! union_by_name = true)`. The table's schema part is not used: tables are directories.
@@ -18,7 +23,7 @@ use std::path::{Path, PathBuf};
 
 pub use crate::arrow_rows::parse_timestamp;
 use crate::arrow_rows::{
-    SYNCED_AT, TYPE_METADATA, mismatch, require_primary_key, synced_at, to_record_batch,
+    SYNCED_AT, Slot, TYPE_METADATA, mismatch, record_batch_of, require_primary_key, synced_at,
 };
 use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::{
@@ -38,6 +43,11 @@ use pipedrive_engine::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+
+/// Marks a row that left its table without being deleted in Pipedrive: a record the stream's
+/// `filter` now rejects, or a child its parent no longer has. Readers drop the key when its
+/// latest row has it.
+pub const REMOVED: &str = "_removed";
 
 /// The state file, at the top of the directory.
 pub const STATE_FILE: &str = "_pipedrive_sync_state.json";
@@ -98,6 +108,29 @@ pub struct Files {
     run_id: String,
     seq: u64,
     state: SyncState,
+    /// Per table, what its files hold now, read from them the first time a run removes rows
+    /// there and kept up to date by every write after.
+    holdings: std::collections::HashMap<String, Holdings>,
+}
+
+/// The rows a table's files show a reader now (the latest row of each key, unless it is
+/// marked removed): each key's values and, when the table's rows hang off a parent, the parent.
+#[derive(Default)]
+struct Holdings {
+    rows: std::collections::HashMap<String, Held>,
+}
+
+struct Held {
+    key: Vec<Value>,
+    parent: Option<String>,
+}
+
+/// A row's key, as text: its key columns' values joined.
+fn row_key<'a>(values: impl Iterator<Item = Option<&'a Value>>) -> String {
+    values
+        .map(|v| v.map(key_text).unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("\u{1f}")
 }
 
 fn io_fail(context: String) -> impl FnOnce(std::io::Error) -> DestinationError {
@@ -187,6 +220,7 @@ impl Files {
             run_id: Utc::now().format("%Y%m%dT%H%M%S%6fZ").to_string(),
             seq: 0,
             state: file.streams,
+            holdings: Default::default(),
         };
         if let Some(replacing) = file.replacing {
             files.finish_replace(&replacing)?;
@@ -261,9 +295,18 @@ impl Files {
             self.format.extension()
         ));
         let synced_at = synced_at(batch)?;
+        // Every file has `_removed`, so the documented read works before any row was removed.
+        let removed = Column::new(REMOVED, ColumnType::Boolean);
+        let has_removed = loaded.iter().any(|(_, c)| c.name == REMOVED);
         match self.format {
             Format::Parquet => {
-                let record_batch = to_record_batch(batch, &loaded, synced_at)?;
+                let slots: Vec<Slot<'_>> = loaded
+                    .iter()
+                    .map(|(index, column)| Slot::Row(*index, column))
+                    .chain((!has_removed).then_some(Slot::Null(&removed)))
+                    .chain([Slot::SyncedAt])
+                    .collect();
+                let record_batch = record_batch_of(batch, &slots, synced_at)?;
                 write_atomically(&path, |file| {
                     let properties = WriterProperties::builder()
                         .set_compression(Compression::SNAPPY)
@@ -290,6 +333,7 @@ impl Files {
                         for (i, column) in &loaded {
                             object.insert(column.name.clone(), json_value(column, &row[*i])?);
                         }
+                        object.entry(REMOVED.to_owned()).or_insert(Value::Null);
                         object.insert(SYNCED_AT.to_owned(), Value::String(rfc3339(synced_at)));
                         serde_json::to_writer(&mut encoder, &object)
                             .map_err(|e| DestinationError::new(e.to_string()))?;
@@ -310,6 +354,131 @@ impl Files {
 }
 
 impl Files {
+    /// What `table`'s files hold now, read from them once per run.
+    fn holdings(
+        &mut self,
+        table: &str,
+        primary_key: &[&str],
+        parent_column: Option<&str>,
+    ) -> Result<&mut Holdings, DestinationError> {
+        if !self.holdings.contains_key(table) {
+            let mut holdings = Holdings::default();
+            for row in read_table(&self.dir, table)? {
+                let key = row_key(primary_key.iter().map(|k| row.get(*k)));
+                if row.get(REMOVED) == Some(&Value::Bool(true)) {
+                    holdings.rows.remove(&key);
+                    continue;
+                }
+                let held = Held {
+                    key: primary_key
+                        .iter()
+                        .map(|k| row.get(*k).cloned().unwrap_or(Value::Null))
+                        .collect(),
+                    parent: parent_column.and_then(|c| row.get(c)).map(key_text),
+                };
+                holdings.rows.insert(key, held);
+            }
+            self.holdings.insert(table.to_owned(), holdings);
+        }
+        Ok(self.holdings.get_mut(table).expect("inserted above"))
+    }
+
+    /// Records a written batch's rows in the table's holdings, if they are kept this run.
+    fn hold(&mut self, batch: &Batch<'_>) {
+        let Some(holdings) = self.holdings.get_mut(&batch.table.name) else {
+            return;
+        };
+        let position = |name: &str| batch.columns.iter().position(|c| c.name == name);
+        let keys: Vec<Option<usize>> = batch.primary_key.iter().map(|k| position(k)).collect();
+        let parent = batch
+            .replace_parents
+            .map(|(column, _)| column)
+            .filter(|column| !batch.primary_key.contains(column))
+            .and_then(position);
+        for row in batch.rows {
+            let key: Vec<Value> = keys
+                .iter()
+                .map(|i| i.map_or(Value::Null, |i| row[i].clone()))
+                .collect();
+            holdings.rows.insert(
+                row_key(key.iter().map(Some)),
+                Held {
+                    key,
+                    parent: parent.map(|i| key_text(&row[i])),
+                },
+            );
+        }
+    }
+
+    /// Before a batch that replaces rows (the children of `parents` in `column`, or, when
+    /// `column` is the key, records the filter now rejects), writes a removal for each row a
+    /// reader sees now that the batch does not have again.
+    fn write_removals(
+        &mut self,
+        batch: &Batch<'_>,
+        column: &str,
+        parents: &[Value],
+    ) -> Result<(), DestinationError> {
+        let by_key = batch.primary_key == [column];
+        let parent_column = (!by_key).then_some(column);
+        let position = |name: &str| batch.columns.iter().position(|c| c.name == name);
+        let keys: Vec<Option<usize>> = batch.primary_key.iter().map(|k| position(k)).collect();
+        let rewritten: std::collections::HashSet<String> = batch
+            .rows
+            .iter()
+            .map(|row| row_key(keys.iter().map(|i| i.map(|i| &row[i]))))
+            .collect();
+        let parents: std::collections::HashSet<String> = parents.iter().map(key_text).collect();
+        let holdings = self.holdings(&batch.table.name, batch.primary_key, parent_column)?;
+        let mut gone: Vec<String> = holdings
+            .rows
+            .iter()
+            .filter(|(key, held)| {
+                let replaced = if by_key {
+                    parents.contains(*key)
+                } else {
+                    held.parent.as_ref().is_some_and(|p| parents.contains(p))
+                };
+                replaced && !rewritten.contains(*key)
+            })
+            .map(|(key, _)| key.clone())
+            .collect();
+        if gone.is_empty() {
+            return Ok(());
+        }
+        gone.sort_unstable();
+        let removed: Vec<Held> = gone
+            .iter()
+            .filter_map(|key| holdings.rows.remove(key))
+            .collect();
+        let mut columns: Vec<Column> = batch
+            .primary_key
+            .iter()
+            .map(|k| {
+                position(k).map_or_else(
+                    || Column::new(k, ColumnType::Text),
+                    |i| batch.columns[i].clone(),
+                )
+            })
+            .collect();
+        columns.push(Column::new(REMOVED, ColumnType::Boolean));
+        let rows: Vec<Vec<Value>> = removed
+            .into_iter()
+            .map(|held| {
+                let mut row = held.key;
+                row.push(Value::Bool(true));
+                row
+            })
+            .collect();
+        self.write_batch(&Batch {
+            columns: &columns,
+            rows: &rows,
+            replace_parents: None,
+            history: false,
+            ..*batch
+        })
+    }
+
     /// Appends, for each key whose latest row (as readers merge the table) is live and not in
     /// `present`, that row again marked deleted, into `into` (the table itself, or the staging
     /// directory of a full refresh). Reads every file of the table once.
@@ -569,11 +738,13 @@ impl Destination for Files {
         tokio::task::block_in_place(|| {
             let mut state = self.state.clone();
             for batch in batches {
+                if let Some((column, values)) = batch.replace_parents {
+                    self.write_removals(batch, column, values)?;
+                }
                 self.write_batch(batch)?;
+                self.hold(batch);
                 state.insert(batch.stream.to_owned(), batch.state.clone());
             }
-            // Files append, so children a re-read parent no longer has stay in older files
-            // (`replace_parents` is not applied): readers keep the latest `_synced_at` per key.
             self.save_state(&state, None)?;
             self.state = state;
             Ok(())
@@ -599,6 +770,8 @@ impl Destination for Files {
             // The intent goes with the new state, so a crash mid-swap is finished at open.
             self.save_state(&streams, Some(&replacing))?;
             self.state = streams;
+            self.holdings.remove(&staging.name);
+            self.holdings.remove(&target.name);
             self.finish_replace(&replacing)
         })
     }
@@ -631,6 +804,7 @@ impl Destination for Files {
     }
 
     async fn drop_table(&mut self, table: &TableRef) -> Result<(), DestinationError> {
+        self.holdings.remove(&table.name);
         let dir = self.dir.join(&table.name);
         if dir.exists() {
             std::fs::remove_dir_all(&dir)
@@ -896,6 +1070,93 @@ mod tests {
         }
     }
 
+    /// The table as the README says to read it: the latest row per key, less removed ones.
+    fn as_read(dir: &Path, table: &str, key: &[&str]) -> Vec<Map<String, Value>> {
+        let mut latest: std::collections::BTreeMap<String, Map<String, Value>> = Default::default();
+        for row in read_table(dir, table).unwrap() {
+            latest.insert(row_key(key.iter().map(|k| row.get(*k))), row);
+        }
+        latest
+            .into_values()
+            .filter(|row| row.get(REMOVED) != Some(&Value::Bool(true)))
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn replaced_children_and_filtered_records_are_not_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let products = table("deal_products");
+        let columns = [
+            column("id", ColumnType::BigInt),
+            column("deal_id", ColumnType::BigInt),
+        ];
+        let state = state("2024-01-02T10:11:12Z");
+        let page = |rows: Vec<Vec<Value>>, parents: Vec<Value>| (rows, parents);
+        // Deal 1 has products 10 and 11, deal 2 has 20; then deal 1 keeps 10 only, product 20
+        // moves to deal 3 (read before deal 2, which now has none).
+        let pages = [
+            page(
+                vec![
+                    vec![json!(10), json!(1)],
+                    vec![json!(11), json!(1)],
+                    vec![json!(20), json!(2)],
+                ],
+                vec![json!(1), json!(2)],
+            ),
+            page(vec![vec![json!(20), json!(3)]], vec![json!(3)]),
+            page(vec![vec![json!(10), json!(1)]], vec![json!(1), json!(2)]),
+        ];
+        for (run, (rows, parents)) in pages.iter().enumerate() {
+            // Each page in a run of its own: holdings are read back from the files.
+            let mut files = Files::open(dir.path(), Format::Parquet).unwrap();
+            let synced_at = format!("2024-03-0{}T05:06:07Z", run + 1);
+            files
+                .write(&[Batch {
+                    stream: "deal_products",
+                    table: &products,
+                    primary_key: &["id"],
+                    columns: &columns,
+                    rows,
+                    replace_parents: Some(("deal_id", parents)),
+                    state: &state,
+                    synced_at: &synced_at,
+                    history: false,
+                }])
+                .await
+                .unwrap();
+        }
+        let read: Vec<(Value, Value)> = as_read(dir.path(), "deal_products", &["id"])
+            .into_iter()
+            .map(|row| (row["id"].clone(), row["deal_id"].clone()))
+            .collect();
+        assert_eq!(read, [(json!(10), json!(1)), (json!(20), json!(3))]);
+
+        // A record the filter now rejects: its key is named, its row goes.
+        let mut files = Files::open(dir.path(), Format::Jsonl).unwrap();
+        write_deals(&mut files).await;
+        let deals = table("deals");
+        let rejected = [json!(2)];
+        files
+            .write(&[Batch {
+                stream: "deals",
+                table: &deals,
+                primary_key: &["id"],
+                columns: &deal_columns(),
+                rows: &[],
+                replace_parents: Some(("id", &rejected)),
+                state: &state,
+                synced_at: "2024-05-01T00:00:00Z",
+                history: false,
+            }])
+            .await
+            .unwrap();
+        let ids: Vec<Value> = as_read(dir.path(), "deals", &["id"])
+            .into_iter()
+            .map(|row| row["id"].clone())
+            .collect();
+        assert_eq!(ids, [json!(1), json!(3), json!(4), json!(5)]);
+    }
+
     #[test]
     fn a_second_run_on_one_directory_is_refused_until_the_first_ends() {
         let dir = tempfile::tempdir().unwrap();
@@ -1010,6 +1271,7 @@ mod tests {
                 ("update_time", &utc),
                 ("labels", &DataType::Utf8),
                 ("title", &DataType::Utf8),
+                ("_removed", &DataType::Boolean),
                 ("_synced_at", &utc),
             ]
         );
