@@ -1223,11 +1223,24 @@ impl UnitWorker<'_> {
                 self.writer
                     .commit(empty(member.target.clone(), final_state.clone()))
                     .await?;
+            } else if shifted {
+                // A reload that may have skipped records never replaces the table: the old one
+                // stays, and the next run reloads from the start.
+                let mut restart = member.state.clone();
+                restart.full_refresh = None;
+                self.writer
+                    .commit(empty(member.plan.table.clone(), restart.clone()))
+                    .await?;
+                self.writer
+                    .commit(WriteOp::Drop(member.target.clone()))
+                    .await?;
+                member.state = restart;
+                continue;
             } else {
                 self.writer
                     .commit(empty(member.target.clone(), member.state.clone()))
                     .await?;
-                if let (Some(_), true, false) = (def.deletes, self.keeps_deleted, shifted) {
+                if let (Some(_), true) = (def.deletes, self.keeps_deleted) {
                     // Rows the reload no longer has are deleted in Pipedrive (or purged): keep
                     // them, marked, rather than lose them with the old table.
                     self.writer
