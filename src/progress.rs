@@ -239,6 +239,14 @@ pub fn summary(report: &SyncReport, client: &Client) -> String {
         stats.retries,
         run.responses_429
     ));
+    let budget = client.budget();
+    if let (Some(limit), Some(left)) = (budget.daily_limit, budget.daily_remaining) {
+        let kept = limit * u64::from(budget.reserve_percent) / 100;
+        out.push_str(&format!(
+            "daily token budget: {left} of {limit} left; runs leave {kept} ({}%) for the company's other integrations\n",
+            budget.reserve_percent
+        ));
+    }
     for (index, (reason, streams)) in reasons.iter().enumerate() {
         let streams = if *streams == 1 {
             "1 stream".to_owned()

@@ -98,7 +98,21 @@ async fn a_run_leaves_the_budget_reserve_unspent_and_the_next_run_continues() {
 
     sim.admin_call(Method::POST, "/__sim/budget/reset", json!({}))
         .await;
-    assert_ok(&workspace.sync(&sim, &[]));
+    let finished = workspace.sync(&sim, &[]);
+    assert_ok(&finished);
+    // The summary says what is left of the day's budget, as the server counts it.
+    let budget = sim.admin_get("/__sim/budget").await;
+    let line = format!(
+        "daily token budget: {} of {} left; runs leave {} (20%)",
+        budget["remaining"],
+        budget["limit"],
+        budget["limit"].as_u64().unwrap() / 5
+    );
+    assert!(
+        stderr(&finished).contains(&line),
+        "{line}\n{}",
+        stderr(&finished)
+    );
     let rows = workspace.rows("main.deals", "id");
     compare_with_truth(&sim, "deals", "id", Listed::NotArchived, &rows).await;
 }

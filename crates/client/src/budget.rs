@@ -50,6 +50,8 @@ pub struct BudgetSnapshot {
     pub tokens_spent: u64,
     /// The configured `max_tokens`.
     pub token_cap: Option<u64>,
+    /// The share of the daily budget (percent) runs leave unspent.
+    pub reserve_percent: u8,
     /// When the daily budget resets, if it is known to be exhausted.
     pub resets_at: Option<DateTime<Utc>>,
 }
@@ -173,6 +175,7 @@ impl Budget {
             daily_remaining: s.daily_remaining,
             tokens_spent: s.spent,
             token_cap: self.cap,
+            reserve_percent: self.reserve_percent,
             resets_at,
         }
     }
