@@ -511,22 +511,12 @@ impl Engine {
             }
             Entity::Persons => {
                 let id = self.live_id(&db.persons, now)?;
-                let body = if self.rng.random_bool(0.5) {
-                    self.custom_value(db, FieldEntity::Person, now)
-                } else {
-                    None
-                };
-                let body = body.unwrap_or_else(|| json!({ "name": self.name("person") }));
+                let body = self.custom_value_or_name(db, FieldEntity::Person, "person", now);
                 ("PATCH", format!("persons/{id}"), body)
             }
             Entity::Organizations => {
                 let id = self.live_id(&db.orgs, now)?;
-                let body = if self.rng.random_bool(0.5) {
-                    self.custom_value(db, FieldEntity::Org, now)
-                } else {
-                    None
-                };
-                let body = body.unwrap_or_else(|| json!({ "name": self.name("organization") }));
+                let body = self.custom_value_or_name(db, FieldEntity::Org, "organization", now);
                 ("PATCH", format!("organizations/{id}"), body)
             }
             Entity::Activities => {
@@ -540,12 +530,7 @@ impl Engine {
             }
             Entity::Products => {
                 let id = self.live_id(&db.products, now)?;
-                let body = if self.rng.random_bool(0.5) {
-                    self.custom_value(db, FieldEntity::Product, now)
-                } else {
-                    None
-                };
-                let body = body.unwrap_or_else(|| json!({ "name": self.name("product") }));
+                let body = self.custom_value_or_name(db, FieldEntity::Product, "product", now);
                 ("PATCH", format!("products/{id}"), body)
             }
             Entity::Notes => {
@@ -565,6 +550,17 @@ impl Engine {
             }
         };
         Some(Request::new(Kind::Update, entity, method, path, body))
+    }
+
+    /// Half the time a new value for one of the entity's custom fields (when it has one a
+    /// churn writes), else `{"name": …}` with a new `what` name.
+    fn custom_value_or_name(&mut self, db: &Db, entity: FieldEntity, what: &str, now: Ms) -> Value {
+        let body = if self.rng.random_bool(0.5) {
+            self.custom_value(db, entity, now)
+        } else {
+            None
+        };
+        body.unwrap_or_else(|| json!({ "name": self.name(what) }))
     }
 
     /// `{"custom_fields": {key: value}}` for a random custom field of a type churn writes.
