@@ -1103,18 +1103,16 @@ async fn the_slow_fault_delays_deliveries() {
 #[tokio::test]
 async fn fault_settings_are_validated() {
     let s = sim_with(42, WebhookOptions::default()).await;
-    let status = |path: &str, body: Value| {
-        let request = s.c.post(s.url(path)).json(&body).send();
-        async { request.await.unwrap().status() }
-    };
-    assert_eq!(
-        status("/__sim/webhooks/faults", json!({"drop_rate": 1.5})).await,
-        400
-    );
-    assert_eq!(
-        status("/__sim/webhooks/timing", json!({"time_scale": 0})).await,
-        400
-    );
+    let faults = json!({"drop_rate": 1.5});
+    let status = s
+        .admin_status("POST", "/__sim/webhooks/faults", faults)
+        .await;
+    assert_eq!(status, 400);
+    let timing = json!({"time_scale": 0});
+    let status = s
+        .admin_status("POST", "/__sim/webhooks/timing", timing)
+        .await;
+    assert_eq!(status, 400);
 }
 
 // ------------------------------------------------------------------------------ churn replay

@@ -81,6 +81,24 @@ impl Sim {
         let s = r.status().as_u16();
         (s, r.json().await.unwrap_or(Value::Null))
     }
+    /// [`Sim::send`], which must answer `status`; returns the body.
+    pub async fn expect(&self, method: &str, p: &str, body: Value, status: u16) -> Value {
+        let (got, v) = self.send(method, p, body).await;
+        assert_eq!(got, status, "{method} {p}: {v}");
+        v
+    }
+    /// The status of an admin request (no API token), for requests that must fail.
+    pub async fn admin_status(&self, method: &str, p: &str, body: Value) -> u16 {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let r = self
+            .c
+            .request(m, self.url(p))
+            .json(&body)
+            .send()
+            .await
+            .expect("send");
+        r.status().as_u16()
+    }
     pub async fn admin(&self, method: &str, p: &str, body: Value) -> Value {
         let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let r = self
