@@ -390,12 +390,15 @@ impl Engine {
         self.pick(table, |r| live(r, now)).map(Rec::id)
     }
 
-    /// Sometimes a link to a random live record, sometimes none.
-    fn maybe_link<T: Rec>(&mut self, table: &Table<T>, now: Ms) -> Option<u64> {
-        if self.rng.random_bool(0.5) {
+    /// Sometimes links `body` (as `key`) to a random live record, sometimes not.
+    fn maybe_link<T: Rec>(&mut self, body: &mut Value, key: &str, table: &Table<T>, now: Ms) {
+        let id = if self.rng.random_bool(0.5) {
             self.live_id(table, now)
         } else {
             None
+        };
+        if let Some(id) = id {
+            body[key] = id.into();
         }
     }
 
@@ -427,12 +430,8 @@ impl Engine {
                     "currency": "EUR",
                     "stage_id": stage,
                 });
-                if let Some(p) = self.maybe_link(&db.persons, now) {
-                    body["person_id"] = p.into();
-                }
-                if let Some(o) = self.maybe_link(&db.orgs, now) {
-                    body["org_id"] = o.into();
-                }
+                self.maybe_link(&mut body, "person_id", &db.persons, now);
+                self.maybe_link(&mut body, "org_id", &db.orgs, now);
                 body
             }
             Entity::Persons => {
@@ -442,9 +441,7 @@ impl Engine {
                     "name": name,
                     "emails": [{"value": format!("{mailbox}@example.com"), "primary": true, "label": "work"}],
                 });
-                if let Some(o) = self.maybe_link(&db.orgs, now) {
-                    body["org_id"] = o.into();
-                }
+                self.maybe_link(&mut body, "org_id", &db.orgs, now);
                 body
             }
             Entity::Organizations => json!({ "name": self.name("organization") }),
@@ -454,12 +451,8 @@ impl Engine {
                     "type": "call",
                     "due_date": date(days_of(now) + self.rng.random_range(0..30)),
                 });
-                if let Some(d) = self.maybe_link(&db.deals, now) {
-                    body["deal_id"] = d.into();
-                }
-                if let Some(p) = self.maybe_link(&db.persons, now) {
-                    body["person_id"] = p.into();
-                }
+                self.maybe_link(&mut body, "deal_id", &db.deals, now);
+                self.maybe_link(&mut body, "person_id", &db.persons, now);
                 body
             }
             Entity::Products => {
