@@ -353,6 +353,16 @@ fn is_field_hash(key: &str) -> bool {
 /// `impl Covered` with `ENTITY` and the record's table in the `Db`; `owned` adds the owner and
 /// `visible_to` of the records that have both.
 macro_rules! covered {
+    // Records with custom fields, whose `data` is their v2 object.
+    (v2 $ty:ty, $entity:literal, $table:ident, $fields:expr, $render:path) => {
+        covered!(owned $ty, $entity, $table;
+            fn data(&self, db: &Db) -> Value {
+                with_custom_fields(db, $fields, self.id, &self.cf, |j| {
+                    $render(j, db, self, &V2Opts::default())
+                })
+            }
+        );
+    };
     (owned $ty:ty, $entity:literal, $($table:ident).+; $($items:tt)*) => {
         covered!($ty, $entity, $($table).+;
             $($items)*
@@ -392,37 +402,13 @@ fn with_custom_fields(
     )
 }
 
-covered!(owned Deal, "deal", deals;
-    fn data(&self, db: &Db) -> Value {
-        with_custom_fields(db, FieldEntity::Deal, self.id, &self.cf, |j| {
-            render::deal_v2(j, db, self, &V2Opts::default())
-        })
-    }
-);
+covered!(v2 Deal, "deal", deals, FieldEntity::Deal, render::deal_v2);
 
-covered!(owned Person, "person", persons;
-    fn data(&self, db: &Db) -> Value {
-        with_custom_fields(db, FieldEntity::Person, self.id, &self.cf, |j| {
-            render::person_v2(j, db, self, &V2Opts::default())
-        })
-    }
-);
+covered!(v2 Person, "person", persons, FieldEntity::Person, render::person_v2);
 
-covered!(owned Org, "organization", orgs;
-    fn data(&self, db: &Db) -> Value {
-        with_custom_fields(db, FieldEntity::Org, self.id, &self.cf, |j| {
-            render::org_v2(j, db, self, &V2Opts::default())
-        })
-    }
-);
+covered!(v2 Org, "organization", orgs, FieldEntity::Org, render::org_v2);
 
-covered!(owned Product, "product", products;
-    fn data(&self, db: &Db) -> Value {
-        with_custom_fields(db, FieldEntity::Product, self.id, &self.cf, |j| {
-            render::product_v2(j, db, self, &V2Opts::default())
-        })
-    }
-);
+covered!(v2 Product, "product", products, FieldEntity::Product, render::product_v2);
 
 covered!(Activity, "activity", activities;
     fn data(&self, db: &Db) -> Value {
