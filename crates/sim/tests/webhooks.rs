@@ -416,13 +416,28 @@ fn of_record<'a>(bodies: &'a [Value], entity: &str, id: &str) -> Vec<&'a Value> 
 struct Lifecycle {
     entity: &'static str,
     truth: &'static str,
-    create: (&'static str, Value),
+    create: (String, Value),
     change_method: &'static str,
     /// `{id}` stands for the created record's id.
-    record_path: &'static str,
+    record_path: String,
     change: Value,
     /// Whether the delete keeps the record (soft delete) in the truth.
     soft_delete: bool,
+}
+
+impl Lifecycle {
+    /// A v2 entity: created at `/api/v2/{truth}`, changed with PATCH, soft-deleted.
+    fn v2(entity: &'static str, truth: &'static str, create: Value, change: Value) -> Lifecycle {
+        Lifecycle {
+            entity,
+            truth,
+            create: (format!("/api/v2/{truth}"), create),
+            change_method: "PATCH",
+            record_path: format!("/api/v2/{truth}/{{id}}"),
+            change,
+            soft_delete: true,
+        }
+    }
 }
 
 #[tokio::test]
@@ -453,91 +468,58 @@ async fn create_change_delete_of_each_entity_deliver_the_documented_payloads() {
     let person = first_live(&s, "persons").await;
     let pipeline = s.truth("pipelines").await[0]["id"].clone();
     let lifecycles = [
-        Lifecycle {
-            entity: "deal",
-            truth: "deals",
-            create: (
-                "/api/v2/deals",
-                json!({"title": "Webhook deal", "value": 100}),
-            ),
-            change_method: "PATCH",
-            record_path: "/api/v2/deals/{id}",
-            change: json!({"title": "Webhook deal renamed", "custom_fields": {
+        Lifecycle::v2(
+            "deal",
+            "deals",
+            json!({"title": "Webhook deal", "value": 100}),
+            json!({"title": "Webhook deal renamed", "custom_fields": {
                 varchar.clone(): "R-1", enum_key.clone(): silver, monetary.clone(): {"value": 250, "currency": "USD"}}}),
-            soft_delete: true,
-        },
-        Lifecycle {
-            entity: "person",
-            truth: "persons",
-            create: ("/api/v2/persons", json!({"name": "Hook Person"})),
-            change_method: "PATCH",
-            record_path: "/api/v2/persons/{id}",
-            change: json!({"name": "Hook Person Renamed"}),
-            soft_delete: true,
-        },
-        Lifecycle {
-            entity: "organization",
-            truth: "organizations",
-            create: ("/api/v2/organizations", json!({"name": "Hook Org"})),
-            change_method: "PATCH",
-            record_path: "/api/v2/organizations/{id}",
-            change: json!({"name": "Hook Org Renamed"}),
-            soft_delete: true,
-        },
-        Lifecycle {
-            entity: "activity",
-            truth: "activities",
-            create: (
-                "/api/v2/activities",
-                json!({"subject": "Hook call", "deal_id": deal["id"]}),
-            ),
-            change_method: "PATCH",
-            record_path: "/api/v2/activities/{id}",
-            change: json!({"done": true}),
-            soft_delete: true,
-        },
-        Lifecycle {
-            entity: "product",
-            truth: "products",
-            create: (
-                "/api/v2/products",
-                json!({"name": "Hook product", "code": "H-1"}),
-            ),
-            change_method: "PATCH",
-            record_path: "/api/v2/products/{id}",
-            change: json!({"code": "H-2"}),
-            soft_delete: true,
-        },
-        Lifecycle {
-            entity: "pipeline",
-            truth: "pipelines",
-            create: ("/api/v2/pipelines", json!({"name": "Hook pipeline"})),
-            change_method: "PATCH",
-            record_path: "/api/v2/pipelines/{id}",
-            change: json!({"name": "Hook pipeline renamed"}),
-            soft_delete: true,
-        },
-        Lifecycle {
-            entity: "stage",
-            truth: "stages",
-            create: (
-                "/api/v2/stages",
-                json!({"name": "Hook stage", "pipeline_id": pipeline}),
-            ),
-            change_method: "PATCH",
-            record_path: "/api/v2/stages/{id}",
-            change: json!({"deal_probability": 40}),
-            soft_delete: true,
-        },
+        ),
+        Lifecycle::v2(
+            "person",
+            "persons",
+            json!({"name": "Hook Person"}),
+            json!({"name": "Hook Person Renamed"}),
+        ),
+        Lifecycle::v2(
+            "organization",
+            "organizations",
+            json!({"name": "Hook Org"}),
+            json!({"name": "Hook Org Renamed"}),
+        ),
+        Lifecycle::v2(
+            "activity",
+            "activities",
+            json!({"subject": "Hook call", "deal_id": deal["id"]}),
+            json!({"done": true}),
+        ),
+        Lifecycle::v2(
+            "product",
+            "products",
+            json!({"name": "Hook product", "code": "H-1"}),
+            json!({"code": "H-2"}),
+        ),
+        Lifecycle::v2(
+            "pipeline",
+            "pipelines",
+            json!({"name": "Hook pipeline"}),
+            json!({"name": "Hook pipeline renamed"}),
+        ),
+        Lifecycle::v2(
+            "stage",
+            "stages",
+            json!({"name": "Hook stage", "pipeline_id": pipeline}),
+            json!({"deal_probability": 40}),
+        ),
         Lifecycle {
             entity: "note",
             truth: "notes",
             create: (
-                "/api/v1/notes",
+                "/api/v1/notes".to_string(),
                 json!({"content": "Hook note", "deal_id": deal["id"]}),
             ),
             change_method: "PUT",
-            record_path: "/api/v1/notes/{id}",
+            record_path: "/api/v1/notes/{id}".to_string(),
             change: json!({"content": "Hook note edited"}),
             soft_delete: true,
         },
@@ -545,18 +527,18 @@ async fn create_change_delete_of_each_entity_deliver_the_documented_payloads() {
             entity: "lead",
             truth: "leads",
             create: (
-                "/api/v1/leads",
+                "/api/v1/leads".to_string(),
                 json!({"title": "Hook lead", "person_id": person["id"]}),
             ),
             change_method: "PATCH",
-            record_path: "/api/v1/leads/{id}",
+            record_path: "/api/v1/leads/{id}".to_string(),
             change: json!({"title": "Hook lead renamed"}),
             soft_delete: false,
         },
     ];
 
     for l in &lifecycles {
-        let created = write(&s, "POST", l.create.0, l.create.1.clone()).await;
+        let created = write(&s, "POST", &l.create.0, l.create.1.clone()).await;
         let id = truth_key(&created["data"]);
         let after_create = truth_record(&s, l.truth, &id).await;
         let path = l.record_path.replace("{id}", &id);

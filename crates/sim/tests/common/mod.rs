@@ -87,27 +87,22 @@ impl Sim {
         assert_eq!(got, status, "{method} {p}: {v}");
         v
     }
-    /// The status of an admin request (no API token), for requests that must fail.
-    pub async fn admin_status(&self, method: &str, p: &str, body: Value) -> u16 {
+    /// An admin request (no API token).
+    async fn admin_response(&self, method: &str, p: &str, body: Value) -> reqwest::Response {
         let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-        let r = self
-            .c
+        self.c
             .request(m, self.url(p))
             .json(&body)
             .send()
             .await
-            .expect("send");
-        r.status().as_u16()
+            .expect("send")
+    }
+    /// The status of an admin request, for requests that must fail.
+    pub async fn admin_status(&self, method: &str, p: &str, body: Value) -> u16 {
+        self.admin_response(method, p, body).await.status().as_u16()
     }
     pub async fn admin(&self, method: &str, p: &str, body: Value) -> Value {
-        let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-        let r = self
-            .c
-            .request(m, self.url(p))
-            .json(&body)
-            .send()
-            .await
-            .expect("send");
+        let r = self.admin_response(method, p, body).await;
         assert!(r.status().is_success(), "admin {p}: {}", r.status());
         r.json().await.expect("json")
     }
