@@ -134,55 +134,61 @@ async fn assert_repointed(
     assert!(gone_list.is_empty(), "{entity} still listed under {gone}");
 }
 
+/// What [`merge_with_children`] merged, and what it found after.
+struct MergedWithChildren {
+    gone: u64,
+    survivor: u64,
+    response: Value,
+    truth: BTreeMap<u64, Value>,
+    listed: BTreeMap<u64, Value>,
+}
+
+/// Merges a record linked (by `link`) to deals and activities into another: checks the
+/// merged-away record is gone and its deals and activities moved to the survivor.
+async fn merge_with_children(s: &Sim, entity: &str, link: &str) -> MergedWithChildren {
+    let pair = merge_pair(s, link, entity).await;
+    let deals = s.truth("deals").await;
+    let activities = s.truth("activities").await;
+    let merge_time = clock(s).await;
+    let response = merge(s, entity, pair).await;
+    let (truth, listed) = assert_merged_away(s, entity, pair, &merge_time).await;
+    assert_repointed(s, "deals", link, &deals, pair, &merge_time).await;
+    assert_repointed(s, "activities", link, &activities, pair, &merge_time).await;
+    let (gone, survivor) = pair;
+    MergedWithChildren {
+        gone,
+        survivor,
+        response,
+        truth,
+        listed,
+    }
+}
+
 #[tokio::test]
 async fn merging_persons_moves_deals_and_activities_and_removes_the_merged_person() {
     let s = unlimited(11).await;
-    let (gone, survivor) = merge_pair(&s, "person_id", "persons").await;
-    let deals = s.truth("deals").await;
-    let activities = s.truth("activities").await;
-    let merge_time = clock(&s).await;
-
-    let pair = (gone, survivor);
-    let v = merge(&s, "persons", pair).await;
+    let MergedWithChildren {
+        gone,
+        survivor,
+        response: v,
+        truth: persons,
+        listed,
+    } = merge_with_children(&s, "persons", "person_id").await;
     assert_eq!(v["success"], json!(true));
     assert_eq!(v["data"]["id"], json!(survivor), "merge_with_id survives");
     assert_eq!(v["data"]["merge_what_id"], json!(gone));
-
-    let (persons, listed) = assert_merged_away(&s, "persons", pair, &merge_time).await;
     assert_eq!(listed.get(&survivor), Some(&persons[&survivor]));
     let (status, _) = s.get(&format!("/api/v2/persons/{gone}")).await;
     assert_eq!(status, 404);
-
-    assert_repointed(&s, "deals", "person_id", &deals, pair, &merge_time).await;
-    assert_repointed(
-        &s,
-        "activities",
-        "person_id",
-        &activities,
-        pair,
-        &merge_time,
-    )
-    .await;
 }
 
 #[tokio::test]
 async fn merging_organizations_moves_deals_and_activities() {
     let s = unlimited(12).await;
-    let (gone, survivor) = merge_pair(&s, "org_id", "organizations").await;
-    let deals = s.truth("deals").await;
-    let activities = s.truth("activities").await;
-    let merge_time = clock(&s).await;
-
-    let pair = (gone, survivor);
-    let v = merge(&s, "organizations", pair).await;
-    assert_eq!(v["data"], json!({"id": survivor}));
-
-    assert_merged_away(&s, "organizations", pair, &merge_time).await;
+    let merged = merge_with_children(&s, "organizations", "org_id").await;
+    assert_eq!(merged.response["data"], json!({"id": merged.survivor}));
     let persons = s.truth("persons").await;
-    assert!(persons.iter().all(|p| p["org_id"] != json!(gone)));
-
-    assert_repointed(&s, "deals", "org_id", &deals, pair, &merge_time).await;
-    assert_repointed(&s, "activities", "org_id", &activities, pair, &merge_time).await;
+    assert!(persons.iter().all(|p| p["org_id"] != json!(merged.gone)));
 }
 
 #[tokio::test]
