@@ -77,15 +77,7 @@ impl Kind {
     fn entities(self) -> &'static [Entity] {
         use Entity::*;
         match self {
-            Kind::Create | Kind::Update | Kind::Delete => &[
-                Deals,
-                Persons,
-                Organizations,
-                Activities,
-                Products,
-                Notes,
-                Leads,
-            ],
+            Kind::Create | Kind::Update | Kind::Delete => &Entity::ALL,
             Kind::Archive | Kind::Unarchive => &[Deals, Leads],
             Kind::StageMove => &[Deals],
             Kind::Merge => &[Persons, Organizations, Deals],
@@ -108,6 +100,16 @@ enum Entity {
 }
 
 impl Entity {
+    const ALL: [Entity; 7] = [
+        Entity::Deals,
+        Entity::Persons,
+        Entity::Organizations,
+        Entity::Activities,
+        Entity::Products,
+        Entity::Notes,
+        Entity::Leads,
+    ];
+
     fn name(self) -> &'static str {
         match self {
             Entity::Deals => "deals",
