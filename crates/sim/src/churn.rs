@@ -504,16 +504,20 @@ impl Engine {
                 };
                 ("PATCH", format!("deals/{id}"), body)
             }
-            Entity::Persons => {
-                let id = self.live_id(&db.persons, now)?;
-                let body = self.custom_value_or_name(db, FieldEntity::Person, "person", now);
-                ("PATCH", format!("persons/{id}"), body)
-            }
-            Entity::Organizations => {
-                let id = self.live_id(&db.orgs, now)?;
-                let body = self.custom_value_or_name(db, FieldEntity::Org, "organization", now);
-                ("PATCH", format!("organizations/{id}"), body)
-            }
+            Entity::Persons => self.patch_custom_value_or_name(
+                db,
+                &db.persons,
+                FieldEntity::Person,
+                "person",
+                now,
+            )?,
+            Entity::Organizations => self.patch_custom_value_or_name(
+                db,
+                &db.orgs,
+                FieldEntity::Org,
+                "organization",
+                now,
+            )?,
             Entity::Activities => {
                 let activity = self.pick(&db.activities, |a| live(a, now))?;
                 let body = if self.rng.random_bool(0.5) {
@@ -523,11 +527,13 @@ impl Engine {
                 };
                 ("PATCH", format!("activities/{}", activity.id), body)
             }
-            Entity::Products => {
-                let id = self.live_id(&db.products, now)?;
-                let body = self.custom_value_or_name(db, FieldEntity::Product, "product", now);
-                ("PATCH", format!("products/{id}"), body)
-            }
+            Entity::Products => self.patch_custom_value_or_name(
+                db,
+                &db.products,
+                FieldEntity::Product,
+                "product",
+                now,
+            )?,
             Entity::Notes => {
                 let id = self.live_id(&db.notes, now)?;
                 let body = json!({ "content": format!("<p>{}</p>", self.name("note")) });
@@ -547,15 +553,25 @@ impl Engine {
         Some(Request::new(Kind::Update, entity, method, path, body))
     }
 
-    /// Half the time a new value for one of the entity's custom fields (when it has one a
-    /// churn writes), else `{"name": …}` with a new `what` name.
-    fn custom_value_or_name(&mut self, db: &Db, entity: FieldEntity, what: &str, now: Ms) -> Value {
+    /// A PATCH of a random live `what` (at `{what}s/{id}`, as organizations, persons and
+    /// products are): half the time a new value for one of its custom fields (when it has one
+    /// a churn writes), else a new name.
+    fn patch_custom_value_or_name<T: Rec>(
+        &mut self,
+        db: &Db,
+        table: &Table<T>,
+        entity: FieldEntity,
+        what: &str,
+        now: Ms,
+    ) -> Option<(&'static str, String, Value)> {
+        let id = self.live_id(table, now)?;
         let body = if self.rng.random_bool(0.5) {
             self.custom_value(db, entity, now)
         } else {
             None
         };
-        body.unwrap_or_else(|| json!({ "name": self.name(what) }))
+        let body = body.unwrap_or_else(|| json!({ "name": self.name(what) }));
+        Some(("PATCH", format!("{what}s/{id}"), body))
     }
 
     /// `{"custom_fields": {key: value}}` for a random custom field of a type churn writes.
