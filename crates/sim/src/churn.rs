@@ -77,15 +77,7 @@ impl Kind {
     fn entities(self) -> &'static [Entity] {
         use Entity::*;
         match self {
-            Kind::Create | Kind::Update | Kind::Delete => &[
-                Deals,
-                Persons,
-                Organizations,
-                Activities,
-                Products,
-                Notes,
-                Leads,
-            ],
+            Kind::Create | Kind::Update | Kind::Delete => &Entity::ALL,
             Kind::Archive | Kind::Unarchive => &[Deals, Leads],
             Kind::StageMove => &[Deals],
             Kind::Merge => &[Persons, Organizations, Deals],
@@ -108,6 +100,16 @@ enum Entity {
 }
 
 impl Entity {
+    const ALL: [Entity; 7] = [
+        Entity::Deals,
+        Entity::Persons,
+        Entity::Organizations,
+        Entity::Activities,
+        Entity::Products,
+        Entity::Notes,
+        Entity::Leads,
+    ];
+
     fn name(self) -> &'static str {
         match self {
             Entity::Deals => "deals",
@@ -390,12 +392,15 @@ impl Engine {
         self.pick(table, |r| live(r, now)).map(Rec::id)
     }
 
-    /// Sometimes a link to a random live record, sometimes none.
-    fn maybe_link<T: Rec>(&mut self, table: &Table<T>, now: Ms) -> Option<u64> {
-        if self.rng.random_bool(0.5) {
+    /// Sometimes links `body` (as `key`) to a random live record, sometimes not.
+    fn maybe_link<T: Rec>(&mut self, body: &mut Value, key: &str, table: &Table<T>, now: Ms) {
+        let id = if self.rng.random_bool(0.5) {
             self.live_id(table, now)
         } else {
             None
+        };
+        if let Some(id) = id {
+            body[key] = id.into();
         }
     }
 
@@ -427,12 +432,8 @@ impl Engine {
                     "currency": "EUR",
                     "stage_id": stage,
                 });
-                if let Some(p) = self.maybe_link(&db.persons, now) {
-                    body["person_id"] = p.into();
-                }
-                if let Some(o) = self.maybe_link(&db.orgs, now) {
-                    body["org_id"] = o.into();
-                }
+                self.maybe_link(&mut body, "person_id", &db.persons, now);
+                self.maybe_link(&mut body, "org_id", &db.orgs, now);
                 body
             }
             Entity::Persons => {
@@ -442,9 +443,7 @@ impl Engine {
                     "name": name,
                     "emails": [{"value": format!("{mailbox}@example.com"), "primary": true, "label": "work"}],
                 });
-                if let Some(o) = self.maybe_link(&db.orgs, now) {
-                    body["org_id"] = o.into();
-                }
+                self.maybe_link(&mut body, "org_id", &db.orgs, now);
                 body
             }
             Entity::Organizations => json!({ "name": self.name("organization") }),
@@ -454,12 +453,8 @@ impl Engine {
                     "type": "call",
                     "due_date": date(days_of(now) + self.rng.random_range(0..30)),
                 });
-                if let Some(d) = self.maybe_link(&db.deals, now) {
-                    body["deal_id"] = d.into();
-                }
-                if let Some(p) = self.maybe_link(&db.persons, now) {
-                    body["person_id"] = p.into();
-                }
+                self.maybe_link(&mut body, "deal_id", &db.deals, now);
+                self.maybe_link(&mut body, "person_id", &db.persons, now);
                 body
             }
             Entity::Products => {
@@ -509,26 +504,20 @@ impl Engine {
                 };
                 ("PATCH", format!("deals/{id}"), body)
             }
-            Entity::Persons => {
-                let id = self.live_id(&db.persons, now)?;
-                let body = if self.rng.random_bool(0.5) {
-                    self.custom_value(db, FieldEntity::Person, now)
-                } else {
-                    None
-                };
-                let body = body.unwrap_or_else(|| json!({ "name": self.name("person") }));
-                ("PATCH", format!("persons/{id}"), body)
-            }
-            Entity::Organizations => {
-                let id = self.live_id(&db.orgs, now)?;
-                let body = if self.rng.random_bool(0.5) {
-                    self.custom_value(db, FieldEntity::Org, now)
-                } else {
-                    None
-                };
-                let body = body.unwrap_or_else(|| json!({ "name": self.name("organization") }));
-                ("PATCH", format!("organizations/{id}"), body)
-            }
+            Entity::Persons => self.patch_custom_value_or_name(
+                db,
+                &db.persons,
+                FieldEntity::Person,
+                "person",
+                now,
+            )?,
+            Entity::Organizations => self.patch_custom_value_or_name(
+                db,
+                &db.orgs,
+                FieldEntity::Org,
+                "organization",
+                now,
+            )?,
             Entity::Activities => {
                 let activity = self.pick(&db.activities, |a| live(a, now))?;
                 let body = if self.rng.random_bool(0.5) {
@@ -538,16 +527,13 @@ impl Engine {
                 };
                 ("PATCH", format!("activities/{}", activity.id), body)
             }
-            Entity::Products => {
-                let id = self.live_id(&db.products, now)?;
-                let body = if self.rng.random_bool(0.5) {
-                    self.custom_value(db, FieldEntity::Product, now)
-                } else {
-                    None
-                };
-                let body = body.unwrap_or_else(|| json!({ "name": self.name("product") }));
-                ("PATCH", format!("products/{id}"), body)
-            }
+            Entity::Products => self.patch_custom_value_or_name(
+                db,
+                &db.products,
+                FieldEntity::Product,
+                "product",
+                now,
+            )?,
             Entity::Notes => {
                 let id = self.live_id(&db.notes, now)?;
                 let body = json!({ "content": format!("<p>{}</p>", self.name("note")) });
@@ -565,6 +551,27 @@ impl Engine {
             }
         };
         Some(Request::new(Kind::Update, entity, method, path, body))
+    }
+
+    /// A PATCH of a random live `what` (at `{what}s/{id}`, as organizations, persons and
+    /// products are): half the time a new value for one of its custom fields (when it has one
+    /// a churn writes), else a new name.
+    fn patch_custom_value_or_name<T: Rec>(
+        &mut self,
+        db: &Db,
+        table: &Table<T>,
+        entity: FieldEntity,
+        what: &str,
+        now: Ms,
+    ) -> Option<(&'static str, String, Value)> {
+        let id = self.live_id(table, now)?;
+        let body = if self.rng.random_bool(0.5) {
+            self.custom_value(db, entity, now)
+        } else {
+            None
+        };
+        let body = body.unwrap_or_else(|| json!({ "name": self.name(what) }));
+        Some(("PATCH", format!("{what}s/{id}"), body))
     }
 
     /// `{"custom_fields": {key: value}}` for a random custom field of a type churn writes.

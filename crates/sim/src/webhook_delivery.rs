@@ -350,160 +350,97 @@ fn is_field_hash(key: &str) -> bool {
     key.len() >= 40 && key.as_bytes()[..40].iter().all(u8::is_ascii_hexdigit)
 }
 
-impl Covered for Deal {
-    const ENTITY: &'static str = "deal";
-    fn table(db: &Db) -> &Table<Self> {
-        &db.deals
-    }
-    fn table_mut(db: &mut Db) -> &mut Table<Self> {
-        &mut db.deals
-    }
-    fn data(&self, db: &Db) -> Value {
-        with_typed_custom_fields(
-            rendered(|j| render::deal_v2(j, db, self, &V2Opts::default())),
-            typed_custom_fields(db, FieldEntity::Deal, self.id, &self.cf),
-        )
-    }
-    fn owner(&self) -> Option<u64> {
-        Some(self.owner_id)
-    }
-    fn private(&self) -> bool {
-        self.visible_to == 1
-    }
+/// `impl Covered` with `ENTITY` and the record's table in the `Db`; `owned` adds the owner and
+/// `visible_to` of the records that have both.
+macro_rules! covered {
+    // Records with custom fields, whose `data` is their v2 object.
+    (v2 $ty:ty, $entity:literal, $table:ident, $fields:expr, $render:path) => {
+        covered!(owned $ty, $entity, $table;
+            fn data(&self, db: &Db) -> Value {
+                with_custom_fields(db, $fields, self.id, &self.cf, |j| {
+                    $render(j, db, self, &V2Opts::default())
+                })
+            }
+        );
+    };
+    (owned $ty:ty, $entity:literal, $($table:ident).+; $($items:tt)*) => {
+        covered!($ty, $entity, $($table).+;
+            $($items)*
+            fn owner(&self) -> Option<u64> {
+                Some(self.owner_id)
+            }
+            fn private(&self) -> bool {
+                self.visible_to == 1
+            }
+        );
+    };
+    ($ty:ty, $entity:literal, $($table:ident).+; $($items:tt)*) => {
+        impl Covered for $ty {
+            const ENTITY: &'static str = $entity;
+            fn table(db: &Db) -> &Table<Self> {
+                &db.$($table).+
+            }
+            fn table_mut(db: &mut Db) -> &mut Table<Self> {
+                &mut db.$($table).+
+            }
+            $($items)*
+        }
+    };
 }
 
-impl Covered for Person {
-    const ENTITY: &'static str = "person";
-    fn table(db: &Db) -> &Table<Self> {
-        &db.persons
-    }
-    fn table_mut(db: &mut Db) -> &mut Table<Self> {
-        &mut db.persons
-    }
-    fn data(&self, db: &Db) -> Value {
-        with_typed_custom_fields(
-            rendered(|j| render::person_v2(j, db, self, &V2Opts::default())),
-            typed_custom_fields(db, FieldEntity::Person, self.id, &self.cf),
-        )
-    }
-    fn owner(&self) -> Option<u64> {
-        Some(self.owner_id)
-    }
-    fn private(&self) -> bool {
-        self.visible_to == 1
-    }
+/// The record's rendered object with its custom fields in the typed webhook form.
+fn with_custom_fields(
+    db: &Db,
+    entity: FieldEntity,
+    rec_id: u64,
+    cf: &Cf,
+    render: impl FnOnce(&mut J),
+) -> Value {
+    with_typed_custom_fields(
+        rendered(render),
+        typed_custom_fields(db, entity, rec_id, cf),
+    )
 }
 
-impl Covered for Org {
-    const ENTITY: &'static str = "organization";
-    fn table(db: &Db) -> &Table<Self> {
-        &db.orgs
-    }
-    fn table_mut(db: &mut Db) -> &mut Table<Self> {
-        &mut db.orgs
-    }
-    fn data(&self, db: &Db) -> Value {
-        with_typed_custom_fields(
-            rendered(|j| render::org_v2(j, db, self, &V2Opts::default())),
-            typed_custom_fields(db, FieldEntity::Org, self.id, &self.cf),
-        )
-    }
-    fn owner(&self) -> Option<u64> {
-        Some(self.owner_id)
-    }
-    fn private(&self) -> bool {
-        self.visible_to == 1
-    }
-}
+covered!(v2 Deal, "deal", deals, FieldEntity::Deal, render::deal_v2);
 
-impl Covered for Product {
-    const ENTITY: &'static str = "product";
-    fn table(db: &Db) -> &Table<Self> {
-        &db.products
-    }
-    fn table_mut(db: &mut Db) -> &mut Table<Self> {
-        &mut db.products
-    }
-    fn data(&self, db: &Db) -> Value {
-        with_typed_custom_fields(
-            rendered(|j| render::product_v2(j, db, self, &V2Opts::default())),
-            typed_custom_fields(db, FieldEntity::Product, self.id, &self.cf),
-        )
-    }
-    fn owner(&self) -> Option<u64> {
-        Some(self.owner_id)
-    }
-    fn private(&self) -> bool {
-        self.visible_to == 1
-    }
-}
+covered!(v2 Person, "person", persons, FieldEntity::Person, render::person_v2);
 
-impl Covered for Activity {
-    const ENTITY: &'static str = "activity";
-    fn table(db: &Db) -> &Table<Self> {
-        &db.activities
-    }
-    fn table_mut(db: &mut Db) -> &mut Table<Self> {
-        &mut db.activities
-    }
+covered!(v2 Org, "organization", orgs, FieldEntity::Org, render::org_v2);
+
+covered!(v2 Product, "product", products, FieldEntity::Product, render::product_v2);
+
+covered!(Activity, "activity", activities;
     fn data(&self, db: &Db) -> Value {
         rendered(|j| render::activity_v2(j, db, self))
     }
     fn owner(&self) -> Option<u64> {
         Some(self.owner_id)
     }
-}
+);
 
-impl Covered for Pipeline {
-    const ENTITY: &'static str = "pipeline";
-    fn table(db: &Db) -> &Table<Self> {
-        &db.pipelines
-    }
-    fn table_mut(db: &mut Db) -> &mut Table<Self> {
-        &mut db.pipelines
-    }
+covered!(Pipeline, "pipeline", pipelines;
     fn data(&self, _db: &Db) -> Value {
         rendered(|j| render::pipeline_v2(j, self))
     }
-}
+);
 
-impl Covered for Stage {
-    const ENTITY: &'static str = "stage";
-    fn table(db: &Db) -> &Table<Self> {
-        &db.stages
-    }
-    fn table_mut(db: &mut Db) -> &mut Table<Self> {
-        &mut db.stages
-    }
+covered!(Stage, "stage", stages;
     fn data(&self, _db: &Db) -> Value {
         rendered(|j| render::stage_v2(j, self))
     }
-}
+);
 
-impl Covered for DealProduct {
-    const ENTITY: &'static str = "deal_product";
-    fn table(db: &Db) -> &Table<Self> {
-        &db.deal_products.table
-    }
-    fn table_mut(db: &mut Db) -> &mut Table<Self> {
-        &mut db.deal_products.table
-    }
+covered!(DealProduct, "deal_product", deal_products.table;
     fn data(&self, _db: &Db) -> Value {
         rendered(|j| render::deal_product_v2(j, self))
     }
-}
+);
 
 /// The related objects notes' v1 form nests; webhooks carry their ids only (MG: "slim").
 const NOTE_RELATED_OBJECTS: [&str; 5] = ["deal", "organization", "person", "project", "user"];
 
-impl Covered for Note {
-    const ENTITY: &'static str = "note";
-    fn table(db: &Db) -> &Table<Self> {
-        &db.notes
-    }
-    fn table_mut(db: &mut Db) -> &mut Table<Self> {
-        &mut db.notes
-    }
+covered!(Note, "note", notes;
     fn data(&self, db: &Db) -> Value {
         let mut v = rendered(|j| render::note_v1(j, db, self, self.user_id));
         if let Some(o) = v.as_object_mut() {
@@ -514,32 +451,18 @@ impl Covered for Note {
     fn owner(&self) -> Option<u64> {
         Some(self.user_id)
     }
-}
+);
 
-impl Covered for Lead {
-    const ENTITY: &'static str = "lead";
-    fn table(db: &Db) -> &Table<Self> {
-        &db.leads
-    }
-    fn table_mut(db: &mut Db) -> &mut Table<Self> {
-        &mut db.leads
-    }
+covered!(owned Lead, "lead", leads;
     fn data(&self, db: &Db) -> Value {
-        with_typed_custom_fields(
-            rendered(|j| render::lead_v1(j, db, self)),
-            typed_custom_fields(db, FieldEntity::Lead, self.id, &self.cf),
-        )
+        with_custom_fields(db, FieldEntity::Lead, self.id, &self.cf, |j| {
+            render::lead_v1(j, db, self)
+        })
     }
     fn public_id(&self) -> String {
         self.uuid.to_string()
     }
-    fn owner(&self) -> Option<u64> {
-        Some(self.owner_id)
-    }
-    fn private(&self) -> bool {
-        self.visible_to == 1
-    }
-}
+);
 
 macro_rules! for_each_covered {
     ($f:ident ! ($($arg:tt)*)) => {

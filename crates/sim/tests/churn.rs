@@ -13,6 +13,16 @@ fn id_of(v: &Value) -> u64 {
     v["id"].as_u64().expect("numeric id")
 }
 
+/// The records' numeric ids, as a list or a set.
+fn ids_of<C: FromIterator<u64>>(records: &[Value]) -> C {
+    records.iter().map(id_of).collect()
+}
+
+/// The numeric ids of one page's `data`.
+fn page_ids(page: &Value) -> Vec<u64> {
+    ids_of(page["data"].as_array().expect("data"))
+}
+
 fn by_id(records: Vec<Value>) -> BTreeMap<u64, Value> {
     records.into_iter().map(|r| (id_of(&r), r)).collect()
 }
@@ -46,6 +56,35 @@ async fn merge_pair(s: &Sim, link: &str, entity: &str) -> (u64, u64) {
         .find(|id| *id != gone)
         .expect("a second record");
     (gone, survivor)
+}
+
+/// `PUT /api/v1/{entity}/{gone}/merge` into `survivor`, which must succeed; returns the body.
+async fn merge(s: &Sim, entity: &str, (gone, survivor): (u64, u64)) -> Value {
+    let path = format!("/api/v1/{entity}/{gone}/merge");
+    s.expect("PUT", &path, json!({"merge_with_id": survivor}), 200)
+        .await
+}
+
+/// After a merge: the merged-away record is out of the truth and the v2 list, and the survivor
+/// has the merge time as `update_time`. Returns the truth and the list, by id.
+async fn assert_merged_away(
+    s: &Sim,
+    entity: &str,
+    (gone, survivor): (u64, u64),
+    merge_time: &str,
+) -> (BTreeMap<u64, Value>, BTreeMap<u64, Value>) {
+    let truth = by_id(s.truth(entity).await);
+    assert!(
+        !truth.contains_key(&gone),
+        "merged {entity} {gone} still in the truth"
+    );
+    assert!(truth[&survivor]["update_time"].as_str().unwrap() >= merge_time);
+    let listed = by_id(s.all_v2(&format!("/api/v2/{entity}"), 100).await);
+    assert!(
+        !listed.contains_key(&gone),
+        "merged {entity} {gone} still listed"
+    );
+    (truth, listed)
 }
 
 /// Checks one child entity after a merge: nothing points at `gone`, everything that did now
@@ -95,80 +134,61 @@ async fn assert_repointed(
     assert!(gone_list.is_empty(), "{entity} still listed under {gone}");
 }
 
+/// What [`merge_with_children`] merged, and what it found after.
+struct MergedWithChildren {
+    gone: u64,
+    survivor: u64,
+    response: Value,
+    truth: BTreeMap<u64, Value>,
+    listed: BTreeMap<u64, Value>,
+}
+
+/// Merges a record linked (by `link`) to deals and activities into another: checks the
+/// merged-away record is gone and its deals and activities moved to the survivor.
+async fn merge_with_children(s: &Sim, entity: &str, link: &str) -> MergedWithChildren {
+    let pair = merge_pair(s, link, entity).await;
+    let deals = s.truth("deals").await;
+    let activities = s.truth("activities").await;
+    let merge_time = clock(s).await;
+    let response = merge(s, entity, pair).await;
+    let (truth, listed) = assert_merged_away(s, entity, pair, &merge_time).await;
+    assert_repointed(s, "deals", link, &deals, pair, &merge_time).await;
+    assert_repointed(s, "activities", link, &activities, pair, &merge_time).await;
+    let (gone, survivor) = pair;
+    MergedWithChildren {
+        gone,
+        survivor,
+        response,
+        truth,
+        listed,
+    }
+}
+
 #[tokio::test]
 async fn merging_persons_moves_deals_and_activities_and_removes_the_merged_person() {
     let s = unlimited(11).await;
-    let (gone, survivor) = merge_pair(&s, "person_id", "persons").await;
-    let deals = s.truth("deals").await;
-    let activities = s.truth("activities").await;
-    let merge_time = clock(&s).await;
-
-    let (status, v) = s
-        .send(
-            "PUT",
-            &format!("/api/v1/persons/{gone}/merge"),
-            json!({"merge_with_id": survivor}),
-        )
-        .await;
-    assert_eq!(status, 200, "{v}");
+    let MergedWithChildren {
+        gone,
+        survivor,
+        response: v,
+        truth: persons,
+        listed,
+    } = merge_with_children(&s, "persons", "person_id").await;
     assert_eq!(v["success"], json!(true));
     assert_eq!(v["data"]["id"], json!(survivor), "merge_with_id survives");
     assert_eq!(v["data"]["merge_what_id"], json!(gone));
-
-    let persons = by_id(s.truth("persons").await);
-    assert!(
-        !persons.contains_key(&gone),
-        "merged person still in the truth"
-    );
-    assert!(persons[&survivor]["update_time"].as_str().unwrap() >= merge_time.as_str());
-    let listed = by_id(s.all_v2("/api/v2/persons", 100).await);
-    assert!(!listed.contains_key(&gone), "merged person still listed");
     assert_eq!(listed.get(&survivor), Some(&persons[&survivor]));
     let (status, _) = s.get(&format!("/api/v2/persons/{gone}")).await;
     assert_eq!(status, 404);
-
-    let pair = (gone, survivor);
-    assert_repointed(&s, "deals", "person_id", &deals, pair, &merge_time).await;
-    assert_repointed(
-        &s,
-        "activities",
-        "person_id",
-        &activities,
-        pair,
-        &merge_time,
-    )
-    .await;
 }
 
 #[tokio::test]
 async fn merging_organizations_moves_deals_and_activities() {
     let s = unlimited(12).await;
-    let (gone, survivor) = merge_pair(&s, "org_id", "organizations").await;
-    let deals = s.truth("deals").await;
-    let activities = s.truth("activities").await;
-    let merge_time = clock(&s).await;
-
-    let (status, v) = s
-        .send(
-            "PUT",
-            &format!("/api/v1/organizations/{gone}/merge"),
-            json!({"merge_with_id": survivor}),
-        )
-        .await;
-    assert_eq!(status, 200, "{v}");
-    assert_eq!(v["data"], json!({"id": survivor}));
-
-    let orgs = by_id(s.truth("organizations").await);
-    assert!(!orgs.contains_key(&gone));
-    assert!(orgs[&survivor]["update_time"].as_str().unwrap() >= merge_time.as_str());
-    let listed = by_id(s.all_v2("/api/v2/organizations", 100).await);
-    assert!(!listed.contains_key(&gone));
+    let merged = merge_with_children(&s, "organizations", "org_id").await;
+    assert_eq!(merged.response["data"], json!({"id": merged.survivor}));
     let persons = s.truth("persons").await;
-    assert!(persons.iter().all(|p| p["org_id"] != json!(gone)));
-
-    let pair = (gone, survivor);
-    assert_repointed(&s, "deals", "org_id", &deals, pair, &merge_time).await;
-    assert_repointed(&s, "activities", "org_id", &activities, pair, &merge_time).await;
+    assert!(persons.iter().all(|p| p["org_id"] != json!(merged.gone)));
 }
 
 #[tokio::test]
@@ -194,33 +214,18 @@ async fn merging_deals_moves_activities_notes_and_products_and_removes_the_merge
         .expect("a second deal with products");
     let merge_time = clock(&s).await;
 
-    let (status, v) = s
-        .send(
-            "PUT",
-            &format!("/api/v1/deals/{gone}/merge"),
-            json!({"merge_with_id": survivor}),
-        )
-        .await;
-    assert_eq!(status, 200, "{v}");
+    let pair = (gone, survivor);
+    let v = merge(&s, "deals", pair).await;
     assert_eq!(v["data"]["id"], json!(survivor));
     assert_eq!(v["data"]["merge_what_id"], json!(gone));
 
-    let truth = by_id(s.truth("deals").await);
-    assert!(!truth.contains_key(&gone), "merged deal still in the truth");
-    assert!(truth[&survivor]["update_time"].as_str().unwrap() >= merge_time.as_str());
-    for path in ["/api/v2/deals", "/api/v2/deals?status=deleted"] {
-        let listed = by_id(s.all_v2(path, 100).await);
-        assert!(!listed.contains_key(&gone), "{path} lists the merged deal");
-    }
-    assert_repointed(
-        &s,
-        "activities",
-        "deal_id",
-        &activities,
-        (gone, survivor),
-        &merge_time,
-    )
-    .await;
+    assert_merged_away(&s, "deals", pair, &merge_time).await;
+    let listed = by_id(s.all_v2("/api/v2/deals?status=deleted", 100).await);
+    assert!(
+        !listed.contains_key(&gone),
+        "deleted deals list the merged deal"
+    );
+    assert_repointed(&s, "activities", "deal_id", &activities, pair, &merge_time).await;
 
     // Notes (v1) follow the deal too.
     let moved_notes: BTreeSet<u64> = notes
@@ -228,12 +233,10 @@ async fn merging_deals_moves_activities_notes_and_products_and_removes_the_merge
         .filter(|n| n["deal_id"] == json!(gone) && n["active_flag"] == json!(true))
         .map(id_of)
         .collect();
-    let listed: BTreeSet<u64> = s
-        .all_v1(&format!("/api/v1/notes?deal_id={survivor}"), 100)
-        .await
-        .iter()
-        .map(id_of)
-        .collect();
+    let listed: BTreeSet<u64> = ids_of(
+        &s.all_v1(&format!("/api/v1/notes?deal_id={survivor}"), 100)
+            .await,
+    );
     assert!(
         moved_notes.is_subset(&listed),
         "{moved_notes:?} not under {survivor}"
@@ -248,7 +251,7 @@ async fn merging_deals_moves_activities_notes_and_products_and_removes_the_merge
     let attached = s
         .all_v2(&format!("/api/v2/deals/{survivor}/products"), 100)
         .await;
-    let attached_ids: BTreeSet<u64> = attached.iter().map(id_of).collect();
+    let attached_ids: BTreeSet<u64> = ids_of(&attached);
     assert_eq!(attached_ids, expected);
     let truth_products = by_id(s.truth("deal_products").await);
     for p in &attached {
@@ -427,32 +430,22 @@ async fn churn_of_every_kind_shows_in_the_lists_as_the_truth_says() {
 
     // v1 lists: notes and leads as the truth has them.
     let notes: BTreeSet<u64> = live_v1(&s.truth("notes").await, "active_flag");
-    let listed: BTreeSet<u64> = s
-        .all_v1("/api/v1/notes", 100)
-        .await
-        .iter()
-        .map(id_of)
-        .collect();
+    let listed: BTreeSet<u64> = ids_of(&s.all_v1("/api/v1/notes", 100).await);
     assert_eq!(listed, notes);
-    let leads: BTreeSet<String> = s
-        .truth("leads")
-        .await
-        .iter()
-        .filter(|l| l["is_archived"] == json!(false))
-        .map(|l| l["id"].as_str().unwrap().to_string())
-        .collect();
-    let listed: BTreeSet<String> = s
-        .all_v1("/api/v1/leads", 100)
-        .await
-        .iter()
-        .map(|l| l["id"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(listed, leads);
+    let uuids = |leads: &[Value]| -> BTreeSet<String> {
+        leads
+            .iter()
+            .map(|l| l["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let mut leads = s.truth("leads").await;
+    leads.retain(|l| l["is_archived"] == json!(false));
+    assert_eq!(uuids(&s.all_v1("/api/v1/leads", 100).await), uuids(&leads));
 
     // Merges leave no link to a record that is gone.
-    let persons: BTreeSet<u64> = s.truth("persons").await.iter().map(id_of).collect();
-    let orgs: BTreeSet<u64> = s.truth("organizations").await.iter().map(id_of).collect();
-    let deals: BTreeSet<u64> = s.truth("deals").await.iter().map(id_of).collect();
+    let persons: BTreeSet<u64> = ids_of(&s.truth("persons").await);
+    let orgs: BTreeSet<u64> = ids_of(&s.truth("organizations").await);
+    let deals: BTreeSet<u64> = ids_of(&s.truth("deals").await);
     for entity in ["deals", "activities", "notes"] {
         for r in s.truth(entity).await {
             for (link, ids) in [("person_id", &persons), ("org_id", &orgs)] {
@@ -523,13 +516,10 @@ async fn timed_churn_runs_at_roughly_the_requested_rate_and_stops() {
 #[tokio::test]
 async fn churn_requests_are_validated() {
     let s = unlimited(25).await;
-    let r =
-        s.c.post(s.url("/__sim/churn"))
-            .json(&json!({"per_secnod": 3}))
-            .send()
-            .await
-            .expect("send");
-    assert_eq!(r.status().as_u16(), 400);
+    let status = s
+        .admin_status("POST", "/__sim/churn", json!({"per_secnod": 3}))
+        .await;
+    assert_eq!(status, 400);
     assert_eq!(applied(&s).await, 0);
 }
 
@@ -547,30 +537,15 @@ async fn delete(s: &Sim, path: &str) -> u16 {
 #[tokio::test]
 async fn a_v1_offset_walk_shifts_by_one_when_a_record_before_the_offset_is_deleted() {
     let s = unlimited(26).await;
-    let all: Vec<u64> = s
-        .all_v1("/api/v1/notes", 100)
-        .await
-        .iter()
-        .map(id_of)
-        .collect();
+    let all: Vec<u64> = ids_of(&s.all_v1("/api/v1/notes", 100).await);
     assert!(all.len() > 25);
     let (status, first) = s.get("/api/v1/notes?start=0&limit=10").await;
     assert_eq!(status, 200);
-    let first: Vec<u64> = first["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(id_of)
-        .collect();
+    let first = page_ids(&first);
     assert_eq!(first, all[..10]);
     assert_eq!(delete(&s, &format!("/api/v1/notes/{}", all[3])).await, 200);
     let (_, second) = s.get("/api/v1/notes?start=10&limit=10").await;
-    let second: Vec<u64> = second["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(id_of)
-        .collect();
+    let second = page_ids(&second);
     // The offset counts live records: the one that was 11th is now 10th and is skipped.
     assert_eq!(second, all[11..21]);
 }
@@ -578,33 +553,27 @@ async fn a_v1_offset_walk_shifts_by_one_when_a_record_before_the_offset_is_delet
 #[tokio::test]
 async fn a_v2_cursor_walk_neither_skips_nor_repeats_when_records_change_between_pages() {
     let s = unlimited(27).await;
-    let all: Vec<u64> = s
-        .all_v2("/api/v2/deals", 100)
-        .await
-        .iter()
-        .map(id_of)
-        .collect();
+    let all: Vec<u64> = ids_of(&s.all_v2("/api/v2/deals", 100).await);
     assert!(all.len() > 25);
     let (_, first) = s.get("/api/v2/deals?limit=10").await;
     let cursor = first["additional_data"]["next_cursor"]
         .as_str()
         .expect("cursor")
         .to_string();
-    let first: Vec<u64> = first["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(id_of)
-        .collect();
+    let first = page_ids(&first);
     assert_eq!(first, all[..10]);
     // Between pages: one deal already read is deleted, one ahead is deleted, one is created.
     for id in [all[3], all[15]] {
         assert_eq!(delete(&s, &format!("/api/v2/deals/{id}")).await, 200);
     }
-    let (status, created) = s
-        .send("POST", "/api/v2/deals", json!({"title": "Between pages"}))
+    let created = s
+        .expect(
+            "POST",
+            "/api/v2/deals",
+            json!({"title": "Between pages"}),
+            200,
+        )
         .await;
-    assert_eq!(status, 200);
     let created = id_of(&created["data"]);
     let mut rest = Vec::new();
     let mut next = Some(cursor);
@@ -613,7 +582,7 @@ async fn a_v2_cursor_walk_neither_skips_nor_repeats_when_records_change_between_
             .get(&format!("/api/v2/deals?limit=10&cursor={cursor}"))
             .await;
         assert_eq!(status, 200, "{page}");
-        rest.extend(page["data"].as_array().unwrap().iter().map(id_of));
+        rest.extend(page_ids(&page));
         next = page["additional_data"]["next_cursor"]
             .as_str()
             .map(str::to_string);

@@ -34,8 +34,11 @@ struct Answer {
 
 impl Answer {
     fn ok() -> Answer {
+        Answer::status(200)
+    }
+    fn status(status: u16) -> Answer {
         Answer {
-            status: 200,
+            status,
             delay_ms: 0,
             delay_attempts_up_to: 0,
         }
@@ -112,6 +115,23 @@ async fn sim_with(seed: u64, webhooks: WebhookOptions) -> Sim {
     .await
 }
 
+/// A simulator with one receiver subscribed to every event.
+async fn listening(seed: u64, webhooks: WebhookOptions) -> (Sim, Receiver) {
+    let s = sim_with(seed, webhooks).await;
+    let receiver = Receiver::start(Answer::ok()).await;
+    subscribe(&s, &receiver.url, "*", "*", None).await;
+    (s, receiver)
+}
+
+/// [`listening`], with the delivery faults `set` sets (the others off).
+async fn listening_with_faults(seed: u64, set: impl FnOnce(&mut WebhookFaults)) -> (Sim, Receiver) {
+    let (s, receiver) = listening(seed, WebhookOptions::default()).await;
+    let mut faults = WebhookFaults::default();
+    set(&mut faults);
+    set_faults(&s, faults).await;
+    (s, receiver)
+}
+
 /// Registers a v2 webhook; returns its id.
 async fn subscribe(
     s: &Sim,
@@ -168,6 +188,23 @@ async fn write(s: &Sim, method: &str, path: &str, body: Value) -> Value {
     v
 }
 
+async fn delete(s: &Sim, path: &str) -> Value {
+    write(s, "DELETE", path, Value::Null).await
+}
+
+async fn create_deal(s: &Sim, title: &str) -> Value {
+    write(s, "POST", "/api/v2/deals", json!({ "title": title })).await
+}
+
+async fn advance_clock(s: &Sim, seconds: f64) {
+    s.admin(
+        "POST",
+        "/__sim/clock/advance",
+        json!({ "seconds": seconds }),
+    )
+    .await;
+}
+
 fn is_deleted(record: &Value) -> bool {
     record["is_deleted"] == json!(true) || record["active_flag"] == json!(false)
 }
@@ -177,6 +214,24 @@ fn truth_key(record: &Value) -> String {
         Value::String(s) => s.clone(),
         v => v.to_string(),
     }
+}
+
+/// The records of `entity` in the truth that are not deleted, with their ids.
+async fn live_records(s: &Sim, entity: &str) -> Vec<(String, Value)> {
+    s.truth(entity)
+        .await
+        .into_iter()
+        .filter(|r| !is_deleted(r))
+        .map(|r| (truth_key(&r), r))
+        .collect()
+}
+
+async fn first_live(s: &Sim, entity: &str) -> Value {
+    s.truth(entity)
+        .await
+        .into_iter()
+        .find(|r| !is_deleted(r))
+        .unwrap_or_else(|| panic!("no live {entity}"))
 }
 
 async fn truth_record(s: &Sim, entity: &str, id: &str) -> Value {
@@ -338,6 +393,15 @@ fn assert_meta(what: &str, meta: &Value, expected: &Value) {
     assert!(permitted.contains(&json!("1")), "{what}: {permitted:?}");
 }
 
+/// Orders deliveries by their `meta.timestamp`.
+fn sort_by_timestamp(bodies: &mut [Value]) {
+    bodies.sort_by(|a, b| {
+        a["meta"]["timestamp"]
+            .as_str()
+            .cmp(&b["meta"]["timestamp"].as_str())
+    });
+}
+
 /// The deliveries of one entity record, in arrival order.
 fn of_record<'a>(bodies: &'a [Value], entity: &str, id: &str) -> Vec<&'a Value> {
     bodies
@@ -352,13 +416,28 @@ fn of_record<'a>(bodies: &'a [Value], entity: &str, id: &str) -> Vec<&'a Value> 
 struct Lifecycle {
     entity: &'static str,
     truth: &'static str,
-    create: (&'static str, Value),
+    create: (String, Value),
     change_method: &'static str,
     /// `{id}` stands for the created record's id.
-    record_path: &'static str,
+    record_path: String,
     change: Value,
     /// Whether the delete keeps the record (soft delete) in the truth.
     soft_delete: bool,
+}
+
+impl Lifecycle {
+    /// A v2 entity: created at `/api/v2/{truth}`, changed with PATCH, soft-deleted.
+    fn v2(entity: &'static str, truth: &'static str, create: Value, change: Value) -> Lifecycle {
+        Lifecycle {
+            entity,
+            truth,
+            create: (format!("/api/v2/{truth}"), create),
+            change_method: "PATCH",
+            record_path: format!("/api/v2/{truth}/{{id}}"),
+            change,
+            soft_delete: true,
+        }
+    }
 }
 
 #[tokio::test]
@@ -371,27 +450,12 @@ async fn create_change_delete_of_each_entity_deliver_the_documented_payloads() {
     let host = format!("{}.pipedrive.com", info["company_domain"].as_str().unwrap());
 
     // Custom fields on deals, to see typed values and `previous.custom_fields`.
-    let varchar = s
-        .admin(
-            "POST",
-            "/__sim/custom_fields/deals",
-            json!({"name": "Ref", "field_type": "varchar"}),
-        )
-        .await;
-    let enumerated = s
-        .admin(
-            "POST",
-            "/__sim/custom_fields/deals",
-            json!({"name": "Tier", "field_type": "enum", "options": ["Gold", "Silver"]}),
-        )
-        .await;
-    let monetary = s
-        .admin(
-            "POST",
-            "/__sim/custom_fields/deals",
-            json!({"name": "Budget", "field_type": "monetary"}),
-        )
-        .await;
+    let deal_field = |body: Value| s.admin("POST", "/__sim/custom_fields/deals", body);
+    let varchar = deal_field(json!({"name": "Ref", "field_type": "varchar"})).await;
+    let enumerated =
+        deal_field(json!({"name": "Tier", "field_type": "enum", "options": ["Gold", "Silver"]}))
+            .await;
+    let monetary = deal_field(json!({"name": "Budget", "field_type": "monetary"})).await;
     let (varchar, enumerated, monetary) = (
         varchar["key"].as_str().unwrap().to_string(),
         enumerated.clone(),
@@ -400,105 +464,62 @@ async fn create_change_delete_of_each_entity_deliver_the_documented_payloads() {
     let enum_key = enumerated["key"].as_str().unwrap().to_string();
     let silver = enumerated["options"][1]["id"].clone();
 
-    let deal = s
-        .truth("deals")
-        .await
-        .into_iter()
-        .find(|d| !is_deleted(d))
-        .unwrap();
-    let person = s
-        .truth("persons")
-        .await
-        .into_iter()
-        .find(|p| !is_deleted(p))
-        .unwrap();
+    let deal = first_live(&s, "deals").await;
+    let person = first_live(&s, "persons").await;
     let pipeline = s.truth("pipelines").await[0]["id"].clone();
     let lifecycles = [
-        Lifecycle {
-            entity: "deal",
-            truth: "deals",
-            create: (
-                "/api/v2/deals",
-                json!({"title": "Webhook deal", "value": 100}),
-            ),
-            change_method: "PATCH",
-            record_path: "/api/v2/deals/{id}",
-            change: json!({"title": "Webhook deal renamed", "custom_fields": {
+        Lifecycle::v2(
+            "deal",
+            "deals",
+            json!({"title": "Webhook deal", "value": 100}),
+            json!({"title": "Webhook deal renamed", "custom_fields": {
                 varchar.clone(): "R-1", enum_key.clone(): silver, monetary.clone(): {"value": 250, "currency": "USD"}}}),
-            soft_delete: true,
-        },
-        Lifecycle {
-            entity: "person",
-            truth: "persons",
-            create: ("/api/v2/persons", json!({"name": "Hook Person"})),
-            change_method: "PATCH",
-            record_path: "/api/v2/persons/{id}",
-            change: json!({"name": "Hook Person Renamed"}),
-            soft_delete: true,
-        },
-        Lifecycle {
-            entity: "organization",
-            truth: "organizations",
-            create: ("/api/v2/organizations", json!({"name": "Hook Org"})),
-            change_method: "PATCH",
-            record_path: "/api/v2/organizations/{id}",
-            change: json!({"name": "Hook Org Renamed"}),
-            soft_delete: true,
-        },
-        Lifecycle {
-            entity: "activity",
-            truth: "activities",
-            create: (
-                "/api/v2/activities",
-                json!({"subject": "Hook call", "deal_id": deal["id"]}),
-            ),
-            change_method: "PATCH",
-            record_path: "/api/v2/activities/{id}",
-            change: json!({"done": true}),
-            soft_delete: true,
-        },
-        Lifecycle {
-            entity: "product",
-            truth: "products",
-            create: (
-                "/api/v2/products",
-                json!({"name": "Hook product", "code": "H-1"}),
-            ),
-            change_method: "PATCH",
-            record_path: "/api/v2/products/{id}",
-            change: json!({"code": "H-2"}),
-            soft_delete: true,
-        },
-        Lifecycle {
-            entity: "pipeline",
-            truth: "pipelines",
-            create: ("/api/v2/pipelines", json!({"name": "Hook pipeline"})),
-            change_method: "PATCH",
-            record_path: "/api/v2/pipelines/{id}",
-            change: json!({"name": "Hook pipeline renamed"}),
-            soft_delete: true,
-        },
-        Lifecycle {
-            entity: "stage",
-            truth: "stages",
-            create: (
-                "/api/v2/stages",
-                json!({"name": "Hook stage", "pipeline_id": pipeline}),
-            ),
-            change_method: "PATCH",
-            record_path: "/api/v2/stages/{id}",
-            change: json!({"deal_probability": 40}),
-            soft_delete: true,
-        },
+        ),
+        Lifecycle::v2(
+            "person",
+            "persons",
+            json!({"name": "Hook Person"}),
+            json!({"name": "Hook Person Renamed"}),
+        ),
+        Lifecycle::v2(
+            "organization",
+            "organizations",
+            json!({"name": "Hook Org"}),
+            json!({"name": "Hook Org Renamed"}),
+        ),
+        Lifecycle::v2(
+            "activity",
+            "activities",
+            json!({"subject": "Hook call", "deal_id": deal["id"]}),
+            json!({"done": true}),
+        ),
+        Lifecycle::v2(
+            "product",
+            "products",
+            json!({"name": "Hook product", "code": "H-1"}),
+            json!({"code": "H-2"}),
+        ),
+        Lifecycle::v2(
+            "pipeline",
+            "pipelines",
+            json!({"name": "Hook pipeline"}),
+            json!({"name": "Hook pipeline renamed"}),
+        ),
+        Lifecycle::v2(
+            "stage",
+            "stages",
+            json!({"name": "Hook stage", "pipeline_id": pipeline}),
+            json!({"deal_probability": 40}),
+        ),
         Lifecycle {
             entity: "note",
             truth: "notes",
             create: (
-                "/api/v1/notes",
+                "/api/v1/notes".to_string(),
                 json!({"content": "Hook note", "deal_id": deal["id"]}),
             ),
             change_method: "PUT",
-            record_path: "/api/v1/notes/{id}",
+            record_path: "/api/v1/notes/{id}".to_string(),
             change: json!({"content": "Hook note edited"}),
             soft_delete: true,
         },
@@ -506,24 +527,24 @@ async fn create_change_delete_of_each_entity_deliver_the_documented_payloads() {
             entity: "lead",
             truth: "leads",
             create: (
-                "/api/v1/leads",
+                "/api/v1/leads".to_string(),
                 json!({"title": "Hook lead", "person_id": person["id"]}),
             ),
             change_method: "PATCH",
-            record_path: "/api/v1/leads/{id}",
+            record_path: "/api/v1/leads/{id}".to_string(),
             change: json!({"title": "Hook lead renamed"}),
             soft_delete: false,
         },
     ];
 
     for l in &lifecycles {
-        let created = write(&s, "POST", l.create.0, l.create.1.clone()).await;
+        let created = write(&s, "POST", &l.create.0, l.create.1.clone()).await;
         let id = truth_key(&created["data"]);
         let after_create = truth_record(&s, l.truth, &id).await;
         let path = l.record_path.replace("{id}", &id);
         write(&s, l.change_method, &path, l.change.clone()).await;
         let after_change = truth_record(&s, l.truth, &id).await;
-        write(&s, "DELETE", &path, Value::Null).await;
+        delete(&s, &path).await;
         if l.soft_delete {
             assert!(
                 is_deleted(&truth_record(&s, l.truth, &id).await),
@@ -654,7 +675,7 @@ async fn subscriptions_receive_only_the_actions_and_objects_they_name() {
     subscribe(&s, &deals_changed.url, "change", "deal", None).await;
     subscribe(&s, &any_person.url, "*", "person", None).await;
     subscribe(&s, &all_deletes.url, "delete", "*", None).await;
-    let deal = write(&s, "POST", "/api/v2/deals", json!({"title": "Scoped"})).await;
+    let deal = create_deal(&s, "Scoped").await;
     let deal_id = deal["data"]["id"].clone();
     write(
         &s,
@@ -665,20 +686,8 @@ async fn subscriptions_receive_only_the_actions_and_objects_they_name() {
     .await;
     let person = write(&s, "POST", "/api/v2/persons", json!({"name": "Scoped P"})).await;
     let person_id = person["data"]["id"].clone();
-    write(
-        &s,
-        "DELETE",
-        &format!("/api/v2/persons/{person_id}"),
-        Value::Null,
-    )
-    .await;
-    write(
-        &s,
-        "DELETE",
-        &format!("/api/v2/deals/{deal_id}"),
-        Value::Null,
-    )
-    .await;
+    delete(&s, &format!("/api/v2/persons/{person_id}")).await;
+    delete(&s, &format!("/api/v2/deals/{deal_id}")).await;
     settle(&s).await;
     let seen = |r: &Receiver| -> Vec<String> {
         r.bodies()
@@ -701,9 +710,7 @@ async fn subscriptions_receive_only_the_actions_and_objects_they_name() {
 
 #[tokio::test]
 async fn merges_deliver_a_delete_with_merged_to_id_then_a_change_with_merged_from_id() {
-    let s = sim_with(33, WebhookOptions::default()).await;
-    let receiver = Receiver::start(Answer::ok()).await;
-    subscribe(&s, &receiver.url, "*", "*", None).await;
+    let (s, receiver) = listening(33, WebhookOptions::default()).await;
     for (entity, path, truth, link) in [
         ("person", "persons", "persons", "person_id"),
         ("organization", "organizations", "organizations", "org_id"),
@@ -835,20 +842,10 @@ async fn a_failing_receiver_is_retried_on_the_schedule_then_banned() {
         "{timing}"
     );
     assert_eq!(timing["timeout_ms"], json!(100));
-    let receiver = Receiver::start(Answer {
-        status: 500,
-        ..Answer::ok()
-    })
-    .await;
+    let receiver = Receiver::start(Answer::status(500)).await;
     let hook = subscribe(&s, &receiver.url, "create", "deal", None).await;
     for n in 0..12 {
-        write(
-            &s,
-            "POST",
-            "/api/v2/deals",
-            json!({"title": format!("Failing {n}")}),
-        )
-        .await;
+        create_deal(&s, &format!("Failing {n}")).await;
     }
     let v = settle(&s).await;
     // Ten failed first attempts ban the subscription; the two events after them are lost.
@@ -909,28 +906,11 @@ async fn a_failing_receiver_is_retried_on_the_schedule_then_banned() {
 
     // The ban lasts 30 minutes of simulated time (scaled): after it, deliveries resume.
     receiver.set(Answer::ok());
-    write(
-        &s,
-        "POST",
-        "/api/v2/deals",
-        json!({"title": "During the ban"}),
-    )
-    .await;
+    create_deal(&s, "During the ban").await;
     let v = settle(&s).await;
     assert_eq!(v["lost_to_ban"], json!(3), "{v}");
-    s.admin(
-        "POST",
-        "/__sim/clock/advance",
-        json!({"seconds": 30.0 * 60.0 * SCALE + 1.0}),
-    )
-    .await;
-    write(
-        &s,
-        "POST",
-        "/api/v2/deals",
-        json!({"title": "After the ban"}),
-    )
-    .await;
+    advance_clock(&s, 30.0 * 60.0 * SCALE + 1.0).await;
+    create_deal(&s, "After the ban").await;
     let v = settle(&s).await;
     assert_eq!(v["succeeded"], json!(1), "{v}");
     assert_eq!(v["lost_to_ban"], json!(3), "{v}");
@@ -971,18 +951,9 @@ async fn a_late_answer_is_a_failure_and_the_event_is_sent_again() {
 #[tokio::test]
 async fn three_days_without_a_successful_delivery_deactivate_the_subscription() {
     let s = sim_with(37, scaled()).await;
-    let receiver = Receiver::start(Answer {
-        status: 503,
-        ..Answer::ok()
-    })
-    .await;
+    let receiver = Receiver::start(Answer::status(503)).await;
     subscribe(&s, &receiver.url, "*", "person", None).await;
-    s.admin(
-        "POST",
-        "/__sim/clock/advance",
-        json!({"seconds": 3 * 86_400 + 1}),
-    )
-    .await;
+    advance_clock(&s, (3 * 86_400 + 1) as f64).await;
     write(&s, "POST", "/api/v2/persons", json!({"name": "Unheard"})).await;
     settle(&s).await;
     let (_, hooks) = s.get("/api/v1/webhooks").await;
@@ -1015,13 +986,7 @@ async fn set_faults(s: &Sim, faults: WebhookFaults) {
 async fn create_deals(s: &Sim, n: usize) -> Vec<String> {
     let mut ids = Vec::new();
     for k in 0..n {
-        let v = write(
-            s,
-            "POST",
-            "/api/v2/deals",
-            json!({"title": format!("Fault {k}")}),
-        )
-        .await;
+        let v = create_deal(s, &format!("Fault {k}")).await;
         ids.push(v["data"]["id"].to_string());
     }
     ids
@@ -1036,17 +1001,7 @@ fn entity_ids(bodies: &[Value]) -> Vec<String> {
 
 #[tokio::test]
 async fn the_duplicate_fault_sends_accepted_deliveries_twice() {
-    let s = sim_with(38, WebhookOptions::default()).await;
-    let receiver = Receiver::start(Answer::ok()).await;
-    subscribe(&s, &receiver.url, "*", "*", None).await;
-    set_faults(
-        &s,
-        WebhookFaults {
-            duplicate_rate: 1.0,
-            ..Default::default()
-        },
-    )
-    .await;
+    let (s, receiver) = listening_with_faults(38, |f| f.duplicate_rate = 1.0).await;
     let ids = create_deals(&s, 4).await;
     let v = settle(&s).await;
     assert_eq!(v["duplicated"], json!(4), "{v}");
@@ -1064,17 +1019,7 @@ async fn the_duplicate_fault_sends_accepted_deliveries_twice() {
 async fn the_drop_fault_loses_deliveries_the_same_way_for_the_same_seed() {
     let mut delivered = Vec::new();
     for _ in 0..2 {
-        let s = sim_with(39, WebhookOptions::default()).await;
-        let receiver = Receiver::start(Answer::ok()).await;
-        subscribe(&s, &receiver.url, "*", "*", None).await;
-        set_faults(
-            &s,
-            WebhookFaults {
-                drop_rate: 0.5,
-                ..Default::default()
-            },
-        )
-        .await;
+        let (s, receiver) = listening_with_faults(39, |f| f.drop_rate = 0.5).await;
         let ids = create_deals(&s, 20).await;
         let v = settle(&s).await;
         let got = entity_ids(&receiver.bodies());
@@ -1088,17 +1033,7 @@ async fn the_drop_fault_loses_deliveries_the_same_way_for_the_same_seed() {
         "the same seed drops the same deliveries"
     );
 
-    let s = sim_with(39, WebhookOptions::default()).await;
-    let receiver = Receiver::start(Answer::ok()).await;
-    subscribe(&s, &receiver.url, "*", "*", None).await;
-    set_faults(
-        &s,
-        WebhookFaults {
-            drop_rate: 1.0,
-            ..Default::default()
-        },
-    )
-    .await;
+    let (s, receiver) = listening_with_faults(39, |f| f.drop_rate = 1.0).await;
     create_deals(&s, 5).await;
     let v = settle(&s).await;
     assert_eq!(v["dropped"], json!(5), "{v}");
@@ -1107,17 +1042,7 @@ async fn the_drop_fault_loses_deliveries_the_same_way_for_the_same_seed() {
 
 #[tokio::test]
 async fn the_reorder_fault_lets_the_next_delivery_overtake() {
-    let s = sim_with(40, WebhookOptions::default()).await;
-    let receiver = Receiver::start(Answer::ok()).await;
-    subscribe(&s, &receiver.url, "*", "*", None).await;
-    set_faults(
-        &s,
-        WebhookFaults {
-            reorder_rate: 1.0,
-            ..Default::default()
-        },
-    )
-    .await;
+    let (s, receiver) = listening_with_faults(40, |f| f.reorder_rate = 1.0).await;
     let ids = create_deals(&s, 6).await;
     let v = settle(&s).await;
     assert_eq!(v["reordered"], json!(3), "{v}");
@@ -1129,27 +1054,16 @@ async fn the_reorder_fault_lets_the_next_delivery_overtake() {
     // The timestamps still tell the writes' order.
     let bodies = receiver.bodies();
     let mut by_time = bodies.clone();
-    by_time.sort_by(|a, b| {
-        a["meta"]["timestamp"]
-            .as_str()
-            .cmp(&b["meta"]["timestamp"].as_str())
-    });
+    sort_by_timestamp(&mut by_time);
     assert_eq!(entity_ids(&by_time), ids);
 }
 
 #[tokio::test]
 async fn the_slow_fault_delays_deliveries() {
-    let s = sim_with(41, WebhookOptions::default()).await;
-    let receiver = Receiver::start(Answer::ok()).await;
-    subscribe(&s, &receiver.url, "*", "*", None).await;
-    set_faults(
-        &s,
-        WebhookFaults {
-            slow_rate: 1.0,
-            slow_ms: 300,
-            ..Default::default()
-        },
-    )
+    let (s, receiver) = listening_with_faults(41, |f| {
+        f.slow_rate = 1.0;
+        f.slow_ms = 300;
+    })
     .await;
     let started = Instant::now();
     create_deals(&s, 3).await;
@@ -1171,20 +1085,16 @@ async fn the_slow_fault_delays_deliveries() {
 #[tokio::test]
 async fn fault_settings_are_validated() {
     let s = sim_with(42, WebhookOptions::default()).await;
-    let r =
-        s.c.post(s.url("/__sim/webhooks/faults"))
-            .json(&json!({"drop_rate": 1.5}))
-            .send()
-            .await
-            .unwrap();
-    assert_eq!(r.status(), 400);
-    let r =
-        s.c.post(s.url("/__sim/webhooks/timing"))
-            .json(&json!({"time_scale": 0}))
-            .send()
-            .await
-            .unwrap();
-    assert_eq!(r.status(), 400);
+    let faults = json!({"drop_rate": 1.5});
+    let status = s
+        .admin_status("POST", "/__sim/webhooks/faults", faults)
+        .await;
+    assert_eq!(status, 400);
+    let timing = json!({"time_scale": 0});
+    let status = s
+        .admin_status("POST", "/__sim/webhooks/timing", timing)
+        .await;
+    assert_eq!(status, 400);
 }
 
 // ------------------------------------------------------------------------------ churn replay
@@ -1211,30 +1121,16 @@ enum Held {
 
 #[tokio::test]
 async fn churn_deliveries_replayed_by_timestamp_reproduce_the_truth() {
-    let s = sim_with(43, WebhookOptions::default()).await;
-    let receiver = Receiver::start(Answer::ok()).await;
-    subscribe(&s, &receiver.url, "*", "*", None).await;
     // Reordered and duplicated deliveries must not matter to a newest-wins consumer.
-    set_faults(
-        &s,
-        WebhookFaults {
-            reorder_rate: 0.2,
-            duplicate_rate: 0.2,
-            ..Default::default()
-        },
-    )
+    let (s, receiver) = listening_with_faults(43, |f| {
+        f.reorder_rate = 0.2;
+        f.duplicate_rate = 0.2;
+    })
     .await;
     let mut held: BTreeMap<&str, BTreeMap<String, Held>> = BTreeMap::new();
     for (truth, entity) in REPLAYED {
-        held.insert(
-            entity,
-            s.truth(truth)
-                .await
-                .into_iter()
-                .filter(|r| !is_deleted(r))
-                .map(|r| (truth_key(&r), Held::Read(r)))
-                .collect(),
-        );
+        let read = live_records(&s, truth).await.into_iter();
+        held.insert(entity, read.map(|(id, r)| (id, Held::Read(r))).collect());
     }
     let churn = s.admin("POST", "/__sim/churn", json!({"steps": 400})).await;
     assert!(churn["applied"].as_u64().unwrap() >= 300, "{churn}");
@@ -1246,11 +1142,7 @@ async fn churn_deliveries_replayed_by_timestamp_reproduce_the_truth() {
 
     let mut bodies = receiver.bodies();
     assert!(bodies.len() >= 300, "{} deliveries", bodies.len());
-    bodies.sort_by(|a, b| {
-        a["meta"]["timestamp"]
-            .as_str()
-            .cmp(&b["meta"]["timestamp"].as_str())
-    });
+    sort_by_timestamp(&mut bodies);
     let mut kinds = BTreeSet::new();
     for b in &bodies {
         let meta = &b["meta"];
@@ -1288,13 +1180,7 @@ async fn churn_deliveries_replayed_by_timestamp_reproduce_the_truth() {
     }
 
     for (truth, entity) in REPLAYED {
-        let live: BTreeMap<String, Value> = s
-            .truth(truth)
-            .await
-            .into_iter()
-            .filter(|r| !is_deleted(r))
-            .map(|r| (truth_key(&r), r))
-            .collect();
+        let live: BTreeMap<String, Value> = live_records(&s, truth).await.into_iter().collect();
         let replayed = &held[entity];
         let missing: Vec<&String> = live.keys().filter(|k| !replayed.contains_key(*k)).collect();
         let extra: Vec<&String> = replayed.keys().filter(|k| !live.contains_key(*k)).collect();

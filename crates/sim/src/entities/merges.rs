@@ -176,6 +176,28 @@ fn repoint<T: Rec + Clone>(
     ids
 }
 
+/// Moves the rows of `$table` whose `$link` names the merged record to the survivor, giving
+/// them the merge time as their `update_time`.
+macro_rules! move_children {
+    ($table:expr, $link:ident, ($merged:expr, $survivor:expr), $t:expr) => {
+        repoint(
+            &mut $table,
+            |r| r.$link == Some($merged),
+            |r| {
+                r.$link = Some($survivor);
+                r.update_time = $t;
+            },
+        )
+    };
+}
+
+/// Removes the merged record; returns it with the survivor as it was before the merge.
+fn take_pair<T: Rec + Clone>(table: &mut Table<T>, merged: u64, survivor: u64) -> Option<(T, T)> {
+    let gone = table.remove(merged)?;
+    let kept = table.get(survivor).cloned()?;
+    Some((gone, kept))
+}
+
 /// The survivor's custom field values, with its empty ones filled from the merged record's.
 fn merged_custom_fields(
     db: &Db,
@@ -251,10 +273,7 @@ fn repoint_deals(db: &mut Db, link: DealLink, (merged, survivor): (u64, u64), t:
 }
 
 fn merge_persons(db: &mut Db, merged: u64, survivor: u64, t: Ms, me: u64) {
-    let Some(gone) = db.persons.remove(merged) else {
-        return;
-    };
-    let Some(kept) = db.persons.get(survivor).cloned() else {
+    let Some((gone, kept)) = take_pair(&mut db.persons, merged, survivor) else {
         return;
     };
     let (cf, _) = merged_custom_fields(
@@ -281,37 +300,13 @@ fn merge_persons(db: &mut Db, merged: u64, survivor: u64, t: Ms, me: u64) {
         p.update_time = t;
     });
     repoint_deals(db, DealLink::Person, (merged, survivor), t, me);
-    repoint(
-        &mut db.activities,
-        |a| a.person_id == Some(merged),
-        |a| {
-            a.person_id = Some(survivor);
-            a.update_time = t;
-        },
-    );
-    repoint(
-        &mut db.notes,
-        |n| n.person_id == Some(merged),
-        |n| {
-            n.person_id = Some(survivor);
-            n.update_time = t;
-        },
-    );
-    repoint(
-        &mut db.leads,
-        |l| l.person_id == Some(merged),
-        |l| {
-            l.person_id = Some(survivor);
-            l.update_time = t;
-        },
-    );
+    move_children!(db.activities, person_id, (merged, survivor), t);
+    move_children!(db.notes, person_id, (merged, survivor), t);
+    move_children!(db.leads, person_id, (merged, survivor), t);
 }
 
 fn merge_orgs(db: &mut Db, merged: u64, survivor: u64, t: Ms, me: u64) {
-    let Some(gone) = db.orgs.remove(merged) else {
-        return;
-    };
-    let Some(kept) = db.orgs.get(survivor).cloned() else {
+    let Some((gone, kept)) = take_pair(&mut db.orgs, merged, survivor) else {
         return;
     };
     let (cf, _) = merged_custom_fields(
@@ -332,46 +327,15 @@ fn merge_orgs(db: &mut Db, merged: u64, survivor: u64, t: Ms, me: u64) {
         o.cf = cf;
         o.update_time = t;
     });
-    repoint(
-        &mut db.persons,
-        |p| p.org_id == Some(merged),
-        |p| {
-            p.org_id = Some(survivor);
-            p.update_time = t;
-        },
-    );
+    move_children!(db.persons, org_id, (merged, survivor), t);
     repoint_deals(db, DealLink::Organization, (merged, survivor), t, me);
-    repoint(
-        &mut db.activities,
-        |a| a.org_id == Some(merged),
-        |a| {
-            a.org_id = Some(survivor);
-            a.update_time = t;
-        },
-    );
-    repoint(
-        &mut db.notes,
-        |n| n.org_id == Some(merged),
-        |n| {
-            n.org_id = Some(survivor);
-            n.update_time = t;
-        },
-    );
-    repoint(
-        &mut db.leads,
-        |l| l.org_id == Some(merged),
-        |l| {
-            l.org_id = Some(survivor);
-            l.update_time = t;
-        },
-    );
+    move_children!(db.activities, org_id, (merged, survivor), t);
+    move_children!(db.notes, org_id, (merged, survivor), t);
+    move_children!(db.leads, org_id, (merged, survivor), t);
 }
 
 fn merge_deals(db: &mut Db, merged: u64, survivor: u64, t: Ms, me: u64) {
-    let Some(gone) = db.deals.remove(merged) else {
-        return;
-    };
-    let Some(kept) = db.deals.get(survivor).cloned() else {
+    let Some((gone, kept)) = take_pair(&mut db.deals, merged, survivor) else {
         return;
     };
     db.deal_changes.remove(&merged);
@@ -417,21 +381,7 @@ fn merge_deals(db: &mut Db, merged: u64, survivor: u64, t: Ms, me: u64) {
     for (field, old, new) in filled {
         push_change(db, survivor, me, &field, old, new, t);
     }
-    repoint(
-        &mut db.activities,
-        |a| a.deal_id == Some(merged),
-        |a| {
-            a.deal_id = Some(survivor);
-            a.update_time = t;
-        },
-    );
-    repoint(
-        &mut db.notes,
-        |n| n.deal_id == Some(merged),
-        |n| {
-            n.deal_id = Some(survivor);
-            n.update_time = t;
-        },
-    );
+    move_children!(db.activities, deal_id, (merged, survivor), t);
+    move_children!(db.notes, deal_id, (merged, survivor), t);
     db.deal_products.move_to_deal(merged, survivor, t);
 }

@@ -81,15 +81,28 @@ impl Sim {
         let s = r.status().as_u16();
         (s, r.json().await.unwrap_or(Value::Null))
     }
-    pub async fn admin(&self, method: &str, p: &str, body: Value) -> Value {
+    /// [`Sim::send`], which must answer `status`; returns the body.
+    pub async fn expect(&self, method: &str, p: &str, body: Value, status: u16) -> Value {
+        let (got, v) = self.send(method, p, body).await;
+        assert_eq!(got, status, "{method} {p}: {v}");
+        v
+    }
+    /// An admin request (no API token).
+    async fn admin_response(&self, method: &str, p: &str, body: Value) -> reqwest::Response {
         let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-        let r = self
-            .c
+        self.c
             .request(m, self.url(p))
             .json(&body)
             .send()
             .await
-            .expect("send");
+            .expect("send")
+    }
+    /// The status of an admin request, for requests that must fail.
+    pub async fn admin_status(&self, method: &str, p: &str, body: Value) -> u16 {
+        self.admin_response(method, p, body).await.status().as_u16()
+    }
+    pub async fn admin(&self, method: &str, p: &str, body: Value) -> Value {
+        let r = self.admin_response(method, p, body).await;
         assert!(r.status().is_success(), "admin {p}: {}", r.status());
         r.json().await.expect("json")
     }
