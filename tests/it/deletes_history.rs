@@ -130,7 +130,11 @@ async fn deletes_stay_marked_and_moves_become_history(target: Target) {
         None,
     )
     .await;
+    sim.reset_stats().await;
     assert_ok(&workspace.sync(&sim, &[]));
+    // The changed deals' changes come from `/changelog` (20 tokens a deal), not `/flow` (40).
+    assert!(sim.requests_to("/api/v1/deals/{id}/changelog").await > 0);
+    assert_eq!(sim.requests_to("/api/v1/deals/{id}/flow").await, 0);
 
     let check_deleted = |rows: &[Value], table: &str, gone: i64, live: &BTreeSet<i64>| -> Value {
         for r in rows.iter().filter(|r| live.contains(&id(r))) {
@@ -218,12 +222,12 @@ async fn deletes_stay_marked_and_moves_become_history(target: Target) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn duckdb_keeps_purged_deletes_and_rebuilds_deal_history_from_the_flow() {
+async fn duckdb_keeps_purged_deletes_and_rebuilds_deal_history_from_the_change_log() {
     deletes_stay_marked_and_moves_become_history(Target::DuckDb).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn postgres_keeps_purged_deletes_and_rebuilds_deal_history_from_the_flow() {
+async fn postgres_keeps_purged_deletes_and_rebuilds_deal_history_from_the_change_log() {
     deletes_stay_marked_and_moves_become_history(Target::Postgres(Schema::new().await)).await;
 }
 

@@ -132,9 +132,13 @@ pub struct Deletes {
 
 /// The stream that logs each change of this one's records, field by field with the old value and
 /// the time: history mode rebuilds the versions between two syncs from it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Serialize)]
 pub struct ChangeLog {
+    /// The log as a stream users can select: when it is, its records serve history too.
     pub stream: &'static str,
+    /// Where the changes of the records a run re-reads come from when `stream` is not
+    /// selected: the cheapest endpoint that holds the same changes.
+    pub between_syncs: ChangeSource,
     /// Record keys of a change: the field it changed, the value before, and when.
     pub field: &'static str,
     pub old_value: &'static str,
@@ -144,6 +148,27 @@ pub struct ChangeLog {
     /// Change-log field keys whose column has another name (v1 `user_id` is v2 `owner_id`).
     pub renamed: &'static [(&'static str, &'static str)],
 }
+
+/// An endpoint read only for history, one request per changed record; not a stream of its own.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct ChangeSource {
+    pub def: &'static StreamDef,
+    /// Its record key holding a change's time (the log's `time` under another name).
+    pub time: &'static str,
+}
+
+/// A deal's field changes with old and new values: the same changes as `/flow`'s `dealChange`
+/// items at 20 tokens a deal rather than 40.
+pub static DEAL_CHANGELOG: StreamDef = per_parent(
+    "deal_changelog",
+    "/api/v1/deals/{id}/changelog",
+    ApiVersion::V1,
+    V2_LIST,
+    20,
+    "deals",
+    "deal_id",
+    &["deal_id", "field_key", "time"],
+);
 
 /// One stream: everything the engine needs to read, key and load it.
 #[derive(Clone, Copy, Debug, Serialize)]
@@ -465,6 +490,10 @@ pub static CATALOG: &[StreamDef] = &[
         }),
         change_log: Some(ChangeLog {
             stream: "deal_flow",
+            between_syncs: ChangeSource {
+                def: &DEAL_CHANGELOG,
+                time: "time",
+            },
             field: "field_key",
             old_value: "old_value",
             time: "log_time",

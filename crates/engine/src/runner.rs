@@ -1110,21 +1110,32 @@ impl UnitWorker<'_> {
                     });
                 }
                 if let Some(history_table) = member.history_table.clone() {
-                    let log_def = wanted_log.and_then(|log| catalog::find(log.stream));
-                    // Between two syncs the changes come from the log; the first sync reads
-                    // it only when it is a selected stream (one request per record).
-                    if let (None, Some(log_def), Some(_)) =
-                        (&change_log, log_def, &member.started_from)
+                    let mut log_def = wanted_log.and_then(|log| catalog::find(log.stream));
+                    // Between two syncs the changes come from the log (its cheapest endpoint
+                    // when the log is not a selected stream); the first sync reads it only
+                    // when it is selected (one request per record).
+                    if let (None, Some(log), Some(_)) =
+                        (&change_log, wanted_log, &member.started_from)
                     {
                         let parents = source::selected_parents(
                             chunk.records(),
                             root.cursor_field,
                             skip_before,
                         );
-                        let read = source::children(self.client, log_def, root, &parents).await?;
+                        let source = log.between_syncs;
+                        let read =
+                            source::children(self.client, source.def, root, &parents).await?;
                         member.tally.requests += read.requests;
                         member.tally.tokens += read.tokens;
-                        change_log = Some(read.into_records());
+                        let mut records = read.into_records();
+                        // Under the log's own names, which history reads.
+                        for record in &mut records {
+                            if let Some(time) = record.remove(source.time) {
+                                record.insert(log.time.to_owned(), time);
+                            }
+                        }
+                        change_log = Some(records);
+                        log_def = Some(source.def);
                     }
                     let (columns, rows) = history::versions(&VersionInput {
                         def,
