@@ -844,3 +844,23 @@ async fn goal_results_are_read_per_goal_over_its_duration() {
         "one request per goal: {stats}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_opt_in_stream_an_earlier_run_loaded_is_named_when_it_is_no_longer_selected() {
+    let sim = Sim::start(Scale::Tiny, Plan::Premium).await;
+    let workspace = Workspace::new();
+    workspace.write_config(&sim, "streams:\n  deals:\n  deal_followers:\n");
+    assert_ok(&workspace.sync(&sim, &[]));
+    assert!(workspace.count("main.deal_followers") > 0);
+
+    // The default selection leaves the opt-in stream out: the run says its table stops.
+    workspace.write_config(&sim, "");
+    let output = workspace.sync(&sim, &[]);
+    assert_ok(&output);
+    let stderr = crate::support::stderr(&output);
+    assert!(
+        stderr.contains("deal_followers")
+            && stderr.contains("opt-in and not selected, so its table is no longer updated"),
+        "{stderr}"
+    );
+}

@@ -341,6 +341,16 @@ pub async fn run_with_definitions(
 ) -> Result<SyncReport, RunError> {
     let run_start = RunStart::now(client, &plan.company);
     let mut states = destination.read_state().await?;
+    // A stream an earlier run loaded that is now opt-in and not selected would silently stop
+    // updating: say so.
+    for def in catalog::CATALOG.iter().filter(|def| def.opt_in) {
+        if states.contains_key(def.name) && !plan.streams.iter().any(|s| s.def.name == def.name) {
+            tracing::warn!(
+                stream = def.name,
+                "an earlier run loaded this stream, but it is opt-in and not selected, so its table is no longer updated; name it under `streams` to keep it in sync"
+            );
+        }
+    }
     // Before any stream starts: rejected credentials or a wrong address fail once, here,
     // rather than once per stream.
     let company = match company_of(client).await {
