@@ -102,11 +102,12 @@ async fn a_run_leaves_the_budget_reserve_unspent_and_the_next_run_continues() {
     assert_ok(&finished);
     // The summary says what is left of the day's budget, as the server counts it.
     let budget = sim.admin_get("/__sim/budget").await;
+    let full = budget["limit"].as_u64().unwrap();
+    let percent = pipedrive_config::DEFAULT_BUDGET_RESERVE_PERCENT;
     let line = format!(
-        "daily token budget: {} of {} left; runs leave {} (20%)",
+        "daily token budget: {} of {full} left; runs leave {} ({percent}%)",
         budget["remaining"],
-        budget["limit"],
-        budget["limit"].as_u64().unwrap() / 5
+        full * u64::from(percent) / 100
     );
     assert!(
         stderr(&finished).contains(&line),

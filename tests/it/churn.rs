@@ -17,6 +17,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::support::{Sim, Workspace, assert_ok, instant, same_value};
+use crate::sync_duckdb::{Listed, is_custom_field_key, key_of};
 use crate::sync_files::merged;
 use crate::sync_postgres::{self, Schema};
 
@@ -111,13 +112,6 @@ impl Target {
     }
 }
 
-fn key_text(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
 fn flag(record: &Value, key: &str) -> bool {
     match &record[key] {
         Value::Bool(b) => *b,
@@ -126,12 +120,9 @@ fn flag(record: &Value, key: &str) -> bool {
     }
 }
 
-/// What an entity's list shows.
+/// What an entity's list shows (deleted deals carry `status: deleted`).
 fn listed(record: &Value) -> bool {
-    !flag(record, "is_archived")
-        && !flag(record, "is_deleted")
-        && record.get("active_flag") != Some(&json!(false))
-        && record.get("status") != Some(&json!("deleted"))
+    Listed::Live.includes(record) && record.get("status") != Some(&json!("deleted"))
 }
 
 /// Copies of another record that a record embeds (a note's deal title, an attendee's name):
@@ -149,11 +140,7 @@ const EMBEDDED: &[(&str, &str)] = &[
 
 /// v1 and v2 custom-field values: checked by the custom-field tests, not here.
 fn is_custom(field: &str) -> bool {
-    field == "custom_fields"
-        || (field.len() >= 40
-            && field.as_bytes()[..40]
-                .iter()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b)))
+    field == "custom_fields" || is_custom_field_key(field)
 }
 
 /// Each difference between a loaded table and the truth, naming the key and the column.
@@ -162,16 +149,16 @@ fn differences(target: &str, stream: &str, truth: &[Value], rows: &[Value]) -> V
     let archived: BTreeSet<String> = truth
         .iter()
         .filter(|r| flag(r, "is_archived") && !flag(r, "is_deleted"))
-        .map(|r| key_text(&r["id"]))
+        .map(|r| key_of(r, "id"))
         .collect();
     let expected: BTreeMap<String, &Value> = truth
         .iter()
         .filter(|r| listed(r))
-        .map(|r| (key_text(&r["id"]), r))
+        .map(|r| (key_of(r, "id"), r))
         .collect();
     let mut live = BTreeMap::new();
     for row in rows {
-        let key = key_text(&row["id"]);
+        let key = key_of(row, "id");
         if flag(row, "_deleted") {
             if expected.contains_key(&key) {
                 found.push(format!(

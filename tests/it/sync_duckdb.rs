@@ -64,7 +64,7 @@ impl Listed {
     }
 }
 
-fn key_of(record: &Value, key: &str) -> String {
+pub fn key_of(record: &Value, key: &str) -> String {
     match &record[key] {
         Value::String(s) => s.clone(),
         other => other.to_string(),
@@ -72,7 +72,7 @@ fn key_of(record: &Value, key: &str) -> String {
 }
 
 /// v1 custom-field keys: 40 hex characters, maybe with a subfield suffix (`<hash>_currency`).
-fn is_custom_field_key(key: &str) -> bool {
+pub fn is_custom_field_key(key: &str) -> bool {
     key.len() >= 40
         && key.as_bytes()[..40]
             .iter()

@@ -10,7 +10,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::support::{Sim, Workspace, assert_ok};
-use crate::sync_duckdb::{STREAMS, compare_with_truth};
+use crate::sync_duckdb::{STREAMS, compare_with_truth, key_of};
 
 fn write_config(workspace: &Workspace, sim: &Sim) {
     // A relative path: resolved against the config file's directory.
@@ -19,13 +19,6 @@ fn write_config(workspace: &Workspace, sim: &Sim) {
         sim.handle.url
     );
     std::fs::write(workspace.config_path(), yaml).expect("config written");
-}
-
-fn key_of(row: &Value, key: &str) -> String {
-    match &row[key] {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
 }
 
 /// A table as the README says to read it: files appended in order, merged on the key keeping

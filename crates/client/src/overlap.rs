@@ -47,13 +47,23 @@ impl Overlap {
     /// it, and remembers this page's end for the next one.
     pub(crate) fn splice(&mut self, page: &mut Page) {
         if !self.tail.is_empty() {
-            let anchor = self
-                .tail
-                .iter()
-                .rev()
-                .find_map(|seen| page.items.iter().position(|item| identity(item) == *seen));
+            // One pass, each record's identity read once: the newest of the previous page's
+            // records found here is the anchor, and finding the very last one ends the search.
+            let newest = self.tail.len() - 1;
+            let mut anchor: Option<(usize, usize)> = None;
+            for (index, item) in page.items.iter().enumerate() {
+                let id = identity(item);
+                if let Some(rank) = self.tail.iter().position(|seen| *seen == id)
+                    && anchor.is_none_or(|(best, _)| rank > best)
+                {
+                    anchor = Some((rank, index));
+                    if rank == newest {
+                        break;
+                    }
+                }
+            }
             match anchor {
-                Some(index) => {
+                Some((_, index)) => {
                     page.items.drain(..=index);
                 }
                 None if !page.items.is_empty() => page.shifted = true,
