@@ -4,6 +4,7 @@
 mod allocator;
 mod bench;
 mod models;
+mod plan;
 mod progress;
 mod protocols;
 mod report;
@@ -117,6 +118,21 @@ enum Command {
         /// refused, as the two companies' rows would mix).
         #[arg(long)]
         allow_other_company: bool,
+        /// Estimate the run's cost, as `plan` does, and load nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Estimate what the next sync costs (requests, tokens, days at the daily budget) from a
+    /// few probe pages, before paying for it.
+    Plan {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Only these streams (comma-separated).
+        #[arg(long)]
+        streams: Option<String>,
+        /// As if these streams were reloaded in full (comma-separated).
+        #[arg(long)]
+        full_refresh: Option<String>,
     },
     /// Show or reset the sync state kept in the target.
     State {
@@ -275,7 +291,7 @@ impl From<RunError> for Fail {
                 code: exit::OTHER,
                 message,
             },
-            RunError::OtherCompany(message) => Fail {
+            RunError::OtherCompany(message) | RunError::Config(message) => Fail {
                 code: exit::USAGE,
                 message,
             },
@@ -379,11 +395,15 @@ async fn dispatch(command: Command) -> Result<(), Fail> {
             every,
             jitter,
             allow_other_company,
+            dry_run,
         } => {
             let mut companies = config.companies()?;
             for config in &mut companies {
                 select_streams(config, streams.as_deref(), full_refresh.as_deref())?;
                 config.allow_other_company = allow_other_company;
+            }
+            if dry_run {
+                return estimate_all(&companies).await;
             }
             let every = every.map(|text| interval(&text, "--every")).transpose()?;
             let jitter = match (jitter, every) {
@@ -396,6 +416,17 @@ async fn dispatch(command: Command) -> Result<(), Fail> {
                 Some(every) => schedule(companies, every, jitter).await,
             }
         }
+        Command::Plan {
+            config,
+            streams,
+            full_refresh,
+        } => {
+            let mut companies = config.companies()?;
+            for config in &mut companies {
+                select_streams(config, streams.as_deref(), full_refresh.as_deref())?;
+            }
+            estimate_all(&companies).await
+        }
         Command::State { action } => state(action).await,
         Command::Models { action } => models::run(action).await,
         Command::Report(args) => report::run(args).await,
@@ -405,6 +436,17 @@ async fn dispatch(command: Command) -> Result<(), Fail> {
         Command::Singer(args) => protocols::singer(args).await,
         Command::Airbyte { command } => protocols::airbyte(command).await,
     }
+}
+
+/// Prints each company's estimate, under its name when there are several.
+async fn estimate_all(companies: &[Config]) -> Result<(), Fail> {
+    for config in companies {
+        if companies.len() > 1 {
+            eprintln!("company {}:", config.company);
+        }
+        plan::run(config).await?;
+    }
+    Ok(())
 }
 
 /// Applies `--streams` and `--full-refresh` to the configured selection.
@@ -683,16 +725,24 @@ async fn sync_company(
 ) -> (String, Result<(), Fail>) {
     let company = config.company.clone();
     let result = async {
-        let (client, destination) = prepared?;
+        let (client, mut destination) = prepared?;
         if !sleep_unless_stopped(delay, &stop).await {
             return Ok(());
         }
         let label = several.then(|| company.clone());
-        let observer = Arc::new(progress::Progress::new(client.clone(), label));
+        let plan = config.plan();
+        // What the bars expect: nothing when the target keeps no runs.
+        let expected = match (
+            destination.read_state().await,
+            destination.read_runs().await,
+        ) {
+            (Ok(states), Ok(runs)) => progress::expected_records(&plan, &states, &runs),
+            _ => Default::default(),
+        };
+        let observer = Arc::new(progress::Progress::new(client.clone(), label, expected));
         // The company's own signal: giving up on its credentials stops it, not the others.
         let report =
-            pipedrive_engine::run(&client, destination, config.plan(), observer, stop.child())
-                .await?;
+            pipedrive_engine::run(&client, destination, plan, observer, stop.child()).await?;
         if several {
             eprintln!("company {company}:");
         }

@@ -23,12 +23,53 @@ pub struct Progress {
     /// The run's total line under the active streams' bars (finished streams leave theirs, so
     /// many streams never outgrow the terminal).
     total: Option<ProgressBar>,
+    /// Records each stream read in full is expected to bring (see [`expected_records`]): its
+    /// bar shows the share done and an ETA.
+    expected: HashMap<String, u64>,
+}
+
+/// Records the streams read in full will bring, as the last run that completed each one
+/// loaded: streams without a bookmark re-read everything, so their count changes little from
+/// run to run. Streams read by changes have no count to expect.
+pub fn expected_records(
+    plan: &pipedrive_engine::SyncPlan,
+    states: &pipedrive_engine::SyncState,
+    runs: &[pipedrive_engine::RunRecord],
+) -> HashMap<String, u64> {
+    let mut expected = HashMap::new();
+    for stream in &plan.streams {
+        let by_changes = stream.mode == pipedrive_engine::SyncMode::Incremental
+            && stream.def.supports_incremental()
+            && states
+                .get(stream.def.name)
+                .is_some_and(|state| state.bookmark.is_some());
+        if by_changes {
+            continue;
+        }
+        let last = runs
+            .iter()
+            .rev()
+            .filter(|run| run.company == plan.company)
+            .find_map(|run| {
+                run.streams
+                    .iter()
+                    .find(|s| s.stream == stream.def.name && s.outcome == "complete")
+            });
+        if let Some(last) = last.filter(|last| last.records > 0) {
+            expected.insert(stream.def.name.to_owned(), last.records);
+        }
+    }
+    expected
 }
 
 impl Progress {
     /// `company` names the company when several are synced at once; their progress is then
     /// logged line by line, as bars of concurrent companies would overwrite each other.
-    pub fn new(client: Client, company: Option<String>) -> Progress {
+    pub fn new(
+        client: Client,
+        company: Option<String>,
+        expected: HashMap<String, u64>,
+    ) -> Progress {
         let bars = (company.is_none() && std::io::stderr().is_terminal()).then(|| {
             (
                 MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
@@ -51,6 +92,7 @@ impl Progress {
             last_line: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
             total,
+            expected,
         }
     }
 
@@ -65,21 +107,30 @@ impl Progress {
 impl Observer for Progress {
     fn stream_started(&self, stream: &str) {
         if let Some((multi, bars)) = &self.bars {
+            let expected = self.expected.get(stream).copied();
+            let new_bar = match expected {
+                Some(records) => ProgressBar::new(records),
+                None => ProgressBar::new_spinner(),
+            };
             let bar = match &self.total {
-                Some(total) => multi.insert_before(total, ProgressBar::new_spinner()),
-                None => multi.add(ProgressBar::new_spinner()),
+                Some(total) => multi.insert_before(total, new_bar),
+                None => multi.add(new_bar),
+            };
+            let template = match expected {
+                Some(_) => {
+                    "{spinner} {prefix:<28} {pos:>9} of ~{len} records {rate:>9} eta {eta} {msg}"
+                }
+                None => "{spinner} {prefix:<28} {pos:>9} records {rate:>9} {msg}",
             };
             bar.set_style(
-                ProgressStyle::with_template(
-                    "{spinner} {prefix:<28} {pos:>9} records {rate:>9} {msg}",
-                )
-                .expect("static template")
-                .with_key(
-                    "rate",
-                    |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
-                        let _ = w.write_str(&rate_text(state.per_sec()));
-                    },
-                ),
+                ProgressStyle::with_template(template)
+                    .expect("static template")
+                    .with_key(
+                        "rate",
+                        |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                            let _ = w.write_str(&rate_text(state.per_sec()));
+                        },
+                    ),
             );
             bar.set_prefix(stream.to_owned());
             bar.enable_steady_tick(Duration::from_millis(200));

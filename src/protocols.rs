@@ -147,7 +147,11 @@ async fn run_sync(
     .await;
     let destination = destination(&definitions);
     let stop = crate::stop_on_signal("emitting their state");
-    let observer = Arc::new(crate::progress::Progress::new(client.clone(), None));
+    let observer = Arc::new(crate::progress::Progress::new(
+        client.clone(),
+        None,
+        Default::default(),
+    ));
     let report = pipedrive_engine::run_with_definitions(
         &client,
         destination,

@@ -433,13 +433,14 @@ async fn add_deal_field(sim: &Sim, name: &str, field_type: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_field_that_changes_type_between_syncs_is_widened() {
+async fn custom_fields_load_as_their_declared_types_whatever_the_first_values() {
     let sim = Sim::start(Scale::Tiny, Plan::Premium).await;
     let workspace = Workspace::new();
     workspace.write_config(&sim, "streams:\n  deals:\n");
     let score = add_deal_field(&sim, "Score", "double").await;
     let follow_up = add_deal_field(&sim, "Follow up", "varchar").await;
     let ids = some_deal_ids(&sim, 2).await;
+    // A whole number in a number field, a date in a text field.
     sim.api(
         Method::PATCH,
         &format!("/api/v2/deals/{}", ids[0]),
@@ -447,10 +448,10 @@ async fn a_field_that_changes_type_between_syncs_is_widened() {
     )
     .await;
     assert_ok(&workspace.sync(&sim, &[]));
-    assert_eq!(column_type(&workspace, "deals", "score"), "BIGINT");
-    assert_eq!(column_type(&workspace, "deals", "follow_up"), "DATE");
+    assert_eq!(column_type(&workspace, "deals", "score"), "DOUBLE");
+    assert_eq!(column_type(&workspace, "deals", "follow_up"), "VARCHAR");
 
-    // Users now write fractions and free text into the same fields.
+    // Fractions and free text fit the same columns.
     sim.api(
         Method::PATCH,
         &format!("/api/v2/deals/{}", ids[1]),
@@ -482,7 +483,7 @@ async fn a_field_that_changes_type_between_syncs_is_widened() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn text_in_a_number_field_widens_the_column_to_text() {
+async fn text_in_a_number_field_loads_as_null_with_a_warning_and_the_column_keeps_its_type() {
     let sim = Sim::start(Scale::Tiny, Plan::Premium).await;
     let workspace = Workspace::new();
     workspace.write_config(&sim, "streams:\n  deals:\n");
@@ -511,25 +512,22 @@ async fn text_in_a_number_field_widens_the_column_to_text() {
             .await["data"]["custom_fields"][&budget],
         "N/A"
     );
-    assert_ok(&workspace.sync(&sim, &[]));
-    assert_eq!(column_type(&workspace, "deals", "budget"), "VARCHAR");
+    let output = workspace.sync(&sim, &[]);
+    assert_ok(&output);
+    assert!(
+        stderr(&output)
+            .contains("values that do not fit their column's declared type were loaded as null"),
+        "{}",
+        stderr(&output)
+    );
+    // Queries that sum the column keep working: it is still a number column.
+    assert_eq!(column_type(&workspace, "deals", "budget"), "DOUBLE");
     let values = column_values(&workspace, "budget");
     let value_of = |id: i64| values.iter().find(|(i, _)| *i == id).unwrap().1.clone();
-    // The numbers stay, now as text.
     for (id, amount) in ids.iter().zip([1500.5, 20.0]) {
-        let text = value_of(*id);
-        let number: f64 = text.as_str().and_then(|t| t.parse().ok()).unwrap();
-        assert_eq!(number, amount, "deal {id}: {text}");
+        assert_eq!(value_of(*id).as_f64(), Some(amount), "deal {id}");
     }
-    assert_eq!(value_of(ids[2]), json!("N/A"));
-    compare_with_truth(
-        &sim,
-        "deals",
-        "id",
-        Listed::NotArchived,
-        &workspace.rows("main.deals", "id"),
-    )
-    .await;
+    assert_eq!(value_of(ids[2]), Value::Null);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -909,6 +907,25 @@ async fn a_misspelt_filter_column_is_refused_with_the_closest_name() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_typo_in_one_streams_options_stops_the_run_before_any_stream_writes() {
+    let sim = Sim::start(Scale::Tiny, Plan::Premium).await;
+    let (workspace, before) = synced(&sim);
+    // A change the deals stream would load if it ran.
+    let deal = sim.live_deal_ids().await[0];
+    sim.retitle_deal(deal, "Changed before a refused run").await;
+    edit_config(
+        &workspace,
+        with_options("notes", "{exclude_columns: [contnet]}"),
+    );
+    assert_fails(
+        &workspace.sync(&sim, &[]),
+        2,
+        &["streams.notes.exclude_columns: `contnet` is not a column"],
+    );
+    assert_eq!(workspace.snapshot(), before);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_misspelt_hashed_column_is_refused_rather_than_loaded_in_clear() {
     let sim = Sim::start(Scale::Tiny, Plan::Premium).await;
     assert_refused(
@@ -1273,6 +1290,15 @@ async fn another_companys_credentials_are_refused_unless_allowed() {
     );
     assert!(!stderr(&output).contains(&second.handle.api_token));
     assert_eq!(workspace.snapshot(), before);
+    // A stream follows the other company once a run allowed to loads it; the others still
+    // hold the first company's rows, so a run that selects them is refused, naming one.
+    assert_ok(&workspace.sync(&second, &["--allow-other-company", "--streams", "deals"]));
+    assert_ok(&workspace.sync(&second, &["--streams", "deals"]));
+    assert_fails(
+        &workspace.sync(&second, &[]),
+        2,
+        &["(stream `notes`)", "--allow-other-company"],
+    );
     assert_ok(&workspace.sync(&second, &["--allow-other-company"]));
     // The target now belongs to the second company.
     assert_ok(&workspace.sync(&second, &[]));

@@ -15,6 +15,7 @@ mod deletes_history;
 mod identifiers;
 mod merges;
 mod models;
+mod plan;
 mod protocols;
 mod report;
 mod secrets;

@@ -8,7 +8,7 @@ use std::str::FromStr;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::schema::to_text;
+use crate::schema::{Column, ColumnType, to_text};
 
 /// What one stream keeps of its records.
 #[derive(Clone, Default)]
@@ -73,6 +73,28 @@ impl Controls {
         }
     }
 
+    /// The columns `declared` loads as under these controls: excluded ones gone, hashed ones
+    /// text (their hex digest).
+    pub fn declare(&self, declared: Vec<Column>) -> Vec<Column> {
+        let every = |columns: &[String]| columns.iter().any(|c| c == EVERY_COLUMN);
+        let (exclude_all, hash_all) = (every(&self.exclude), every(&self.hash));
+        declared
+            .into_iter()
+            .filter(|column| {
+                let key = self.keys.contains(&column.name);
+                !self.exclude.contains(&column.name) && (key || !exclude_all)
+            })
+            .map(|column| {
+                let key = self.keys.contains(&column.name);
+                if self.hash.contains(&column.name) || (hash_all && !key) {
+                    Column::new(&column.name, ColumnType::Text)
+                } else {
+                    column
+                }
+            })
+            .collect()
+    }
+
     fn hash_value(&self, value: &mut Value) {
         if let Some(text) = to_text(value) {
             let mut digest = Sha256::new();
@@ -84,27 +106,20 @@ impl Controls {
 }
 
 impl Controls {
-    /// Checks the controls against transformed records of the stream's first page: every
-    /// column they name exists, and every filter value can match what its column holds. A
+    /// Checks the controls against the stream's declared columns, before any page is read:
+    /// every column they name exists, and every filter value can match its column's type. A
     /// typo would otherwise load a hashed column in clear, or filter every row away, silently.
     /// `field_names` maps custom fields' names (as Pipedrive shows them) to their columns.
     /// The message starts with the option at fault (`hash_columns: ...`).
     pub fn check(
         &self,
-        records: &[Map<String, Value>],
+        declared: &[Column],
         field_names: &BTreeMap<String, String>,
     ) -> Result<(), String> {
-        // A custom field's column is known even where the first records leave it out.
-        let mut columns: BTreeMap<&str, Option<Holds>> = field_names
-            .values()
-            .map(|column| (column.as_str(), None))
+        let columns: BTreeMap<&str, Option<Holds>> = declared
+            .iter()
+            .map(|column| (column.name.as_str(), Holds::of_type(column.ty)))
             .collect();
-        for record in records {
-            for (name, value) in record {
-                let held = columns.entry(name).or_default();
-                *held = Holds::merge(*held, Holds::of(value));
-            }
-        }
         let missing = |option: &str, name: &str| {
             if columns.contains_key(name) {
                 return Ok(());
@@ -147,33 +162,22 @@ impl Controls {
     }
 }
 
-/// What a column's non-null values are, as the filter compares them.
+/// What a column's values are, as the filter compares them.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Holds {
-    /// Numbers, or text that reads as one.
     Numbers,
     Text,
     Bools,
-    Mixed,
 }
 
 impl Holds {
-    fn of(value: &Value) -> Option<Holds> {
-        match value {
-            Value::Null => None,
-            Value::Number(_) => Some(Holds::Numbers),
-            Value::String(text) if text.trim().parse::<f64>().is_ok() => Some(Holds::Numbers),
-            Value::String(_) => Some(Holds::Text),
-            Value::Bool(_) => Some(Holds::Bools),
-            Value::Array(_) | Value::Object(_) => Some(Holds::Mixed),
-        }
-    }
-
-    fn merge(a: Option<Holds>, b: Option<Holds>) -> Option<Holds> {
-        match (a, b) {
-            (None, held) | (held, None) => held,
-            (Some(a), Some(b)) if a == b => Some(a),
-            _ => Some(Holds::Mixed),
+    /// What a declared column holds; `None` where any value may match (JSON, untyped).
+    fn of_type(ty: ColumnType) -> Option<Holds> {
+        match ty {
+            ColumnType::BigInt | ColumnType::Double => Some(Holds::Numbers),
+            ColumnType::Text | ColumnType::Date | ColumnType::Timestamp => Some(Holds::Text),
+            ColumnType::Boolean => Some(Holds::Bools),
+            ColumnType::Json | ColumnType::Null => None,
         }
     }
 
@@ -486,13 +490,13 @@ mod tests {
 
     #[test]
     fn checks_name_missing_columns_and_values_that_cannot_match() {
-        let page = [
-            record(
-                json!({"id": 1, "name": "Ann", "value": 12.5, "status": "open", "active": true, "favourite_colour": null}),
-            ),
-            record(
-                json!({"id": 2, "name": "Bo", "value": "7", "status": "won", "active": false, "favourite_colour": null}),
-            ),
+        let declared = [
+            Column::new("id", ColumnType::BigInt),
+            Column::new("name", ColumnType::Text),
+            Column::new("value", ColumnType::Double),
+            Column::new("status", ColumnType::Text),
+            Column::new("active", ColumnType::Boolean),
+            Column::new("favourite_colour", ColumnType::Json),
         ];
         let names =
             BTreeMap::from([("Favourite colour".to_owned(), "favourite_colour".to_owned())]);
@@ -503,7 +507,7 @@ mod tests {
                 filter: filter.map(|f| f.parse().unwrap()),
                 ..Controls::default()
             }
-            .check(&page, &names)
+            .check(&declared, &names)
         };
         assert_eq!(
             check(
@@ -544,7 +548,7 @@ mod tests {
             let error = check(&[], &[], Some(filter)).unwrap_err();
             assert!(error.contains(problem), "{filter}: {error}");
         }
-        // Numbers written as text still compare as numbers, and null columns as anything.
+        // Numbers written as text still compare as numbers, and JSON columns with anything.
         assert_eq!(
             check(&[], &[], Some("value >= '7' and favourite_colour = 3")),
             Ok(())

@@ -121,21 +121,33 @@ fn custom_columns(field: &FieldInfo, column: &str, layout: CustomFieldLayout) ->
         .collect()
 }
 
-/// A stream's declared columns: built-in ones, then custom fields in key order (under the
-/// columns `state` assigned them, new ones assigned as the run will), then delete marks.
+/// A stream's custom fields and the column each loads into (the columns `state` assigned,
+/// new ones assigned as the run will), or `None` for a stream without custom fields.
+fn assigned_fields(
+    def: &StreamDef,
+    definitions: &FieldDefinitions,
+    state: Option<&StreamState>,
+) -> Option<(FieldCatalog, BTreeMap<String, String>)> {
+    let custom = def.custom_fields?;
+    let records = definitions.get(custom.defined_by)?;
+    let shape = catalog::find(custom.defined_by).and_then(|d| d.field_definitions)?;
+    let fields = FieldCatalog::from_definitions(records, shape);
+    let mut assigned = state.map(|s| s.custom_columns.clone()).unwrap_or_default();
+    assign_custom_columns(def, &fields, &mut assigned);
+    Some((fields, assigned))
+}
+
+/// A stream's declared columns: built-in ones, then custom fields in key order, then delete
+/// marks.
 pub fn stream_columns(
     def: &StreamDef,
     definitions: &FieldDefinitions,
     state: Option<&StreamState>,
 ) -> Vec<Column> {
     let mut columns = builtin_columns(def.name);
-    if let Some(custom) = def.custom_fields
-        && let Some(records) = definitions.get(custom.defined_by)
-        && let Some(shape) = catalog::find(custom.defined_by).and_then(|d| d.field_definitions)
+    if let (Some(custom), Some((fields, assigned))) =
+        (def.custom_fields, assigned_fields(def, definitions, state))
     {
-        let fields = FieldCatalog::from_definitions(records, shape);
-        let mut assigned = state.map(|s| s.custom_columns.clone()).unwrap_or_default();
-        assign_custom_columns(def, &fields, &mut assigned);
         for (key, field) in &fields.custom {
             let Some(column) = assigned.get(key) else {
                 continue;
@@ -149,6 +161,23 @@ pub fn stream_columns(
     let mut seen = std::collections::HashSet::new();
     columns.retain(|c| seen.insert(c.name.clone()));
     columns
+}
+
+/// A stream's custom fields by their name in Pipedrive, with the column each loads into: a
+/// user who writes the name shown in Pipedrive is told the column.
+pub fn custom_field_names(
+    def: &StreamDef,
+    definitions: &FieldDefinitions,
+    state: Option<&StreamState>,
+) -> BTreeMap<String, String> {
+    let Some((fields, assigned)) = assigned_fields(def, definitions, state) else {
+        return BTreeMap::new();
+    };
+    fields
+        .custom
+        .iter()
+        .filter_map(|(key, field)| Some((field.name.clone(), assigned.get(key)?.clone())))
+        .collect()
 }
 
 /// Whether a value can be sent as its declared type without changing the type. The one rule

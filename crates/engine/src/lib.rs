@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod controls;
 pub mod declared;
 pub mod destination;
+pub mod estimate;
 pub mod history;
 pub mod runner;
 pub mod runs;

@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::catalog::{self, Deletes, Fanout, Incremental, Origin, PagingKind, StreamDef};
-use crate::declared::{FieldDefinitions, assign_custom_columns};
+use crate::declared::{self, FieldDefinitions, assign_custom_columns};
 use crate::destination::columns::{DELETED, DELETED_AT, delete_marks};
 use crate::destination::{Batch, Destination, DestinationError, Missing, Present, TableRef};
 use crate::history::{self, VersionInput};
@@ -61,6 +61,10 @@ pub enum RunError {
     /// The target holds another company's data.
     #[error("{0}")]
     OtherCompany(String),
+    /// The config asks for something the company's streams cannot do (a column that does not
+    /// exist, a filter that can never match).
+    #[error("{0}")]
+    Config(String),
 }
 
 /// Everything `run` needs, validated.
@@ -288,13 +292,13 @@ async fn wait(ack: Ack) -> Result<(), String> {
 /// Streams read in one walk: a root list and the selected streams fanned out from it. The
 /// root is walked once whatever the number of children, and every page's rows for all of them
 /// are committed in one transaction.
-struct Unit {
-    root: &'static StreamDef,
-    members: Vec<StreamPlan>,
+pub(crate) struct Unit {
+    pub(crate) root: &'static StreamDef,
+    pub(crate) members: Vec<StreamPlan>,
 }
 
 /// Groups the plan into units, in catalog order.
-fn units(plan: &SyncPlan) -> Vec<Unit> {
+pub(crate) fn units(plan: &SyncPlan) -> Vec<Unit> {
     let mut units: Vec<Unit> = Vec::new();
     for stream in &plan.streams {
         let root = stream
@@ -372,6 +376,11 @@ pub async fn run_with_definitions(
             state.company_id = Some(company_id);
         }
     }
+    let definitions = match definitions {
+        Some(definitions) => definitions,
+        None => read_field_definitions(client, definitions_wanted(&plan)).await,
+    };
+    check_controls(&plan, &definitions, &states)?;
     let synced_at = Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true);
     let keeps_deleted = destination.keeps_deleted();
     let observed_at = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
@@ -394,10 +403,6 @@ pub async fn run_with_definitions(
         .map(|destination| Writer::start(destination, synced_at.clone()))
         .unzip();
 
-    let definitions = match definitions {
-        Some(definitions) => definitions,
-        None => read_field_definitions(client, definitions_wanted(&plan)).await,
-    };
     let mapping = Arc::new(custom_field_rows(&definitions, &states));
     let start_date = plan.start_date;
     let lookback = plan.lookback;
@@ -416,7 +421,12 @@ pub async fn run_with_definitions(
                     .def
                     .custom_fields
                     .and_then(|custom| definitions.get(custom.defined_by).cloned());
-                (stream, state, fields)
+                let declared = stream.controls.declare(declared::stream_columns(
+                    stream.def,
+                    &definitions,
+                    Some(&state),
+                ));
+                (stream, state, fields, declared)
             })
             .collect();
         let worker = UnitWorker {
@@ -479,6 +489,7 @@ async fn record_refused_run(
         },
         RunError::Destination(_) => Failure::Destination,
         RunError::NotPipedrive(_) | RunError::OtherCompany(_) => Failure::Other,
+        RunError::Config(_) => Failure::Config,
     };
     let message = error.to_string();
     let reports: Vec<StreamReport> = plan
@@ -548,15 +559,19 @@ fn refuse_another_company(
     plan: &SyncPlan,
     target: String,
 ) -> Result<(), RunError> {
-    let Some(other) = states
-        .values()
-        .filter_map(|state| state.company_id)
-        .find(|id| *id != company_id)
+    // Only the streams this run writes: another stream's table keeps its company's rows
+    // untouched, and is refused when a run selects it.
+    let Some((stream, other)) = plan
+        .streams
+        .iter()
+        .filter_map(|stream| Some((stream.def.name, states.get(stream.def.name)?.company_id?)))
+        .find(|(_, id)| *id != company_id)
     else {
         return Ok(());
     };
     if plan.allow_other_company {
         tracing::warn!(
+            stream,
             previous = other,
             now = company_id,
             "loading another company's data into this target, as --allow-other-company asks"
@@ -564,7 +579,7 @@ fn refuse_another_company(
         return Ok(());
     }
     Err(RunError::OtherCompany(format!(
-        "{target} holds the data of Pipedrive company {other}, and the source's credentials belong to company {company_id} ({domain}.pipedrive.com): loading it would mix two companies in the same tables. Point target.path (or target.schema) at a target of its own, or pass --allow-other-company if this data should now follow the other company"
+        "{target} holds the data of Pipedrive company {other} (stream `{stream}`), and the source's credentials belong to company {company_id} ({domain}.pipedrive.com): loading it would mix two companies in the same tables. Point target.path (or target.schema) at a target of its own, or pass --allow-other-company if this data should now follow the other company"
     )))
 }
 
@@ -737,7 +752,7 @@ fn custom_field_rows(definitions: &FieldDefinitions, states: &SyncState) -> Vec<
 
 /// Parses a Pipedrive timestamp in any of its formats into whole-second UTC RFC 3339.
 /// `bookmark` moved back by `lookback`, in the bookmark's own RFC 3339 form.
-fn looked_back(bookmark: &str, lookback: std::time::Duration) -> String {
+pub(crate) fn looked_back(bookmark: &str, lookback: std::time::Duration) -> String {
     match (
         crate::schema::parse_timestamp(bookmark),
         chrono::Duration::from_std(lookback),
@@ -754,9 +769,14 @@ pub fn normalize_timestamp(value: &str) -> Option<String> {
     Some(parsed.to_rfc3339_opts(SecondsFormat::Secs, true))
 }
 
-/// A stream of a unit as handed to its worker: plan, committed state, and the field
-/// definitions its custom fields are named from.
-type MemberInput = (StreamPlan, StreamState, Option<Arc<Vec<Value>>>);
+/// A stream of a unit as handed to its worker: plan, committed state, the field definitions
+/// its custom fields are named from, and its declared columns.
+type MemberInput = (
+    StreamPlan,
+    StreamState,
+    Option<Arc<Vec<Value>>>,
+    Vec<Column>,
+);
 
 struct UnitWorker<'a> {
     client: &'a Client,
@@ -796,8 +816,6 @@ struct Member {
     history_table: Option<TableRef>,
     tally: Tally,
     outcome: Option<Outcome>,
-    /// The data controls were checked against the stream's first records.
-    controls_checked: bool,
 }
 
 impl Member {
@@ -843,7 +861,6 @@ fn outcome_of(error: StreamError, stream: &str) -> Outcome {
             "reading the stream's pages stopped before its end (an internal error; the next run resumes from the committed state)".to_owned(),
         ),
         StreamError::Write(message) => incomplete(Failure::Destination, message),
-        StreamError::Config(message) => incomplete(Failure::Config, message),
     }
 }
 
@@ -856,7 +873,7 @@ impl UnitWorker<'_> {
     ) -> Vec<StreamReport> {
         let mut members: Vec<Member> = streams
             .into_iter()
-            .map(|(plan, mut state, fields)| {
+            .map(|(plan, mut state, fields, declared)| {
                 let def = plan.def;
                 self.observer.stream_started(def.name);
                 let mut transform = RecordTransform {
@@ -872,6 +889,11 @@ impl UnitWorker<'_> {
                 }
                 transform.columns = state.custom_columns.clone();
                 transform.controls = plan.controls.clone();
+                transform.declared = declared
+                    .into_iter()
+                    .filter(|column| column.ty != ColumnType::Null)
+                    .map(|column| (column.name, column.ty))
+                    .collect();
                 let incremental = plan.mode == SyncMode::Incremental && def.supports_incremental();
                 let target = if incremental {
                     plan.table.clone()
@@ -899,7 +921,6 @@ impl UnitWorker<'_> {
                         tokens: 0,
                     },
                     outcome: None,
-                    controls_checked: false,
                 }
             })
             .collect();
@@ -1086,10 +1107,6 @@ impl UnitWorker<'_> {
                         Err(error) => return Err(error.into()),
                     },
                 };
-                if !member.controls_checked && !records.is_empty() {
-                    check_controls(def, &member.transform, &records)?;
-                    member.controls_checked = true;
-                }
                 if wanted_log.is_some_and(|log| log.stream == def.name) {
                     change_log = Some(records.clone());
                 }
@@ -1374,7 +1391,7 @@ impl UnitWorker<'_> {
 }
 
 /// Whether the stream's last reconciliation is older than its cadence.
-fn reconciliation_due(plan: &StreamPlan, state: &StreamState) -> bool {
+pub(crate) fn reconciliation_due(plan: &StreamPlan, state: &StreamState) -> bool {
     let Some(every) = plan.reconcile_every else {
         return false;
     };
@@ -1393,8 +1410,6 @@ enum StreamError {
     Stopped,
     /// The task reading a stream's pages ahead ended before the list did (it panicked).
     ReaderStopped,
-    /// The stream's options do not fit its records; nothing of the page was written.
-    Config(String),
 }
 
 impl From<ClientError> for StreamError {
@@ -1421,34 +1436,28 @@ pub struct Rows {
     pub filtered_out: Vec<Value>,
 }
 
-/// Checks a stream's data controls against its first records, as they will be loaded, before
-/// any of them is written.
+/// Checks every planned stream's data controls against its declared columns before any
+/// stream writes: a typo in one stream's options stops the run while every table is as the
+/// last run left it.
 fn check_controls(
-    def: &StreamDef,
-    transform: &RecordTransform,
-    records: &[Map<String, Value>],
-) -> Result<(), StreamError> {
-    let controls = &transform.controls;
-    if controls.exclude.is_empty() && controls.hash.is_empty() && controls.filter.is_none() {
-        return Ok(());
+    plan: &SyncPlan,
+    definitions: &FieldDefinitions,
+    states: &SyncState,
+) -> Result<(), RunError> {
+    for stream in &plan.streams {
+        let controls = &stream.controls;
+        if controls.exclude.is_empty() && controls.hash.is_empty() && controls.filter.is_none() {
+            continue;
+        }
+        let def = stream.def;
+        let state = states.get(def.name);
+        let declared = declared::stream_columns(def, definitions, state);
+        let field_names = declared::custom_field_names(def, definitions, state);
+        controls
+            .check(&declared, &field_names)
+            .map_err(|problem| RunError::Config(format!("streams.{}.{problem}", def.name)))?;
     }
-    let sample: Vec<Map<String, Value>> = records
-        .iter()
-        .map(|record| {
-            let mut record = record.clone();
-            transform.apply(&mut record);
-            record
-        })
-        .collect();
-    let field_names = transform
-        .fields
-        .custom
-        .iter()
-        .filter_map(|(key, field)| Some((field.name.clone(), transform.columns.get(key)?.clone())))
-        .collect();
-    controls
-        .check(&sample, &field_names)
-        .map_err(|problem| StreamError::Config(format!("streams.{}.{problem}", def.name)))
+    Ok(())
 }
 
 /// Transforms records into rows: custom fields named, data controls applied, delete marks
@@ -1459,6 +1468,9 @@ pub fn build_rows(
     records: Vec<Map<String, Value>>,
 ) -> Rows {
     let mut columns: Vec<Column> = Vec::new();
+    // Aligned with `columns`: the type is declared, not widened by the values.
+    let mut declared: Vec<bool> = Vec::new();
+    let mut misfits = 0;
     let mut index: FxHashMap<String, usize> = FxHashMap::default();
     let mut rows: Vec<Vec<Value>> = Vec::with_capacity(records.len());
     let mut by_key: FxHashMap<String, usize> = FxHashMap::default();
@@ -1486,22 +1498,30 @@ pub fn build_rows(
         let fields = record
             .into_iter()
             .chain(marks.into_iter().flatten().map(|(n, v)| (n.to_owned(), v)));
-        for (name, value) in fields {
-            let ty = ColumnType::of(&value);
+        for (name, mut value) in fields {
             // Looked up by reference: a page's records share their keys, so a new column (and
             // its name's copy) is the exception.
             let position = match index.get(&name) {
                 Some(&position) => position,
                 None => {
+                    let ty = transform.declared.get(&name).copied();
+                    declared.push(ty.is_some());
                     index.insert(name.clone(), columns.len());
                     columns.push(Column {
                         name,
-                        ty: ColumnType::Null,
+                        ty: ty.unwrap_or(ColumnType::Null),
                     });
                     columns.len() - 1
                 }
             };
-            columns[position].ty = columns[position].ty.widen(ty);
+            let column = &mut columns[position];
+            if !declared[position] {
+                column.ty = column.ty.widen(ColumnType::of(&value));
+            } else if !declared::fits(&value, column.ty) {
+                // The one rule for a value that does not fit its declared type.
+                value = Value::Null;
+                misfits += 1;
+            }
             if position >= row.len() {
                 row.resize(position + 1, Value::Null);
             }
@@ -1523,6 +1543,13 @@ pub fn build_rows(
         if let Some(column) = columns.iter_mut().find(|c| c.name == mark.name) {
             column.ty = mark.ty;
         }
+    }
+    if misfits > 0 {
+        tracing::warn!(
+            stream = def.name,
+            values = misfits,
+            "values that do not fit their column's declared type were loaded as null"
+        );
     }
     Rows {
         columns,

@@ -191,6 +191,9 @@ pub struct RecordTransform {
     pub columns: BTreeMap<String, String>,
     /// Filter, excluded and hashed columns, applied after naming.
     pub controls: crate::controls::Controls,
+    /// Each column's declared type (see `declared`): rows load as these types whatever a
+    /// page holds, so a column's type never depends on which records a run happened to read.
+    pub declared: HashMap<String, crate::schema::ColumnType>,
 }
 
 impl RecordTransform {

@@ -1,0 +1,84 @@
+//! `pipedrive-sync plan` (and `sync --dry-run`): what the next sync will cost, read from a few
+//! probe pages, against the daily token budget left.
+
+use pipedrive_client::Client;
+use pipedrive_config::Config;
+use pipedrive_engine::estimate::{self, Basis, Estimate};
+
+use crate::Fail;
+use crate::report::thousands;
+
+/// Estimates and prints the next sync of `config`'s selection.
+pub async fn run(config: &Config) -> Result<(), Fail> {
+    let client = Client::new(config.client.clone())?;
+    let mut destination = crate::open_destination(config).await?;
+    let states = destination.read_state().await?;
+    drop(destination);
+    let estimate = estimate::estimate(&client, &config.plan(), &states).await?;
+    eprint!("{}", table(&estimate));
+    Ok(())
+}
+
+fn table(estimate: &Estimate) -> String {
+    let mut out = format!(
+        "{:<28} {:<12} {:>10} {:>9} {:>10}  basis\n",
+        "stream", "read", "records", "requests", "tokens"
+    );
+    for stream in &estimate.streams {
+        let records = match stream.basis {
+            Basis::Free | Basis::OneResponse => "-".to_owned(),
+            _ => thousands(stream.records),
+        };
+        out.push_str(&format!(
+            "{:<28} {:<12} {:>10} {:>9} {:>10}  {}\n",
+            stream.stream,
+            if stream.full { "in full" } else { "changes" },
+            records,
+            thousands(stream.requests),
+            thousands(stream.tokens),
+            stream.basis.describe(),
+        ));
+    }
+    out.push_str(&format!(
+        "{:<28} {:<12} {:>10} {:>9} {:>10}\n",
+        "(field definitions, checks)",
+        "",
+        "",
+        thousands(estimate.overhead_requests),
+        thousands(estimate.overhead_tokens),
+    ));
+    out.push_str(&format!(
+        "{:<28} {:<12} {:>10} {:>9} {:>10}\n",
+        "total",
+        "",
+        "",
+        thousands(estimate.total_requests()),
+        thousands(estimate.total_tokens()),
+    ));
+    out.push_str(&format!(
+        "this estimate cost {} requests and {} tokens\n",
+        thousands(estimate.probe_requests),
+        thousands(estimate.probe_tokens)
+    ));
+    let budget = &estimate.budget;
+    match (budget.daily_limit, budget.daily_remaining, estimate.days()) {
+        (Some(limit), Some(left), Some(days)) => {
+            let kept = limit * u64::from(budget.reserve_percent) / 100;
+            let when = match days {
+                1 => "the sync fits in what is left today".to_owned(),
+                days => format!(
+                    "the sync takes about {days} days: each run stops at the reserve (exit 75) and the next day's run continues"
+                ),
+            };
+            out.push_str(&format!(
+                "daily token budget: {} of {} left; runs leave {} ({}%) unspent; {when}\n",
+                thousands(left),
+                thousands(limit),
+                thousands(kept),
+                budget.reserve_percent
+            ));
+        }
+        _ => out.push_str("daily token budget: not reported by the server\n"),
+    }
+    out
+}

@@ -1,0 +1,130 @@
+//! `pipedrive-sync plan`: its estimate of a run against the tokens that run then spends, by the
+//! simulator's own count of the official token costs.
+
+use pipedrive_sim::{Plan, Scale};
+use reqwest::Method;
+use serde_json::json;
+
+use crate::support::{Sim, Workspace, assert_ok, stderr};
+
+/// The scales compared: `small` in CI; `PDS_PLAN_SCALES=small,medium` for the longer run.
+fn scales() -> Vec<Scale> {
+    std::env::var("PDS_PLAN_SCALES")
+        .unwrap_or_else(|_| "small".to_owned())
+        .split(',')
+        .map(|name| name.trim().parse().expect("a scale name"))
+        .collect()
+}
+
+/// The `total` line's tokens of a `plan` answer.
+fn estimated_tokens(plan: &str) -> u64 {
+    let line = plan
+        .lines()
+        .find(|line| line.starts_with("total "))
+        .unwrap_or_else(|| panic!("no total line in:\n{plan}"));
+    let tokens = line.split_whitespace().last().expect("tokens");
+    tokens.replace(',', "").parse().expect("a number")
+}
+
+/// Runs `plan`, then the sync it estimates; returns both token figures.
+async fn estimate_then_sync(sim: &Sim, workspace: &Workspace) -> (u64, u64, String) {
+    let config = workspace.config_path();
+    let plan = workspace.run(sim, &["plan", "--config", config.to_str().unwrap()]);
+    assert_ok(&plan);
+    let answer = stderr(&plan);
+    let before = sim.stats().await["tokens_spent"].as_u64().unwrap();
+    assert_ok(&workspace.sync(sim, &[]));
+    let spent = sim.stats().await["tokens_spent"].as_u64().unwrap() - before;
+    (estimated_tokens(&answer), spent, answer)
+}
+
+fn assert_within_a_quarter(estimated: u64, spent: u64, run: &str, answer: &str) {
+    let error = (estimated as f64 - spent as f64).abs() / spent as f64;
+    assert!(
+        error <= 0.25,
+        "{run}: estimated {estimated} tokens, the run spent {spent} ({:.0}% off)\n{answer}",
+        error * 100.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plan_estimates_first_and_incremental_runs_within_a_quarter() {
+    for scale in scales() {
+        let sim = Sim::start(scale, Plan::Growth).await;
+        let workspace = Workspace::new();
+        workspace.write_config(&sim, "");
+        let label = format!("{scale:?}");
+
+        let (estimated, spent, answer) = estimate_then_sync(&sim, &workspace).await;
+        assert_within_a_quarter(estimated, spent, &format!("{label} first sync"), &answer);
+        assert!(answer.contains("in full"), "{answer}");
+
+        let (estimated, spent, answer) = estimate_then_sync(&sim, &workspace).await;
+        assert_within_a_quarter(estimated, spent, &format!("{label} unchanged"), &answer);
+        assert!(answer.contains("changes"), "{answer}");
+
+        // One deal in a hundred changed.
+        let ids = sim.live_deal_ids().await;
+        for id in ids.iter().step_by(100) {
+            sim.retitle_deal(*id, &format!("Changed {id}")).await;
+            // Within the plan's burst limit, as a user's tool would pace itself.
+            tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+        }
+        let (estimated, spent, answer) = estimate_then_sync(&sim, &workspace).await;
+        assert_within_a_quarter(estimated, spent, &format!("{label} 1% changed"), &answer);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plan_says_how_many_days_a_sync_takes_when_the_budget_left_is_short() {
+    let sim = Sim::start(Scale::Small, Plan::Growth).await;
+    let workspace = Workspace::new();
+    workspace.write_config(&sim, "");
+    let config = workspace.config_path();
+    let config = config.to_str().unwrap();
+    let plan = workspace.run(&sim, &["plan", "--config", config]);
+    assert_ok(&plan);
+    let answer = stderr(&plan);
+    assert!(
+        answer.contains("the sync fits in what is left today"),
+        "{answer}"
+    );
+    // A company whose whole day's budget is less than the sync: a day's budget, less its
+    // reserve, at a time.
+    sim.admin_call(
+        Method::POST,
+        "/__sim/budget/reset",
+        json!({"remaining": estimated_tokens(&answer)}),
+    )
+    .await;
+    let plan = workspace.run(&sim, &["plan", "--config", config]);
+    assert_ok(&plan);
+    let answer = stderr(&plan);
+    let figures = |after: &str| -> u64 {
+        let at = answer
+            .find(after)
+            .unwrap_or_else(|| panic!("no `{after}` in:\n{answer}"));
+        let text: String = answer[at + after.len()..]
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == ',')
+            .filter(char::is_ascii_digit)
+            .collect();
+        text.parse()
+            .unwrap_or_else(|_| panic!("a number after `{after}` in:\n{answer}"))
+    };
+    let (left, limit, kept) = (
+        figures("daily token budget: "),
+        figures(" of "),
+        figures("runs leave "),
+    );
+    let days = figures("the sync takes about ");
+    let (usable_today, usable_per_day) = (left.saturating_sub(kept), limit - kept);
+    let needed = estimated_tokens(&answer);
+    assert!(needed > usable_today, "{answer}");
+    assert_eq!(
+        days,
+        1 + (needed - usable_today).div_ceil(usable_per_day),
+        "{answer}"
+    );
+    assert!(days >= 2, "{answer}");
+}
