@@ -394,8 +394,18 @@ async fn what_clients_see_matches_the_recorded_views() {
         "/api/v1/dealFields/abc",
         "/api/v1/dealFields/999999",
         "/api/v2/dealFields/nope",
+        "/api/v2",
+        "/api/v2/",
+        "/api/v2/deals/?limit=2",
+        "/api/v2//deals?limit=2",
+        "/v1/deals/?limit=2",
+        "/api/v1/deals/1/",
     ] {
         g.get(path).await;
+    }
+    for path in ["/api/v2/deals", "/api/v2/dealz", "/api/v1/deals/summary"] {
+        g.request(&format!("HEAD {path}"), "HEAD", path, None, Auth::Token)
+            .await;
     }
     for entity in [
         "deals",
@@ -543,6 +553,8 @@ async fn what_clients_see_matches_the_recorded_views() {
         .await;
     }
     g.request("GET /oauth/token", "GET", "/oauth/token", None, Auth::None)
+        .await;
+    g.request("GET /oauth/token/", "GET", "/oauth/token/", None, Auth::None)
         .await;
 
     // The ground truth.
