@@ -647,343 +647,415 @@ fn id_of(s: &str) -> Option<u64> {
     s.parse().ok()
 }
 
-pub fn get_v2_extra(c: &Ctx, db: &Db, segs: &[&str]) -> Resp {
+/// `/projects/{id}`.
+/// A segment that is no id names another operation (`/projects/search`).
+pub fn v2_projects_by_id(db: &Db, id: &str) -> Resp {
     let x = &db.extra;
-    match segs {
-        ["projects"] | ["projects", "archived"] => {
-            let archived = segs.len() == 2;
-            let status = c.q.val("status");
-            let deal = c.q.val("deal_id").and_then(id_of);
-            let v: Vec<&Project> = x
-                .projects
-                .iter()
-                .filter(|p| {
-                    p.archive_time.is_some() == archived && status.is_none_or(|s| p.status == s)
-                })
-                .filter(|p| deal.is_none_or(|d| p.deal_id == d))
-                .collect();
-            v2_page(c, &v, project_v2)
-        }
-        // Another operation's name (`/projects/search`), not a record id.
-        [_, id] if id_of(id).is_none() => unknown_route(),
-        ["projects", id] => match id_of(id).and_then(|id| x.projects.iter().find(|p| p.id == id)) {
-            Some(p) => ok_data(|j| project_v2(j, p)),
-            None => err(404, "Project not found"),
-        },
-        ["tasks"] => {
-            let project = c.q.val("project_id").and_then(id_of);
-            let done = c.q.val("is_done").map(|v| v == "true" || v == "1");
-            let v: Vec<&Task> = x
-                .tasks
-                .iter()
-                .filter(|t| {
-                    project.is_none_or(|p| t.project_id == p)
-                        && done.is_none_or(|d| t.done.is_some() == d)
-                })
-                .collect();
-            v2_page(c, &v, task_v2)
-        }
-        ["tasks", id] => match id_of(id).and_then(|id| x.tasks.iter().find(|t| t.id == id)) {
-            Some(t) => ok_data(|j| task_v2(j, t)),
-            None => err(404, "Task not found"),
-        },
-        _ => unknown_route(),
+    let Some(id) = id_of(id) else {
+        return unknown_route();
+    };
+    match Some(id).and_then(|id| x.projects.iter().find(|p| p.id == id)) {
+        Some(p) => ok_data(|j| project_v2(j, p)),
+        None => err(404, "Project not found"),
     }
 }
 
-pub fn get_v1_extra(c: &Ctx, db: &Db, segs: &[&str]) -> Resp {
+/// `/tasks`.
+pub fn v2_tasks(c: &Ctx, db: &Db) -> Resp {
+    let x = &db.extra;
+    let project = c.q.val("project_id").and_then(id_of);
+    let done = c.q.val("is_done").map(|v| v == "true" || v == "1");
+    let v: Vec<&Task> = x
+        .tasks
+        .iter()
+        .filter(|t| {
+            project.is_none_or(|p| t.project_id == p) && done.is_none_or(|d| t.done.is_some() == d)
+        })
+        .collect();
+    v2_page(c, &v, task_v2)
+}
+
+/// `/tasks/{id}`.
+/// A segment that is no id names another operation (`/tasks/search`).
+pub fn v2_tasks_by_id(db: &Db, id: &str) -> Resp {
+    let x = &db.extra;
+    let Some(id) = id_of(id) else {
+        return unknown_route();
+    };
+    match Some(id).and_then(|id| x.tasks.iter().find(|t| t.id == id)) {
+        Some(t) => ok_data(|j| task_v2(j, t)),
+        None => err(404, "Task not found"),
+    }
+}
+
+/// `/projects` and `/projects/archived`.
+pub fn v2_projects(c: &Ctx, db: &Db, archived: bool) -> Resp {
+    let x = &db.extra;
+    let status = c.q.val("status");
+    let deal = c.q.val("deal_id").and_then(id_of);
+    let v: Vec<&Project> = x
+        .projects
+        .iter()
+        .filter(|p| p.archive_time.is_some() == archived && status.is_none_or(|s| p.status == s))
+        .filter(|p| deal.is_none_or(|d| p.deal_id == d))
+        .collect();
+    v2_page(c, &v, project_v2)
+}
+
+/// `/files`.
+pub fn v1_files(c: &Ctx, db: &Db) -> Resp {
     let x = &db.extra;
     let now = c.now;
-    match segs {
-        ["files"] => {
-            let v: Vec<&File> = x
-                .files
-                .iter()
-                .filter(|f| db.deals.get(f.deal_id).is_some_and(|d| !purged(d, now)))
-                .collect();
-            v1_page(c, &v, 100, |j, f| file_v1(j, db, f))
-        }
-        ["files", id] => match id_of(id).and_then(|id| x.files.iter().find(|f| f.id == id)) {
-            Some(f) => ok_data(|j| file_v1(j, db, f)),
-            None => err(404, "File not found"),
-        },
-        ["deals", id, "files"] => {
-            let Some(deal) = db.live_deal(id, now) else {
-                return err(404, "Deal not found");
-            };
-            let v: Vec<&File> = x.files.iter().filter(|f| f.deal_id == deal.id).collect();
-            v1_page(c, &v, 100, |j, f| file_v1(j, db, f))
-        }
-        ["deals", id, "mailMessages"] => {
-            let Some(deal) = db.live_deal(id, now) else {
-                return err(404, "Deal not found");
-            };
-            let v: Vec<(&MailThread, u32)> = x
-                .threads
-                .iter()
-                .filter(|t| t.deal_id == deal.id)
-                .flat_map(|t| (0..t.messages).map(move |k| (t, k)))
-                .collect();
-            let v: Vec<&(&MailThread, u32)> = v.iter().collect();
-            v1_page(c, &v, 500, |j, (t, k)| {
-                j.obj()
-                    .ks("object", "mailMessage")
-                    .ks("timestamp", &v1ts(message_time(t, *k)))
-                    .key("data");
-                message_v1(j, db, t, *k);
-                j.end_obj();
-            })
-        }
-        ["callLogs"] => {
-            let v: Vec<&CallLog> = x.call_logs.iter().collect();
-            v1_page(c, &v, 500, |j, l| call_log_v1(j, db, l))
-        }
-        ["callLogs", id] => match x.call_logs.iter().find(|l| l.id == *id) {
-            Some(l) => ok_data(|j| call_log_v1(j, db, l)),
-            None => err(410, "The call log is not found"),
-        },
-        ["mailbox", "mailThreads"] => {
-            let Some(folder) = c.q.val("folder") else {
-                return err(400, "folder is required");
-            };
-            if !["inbox", "drafts", "sent", "archive"].contains(&folder) {
-                return err(400, "folder must be one of inbox, drafts, sent, archive");
+    let v: Vec<&File> = x
+        .files
+        .iter()
+        .filter(|f| db.deals.get(f.deal_id).is_some_and(|d| !purged(d, now)))
+        .collect();
+    v1_page(c, &v, 100, |j, f| file_v1(j, db, f))
+}
+
+/// `/files/{id}`.
+pub fn v1_files_by_id(db: &Db, id: &str) -> Resp {
+    let x = &db.extra;
+    match id_of(id).and_then(|id| x.files.iter().find(|f| f.id == id)) {
+        Some(f) => ok_data(|j| file_v1(j, db, f)),
+        None => err(404, "File not found"),
+    }
+}
+
+/// `/deals/{id}/files`.
+pub fn v1_deals_by_id_files(c: &Ctx, db: &Db, id: &str) -> Resp {
+    let x = &db.extra;
+    let now = c.now;
+    let Some(deal) = db.live_deal(id, now) else {
+        return err(404, "Deal not found");
+    };
+    let v: Vec<&File> = x.files.iter().filter(|f| f.deal_id == deal.id).collect();
+    v1_page(c, &v, 100, |j, f| file_v1(j, db, f))
+}
+
+/// `/deals/{id}/mailMessages`.
+pub fn v1_deals_by_id_mail_messages(c: &Ctx, db: &Db, id: &str) -> Resp {
+    let x = &db.extra;
+    let now = c.now;
+    let Some(deal) = db.live_deal(id, now) else {
+        return err(404, "Deal not found");
+    };
+    let v: Vec<(&MailThread, u32)> = x
+        .threads
+        .iter()
+        .filter(|t| t.deal_id == deal.id)
+        .flat_map(|t| (0..t.messages).map(move |k| (t, k)))
+        .collect();
+    let v: Vec<&(&MailThread, u32)> = v.iter().collect();
+    v1_page(c, &v, 500, |j, (t, k)| {
+        j.obj()
+            .ks("object", "mailMessage")
+            .ks("timestamp", &v1ts(message_time(t, *k)))
+            .key("data");
+        message_v1(j, db, t, *k);
+        j.end_obj();
+    })
+}
+
+/// `/callLogs`.
+pub fn v1_call_logs(c: &Ctx, db: &Db) -> Resp {
+    let x = &db.extra;
+    let v: Vec<&CallLog> = x.call_logs.iter().collect();
+    v1_page(c, &v, 500, |j, l| call_log_v1(j, db, l))
+}
+
+/// `/callLogs/{id}`.
+pub fn v1_call_logs_by_id(db: &Db, id: &str) -> Resp {
+    let x = &db.extra;
+    match x.call_logs.iter().find(|l| l.id == id) {
+        Some(l) => ok_data(|j| call_log_v1(j, db, l)),
+        None => err(410, "The call log is not found"),
+    }
+}
+
+/// `/mailbox/mailThreads`.
+pub fn v1_mailbox_mail_threads(c: &Ctx, db: &Db) -> Resp {
+    let x = &db.extra;
+    let Some(folder) = c.q.val("folder") else {
+        return err(400, "folder is required");
+    };
+    if !["inbox", "drafts", "sent", "archive"].contains(&folder) {
+        return err(400, "folder must be one of inbox, drafts, sent, archive");
+    }
+    let v: Vec<&MailThread> = x.threads.iter().filter(|t| t.folder == folder).collect();
+    v1_page(c, &v, 500, |j, t| thread_v1(j, db, t))
+}
+
+/// `/mailbox/mailMessages/{id}`.
+pub fn v1_mailbox_mail_messages_by_id(db: &Db, id: &str) -> Resp {
+    let x = &db.extra;
+    // Message ids are the thread's id times ten plus the message's place in it.
+    let found = id_of(id).and_then(|id| {
+        let t = x.threads.iter().find(|t| t.id == id / 10)?;
+        let k = (id % 10) as u32;
+        (k < t.messages).then_some((t, k))
+    });
+    match found {
+        Some((t, k)) => ok_data(|j| message_v1(j, db, t, k)),
+        None => err(404, "Mail message not found"),
+    }
+}
+
+/// `/mailbox/mailThreads/{id}`.
+pub fn v1_mailbox_mail_threads_by_id(db: &Db, id: &str) -> Resp {
+    let x = &db.extra;
+    match id_of(id).and_then(|id| x.threads.iter().find(|t| t.id == id)) {
+        Some(t) => ok_data(|j| thread_v1(j, db, t)),
+        None => err(404, "Mail thread not found"),
+    }
+}
+
+/// `/mailbox/mailThreads/{id}/mailMessages`.
+pub fn v1_mailbox_mail_threads_by_id_mail_messages(db: &Db, id: &str) -> Resp {
+    let x = &db.extra;
+    match id_of(id).and_then(|id| x.threads.iter().find(|t| t.id == id)) {
+        Some(t) => ok_data(|j| {
+            j.arr();
+            for k in 0..t.messages {
+                message_v1(j, db, t, k);
             }
-            let v: Vec<&MailThread> = x.threads.iter().filter(|t| t.folder == folder).collect();
-            v1_page(c, &v, 500, |j, t| thread_v1(j, db, t))
+            j.end_arr();
+        }),
+        None => err(404, "Mail thread not found"),
+    }
+}
+
+/// `/roles`.
+pub fn v1_roles(c: &Ctx, db: &Db) -> Resp {
+    let v: Vec<&(u64, Option<u64>, &str, u64)> = ROLES.iter().collect();
+    v1_page(c, &v, 500, |j, r| role_v1(j, db, r))
+}
+
+/// `/roles/{id}`.
+pub fn v1_roles_by_id(db: &Db, id: &str) -> Resp {
+    match id_of(id).and_then(|id| ROLES.iter().find(|r| r.0 == id)) {
+        Some(r) => ok_data(|j| role_v1(j, db, r)),
+        None => err(404, "Role not found"),
+    }
+}
+
+/// `/permissionSets`.
+pub fn v1_permission_sets(c: &Ctx, db: &Db) -> Resp {
+    let app = c.q.val("app");
+    ok_data(|j| {
+        j.arr();
+        for p in PERMISSION_SETS
+            .iter()
+            .filter(|p| app.is_none_or(|a| p.2 == a))
+        {
+            perm_set_v1(j, db, p);
         }
-        ["mailbox", "mailMessages", id] => {
-            // Message ids are the thread's id times ten plus the message's place in it.
-            let found = id_of(id).and_then(|id| {
-                let t = x.threads.iter().find(|t| t.id == id / 10)?;
-                let k = (id % 10) as u32;
-                (k < t.messages).then_some((t, k))
-            });
-            match found {
-                Some((t, k)) => ok_data(|j| message_v1(j, db, t, k)),
-                None => err(404, "Mail message not found"),
-            }
+        j.end_arr();
+    })
+}
+
+/// `/projects`.
+pub fn v1_projects(c: &Ctx, db: &Db) -> Resp {
+    let x = &db.extra;
+    let status = c.q.val("status");
+    let archived = c.q.flag("include_archived");
+    let v: Vec<&Project> = x
+        .projects
+        .iter()
+        .filter(|p| (archived || p.archive_time.is_none()) && status.is_none_or(|s| p.status == s))
+        .collect();
+    v2_page(c, &v, project_v1)
+}
+
+/// `/projects/{id}`.
+pub fn v1_projects_by_id(db: &Db, id: &str) -> Resp {
+    let x = &db.extra;
+    match id_of(id).and_then(|id| x.projects.iter().find(|p| p.id == id)) {
+        Some(p) => ok_data(|j| project_v1(j, p)),
+        None => err(404, "Project not found"),
+    }
+}
+
+/// `/tasks`.
+pub fn v1_tasks(c: &Ctx, db: &Db) -> Resp {
+    let x = &db.extra;
+    let project = c.q.val("project_id").and_then(id_of);
+    let done = c.q.val("done").map(|v| v == "1");
+    let v: Vec<&Task> = x
+        .tasks
+        .iter()
+        .filter(|t| {
+            project.is_none_or(|p| t.project_id == p) && done.is_none_or(|d| t.done.is_some() == d)
+        })
+        .collect();
+    v2_page(c, &v, task_v1)
+}
+
+/// `/tasks/{id}`.
+pub fn v1_tasks_by_id(db: &Db, id: &str) -> Resp {
+    let x = &db.extra;
+    match id_of(id).and_then(|id| x.tasks.iter().find(|t| t.id == id)) {
+        Some(t) => ok_data(|j| task_v1(j, t)),
+        None => err(404, "Task not found"),
+    }
+}
+
+/// `/deals/{id}/changelog`.
+pub fn v1_deals_by_id_changelog(c: &Ctx, db: &Db, id: &str) -> Resp {
+    let now = c.now;
+    let Some(d) = id_of(id)
+        .and_then(|id| db.deals.get(id))
+        .filter(|d| !purged(*d, now))
+    else {
+        return err(404, "Deal not found");
+    };
+    let items = crate::seed::flow_items(db, d.id);
+    let v: Vec<&crate::seed::FlowItem> = items.iter().collect();
+    v2_page(c, &v, |j, f| {
+        j.obj()
+            .ks("field_key", &f.field)
+            .kos("old_value", f.old.as_deref())
+            .kos("new_value", f.new.as_deref());
+        j.ki("actor_user_id", f.user_id as i64)
+            .ks("time", &v1ts(f.time))
+            .ks("change_source", f.source);
+        j.knull("change_source_user_agent")
+            .kb("is_bulk_update_flag", false)
+            .end_obj();
+    })
+}
+
+/// `/goals/find`.
+pub fn v1_goals_find(c: &Ctx, db: &Db) -> Resp {
+    let active = c.q.val("is_active").map(|v| v == "true" || v == "1");
+    let ty = c.q.val("type.name");
+    let mut j = J::default();
+    j.obj()
+        .kb("success", true)
+        .ki("statusCode", 20000)
+        .ks("statusText", "OK")
+        .ks("service", "statistics-goals-api");
+    j.key("data").obj().key("goals").arr();
+    for k in 0..3u64 {
+        let name = ["deals_won", "activities_completed", "deals_started"][k as usize];
+        if active.is_none_or(|a| a == (k != 2)) && ty.is_none_or(|t| t == name) {
+            goal(&mut j, db, k);
         }
-        ["mailbox", "mailThreads", id] => {
-            match id_of(id).and_then(|id| x.threads.iter().find(|t| t.id == id)) {
-                Some(t) => ok_data(|j| thread_v1(j, db, t)),
-                None => err(404, "Mail thread not found"),
-            }
+    }
+    j.end_arr().end_obj().end_obj();
+    Resp {
+        status: 200,
+        body: j.buf,
+    }
+}
+
+/// `/goals/{id}/results`.
+pub fn v1_goals_by_id_results(c: &Ctx, db: &Db, id: &str) -> Resp {
+    let Some(k) = (0..3u64).find(|k| goal_id(db.seed, *k) == id) else {
+        return err(404, "Goal not found");
+    };
+    // Both period bounds are required by the spec.
+    for bound in ["period.start", "period.end"] {
+        if c.q.val(bound).is_none() {
+            return err(400, &format!("{bound} is required"));
         }
-        ["mailbox", "mailThreads", id, "mailMessages"] => {
-            match id_of(id).and_then(|id| x.threads.iter().find(|t| t.id == id)) {
-                Some(t) => ok_data(|j| {
-                    j.arr();
-                    for k in 0..t.messages {
-                        message_v1(j, db, t, k);
-                    }
-                    j.end_arr();
-                }),
-                None => err(404, "Mail thread not found"),
-            }
-        }
-        ["roles"] => {
-            let v: Vec<&(u64, Option<u64>, &str, u64)> = ROLES.iter().collect();
-            v1_page(c, &v, 500, |j, r| role_v1(j, db, r))
-        }
-        ["roles", id] => match id_of(id).and_then(|id| ROLES.iter().find(|r| r.0 == id)) {
-            Some(r) => ok_data(|j| role_v1(j, db, r)),
-            None => err(404, "Role not found"),
-        },
-        ["permissionSets"] => {
-            let app = c.q.val("app");
-            ok_data(|j| {
-                j.arr();
-                for p in PERMISSION_SETS
-                    .iter()
-                    .filter(|p| app.is_none_or(|a| p.2 == a))
-                {
-                    perm_set_v1(j, db, p);
-                }
-                j.end_arr();
-            })
-        }
-        ["permissionSets", id] | ["permissionSets", id, "assignments"] => {
-            let Some(p) = PERMISSION_SETS.iter().find(|p| perm_set_uuid(p.0) == *id) else {
-                return err(404, "Permission set not found");
-            };
-            if segs.len() == 2 {
-                return ok_data(|j| perm_set_v1(j, db, p));
-            }
-            let members = set_members(db, p.0);
-            let v: Vec<&u64> = members.iter().collect();
-            v1_page(c, &v, 500, |j, u| {
-                j.obj()
-                    .ki("user_id", *u as i64)
-                    .ks("permission_set_id", &perm_set_uuid(p.0))
-                    .ks("name", p.1)
-                    .end_obj();
-            })
-        }
-        ["legacyTeams"] | ["legacyTeams", _] => {
-            let teams: Vec<(u64, &str, Vec<u64>)> = vec![
-                (
-                    1,
-                    "Closers",
-                    db.users
-                        .rows
-                        .iter()
-                        .filter(|u| u.id % 2 == 1)
-                        .map(|u| u.id)
-                        .collect(),
-                ),
-                (
-                    2,
-                    "Hunters",
-                    db.users
-                        .rows
-                        .iter()
-                        .filter(|u| u.id % 2 == 0)
-                        .map(|u| u.id)
-                        .collect(),
-                ),
-            ];
-            let render = |j: &mut J, t: &(u64, &str, Vec<u64>)| {
-                j.obj()
-                    .ki("id", t.0 as i64)
-                    .ks("name", t.1)
-                    .ks("description", &format!("{} team", t.1));
-                j.ki("manager_id", *t.2.first().unwrap_or(&1) as i64)
-                    .key("users")
-                    .arr();
-                for u in &t.2 {
-                    j.i(*u as i64);
-                }
-                j.end_arr().ki("active_flag", 1).ki("deleted_flag", 0);
-                j.ks("add_time", &v1ts(crate::util::ANCHOR_MS - 900 * DAY_MS))
-                    .ki("created_by_user_id", 1)
-                    .end_obj();
-            };
-            if let [_, id] = segs {
-                return match id_of(id).and_then(|id| teams.iter().find(|t| t.0 == id)) {
-                    Some(t) => ok_data(|j| render(j, t)),
-                    None => err(404, "Team not found"),
-                };
-            }
-            ok_data(|j| {
-                j.arr();
-                for t in &teams {
-                    render(j, t);
-                }
-                j.end_arr();
-            })
-        }
-        ["projects"] => {
-            let status = c.q.val("status");
-            let archived = c.q.flag("include_archived");
-            let v: Vec<&Project> = x
-                .projects
-                .iter()
-                .filter(|p| {
-                    (archived || p.archive_time.is_none()) && status.is_none_or(|s| p.status == s)
-                })
-                .collect();
-            v2_page(c, &v, project_v1)
-        }
-        ["projects", id] => match id_of(id).and_then(|id| x.projects.iter().find(|p| p.id == id)) {
-            Some(p) => ok_data(|j| project_v1(j, p)),
-            None => err(404, "Project not found"),
-        },
-        ["tasks"] => {
-            let project = c.q.val("project_id").and_then(id_of);
-            let done = c.q.val("done").map(|v| v == "1");
-            let v: Vec<&Task> = x
-                .tasks
-                .iter()
-                .filter(|t| {
-                    project.is_none_or(|p| t.project_id == p)
-                        && done.is_none_or(|d| t.done.is_some() == d)
-                })
-                .collect();
-            v2_page(c, &v, task_v1)
-        }
-        ["tasks", id] => match id_of(id).and_then(|id| x.tasks.iter().find(|t| t.id == id)) {
-            Some(t) => ok_data(|j| task_v1(j, t)),
-            None => err(404, "Task not found"),
-        },
-        ["deals", id, "changelog"] => {
-            let Some(d) = id_of(id)
-                .and_then(|id| db.deals.get(id))
-                .filter(|d| !purged(*d, now))
-            else {
-                return err(404, "Deal not found");
-            };
-            let items = crate::seed::flow_items(db, d.id);
-            let v: Vec<&crate::seed::FlowItem> = items.iter().collect();
-            v2_page(c, &v, |j, f| {
-                j.obj()
-                    .ks("field_key", &f.field)
-                    .kos("old_value", f.old.as_deref())
-                    .kos("new_value", f.new.as_deref());
-                j.ki("actor_user_id", f.user_id as i64)
-                    .ks("time", &v1ts(f.time))
-                    .ks("change_source", f.source);
-                j.knull("change_source_user_agent")
-                    .kb("is_bulk_update_flag", false)
-                    .end_obj();
-            })
-        }
-        ["goals", "find"] => {
-            let active = c.q.val("is_active").map(|v| v == "true" || v == "1");
-            let ty = c.q.val("type.name");
-            let mut j = J::default();
-            j.obj()
-                .kb("success", true)
-                .ki("statusCode", 20000)
-                .ks("statusText", "OK")
-                .ks("service", "statistics-goals-api");
-            j.key("data").obj().key("goals").arr();
-            for k in 0..3u64 {
-                let name = ["deals_won", "activities_completed", "deals_started"][k as usize];
-                if active.is_none_or(|a| a == (k != 2)) && ty.is_none_or(|t| t == name) {
-                    goal(&mut j, db, k);
-                }
-            }
-            j.end_arr().end_obj().end_obj();
-            Resp {
-                status: 200,
-                body: j.buf,
-            }
-        }
-        ["goals", id, "results"] => {
-            let Some(k) = (0..3u64).find(|k| goal_id(db.seed, *k) == *id) else {
-                return err(404, "Goal not found");
-            };
-            // Both period bounds are required by the spec.
-            for bound in ["period.start", "period.end"] {
-                if c.q.val(bound).is_none() {
-                    return err(400, &format!("{bound} is required"));
-                }
-            }
-            let won = db
-                .deals
+    }
+    let won = db
+        .deals
+        .rows
+        .iter()
+        .filter(|d| d.won_time.is_some())
+        .count();
+    let mut j = J::default();
+    j.obj()
+        .kb("success", true)
+        .ki("statusCode", 20000)
+        .ks("statusText", "OK")
+        .ks("service", "statistics-goals-api");
+    j.key("data").obj().key("goal");
+    goal(&mut j, db, k);
+    j.ki("progress", (won as i64 + k as i64) % 100)
+        .end_obj()
+        .end_obj();
+    Resp {
+        status: 200,
+        body: j.buf,
+    }
+}
+
+/// `/permissionSets/{id}` and `/permissionSets/{id}/assignments`.
+pub fn v1_permission_set(c: &Ctx, db: &Db, id: &str, assignments: bool) -> Resp {
+    let Some(p) = PERMISSION_SETS.iter().find(|p| perm_set_uuid(p.0) == id) else {
+        return err(404, "Permission set not found");
+    };
+    if !assignments {
+        return ok_data(|j| perm_set_v1(j, db, p));
+    }
+    let members = set_members(db, p.0);
+    let v: Vec<&u64> = members.iter().collect();
+    v1_page(c, &v, 500, |j, u| {
+        j.obj()
+            .ki("user_id", *u as i64)
+            .ks("permission_set_id", &perm_set_uuid(p.0))
+            .ks("name", p.1)
+            .end_obj();
+    })
+}
+
+/// `/legacyTeams` and `/legacyTeams/{id}`.
+pub fn v1_legacy_teams(db: &Db, id: Option<&str>) -> Resp {
+    let teams: Vec<(u64, &str, Vec<u64>)> = vec![
+        (
+            1,
+            "Closers",
+            db.users
                 .rows
                 .iter()
-                .filter(|d| d.won_time.is_some())
-                .count();
-            let mut j = J::default();
-            j.obj()
-                .kb("success", true)
-                .ki("statusCode", 20000)
-                .ks("statusText", "OK")
-                .ks("service", "statistics-goals-api");
-            j.key("data").obj().key("goal");
-            goal(&mut j, db, k);
-            j.ki("progress", (won as i64 + k as i64) % 100)
-                .end_obj()
-                .end_obj();
-            Resp {
-                status: 200,
-                body: j.buf,
-            }
+                .filter(|u| u.id % 2 == 1)
+                .map(|u| u.id)
+                .collect(),
+        ),
+        (
+            2,
+            "Hunters",
+            db.users
+                .rows
+                .iter()
+                .filter(|u| u.id % 2 == 0)
+                .map(|u| u.id)
+                .collect(),
+        ),
+    ];
+    let render = |j: &mut J, t: &(u64, &str, Vec<u64>)| {
+        j.obj()
+            .ki("id", t.0 as i64)
+            .ks("name", t.1)
+            .ks("description", &format!("{} team", t.1));
+        j.ki("manager_id", *t.2.first().unwrap_or(&1) as i64)
+            .key("users")
+            .arr();
+        for u in &t.2 {
+            j.i(*u as i64);
         }
-        _ => unknown_route(),
+        j.end_arr().ki("active_flag", 1).ki("deleted_flag", 0);
+        j.ks("add_time", &v1ts(crate::util::ANCHOR_MS - 900 * DAY_MS))
+            .ki("created_by_user_id", 1)
+            .end_obj();
+    };
+    if let Some(id) = id {
+        return match id_of(id).and_then(|id| teams.iter().find(|t| t.0 == id)) {
+            Some(t) => ok_data(|j| render(j, t)),
+            None => err(404, "Team not found"),
+        };
     }
+    ok_data(|j| {
+        j.arr();
+        for t in &teams {
+            render(j, t);
+        }
+        j.end_arr();
+    })
 }
 
 /// Ground truth for the derived entities.

@@ -74,6 +74,7 @@ mod list;
 mod model;
 mod render;
 mod respond;
+mod routes;
 mod seed;
 mod server;
 mod state;
@@ -282,9 +283,10 @@ pub async fn start(opts: SimOptions, port: u16) -> std::io::Result<SimHandle> {
         churn::Churn::set_rate(&st, st.opts.churn_per_second);
     }
     webhook_delivery::start(&st);
-    let app = server::router(st.clone());
+    // Paths are made canonical before the route table sees them.
+    let app = tower::ServiceExt::map_request(server::router(st.clone()), server::canonical_path);
     let join = tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
+        let _ = axum::serve(listener, axum::ServiceExt::into_make_service(app))
             .with_graceful_shutdown(async move {
                 let _ = rx.await;
             })

@@ -4,6 +4,7 @@
 use crate::json::J;
 use crate::util::Ms;
 
+#[derive(Clone)]
 pub struct Resp {
     pub status: u16,
     pub body: Vec<u8>,

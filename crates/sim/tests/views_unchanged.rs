@@ -554,8 +554,14 @@ async fn what_clients_see_matches_the_recorded_views() {
     }
     g.request("GET /oauth/token", "GET", "/oauth/token", None, Auth::None)
         .await;
-    g.request("GET /oauth/token/", "GET", "/oauth/token/", None, Auth::None)
-        .await;
+    g.request(
+        "GET /oauth/token/",
+        "GET",
+        "/oauth/token/",
+        None,
+        Auth::None,
+    )
+    .await;
 
     // The ground truth.
     for entity in TRUTH {

@@ -16,15 +16,6 @@ pub enum Followed {
 }
 
 impl Followed {
-    pub fn of_path(segment: &str) -> Option<Followed> {
-        match segment {
-            "persons" => Some(Followed::Person),
-            "organizations" => Some(Followed::Organization),
-            "products" => Some(Followed::Product),
-            _ => None,
-        }
-    }
-
     fn what(self) -> &'static str {
         match self {
             Followed::Person => "Person",

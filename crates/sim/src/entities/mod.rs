@@ -1,40 +1,18 @@
 //! Entities written the way the whole simulator is meant to read: one module per entity holding
 //! its seed (derived from the company), its views (`#[derive(Serialize)]` structs in the real
-//! field order), its routes and its ground truth. [`get`], [`write`] and [`truth`] are their
-//! route tables; the server asks them before the older hand-written handlers.
+//! field order), its reads (named in `routes`), its writes and its ground truth. [`write`] and
+//! [`truth`] dispatch to them; the write path asks [`write`] before the older handlers.
 
-mod boards;
-mod followers;
+pub mod boards;
+pub mod followers;
 mod merges;
-mod note_comments;
-mod product_variations;
-mod project_templates;
+pub mod note_comments;
+pub mod product_variations;
+pub mod project_templates;
 pub mod webhooks;
 
 use crate::model::Db;
 use crate::respond::{Ctx, Resp};
-
-/// Answers a GET this module serves, or `None` to leave it to the older handlers.
-pub fn get(c: &Ctx, db: &Db, ver: u8, segs: &[&str]) -> Option<Resp> {
-    match (ver, segs) {
-        (2, ["boards", rest @ ..]) => Some(boards::get_boards(db, rest, boards::Format::V2)),
-        (2, ["phases", rest @ ..]) => Some(boards::get_phases(c, db, rest, boards::Format::V2)),
-        (1, ["projects", "boards", rest @ ..]) => {
-            Some(boards::get_boards(db, rest, boards::Format::V1))
-        }
-        (1, ["projects", "phases", rest @ ..]) => {
-            Some(boards::get_phases(c, db, rest, boards::Format::V1))
-        }
-        (_, ["projectTemplates", rest @ ..]) => Some(project_templates::get(c, db, ver, rest)),
-        (2, ["products", id, "variations"]) => Some(product_variations::get(c, db, id)),
-        (1, ["notes", id, "comments", rest @ ..]) => Some(note_comments::get(c, db, id, rest)),
-        (1, ["webhooks"]) => Some(webhooks::list(db)),
-        (_, [entity, id, "followers"]) => {
-            followers::Followed::of_path(entity).map(|kind| followers::get(c, db, ver, kind, id))
-        }
-        _ => None,
-    }
-}
 
 /// Answers a write this module serves, or `None` to leave it to the older handlers.
 pub fn write(
