@@ -42,6 +42,15 @@ impl J {
         }
     }
 
+    /// Writes a serde view in place: the entities' `#[derive(Serialize)]` structs go straight
+    /// into the page being written.
+    pub fn ser<T: serde::Serialize + ?Sized>(&mut self, v: &T) -> &mut Self {
+        self.sep();
+        // Writing into a Vec fails only for a map with non-string keys, which no view has.
+        let _ = serde_json::to_writer(&mut self.buf, v);
+        self
+    }
+
     pub fn obj(&mut self) -> &mut Self {
         self.sep();
         self.buf.push(b'{');
@@ -105,12 +114,6 @@ impl J {
             self.buf.extend_from_slice(b"null");
         }
         self
-    }
-    pub fn of(&mut self, v: Option<f64>) -> &mut Self {
-        match v {
-            Some(v) => self.f(v),
-            None => self.null(),
-        }
     }
     pub fn b(&mut self, v: bool) -> &mut Self {
         self.sep();

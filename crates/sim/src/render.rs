@@ -4,7 +4,7 @@ use crate::fields::v2_code;
 use crate::json::J;
 use crate::model::*;
 use crate::seed::cf_value;
-use crate::util::{Ms, date, hms, iso_ms, rfc3339, v1ts};
+use crate::util::{Ms, date, hms, iso_ms, v1ts};
 
 /// Per-request options of v2 list/get endpoints that change the rendered shape.
 #[derive(Default, Clone)]
@@ -15,15 +15,6 @@ pub struct V2Opts {
     pub include_fields: Vec<String>,
 }
 
-fn ts2(j: &mut J, k: &str, t: Ms) {
-    j.ks(k, &rfc3339(t));
-}
-fn ots2(j: &mut J, k: &str, t: Option<Ms>) {
-    match t {
-        Some(t) => j.ks(k, &rfc3339(t)),
-        None => j.knull(k),
-    };
-}
 fn ts1(j: &mut J, k: &str, t: Ms) {
     j.ks(k, &v1ts(t));
 }
@@ -42,155 +33,6 @@ fn odate(j: &mut J, k: &str, d: Option<i32>) {
 fn oid(j: &mut J, k: &str, v: Option<u64>) {
     j.koi(k, v.map(|v| v as i64));
 }
-fn ids(j: &mut J, k: &str, v: &[u32]) {
-    j.key(k).arr();
-    for x in v {
-        j.i(*x as i64);
-    }
-    j.end_arr();
-}
-
-pub fn addr_v2(j: &mut J, a: &Addr) {
-    j.obj();
-    j.ks("value", &a.formatted());
-    j.ks("country", &a.country);
-    j.ks("admin_area_level_1", &a.admin_area_level_1);
-    // Absent address parts are omitted rather than null.
-    if let Some(x) = &a.admin_area_level_2 {
-        j.ks("admin_area_level_2", x);
-    }
-    j.ks("locality", &a.locality);
-    if let Some(x) = &a.sublocality {
-        j.ks("sublocality", x);
-    }
-    j.ks("route", &a.route);
-    j.ks("street_number", &a.street_number);
-    if let Some(x) = &a.subpremise {
-        j.ks("subpremise", x);
-    }
-    j.ks("postal_code", &a.postal_code);
-    j.end_obj();
-}
-fn oaddr_v2(j: &mut J, k: &str, a: Option<&Addr>) {
-    j.key(k);
-    match a {
-        Some(a) => addr_v2(j, a),
-        None => {
-            j.null();
-        }
-    }
-}
-
-fn option_label(f: &FieldDef, id: u32) -> &str {
-    f.options
-        .iter()
-        .find(|o| o.0 == id)
-        .map(|o| o.1.as_str())
-        .unwrap_or("")
-}
-
-/// v2 `custom_fields` object: every active custom field, `null` when empty.
-pub fn custom_fields_v2(j: &mut J, db: &Db, e: FieldEntity, rec_id: u64, cf: &Cf, o: &V2Opts) {
-    j.key("custom_fields").obj();
-    for f in db.custom_fields(e) {
-        if let Some(keys) = &o.cf_keys
-            && !keys.contains(&f.key)
-        {
-            continue;
-        }
-        j.key(&f.key);
-        match cf_value(db, e, rec_id, cf, f) {
-            None => {
-                j.null();
-            }
-            Some(v) => cf_val_v2(j, f, &v, o.option_labels),
-        }
-    }
-    j.end_obj();
-}
-
-fn cf_val_v2(j: &mut J, f: &FieldDef, v: &CfVal, labels: bool) {
-    match v {
-        CfVal::Str(s) => {
-            j.s(s);
-        }
-        CfVal::Num(n) => {
-            j.f(*n);
-        }
-        CfVal::Money(n, c) => {
-            j.obj().kf("value", *n).ks("currency", c).end_obj();
-        }
-        CfVal::Opt(id) => {
-            if labels {
-                j.obj()
-                    .ki("id", *id as i64)
-                    .ks("label", option_label(f, *id))
-                    .end_obj();
-            } else {
-                j.i(*id as i64);
-            }
-        }
-        CfVal::Set(v) => {
-            j.arr();
-            for id in v {
-                if labels {
-                    j.obj()
-                        .ki("id", *id as i64)
-                        .ks("label", option_label(f, *id))
-                        .end_obj();
-                } else {
-                    j.i(*id as i64);
-                }
-            }
-            j.end_arr();
-        }
-        CfVal::Id(id) => {
-            j.i(*id as i64);
-        }
-        CfVal::Date(d) => {
-            j.s(&date(*d));
-        }
-        CfVal::DateRange(a, b) => {
-            j.obj()
-                .ks("value", &date(*a))
-                .ks("until", &date(*b))
-                .end_obj();
-        }
-        CfVal::Time(s, tz) => {
-            let (tzid, tzn) = TIMEZONES[*tz as usize % TIMEZONES.len()];
-            j.obj()
-                .ks("value", &hms(*s))
-                .ki("timezone_id", tzid as i64)
-                .ks("timezone_name", tzn)
-                .end_obj();
-        }
-        CfVal::TimeRange(a, b, tz) => {
-            let (tzid, tzn) = TIMEZONES[*tz as usize % TIMEZONES.len()];
-            j.obj()
-                .ks("value", &hms(*a))
-                .ks("until", &hms(*b))
-                .ki("timezone_id", tzid as i64)
-                .ks("timezone_name", tzn)
-                .end_obj();
-        }
-        CfVal::Addr(a) => {
-            j.obj();
-            j.ks("value", &a.formatted());
-            j.kos("subpremise", a.subpremise.as_deref());
-            j.ks("street_number", &a.street_number);
-            j.ks("route", &a.route);
-            j.kos("sublocality", a.sublocality.as_deref());
-            j.ks("locality", &a.locality);
-            j.ks("admin_area_level_1", &a.admin_area_level_1);
-            j.kos("admin_area_level_2", a.admin_area_level_2.as_deref());
-            j.ks("country", &a.country);
-            j.ks("postal_code", &a.postal_code);
-            j.ks("formatted_address", &a.formatted());
-            j.end_obj();
-        }
-    }
-}
-
 /// Suffixes of the extra top-level keys a v1 custom field of this type produces.
 pub fn v1_subkeys(t: CfType) -> &'static [&'static str] {
     match t {
@@ -305,105 +147,7 @@ pub fn custom_fields_v1(j: &mut J, db: &Db, e: FieldEntity, rec_id: u64, cf: &Cf
 // ------------------------------------------------------------------------------------------ v2
 
 pub fn deal_v2(j: &mut J, db: &Db, d: &Deal, o: &V2Opts) {
-    j.obj();
-    j.ki("id", d.id as i64);
-    j.ks("title", &d.title);
-    j.ki("creator_user_id", d.creator_user_id as i64);
-    j.ki("owner_id", d.owner_id as i64);
-    j.kf("value", d.value);
-    oid(j, "person_id", d.person_id);
-    oid(j, "org_id", d.org_id);
-    j.ki("stage_id", d.stage_id as i64);
-    j.ki("pipeline_id", d.pipeline_id as i64);
-    j.ks("currency", &d.currency);
-    ots2(j, "archive_time", d.archive_time);
-    ts2(j, "add_time", d.add_time);
-    ts2(j, "update_time", d.update_time);
-    ots2(j, "stage_change_time", d.stage_change_time);
-    j.ks(
-        "status",
-        if d.deleted_time.is_some() {
-            "deleted"
-        } else {
-            d.status.name()
-        },
-    );
-    j.kb("is_archived", d.archive_time.is_some());
-    j.kb("is_deleted", d.deleted_time.is_some());
-    j.koi("probability", d.probability.map(|p| p as i64));
-    j.kos("lost_reason", d.lost_reason.as_deref());
-    j.ki("visible_to", d.visible_to as i64);
-    ots2(j, "close_time", d.close_time);
-    ots2(j, "won_time", d.won_time);
-    ots2(j, "lost_time", d.lost_time);
-    odate(j, "local_won_date", d.won_time.map(crate::util::days_of));
-    odate(j, "local_lost_date", d.lost_time.map(crate::util::days_of));
-    odate(
-        j,
-        "local_close_date",
-        d.close_time.map(crate::util::days_of),
-    );
-    odate(j, "expected_close_date", d.expected_close_date);
-    ids(j, "label_ids", &d.label_ids);
-    j.ks("origin", d.origin);
-    j.knull("origin_id");
-    j.knull("channel");
-    j.knull("channel_id");
-    let (arr, mrr, acv) = recurring(db, d);
-    j.kof_("acv", acv).kof_("arr", arr).kof_("mrr", mrr);
-    for f in &o.include_fields {
-        match f.as_str() {
-            "products_count" => {
-                let n = db
-                    .deal_products
-                    .of_deal(d.id)
-                    .filter(|p| p.deleted_time.is_none())
-                    .count();
-                j.ki(f, n as i64);
-            }
-            "first_won_time" => ots2(j, f, d.won_time),
-            "followers_count" => {
-                j.ki(f, followers(d).len() as i64);
-            }
-            "participants_count" => {
-                j.ki(f, d.person_id.is_some() as i64);
-            }
-            "source_lead_id"
-            | "smart_bcc_email"
-            | "next_activity_id"
-            | "last_activity_id"
-            | "last_incoming_mail_time"
-            | "last_outgoing_mail_time" => {
-                j.knull(f);
-            }
-            "files_count"
-            | "notes_count"
-            | "email_messages_count"
-            | "activities_count"
-            | "done_activities_count"
-            | "undone_activities_count" => {
-                j.ki(f, 0);
-            }
-            _ => {}
-        }
-    }
-    custom_fields_v2(j, db, FieldEntity::Deal, d.id, &d.cf, o);
-    j.end_obj();
-}
-
-/// Recurring revenue is only defined when the deal has recurring products attached.
-fn recurring(db: &Db, d: &Deal) -> (Option<f64>, Option<f64>, Option<f64>) {
-    let _ = (db, d);
-    (None, None, None)
-}
-
-trait OptF {
-    fn kof_(&mut self, k: &str, v: Option<f64>) -> &mut Self;
-}
-impl OptF for J {
-    fn kof_(&mut self, k: &str, v: Option<f64>) -> &mut Self {
-        self.key(k).of(v)
-    }
+    j.ser(&crate::entities::deals::deal_v2(db, d, o));
 }
 
 /// Deal followers are derived: the owner, plus the creator when different.
@@ -415,201 +159,32 @@ pub fn followers(d: &Deal) -> Vec<(u64, Ms)> {
     v
 }
 
-fn contacts(j: &mut J, k: &str, v: &[Contact]) {
-    j.key(k).arr();
-    for c in v {
-        j.obj()
-            .ks("value", &c.value)
-            .kb("primary", c.primary)
-            .ks("label", c.label)
-            .end_obj();
-    }
-    j.end_arr();
-}
-
 pub fn person_v2(j: &mut J, db: &Db, p: &Person, o: &V2Opts) {
-    j.obj();
-    j.ki("id", p.id as i64);
-    j.ks("name", &p.name());
-    j.ks("first_name", &p.first_name);
-    j.ks("last_name", &p.last_name);
-    j.ki("owner_id", p.owner_id as i64);
-    oid(j, "org_id", p.org_id);
-    ts2(j, "add_time", p.add_time);
-    ts2(j, "update_time", p.update_time);
-    contacts(j, "emails", &p.emails);
-    contacts(j, "phones", &p.phones);
-    j.kb("is_deleted", p.deleted_time.is_some());
-    j.ki("visible_to", p.visible_to as i64);
-    ids(j, "label_ids", &p.label_ids);
-    j.knull("picture_id");
-    custom_fields_v2(j, db, FieldEntity::Person, p.id, &p.cf, o);
-    j.key("im").arr().end_arr();
-    odate(j, "birthday", p.birthday);
-    j.kos("job_title", p.job_title.as_deref());
-    oaddr_v2(j, "postal_address", p.postal_address.as_deref());
-    j.end_obj();
+    j.ser(&crate::entities::persons::person_v2(db, p, o));
 }
 
 pub fn org_v2(j: &mut J, db: &Db, r: &Org, o: &V2Opts) {
-    j.obj();
-    j.ki("id", r.id as i64);
-    j.ks("name", &r.name);
-    j.ki("owner_id", r.owner_id as i64);
-    ts2(j, "add_time", r.add_time);
-    ts2(j, "update_time", r.update_time);
-    oaddr_v2(j, "address", r.address.as_deref());
-    j.kb("is_deleted", r.deleted_time.is_some());
-    j.ki("visible_to", r.visible_to as i64);
-    ids(j, "label_ids", &r.label_ids);
-    j.kos("website", r.website.as_deref());
-    j.knull("linkedin");
-    j.koi("industry", r.industry.map(|x| x as i64));
-    j.koi("annual_revenue", r.annual_revenue);
-    j.koi("employee_count", r.employee_count);
-    custom_fields_v2(j, db, FieldEntity::Org, r.id, &r.cf, o);
-    j.end_obj();
+    j.ser(&crate::entities::organizations::org_v2(db, r, o));
 }
 
 pub fn activity_v2(j: &mut J, db: &Db, a: &Activity) {
-    j.obj();
-    j.ki("id", a.id as i64);
-    j.ks("subject", &a.subject);
-    j.ks("type", &a.type_key);
-    j.ki("owner_id", a.owner_id as i64);
-    j.ki("creator_user_id", a.creator_user_id as i64);
-    j.kb("is_deleted", a.deleted_time.is_some());
-    ts2(j, "add_time", a.add_time);
-    ts2(j, "update_time", a.update_time);
-    oid(j, "deal_id", a.deal_id);
-    j.kos("lead_id", a.lead_id.as_deref());
-    oid(j, "person_id", a.person_id);
-    oid(j, "org_id", a.org_id);
-    j.knull("project_id");
-    odate(j, "due_date", a.due_date);
-    j.kos("due_time", a.due_time.map(crate::util::hm).as_deref());
-    j.kos("duration", a.duration.map(crate::util::hm).as_deref());
-    j.kb("busy", a.busy);
-    j.kb("done", a.done);
-    ots2(j, "marked_as_done_time", a.marked_as_done_time);
-    oaddr_v2(j, "location", a.location.as_deref());
-    j.key("participants").arr();
-    if let Some(pid) = a.person_id {
-        j.obj()
-            .ki("person_id", pid as i64)
-            .kb("primary", true)
-            .end_obj();
-    }
-    j.end_arr();
-    j.key("attendees").arr();
-    if let Some(p) = a.person_id.and_then(|id| db.persons.get(id)) {
-        j.obj();
-        if let Some(e) = p.emails.first() {
-            j.ks("email", &e.value);
-        }
-        j.ks("name", &p.name());
-        j.ks("status", if a.done { "accepted" } else { "noreply" });
-        j.kb("is_organizer", false);
-        j.ki("person_id", p.id as i64);
-        j.end_obj();
-    }
-    j.end_arr();
-    j.knull("conference_meeting_client");
-    j.knull("conference_meeting_url");
-    j.knull("conference_meeting_id");
-    j.kos("public_description", a.public_description.as_deref());
-    j.koi("priority", a.priority.map(|p| p as i64));
-    j.kos("note", a.note.as_deref());
-    j.end_obj();
+    j.ser(&crate::entities::activities::activity_v2(db, a));
 }
 
 pub fn product_v2(j: &mut J, db: &Db, p: &Product, o: &V2Opts) {
-    j.obj();
-    j.ki("id", p.id as i64);
-    j.ks("name", &p.name);
-    j.ks("code", &p.code);
-    j.kos("description", p.description.as_deref());
-    j.ks("unit", &p.unit);
-    j.kf("tax", p.tax);
-    j.kos("category", p.category.as_deref());
-    j.kb("is_linkable", p.is_linkable);
-    j.kb("is_deleted", p.deleted_time.is_some());
-    j.ki("visible_to", p.visible_to as i64);
-    j.ki("owner_id", p.owner_id as i64);
-    ts2(j, "add_time", p.add_time);
-    ts2(j, "update_time", p.update_time);
-    j.ks("billing_frequency", p.billing_frequency);
-    j.koi(
-        "billing_frequency_cycles",
-        p.billing_frequency_cycles.map(|x| x as i64),
-    );
-    j.key("prices").arr();
-    for pr in &p.prices {
-        j.obj()
-            .ki("product_id", p.id as i64)
-            .kf("price", pr.price)
-            .ks("currency", &pr.currency)
-            .kf("cost", pr.cost)
-            .kf("direct_cost", pr.direct_cost)
-            .ks("notes", "")
-            .end_obj();
-    }
-    j.end_arr();
-    custom_fields_v2(j, db, FieldEntity::Product, p.id, &p.cf, o);
-    j.end_obj();
+    j.ser(&crate::entities::products::product_v2(db, p, o));
 }
 
 pub fn pipeline_v2(j: &mut J, p: &Pipeline) {
-    j.obj();
-    j.ki("id", p.id as i64);
-    j.ks("name", &p.name);
-    j.ki("order_nr", p.order_nr as i64);
-    j.kb("is_deleted", p.deleted_time.is_some());
-    j.kb("is_deal_probability_enabled", p.probability_enabled);
-    ts2(j, "add_time", p.add_time);
-    ts2(j, "update_time", p.update_time);
-    j.end_obj();
+    j.ser(&crate::entities::pipelines::pipeline_v2(p));
 }
 
 pub fn stage_v2(j: &mut J, s: &Stage) {
-    j.obj();
-    j.ki("id", s.id as i64);
-    j.ki("order_nr", s.order_nr as i64);
-    j.ks("name", &s.name);
-    j.kb("is_deleted", s.deleted_time.is_some());
-    j.ki("deal_probability", s.probability as i64);
-    j.ki("pipeline_id", s.pipeline_id as i64);
-    j.kb("is_deal_rot_enabled", s.rotten_days.is_some());
-    j.koi("days_to_rotten", s.rotten_days.map(|x| x as i64));
-    ts2(j, "add_time", s.add_time);
-    ts2(j, "update_time", s.update_time);
-    j.end_obj();
+    j.ser(&crate::entities::pipelines::stage_v2(s));
 }
 
 pub fn deal_product_v2(j: &mut J, p: &DealProduct) {
-    j.obj();
-    j.ki("id", p.id as i64);
-    j.kf("sum", p.sum());
-    j.kf("tax", p.tax);
-    j.ki("deal_id", p.deal_id as i64);
-    j.ks("name", &p.name);
-    j.ki("product_id", p.product_id as i64);
-    j.knull("product_variation_id");
-    j.ki("order_nr", p.order_nr as i64);
-    ts2(j, "add_time", p.add_time);
-    ts2(j, "update_time", p.update_time);
-    j.ks("comments", "");
-    j.ks("currency", &p.currency);
-    j.kf("discount", p.discount);
-    j.kf("quantity", p.quantity);
-    j.kf("item_price", p.item_price);
-    j.ks("tax_method", "inclusive");
-    j.ks("discount_type", "percentage");
-    j.kb("is_enabled", true);
-    j.ks("billing_frequency", p.billing_frequency);
-    j.knull("billing_frequency_cycles");
-    odate(j, "billing_start_date", p.billing_start_date);
-    j.end_obj();
+    j.ser(&crate::entities::deal_products::deal_product_v2(p));
 }
 
 /// Installments are derived for every seventh deal that has a value.

@@ -3,12 +3,20 @@
 //! field order), its reads (named in `routes`), its writes and its ground truth. [`write`] and
 //! [`truth`] dispatch to them; the write path asks [`write`] before the older handlers.
 
+pub mod activities;
 pub mod boards;
+pub mod deal_products;
+pub mod deals;
 pub mod followers;
 mod merges;
 pub mod note_comments;
+pub mod organizations;
+pub mod persons;
+pub mod pipelines;
 pub mod product_variations;
+pub mod products;
 pub mod project_templates;
+pub mod views;
 pub mod webhooks;
 
 use crate::model::Db;

@@ -1,0 +1,51 @@
+//! Organizations: the v2 view.
+
+use super::views::{AddrV2, CustomFieldsV2, t2};
+use crate::model::{Db, FieldEntity, Org};
+use crate::render::V2Opts;
+use serde::Serialize;
+
+#[derive(Serialize)]
+pub struct OrgV2<'a> {
+    id: u64,
+    name: &'a str,
+    owner_id: u64,
+    add_time: String,
+    update_time: String,
+    address: Option<AddrV2<'a>>,
+    is_deleted: bool,
+    visible_to: u8,
+    label_ids: &'a [u32],
+    website: Option<&'a str>,
+    linkedin: (),
+    industry: Option<u32>,
+    annual_revenue: Option<i64>,
+    employee_count: Option<i64>,
+    custom_fields: CustomFieldsV2<'a>,
+}
+
+pub fn org_v2<'a>(db: &'a Db, r: &'a Org, o: &'a V2Opts) -> OrgV2<'a> {
+    OrgV2 {
+        id: r.id,
+        name: &r.name,
+        owner_id: r.owner_id,
+        add_time: t2(r.add_time),
+        update_time: t2(r.update_time),
+        address: AddrV2::of_opt(r.address.as_deref()),
+        is_deleted: r.deleted_time.is_some(),
+        visible_to: r.visible_to,
+        label_ids: &r.label_ids,
+        website: r.website.as_deref(),
+        linkedin: (),
+        industry: r.industry,
+        annual_revenue: r.annual_revenue,
+        employee_count: r.employee_count,
+        custom_fields: CustomFieldsV2 {
+            db,
+            entity: FieldEntity::Org,
+            id: r.id,
+            cf: &r.cf,
+            opts: o,
+        },
+    }
+}

@@ -1,0 +1,80 @@
+//! Products: the v2 view.
+
+use super::views::{CustomFieldsV2, num, t2};
+use crate::model::{Db, FieldEntity, Product};
+use crate::render::V2Opts;
+use serde::Serialize;
+
+#[derive(Serialize)]
+pub struct ProductV2<'a> {
+    id: u64,
+    name: &'a str,
+    code: &'a str,
+    description: Option<&'a str>,
+    unit: &'a str,
+    #[serde(serialize_with = "num")]
+    tax: f64,
+    category: Option<&'a str>,
+    is_linkable: bool,
+    is_deleted: bool,
+    visible_to: u8,
+    owner_id: u64,
+    add_time: String,
+    update_time: String,
+    billing_frequency: &'static str,
+    billing_frequency_cycles: Option<u32>,
+    prices: Vec<PriceV2<'a>>,
+    custom_fields: CustomFieldsV2<'a>,
+}
+
+#[derive(Serialize)]
+struct PriceV2<'a> {
+    product_id: u64,
+    #[serde(serialize_with = "num")]
+    price: f64,
+    currency: &'a str,
+    #[serde(serialize_with = "num")]
+    cost: f64,
+    #[serde(serialize_with = "num")]
+    direct_cost: f64,
+    notes: &'static str,
+}
+
+pub fn product_v2<'a>(db: &'a Db, p: &'a Product, o: &'a V2Opts) -> ProductV2<'a> {
+    ProductV2 {
+        id: p.id,
+        name: &p.name,
+        code: &p.code,
+        description: p.description.as_deref(),
+        unit: &p.unit,
+        tax: p.tax,
+        category: p.category.as_deref(),
+        is_linkable: p.is_linkable,
+        is_deleted: p.deleted_time.is_some(),
+        visible_to: p.visible_to,
+        owner_id: p.owner_id,
+        add_time: t2(p.add_time),
+        update_time: t2(p.update_time),
+        billing_frequency: p.billing_frequency,
+        billing_frequency_cycles: p.billing_frequency_cycles,
+        prices: p
+            .prices
+            .iter()
+            .map(|pr| PriceV2 {
+                product_id: p.id,
+                price: pr.price,
+                currency: &pr.currency,
+                cost: pr.cost,
+                direct_cost: pr.direct_cost,
+                notes: "",
+            })
+            .collect(),
+        custom_fields: CustomFieldsV2 {
+            db,
+            entity: FieldEntity::Product,
+            id: p.id,
+            cf: &p.cf,
+            opts: o,
+        },
+    }
+}
