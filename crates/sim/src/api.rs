@@ -628,19 +628,7 @@ pub fn v1_users(c: &Ctx, db: &Db) -> Resp {
 pub fn v1_users_me(c: &Ctx, db: &Db) -> Resp {
     match db.users.get(c.me) {
         Some(u) => ok_data(|j| {
-            j.obj();
-            user_v1_fields(j, u, c.me);
-            j.ki("company_id", db.company.id as i64);
-            j.ks("company_name", &db.company.name);
-            j.ks("company_domain", &db.company.domain);
-            j.ks("company_country", "EE");
-            j.ks("company_industry", "IT Services");
-            j.key("language")
-                .obj()
-                .ks("language_code", "en")
-                .ks("country_code", "US")
-                .end_obj();
-            j.end_obj();
+            j.ser(&crate::entities::users::me_v1(db, u));
         }),
         None => err(401, "unauthorized access"),
     }

@@ -1,6 +1,6 @@
-//! Activities: the v2 view.
+//! Activities: the v2 and v1 views.
 
-use super::views::{AddrV2, odate, ot2, t2};
+use super::views::{AddrV2, odate, ot1, ot2, t1, t2};
 use crate::model::{Activity, Db};
 use crate::util::hm;
 use serde::Serialize;
@@ -103,5 +103,53 @@ pub fn activity_v2<'a>(db: &'a Db, a: &'a Activity) -> ActivityV2<'a> {
         public_description: a.public_description.as_deref(),
         priority: a.priority,
         note: a.note.as_deref(),
+    }
+}
+
+#[derive(Serialize)]
+pub struct ActivityV1<'a> {
+    id: u64,
+    user_id: u64,
+    done: bool,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    due_date: Option<String>,
+    due_time: String,
+    duration: String,
+    add_time: String,
+    marked_as_done_time: Option<String>,
+    subject: &'a str,
+    deal_id: Option<u64>,
+    org_id: Option<u64>,
+    person_id: Option<u64>,
+    lead_id: Option<&'a str>,
+    active_flag: bool,
+    update_time: String,
+    note: Option<&'a str>,
+    created_by_user_id: u64,
+    busy_flag: bool,
+}
+
+pub fn activity_v1(a: &Activity) -> ActivityV1<'_> {
+    ActivityV1 {
+        id: a.id,
+        user_id: a.owner_id,
+        done: a.done,
+        kind: &a.type_key,
+        due_date: odate(a.due_date),
+        due_time: a.due_time.map(hm).unwrap_or_default(),
+        duration: a.duration.map(hm).unwrap_or_default(),
+        add_time: t1(a.add_time),
+        marked_as_done_time: ot1(a.marked_as_done_time),
+        subject: &a.subject,
+        deal_id: a.deal_id,
+        org_id: a.org_id,
+        person_id: a.person_id,
+        lead_id: a.lead_id.as_deref(),
+        active_flag: a.deleted_time.is_none(),
+        update_time: t1(a.update_time),
+        note: a.note.as_deref(),
+        created_by_user_id: a.creator_user_id,
+        busy_flag: a.busy,
     }
 }

@@ -1,6 +1,9 @@
-//! Deals: the v2 view.
+//! Deals: the v2 and v1 views.
 
-use super::views::{CustomFieldsV2, Included, num, odate, opt_num, ot2, t2};
+use super::views::{
+    CustomFieldsV1, CustomFieldsV2, Included, OrgRef, PersonRef, Ref, UserRef, num, odate, opt_num,
+    org_ref, ot1, ot2, person_ref, t1, t2, user_ref,
+};
 use crate::model::{Db, Deal, FieldEntity};
 use crate::render::{V2Opts, followers};
 use crate::util::days_of;
@@ -140,4 +143,111 @@ fn included(db: &Db, d: &Deal, o: &V2Opts) -> Included {
         out.push((key, value));
     }
     Included(out)
+}
+
+/// The v1 deal: related records as objects in the deprecated lists, as ids in `/recents`.
+#[derive(Serialize)]
+pub struct DealV1<'a> {
+    id: u64,
+    creator_user_id: UserRef<'a>,
+    user_id: UserRef<'a>,
+    person_id: PersonRef<'a>,
+    org_id: OrgRef<'a>,
+    stage_id: u64,
+    title: &'a str,
+    #[serde(serialize_with = "num")]
+    value: f64,
+    currency: &'a str,
+    add_time: String,
+    update_time: String,
+    stage_change_time: Option<String>,
+    active: bool,
+    deleted: bool,
+    status: &'static str,
+    probability: Option<u32>,
+    next_activity_date: (),
+    next_activity_time: (),
+    next_activity_id: (),
+    last_activity_id: (),
+    last_activity_date: (),
+    lost_reason: Option<&'a str>,
+    visible_to: String,
+    close_time: Option<String>,
+    pipeline_id: u64,
+    won_time: Option<String>,
+    first_won_time: Option<String>,
+    lost_time: Option<String>,
+    expected_close_date: Option<String>,
+    label: Option<String>,
+    is_archived: bool,
+    archive_time: Option<String>,
+    origin: &'static str,
+    person_name: Option<String>,
+    org_name: Option<&'a str>,
+    owner_name: Option<&'a str>,
+    cc_email: String,
+    #[serde(flatten)]
+    custom_fields: CustomFieldsV1<'a>,
+}
+
+pub fn deal_v1<'a>(db: &'a Db, d: &'a Deal, flat: bool) -> DealV1<'a> {
+    let style = if flat { Ref::Flat } else { Ref::Obj };
+    DealV1 {
+        id: d.id,
+        creator_user_id: user_ref(db, d.creator_user_id, style),
+        user_id: user_ref(db, d.owner_id, style),
+        person_id: person_ref(db, d.person_id, style),
+        org_id: org_ref(db, d.org_id, style),
+        stage_id: d.stage_id,
+        title: &d.title,
+        value: d.value,
+        currency: &d.currency,
+        add_time: t1(d.add_time),
+        update_time: t1(d.update_time),
+        stage_change_time: ot1(d.stage_change_time),
+        active: d.deleted_time.is_none(),
+        deleted: d.deleted_time.is_some(),
+        status: if d.deleted_time.is_some() {
+            "deleted"
+        } else {
+            d.status.name()
+        },
+        probability: d.probability,
+        next_activity_date: (),
+        next_activity_time: (),
+        next_activity_id: (),
+        last_activity_id: (),
+        last_activity_date: (),
+        lost_reason: d.lost_reason.as_deref(),
+        visible_to: d.visible_to.to_string(),
+        close_time: ot1(d.close_time),
+        pipeline_id: d.pipeline_id,
+        won_time: ot1(d.won_time),
+        first_won_time: ot1(d.won_time),
+        lost_time: ot1(d.lost_time),
+        expected_close_date: odate(d.expected_close_date),
+        label: (!d.label_ids.is_empty()).then(|| {
+            d.label_ids
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        }),
+        is_archived: d.archive_time.is_some(),
+        archive_time: ot1(d.archive_time),
+        origin: d.origin,
+        person_name: d
+            .person_id
+            .and_then(|id| db.persons.get(id))
+            .map(|p| p.name()),
+        org_name: d.org_id.and_then(|id| db.orgs.get(id)).map(|o| &*o.name),
+        owner_name: db.user_name(d.owner_id),
+        cc_email: format!("{}+deal{}@pipedrivemail.com", db.company.domain, d.id),
+        custom_fields: CustomFieldsV1 {
+            db,
+            entity: FieldEntity::Deal,
+            id: d.id,
+            cf: &d.cf,
+        },
+    }
 }

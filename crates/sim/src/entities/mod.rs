@@ -4,18 +4,26 @@
 //! [`truth`] dispatch to them; the write path asks [`write`] before the older handlers.
 
 pub mod activities;
+pub mod activity_types;
 pub mod boards;
+pub mod currencies;
 pub mod deal_products;
 pub mod deals;
+pub mod field_views;
+pub mod filters;
 pub mod followers;
+pub mod lead_labels;
+pub mod leads;
 mod merges;
 pub mod note_comments;
+pub mod notes;
 pub mod organizations;
 pub mod persons;
 pub mod pipelines;
 pub mod product_variations;
 pub mod products;
 pub mod project_templates;
+pub mod users;
 pub mod views;
 pub mod webhooks;
 

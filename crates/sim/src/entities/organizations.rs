@@ -1,6 +1,6 @@
-//! Organizations: the v2 view.
+//! Organizations: the v2 and v1 views.
 
-use super::views::{AddrV2, CustomFieldsV2, t2};
+use super::views::{AddrV2, CustomFieldsV1, CustomFieldsV2, Ref, UserRef, t1, t2, user_ref};
 use crate::model::{Db, FieldEntity, Org};
 use crate::render::V2Opts;
 use serde::Serialize;
@@ -46,6 +46,44 @@ pub fn org_v2<'a>(db: &'a Db, r: &'a Org, o: &'a V2Opts) -> OrgV2<'a> {
             id: r.id,
             cf: &r.cf,
             opts: o,
+        },
+    }
+}
+
+/// The v1 organization: its owner as the related object in the lists and in `/recents` alike.
+#[derive(Serialize)]
+pub struct OrgV1<'a> {
+    id: u64,
+    owner_id: UserRef<'a>,
+    name: &'a str,
+    active_flag: bool,
+    add_time: String,
+    update_time: String,
+    visible_to: String,
+    address: Option<String>,
+    owner_name: Option<&'a str>,
+    cc_email: String,
+    #[serde(flatten)]
+    custom_fields: CustomFieldsV1<'a>,
+}
+
+pub fn org_v1<'a>(db: &'a Db, o: &'a Org) -> OrgV1<'a> {
+    OrgV1 {
+        id: o.id,
+        owner_id: user_ref(db, o.owner_id, Ref::ObjIntPic),
+        name: &o.name,
+        active_flag: o.deleted_time.is_none(),
+        add_time: t1(o.add_time),
+        update_time: t1(o.update_time),
+        visible_to: o.visible_to.to_string(),
+        address: o.address.as_ref().map(|a| a.formatted()),
+        owner_name: db.user_name(o.owner_id),
+        cc_email: format!("{}+org{}@pipedrivemail.com", db.company.domain, o.id),
+        custom_fields: CustomFieldsV1 {
+            db,
+            entity: FieldEntity::Org,
+            id: o.id,
+            cf: &o.cf,
         },
     }
 }

@@ -1,6 +1,9 @@
-//! Persons: the v2 view.
+//! Persons: the v2 and v1 views.
 
-use super::views::{AddrV2, ContactV2, CustomFieldsV2, contacts_v2, odate, t2};
+use super::views::{
+    AddrV2, ContactV1, ContactV2, CustomFieldsV1, CustomFieldsV2, OrgRef, Ref, UserRef,
+    contacts_v1, contacts_v2, odate, org_ref, t1, t2, user_ref,
+};
 use crate::model::{Db, FieldEntity, Person};
 use crate::render::V2Opts;
 use serde::Serialize;
@@ -55,5 +58,57 @@ pub fn person_v2<'a>(db: &'a Db, p: &'a Person, o: &'a V2Opts) -> PersonV2<'a> {
         birthday: odate(p.birthday),
         job_title: p.job_title.as_deref(),
         postal_address: AddrV2::of_opt(p.postal_address.as_deref()),
+    }
+}
+
+#[derive(Serialize)]
+pub struct PersonV1<'a> {
+    id: u64,
+    owner_id: UserRef<'a>,
+    org_id: OrgRef<'a>,
+    name: String,
+    first_name: &'a str,
+    last_name: &'a str,
+    phone: Vec<ContactV1<'a>>,
+    email: Vec<ContactV1<'a>>,
+    add_time: String,
+    update_time: String,
+    visible_to: String,
+    active_flag: bool,
+    job_title: Option<&'a str>,
+    birthday: Option<String>,
+    org_name: Option<&'a str>,
+    owner_name: Option<&'a str>,
+    cc_email: String,
+    #[serde(flatten)]
+    custom_fields: CustomFieldsV1<'a>,
+}
+
+pub fn person_v1<'a>(db: &'a Db, p: &'a Person, flat: bool) -> PersonV1<'a> {
+    let style = if flat { Ref::Flat } else { Ref::ObjIntPic };
+    PersonV1 {
+        id: p.id,
+        owner_id: user_ref(db, p.owner_id, style),
+        org_id: org_ref(db, p.org_id, style),
+        name: p.name(),
+        first_name: &p.first_name,
+        last_name: &p.last_name,
+        phone: contacts_v1(&p.phones),
+        email: contacts_v1(&p.emails),
+        add_time: t1(p.add_time),
+        update_time: t1(p.update_time),
+        visible_to: p.visible_to.to_string(),
+        active_flag: p.deleted_time.is_none(),
+        job_title: p.job_title.as_deref(),
+        birthday: odate(p.birthday),
+        org_name: p.org_id.and_then(|id| db.orgs.get(id)).map(|o| &*o.name),
+        owner_name: db.user_name(p.owner_id),
+        cc_email: format!("{}+person{}@pipedrivemail.com", db.company.domain, p.id),
+        custom_fields: CustomFieldsV1 {
+            db,
+            entity: FieldEntity::Person,
+            id: p.id,
+            cf: &p.cf,
+        },
     }
 }
