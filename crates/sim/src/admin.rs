@@ -3,8 +3,7 @@
 use crate::json::J;
 use crate::model::*;
 use crate::render::*;
-use crate::respond::{Resp, err};
-use crate::server::json_response;
+use crate::respond::{Resp, err, json_response};
 use crate::state::{ACCESS_TTL_MS, REFRESH_TTL_MS, State};
 use crate::{FaultSettings, OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET};
 use axum::body::Body;
@@ -243,7 +242,7 @@ fn custom_field_admin(
                         .collect()
                 })
                 .unwrap_or_default();
-            let f = add_field(&mut db, e, name, t, labels, now);
+            let f = db.add_field(e, name, t, labels, now);
             ok(
                 json!({"key": f.key, "id": f.id, "name": f.name, "field_type": f.field_type,
                       "options": f.options.iter().map(|(i, l)| json!({"id": i, "label": l})).collect::<Vec<_>>()}),
@@ -333,50 +332,6 @@ fn custom_field_value(st: &State, entity: &str, id: &str, body: &Value) -> Respo
         Some(()) => ok(json!({"ok": true})),
         None => bad(404, "not found"),
     }
-}
-
-/// Adds a custom field. New fields start empty on existing records.
-pub fn add_field(
-    db: &mut Db,
-    e: FieldEntity,
-    name: String,
-    t: CfType,
-    labels: Vec<String>,
-    now: i64,
-) -> FieldDef {
-    let id = db.next_field_id;
-    db.next_field_id += 1;
-    let mut r = crate::util::Rng::for_item(db.seed, "new_field", id as u64);
-    let mut options = Vec::new();
-    if matches!(t, CfType::Enum | CfType::Set) {
-        let labels = if labels.is_empty() {
-            vec!["Option 1".to_string(), "Option 2".to_string()]
-        } else {
-            labels
-        };
-        for l in labels {
-            options.push((db.next_option_id, l));
-            db.next_option_id += 1;
-        }
-    }
-    let list = db.fields.entry(e).or_default();
-    let f = FieldDef {
-        id,
-        key: r.hex(40),
-        name,
-        field_type: t.name(),
-        cf: Some(t),
-        options,
-        order_nr: list.len() as u32,
-        add_time: now,
-        update_time: now,
-        active: true,
-        generated: false,
-        mandatory: false,
-        description: String::new(),
-    };
-    list.push(f.clone());
-    f
 }
 
 /// Ground truth: every non-purged record in its canonical list representation, by primary key.

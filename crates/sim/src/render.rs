@@ -1,31 +1,15 @@
-//! Record → JSON renderers, one per entity and API version, following the spec's field order.
+//! Writes the entities' views into a page being built (the envelopes stream records into one
+//! buffer); the views themselves are the serde structs of `entities`.
 
+pub use crate::entities::followers::deal_followers as followers;
+pub use crate::entities::views::V2Opts;
 use crate::json::J;
 use crate::model::*;
-use crate::util::Ms;
-
-/// Per-request options of v2 list/get endpoints that change the rendered shape.
-#[derive(Default, Clone)]
-pub struct V2Opts {
-    /// `custom_fields=` restriction.
-    pub cf_keys: Option<Vec<String>>,
-    pub option_labels: bool,
-    pub include_fields: Vec<String>,
-}
 
 // ------------------------------------------------------------------------------------------ v2
 
 pub fn deal_v2(j: &mut J, db: &Db, d: &Deal, o: &V2Opts) {
     j.ser(&crate::entities::deals::deal_v2(db, d, o));
-}
-
-/// Deal followers are derived: the owner, plus the creator when different.
-pub fn followers(d: &Deal) -> Vec<(u64, Ms)> {
-    let mut v = vec![(d.owner_id, d.add_time)];
-    if d.creator_user_id != d.owner_id {
-        v.push((d.creator_user_id, d.add_time));
-    }
-    v
 }
 
 pub fn person_v2(j: &mut J, db: &Db, p: &Person, o: &V2Opts) {
@@ -90,10 +74,6 @@ pub fn v1_field(j: &mut J, e: FieldEntity, f: &FieldDef) {
 
 pub fn user_v1(j: &mut J, u: &User, me: u64) {
     j.ser(&crate::entities::users::user_v1(u, me));
-}
-
-pub fn perm_set_uuid(n: u64) -> String {
-    format!("00000000-0000-4000-8000-{:012x}", n)
 }
 
 pub fn note_v1(j: &mut J, db: &Db, n: &Note, me: u64) {

@@ -168,3 +168,18 @@ pub(crate) fn v1_start(c: &Ctx) -> Result<usize, Resp> {
         Some(s) => s.parse().map_err(|_| err(400, "Invalid start")),
     }
 }
+
+/// The content type of every API answer.
+pub const JSON: &str = "application/json; charset=utf-8";
+
+/// An API answer as an HTTP response.
+pub fn json_response(status: u16, body: Vec<u8>) -> axum::http::Response<axum::body::Body> {
+    let mut r = axum::http::Response::new(axum::body::Body::from(body));
+    *r.status_mut() = axum::http::StatusCode::from_u16(status)
+        .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+    r.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static(JSON),
+    );
+    r
+}

@@ -1,20 +1,58 @@
 //! The route table of the v1 and v2 APIs. Each read names the function that renders it; the
 //! writes all go through [`crate::write::dispatch`], the one write path that churn shares with
 //! clients. What is not in the table answers as an unknown method (`server::front` turns an
-//! operation of the official specs into the plan's 403).
+//! operation of the official specs into the plan's 403). [`Call`] and [`Answer`] are the contract
+//! between the front and the handlers.
 
 use crate::entities::{self, boards, followers, note_comments, product_variations};
+use crate::list::Query;
 use crate::model::{Db, FieldEntity};
 use crate::respond::{Ctx, Resp, unknown_route};
-use crate::server::{Answer, Call};
 use crate::state::State;
+use crate::util::Ms;
 use crate::{api, extra};
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{Extension, Path, State as With};
-use axum::http::Method;
+use axum::http::{Method, Response};
+use axum::response::IntoResponse;
 use axum::routing::{MethodRouter, delete, get, patch, post, put};
 use std::sync::Arc;
+
+/// What the front learned about an API request, for its handler.
+pub struct Call {
+    /// 1 or 2.
+    pub ver: u8,
+    /// The path after the version prefix, split at `/` (empty segments dropped).
+    pub segs: Vec<String>,
+    pub q: Query,
+    /// The simulated time of the request (a write's is `State::write_time`).
+    pub now: Ms,
+}
+
+impl Call {
+    pub fn ctx(&self) -> Ctx<'_> {
+        Ctx {
+            now: self.now,
+            q: &self.q,
+            me: 1,
+            source: crate::webhook_delivery::ChangeSource::Api,
+        }
+    }
+}
+
+/// A handler's answer. It travels to [`server::front`] in the response's extensions, because the
+/// front still decides on it: the plan's 403 for an unserved operation, stats, and the
+/// truncation and malformed-body faults.
+pub struct Answer(pub Resp);
+
+impl IntoResponse for Answer {
+    fn into_response(self) -> Response<Body> {
+        let mut r = Response::new(Body::empty());
+        r.extensions_mut().insert(self.0);
+        r
+    }
+}
 
 type Shared = Arc<State>;
 

@@ -4,53 +4,18 @@
 
 use crate::limits::Decision;
 use crate::list::Query;
-use crate::respond::{Ctx, Resp};
+use crate::respond::{JSON, Resp, json_response};
+use crate::routes::Call;
 use crate::state::State;
-use crate::util::{Ms, Rng};
+use crate::util::Rng;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Extension, Request, State as With};
 use axum::http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::IntoResponse;
 use axum::routing::any;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// What the front learned about an API request, for its handler.
-pub struct Call {
-    /// 1 or 2.
-    pub ver: u8,
-    /// The path after the version prefix, split at `/` (empty segments dropped).
-    pub segs: Vec<String>,
-    pub q: Query,
-    /// The simulated time of the request (a write's is `State::write_time`).
-    pub now: Ms,
-}
-
-impl Call {
-    pub fn ctx(&self) -> Ctx<'_> {
-        Ctx {
-            now: self.now,
-            q: &self.q,
-            me: 1,
-            source: crate::webhook_delivery::ChangeSource::Api,
-        }
-    }
-}
-
-/// A handler's answer. It travels to [`front`] in the response's extensions, because the
-/// front still decides on it: the plan's 403 for an unserved operation, stats, and the
-/// truncation and malformed-body faults.
-pub struct Answer(pub Resp);
-
-impl IntoResponse for Answer {
-    fn into_response(self) -> Response<Body> {
-        let mut r = Response::new(Body::empty());
-        r.extensions_mut().insert(self.0);
-        r
-    }
-}
 
 /// The request's path as the client sent it (routing sees the canonical one, nested routers
 /// only their part of it): for stats, costs and the admin API.
@@ -129,16 +94,6 @@ async fn oauth_token(
     let (status, body) = crate::admin::oauth_token(&st, method.as_str(), &headers, &body);
     st.stats.record(&normalise(&path.0), status, 0);
     json_response(status, body)
-}
-
-const JSON: &str = "application/json; charset=utf-8";
-
-pub fn json_response(status: u16, body: Vec<u8>) -> Response<Body> {
-    let mut r = Response::new(Body::from(body));
-    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON));
-    r
 }
 
 const CLOUDFLARE_403: &str = "<!DOCTYPE html>\n<html lang=\"en-US\">\n<head><title>Access denied | api.pipedrive.com used Cloudflare to restrict access</title>\n<meta charset=\"UTF-8\" /></head>\n<body>\n<div id=\"cf-wrapper\"><div id=\"cf-error-details\" class=\"cf-error-details-wrapper\">\n<h1 data-translate=\"block_headline\">Sorry, you have been blocked</h1>\n<h2 class=\"cf-subheadline\"><span data-translate=\"unable_to_access\">You are unable to access</span> pipedrive.com</h2>\n<p>This website is using a security service to protect itself from online attacks.</p>\n<p>Cloudflare Ray ID: <strong class=\"font-semibold\">8f1a2b3c4d5e6f70</strong></p>\n</div></div>\n</body>\n</html>\n";

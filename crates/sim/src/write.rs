@@ -6,7 +6,7 @@ use crate::json::J;
 use crate::model::*;
 use crate::render::{self, V2Opts};
 use crate::respond::{Ctx, Resp, err, ok_data, unknown_route, v2_invalid};
-use crate::util::{Ms, parse_date};
+use crate::util::{Ms, parse_date, secs};
 use serde_json::{Map, Value};
 
 type Obj = Map<String, Value>;
@@ -296,26 +296,6 @@ fn apply_cf(
 /// `(field key, old value, new value)`.
 type FieldChange = (String, Option<String>, Option<String>);
 
-pub(crate) fn cf_str(v: &CfVal) -> String {
-    match v {
-        CfVal::Str(s) => s.to_string(),
-        CfVal::Num(n) => crate::seed::fmt_num(*n),
-        CfVal::Money(n, c) => format!("{} {}", crate::seed::fmt_num(*n), c),
-        CfVal::Opt(x) => x.to_string(),
-        CfVal::Set(v) => v
-            .iter()
-            .map(|x| x.to_string())
-            .collect::<Vec<_>>()
-            .join(","),
-        CfVal::Id(x) => x.to_string(),
-        CfVal::Date(d) => crate::util::date(*d),
-        CfVal::DateRange(a, b) => format!("{} - {}", crate::util::date(*a), crate::util::date(*b)),
-        CfVal::Time(a, _) => crate::util::hms(*a),
-        CfVal::TimeRange(a, b, _) => format!("{} - {}", crate::util::hms(*a), crate::util::hms(*b)),
-        CfVal::Addr(a) => a.formatted(),
-    }
-}
-
 /// The live row an update changes, as a copy to patch, or the API's 404 naming `what`.
 fn editable<T: Rec + Clone>(table: &Table<T>, id: u64, what: &str) -> Result<T, Resp> {
     table
@@ -334,11 +314,6 @@ fn stored<T: Rec + Clone>(table: &mut Table<T>, updating: bool, row: T) -> u64 {
         table.insert(row);
     }
     id
-}
-
-/// API timestamps have whole seconds.
-pub(crate) fn secs(t: Ms) -> Ms {
-    t / 1000 * 1000
 }
 
 fn deleted_v2(id: u64) -> Resp {
@@ -508,28 +483,6 @@ macro_rules! soft {
 }
 soft!(Person, Org, Activity, Product, Pipeline, Stage);
 
-/// Appends one `dealChange` to a deal's flow and changelog.
-pub(crate) fn push_change(
-    db: &mut Db,
-    deal: u64,
-    user: u64,
-    field: &str,
-    old: Option<String>,
-    new: Option<String>,
-    t: Ms,
-) {
-    db.next_change_id += 1;
-    let id = db.next_change_id;
-    db.deal_changes.entry(deal).or_default().push(Change {
-        id,
-        user_id: user,
-        field_key: field.into(),
-        old_value: old,
-        new_value: new,
-        time: t,
-    });
-}
-
 fn opt_s<T: ToString>(v: Option<T>) -> Option<String> {
     v.map(|x| x.to_string())
 }
@@ -685,8 +638,8 @@ fn deal_upsert(c: &Ctx, db: &mut Db, rid: Option<u64>, o: &Obj) -> Result<Resp, 
         );
         diff(
             "value",
-            Some(crate::seed::fmt_num(before.value)),
-            Some(crate::seed::fmt_num(d.value)),
+            Some(crate::util::fmt_num(before.value)),
+            Some(crate::util::fmt_num(d.value)),
         );
         diff(
             "currency",
@@ -1360,7 +1313,7 @@ fn field_write(
                         .collect()
                 })
                 .unwrap_or_default();
-            let f = crate::admin::add_field(db, e, name, ct, labels, t);
+            let f = db.add_field(e, name, ct, labels, t);
             Ok(ok_data(|j| render::v2_field(j, e, &f, &[])))
         }
         ("PATCH", Some(code)) => {

@@ -1,11 +1,12 @@
 //! Deals: the v2 and v1 views.
 
+use super::followers::deal_followers as followers;
+use super::views::V2Opts;
 use super::views::{
     CustomFieldsV1, CustomFieldsV2, Included, OrgRef, PersonRef, Ref, UserRef, num, odate, opt_num,
     org_ref, ot1, ot2, person_ref, t1, t2, user_ref,
 };
 use crate::model::{Db, Deal, FieldEntity};
-use crate::render::{V2Opts, followers};
 use crate::util::days_of;
 use serde::Serialize;
 use serde_json::Value;

@@ -120,3 +120,12 @@ pub fn truth(db: &Db, kind: Followed, now: Ms) -> Vec<u8> {
         .collect();
     envelope::truth(&views)
 }
+
+/// Deal followers are derived: the owner, plus the creator when different.
+pub fn deal_followers(d: &crate::model::Deal) -> Vec<(u64, crate::util::Ms)> {
+    let mut v = vec![(d.owner_id, d.add_time)];
+    if d.creator_user_id != d.owner_id {
+        v.push((d.creator_user_id, d.add_time));
+    }
+    v
+}

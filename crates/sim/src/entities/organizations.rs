@@ -1,8 +1,8 @@
 //! Organizations: the v2 and v1 views.
 
+use super::views::V2Opts;
 use super::views::{AddrV2, CustomFieldsV1, CustomFieldsV2, Ref, UserRef, t1, t2, user_ref};
 use crate::model::{Db, FieldEntity, Org};
-use crate::render::V2Opts;
 use serde::Serialize;
 
 #[derive(Serialize)]

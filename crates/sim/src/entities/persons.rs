@@ -1,11 +1,11 @@
 //! Persons: the v2 and v1 views.
 
+use super::views::V2Opts;
 use super::views::{
     AddrV2, ContactV1, ContactV2, CustomFieldsV1, CustomFieldsV2, OrgRef, Ref, UserRef,
     contacts_v1, contacts_v2, odate, org_ref, t1, t2, user_ref,
 };
 use crate::model::{Db, FieldEntity, Person};
-use crate::render::V2Opts;
 use serde::Serialize;
 
 #[derive(Serialize)]

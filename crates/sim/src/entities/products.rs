@@ -1,8 +1,8 @@
 //! Products: the v2 and v1 views.
 
+use super::views::V2Opts;
 use super::views::{CustomFieldsV1, CustomFieldsV2, Ref, UserRef, num, t1, t2, user_ref};
 use crate::model::{Db, FieldEntity, Product};
-use crate::render::V2Opts;
 use serde::Serialize;
 
 #[derive(Serialize)]

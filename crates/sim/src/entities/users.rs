@@ -2,7 +2,6 @@
 
 use super::views::t1;
 use crate::model::{Db, TIMEZONES, User};
-use crate::render::perm_set_uuid;
 use serde::Serialize;
 
 #[derive(Serialize)]
@@ -112,4 +111,9 @@ pub fn me_v1<'a>(db: &'a Db, u: &'a User) -> MeV1<'a> {
             country_code: "US",
         },
     }
+}
+
+/// The UUID of permission set `n`.
+pub fn perm_set_uuid(n: u64) -> String {
+    format!("00000000-0000-4000-8000-{:012x}", n)
 }

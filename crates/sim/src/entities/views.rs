@@ -2,11 +2,19 @@
 //! addresses, contacts and the v2 `custom_fields` object.
 
 use crate::model::{Addr, Cf, CfVal, Contact, Db, FieldDef, FieldEntity, TIMEZONES};
-use crate::render::V2Opts;
 use crate::seed::cf_value;
 use crate::util::{Ms, date, hms, rfc3339};
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
+
+/// Per-request options of v2 list/get endpoints that change the rendered shape.
+#[derive(Default, Clone)]
+pub struct V2Opts {
+    /// `custom_fields=` restriction.
+    pub cf_keys: Option<Vec<String>>,
+    pub option_labels: bool,
+    pub include_fields: Vec<String>,
+}
 
 /// A number as the API writes it: whole values without a fraction (`100`, not `100.0`), a
 /// non-finite one as `null`.
