@@ -105,13 +105,7 @@ impl WebhookFaults {
     }
 }
 
-/// `meta.change_source`: an API client or a user in the web app.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ChangeSource {
-    App,
-    Api,
-}
+pub use crate::respond::ChangeSource;
 
 // ------------------------------------------------------------------------------ payload
 
