@@ -2,11 +2,17 @@
 //! goals, projects and tasks. They are derived from the seeded company at startup, are
 //! read-only, and small relative to the core tables.
 
+use crate::entities::goals::{Found, Results, goal_id, goal_type, goal_view, goals_envelope};
+use crate::entities::roles::{
+    PERMISSION_SETS, PermissionSet, ROLES, Role, assignment_v1, set_members,
+};
 use crate::entities::users::perm_set_uuid;
+use crate::entities::{call_logs, files, mailbox, projects, roles};
+use crate::envelope;
 use crate::json::J;
 use crate::model::{CallLog, Db, File, MailThread, Project, Task, purged};
 use crate::respond::{Ctx, Resp, err, ok_data, unknown_route, v1_envelope, v2_envelope};
-use crate::util::{DAY_MS, Ms, Rng, date, days_of, iso_ms, v1ts};
+use crate::util::{DAY_MS, v1ts};
 
 /// Offset page over a slice.
 fn v1_page<T>(c: &Ctx, items: &[&T], max: usize, render: impl FnMut(&mut J, &T)) -> Resp {
@@ -31,441 +37,40 @@ fn v2_page<T>(c: &Ctx, items: &[&T], render: impl FnMut(&mut J, &T)) -> Resp {
     }
 }
 
-pub fn file_v1(j: &mut J, db: &Db, f: &File) {
-    j.obj();
-    j.ki("id", f.id as i64)
-        .ki("user_id", f.user_id as i64)
-        .ki("deal_id", f.deal_id as i64);
-    j.koi("person_id", f.person_id.map(|x| x as i64))
-        .koi("org_id", f.org_id.map(|x| x as i64));
-    j.knull("product_id")
-        .knull("activity_id")
-        .knull("lead_id")
-        .knull("project_id")
-        .knull("log_id");
-    j.ks("add_time", &v1ts(f.add_time))
-        .ks("update_time", &v1ts(f.add_time));
-    j.ks("file_name", &f.name)
-        .ks("file_type", "pdf")
-        .ki("file_size", f.size as i64);
-    j.kb("active_flag", true)
-        .kb("inline_flag", false)
-        .ks("remote_location", "s3")
-        .ks("remote_id", "");
-    j.ks("cid", "")
-        .ks("s3_bucket", "")
-        .ks("mail_message_id", "")
-        .ks("mail_template_id", "");
-    j.ks(
-        "deal_name",
-        db.deals.get(f.deal_id).map(|d| &*d.title).unwrap_or(""),
-    );
-    j.ks(
-        "person_name",
-        &f.person_id
-            .and_then(|p| db.persons.get(p))
-            .map(|p| p.name())
-            .unwrap_or_default(),
-    );
-    j.ks(
-        "org_name",
-        f.org_id
-            .and_then(|o| db.orgs.get(o))
-            .map(|o| &*o.name)
-            .unwrap_or(""),
-    );
-    j.ks("product_name", "")
-        .ks("lead_name", "")
-        .ks("project_name", "");
-    j.ks(
-        "url",
-        &format!(
-            "https://{}.pipedrive.com/v1/files/{}/download",
-            db.company.domain, f.id
-        ),
-    );
-    j.ks("name", &f.name).ks("description", "");
-    j.end_obj();
+fn file_v1(j: &mut J, db: &Db, f: &File) {
+    j.ser(&files::file_v1(db, f));
 }
 
-pub fn call_log_v1(j: &mut J, db: &Db, c: &CallLog) {
-    j.obj();
-    j.ks("id", &c.id).ki("activity_id", c.activity_id as i64);
-    j.koi("person_id", c.person_id.map(|x| x as i64))
-        .koi("org_id", c.org_id.map(|x| x as i64));
-    j.koi("deal_id", c.deal_id.map(|x| x as i64));
-    j.ks("subject", "Call")
-        .ks("duration", &c.duration.to_string())
-        .ks("outcome", c.outcome);
-    j.ks("from_phone_number", "+372 600 0000")
-        .ks("to_phone_number", &c.to)
-        .kb("has_recording", false);
-    j.ks("start_time", &iso_ms(c.start))
-        .ks("end_time", &iso_ms(c.start + c.duration as i64 * 1000));
-    j.ki("user_id", c.user_id as i64)
-        .ki("company_id", db.company.id as i64)
-        .ks("note", "");
-    j.end_obj();
+fn call_log_v1(j: &mut J, db: &Db, c: &CallLog) {
+    j.ser(&call_logs::call_log_v1(db, c));
 }
 
-fn party(j: &mut J, db: &Db, id: u64, email: &str, person: Option<u64>) {
-    j.obj()
-        .ki("id", id as i64)
-        .ks("name", "")
-        .kb("latest_sent", false)
-        .ks("email_address", email);
-    j.ki("message_time", 0);
-    j.koi("linked_person_id", person.map(|x| x as i64));
-    j.ks(
-        "linked_person_name",
-        &person
-            .and_then(|p| db.persons.get(p))
-            .map(|p| p.name())
-            .unwrap_or_default(),
-    );
-    j.knull("linked_organization_id")
-        .ki("mail_message_party_id", id as i64)
-        .end_obj();
+fn thread_v1(j: &mut J, db: &Db, t: &MailThread) {
+    j.ser(&mailbox::thread_v1(db, t));
 }
 
-fn person_email(db: &Db, p: Option<u64>) -> String {
-    p.and_then(|p| db.persons.get(p))
-        .and_then(|p| p.emails.first())
-        .map(|e| e.value.to_string())
-        .unwrap_or_else(|| "unknown@example.com".into())
+fn role_v1(j: &mut J, db: &Db, r: &Role) {
+    j.ser(&roles::role_v1(db, r));
 }
 
-pub fn thread_v1(j: &mut J, db: &Db, t: &MailThread) {
-    let user_email = db
-        .users
-        .get(t.user_id)
-        .map(|u| u.email.to_string())
-        .unwrap_or_default();
-    let pe = person_email(db, t.person_id);
-    j.obj();
-    j.ki("id", t.id as i64);
-    j.key("parties").obj().key("to").arr();
-    party(j, db, t.id * 10 + 1, &pe, t.person_id);
-    j.end_arr().key("from").arr();
-    party(j, db, t.id * 10 + 2, &user_email, None);
-    j.end_arr().end_obj();
-    j.key("drafts_parties").arr().end_arr();
-    j.key("folders").arr().s(t.folder).end_arr();
-    j.ks("account_id", &format!("acc{}", t.user_id))
-        .ki("user_id", t.user_id as i64)
-        .ki("version", 1);
-    j.ks("subject", &t.subject)
-        .ks("snippet", "Thanks for the call today")
-        .knull("snippet_draft");
-    j.ks("snippet_sent", "");
-    for k in [
-        "has_attachments_flag",
-        "has_inline_attachments_flag",
-        "has_real_attachments_flag",
-        "has_draft_flag",
-    ] {
-        j.ki(k, 0);
-    }
-    j.ki("has_sent_flag", (t.folder == "sent") as i64);
-    j.ki("archived_flag", (t.folder == "archive") as i64);
-    j.ki("deleted_flag", 0)
-        .ki("shared_flag", 1)
-        .ki("synced_flag", 1)
-        .ki("external_deleted_flag", 0);
-    j.ki("smart_bcc_flag", 0)
-        .ki("first_message_to_me_flag", 1)
-        .ki("mail_link_tracking_enabled_flag", 0);
-    j.ks("last_message_timestamp", &iso_ms(t.last))
-        .ks("first_message_timestamp", &iso_ms(t.first));
-    j.knull("last_message_sent_timestamp")
-        .ks("last_message_received_timestamp", &iso_ms(t.last));
-    j.ks("add_time", &iso_ms(t.first + 1000))
-        .ks("update_time", &iso_ms(t.last + 1000));
-    j.ki("deal_id", t.deal_id as i64);
-    j.ks(
-        "deal_status",
-        db.deals
-            .get(t.deal_id)
-            .map(|d| d.status.name())
-            .unwrap_or("open"),
-    );
-    j.ki("all_messages_sent_flag", 0);
-    j.ki("message_count", t.messages as i64);
-    j.end_obj();
-}
-
-fn message_time(t: &MailThread, k: u32) -> Ms {
-    t.first + (t.last - t.first) * k as i64 / t.messages.max(1) as i64
-}
-
-fn message_v1(j: &mut J, db: &Db, t: &MailThread, k: u32) {
-    let time = message_time(t, k);
-    let pe = person_email(db, t.person_id);
-    j.obj();
-    j.ki("id", (t.id * 10 + k as u64) as i64);
-    j.key("from").arr();
-    j.obj().ki("id", 1).ks("email_address", &pe).ks("name", "");
-    j.koi("linked_person_id", t.person_id.map(|x| x as i64))
-        .ks("linked_person_name", "")
-        .ki("mail_message_party_id", 1)
-        .end_obj();
-    j.end_arr();
-    j.key("to")
-        .arr()
-        .end_arr()
-        .key("cc")
-        .arr()
-        .end_arr()
-        .key("bcc")
-        .arr()
-        .end_arr();
-    j.ks(
-        "body_url",
-        &format!("https://mail.example.com/{}/{}", t.id, k),
-    );
-    j.ks("account_id", &format!("acc{}", t.user_id))
-        .ki("user_id", t.user_id as i64);
-    j.ki("mail_thread_id", t.id as i64)
-        .ks("subject", &t.subject)
-        .ks("snippet", "Thanks for the call today");
-    j.knull("mail_tracking_status")
-        .ki("mail_link_tracking_enabled_flag", 0)
-        .ki("read_flag", 1);
-    j.knull("draft")
-        .ki("draft_flag", 0)
-        .ki("synced_flag", 1)
-        .ki("deleted_flag", 0)
-        .ki("has_body_flag", 1);
-    j.ki("sent_flag", 0)
-        .ki("sent_from_pipedrive_flag", 0)
-        .ki("smart_bcc_flag", 0);
-    j.ks("message_time", &iso_ms(time))
-        .ks("add_time", &iso_ms(time + 1000))
-        .ks("update_time", &iso_ms(time + 1000));
-    j.ki("has_attachments_flag", 0)
-        .ki("has_inline_attachments_flag", 0)
-        .ki("has_real_attachments_flag", 0);
-    j.end_obj();
-}
-
-const ROLES: &[(u64, Option<u64>, &str, u64)] = &[
-    (1, None, "(Unassigned users)", 1),
-    (2, Some(1), "Sales managers", 1),
-    (3, Some(2), "Account executives", 2),
-];
-
-fn role_v1(j: &mut J, db: &Db, r: &(u64, Option<u64>, &str, u64)) {
-    let assigned = db.users.rows.iter().filter(|u| u.role_id == r.0).count();
-    let subs = ROLES.iter().filter(|x| x.1 == Some(r.0)).count();
-    j.obj()
-        .koi("parent_role_id", r.1.map(|x| x as i64))
-        .ks("name", r.2)
-        .ki("id", r.0 as i64);
-    j.kb("active_flag", true)
-        .ks("assignment_count", &assigned.to_string())
-        .ks("sub_role_count", &subs.to_string());
-    j.ki("level", r.3 as i64).end_obj();
-}
-
-/// `(uuid seq, name, app, type)`; ids match the `access[].permission_set_id` of users.
-const PERMISSION_SETS: &[(u64, &str, &str, &str)] = &[
-    (1, "Deals admin", "sales", "admin"),
-    (2, "Deals regular user", "sales", "regular"),
-    (3, "Global admin", "global", "admin"),
-    (4, "Global regular user", "global", "regular"),
-    (5, "Account settings", "account_settings", "admin"),
-];
-
-fn set_members(db: &Db, seq: u64) -> Vec<u64> {
-    db.users
-        .rows
-        .iter()
-        .filter(|u| match seq {
-            1 | 3 | 5 => u.is_admin,
-            _ => !u.is_admin,
-        })
-        .map(|u| u.id)
-        .collect()
-}
-
-fn perm_set_v1(j: &mut J, db: &Db, p: &(u64, &str, &str, &str)) {
-    j.obj()
-        .ks("id", &perm_set_uuid(p.0))
-        .ks("name", p.1)
-        .ks("description", &format!("{} permissions", p.1));
-    j.ks("app", p.2)
-        .ks("type", p.3)
-        .ki("assignment_count", set_members(db, p.0).len() as i64)
-        .end_obj();
-}
-
-fn goal_id(seed: u64, k: u64) -> String {
-    Rng::for_item(seed, "goal", k).hex(32)
-}
-
-fn goal(j: &mut J, db: &Db, k: u64) {
-    let (name, metric, interval) = [
-        ("deals_won", "sum", "monthly"),
-        ("activities_completed", "quantity", "weekly"),
-        ("deals_started", "quantity", "quarterly"),
-    ][k as usize % 3];
-    j.obj()
-        .ks("id", &goal_id(db.seed, k))
-        .ki("owner_id", 1)
-        .ks("title", &format!("Goal: {}", name.replace('_', " ")));
-    j.key("type")
-        .obj()
-        .ks("name", name)
-        .key("params")
-        .obj()
-        .key("pipeline_id")
-        .arr()
-        .i(1)
-        .end_arr()
-        .end_obj()
-        .end_obj();
-    j.key("assignee")
-        .obj()
-        .ks("type", "company")
-        .ki("id", db.company.id as i64)
-        .end_obj();
-    j.ks("interval", interval);
-    let start = days_of(crate::util::ANCHOR_MS) - 300;
-    j.key("duration")
-        .obj()
-        .ks("start", &date(start))
-        .ks("end", &date(start + 365))
-        .end_obj();
-    j.key("expected_outcome")
-        .obj()
-        .ki("target", 100)
-        .ks("tracking_metric", metric);
-    if metric == "sum" {
-        j.ki("currency_id", 1);
-    }
-    j.end_obj();
-    j.kb("is_active", k != 2)
-        .key("report_ids")
-        .arr()
-        .s(&Rng::for_item(db.seed, "goal_report", k).hex(32))
-        .end_arr();
-    j.end_obj();
+fn perm_set_v1(j: &mut J, db: &Db, p: &PermissionSet) {
+    j.ser(&roles::permission_set_v1(db, p));
 }
 
 fn project_v2(j: &mut J, p: &Project) {
-    j.obj();
-    j.ki("id", p.id as i64)
-        .ks("title", &p.title)
-        .ks("description", "Customer onboarding project");
-    j.ks("status", p.status)
-        .ki("board_id", 1)
-        .ki("phase_id", p.phase_id as i64)
-        .ki("owner_id", p.owner_id as i64);
-    j.ks("start_date", &date(p.start))
-        .ks("end_date", &date(p.end));
-    j.key("deal_ids").arr().i(p.deal_id as i64).end_arr();
-    j.key("person_ids").arr();
-    if let Some(x) = p.person_id {
-        j.i(x as i64);
-    }
-    j.end_arr().key("org_ids").arr();
-    if let Some(x) = p.org_id {
-        j.i(x as i64);
-    }
-    j.end_arr()
-        .key("label_ids")
-        .arr()
-        .end_arr()
-        .knull("health_status");
-    j.ks("add_time", &iso_ms(p.add_time))
-        .ks("update_time", &iso_ms(p.update_time));
-    j.ks("status_change_time", &iso_ms(p.add_time));
-    match p.archive_time {
-        Some(t) => j.ks("archive_time", &iso_ms(t)),
-        None => j.knull("archive_time"),
-    };
-    j.key("custom_fields").obj().end_obj();
-    j.end_obj();
+    j.ser(&projects::project_v2(p));
 }
 
 fn task_v2(j: &mut J, t: &Task) {
-    j.obj();
-    j.ki("id", t.id as i64)
-        .ks("title", &t.title)
-        .ki("creator_id", t.creator_id as i64)
-        .knull("description");
-    j.ki("project_id", t.project_id as i64)
-        .kb("is_done", t.done.is_some())
-        .kb("is_milestone", false);
-    j.ks("due_date", &date(t.due))
-        .knull("start_date")
-        .knull("parent_task_id");
-    j.key("assignee_ids")
-        .arr()
-        .i(t.assignee as i64)
-        .end_arr()
-        .knull("priority");
-    j.ks("add_time", &iso_ms(t.add_time))
-        .ks("update_time", &iso_ms(t.done.unwrap_or(t.add_time)));
-    match t.done {
-        Some(d) => j.ks("marked_as_done_time", &iso_ms(d)),
-        None => j.knull("marked_as_done_time"),
-    };
-    j.end_obj();
-}
-
-fn ts_ms(t: Ms) -> String {
-    chrono::DateTime::from_timestamp_millis(t)
-        .map(|d| d.format("%Y-%m-%d %H:%M:%S%.3f").to_string())
-        .unwrap_or_default()
+    j.ser(&projects::task_v2(t));
 }
 
 fn project_v1(j: &mut J, p: &Project) {
-    j.obj();
-    j.ki("id", p.id as i64)
-        .ks("title", &p.title)
-        .ks("description", "Customer onboarding project");
-    j.ks("status", p.status)
-        .ks("status_change_time", &ts_ms(p.add_time));
-    j.ks("start_date", &date(p.start))
-        .ks("end_date", &date(p.end))
-        .ki("owner_id", p.owner_id as i64);
-    j.ks("add_time", &ts_ms(p.add_time))
-        .ks("update_time", &ts_ms(p.update_time));
-    j.key("labels").arr().end_arr().knull("health_status");
-    match p.archive_time {
-        Some(t) => j.ks("archive_time", &ts_ms(t)),
-        None => j.knull("archive_time"),
-    };
-    j.key("deal_ids").arr().i(p.deal_id as i64).end_arr();
-    j.koi("person_id", p.person_id.map(|x| x as i64))
-        .koi("org_id", p.org_id.map(|x| x as i64));
-    j.ki("board_id", 1).ki("phase_id", p.phase_id as i64);
-    j.end_obj();
+    j.ser(&projects::project_v1(p));
 }
 
 fn task_v1(j: &mut J, t: &Task) {
-    j.obj();
-    j.ki("id", t.id as i64)
-        .ks("title", &t.title)
-        .ki("creator_id", t.creator_id as i64)
-        .knull("description");
-    j.ki("done", t.done.is_some() as i64)
-        .ks("due_date", &date(t.due))
-        .knull("parent_task_id");
-    j.ki("assignee_id", t.assignee as i64)
-        .key("assignee_ids")
-        .arr()
-        .i(t.assignee as i64)
-        .end_arr();
-    j.ks("add_time", &ts_ms(t.add_time))
-        .ks("update_time", &ts_ms(t.done.unwrap_or(t.add_time)));
-    match t.done {
-        Some(d) => j.ks("marked_as_done_time", &ts_ms(d)),
-        None => j.knull("marked_as_done_time"),
-    };
-    j.ki("project_id", t.project_id as i64);
-    j.end_obj();
+    j.ser(&projects::task_v1(t));
 }
 
 fn id_of(s: &str) -> Option<u64> {
@@ -574,12 +179,7 @@ pub fn v1_deals_by_id_mail_messages(c: &Ctx, db: &Db, id: &str) -> Resp {
         .collect();
     let v: Vec<&(&MailThread, u32)> = v.iter().collect();
     v1_page(c, &v, 500, |j, (t, k)| {
-        j.obj()
-            .ks("object", "mailMessage")
-            .ks("timestamp", &v1ts(message_time(t, *k)))
-            .key("data");
-        message_v1(j, db, t, *k);
-        j.end_obj();
+        j.ser(&mailbox::deal_message_v1(db, t, *k));
     })
 }
 
@@ -622,7 +222,9 @@ pub fn v1_mailbox_mail_messages_by_id(db: &Db, id: &str) -> Resp {
         (k < t.messages).then_some((t, k))
     });
     match found {
-        Some((t, k)) => ok_data(|j| message_v1(j, db, t, k)),
+        Some((t, k)) => ok_data(|j| {
+            j.ser(&mailbox::message_v1(db, t, k));
+        }),
         None => err(404, "Mail message not found"),
     }
 }
@@ -643,7 +245,7 @@ pub fn v1_mailbox_mail_threads_by_id_mail_messages(db: &Db, id: &str) -> Resp {
         Some(t) => ok_data(|j| {
             j.arr();
             for k in 0..t.messages {
-                message_v1(j, db, t, k);
+                j.ser(&mailbox::message_v1(db, t, k));
             }
             j.end_arr();
         }),
@@ -653,7 +255,7 @@ pub fn v1_mailbox_mail_threads_by_id_mail_messages(db: &Db, id: &str) -> Resp {
 
 /// `/roles`.
 pub fn v1_roles(c: &Ctx, db: &Db) -> Resp {
-    let v: Vec<&(u64, Option<u64>, &str, u64)> = ROLES.iter().collect();
+    let v: Vec<&Role> = ROLES.iter().collect();
     v1_page(c, &v, 500, |j, r| role_v1(j, db, r))
 }
 
@@ -755,24 +357,11 @@ pub fn v1_deals_by_id_changelog(c: &Ctx, db: &Db, id: &str) -> Resp {
 pub fn v1_goals_find(c: &Ctx, db: &Db) -> Resp {
     let active = c.q.val("is_active").map(|v| v == "true" || v == "1");
     let ty = c.q.val("type.name");
-    let mut j = J::default();
-    j.obj()
-        .kb("success", true)
-        .ki("statusCode", 20000)
-        .ks("statusText", "OK")
-        .ks("service", "statistics-goals-api");
-    j.key("data").obj().key("goals").arr();
-    for k in 0..3u64 {
-        let name = ["deals_won", "activities_completed", "deals_started"][k as usize];
-        if active.is_none_or(|a| a == (k != 2)) && ty.is_none_or(|t| t == name) {
-            goal(&mut j, db, k);
-        }
-    }
-    j.end_arr().end_obj().end_obj();
-    Resp {
-        status: 200,
-        body: j.buf,
-    }
+    let goals = (0..3u64)
+        .filter(|k| active.is_none_or(|a| a == (*k != 2)) && ty.is_none_or(|t| t == goal_type(*k)))
+        .map(|k| goal_view(db, k))
+        .collect();
+    envelope::json(200, &goals_envelope(Found { goals }))
 }
 
 /// `/goals/{id}/results`.
@@ -792,21 +381,13 @@ pub fn v1_goals_by_id_results(c: &Ctx, db: &Db, id: &str) -> Resp {
         .iter()
         .filter(|d| d.won_time.is_some())
         .count();
-    let mut j = J::default();
-    j.obj()
-        .kb("success", true)
-        .ki("statusCode", 20000)
-        .ks("statusText", "OK")
-        .ks("service", "statistics-goals-api");
-    j.key("data").obj().key("goal");
-    goal(&mut j, db, k);
-    j.ki("progress", (won as i64 + k as i64) % 100)
-        .end_obj()
-        .end_obj();
-    Resp {
-        status: 200,
-        body: j.buf,
-    }
+    envelope::json(
+        200,
+        &goals_envelope(Results {
+            goal: goal_view(db, k),
+            progress: (won as i64 + k as i64) % 100,
+        }),
+    )
 }
 
 /// `/permissionSets/{id}` and `/permissionSets/{id}/assignments`.
@@ -820,11 +401,7 @@ pub fn v1_permission_set(c: &Ctx, db: &Db, id: &str, assignments: bool) -> Resp 
     let members = set_members(db, p.0);
     let v: Vec<&u64> = members.iter().collect();
     v1_page(c, &v, 500, |j, u| {
-        j.obj()
-            .ki("user_id", *u as i64)
-            .ks("permission_set_id", &perm_set_uuid(p.0))
-            .ks("name", p.1)
-            .end_obj();
+        j.ser(&assignment_v1(p, *u));
     })
 }
 
@@ -890,10 +467,11 @@ pub fn truth(db: &Db, entity: &str, j: &mut J) -> bool {
         "files" => x.files.iter().for_each(|f| file_v1(j, db, f)),
         "call_logs" => x.call_logs.iter().for_each(|l| call_log_v1(j, db, l)),
         "mail_threads" => x.threads.iter().for_each(|t| thread_v1(j, db, t)),
-        "mail_messages" => x
-            .threads
-            .iter()
-            .for_each(|t| (0..t.messages).for_each(|k| message_v1(j, db, t, k))),
+        "mail_messages" => x.threads.iter().for_each(|t| {
+            (0..t.messages).for_each(|k| {
+                j.ser(&mailbox::message_v1(db, t, k));
+            })
+        }),
         "roles" => ROLES.iter().for_each(|r| role_v1(j, db, r)),
         "permission_sets" => {
             let mut v: Vec<_> = PERMISSION_SETS.iter().collect();
@@ -902,17 +480,15 @@ pub fn truth(db: &Db, entity: &str, j: &mut J) -> bool {
         }
         "permission_set_assignments" => PERMISSION_SETS.iter().for_each(|p| {
             for u in set_members(db, p.0) {
-                j.obj()
-                    .ki("user_id", u as i64)
-                    .ks("permission_set_id", &perm_set_uuid(p.0))
-                    .ks("name", p.1)
-                    .end_obj();
+                j.ser(&assignment_v1(p, u));
             }
         }),
         "goals" => {
             let mut v: Vec<u64> = (0..3).collect();
             v.sort_by_key(|k| goal_id(db.seed, *k));
-            v.into_iter().for_each(|k| goal(j, db, k));
+            v.into_iter().for_each(|k| {
+                j.ser(&goal_view(db, k));
+            });
         }
         "projects" => x.projects.iter().for_each(|p| project_v2(j, p)),
         "tasks" => x.tasks.iter().for_each(|t| task_v2(j, t)),

@@ -96,12 +96,6 @@ impl J {
         push_int(&mut self.buf, v);
         self
     }
-    pub fn oi(&mut self, v: Option<i64>) -> &mut Self {
-        match v {
-            Some(v) => self.i(v),
-            None => self.null(),
-        }
-    }
     pub fn f(&mut self, v: f64) -> &mut Self {
         self.sep();
         if v.is_finite() && v == v.trunc() && v.abs() < 1e15 {
@@ -135,9 +129,6 @@ impl J {
     }
     pub fn ki(&mut self, k: &str, v: i64) -> &mut Self {
         self.key(k).i(v)
-    }
-    pub fn koi(&mut self, k: &str, v: Option<i64>) -> &mut Self {
-        self.key(k).oi(v)
     }
     pub fn kf(&mut self, k: &str, v: f64) -> &mut Self {
         self.key(k).f(v)
