@@ -37,7 +37,7 @@ pub async fn handle(st: &Arc<State>, method: &str, path: &str, body: &[u8]) -> R
     match (method, segs.as_slice()) {
         ("GET", ["stats"]) => ok(st.stats.to_json()),
         (_, ["webhooks", rest @ ..]) => {
-            match crate::webhook_delivery::admin(st, method, rest, body) {
+            match crate::webhook_sender::admin(st, method, rest, body) {
                 Some((status, v)) => {
                     json_response(status, serde_json::to_vec(&v).unwrap_or_default())
                 }
@@ -54,7 +54,7 @@ pub async fn handle(st: &Arc<State>, method: &str, path: &str, body: &[u8]) -> R
                     // Many steps hold the company's write lock for a while: off the runtime.
                     let st = st.clone();
                     let applied =
-                        tokio::task::spawn_blocking(move || st.churn.apply(&st, steps)).await;
+                        tokio::task::spawn_blocking(move || st.churn.apply(&*st, steps)).await;
                     if applied.is_err() {
                         return bad(500, "churn steps failed");
                     }

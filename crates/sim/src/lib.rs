@@ -80,9 +80,11 @@ mod server;
 mod state;
 mod util;
 mod webhook_delivery;
+mod webhook_outbox;
+mod webhook_sender;
 mod write;
 
-pub use webhook_delivery::{WebhookFaults, WebhookOptions};
+pub use webhook_outbox::{WebhookFaults, WebhookOptions};
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -282,7 +284,7 @@ pub async fn start(opts: SimOptions, port: u16) -> std::io::Result<SimHandle> {
     if st.opts.churn_per_second > 0.0 {
         churn::Churn::set_rate(&st, st.opts.churn_per_second);
     }
-    webhook_delivery::start(&st);
+    webhook_sender::start(&st);
     // Paths are made canonical before the route table sees them.
     let app = tower::ServiceExt::map_request(server::router(st.clone()), server::canonical_path);
     let join = tokio::spawn(async move {
@@ -293,7 +295,7 @@ pub async fn start(opts: SimOptions, port: u16) -> std::io::Result<SimHandle> {
             .await;
         // Churn and webhook delivery stop with the server.
         st.churn.stop();
-        webhook_delivery::stop(&st);
+        webhook_sender::stop(&st);
     });
     Ok(SimHandle {
         url,

@@ -789,9 +789,9 @@ pub struct Db {
     pub seed_stages: Vec<Vec<u64>>,
     pub seed_users: u64,
     pub extra: Extra,
-    pub webhooks: crate::entities::webhooks::Registry,
+    pub webhooks: crate::webhook_outbox::Registry,
     /// Where writes leave their webhook events for delivery.
-    pub webhook_outbox: crate::webhook_delivery::Outbox,
+    pub webhook_outbox: crate::webhook_outbox::Outbox,
 }
 
 impl Db {

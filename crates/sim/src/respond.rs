@@ -72,14 +72,6 @@ pub fn ok_data(f: impl FnOnce(&mut J)) -> Resp {
     }
 }
 
-/// Who made a change: an API client or a user in the web app (webhooks' `meta.change_source`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ChangeSource {
-    App,
-    Api,
-}
-
 pub struct Ctx<'a> {
     pub now: Ms,
     pub q: &'a crate::list::Query,
@@ -87,7 +79,7 @@ pub struct Ctx<'a> {
     pub me: u64,
     /// Whether a write comes from an API client or from a user in the app (churn): webhooks
     /// report it as `meta.change_source`.
-    pub source: ChangeSource,
+    pub source: crate::webhook_outbox::ChangeSource,
 }
 
 pub(crate) fn parse_limit(c: &Ctx, ver: u8, max: usize) -> Result<usize, Resp> {

@@ -36,7 +36,7 @@ impl Call {
             now: self.now,
             q: &self.q,
             me: 1,
-            source: crate::webhook_delivery::ChangeSource::Api,
+            source: crate::webhook_outbox::ChangeSource::Api,
         }
     }
 }
