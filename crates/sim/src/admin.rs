@@ -2,10 +2,10 @@
 
 use crate::json::J;
 use crate::model::*;
+use crate::options::{FaultSettings, OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET};
 use crate::render::*;
 use crate::respond::{Resp, err, json_response};
 use crate::state::{ACCESS_TTL_MS, REFRESH_TTL_MS, State};
-use crate::{FaultSettings, OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET};
 use axum::body::Body;
 use axum::http::{HeaderMap, Response, header};
 use base64::Engine;

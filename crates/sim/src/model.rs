@@ -784,7 +784,7 @@ pub struct Db {
     pub deal_changes: HashMap<u64, Vec<Change>>,
     pub next_change_id: u64,
     pub lead_by_uuid: HashMap<Box<str>, u64>,
-    pub scale: crate::Scale,
+    pub scale: crate::options::Scale,
     /// Seeded stage ids per pipeline and seat count: inputs of the derived deal history.
     pub seed_stages: Vec<Vec<u64>>,
     pub seed_users: u64,

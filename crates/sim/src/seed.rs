@@ -2,8 +2,8 @@
 //! timestamps fall in the four years before [`ANCHOR_MS`].
 
 use crate::model::*;
+use crate::options::{Scale, SimOptions};
 use crate::util::{ANCHOR_MS, DAY_MS, Ms, Rng, days_of, fmt_num};
-use crate::{Scale, SimOptions};
 use std::collections::HashMap;
 
 const SPAN_MS: Ms = 4 * 365 * DAY_MS;

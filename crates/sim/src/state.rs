@@ -2,8 +2,8 @@
 
 use crate::limits::Limiter;
 use crate::model::Db;
+use crate::options::{FaultSettings, SimOptions};
 use crate::util::{ANCHOR_MS, Ms, Rng};
-use crate::{FaultSettings, SimOptions};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
