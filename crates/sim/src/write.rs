@@ -57,6 +57,21 @@ fn b(o: &Obj, k: &str) -> Option<bool> {
         _ => false,
     })
 }
+/// Sets a field from the body when the body holds its key with a value; a `null` or an absent
+/// key leaves the field as it is (the fields that cannot be emptied).
+fn set<V, T>(field: &mut T, got: Option<Option<V>>, value: impl FnOnce(V) -> T) {
+    if let Some(Some(v)) = got {
+        *field = value(v);
+    }
+}
+
+/// Sets a field from the body when the body holds its key, `null` included (which empties it).
+fn set_or_clear<V, T>(field: &mut T, got: Option<V>, value: impl FnOnce(V) -> T) {
+    if let Some(v) = got {
+        *field = value(v);
+    }
+}
+
 fn label_ids(o: &Obj, k: &str) -> Option<Vec<u32>> {
     o.get(k).map(|v| {
         v.as_array()
@@ -483,9 +498,34 @@ macro_rules! soft {
 }
 soft!(Person, Org, Activity, Product, Pipeline, Stage);
 
-fn opt_s<T: ToString>(v: Option<T>) -> Option<String> {
-    v.map(|x| x.to_string())
-}
+/// How the flow writes a field's value.
+type Shown = fn(&Deal) -> Option<String>;
+
+/// The deal fields a deal's flow records changes of, under their flow keys, as the flow
+/// writes their values.
+const DEAL_FLOW_FIELDS: &[(&str, Shown)] = &[
+    ("title", |d| Some(d.title.to_string())),
+    ("user_id", |d| Some(d.owner_id.to_string())),
+    ("person_id", |d| d.person_id.map(|x| x.to_string())),
+    ("org_id", |d| d.org_id.map(|x| x.to_string())),
+    ("pipeline_id", |d| Some(d.pipeline_id.to_string())),
+    ("stage_id", |d| Some(d.stage_id.to_string())),
+    ("value", |d| Some(crate::util::fmt_num(d.value))),
+    ("currency", |d| Some(d.currency.to_string())),
+    ("status", |d| Some(d.status.name().into())),
+    ("probability", |d| d.probability.map(|x| x.to_string())),
+    ("lost_reason", |d| {
+        d.lost_reason.as_deref().map(str::to_string)
+    }),
+    ("visible_to", |d| Some(d.visible_to.to_string())),
+    ("expected_close_date", |d| {
+        d.expected_close_date.map(crate::util::date)
+    }),
+    ("label", |d| Some(join(&d.label_ids))),
+    ("is_archived", |d| {
+        Some(d.archive_time.is_some().to_string())
+    }),
+];
 
 fn deal_upsert(c: &Ctx, db: &mut Db, rid: Option<u64>, o: &Obj) -> Result<Resp, Resp> {
     let t = secs(c.now);
@@ -536,21 +576,11 @@ fn deal_upsert(c: &Ctx, db: &mut Db, rid: Option<u64>, o: &Obj) -> Result<Resp, 
         }
     };
     let before = d.clone();
-    if let Some(Some(v)) = s(o, "title") {
-        d.title = v.into();
-    }
-    if let Some(Some(v)) = id(o, "owner_id") {
-        d.owner_id = v;
-    }
-    if let Some(v) = id(o, "person_id") {
-        d.person_id = v;
-    }
-    if let Some(v) = id(o, "org_id") {
-        d.org_id = v;
-    }
-    if let Some(Some(v)) = id(o, "pipeline_id") {
-        d.pipeline_id = v;
-    }
+    set(&mut d.title, s(o, "title"), |v| v.into());
+    set(&mut d.owner_id, id(o, "owner_id"), |v| v);
+    set_or_clear(&mut d.person_id, id(o, "person_id"), |v| v);
+    set_or_clear(&mut d.org_id, id(o, "org_id"), |v| v);
+    set(&mut d.pipeline_id, id(o, "pipeline_id"), |v| v);
     if let Some(Some(v)) = id(o, "stage_id") {
         match db.stages.get(v) {
             Some(s) => {
@@ -560,27 +590,21 @@ fn deal_upsert(c: &Ctx, db: &mut Db, rid: Option<u64>, o: &Obj) -> Result<Resp, 
             None => return Err(v2_invalid("stage_id: Stage not found")),
         }
     }
-    if let Some(v) = n(o, "value") {
-        d.value = v.unwrap_or(0.0);
-    }
-    if let Some(Some(v)) = s(o, "currency") {
-        d.currency = v.into();
-    }
-    if let Some(v) = n(o, "probability") {
-        d.probability = v.map(|x| x as u32);
-    }
-    if let Some(v) = s(o, "lost_reason") {
-        d.lost_reason = v.map(Into::into);
-    }
-    if let Some(Some(v)) = n(o, "visible_to") {
-        d.visible_to = v as u8;
-    }
-    if let Some(v) = s(o, "expected_close_date") {
-        d.expected_close_date = v.and_then(|x| parse_date(&x));
-    }
-    if let Some(v) = label_ids(o, "label_ids") {
-        d.label_ids = v;
-    }
+    set_or_clear(&mut d.value, n(o, "value"), |v| v.unwrap_or(0.0));
+    set(&mut d.currency, s(o, "currency"), |v| v.into());
+    set_or_clear(&mut d.probability, n(o, "probability"), |v| {
+        v.map(|x| x as u32)
+    });
+    set_or_clear(&mut d.lost_reason, s(o, "lost_reason"), |v| {
+        v.map(Into::into)
+    });
+    set(&mut d.visible_to, n(o, "visible_to"), |v| v as u8);
+    set_or_clear(
+        &mut d.expected_close_date,
+        s(o, "expected_close_date"),
+        |v| v.and_then(|x| parse_date(&x)),
+    );
+    set_or_clear(&mut d.label_ids, label_ids(o, "label_ids"), |v| v);
     if let Some(Some(st)) = s(o, "status") {
         let Some(st) = DealStatus::parse(&st) else {
             return Err(v2_invalid(
@@ -608,79 +632,13 @@ fn deal_upsert(c: &Ctx, db: &mut Db, rid: Option<u64>, o: &Obj) -> Result<Resp, 
     };
     // One dealChange per changed field.
     let mut changes: Vec<FieldChange> = Vec::new();
-    let mut diff = |k: &str, a: Option<String>, b: Option<String>| {
-        if a != b {
-            changes.push((k.to_string(), a, b));
-        }
-    };
     if rid.is_some() {
-        diff(
-            "title",
-            Some(before.title.to_string()),
-            Some(d.title.to_string()),
-        );
-        diff(
-            "user_id",
-            opt_s(Some(before.owner_id)),
-            opt_s(Some(d.owner_id)),
-        );
-        diff("person_id", opt_s(before.person_id), opt_s(d.person_id));
-        diff("org_id", opt_s(before.org_id), opt_s(d.org_id));
-        diff(
-            "pipeline_id",
-            opt_s(Some(before.pipeline_id)),
-            opt_s(Some(d.pipeline_id)),
-        );
-        diff(
-            "stage_id",
-            opt_s(Some(before.stage_id)),
-            opt_s(Some(d.stage_id)),
-        );
-        diff(
-            "value",
-            Some(crate::util::fmt_num(before.value)),
-            Some(crate::util::fmt_num(d.value)),
-        );
-        diff(
-            "currency",
-            Some(before.currency.to_string()),
-            Some(d.currency.to_string()),
-        );
-        diff(
-            "status",
-            Some(before.status.name().into()),
-            Some(d.status.name().into()),
-        );
-        diff(
-            "probability",
-            opt_s(before.probability),
-            opt_s(d.probability),
-        );
-        diff(
-            "lost_reason",
-            opt_s(before.lost_reason.as_deref()),
-            opt_s(d.lost_reason.as_deref()),
-        );
-        diff(
-            "visible_to",
-            opt_s(Some(before.visible_to)),
-            opt_s(Some(d.visible_to)),
-        );
-        diff(
-            "expected_close_date",
-            before.expected_close_date.map(crate::util::date),
-            d.expected_close_date.map(crate::util::date),
-        );
-        diff(
-            "label",
-            Some(join(&before.label_ids)),
-            Some(join(&d.label_ids)),
-        );
-        diff(
-            "is_archived",
-            Some(before.archive_time.is_some().to_string()),
-            Some(d.archive_time.is_some().to_string()),
-        );
+        for (key, shown) in DEAL_FLOW_FIELDS {
+            let (old, new) = (shown(&before), shown(&d));
+            if old != new {
+                changes.push((key.to_string(), old, new));
+            }
+        }
         changes.extend(cf_changes);
     }
     d.update_time = if rid.is_some() && changes.is_empty() {
@@ -745,33 +703,17 @@ fn person_upsert(db: &mut Db, rid: Option<u64>, o: &Obj, now: Ms) -> Result<Resp
         p.first_name = it.next().unwrap_or("").into();
         p.last_name = it.next().unwrap_or("").into();
     }
-    if let Some(Some(v)) = id(o, "owner_id") {
-        p.owner_id = v;
-    }
-    if let Some(v) = id(o, "org_id") {
-        p.org_id = v;
-    }
-    if let Some(v) = o.get("emails") {
-        p.emails = contacts(v);
-    }
-    if let Some(v) = o.get("phones") {
-        p.phones = contacts(v);
-    }
-    if let Some(Some(v)) = n(o, "visible_to") {
-        p.visible_to = v as u8;
-    }
-    if let Some(v) = label_ids(o, "label_ids") {
-        p.label_ids = v;
-    }
-    if let Some(v) = s(o, "job_title") {
-        p.job_title = v.map(Into::into);
-    }
-    if let Some(v) = s(o, "birthday") {
-        p.birthday = v.and_then(|x| parse_date(&x));
-    }
-    if let Some(v) = o.get("postal_address") {
-        p.postal_address = addr(v);
-    }
+    set(&mut p.owner_id, id(o, "owner_id"), |v| v);
+    set_or_clear(&mut p.org_id, id(o, "org_id"), |v| v);
+    set_or_clear(&mut p.emails, o.get("emails"), contacts);
+    set_or_clear(&mut p.phones, o.get("phones"), contacts);
+    set(&mut p.visible_to, n(o, "visible_to"), |v| v as u8);
+    set_or_clear(&mut p.label_ids, label_ids(o, "label_ids"), |v| v);
+    set_or_clear(&mut p.job_title, s(o, "job_title"), |v| v.map(Into::into));
+    set_or_clear(&mut p.birthday, s(o, "birthday"), |v| {
+        v.and_then(|x| parse_date(&x))
+    });
+    set_or_clear(&mut p.postal_address, o.get("postal_address"), addr);
     let mut cf = p.cf.clone();
     apply_cf(db, FieldEntity::Person, p.id, &mut cf, o, false)?;
     p.cf = cf;
@@ -807,33 +749,19 @@ fn org_upsert(db: &mut Db, rid: Option<u64>, o: &Obj, now: Ms) -> Result<Resp, R
             }
         }
     };
-    if let Some(Some(v)) = s(o, "name") {
-        r.name = v.into();
-    }
-    if let Some(Some(v)) = id(o, "owner_id") {
-        r.owner_id = v;
-    }
-    if let Some(v) = o.get("address") {
-        r.address = addr(v);
-    }
-    if let Some(Some(v)) = n(o, "visible_to") {
-        r.visible_to = v as u8;
-    }
-    if let Some(v) = label_ids(o, "label_ids") {
-        r.label_ids = v;
-    }
-    if let Some(v) = s(o, "website") {
-        r.website = v.map(Into::into);
-    }
-    if let Some(v) = n(o, "industry") {
-        r.industry = v.map(|x| x as u32);
-    }
-    if let Some(v) = n(o, "annual_revenue") {
-        r.annual_revenue = v.map(|x| x as i64);
-    }
-    if let Some(v) = n(o, "employee_count") {
-        r.employee_count = v.map(|x| x as i64);
-    }
+    set(&mut r.name, s(o, "name"), |v| v.into());
+    set(&mut r.owner_id, id(o, "owner_id"), |v| v);
+    set_or_clear(&mut r.address, o.get("address"), addr);
+    set(&mut r.visible_to, n(o, "visible_to"), |v| v as u8);
+    set_or_clear(&mut r.label_ids, label_ids(o, "label_ids"), |v| v);
+    set_or_clear(&mut r.website, s(o, "website"), |v| v.map(Into::into));
+    set_or_clear(&mut r.industry, n(o, "industry"), |v| v.map(|x| x as u32));
+    set_or_clear(&mut r.annual_revenue, n(o, "annual_revenue"), |v| {
+        v.map(|x| x as i64)
+    });
+    set_or_clear(&mut r.employee_count, n(o, "employee_count"), |v| {
+        v.map(|x| x as i64)
+    });
     let mut cf = r.cf.clone();
     apply_cf(db, FieldEntity::Org, r.id, &mut cf, o, false)?;
     r.cf = cf;
@@ -872,39 +800,23 @@ fn activity_upsert(c: &Ctx, db: &mut Db, rid: Option<u64>, o: &Obj) -> Result<Re
             deleted_time: None,
         },
     };
-    if let Some(Some(v)) = s(o, "subject") {
-        a.subject = v.into();
-    }
-    if let Some(Some(v)) = s(o, "type") {
-        a.type_key = v.into();
-    }
-    if let Some(Some(v)) = id(o, "owner_id") {
-        a.owner_id = v;
-    }
-    if let Some(v) = id(o, "deal_id") {
-        a.deal_id = v;
-    }
-    if let Some(v) = s(o, "lead_id") {
-        a.lead_id = v.map(Into::into);
-    }
-    if let Some(v) = id(o, "person_id") {
-        a.person_id = v;
-    }
-    if let Some(v) = id(o, "org_id") {
-        a.org_id = v;
-    }
-    if let Some(v) = s(o, "due_date") {
-        a.due_date = v.and_then(|x| parse_date(&x));
-    }
-    if let Some(v) = s(o, "due_time") {
-        a.due_time = v.and_then(|x| parse_hms(&x));
-    }
-    if let Some(v) = s(o, "duration") {
-        a.duration = v.and_then(|x| parse_hms(&x));
-    }
-    if let Some(v) = b(o, "busy") {
-        a.busy = v;
-    }
+    set(&mut a.subject, s(o, "subject"), |v| v.into());
+    set(&mut a.type_key, s(o, "type"), |v| v.into());
+    set(&mut a.owner_id, id(o, "owner_id"), |v| v);
+    set_or_clear(&mut a.deal_id, id(o, "deal_id"), |v| v);
+    set_or_clear(&mut a.lead_id, s(o, "lead_id"), |v| v.map(Into::into));
+    set_or_clear(&mut a.person_id, id(o, "person_id"), |v| v);
+    set_or_clear(&mut a.org_id, id(o, "org_id"), |v| v);
+    set_or_clear(&mut a.due_date, s(o, "due_date"), |v| {
+        v.and_then(|x| parse_date(&x))
+    });
+    set_or_clear(&mut a.due_time, s(o, "due_time"), |v| {
+        v.and_then(|x| parse_hms(&x))
+    });
+    set_or_clear(&mut a.duration, s(o, "duration"), |v| {
+        v.and_then(|x| parse_hms(&x))
+    });
+    set_or_clear(&mut a.busy, b(o, "busy"), |v| v);
     if let Some(v) = b(o, "done") {
         if v && !a.done {
             a.marked_as_done_time = Some(t);
@@ -914,18 +826,12 @@ fn activity_upsert(c: &Ctx, db: &mut Db, rid: Option<u64>, o: &Obj) -> Result<Re
         }
         a.done = v;
     }
-    if let Some(v) = s(o, "note") {
-        a.note = v.map(Into::into);
-    }
-    if let Some(v) = s(o, "public_description") {
-        a.public_description = v.map(Into::into);
-    }
-    if let Some(v) = n(o, "priority") {
-        a.priority = v.map(|x| x as u32);
-    }
-    if let Some(v) = o.get("location") {
-        a.location = addr(v);
-    }
+    set_or_clear(&mut a.note, s(o, "note"), |v| v.map(Into::into));
+    set_or_clear(&mut a.public_description, s(o, "public_description"), |v| {
+        v.map(Into::into)
+    });
+    set_or_clear(&mut a.priority, n(o, "priority"), |v| v.map(|x| x as u32));
+    set_or_clear(&mut a.location, o.get("location"), addr);
     a.update_time = t;
     let aid = stored(&mut db.activities, rid.is_some(), a);
     let a = db.activities.get(aid).ok_or_else(|| err(500, "lost"))?;
@@ -961,30 +867,16 @@ fn product_upsert(c: &Ctx, db: &mut Db, rid: Option<u64>, o: &Obj) -> Result<Res
             }
         }
     };
-    if let Some(Some(v)) = s(o, "name") {
-        p.name = v.into();
-    }
-    if let Some(v) = s(o, "code") {
-        p.code = v.unwrap_or_default().into();
-    }
-    if let Some(v) = s(o, "unit") {
-        p.unit = v.unwrap_or_default().into();
-    }
-    if let Some(v) = n(o, "tax") {
-        p.tax = v.unwrap_or(0.0);
-    }
-    if let Some(v) = s(o, "description") {
-        p.description = v.map(Into::into);
-    }
-    if let Some(v) = s(o, "category") {
-        p.category = v.map(Into::into);
-    }
-    if let Some(Some(v)) = id(o, "owner_id") {
-        p.owner_id = v;
-    }
-    if let Some(Some(v)) = n(o, "visible_to") {
-        p.visible_to = v as u8;
-    }
+    set(&mut p.name, s(o, "name"), |v| v.into());
+    set_or_clear(&mut p.code, s(o, "code"), |v| v.unwrap_or_default().into());
+    set_or_clear(&mut p.unit, s(o, "unit"), |v| v.unwrap_or_default().into());
+    set_or_clear(&mut p.tax, n(o, "tax"), |v| v.unwrap_or(0.0));
+    set_or_clear(&mut p.description, s(o, "description"), |v| {
+        v.map(Into::into)
+    });
+    set_or_clear(&mut p.category, s(o, "category"), |v| v.map(Into::into));
+    set(&mut p.owner_id, id(o, "owner_id"), |v| v);
+    set(&mut p.visible_to, n(o, "visible_to"), |v| v as u8);
     if let Some(Some(bf)) = s(o, "billing_frequency") {
         p.billing_frequency = [
             "one-time",
@@ -1042,12 +934,12 @@ fn pipeline_upsert(db: &mut Db, rid: Option<u64>, o: &Obj, now: Ms) -> Result<Re
             }
         }
     };
-    if let Some(Some(v)) = s(o, "name") {
-        p.name = v.into();
-    }
-    if let Some(v) = b(o, "is_deal_probability_enabled") {
-        p.probability_enabled = v;
-    }
+    set(&mut p.name, s(o, "name"), |v| v.into());
+    set_or_clear(
+        &mut p.probability_enabled,
+        b(o, "is_deal_probability_enabled"),
+        |v| v,
+    );
     p.update_time = t;
     let pid = stored(&mut db.pipelines, rid.is_some(), p);
     let p = db.pipelines.get(pid).ok_or_else(|| err(500, "lost"))?;
@@ -1081,21 +973,15 @@ fn stage_upsert(db: &mut Db, rid: Option<u64>, o: &Obj, now: Ms) -> Result<Resp,
             }
         }
     };
-    if let Some(Some(v)) = s(o, "name") {
-        st.name = v.into();
-    }
-    if let Some(Some(v)) = id(o, "pipeline_id") {
-        st.pipeline_id = v;
-    }
-    if let Some(Some(v)) = n(o, "deal_probability") {
-        st.probability = v as u32;
-    }
+    set(&mut st.name, s(o, "name"), |v| v.into());
+    set(&mut st.pipeline_id, id(o, "pipeline_id"), |v| v);
+    set(&mut st.probability, n(o, "deal_probability"), |v| v as u32);
     if let Some(v) = b(o, "is_deal_rot_enabled") {
         st.rotten_days = if v { st.rotten_days.or(Some(30)) } else { None };
     }
-    if let Some(v) = n(o, "days_to_rotten") {
-        st.rotten_days = v.map(|x| x as u32);
-    }
+    set_or_clear(&mut st.rotten_days, n(o, "days_to_rotten"), |v| {
+        v.map(|x| x as u32)
+    });
     st.update_time = t;
     let sid = stored(&mut db.stages, rid.is_some(), st);
     let st = db.stages.get(sid).ok_or_else(|| err(500, "lost"))?;
@@ -1211,18 +1097,10 @@ fn lead_upsert(c: &Ctx, db: &mut Db, rid: Option<u64>, o: &Obj) -> Result<Resp, 
             }
         }
     };
-    if let Some(Some(v)) = s(o, "title") {
-        l.title = v.into();
-    }
-    if let Some(Some(v)) = id(o, "owner_id") {
-        l.owner_id = v;
-    }
-    if let Some(v) = id(o, "person_id") {
-        l.person_id = v;
-    }
-    if let Some(v) = id(o, "organization_id") {
-        l.org_id = v;
-    }
+    set(&mut l.title, s(o, "title"), |v| v.into());
+    set(&mut l.owner_id, id(o, "owner_id"), |v| v);
+    set_or_clear(&mut l.person_id, id(o, "person_id"), |v| v);
+    set_or_clear(&mut l.org_id, id(o, "organization_id"), |v| v);
     if let Some(v) = o.get("label_ids") {
         let ids: Vec<&str> = v
             .as_array()
@@ -1247,15 +1125,15 @@ fn lead_upsert(c: &Ctx, db: &mut Db, rid: Option<u64>, o: &Obj) -> Result<Resp, 
             ))
         });
     }
-    if let Some(v) = s(o, "expected_close_date") {
-        l.expected_close_date = v.and_then(|x| parse_date(&x));
-    }
-    if let Some(Some(v)) = s(o, "visible_to") {
-        l.visible_to = v.parse().unwrap_or(3);
-    }
-    if let Some(v) = b(o, "was_seen") {
-        l.was_seen = v;
-    }
+    set_or_clear(
+        &mut l.expected_close_date,
+        s(o, "expected_close_date"),
+        |v| v.and_then(|x| parse_date(&x)),
+    );
+    set(&mut l.visible_to, s(o, "visible_to"), |v| {
+        v.parse().unwrap_or(3)
+    });
+    set_or_clear(&mut l.was_seen, b(o, "was_seen"), |v| v);
     if let Some(v) = b(o, "is_archived") {
         l.archive_time = if v { l.archive_time.or(Some(t)) } else { None };
     }
