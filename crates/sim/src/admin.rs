@@ -1,5 +1,6 @@
 //! `/__sim/` admin API (no auth, no limits, no faults) and the OAuth token endpoint.
 
+use crate::entities::deal_relations as relations;
 use crate::json::J;
 use crate::model::*;
 use crate::options::{FaultSettings, OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET};
@@ -376,8 +377,8 @@ pub fn truth(db: &Db, entity: &str, now: i64) -> Option<Vec<u8>> {
             v.sort_by(|a, b| a.id.cmp(&b.id));
             v.into_iter().for_each(|r| lead_label_v1(&mut j, r));
         }
-        "lead_sources" => crate::seed::LEAD_SOURCES.iter().for_each(|s| {
-            j.obj().ks("name", s).end_obj();
+        "lead_sources" => crate::seed::LEAD_SOURCES.iter().for_each(|name| {
+            j.ser(&crate::entities::leads::LeadSource { name });
         }),
         "deal_fields"
         | "person_fields"
@@ -407,46 +408,25 @@ pub fn truth(db: &Db, entity: &str, now: i64) -> Option<Vec<u8>> {
             v.iter().for_each(|f| v1_field(&mut j, e, f));
         }
         "deal_followers" => alive(&db.deals, now).for_each(|d| {
-            for (u, t) in followers(d) {
-                j.obj()
-                    .ki("deal_id", d.id as i64)
-                    .ki("user_id", u as i64)
-                    .ks("add_time", &crate::util::rfc3339(t))
-                    .end_obj();
-            }
+            relations::follower_truth(d).iter().for_each(|f| {
+                j.ser(f);
+            })
         }),
         "deal_participants" => alive(&db.deals, now).for_each(|d| {
-            if let Some(p) = d.person_id {
-                j.obj()
-                    .ki("id", (d.id * 10 + 1) as i64)
-                    .ki("deal_id", d.id as i64)
-                    .ki("person_id", p as i64);
-                j.ks("add_time", &crate::util::v1ts(d.add_time)).end_obj();
+            if let Some(p) = relations::participant_truth(d) {
+                j.ser(&p);
             }
         }),
         "deal_installments" => alive(&db.deals, now).for_each(|d| {
-            for (id, a, day, desc) in installments(d) {
-                j.obj()
-                    .ki("id", id as i64)
-                    .kf("amount", a)
-                    .ks("billing_date", &crate::util::date(day));
-                j.ks("description", desc)
-                    .ki("deal_id", d.id as i64)
-                    .end_obj();
-            }
+            relations::installments(d).iter().for_each(|i| {
+                j.ser(i);
+            })
         }),
         "deal_flow" => alive(&db.deals, now).for_each(|d| {
             let mut items = crate::seed::flow_items(db, d.id);
             items.sort_by_key(|f| f.id);
-            for f in items {
-                j.obj()
-                    .ki("id", f.id as i64)
-                    .ki("item_id", d.id as i64)
-                    .ki("user_id", f.user_id as i64);
-                j.ks("field_key", &f.field)
-                    .kos("old_value", f.old.as_deref())
-                    .kos("new_value", f.new.as_deref());
-                j.ks("log_time", &crate::util::v1ts(f.time)).end_obj();
+            for f in &items {
+                j.ser(&relations::flow_truth(d.id, f));
             }
         }),
         other => {

@@ -1,12 +1,13 @@
 //! Read endpoints of the v1 and v2 APIs.
 
+use crate::entities::deal_relations as relations;
 use crate::json::J;
 use crate::list::*;
 use crate::model::*;
 use crate::render::*;
 use crate::respond::*;
 use crate::seed::{FlowItem, flow_items};
-use crate::util::{Ms, parse_iso, parse_rfc3339_strict, parse_v1, rfc3339, v1ts};
+use crate::util::{Ms, parse_iso, parse_rfc3339_strict, parse_v1, v1ts};
 use std::collections::HashSet;
 
 fn parse_id(s: &str) -> Option<u64> {
@@ -329,24 +330,14 @@ pub fn v2_deals_installments(c: &Ctx, db: &Db) -> Resp {
     };
     let mut sorted: Vec<u64> = ids.into_iter().collect();
     sorted.sort();
-    let items: Vec<(u64, f64, i32, &str, u64)> = sorted
+    let items: Vec<_> = sorted
         .iter()
         .filter_map(|id| db.deals.get(*id))
         .filter(|d| !purged(*d, c.now))
-        .flat_map(|d| {
-            installments(d)
-                .into_iter()
-                .map(move |(i, a, b, s)| (i, a, b, s, d.id))
-        })
+        .flat_map(relations::installments)
         .collect();
-    v2_small(c, &items, &|j, (id, amount, day, desc, deal)| {
-        j.obj()
-            .ki("id", *id as i64)
-            .kf("amount", *amount)
-            .ks("billing_date", &crate::util::date(*day))
-            .ks("description", desc)
-            .ki("deal_id", *deal as i64)
-            .end_obj();
+    v2_small(c, &items, &|j, i| {
+        j.ser(i);
     })
 }
 
@@ -383,11 +374,8 @@ pub fn v2_deals_by_id_followers(c: &Ctx, db: &Db, id: &str) -> Resp {
         return not_found(2, "Deal");
     };
     let items = followers(deal);
-    v2_small(c, &items, &|j, (u, t)| {
-        j.obj()
-            .ki("user_id", *u as i64)
-            .ks("add_time", &rfc3339(*t))
-            .end_obj();
+    v2_small(c, &items, &|j, f| {
+        j.ser(&relations::follower_v2(f));
     })
 }
 
@@ -716,8 +704,8 @@ pub fn v1_lead_labels(db: &Db) -> Resp {
 
 /// `/leadSources`.
 pub fn v1_lead_sources() -> Resp {
-    v1_all(crate::seed::LEAD_SOURCES, |j, s| {
-        j.obj().ks("name", s).end_obj();
+    v1_all(crate::seed::LEAD_SOURCES, |j, name| {
+        j.ser(&crate::entities::leads::LeadSource { name });
     })
 }
 
@@ -784,7 +772,9 @@ pub fn v1_deals_by_id_participants(c: &Ctx, db: &Db, id: &str) -> Resp {
         .and_then(|p| db.persons.get(p))
         .into_iter()
         .collect();
-    v1_small(c, &items, 500, &|j, p| participant_v1(j, db, d, p))
+    v1_small(c, &items, 500, &|j, p| {
+        j.ser(&relations::participant_v1(db, d, p));
+    })
 }
 
 /// `/deals/{id}/followers`.
@@ -794,13 +784,8 @@ pub fn v1_deals_by_id_followers(c: &Ctx, db: &Db, id: &str) -> Resp {
         return not_found(1, "Deal");
     };
     let items = followers(d);
-    v1_small(c, &items, 500, &|j, (u, t)| {
-        j.obj()
-            .ki("id", (d.id * 100 + *u) as i64)
-            .ki("user_id", *u as i64);
-        j.ki("deal_id", d.id as i64)
-            .ks("add_time", &v1ts(*t))
-            .end_obj();
+    v1_small(c, &items, 500, &|j, f| {
+        j.ser(&relations::follower_v1(d, f));
     })
 }
 
@@ -1010,50 +995,6 @@ pub fn v1_fields_by_id(db: &Db, e: FieldEntity, id: &str) -> Resp {
     }
 }
 
-fn participant_v1(j: &mut J, db: &Db, d: &Deal, p: &Person) {
-    j.obj();
-    j.ki("id", (d.id * 10 + 1) as i64);
-    j.key("person_id").obj().ks("name", &p.name());
-    j.key("email").arr();
-    for e in &p.emails {
-        j.obj()
-            .ks("label", e.label)
-            .ks("value", &e.value)
-            .kb("primary", e.primary)
-            .end_obj();
-    }
-    j.end_arr().key("phone").arr();
-    for e in &p.phones {
-        j.obj()
-            .ks("label", e.label)
-            .ks("value", &e.value)
-            .kb("primary", e.primary)
-            .end_obj();
-    }
-    j.end_arr()
-        .ki("owner_id", p.owner_id as i64)
-        .ki("value", p.id as i64)
-        .end_obj();
-    j.ks("add_time", &v1ts(d.add_time));
-    j.kb("active_flag", true);
-    j.key("related_item_data")
-        .obj()
-        .ki("deal_id", d.id as i64)
-        .ks("title", &d.title)
-        .end_obj();
-    j.key("person");
-    person_v1(j, db, p, false);
-    j.key("added_by_user_id")
-        .obj()
-        .ki("id", d.creator_user_id as i64);
-    j.kos("name", db.user_name(d.creator_user_id))
-        .ki("value", d.creator_user_id as i64)
-        .end_obj();
-    j.ks("related_item_type", "deal");
-    j.ki("related_item_id", d.id as i64);
-    j.end_obj();
-}
-
 /// `/v1/recents`: changes since `since_timestamp`, capped at one month before the sim clock.
 fn recents(c: &Ctx, db: &Db) -> Resp {
     let Some(since) = c.q.val("since_timestamp") else {
@@ -1182,9 +1123,7 @@ fn deal_flow(c: &Ctx, db: &Db, id: &str) -> Resp {
         .unwrap_or(&[])
         .iter()
         .collect();
-    let mut users: Vec<u64> = page.iter().map(|f| f.user_id).collect();
-    users.sort();
-    users.dedup();
+    let users: Vec<u64> = page.iter().map(|f| f.user_id).collect();
     let mut r = v1_envelope(
         &page,
         start,
@@ -1192,41 +1131,14 @@ fn deal_flow(c: &Ctx, db: &Db, id: &str) -> Resp {
         end < v.len(),
         true,
         |j, f| {
-            j.obj()
-                .ks("object", "dealChange")
-                .ks("timestamp", &v1ts(f.time))
-                .key("data")
-                .obj();
-            j.ki("id", f.id as i64);
-            j.ki("item_id", d.id as i64);
-            j.ki("user_id", f.user_id as i64);
-            j.ks("field_key", &f.field);
-            j.kos("old_value", f.old.as_deref());
-            j.kos("new_value", f.new.as_deref());
-            j.knull("is_bulk_update_flag");
-            j.ks("log_time", &v1ts(f.time));
-            j.ks("change_source", f.source);
-            j.knull("change_source_user_agent");
-            j.key("additional_data").obj().end_obj();
-            j.end_obj().end_obj();
+            j.ser(&relations::flow_entry_v1(d.id, f));
         },
         |_| {},
     );
     // Append related_objects.user after additional_data.
     r.body.pop();
     let mut j = J::default();
-    j.obj().key("user").obj();
-    for u in users.iter().filter_map(|u| db.users.get(*u)) {
-        j.key(&u.id.to_string()).obj();
-        j.ki("id", u.id as i64)
-            .ks("name", &u.name)
-            .ks("email", &u.email);
-        j.kb("has_pic", false)
-            .knull("pic_hash")
-            .kb("active_flag", u.active)
-            .end_obj();
-    }
-    j.end_obj().end_obj();
+    j.ser(&relations::flow_related(db, users));
     r.body.extend_from_slice(b",\"related_objects\":");
     r.body.extend_from_slice(&j.buf);
     r.body.push(b'}');

@@ -340,16 +340,7 @@ pub fn v1_deals_by_id_changelog(c: &Ctx, db: &Db, id: &str) -> Resp {
     let items = crate::seed::flow_items(db, d.id);
     let v: Vec<&crate::seed::FlowItem> = items.iter().collect();
     v2_page(c, &v, |j, f| {
-        j.obj()
-            .ks("field_key", &f.field)
-            .kos("old_value", f.old.as_deref())
-            .kos("new_value", f.new.as_deref());
-        j.ki("actor_user_id", f.user_id as i64)
-            .ks("time", &v1ts(f.time))
-            .ks("change_source", f.source);
-        j.knull("change_source_user_agent")
-            .kb("is_bulk_update_flag", false)
-            .end_obj();
+        j.ser(&crate::entities::deal_relations::changelog_v1(f));
     })
 }
 

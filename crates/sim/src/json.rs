@@ -96,19 +96,6 @@ impl J {
         push_int(&mut self.buf, v);
         self
     }
-    pub fn f(&mut self, v: f64) -> &mut Self {
-        self.sep();
-        if v.is_finite() && v == v.trunc() && v.abs() < 1e15 {
-            push_int(&mut self.buf, v as i64);
-        } else if v.is_finite() {
-            let mut s = String::new();
-            let _ = write!(s, "{v}");
-            self.buf.extend_from_slice(s.as_bytes());
-        } else {
-            self.buf.extend_from_slice(b"null");
-        }
-        self
-    }
     pub fn b(&mut self, v: bool) -> &mut Self {
         self.sep();
         self.buf
@@ -129,9 +116,6 @@ impl J {
     }
     pub fn ki(&mut self, k: &str, v: i64) -> &mut Self {
         self.key(k).i(v)
-    }
-    pub fn kf(&mut self, k: &str, v: f64) -> &mut Self {
-        self.key(k).f(v)
     }
     pub fn kb(&mut self, k: &str, v: bool) -> &mut Self {
         self.key(k).b(v)
@@ -207,7 +191,7 @@ mod tests {
             .key("c")
             .arr()
             .i(1)
-            .f(1.5)
+            .ser(&1.5)
             .null()
             .end_arr();
         j.key("d").obj().end_obj().end_obj();

@@ -40,28 +40,6 @@ pub fn deal_product_v2(j: &mut J, p: &DealProduct) {
     j.ser(&crate::entities::deal_products::deal_product_v2(p));
 }
 
-/// Installments are derived for every seventh deal that has a value.
-pub fn installments(d: &Deal) -> Vec<(u64, f64, i32, &'static str)> {
-    if !d.id.is_multiple_of(7) || d.value <= 0.0 {
-        return Vec::new();
-    }
-    let day = crate::util::days_of(d.add_time);
-    vec![
-        (
-            d.id * 10 + 1,
-            (d.value / 2.0).floor(),
-            day + 30,
-            "First installment",
-        ),
-        (
-            d.id * 10 + 2,
-            d.value - (d.value / 2.0).floor(),
-            day + 60,
-            "Second installment",
-        ),
-    ]
-}
-
 pub fn v2_field(j: &mut J, e: FieldEntity, f: &FieldDef, inc: &[String]) {
     j.ser(&crate::entities::field_views::field_v2(e, f, inc));
 }

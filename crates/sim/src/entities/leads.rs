@@ -87,3 +87,9 @@ pub fn lead_v1<'a>(db: &'a Db, l: &'a Lead) -> LeadV1<'a> {
         },
     }
 }
+
+/// A lead source: only its name.
+#[derive(Serialize)]
+pub struct LeadSource<'a> {
+    pub name: &'a str,
+}

@@ -9,6 +9,7 @@ pub mod boards;
 pub mod call_logs;
 pub mod currencies;
 pub mod deal_products;
+pub mod deal_relations;
 pub mod deals;
 pub mod field_views;
 pub mod files;
