@@ -680,20 +680,7 @@ pub fn v1_leads_by_id(db: &Db, id: &str) -> Resp {
     }
     match db.lead_by_uuid.get(id).and_then(|i| db.leads.get(*i)) {
         Some(l) => ok_data(|j| lead_v1(j, db, l)),
-        None => {
-            let mut j = J::default();
-            j.obj()
-                .kb("success", false)
-                .ks("error", "requested lead not found");
-            j.ks("error_info", "Object was not found.")
-                .knull("data")
-                .knull("additional_data")
-                .end_obj();
-            Resp {
-                status: 404,
-                body: j.buf,
-            }
-        }
+        None => crate::respond::lead_not_found(),
     }
 }
 

@@ -7,12 +7,11 @@ use crate::entities::roles::{
     PERMISSION_SETS, PermissionSet, ROLES, Role, assignment_v1, set_members,
 };
 use crate::entities::users::perm_set_uuid;
-use crate::entities::{call_logs, files, mailbox, projects, roles};
+use crate::entities::{call_logs, files, legacy_teams, mailbox, projects, roles};
 use crate::envelope;
 use crate::json::J;
 use crate::model::{CallLog, Db, File, MailThread, Project, Task, purged};
 use crate::respond::{Ctx, Resp, err, ok_data, unknown_route, v1_envelope, v2_envelope};
-use crate::util::{DAY_MS, v1ts};
 
 /// Offset page over a slice.
 fn v1_page<T>(c: &Ctx, items: &[&T], max: usize, render: impl FnMut(&mut J, &T)) -> Resp {
@@ -398,57 +397,14 @@ pub fn v1_permission_set(c: &Ctx, db: &Db, id: &str, assignments: bool) -> Resp 
 
 /// `/legacyTeams` and `/legacyTeams/{id}`.
 pub fn v1_legacy_teams(db: &Db, id: Option<&str>) -> Resp {
-    let teams: Vec<(u64, &str, Vec<u64>)> = vec![
-        (
-            1,
-            "Closers",
-            db.users
-                .rows
-                .iter()
-                .filter(|u| u.id % 2 == 1)
-                .map(|u| u.id)
-                .collect(),
-        ),
-        (
-            2,
-            "Hunters",
-            db.users
-                .rows
-                .iter()
-                .filter(|u| u.id % 2 == 0)
-                .map(|u| u.id)
-                .collect(),
-        ),
-    ];
-    let render = |j: &mut J, t: &(u64, &str, Vec<u64>)| {
-        j.obj()
-            .ki("id", t.0 as i64)
-            .ks("name", t.1)
-            .ks("description", &format!("{} team", t.1));
-        j.ki("manager_id", *t.2.first().unwrap_or(&1) as i64)
-            .key("users")
-            .arr();
-        for u in &t.2 {
-            j.i(*u as i64);
-        }
-        j.end_arr().ki("active_flag", 1).ki("deleted_flag", 0);
-        j.ks("add_time", &v1ts(crate::util::ANCHOR_MS - 900 * DAY_MS))
-            .ki("created_by_user_id", 1)
-            .end_obj();
-    };
-    if let Some(id) = id {
-        return match id_of(id).and_then(|id| teams.iter().find(|t| t.0 == id)) {
-            Some(t) => ok_data(|j| render(j, t)),
+    let teams = legacy_teams::teams(db);
+    match id {
+        Some(id) => match id_of(id).and_then(|id| teams.iter().find(|t| t.id == id)) {
+            Some(t) => envelope::data(t),
             None => err(404, "Team not found"),
-        };
+        },
+        None => envelope::data(&teams),
     }
-    ok_data(|j| {
-        j.arr();
-        for t in &teams {
-            render(j, t);
-        }
-        j.end_arr();
-    })
 }
 
 /// Ground truth for the derived entities.

@@ -56,6 +56,22 @@ pub fn is_unknown_route(r: &Resp) -> bool {
     r.status == 404 && r.body == unknown_route().body
 }
 
+/// A lead that is not there: leads answer 404 with their own wording and `error_info`.
+pub fn lead_not_found() -> Resp {
+    let mut j = J::default();
+    j.obj()
+        .kb("success", false)
+        .ks("error", "requested lead not found");
+    j.ks("error_info", "Object was not found.")
+        .knull("data")
+        .knull("additional_data")
+        .end_obj();
+    Resp {
+        status: 404,
+        body: j.buf,
+    }
+}
+
 /// An operation the company's plan, add-ons or permissions do not include.
 pub fn not_in_plan() -> Resp {
     err(403, "You do not have permissions to do this.")

@@ -2,7 +2,6 @@
 //! Updates move `update_time` to the sim clock; deletes are soft (purged after 30 days);
 //! deal updates append one `dealChange` per changed field to the deal's flow.
 
-use crate::json::J;
 use crate::model::*;
 use crate::render::{self, V2Opts};
 use crate::respond::{Ctx, Resp, err, ok_data, unknown_route, v2_invalid};
@@ -434,7 +433,7 @@ fn write(c: &Ctx, db: &mut Db, ver: u8, method: &str, segs: &[&str], body: &[u8]
         (1, "POST", ["leads"]) => lead_upsert(c, db, None, &o),
         (1, "PATCH", ["leads", id]) => match db.lead_by_uuid.get(*id).copied() {
             Some(lid) => lead_upsert(c, db, Some(lid), &o),
-            None => Err(lead_404()),
+            None => Err(crate::respond::lead_not_found()),
         },
         (1, "DELETE", ["leads", id]) => match db.lead_by_uuid.remove(*id) {
             // Leads are deleted for good (they carry no deleted flag to show).
@@ -445,26 +444,11 @@ fn write(c: &Ctx, db: &mut Db, ver: u8, method: &str, segs: &[&str], body: &[u8]
                     j.obj().ks("id", &id).end_obj();
                 }))
             }
-            None => Err(lead_404()),
+            None => Err(crate::respond::lead_not_found()),
         },
         _ => Err(unknown_route()),
     };
     r.unwrap_or_else(|e| e)
-}
-
-fn lead_404() -> Resp {
-    let mut j = J::default();
-    j.obj()
-        .kb("success", false)
-        .ks("error", "requested lead not found");
-    j.ks("error_info", "Object was not found.")
-        .knull("data")
-        .knull("additional_data")
-        .end_obj();
-    Resp {
-        status: 404,
-        body: j.buf,
-    }
 }
 
 fn soft_delete<T: Rec + Clone + SoftDelete>(
@@ -1062,7 +1046,11 @@ fn note_upsert(c: &Ctx, db: &mut Db, rid: Option<u64>, o: &Obj) -> Result<Resp, 
 fn lead_upsert(c: &Ctx, db: &mut Db, rid: Option<u64>, o: &Obj) -> Result<Resp, Resp> {
     let t = c.now;
     let mut l = match rid {
-        Some(x) => db.leads.get(x).cloned().ok_or_else(lead_404)?,
+        Some(x) => db
+            .leads
+            .get(x)
+            .cloned()
+            .ok_or_else(crate::respond::lead_not_found)?,
         None => {
             let Some(Some(_)) = s(o, "title") else {
                 return Err(err(400, "Validation failed: title: Required"));

@@ -18,6 +18,7 @@ pub mod followers;
 pub mod goals;
 pub mod lead_labels;
 pub mod leads;
+pub mod legacy_teams;
 pub mod mailbox;
 mod merges;
 pub mod note_comments;
