@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The request's path as the client sent it (routing sees the canonical one, nested routers
-/// only their part of it): for stats, costs and the admin API.
+/// only their part of it): for stats and token costs.
 #[derive(Clone)]
 pub struct SentPath(pub String);
 
@@ -33,19 +33,28 @@ fn api_path(path: &str) -> Option<(u8, Vec<&str>)> {
     })
 }
 
-/// Rewrites an API path to its canonical form before routing: no trailing or doubled slashes,
-/// which Pipedrive ignores.
+/// Rewrites an API or admin path to its canonical form before routing: no trailing or doubled
+/// slashes, which Pipedrive (and the admin API) ignore.
 pub fn canonical_path<B>(mut req: axum::http::Request<B>) -> axum::http::Request<B> {
     let sent = SentPath(req.uri().path().to_string());
     req.extensions_mut().insert(sent.clone());
     let path = sent.0.as_str();
-    let Some((ver, segs)) = api_path(path) else {
-        return req;
+    let (prefix, segs): (&str, Vec<&str>) = match api_path(path) {
+        Some((_, segs)) => (
+            PREFIXES
+                .iter()
+                .find(|(p, _)| path.starts_with(p))
+                .map_or("/api/v1/", |(p, _)| *p),
+            segs,
+        ),
+        None => match path.strip_prefix("/__sim/") {
+            Some(rest) => (
+                "/__sim/",
+                rest.split('/').filter(|s| !s.is_empty()).collect(),
+            ),
+            None => return req,
+        },
     };
-    let prefix = PREFIXES
-        .iter()
-        .find(|(p, _)| path.starts_with(p))
-        .map_or(if ver == 2 { "/api/v2/" } else { "/api/v1/" }, |(p, _)| *p);
     let canonical = format!("{prefix}{}", segs.join("/"));
     if canonical == path {
         return req;
@@ -69,19 +78,11 @@ pub fn router(st: Arc<State>) -> Router {
         .layer(middleware::from_fn_with_state(st.clone(), front))
         .route("/oauth/token", any(oauth_token))
         .route("/oauth/token/", any(oauth_token))
-        .route("/__sim", any(admin))
-        .route("/__sim/{*rest}", any(admin))
+        .nest("/__sim", crate::admin::routes())
+        // The nest does not match `/__sim/` (an empty rest): an unknown admin path, as before.
+        .route("/__sim/", any(crate::admin::unknown))
         .layer(axum::extract::DefaultBodyLimit::max(32 << 20))
         .with_state(st)
-}
-
-async fn admin(
-    With(st): With<Arc<State>>,
-    method: Method,
-    Extension(path): Extension<SentPath>,
-    body: Bytes,
-) -> Response<Body> {
-    crate::admin::handle(&st, method.as_str(), &path.0, &body).await
 }
 
 async fn oauth_token(
