@@ -41,7 +41,7 @@ impl Call {
     }
 }
 
-/// A handler's answer. It travels to [`server::front`] in the response's extensions, because the
+/// A handler's answer. It travels to `server::front` in the response's extensions, because the
 /// front still decides on it: the plan's 403 for an unserved operation, stats, and the
 /// truncation and malformed-body faults.
 pub struct Answer(pub Resp);
@@ -57,7 +57,10 @@ impl IntoResponse for Answer {
 type Shared = Arc<State>;
 
 /// A read of a collection: the handler gets the request's context and the company.
-fn read(f: fn(&Ctx, &Db) -> Resp) -> MethodRouter<Shared> {
+fn read<F>(f: F) -> MethodRouter<Shared>
+where
+    F: Fn(&Ctx, &Db) -> Resp + Clone + Send + Sync + 'static,
+{
     get(
         move |With(st): With<Shared>, Extension(call): Extension<Arc<Call>>| async move {
             let db = st.db.read().unwrap_or_else(|e| e.into_inner());
@@ -67,7 +70,10 @@ fn read(f: fn(&Ctx, &Db) -> Resp) -> MethodRouter<Shared> {
 }
 
 /// A read of one record (or of something under it): the path's one parameter.
-fn read_id(f: fn(&Ctx, &Db, &str) -> Resp) -> MethodRouter<Shared> {
+fn read_id<F>(f: F) -> MethodRouter<Shared>
+where
+    F: Fn(&Ctx, &Db, &str) -> Resp + Clone + Send + Sync + 'static,
+{
     get(
         move |With(st): With<Shared>,
               Extension(call): Extension<Arc<Call>>,
@@ -79,7 +85,10 @@ fn read_id(f: fn(&Ctx, &Db, &str) -> Resp) -> MethodRouter<Shared> {
 }
 
 /// A read with two path parameters.
-fn read_ids(f: fn(&Ctx, &Db, &str, &str) -> Resp) -> MethodRouter<Shared> {
+fn read_ids<F>(f: F) -> MethodRouter<Shared>
+where
+    F: Fn(&Ctx, &Db, &str, &str) -> Resp + Clone + Send + Sync + 'static,
+{
     get(
         move |With(st): With<Shared>,
               Extension(call): Extension<Arc<Call>>,
@@ -233,40 +242,20 @@ pub fn v2() -> Router<Shared> {
     ] {
         r = r.route(
             path,
-            get(
-                move |With(st): With<Shared>,
-                      Extension(call): Extension<Arc<Call>>,
-                      Path(id): Path<String>| async move {
-                    let db = st.db.read().unwrap_or_else(|e| e.into_inner());
-                    Answer(followers::get(&call.ctx(), &db, 2, kind, &id))
-                },
-            ),
+            read_id(move |c, db, id| followers::get(c, db, 2, kind, id)),
         );
     }
     for &(name, e) in V2_FIELDS {
         r = r
             .route(
                 &format!("/{name}"),
-                get(
-                    move |With(st): With<Shared>, Extension(call): Extension<Arc<Call>>| async move {
-                        let db = st.db.read().unwrap_or_else(|e| e.into_inner());
-                        Answer(api::v2_fields(&call.ctx(), &db, e, None))
-                    },
-                )
-                .post(write),
+                read(move |c, db| api::v2_fields(c, db, e, None)).post(write),
             )
             .route(
                 &format!("/{name}/{{id}}"),
-                get(
-                    move |With(st): With<Shared>,
-                          Extension(call): Extension<Arc<Call>>,
-                          Path(code): Path<String>| async move {
-                        let db = st.db.read().unwrap_or_else(|e| e.into_inner());
-                        Answer(api::v2_fields(&call.ctx(), &db, e, Some(&code)))
-                    },
-                )
-                .patch(write)
-                .delete(write),
+                read_id(move |c, db, code| api::v2_fields(c, db, e, Some(code)))
+                    .patch(write)
+                    .delete(write),
             );
     }
     for name in V2_WRITABLE {
@@ -448,35 +437,18 @@ pub fn v1() -> Router<Shared> {
     ] {
         r = r.route(
             path,
-            get(
-                move |With(st): With<Shared>,
-                      Extension(call): Extension<Arc<Call>>,
-                      Path(id): Path<String>| async move {
-                    let db = st.db.read().unwrap_or_else(|e| e.into_inner());
-                    Answer(followers::get(&call.ctx(), &db, 1, kind, &id))
-                },
-            ),
+            read_id(move |c, db, id| followers::get(c, db, 1, kind, id)),
         );
     }
     for &(name, e) in V1_FIELDS {
         r = r
             .route(
                 &format!("/{name}"),
-                get(
-                    move |With(st): With<Shared>, Extension(call): Extension<Arc<Call>>| async move {
-                        let db = st.db.read().unwrap_or_else(|e| e.into_inner());
-                        Answer(api::v1_fields(&call.ctx(), &db, e))
-                    },
-                ),
+                read(move |c, db| api::v1_fields(c, db, e)),
             )
             .route(
                 &format!("/{name}/{{id}}"),
-                get(
-                    move |With(st): With<Shared>, Path(id): Path<String>| async move {
-                        let db = st.db.read().unwrap_or_else(|e| e.into_inner());
-                        Answer(api::v1_fields_by_id(&db, e, &id))
-                    },
-                ),
+                read_id(move |_, db, id| api::v1_fields_by_id(db, e, id)),
             );
     }
     for merged in ["persons", "organizations", "deals"] {
