@@ -1,6 +1,6 @@
 //! The route table of the v1 and v2 APIs. Each read names the function that renders it; the
-//! writes all go through [`crate::write::dispatch`], the one write path that churn shares with
-//! clients. What is not in the table answers as an unknown method (`server::front` turns an
+//! writes come from [`crate::write::WRITES`], the table churn's requests are matched against
+//! too. What is not in the table answers as an unknown method (`server::front` turns an
 //! operation of the official specs into the plan's 403). [`Call`] and [`Answer`] are the contract
 //! between the front and the handlers.
 
@@ -16,7 +16,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Extension, Path, State as With};
 use axum::http::{Method, Response};
 use axum::response::IntoResponse;
-use axum::routing::{MethodRouter, delete, get, patch, post, put};
+use axum::routing::{MethodFilter, MethodRouter, get, on};
 use std::sync::Arc;
 
 /// What the front learned about an API request, for its handler.
@@ -99,8 +99,44 @@ where
     )
 }
 
-/// Any write, and any method a path does not serve: [`crate::write::dispatch`] answers them
-/// (it reads the body first, so a malformed body is a 400 wherever it is sent).
+/// Adds a version's writes ([`crate::write::WRITES`]) to its reads, and what answers the rest.
+fn with_writes(mut r: Router<Shared>, ver: u8) -> Router<Shared> {
+    for &(v, method, path, handler) in crate::write::WRITES {
+        if v != ver {
+            continue;
+        }
+        let filter = match method {
+            "POST" => MethodFilter::POST,
+            "PUT" => MethodFilter::PUT,
+            "PATCH" => MethodFilter::PATCH,
+            _ => MethodFilter::DELETE,
+        };
+        r = r.route(
+            path,
+            on(
+                filter,
+                move |With(st): With<Shared>,
+                      Extension(call): Extension<Arc<Call>>,
+                      Path(params): Path<Vec<String>>,
+                      body: Bytes| async move {
+                    let params: Vec<&str> = params.iter().map(String::as_str).collect();
+                    let mut db = st.db.write().unwrap_or_else(|e| e.into_inner());
+                    Answer(crate::write::run(
+                        &call.ctx(),
+                        &mut db,
+                        handler,
+                        &params,
+                        &body,
+                    ))
+                },
+            ),
+        );
+    }
+    r.fallback(unknown).method_not_allowed_fallback(unknown)
+}
+
+/// Any method a path does not serve: [`crate::write::dispatch`] answers it (it reads the body
+/// first, so a malformed body is a 400 wherever it is sent).
 pub async fn write(
     With(st): With<Shared>,
     Extension(call): Extension<Arc<Call>>,
@@ -150,17 +186,6 @@ const V1_FIELDS: &[(&str, FieldEntity)] = &[
     ("activityFields", FieldEntity::Activity),
     ("leadFields", FieldEntity::Lead),
     ("noteFields", FieldEntity::Note),
-];
-
-/// The entities v2 creates (`POST /x`), edits (`PATCH /x/{id}`) and deletes.
-const V2_WRITABLE: &[&str] = &[
-    "deals",
-    "persons",
-    "organizations",
-    "activities",
-    "products",
-    "pipelines",
-    "stages",
 ];
 
 pub fn v2() -> Router<Shared> {
@@ -249,21 +274,14 @@ pub fn v2() -> Router<Shared> {
         r = r
             .route(
                 &format!("/{name}"),
-                read(move |c, db| api::v2_fields(c, db, e, None)).post(write),
+                read(move |c, db| api::v2_fields(c, db, e, None)),
             )
             .route(
                 &format!("/{name}/{{id}}"),
-                read_id(move |c, db, code| api::v2_fields(c, db, e, Some(code)))
-                    .patch(write)
-                    .delete(write),
+                read_id(move |c, db, code| api::v2_fields(c, db, e, Some(code))),
             );
     }
-    for name in V2_WRITABLE {
-        r = r
-            .route(&format!("/{name}"), post(write))
-            .route(&format!("/{name}/{{id}}"), patch(write).delete(write));
-    }
-    r.fallback(unknown).method_not_allowed_fallback(unknown)
+    with_writes(r, 2)
 }
 
 pub fn v1() -> Router<Shared> {
@@ -271,11 +289,8 @@ pub fn v1() -> Router<Shared> {
         .route("/users", read(api::v1_users))
         .route("/users/me", read(api::v1_users_me))
         .route("/users/{id}", read_id(api::v1_users_by_id))
-        .route("/notes", read(api::v1_notes).post(write))
-        .route(
-            "/notes/{id}",
-            read_id(api::v1_notes_by_id).put(write).delete(write),
-        )
+        .route("/notes", read(api::v1_notes))
+        .route("/notes/{id}", read_id(api::v1_notes_by_id))
         .route(
             "/notes/{id}/comments",
             read_id(|c, db, id| note_comments::get(c, db, id, &[])),
@@ -284,16 +299,11 @@ pub fn v1() -> Router<Shared> {
             "/notes/{id}/comments/{comment}",
             read_ids(|c, db, id, comment| note_comments::get(c, db, id, &[comment])),
         )
-        .route(
-            "/leads",
-            read(|c, db| api::v1_leads(c, db, false)).post(write),
-        )
+        .route("/leads", read(|c, db| api::v1_leads(c, db, false)))
         .route("/leads/archived", read(|c, db| api::v1_leads(c, db, true)))
         .route(
             "/leads/{id}",
-            read_id(|_, db, id| api::v1_leads_by_id(db, id))
-                .patch(write)
-                .delete(write),
+            read_id(|_, db, id| api::v1_leads_by_id(db, id)),
         )
         .route("/leadLabels", read(|_, db| api::v1_lead_labels(db)))
         .route("/leadSources", read(|_, _| api::v1_lead_sources()))
@@ -422,11 +432,7 @@ pub fn v1() -> Router<Shared> {
             "/goals/{id}/results",
             read_id(extra::v1_goals_by_id_results),
         )
-        .route(
-            "/webhooks",
-            read(|_, db| entities::webhooks::list(db)).post(write),
-        )
-        .route("/webhooks/{id}", delete(write));
+        .route("/webhooks", read(|_, db| entities::webhooks::list(db)));
     for (path, kind) in [
         ("/persons/{id}/followers", followers::Followed::Person),
         (
@@ -451,8 +457,5 @@ pub fn v1() -> Router<Shared> {
                 read_id(move |_, db, id| api::v1_fields_by_id(db, e, id)),
             );
     }
-    for merged in ["persons", "organizations", "deals"] {
-        r = r.route(&format!("/{merged}/{{id}}/merge"), put(write));
-    }
-    r.fallback(unknown).method_not_allowed_fallback(unknown)
+    with_writes(r, 1)
 }

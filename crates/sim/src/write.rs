@@ -2,6 +2,7 @@
 //! Updates move `update_time` to the sim clock; deletes are soft (purged after 30 days);
 //! deal updates append one `dealChange` per changed field to the deal's flow.
 
+use crate::entities::merges;
 use crate::model::*;
 use crate::render::{self, V2Opts};
 use crate::respond::{Ctx, Resp, err, ok_data, unknown_route, v2_invalid};
@@ -340,115 +341,332 @@ fn parse_id(s: &str) -> Option<u64> {
     s.parse().ok()
 }
 
-/// Every API write goes through here, from a client or from churn: the entity modules first,
-/// then the older handlers below.
-/// What a write changes in the main entities becomes webhook events.
-pub fn dispatch(c: &Ctx, db: &mut Db, ver: u8, method: &str, segs: &[&str], body: &[u8]) -> Resp {
-    let origin = crate::webhook_delivery::Origin::of(c);
-    crate::webhook_delivery::observe(db, origin, |db| {
-        crate::entities::write(c, db, ver, method, segs, body)
-            .unwrap_or_else(|| write(c, db, ver, method, segs, body))
+/// A write's handler: the request's context, the company, the path's parameters and the body.
+pub type Handler = fn(&Ctx, &mut Db, &[&str], &[u8]) -> Resp;
+
+/// Runs a handler on the body's JSON object; a body that is none is the API's 400 before
+/// anything else.
+fn obj(body: &[u8], f: impl FnOnce(&Obj) -> Result<Resp, Resp>) -> Resp {
+    match parse_body(body) {
+        Ok(o) => f(&o).unwrap_or_else(|e| e),
+        Err(e) => e,
+    }
+}
+
+/// Every write the API serves: version, method, path (in the route table's syntax) and
+/// handler. The route table registers them; churn reaches them through [`dispatch`], which
+/// matches the same paths.
+pub const WRITES: &[(u8, &str, &str, Handler)] = &[
+    (2, "POST", "/deals", |c, db, _, b| {
+        obj(b, |o| deal_upsert(c, db, None, o))
+    }),
+    (2, "PATCH", "/deals/{id}", |c, db, p, b| {
+        obj(b, |o| match parse_id(p[0]) {
+            Some(id) => deal_upsert(c, db, Some(id), o),
+            None => Err(err(404, "Deal not found")),
+        })
+    }),
+    (2, "DELETE", "/deals/{id}", |c, db, p, b| {
+        obj(b, |_| delete_deal(c, db, p[0]))
+    }),
+    (2, "POST", "/persons", |c, db, _, b| {
+        obj(b, |o| person_upsert(db, None, o, c.now))
+    }),
+    (2, "PATCH", "/persons/{id}", |c, db, p, b| {
+        obj(b, |o| person_upsert(db, some_id(p[0]), o, c.now))
+    }),
+    (2, "DELETE", "/persons/{id}", |c, db, p, b| {
+        obj(b, |_| soft_delete(&mut db.persons, p[0], c.now, "Person"))
+    }),
+    (2, "POST", "/organizations", |c, db, _, b| {
+        obj(b, |o| org_upsert(db, None, o, c.now))
+    }),
+    (2, "PATCH", "/organizations/{id}", |c, db, p, b| {
+        obj(b, |o| org_upsert(db, some_id(p[0]), o, c.now))
+    }),
+    (2, "DELETE", "/organizations/{id}", |c, db, p, b| {
+        obj(b, |_| {
+            soft_delete(&mut db.orgs, p[0], c.now, "Organization")
+        })
+    }),
+    (2, "POST", "/activities", |c, db, _, b| {
+        obj(b, |o| activity_upsert(c, db, None, o))
+    }),
+    (2, "PATCH", "/activities/{id}", |c, db, p, b| {
+        obj(b, |o| activity_upsert(c, db, some_id(p[0]), o))
+    }),
+    (2, "DELETE", "/activities/{id}", |c, db, p, b| {
+        obj(b, |_| {
+            soft_delete(&mut db.activities, p[0], c.now, "Activity")
+        })
+    }),
+    (2, "POST", "/products", |c, db, _, b| {
+        obj(b, |o| product_upsert(c, db, None, o))
+    }),
+    (2, "PATCH", "/products/{id}", |c, db, p, b| {
+        obj(b, |o| product_upsert(c, db, some_id(p[0]), o))
+    }),
+    (2, "DELETE", "/products/{id}", |c, db, p, b| {
+        obj(b, |_| soft_delete(&mut db.products, p[0], c.now, "Product"))
+    }),
+    (2, "POST", "/pipelines", |c, db, _, b| {
+        obj(b, |o| pipeline_upsert(db, None, o, c.now))
+    }),
+    (2, "PATCH", "/pipelines/{id}", |c, db, p, b| {
+        obj(b, |o| pipeline_upsert(db, some_id(p[0]), o, c.now))
+    }),
+    (2, "DELETE", "/pipelines/{id}", |c, db, p, b| {
+        obj(b, |_| {
+            soft_delete(&mut db.pipelines, p[0], c.now, "Pipeline")
+        })
+    }),
+    (2, "POST", "/stages", |c, db, _, b| {
+        obj(b, |o| stage_upsert(db, None, o, c.now))
+    }),
+    (2, "PATCH", "/stages/{id}", |c, db, p, b| {
+        obj(b, |o| stage_upsert(db, some_id(p[0]), o, c.now))
+    }),
+    (2, "DELETE", "/stages/{id}", |c, db, p, b| {
+        obj(b, |_| soft_delete(&mut db.stages, p[0], c.now, "Stage"))
+    }),
+    (2, "POST", "/dealFields", |c, db, _, b| {
+        obj(b, |o| {
+            field_write(db, FieldEntity::Deal, "POST", None, o, c.now)
+        })
+    }),
+    (2, "PATCH", "/dealFields/{id}", |c, db, p, b| {
+        obj(b, |o| {
+            field_write(db, FieldEntity::Deal, "PATCH", Some(p[0]), o, c.now)
+        })
+    }),
+    (2, "DELETE", "/dealFields/{id}", |c, db, p, b| {
+        obj(b, |o| {
+            field_write(db, FieldEntity::Deal, "DELETE", Some(p[0]), o, c.now)
+        })
+    }),
+    (2, "POST", "/personFields", |c, db, _, b| {
+        obj(b, |o| {
+            field_write(db, FieldEntity::Person, "POST", None, o, c.now)
+        })
+    }),
+    (2, "PATCH", "/personFields/{id}", |c, db, p, b| {
+        obj(b, |o| {
+            field_write(db, FieldEntity::Person, "PATCH", Some(p[0]), o, c.now)
+        })
+    }),
+    (2, "DELETE", "/personFields/{id}", |c, db, p, b| {
+        obj(b, |o| {
+            field_write(db, FieldEntity::Person, "DELETE", Some(p[0]), o, c.now)
+        })
+    }),
+    (2, "POST", "/organizationFields", |c, db, _, b| {
+        obj(b, |o| {
+            field_write(db, FieldEntity::Org, "POST", None, o, c.now)
+        })
+    }),
+    (2, "PATCH", "/organizationFields/{id}", |c, db, p, b| {
+        obj(b, |o| {
+            field_write(db, FieldEntity::Org, "PATCH", Some(p[0]), o, c.now)
+        })
+    }),
+    (2, "DELETE", "/organizationFields/{id}", |c, db, p, b| {
+        obj(b, |o| {
+            field_write(db, FieldEntity::Org, "DELETE", Some(p[0]), o, c.now)
+        })
+    }),
+    (2, "POST", "/productFields", |c, db, _, b| {
+        obj(b, |o| {
+            field_write(db, FieldEntity::Product, "POST", None, o, c.now)
+        })
+    }),
+    (2, "PATCH", "/productFields/{id}", |c, db, p, b| {
+        obj(b, |o| {
+            field_write(db, FieldEntity::Product, "PATCH", Some(p[0]), o, c.now)
+        })
+    }),
+    (2, "DELETE", "/productFields/{id}", |c, db, p, b| {
+        obj(b, |o| {
+            field_write(db, FieldEntity::Product, "DELETE", Some(p[0]), o, c.now)
+        })
+    }),
+    (2, "POST", "/activityFields", |c, db, _, b| {
+        obj(b, |o| {
+            field_write(db, FieldEntity::Activity, "POST", None, o, c.now)
+        })
+    }),
+    (2, "PATCH", "/activityFields/{id}", |c, db, p, b| {
+        obj(b, |o| {
+            field_write(db, FieldEntity::Activity, "PATCH", Some(p[0]), o, c.now)
+        })
+    }),
+    (2, "DELETE", "/activityFields/{id}", |c, db, p, b| {
+        obj(b, |o| {
+            field_write(db, FieldEntity::Activity, "DELETE", Some(p[0]), o, c.now)
+        })
+    }),
+    (2, "POST", "/projectFields", |c, db, _, b| {
+        obj(b, |o| {
+            field_write(db, FieldEntity::Project, "POST", None, o, c.now)
+        })
+    }),
+    (2, "PATCH", "/projectFields/{id}", |c, db, p, b| {
+        obj(b, |o| {
+            field_write(db, FieldEntity::Project, "PATCH", Some(p[0]), o, c.now)
+        })
+    }),
+    (2, "DELETE", "/projectFields/{id}", |c, db, p, b| {
+        obj(b, |o| {
+            field_write(db, FieldEntity::Project, "DELETE", Some(p[0]), o, c.now)
+        })
+    }),
+    (1, "POST", "/notes", |c, db, _, b| {
+        obj(b, |o| note_upsert(c, db, None, o))
+    }),
+    (1, "PUT", "/notes/{id}", |c, db, p, b| {
+        obj(b, |o| note_upsert(c, db, some_id(p[0]), o))
+    }),
+    (1, "DELETE", "/notes/{id}", |c, db, p, b| {
+        obj(b, |_| delete_note(c, db, p[0]))
+    }),
+    (1, "POST", "/leads", |c, db, _, b| {
+        obj(b, |o| lead_upsert(c, db, None, o))
+    }),
+    (1, "PATCH", "/leads/{id}", |c, db, p, b| {
+        obj(b, |o| match db.lead_by_uuid.get(p[0]).copied() {
+            Some(lid) => lead_upsert(c, db, Some(lid), o),
+            None => Err(crate::respond::lead_not_found()),
+        })
+    }),
+    (1, "DELETE", "/leads/{id}", |_, db, p, b| {
+        obj(b, |_| delete_lead(db, p[0]))
+    }),
+    (1, "POST", "/webhooks", |c, db, _, b| {
+        crate::entities::webhooks::create(c, db, b)
+    }),
+    (1, "DELETE", "/webhooks/{id}", |_, db, p, _| {
+        crate::entities::webhooks::delete(db, p[0])
+    }),
+    (1, "PUT", "/persons/{id}/merge", |c, db, p, b| {
+        merges::merge(c, db, merges::Merged::Person, p[0], b)
+    }),
+    (1, "PUT", "/organizations/{id}/merge", |c, db, p, b| {
+        merges::merge(c, db, merges::Merged::Organization, p[0], b)
+    }),
+    (1, "PUT", "/deals/{id}/merge", |c, db, p, b| {
+        merges::merge(c, db, merges::Merged::Deal, p[0], b)
+    }),
+];
+
+/// An id from the path; one that is no number names no record (a 404 from the handler).
+fn some_id(s: &str) -> Option<u64> {
+    parse_id(s).or(Some(0))
+}
+
+/// The write of [`WRITES`] that a path names, with the path's parameters.
+fn find<'a>(ver: u8, method: &str, segs: &[&'a str]) -> Option<(Handler, Vec<&'a str>)> {
+    WRITES.iter().find_map(|(v, m, path, run)| {
+        if *v != ver || *m != method {
+            return None;
+        }
+        let pattern: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        if pattern.len() != segs.len() {
+            return None;
+        }
+        let mut params = Vec::new();
+        for (p, s) in pattern.iter().zip(segs) {
+            if p.starts_with('{') {
+                params.push(*s);
+            } else if p != s {
+                return None;
+            }
+        }
+        Some((*run, params))
     })
 }
 
-fn write(c: &Ctx, db: &mut Db, ver: u8, method: &str, segs: &[&str], body: &[u8]) -> Resp {
-    let o = match parse_body(body) {
-        Ok(o) => o,
-        Err(e) => return e,
-    };
-    let now = c.now;
-    let r = match (ver, method, segs) {
-        (2, "POST", ["deals"]) => deal_upsert(c, db, None, &o),
-        (2, "PATCH", ["deals", id]) => match parse_id(id) {
-            Some(id) => deal_upsert(c, db, Some(id), &o),
-            None => Err(err(404, "Deal not found")),
-        },
-        (2, "DELETE", ["deals", id]) => {
-            let id = parse_id(id).unwrap_or(0);
-            let t = secs(now);
-            let prev = db
-                .deals
-                .get(id)
-                .filter(|d| d.deleted_time.is_none())
-                .map(|d| d.status.name());
-            match prev {
-                Some(prev) => {
-                    db.deals.modify(id, |d| {
-                        d.deleted_time = Some(t);
-                        d.update_time = t;
-                    });
-                    push_change(
-                        db,
-                        id,
-                        c.me,
-                        "status",
-                        Some(prev.to_string()),
-                        Some("deleted".into()),
-                        t,
-                    );
-                    Ok(deleted_v2(id))
-                }
-                None => Err(err(404, "Deal not found")),
-            }
+/// Runs one write, whatever reached it (a client through the route table, or churn): what
+/// it changes in the main entities becomes webhook events.
+pub fn run(c: &Ctx, db: &mut Db, handler: Handler, params: &[&str], body: &[u8]) -> Resp {
+    let origin = crate::webhook_delivery::Origin::of(c);
+    crate::webhook_delivery::observe(db, origin, |db| handler(c, db, params, body))
+}
+
+/// A write by method and path segments, as churn sends it and as the route table's fallback
+/// passes on the methods a path does not serve: a body that is no JSON object is a 400, a
+/// path that is no write an unknown method.
+pub fn dispatch(c: &Ctx, db: &mut Db, ver: u8, method: &str, segs: &[&str], body: &[u8]) -> Resp {
+    match find(ver, method, segs) {
+        Some((handler, params)) => run(c, db, handler, &params, body),
+        None => {
+            let origin = crate::webhook_delivery::Origin::of(c);
+            crate::webhook_delivery::observe(db, origin, |_| match parse_body(body) {
+                Ok(_) => unknown_route(),
+                Err(e) => e,
+            })
         }
-        (2, "POST", ["persons"]) => person_upsert(db, None, &o, now),
-        (2, "PATCH", ["persons", id]) => person_upsert(db, parse_id(id).or(Some(0)), &o, now),
-        (2, "DELETE", ["persons", id]) => soft_delete(&mut db.persons, id, now, "Person"),
-        (2, "POST", ["organizations"]) => org_upsert(db, None, &o, now),
-        (2, "PATCH", ["organizations", id]) => org_upsert(db, parse_id(id).or(Some(0)), &o, now),
-        (2, "DELETE", ["organizations", id]) => soft_delete(&mut db.orgs, id, now, "Organization"),
-        (2, "POST", ["activities"]) => activity_upsert(c, db, None, &o),
-        (2, "PATCH", ["activities", id]) => activity_upsert(c, db, parse_id(id).or(Some(0)), &o),
-        (2, "DELETE", ["activities", id]) => soft_delete(&mut db.activities, id, now, "Activity"),
-        (2, "POST", ["products"]) => product_upsert(c, db, None, &o),
-        (2, "PATCH", ["products", id]) => product_upsert(c, db, parse_id(id).or(Some(0)), &o),
-        (2, "DELETE", ["products", id]) => soft_delete(&mut db.products, id, now, "Product"),
-        (2, "POST", ["pipelines"]) => pipeline_upsert(db, None, &o, now),
-        (2, "PATCH", ["pipelines", id]) => pipeline_upsert(db, parse_id(id).or(Some(0)), &o, now),
-        (2, "DELETE", ["pipelines", id]) => soft_delete(&mut db.pipelines, id, now, "Pipeline"),
-        (2, "POST", ["stages"]) => stage_upsert(db, None, &o, now),
-        (2, "PATCH", ["stages", id]) => stage_upsert(db, parse_id(id).or(Some(0)), &o, now),
-        (2, "DELETE", ["stages", id]) => soft_delete(&mut db.stages, id, now, "Stage"),
-        (2, method, [fields, rest @ ..]) if fields.ends_with("Fields") && rest.len() <= 1 => {
-            field_write(db, fields, method, rest.first().copied(), &o, now)
+    }
+}
+
+/// `DELETE /v2/deals/{id}`: soft, with the status change in the deal's flow.
+fn delete_deal(c: &Ctx, db: &mut Db, id: &str) -> Result<Resp, Resp> {
+    let id = parse_id(id).unwrap_or(0);
+    let t = secs(c.now);
+    let prev = db
+        .deals
+        .get(id)
+        .filter(|d| d.deleted_time.is_none())
+        .map(|d| d.status.name());
+    match prev {
+        Some(prev) => {
+            db.deals.modify(id, |d| {
+                d.deleted_time = Some(t);
+                d.update_time = t;
+            });
+            push_change(
+                db,
+                id,
+                c.me,
+                "status",
+                Some(prev.to_string()),
+                Some("deleted".into()),
+                t,
+            );
+            Ok(deleted_v2(id))
         }
-        (1, "POST", ["notes"]) => note_upsert(c, db, None, &o),
-        (1, "PUT", ["notes", id]) => note_upsert(c, db, parse_id(id).or(Some(0)), &o),
-        (1, "DELETE", ["notes", id]) => {
-            let id = parse_id(id).unwrap_or(0);
-            let t = secs(now);
-            match db.notes.get(id).filter(|n| n.deleted_time.is_none()) {
-                Some(_) => {
-                    db.notes.modify(id, |n| {
-                        n.deleted_time = Some(t);
-                        n.update_time = t;
-                    });
-                    Ok(ok_data(|j| {
-                        j.b(true);
-                    }))
-                }
-                None => Err(err(404, "Note not found")),
-            }
+        None => Err(err(404, "Deal not found")),
+    }
+}
+
+/// `DELETE /v1/notes/{id}`: soft.
+fn delete_note(c: &Ctx, db: &mut Db, id: &str) -> Result<Resp, Resp> {
+    let id = parse_id(id).unwrap_or(0);
+    let t = secs(c.now);
+    match db.notes.get(id).filter(|n| n.deleted_time.is_none()) {
+        Some(_) => {
+            db.notes.modify(id, |n| {
+                n.deleted_time = Some(t);
+                n.update_time = t;
+            });
+            Ok(ok_data(|j| {
+                j.b(true);
+            }))
         }
-        (1, "POST", ["leads"]) => lead_upsert(c, db, None, &o),
-        (1, "PATCH", ["leads", id]) => match db.lead_by_uuid.get(*id).copied() {
-            Some(lid) => lead_upsert(c, db, Some(lid), &o),
-            None => Err(crate::respond::lead_not_found()),
-        },
-        (1, "DELETE", ["leads", id]) => match db.lead_by_uuid.remove(*id) {
-            // Leads are deleted for good (they carry no deleted flag to show).
-            Some(lid) => {
-                db.leads.remove(lid);
-                let id = id.to_string();
-                Ok(ok_data(|j| {
-                    j.obj().ks("id", &id).end_obj();
-                }))
-            }
-            None => Err(crate::respond::lead_not_found()),
-        },
-        _ => Err(unknown_route()),
-    };
-    r.unwrap_or_else(|e| e)
+        None => Err(err(404, "Note not found")),
+    }
+}
+
+/// `DELETE /v1/leads/{id}`: for good (leads carry no deleted flag to show).
+fn delete_lead(db: &mut Db, id: &str) -> Result<Resp, Resp> {
+    match db.lead_by_uuid.remove(id) {
+        Some(lid) => {
+            db.leads.remove(lid);
+            let id = id.to_string();
+            Ok(ok_data(|j| {
+                j.ser(&serde_json::json!({ "id": id }));
+            }))
+        }
+        None => Err(crate::respond::lead_not_found()),
+    }
 }
 
 fn soft_delete<T: Rec + Clone + SoftDelete>(
@@ -1147,17 +1365,12 @@ fn lead_upsert(c: &Ctx, db: &mut Db, rid: Option<u64>, o: &Obj) -> Result<Resp, 
 /// v2 `POST/PATCH/DELETE /{entity}Fields[/{field_code}]`.
 fn field_write(
     db: &mut Db,
-    fields: &str,
+    e: FieldEntity,
     method: &str,
     code: Option<&str>,
     o: &Obj,
     now: Ms,
 ) -> Result<Resp, Resp> {
-    let Some(e) =
-        FieldEntity::parse(fields).filter(|e| !matches!(e, FieldEntity::Lead | FieldEntity::Note))
-    else {
-        return Err(unknown_route());
-    };
     let t = secs(now);
     match (method, code) {
         ("POST", None) => {

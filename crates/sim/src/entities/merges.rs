@@ -29,15 +29,6 @@ pub enum Merged {
 }
 
 impl Merged {
-    pub fn of_path(segment: &str) -> Option<Merged> {
-        match segment {
-            "persons" => Some(Merged::Person),
-            "organizations" => Some(Merged::Organization),
-            "deals" => Some(Merged::Deal),
-            _ => None,
-        }
-    }
-
     fn what(self) -> &'static str {
         match self {
             Merged::Person => "Person",

@@ -1,7 +1,7 @@
 //! Entities written the way the whole simulator is meant to read: one module per entity holding
 //! its seed (derived from the company), its views (`#[derive(Serialize)]` structs in the real
-//! field order), its reads (named in `routes`), its writes and its ground truth. [`write`] and
-//! [`truth`] dispatch to them; the write path asks [`write`] before the older handlers.
+//! field order), its reads (named in `routes`), its writes and its ground truth. [`truth`]
+//! dispatches to them.
 
 pub mod activities;
 pub mod activity_types;
@@ -20,7 +20,7 @@ pub mod lead_labels;
 pub mod leads;
 pub mod legacy_teams;
 pub mod mailbox;
-mod merges;
+pub mod merges;
 pub mod note_comments;
 pub mod notes;
 pub mod organizations;
@@ -36,26 +36,6 @@ pub mod views;
 pub mod webhooks;
 
 use crate::model::Db;
-use crate::respond::{Ctx, Resp};
-
-/// Answers a write this module serves, or `None` to leave it to the older handlers.
-pub fn write(
-    c: &Ctx,
-    db: &mut Db,
-    ver: u8,
-    method: &str,
-    segs: &[&str],
-    body: &[u8],
-) -> Option<Resp> {
-    match (ver, method, segs) {
-        (1, "POST", ["webhooks"]) => Some(webhooks::create(c, db, body)),
-        (1, "DELETE", ["webhooks", id]) => Some(webhooks::delete(db, id)),
-        (1, "PUT", [entity, id, "merge"]) => {
-            merges::Merged::of_path(entity).map(|kind| merges::merge(c, db, kind, id, body))
-        }
-        _ => None,
-    }
-}
 
 /// Ground truth of an entity this module owns, as `{"records":[...]}`.
 pub fn truth(db: &Db, entity: &str, now: crate::util::Ms) -> Option<Vec<u8>> {
