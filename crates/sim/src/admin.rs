@@ -1,14 +1,17 @@
 //! `/__sim/` admin API (no auth, no limits, no faults) and the OAuth token endpoint.
 
+use crate::entities::deal_relations as relations;
 use crate::json::J;
 use crate::model::*;
+use crate::options::{FaultSettings, OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET};
 use crate::render::*;
-use crate::respond::{Resp, err};
-use crate::server::json_response;
+use crate::respond::{Resp, err, json_response};
 use crate::state::{ACCESS_TTL_MS, REFRESH_TTL_MS, State};
-use crate::{FaultSettings, OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET};
-use axum::body::Body;
-use axum::http::{HeaderMap, Response, header};
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State as With};
+use axum::http::{HeaderMap, Method, Response, header};
+use axum::routing::{any, get, patch, post};
 use base64::Engine;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -23,162 +26,262 @@ fn bad(status: u16, msg: &str) -> Response<Body> {
     )
 }
 
-pub async fn handle(st: &Arc<State>, method: &str, path: &str, body: &[u8]) -> Response<Body> {
-    let segs: Vec<&str> = path
-        .trim_end_matches('/')
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .skip(1)
-        .collect();
-    let jbody: Value = if body.is_empty() {
+/// A request body as JSON; an empty or malformed body reads as `null`.
+fn json_body(body: &[u8]) -> Value {
+    if body.is_empty() {
         Value::Null
     } else {
         serde_json::from_slice(body).unwrap_or(Value::Null)
-    };
-    match (method, segs.as_slice()) {
-        ("GET", ["stats"]) => ok(st.stats.to_json()),
-        (_, ["webhooks", rest @ ..]) => {
-            match crate::webhook_delivery::admin(st, method, rest, body) {
-                Some((status, v)) => {
-                    json_response(status, serde_json::to_vec(&v).unwrap_or_default())
-                }
-                None => bad(404, "unknown admin endpoint"),
-            }
-        }
-        ("GET", ["churn"]) => churn_report(st),
-        ("POST", ["churn"]) => match serde_json::from_slice::<crate::churn::ChurnRequest>(body) {
-            Ok(request) => {
-                if let Some(per_second) = request.per_second {
-                    crate::churn::Churn::set_rate(st, per_second);
-                }
-                if let Some(steps) = request.steps {
-                    // Many steps hold the company's write lock for a while: off the runtime.
-                    let st = st.clone();
-                    let applied =
-                        tokio::task::spawn_blocking(move || st.churn.apply(&st, steps)).await;
-                    if applied.is_err() {
-                        return bad(500, "churn steps failed");
-                    }
-                }
-                churn_report(st)
-            }
-            Err(e) => bad(400, &e.to_string()),
-        },
-        ("POST", ["stats", "reset"]) => {
-            st.stats.reset();
-            ok(json!({"ok": true}))
-        }
-        ("GET", ["info"]) => {
-            let db = st.db.read().unwrap_or_else(|e| e.into_inner());
-            ok(json!({
-                "seed": st.opts.seed, "scale": st.opts.scale.to_string(), "plan": st.opts.plan.to_string(),
-                "company_id": db.company.id, "company_domain": db.company.domain,
-                "counts": {
-                    "users": db.users.rows.len(), "deals": db.deals.rows.len(), "persons": db.persons.rows.len(),
-                    "organizations": db.orgs.rows.len(), "activities": db.activities.rows.len(),
-                    "products": db.products.rows.len(), "notes": db.notes.rows.len(), "leads": db.leads.rows.len(),
-                    "deal_products": db.deal_products.table.rows.len(),
-                }
-            }))
-        }
-        ("GET", ["truth", entity]) => {
-            let now = st.clock.now();
-            let db = st.db.read().unwrap_or_else(|e| e.into_inner());
-            match truth(&db, entity, now) {
-                Some(buf) => json_response(200, buf),
-                None => bad(404, "unknown entity"),
-            }
-        }
-        ("GET", ["clock"]) => {
-            ok(json!({"now": crate::util::rfc3339(st.clock.now()), "now_ms": st.clock.now()}))
-        }
-        ("POST", ["clock", "advance"]) => {
-            let secs = jbody.get("seconds").and_then(Value::as_f64).unwrap_or(0.0);
-            if secs < 0.0 {
-                return bad(400, "the clock only moves forward");
-            }
-            st.clock.advance((secs * 1000.0) as i64);
-            let now = st.clock.now();
-            st.db.write().unwrap_or_else(|e| e.into_inner()).purge(now);
-            ok(json!({"now": crate::util::rfc3339(now)}))
-        }
-        ("GET", ["faults"]) => ok(serde_json::to_value(
-            st.faults.read().map(|f| f.clone()).unwrap_or_default(),
+    }
+}
+
+type Shared = Arc<State>;
+
+/// The admin API's route table, nested under `/__sim`.
+pub fn routes() -> Router<Shared> {
+    Router::new()
+        .route("/stats", get(stats))
+        .route("/stats/reset", post(stats_reset))
+        .route("/webhooks/{*rest}", any(webhooks))
+        .route("/churn", get(churn_get).post(churn_post))
+        .route("/info", get(info))
+        .route("/truth/{entity}", get(truth_get))
+        .route("/clock", get(clock))
+        .route("/clock/advance", post(clock_advance))
+        .route("/faults", get(faults_get).post(faults_post))
+        .route("/budget", get(budget))
+        .route("/budget/reset", post(budget_reset))
+        .route("/oauth/authorize", post(oauth_authorize))
+        .route("/oauth/refresh_token", post(oauth_refresh_token))
+        .route("/oauth/issued", get(oauth_issued))
+        .route("/custom_fields/{entity}", post(custom_field_add))
+        .route(
+            "/custom_fields/{entity}/{key}",
+            patch(custom_field_rename).delete(custom_field_delete),
         )
-        .unwrap_or_default()),
-        ("POST", ["faults"]) => match serde_json::from_slice::<FaultSettings>(body) {
-            Ok(f) => {
-                *st.faults.write().unwrap_or_else(|e| e.into_inner()) = f.clone();
-                st.fault_counter
-                    .store(0, std::sync::atomic::Ordering::Relaxed);
-                ok(serde_json::to_value(f).unwrap_or_default())
+        .route("/custom_field_values/{entity}/{id}", post(custom_field_set))
+        .route("/archive/{entity}/{id}", post(archive))
+        .route("/unarchive/{entity}/{id}", post(unarchive))
+        .fallback(unknown)
+        .method_not_allowed_fallback(unknown)
+}
+
+pub async fn unknown() -> Response<Body> {
+    bad(404, "unknown admin endpoint")
+}
+
+async fn stats(With(st): With<Shared>) -> Response<Body> {
+    ok(st.stats.to_json())
+}
+
+async fn stats_reset(With(st): With<Shared>) -> Response<Body> {
+    st.stats.reset();
+    ok(json!({"ok": true}))
+}
+
+/// `/__sim/webhooks/{stats,faults,timing}`: webhook delivery answers them.
+async fn webhooks(
+    With(st): With<Shared>,
+    method: Method,
+    Path(rest): Path<String>,
+    body: Bytes,
+) -> Response<Body> {
+    let segs: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+    match crate::webhook_sender::admin(&st, method.as_str(), &segs, &body) {
+        Some((status, v)) => json_response(status, serde_json::to_vec(&v).unwrap_or_default()),
+        None => bad(404, "unknown admin endpoint"),
+    }
+}
+
+async fn churn_get(With(st): With<Shared>) -> Response<Body> {
+    churn_report(&st)
+}
+
+async fn churn_post(With(st): With<Shared>, body: Bytes) -> Response<Body> {
+    match serde_json::from_slice::<crate::churn::ChurnRequest>(&body) {
+        Ok(request) => {
+            if let Some(per_second) = request.per_second {
+                crate::churn::Churn::set_rate(&st, per_second);
             }
-            Err(e) => bad(400, &e.to_string()),
-        },
-        ("POST", ["budget", "reset"]) => {
-            let remaining = jbody.get("remaining").and_then(Value::as_u64);
-            let now = st.clock.now();
-            st.limiter.reset_budget(now, remaining);
-            let (limit, rem) = st.limiter.budget(now);
-            ok(json!({"limit": limit, "remaining": rem}))
-        }
-        ("GET", ["budget"]) => {
-            let (limit, rem) = st.limiter.budget(st.clock.now());
-            ok(json!({"limit": limit, "remaining": rem}))
-        }
-        ("POST", ["oauth", "authorize"]) => {
-            let mut o = st.oauth.lock().unwrap_or_else(|e| e.into_inner());
-            let code = o.mint(st.opts.seed, "oauth_code", 32);
-            o.codes.insert(code.clone(), st.clock.now());
-            ok(
-                json!({"code": code, "client_id": OAUTH_CLIENT_ID, "redirect_uri": "http://localhost/callback"}),
-            )
-        }
-        ("POST", ["oauth", "refresh_token"]) => {
-            let mut o = st.oauth.lock().unwrap_or_else(|e| e.into_inner());
-            let t = refresh_token_string(&mut o, st);
-            o.refresh.insert(t.clone(), st.clock.now());
-            o.issued_refresh.push(t.clone());
-            ok(json!({"refresh_token": t}))
-        }
-        ("GET", ["oauth", "issued"]) => {
-            let o = st.oauth.lock().unwrap_or_else(|e| e.into_inner());
-            ok(json!({"access_tokens": o.issued_access, "refresh_tokens": o.issued_refresh}))
-        }
-        ("POST", ["custom_fields", entity]) => custom_field_admin(st, entity, None, "POST", &jbody),
-        ("PATCH", ["custom_fields", entity, key]) => {
-            custom_field_admin(st, entity, Some(key), "PATCH", &jbody)
-        }
-        ("DELETE", ["custom_fields", entity, key]) => {
-            custom_field_admin(st, entity, Some(key), "DELETE", &jbody)
-        }
-        ("POST", ["custom_field_values", entity, id]) => custom_field_value(st, entity, id, &jbody),
-        ("POST", ["archive", entity, id]) | ("POST", ["unarchive", entity, id]) => {
-            let on = segs[0] == "archive";
-            let now = st.clock.now();
-            let mut db = st.db.write().unwrap_or_else(|e| e.into_inner());
-            let origin = crate::webhook_delivery::Origin::app(now);
-            let found = crate::webhook_delivery::observe(&mut db, origin, |db| match *entity {
-                "deals" => id.parse().ok().and_then(|id| {
-                    db.deals.modify(id, |d| {
-                        d.archive_time = on.then_some(now / 1000 * 1000);
-                        d.update_time = now / 1000 * 1000;
-                    })
-                }),
-                "leads" => db.lead_by_uuid.get(*id).copied().and_then(|lid| {
-                    db.leads.modify(lid, |l| {
-                        l.archive_time = on.then_some(now);
-                        l.update_time = now;
-                    })
-                }),
-                _ => None,
-            });
-            match found {
-                Some(()) => ok(json!({"ok": true})),
-                None => bad(404, "not found"),
+            if let Some(steps) = request.steps {
+                // Many steps hold the company's write lock for a while: off the runtime.
+                let st = st.clone();
+                let applied =
+                    tokio::task::spawn_blocking(move || st.churn.apply(&*st, steps)).await;
+                if applied.is_err() {
+                    return bad(500, "churn steps failed");
+                }
             }
+            churn_report(&st)
         }
-        _ => bad(404, "unknown admin endpoint"),
+        Err(e) => bad(400, &e.to_string()),
+    }
+}
+
+async fn info(With(st): With<Shared>) -> Response<Body> {
+    let db = st.db.read().unwrap_or_else(|e| e.into_inner());
+    ok(json!({
+        "seed": st.opts.seed, "scale": st.opts.scale.to_string(), "plan": st.opts.plan.to_string(),
+        "company_id": db.company.id, "company_domain": db.company.domain,
+        "counts": {
+            "users": db.users.rows.len(), "deals": db.deals.rows.len(), "persons": db.persons.rows.len(),
+            "organizations": db.orgs.rows.len(), "activities": db.activities.rows.len(),
+            "products": db.products.rows.len(), "notes": db.notes.rows.len(), "leads": db.leads.rows.len(),
+            "deal_products": db.deal_products.table.rows.len(),
+        }
+    }))
+}
+
+async fn truth_get(With(st): With<Shared>, Path(entity): Path<String>) -> Response<Body> {
+    let now = st.clock.now();
+    let db = st.db.read().unwrap_or_else(|e| e.into_inner());
+    match truth(&db, &entity, now) {
+        Some(buf) => json_response(200, buf),
+        None => bad(404, "unknown entity"),
+    }
+}
+
+async fn clock(With(st): With<Shared>) -> Response<Body> {
+    ok(json!({"now": crate::util::rfc3339(st.clock.now()), "now_ms": st.clock.now()}))
+}
+
+async fn clock_advance(With(st): With<Shared>, body: Bytes) -> Response<Body> {
+    let secs = json_body(&body)
+        .get("seconds")
+        .and_then(Value::as_f64)
+        .unwrap_or(0.0);
+    if secs < 0.0 {
+        return bad(400, "the clock only moves forward");
+    }
+    st.clock.advance((secs * 1000.0) as i64);
+    let now = st.clock.now();
+    st.db.write().unwrap_or_else(|e| e.into_inner()).purge(now);
+    ok(json!({"now": crate::util::rfc3339(now)}))
+}
+
+async fn faults_get(With(st): With<Shared>) -> Response<Body> {
+    ok(
+        serde_json::to_value(st.faults.read().map(|f| f.clone()).unwrap_or_default())
+            .unwrap_or_default(),
+    )
+}
+
+async fn faults_post(With(st): With<Shared>, body: Bytes) -> Response<Body> {
+    match serde_json::from_slice::<FaultSettings>(&body) {
+        Ok(f) => {
+            *st.faults.write().unwrap_or_else(|e| e.into_inner()) = f.clone();
+            st.fault_counter
+                .store(0, std::sync::atomic::Ordering::Relaxed);
+            ok(serde_json::to_value(f).unwrap_or_default())
+        }
+        Err(e) => bad(400, &e.to_string()),
+    }
+}
+
+async fn budget(With(st): With<Shared>) -> Response<Body> {
+    let (limit, rem) = st.limiter.budget(st.clock.now());
+    ok(json!({"limit": limit, "remaining": rem}))
+}
+
+async fn budget_reset(With(st): With<Shared>, body: Bytes) -> Response<Body> {
+    let remaining = json_body(&body).get("remaining").and_then(Value::as_u64);
+    let now = st.clock.now();
+    st.limiter.reset_budget(now, remaining);
+    let (limit, rem) = st.limiter.budget(now);
+    ok(json!({"limit": limit, "remaining": rem}))
+}
+
+async fn oauth_authorize(With(st): With<Shared>) -> Response<Body> {
+    let mut o = st.oauth.lock().unwrap_or_else(|e| e.into_inner());
+    let code = o.mint(st.opts.seed, "oauth_code", 32);
+    o.codes.insert(code.clone(), st.clock.now());
+    ok(
+        json!({"code": code, "client_id": OAUTH_CLIENT_ID, "redirect_uri": "http://localhost/callback"}),
+    )
+}
+
+async fn oauth_refresh_token(With(st): With<Shared>) -> Response<Body> {
+    let mut o = st.oauth.lock().unwrap_or_else(|e| e.into_inner());
+    let t = refresh_token_string(&mut o, &st);
+    o.refresh.insert(t.clone(), st.clock.now());
+    o.issued_refresh.push(t.clone());
+    ok(json!({"refresh_token": t}))
+}
+
+async fn oauth_issued(With(st): With<Shared>) -> Response<Body> {
+    let o = st.oauth.lock().unwrap_or_else(|e| e.into_inner());
+    ok(json!({"access_tokens": o.issued_access, "refresh_tokens": o.issued_refresh}))
+}
+
+async fn custom_field_add(
+    With(st): With<Shared>,
+    Path(entity): Path<String>,
+    body: Bytes,
+) -> Response<Body> {
+    custom_field_admin(&st, &entity, None, "POST", &json_body(&body))
+}
+
+async fn custom_field_rename(
+    With(st): With<Shared>,
+    Path((entity, key)): Path<(String, String)>,
+    body: Bytes,
+) -> Response<Body> {
+    custom_field_admin(&st, &entity, Some(&key), "PATCH", &json_body(&body))
+}
+
+async fn custom_field_delete(
+    With(st): With<Shared>,
+    Path((entity, key)): Path<(String, String)>,
+    body: Bytes,
+) -> Response<Body> {
+    custom_field_admin(&st, &entity, Some(&key), "DELETE", &json_body(&body))
+}
+
+async fn custom_field_set(
+    With(st): With<Shared>,
+    Path((entity, id)): Path<(String, String)>,
+    body: Bytes,
+) -> Response<Body> {
+    custom_field_value(&st, &entity, &id, &json_body(&body))
+}
+
+async fn archive(
+    With(st): With<Shared>,
+    Path((entity, id)): Path<(String, String)>,
+) -> Response<Body> {
+    set_archived(&st, &entity, &id, true)
+}
+
+async fn unarchive(
+    With(st): With<Shared>,
+    Path((entity, id)): Path<(String, String)>,
+) -> Response<Body> {
+    set_archived(&st, &entity, &id, false)
+}
+
+/// Archives (or unarchives) a deal or lead as a user in the app would.
+fn set_archived(st: &State, entity: &str, id: &str, on: bool) -> Response<Body> {
+    let now = st.clock.now();
+    let mut db = st.db.write().unwrap_or_else(|e| e.into_inner());
+    let origin = crate::webhook_delivery::Origin::app(now);
+    let found = crate::webhook_delivery::observe(&mut db, origin, |db| match entity {
+        "deals" => id.parse().ok().and_then(|id| {
+            db.deals.modify(id, |d| {
+                d.archive_time = on.then_some(now / 1000 * 1000);
+                d.update_time = now / 1000 * 1000;
+            })
+        }),
+        "leads" => db.lead_by_uuid.get(id).copied().and_then(|lid| {
+            db.leads.modify(lid, |l| {
+                l.archive_time = on.then_some(now);
+                l.update_time = now;
+            })
+        }),
+        _ => None,
+    });
+    match found {
+        Some(()) => ok(json!({"ok": true})),
+        None => bad(404, "not found"),
     }
 }
 
@@ -243,7 +346,7 @@ fn custom_field_admin(
                         .collect()
                 })
                 .unwrap_or_default();
-            let f = add_field(&mut db, e, name, t, labels, now);
+            let f = db.add_field(e, name, t, labels, now);
             ok(
                 json!({"key": f.key, "id": f.id, "name": f.name, "field_type": f.field_type,
                       "options": f.options.iter().map(|(i, l)| json!({"id": i, "label": l})).collect::<Vec<_>>()}),
@@ -335,50 +438,6 @@ fn custom_field_value(st: &State, entity: &str, id: &str, body: &Value) -> Respo
     }
 }
 
-/// Adds a custom field. New fields start empty on existing records.
-pub fn add_field(
-    db: &mut Db,
-    e: FieldEntity,
-    name: String,
-    t: CfType,
-    labels: Vec<String>,
-    now: i64,
-) -> FieldDef {
-    let id = db.next_field_id;
-    db.next_field_id += 1;
-    let mut r = crate::util::Rng::for_item(db.seed, "new_field", id as u64);
-    let mut options = Vec::new();
-    if matches!(t, CfType::Enum | CfType::Set) {
-        let labels = if labels.is_empty() {
-            vec!["Option 1".to_string(), "Option 2".to_string()]
-        } else {
-            labels
-        };
-        for l in labels {
-            options.push((db.next_option_id, l));
-            db.next_option_id += 1;
-        }
-    }
-    let list = db.fields.entry(e).or_default();
-    let f = FieldDef {
-        id,
-        key: r.hex(40),
-        name,
-        field_type: t.name(),
-        cf: Some(t),
-        options,
-        order_nr: list.len() as u32,
-        add_time: now,
-        update_time: now,
-        active: true,
-        generated: false,
-        mandatory: false,
-        description: String::new(),
-    };
-    list.push(f.clone());
-    f
-}
-
 /// Ground truth: every non-purged record in its canonical list representation, by primary key.
 pub fn truth(db: &Db, entity: &str, now: i64) -> Option<Vec<u8>> {
     let mut j = J::with_capacity(1 << 16);
@@ -421,8 +480,8 @@ pub fn truth(db: &Db, entity: &str, now: i64) -> Option<Vec<u8>> {
             v.sort_by(|a, b| a.id.cmp(&b.id));
             v.into_iter().for_each(|r| lead_label_v1(&mut j, r));
         }
-        "lead_sources" => crate::seed::LEAD_SOURCES.iter().for_each(|s| {
-            j.obj().ks("name", s).end_obj();
+        "lead_sources" => crate::seed::LEAD_SOURCES.iter().for_each(|name| {
+            j.ser(&crate::entities::leads::LeadSource { name });
         }),
         "deal_fields"
         | "person_fields"
@@ -452,46 +511,25 @@ pub fn truth(db: &Db, entity: &str, now: i64) -> Option<Vec<u8>> {
             v.iter().for_each(|f| v1_field(&mut j, e, f));
         }
         "deal_followers" => alive(&db.deals, now).for_each(|d| {
-            for (u, t) in followers(d) {
-                j.obj()
-                    .ki("deal_id", d.id as i64)
-                    .ki("user_id", u as i64)
-                    .ks("add_time", &crate::util::rfc3339(t))
-                    .end_obj();
-            }
+            relations::follower_truth(d).iter().for_each(|f| {
+                j.ser(f);
+            })
         }),
         "deal_participants" => alive(&db.deals, now).for_each(|d| {
-            if let Some(p) = d.person_id {
-                j.obj()
-                    .ki("id", (d.id * 10 + 1) as i64)
-                    .ki("deal_id", d.id as i64)
-                    .ki("person_id", p as i64);
-                j.ks("add_time", &crate::util::v1ts(d.add_time)).end_obj();
+            if let Some(p) = relations::participant_truth(d) {
+                j.ser(&p);
             }
         }),
         "deal_installments" => alive(&db.deals, now).for_each(|d| {
-            for (id, a, day, desc) in installments(d) {
-                j.obj()
-                    .ki("id", id as i64)
-                    .kf("amount", a)
-                    .ks("billing_date", &crate::util::date(day));
-                j.ks("description", desc)
-                    .ki("deal_id", d.id as i64)
-                    .end_obj();
-            }
+            relations::installments(d).iter().for_each(|i| {
+                j.ser(i);
+            })
         }),
         "deal_flow" => alive(&db.deals, now).for_each(|d| {
             let mut items = crate::seed::flow_items(db, d.id);
             items.sort_by_key(|f| f.id);
-            for f in items {
-                j.obj()
-                    .ki("id", f.id as i64)
-                    .ki("item_id", d.id as i64)
-                    .ki("user_id", f.user_id as i64);
-                j.ks("field_key", &f.field)
-                    .kos("old_value", f.old.as_deref())
-                    .kos("new_value", f.new.as_deref());
-                j.ks("log_time", &crate::util::v1ts(f.time)).end_obj();
+            for f in &items {
+                j.ser(&relations::flow_truth(d.id, f));
             }
         }),
         other => {

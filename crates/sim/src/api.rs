@@ -1,12 +1,13 @@
 //! Read endpoints of the v1 and v2 APIs.
 
+use crate::entities::deal_relations as relations;
 use crate::json::J;
 use crate::list::*;
 use crate::model::*;
 use crate::render::*;
 use crate::respond::*;
 use crate::seed::{FlowItem, flow_items};
-use crate::util::{Ms, parse_iso, parse_rfc3339_strict, parse_v1, rfc3339, v1ts};
+use crate::util::{Ms, parse_iso, parse_rfc3339_strict, parse_v1, v1ts};
 use std::collections::HashSet;
 
 fn parse_id(s: &str) -> Option<u64> {
@@ -300,254 +301,298 @@ fn attachments_of(all: &DealProducts, deals: &HashSet<u64>) -> Table<DealProduct
     Table::new(rows)
 }
 
-pub fn get_v2(c: &Ctx, db: &Db, segs: &[&str]) -> Resp {
+/// `/deals/products`.
+pub fn v2_deals_products(c: &Ctx, db: &Db) -> Resp {
+    let ids = match csv_ids(c, "deal_ids") {
+        Ok(Some(ids)) => ids,
+        Ok(None) => return v2_invalid("deal_ids: Required"),
+        Err(e) => return e,
+    };
+    let attached = attachments_of(&db.deal_products, &ids);
+    let keep = |p: &DealProduct| p.deleted_time.is_none();
+    v2_list(
+        c,
+        &attached,
+        V2_SORTS,
+        (false, false),
+        &keep,
+        &no_due,
+        &|j, p| deal_product_v2(j, p),
+    )
+}
+
+/// `/deals/installments`.
+pub fn v2_deals_installments(c: &Ctx, db: &Db) -> Resp {
+    let ids = match csv_ids(c, "deal_ids") {
+        Ok(Some(ids)) => ids,
+        Ok(None) => return v2_invalid("deal_ids: Required"),
+        Err(e) => return e,
+    };
+    let mut sorted: Vec<u64> = ids.into_iter().collect();
+    sorted.sort();
+    let items: Vec<_> = sorted
+        .iter()
+        .filter_map(|id| db.deals.get(*id))
+        .filter(|d| !purged(*d, c.now))
+        .flat_map(relations::installments)
+        .collect();
+    v2_small(c, &items, &|j, i| {
+        j.ser(i);
+    })
+}
+
+/// `/deals/{id}`.
+pub fn v2_deals_by_id(c: &Ctx, db: &Db, id: &str) -> Resp {
+    let o = v2_opts(c);
+    by_id(&db.deals, id, c.now, "Deal", |j, d| deal_v2(j, db, d, &o))
+}
+
+/// `/deals/{id}/products`.
+pub fn v2_deals_by_id_products(c: &Ctx, db: &Db, id: &str) -> Resp {
+    let Some(deal) = parse_id(id).and_then(|id| db.deals.get(id)) else {
+        return not_found(2, "Deal");
+    };
+    let attached = attachments_of(&db.deal_products, &HashSet::from([deal.id]));
+    let keep = |p: &DealProduct| p.deleted_time.is_none();
+    v2_list(
+        c,
+        &attached,
+        V2_SORTS,
+        (false, false),
+        &keep,
+        &no_due,
+        &|j, p| deal_product_v2(j, p),
+    )
+}
+
+/// `/deals/{id}/followers`.
+pub fn v2_deals_by_id_followers(c: &Ctx, db: &Db, id: &str) -> Resp {
+    let Some(deal) = parse_id(id)
+        .and_then(|id| db.deals.get(id))
+        .filter(|d| !purged(*d, c.now))
+    else {
+        return not_found(2, "Deal");
+    };
+    let items = followers(deal);
+    v2_small(c, &items, &|j, f| {
+        j.ser(&relations::follower_v2(f));
+    })
+}
+
+/// `/persons`.
+pub fn v2_persons(c: &Ctx, db: &Db) -> Resp {
     let o = v2_opts(c);
     let alive = |del: Option<Ms>| del.is_none();
-    match segs {
-        ["deals"] | ["deals", "archived"] => {
-            let keep = match deal_keep(c, segs.len() == 2) {
-                Ok(k) => k,
-                Err(e) => return e,
-            };
-            v2_list(
-                c,
-                &db.deals,
-                V2_SORTS,
-                (true, true),
-                &keep,
-                &no_due,
-                &|j, d| deal_v2(j, db, d, &o),
-            )
-        }
-        ["deals", "products"] => {
-            let ids = match csv_ids(c, "deal_ids") {
-                Ok(Some(ids)) => ids,
-                Ok(None) => return v2_invalid("deal_ids: Required"),
-                Err(e) => return e,
-            };
-            let attached = attachments_of(&db.deal_products, &ids);
-            let keep = |p: &DealProduct| p.deleted_time.is_none();
-            v2_list(
-                c,
-                &attached,
-                V2_SORTS,
-                (false, false),
-                &keep,
-                &no_due,
-                &|j, p| deal_product_v2(j, p),
-            )
-        }
-        ["deals", "installments"] => {
-            let ids = match csv_ids(c, "deal_ids") {
-                Ok(Some(ids)) => ids,
-                Ok(None) => return v2_invalid("deal_ids: Required"),
-                Err(e) => return e,
-            };
-            let mut sorted: Vec<u64> = ids.into_iter().collect();
-            sorted.sort();
-            let items: Vec<(u64, f64, i32, &str, u64)> = sorted
-                .iter()
-                .filter_map(|id| db.deals.get(*id))
-                .filter(|d| !purged(*d, c.now))
-                .flat_map(|d| {
-                    installments(d)
-                        .into_iter()
-                        .map(move |(i, a, b, s)| (i, a, b, s, d.id))
-                })
-                .collect();
-            v2_small(c, &items, &|j, (id, amount, day, desc, deal)| {
-                j.obj()
-                    .ki("id", *id as i64)
-                    .kf("amount", *amount)
-                    .ks("billing_date", &crate::util::date(*day))
-                    .ks("description", desc)
-                    .ki("deal_id", *deal as i64)
-                    .end_obj();
-            })
-        }
-        ["deals", id] => by_id(&db.deals, id, c.now, "Deal", |j, d| deal_v2(j, db, d, &o)),
-        ["deals", id, "products"] => {
-            let Some(deal) = parse_id(id).and_then(|id| db.deals.get(id)) else {
-                return not_found(2, "Deal");
-            };
-            let attached = attachments_of(&db.deal_products, &HashSet::from([deal.id]));
-            let keep = |p: &DealProduct| p.deleted_time.is_none();
-            v2_list(
-                c,
-                &attached,
-                V2_SORTS,
-                (false, false),
-                &keep,
-                &no_due,
-                &|j, p| deal_product_v2(j, p),
-            )
-        }
-        ["deals", id, "followers"] => {
-            let Some(deal) = parse_id(id)
-                .and_then(|id| db.deals.get(id))
-                .filter(|d| !purged(*d, c.now))
-            else {
-                return not_found(2, "Deal");
-            };
-            let items = followers(deal);
-            v2_small(c, &items, &|j, (u, t)| {
-                j.obj()
-                    .ki("user_id", *u as i64)
-                    .ks("add_time", &rfc3339(*t))
-                    .end_obj();
-            })
-        }
-        ["persons"] => {
-            let owner = opt_id(c, "owner_id");
-            let org = opt_id(c, "org_id");
-            let (Ok(owner), Ok(org)) = (owner, org) else {
-                return v2_invalid("Expected number");
-            };
-            let keep = |p: &Person| {
-                alive(p.deleted_time)
-                    && owner.is_none_or(|x| p.owner_id == x)
-                    && org.is_none_or(|x| p.org_id == Some(x))
-            };
-            v2_list(
-                c,
-                &db.persons,
-                V2_SORTS,
-                (true, true),
-                &keep,
-                &no_due,
-                &|j, p| person_v2(j, db, p, &o),
-            )
-        }
-        ["persons", id] => by_id(&db.persons, id, c.now, "Person", |j, p| {
-            person_v2(j, db, p, &o)
-        }),
-        ["organizations"] => {
-            let Ok(owner) = opt_id(c, "owner_id") else {
-                return v2_invalid("owner_id: Expected number");
-            };
-            let keep = |p: &Org| alive(p.deleted_time) && owner.is_none_or(|x| p.owner_id == x);
-            v2_list(
-                c,
-                &db.orgs,
-                V2_SORTS,
-                (true, true),
-                &keep,
-                &no_due,
-                &|j, p| org_v2(j, db, p, &o),
-            )
-        }
-        ["organizations", id] => by_id(&db.orgs, id, c.now, "Organization", |j, p| {
-            org_v2(j, db, p, &o)
-        }),
-        ["activities"] => {
-            let parsed = (|| -> Result<_, Resp> {
-                Ok((
-                    opt_id(c, "owner_id")?,
-                    opt_id(c, "deal_id")?,
-                    opt_id(c, "person_id")?,
-                    opt_id(c, "org_id")?,
-                ))
-            })();
-            let Ok((owner, deal, person, org)) = parsed else {
-                return v2_invalid("Expected number");
-            };
-            let lead = c.q.val("lead_id");
-            let done = c.q.val("done").map(|v| v == "true" || v == "1");
-            let keep = |a: &Activity| {
-                alive(a.deleted_time)
-                    && owner.is_none_or(|x| a.owner_id == x)
-                    && deal.is_none_or(|x| a.deal_id == Some(x))
-                    && person.is_none_or(|x| a.person_id == Some(x))
-                    && org.is_none_or(|x| a.org_id == Some(x))
-                    && lead.is_none_or(|x| a.lead_id.as_deref() == Some(x))
-                    && done.is_none_or(|x| a.done == x)
-            };
-            let due = |a: &Activity| a.due_date.map(|d| d as i64).unwrap_or(i64::MIN);
-            let sorts = [SortBy::Id, SortBy::Update, SortBy::Add, SortBy::Due];
-            v2_list(
-                c,
-                &db.activities,
-                &sorts,
-                (true, true),
-                &keep,
-                &due,
-                &|j, a| activity_v2(j, db, a),
-            )
-        }
-        ["activities", id] => by_id(&db.activities, id, c.now, "Activity", |j, a| {
-            activity_v2(j, db, a)
-        }),
-        ["products"] => {
-            let Ok(owner) = opt_id(c, "owner_id") else {
-                return v2_invalid("owner_id: Expected number");
-            };
-            let keep = |p: &Product| alive(p.deleted_time) && owner.is_none_or(|x| p.owner_id == x);
-            v2_list(
-                c,
-                &db.products,
-                V2_SORTS,
-                (true, false),
-                &keep,
-                &no_due,
-                &|j, p| product_v2(j, db, p, &o),
-            )
-        }
-        ["products", id] => by_id(&db.products, id, c.now, "Product", |j, p| {
-            product_v2(j, db, p, &o)
-        }),
-        ["pipelines"] => {
-            let keep = |p: &Pipeline| alive(p.deleted_time);
-            v2_list(
-                c,
-                &db.pipelines,
-                V2_SORTS,
-                (false, false),
-                &keep,
-                &no_due,
-                &|j, p| pipeline_v2(j, p),
-            )
-        }
-        ["pipelines", id] => by_id(&db.pipelines, id, c.now, "Pipeline", pipeline_v2),
-        ["stages"] => {
-            let Ok(pipe) = opt_id(c, "pipeline_id") else {
-                return v2_invalid("pipeline_id: Expected number");
-            };
-            let keep = |s: &Stage| alive(s.deleted_time) && pipe.is_none_or(|x| s.pipeline_id == x);
-            v2_list(
-                c,
-                &db.stages,
-                V2_SORTS,
-                (false, false),
-                &keep,
-                &no_due,
-                &|j, s| stage_v2(j, s),
-            )
-        }
-        ["stages", id] => by_id(&db.stages, id, c.now, "Stage", stage_v2),
-        [fields] | [fields, _] if fields.ends_with("Fields") => {
-            let Some(e) = FieldEntity::parse(fields)
-                .filter(|e| !matches!(e, FieldEntity::Lead | FieldEntity::Note))
-            else {
-                return unknown_route();
-            };
-            let inc = c.q.csv("include_fields");
-            let list: Vec<&FieldDef> = db.fields(e).iter().filter(|f| f.active).collect();
-            if let [_, code] = segs {
-                return match list.iter().find(|f| {
-                    (if f.is_custom() {
-                        f.key.as_str()
-                    } else {
-                        crate::fields::v2_code(e, &f.key)
-                    }) == *code
-                }) {
-                    Some(f) => ok_data(|j| v2_field(j, e, f, &inc)),
-                    None => not_found(2, "Field"),
-                };
-            }
-            v2_small(c, &list, &|j, f| v2_field(j, e, f, &inc))
-        }
-        _ => crate::extra::get_v2_extra(c, db, segs),
+    let owner = opt_id(c, "owner_id");
+    let org = opt_id(c, "org_id");
+    let (Ok(owner), Ok(org)) = (owner, org) else {
+        return v2_invalid("Expected number");
+    };
+    let keep = |p: &Person| {
+        alive(p.deleted_time)
+            && owner.is_none_or(|x| p.owner_id == x)
+            && org.is_none_or(|x| p.org_id == Some(x))
+    };
+    v2_list(
+        c,
+        &db.persons,
+        V2_SORTS,
+        (true, true),
+        &keep,
+        &no_due,
+        &|j, p| person_v2(j, db, p, &o),
+    )
+}
+
+/// `/persons/{id}`.
+pub fn v2_persons_by_id(c: &Ctx, db: &Db, id: &str) -> Resp {
+    let o = v2_opts(c);
+    by_id(&db.persons, id, c.now, "Person", |j, p| {
+        person_v2(j, db, p, &o)
+    })
+}
+
+/// `/organizations`.
+pub fn v2_organizations(c: &Ctx, db: &Db) -> Resp {
+    let o = v2_opts(c);
+    let alive = |del: Option<Ms>| del.is_none();
+    let Ok(owner) = opt_id(c, "owner_id") else {
+        return v2_invalid("owner_id: Expected number");
+    };
+    let keep = |p: &Org| alive(p.deleted_time) && owner.is_none_or(|x| p.owner_id == x);
+    v2_list(
+        c,
+        &db.orgs,
+        V2_SORTS,
+        (true, true),
+        &keep,
+        &no_due,
+        &|j, p| org_v2(j, db, p, &o),
+    )
+}
+
+/// `/organizations/{id}`.
+pub fn v2_organizations_by_id(c: &Ctx, db: &Db, id: &str) -> Resp {
+    let o = v2_opts(c);
+    by_id(&db.orgs, id, c.now, "Organization", |j, p| {
+        org_v2(j, db, p, &o)
+    })
+}
+
+/// `/activities`.
+pub fn v2_activities(c: &Ctx, db: &Db) -> Resp {
+    let alive = |del: Option<Ms>| del.is_none();
+    let parsed = (|| -> Result<_, Resp> {
+        Ok((
+            opt_id(c, "owner_id")?,
+            opt_id(c, "deal_id")?,
+            opt_id(c, "person_id")?,
+            opt_id(c, "org_id")?,
+        ))
+    })();
+    let Ok((owner, deal, person, org)) = parsed else {
+        return v2_invalid("Expected number");
+    };
+    let lead = c.q.val("lead_id");
+    let done = c.q.val("done").map(|v| v == "true" || v == "1");
+    let keep = |a: &Activity| {
+        alive(a.deleted_time)
+            && owner.is_none_or(|x| a.owner_id == x)
+            && deal.is_none_or(|x| a.deal_id == Some(x))
+            && person.is_none_or(|x| a.person_id == Some(x))
+            && org.is_none_or(|x| a.org_id == Some(x))
+            && lead.is_none_or(|x| a.lead_id.as_deref() == Some(x))
+            && done.is_none_or(|x| a.done == x)
+    };
+    let due = |a: &Activity| a.due_date.map(|d| d as i64).unwrap_or(i64::MIN);
+    let sorts = [SortBy::Id, SortBy::Update, SortBy::Add, SortBy::Due];
+    v2_list(
+        c,
+        &db.activities,
+        &sorts,
+        (true, true),
+        &keep,
+        &due,
+        &|j, a| activity_v2(j, db, a),
+    )
+}
+
+/// `/activities/{id}`.
+pub fn v2_activities_by_id(c: &Ctx, db: &Db, id: &str) -> Resp {
+    by_id(&db.activities, id, c.now, "Activity", |j, a| {
+        activity_v2(j, db, a)
+    })
+}
+
+/// `/products`.
+pub fn v2_products(c: &Ctx, db: &Db) -> Resp {
+    let o = v2_opts(c);
+    let alive = |del: Option<Ms>| del.is_none();
+    let Ok(owner) = opt_id(c, "owner_id") else {
+        return v2_invalid("owner_id: Expected number");
+    };
+    let keep = |p: &Product| alive(p.deleted_time) && owner.is_none_or(|x| p.owner_id == x);
+    v2_list(
+        c,
+        &db.products,
+        V2_SORTS,
+        (true, false),
+        &keep,
+        &no_due,
+        &|j, p| product_v2(j, db, p, &o),
+    )
+}
+
+/// `/products/{id}`.
+pub fn v2_products_by_id(c: &Ctx, db: &Db, id: &str) -> Resp {
+    let o = v2_opts(c);
+    by_id(&db.products, id, c.now, "Product", |j, p| {
+        product_v2(j, db, p, &o)
+    })
+}
+
+/// `/pipelines`.
+pub fn v2_pipelines(c: &Ctx, db: &Db) -> Resp {
+    let alive = |del: Option<Ms>| del.is_none();
+    let keep = |p: &Pipeline| alive(p.deleted_time);
+    v2_list(
+        c,
+        &db.pipelines,
+        V2_SORTS,
+        (false, false),
+        &keep,
+        &no_due,
+        &|j, p| pipeline_v2(j, p),
+    )
+}
+
+/// `/pipelines/{id}`.
+pub fn v2_pipelines_by_id(c: &Ctx, db: &Db, id: &str) -> Resp {
+    by_id(&db.pipelines, id, c.now, "Pipeline", pipeline_v2)
+}
+
+/// `/stages`.
+pub fn v2_stages(c: &Ctx, db: &Db) -> Resp {
+    let alive = |del: Option<Ms>| del.is_none();
+    let Ok(pipe) = opt_id(c, "pipeline_id") else {
+        return v2_invalid("pipeline_id: Expected number");
+    };
+    let keep = |s: &Stage| alive(s.deleted_time) && pipe.is_none_or(|x| s.pipeline_id == x);
+    v2_list(
+        c,
+        &db.stages,
+        V2_SORTS,
+        (false, false),
+        &keep,
+        &no_due,
+        &|j, s| stage_v2(j, s),
+    )
+}
+
+/// `/stages/{id}`.
+pub fn v2_stages_by_id(c: &Ctx, db: &Db, id: &str) -> Resp {
+    by_id(&db.stages, id, c.now, "Stage", stage_v2)
+}
+
+/// `/deals` and `/deals/archived`.
+pub fn v2_deals(c: &Ctx, db: &Db, archived: bool) -> Resp {
+    let o = v2_opts(c);
+    let keep = match deal_keep(c, archived) {
+        Ok(k) => k,
+        Err(e) => return e,
+    };
+    v2_list(
+        c,
+        &db.deals,
+        V2_SORTS,
+        (true, true),
+        &keep,
+        &no_due,
+        &|j, d| deal_v2(j, db, d, &o),
+    )
+}
+
+/// `/{entity}Fields` and `/{entity}Fields/{field_code}` (not the lead and note fields, which
+/// v2 does not have).
+pub fn v2_fields(c: &Ctx, db: &Db, e: FieldEntity, code: Option<&str>) -> Resp {
+    if matches!(e, FieldEntity::Lead | FieldEntity::Note) {
+        return unknown_route();
     }
+    let inc = c.q.csv("include_fields");
+    let list: Vec<&FieldDef> = db.fields(e).iter().filter(|f| f.active).collect();
+    if let Some(code) = code {
+        return match list.iter().find(|f| {
+            (if f.is_custom() {
+                f.key.as_str()
+            } else {
+                crate::fields::v2_code(e, &f.key)
+            }) == code
+        }) {
+            Some(f) => ok_data(|j| v2_field(j, e, f, &inc)),
+            None => not_found(2, "Field"),
+        };
+    }
+    v2_small(c, &list, &|j, f| v2_field(j, e, f, &inc))
 }
 
 /// A record by id. A segment that is no id names another operation (`/deals/summary`,
@@ -562,338 +607,379 @@ fn by_id<T: Rec>(t: &Table<T>, id: &str, now: Ms, what: &str, render: impl Fn(&m
     }
 }
 
-pub fn get_v1(c: &Ctx, db: &Db, segs: &[&str]) -> Resp {
-    let now = c.now;
-    match segs {
-        ["users"] => v1_all(&db.users.rows, |j, u| user_v1(j, u, c.me)),
-        ["users", "me"] => match db.users.get(c.me) {
-            Some(u) => ok_data(|j| {
-                j.obj();
-                user_v1_fields(j, u, c.me);
-                j.ki("company_id", db.company.id as i64);
-                j.ks("company_name", &db.company.name);
-                j.ks("company_domain", &db.company.domain);
-                j.ks("company_country", "EE");
-                j.ks("company_industry", "IT Services");
-                j.key("language")
-                    .obj()
-                    .ks("language_code", "en")
-                    .ks("country_code", "US")
-                    .end_obj();
-                j.end_obj();
-            }),
-            None => err(401, "unauthorized access"),
-        },
-        ["users", id] => match parse_id(id).map(|id| db.users.get(id)) {
-            Some(Some(u)) => ok_data(|j| user_v1(j, u, c.me)),
-            Some(None) => err(404, "User not found or not accessible."),
-            None => unknown_route(),
-        },
-        ["notes"] => {
-            let f = |k: &str| c.q.val(k).and_then(parse_id);
-            let (user, deal, person, org) =
-                (f("user_id"), f("deal_id"), f("person_id"), f("org_id"));
-            let lead = c.q.val("lead_id");
-            let since = match c.q.val("updated_since") {
-                None => None,
-                Some(s) => match parse_v1(s).or_else(|| parse_iso(s)) {
-                    Some(t) => Some(t),
-                    None => return err(400, "Invalid updated_since"),
-                },
-            };
-            let start_date = c.q.val("start_date").and_then(crate::util::parse_date);
-            let end_date = c.q.val("end_date").and_then(crate::util::parse_date);
-            let keep = |n: &Note| {
-                n.deleted_time.is_none()
-                    && user.is_none_or(|x| n.user_id == x)
-                    && deal.is_none_or(|x| n.deal_id == Some(x))
-                    && person.is_none_or(|x| n.person_id == Some(x))
-                    && org.is_none_or(|x| n.org_id == Some(x))
-                    && lead.is_none_or(|x| n.lead_id.as_deref() == Some(x))
-                    && since.is_none_or(|s| n.update_time >= s)
-                    && start_date.is_none_or(|d| crate::util::days_of(n.add_time) >= d)
-                    && end_date.is_none_or(|d| crate::util::days_of(n.add_time) <= d)
-            };
-            v1_list_since(c, &db.notes, (500, true), since, &keep, &|j, n| {
-                note_v1(j, db, n, c.me)
-            })
-        }
-        ["notes", id] => match parse_id(id)
-            .and_then(|id| db.notes.get(id))
-            .filter(|n| n.deleted_time.is_none())
-        {
-            Some(n) => ok_data(|j| note_v1(j, db, n, c.me)),
-            None => err(404, "Note not found"),
-        },
-        ["leads"] | ["leads", "archived"] => {
-            let archived = segs.len() == 2;
-            let f = |k: &str| c.q.val(k).and_then(parse_id);
-            let (owner, person, org) = (f("owner_id"), f("person_id"), f("organization_id"));
-            let since = match c.q.val("updated_since").filter(|_| !archived) {
-                None => None,
-                Some(s) => match parse_iso(s) {
-                    Some(t) => Some(t),
-                    None => return err(400, "Invalid updated_since"),
-                },
-            };
-            let keep = |l: &Lead| {
-                l.archive_time.is_some() == archived
-                    && owner.is_none_or(|x| l.owner_id == x)
-                    && person.is_none_or(|x| l.person_id == Some(x))
-                    && org.is_none_or(|x| l.org_id == Some(x))
-                    && since.is_none_or(|s| l.update_time >= s)
-            };
-            v1_list_since(c, &db.leads, (500, false), since, &keep, &|j, l| {
-                lead_v1(j, db, l)
-            })
-        }
-        ["leads", id] if uuid::Uuid::parse_str(id).is_err() => unknown_route(),
-        ["leads", id] => match db.lead_by_uuid.get(*id).and_then(|i| db.leads.get(*i)) {
-            Some(l) => ok_data(|j| lead_v1(j, db, l)),
-            None => {
-                let mut j = J::default();
-                j.obj()
-                    .kb("success", false)
-                    .ks("error", "requested lead not found");
-                j.ks("error_info", "Object was not found.")
-                    .knull("data")
-                    .knull("additional_data")
-                    .end_obj();
-                Resp {
-                    status: 404,
-                    body: j.buf,
-                }
-            }
-        },
-        ["leadLabels"] => v1_all(&db.simple.lead_labels, lead_label_v1),
-        ["leadSources"] => v1_all(crate::seed::LEAD_SOURCES, |j, s| {
-            j.obj().ks("name", s).end_obj();
+/// `/users`.
+pub fn v1_users(c: &Ctx, db: &Db) -> Resp {
+    v1_all(&db.users.rows, |j, u| user_v1(j, u, c.me))
+}
+
+/// `/users/me`.
+pub fn v1_users_me(c: &Ctx, db: &Db) -> Resp {
+    match db.users.get(c.me) {
+        Some(u) => ok_data(|j| {
+            j.ser(&crate::entities::users::me_v1(db, u));
         }),
-        ["activityTypes"] => v1_all(&db.simple.activity_types, activity_type_v1),
-        ["currencies"] => {
-            let term = c.q.val("term").map(|t| t.to_lowercase());
-            let v: Vec<&Currency> = db
-                .simple
-                .currencies
-                .iter()
-                .filter(|x| {
-                    term.as_ref().is_none_or(|t| {
-                        x.code.to_lowercase().contains(t) || x.name.to_lowercase().contains(t)
-                    })
-                })
-                .collect();
-            v1_all(&v, |j, x| currency_v1(j, x))
-        }
-        ["filters"] => {
-            let ty = c.q.val("type");
-            let v: Vec<&Filter> = db
-                .simple
-                .filters
-                .iter()
-                .filter(|f| ty.is_none_or(|t| f.kind == t))
-                .collect();
-            v1_all(&v, |j, f| filter_v1(j, f))
-        }
-        ["filters", id] => {
-            match parse_id(id).map(|id| db.simple.filters.iter().find(|f| f.id == id)) {
-                Some(Some(f)) => ok_data(|j| filter_v1(j, f)),
-                Some(None) => err(404, "Filter not found"),
-                None => unknown_route(),
-            }
-        }
-        [fields] if fields.ends_with("Fields") => {
-            let Some(e) = FieldEntity::parse(fields).filter(|e| *e != FieldEntity::Project) else {
-                return unknown_route();
-            };
-            let mut list: Vec<FieldDef> =
-                db.fields(e).iter().filter(|f| f.active).cloned().collect();
-            if e == FieldEntity::Lead {
-                list.extend(db.custom_fields(FieldEntity::Lead).cloned());
-            }
-            v1_small(c, &list, 500, &|j, f| v1_field(j, e, f))
-        }
-        [fields, id] if fields.ends_with("Fields") => {
-            let Some(e) = FieldEntity::parse(fields).filter(|e| *e != FieldEntity::Project) else {
-                return unknown_route();
-            };
-            let Some(id) = parse_id(id) else {
-                return unknown_route();
-            };
-            match db
-                .fields(e)
-                .iter()
-                .find(|f| f.active && u64::from(f.id) == id)
-            {
-                Some(f) => ok_data(|j| v1_field(j, e, f)),
-                None => err(410, "The field is not found"),
-            }
-        }
-        ["recents"] => recents(c, db),
-        ["deals", id, "flow"] => deal_flow(c, db, id),
-        ["deals", id, "participants"] => {
-            let Some(d) = db.live_deal(id, now) else {
-                return not_found(1, "Deal");
-            };
-            let items: Vec<&Person> = d
-                .person_id
-                .and_then(|p| db.persons.get(p))
-                .into_iter()
-                .collect();
-            v1_small(c, &items, 500, &|j, p| participant_v1(j, db, d, p))
-        }
-        ["deals", id, "followers"] => {
-            let Some(d) = db.live_deal(id, now) else {
-                return not_found(1, "Deal");
-            };
-            let items = followers(d);
-            v1_small(c, &items, 500, &|j, (u, t)| {
-                j.obj()
-                    .ki("id", (d.id * 100 + *u) as i64)
-                    .ki("user_id", *u as i64);
-                j.ki("deal_id", d.id as i64)
-                    .ks("add_time", &v1ts(*t))
-                    .end_obj();
-            })
-        }
-        // Deprecated v1 entity endpoints (2026-01-14 spec).
-        ["deals"] => {
-            let st = c.q.val("status").unwrap_or("all_not_deleted");
-            let user = c.q.val("user_id").and_then(parse_id);
-            let stage = c.q.val("stage_id").and_then(parse_id);
-            let keep = |d: &Deal| {
-                let s = if d.deleted_time.is_some() {
-                    "deleted"
-                } else {
-                    d.status.name()
-                };
-                d.archive_time.is_none()
-                    && (if st == "all_not_deleted" {
-                        s != "deleted"
-                    } else {
-                        s == st
-                    })
-                    && user.is_none_or(|u| d.owner_id == u)
-                    && stage.is_none_or(|x| d.stage_id == x)
-            };
-            v1_list(c, &db.deals, 500, true, &keep, &|j, d| {
-                deal_v1(j, db, d, false)
-            })
-        }
-        ["deals", "archived"] => {
-            let keep = |d: &Deal| d.archive_time.is_some() && d.deleted_time.is_none();
-            v1_list(c, &db.deals, 500, true, &keep, &|j, d| {
-                deal_v1(j, db, d, false)
-            })
-        }
-        ["deals", id] => by_id(&db.deals, id, now, "Deal", |j, d| deal_v1(j, db, d, false)),
-        ["persons"] => v1_list(
-            c,
-            &db.persons,
-            500,
-            true,
-            &|p: &Person| p.deleted_time.is_none(),
-            &|j, p| person_v1(j, db, p, false),
-        ),
-        ["persons", id] => by_id(&db.persons, id, now, "Person", |j, p| {
-            person_v1(j, db, p, false)
-        }),
-        ["organizations"] => v1_list(
-            c,
-            &db.orgs,
-            500,
-            true,
-            &|p: &Org| p.deleted_time.is_none(),
-            &|j, p| org_v1(j, db, p, false),
-        ),
-        ["organizations", id] => by_id(&db.orgs, id, now, "Organization", |j, p| {
-            org_v1(j, db, p, false)
-        }),
-        ["activities"] => v1_list(
-            c,
-            &db.activities,
-            500,
-            true,
-            &|a: &Activity| a.deleted_time.is_none(),
-            &|j, a| activity_v1(j, a),
-        ),
-        ["activities", id] => by_id(&db.activities, id, now, "Activity", activity_v1),
-        ["products"] => v1_list(
-            c,
-            &db.products,
-            500,
-            true,
-            &|p: &Product| p.deleted_time.is_none(),
-            &|j, p| product_v1(j, db, p, false),
-        ),
-        ["products", id] => by_id(&db.products, id, now, "Product", |j, p| {
-            product_v1(j, db, p, false)
-        }),
-        ["pipelines"] => v1_all(
-            &db.pipelines
-                .rows
-                .iter()
-                .filter(|p| p.deleted_time.is_none())
-                .collect::<Vec<_>>(),
-            |j, p| pipeline_v1(j, p),
-        ),
-        ["pipelines", id] => by_id(&db.pipelines, id, now, "Pipeline", pipeline_v1),
-        ["stages"] => {
-            let pipe = c.q.val("pipeline_id").and_then(parse_id);
-            let v: Vec<&Stage> = db
-                .stages
-                .rows
-                .iter()
-                .filter(|s| s.deleted_time.is_none() && pipe.is_none_or(|p| s.pipeline_id == p))
-                .collect();
-            v1_all(&v, |j, s| stage_v1(j, s))
-        }
-        ["stages", id] => by_id(&db.stages, id, now, "Stage", stage_v1),
-        _ => crate::extra::get_v1_extra(c, db, segs),
+        None => err(401, "unauthorized access"),
     }
 }
 
-fn participant_v1(j: &mut J, db: &Db, d: &Deal, p: &Person) {
-    j.obj();
-    j.ki("id", (d.id * 10 + 1) as i64);
-    j.key("person_id").obj().ks("name", &p.name());
-    j.key("email").arr();
-    for e in &p.emails {
-        j.obj()
-            .ks("label", e.label)
-            .ks("value", &e.value)
-            .kb("primary", e.primary)
-            .end_obj();
+/// `/users/{id}`.
+pub fn v1_users_by_id(c: &Ctx, db: &Db, id: &str) -> Resp {
+    match parse_id(id).map(|id| db.users.get(id)) {
+        Some(Some(u)) => ok_data(|j| user_v1(j, u, c.me)),
+        Some(None) => err(404, "User not found or not accessible."),
+        None => unknown_route(),
     }
-    j.end_arr().key("phone").arr();
-    for e in &p.phones {
-        j.obj()
-            .ks("label", e.label)
-            .ks("value", &e.value)
-            .kb("primary", e.primary)
-            .end_obj();
+}
+
+/// `/notes`.
+pub fn v1_notes(c: &Ctx, db: &Db) -> Resp {
+    let f = |k: &str| c.q.val(k).and_then(parse_id);
+    let (user, deal, person, org) = (f("user_id"), f("deal_id"), f("person_id"), f("org_id"));
+    let lead = c.q.val("lead_id");
+    let since = match c.q.val("updated_since") {
+        None => None,
+        Some(s) => match parse_v1(s).or_else(|| parse_iso(s)) {
+            Some(t) => Some(t),
+            None => return err(400, "Invalid updated_since"),
+        },
+    };
+    let start_date = c.q.val("start_date").and_then(crate::util::parse_date);
+    let end_date = c.q.val("end_date").and_then(crate::util::parse_date);
+    let keep = |n: &Note| {
+        n.deleted_time.is_none()
+            && user.is_none_or(|x| n.user_id == x)
+            && deal.is_none_or(|x| n.deal_id == Some(x))
+            && person.is_none_or(|x| n.person_id == Some(x))
+            && org.is_none_or(|x| n.org_id == Some(x))
+            && lead.is_none_or(|x| n.lead_id.as_deref() == Some(x))
+            && since.is_none_or(|s| n.update_time >= s)
+            && start_date.is_none_or(|d| crate::util::days_of(n.add_time) >= d)
+            && end_date.is_none_or(|d| crate::util::days_of(n.add_time) <= d)
+    };
+    v1_list_since(c, &db.notes, (500, true), since, &keep, &|j, n| {
+        note_v1(j, db, n, c.me)
+    })
+}
+
+/// `/notes/{id}`.
+pub fn v1_notes_by_id(c: &Ctx, db: &Db, id: &str) -> Resp {
+    match parse_id(id)
+        .and_then(|id| db.notes.get(id))
+        .filter(|n| n.deleted_time.is_none())
+    {
+        Some(n) => ok_data(|j| note_v1(j, db, n, c.me)),
+        None => err(404, "Note not found"),
     }
-    j.end_arr()
-        .ki("owner_id", p.owner_id as i64)
-        .ki("value", p.id as i64)
-        .end_obj();
-    j.ks("add_time", &v1ts(d.add_time));
-    j.kb("active_flag", true);
-    j.key("related_item_data")
-        .obj()
-        .ki("deal_id", d.id as i64)
-        .ks("title", &d.title)
-        .end_obj();
-    j.key("person");
-    person_v1(j, db, p, false);
-    j.key("added_by_user_id")
-        .obj()
-        .ki("id", d.creator_user_id as i64);
-    j.kos("name", db.user_name(d.creator_user_id))
-        .ki("value", d.creator_user_id as i64)
-        .end_obj();
-    j.ks("related_item_type", "deal");
-    j.ki("related_item_id", d.id as i64);
-    j.end_obj();
+}
+
+/// `/leads/{id}`.
+/// A segment that is no UUID names another operation (`/leads/search`).
+pub fn v1_leads_by_id(db: &Db, id: &str) -> Resp {
+    if uuid::Uuid::parse_str(id).is_err() {
+        return unknown_route();
+    }
+    match db.lead_by_uuid.get(id).and_then(|i| db.leads.get(*i)) {
+        Some(l) => ok_data(|j| lead_v1(j, db, l)),
+        None => crate::respond::lead_not_found(),
+    }
+}
+
+/// `/leadLabels`.
+pub fn v1_lead_labels(db: &Db) -> Resp {
+    v1_all(&db.simple.lead_labels, lead_label_v1)
+}
+
+/// `/leadSources`.
+pub fn v1_lead_sources() -> Resp {
+    v1_all(crate::seed::LEAD_SOURCES, |j, name| {
+        j.ser(&crate::entities::leads::LeadSource { name });
+    })
+}
+
+/// `/activityTypes`.
+pub fn v1_activity_types(db: &Db) -> Resp {
+    v1_all(&db.simple.activity_types, activity_type_v1)
+}
+
+/// `/currencies`.
+pub fn v1_currencies(c: &Ctx, db: &Db) -> Resp {
+    let term = c.q.val("term").map(|t| t.to_lowercase());
+    let v: Vec<&Currency> = db
+        .simple
+        .currencies
+        .iter()
+        .filter(|x| {
+            term.as_ref().is_none_or(|t| {
+                x.code.to_lowercase().contains(t) || x.name.to_lowercase().contains(t)
+            })
+        })
+        .collect();
+    v1_all(&v, |j, x| currency_v1(j, x))
+}
+
+/// `/filters`.
+pub fn v1_filters(c: &Ctx, db: &Db) -> Resp {
+    let ty = c.q.val("type");
+    let v: Vec<&Filter> = db
+        .simple
+        .filters
+        .iter()
+        .filter(|f| ty.is_none_or(|t| f.kind == t))
+        .collect();
+    v1_all(&v, |j, f| filter_v1(j, f))
+}
+
+/// `/filters/{id}`.
+pub fn v1_filters_by_id(db: &Db, id: &str) -> Resp {
+    match parse_id(id).map(|id| db.simple.filters.iter().find(|f| f.id == id)) {
+        Some(Some(f)) => ok_data(|j| filter_v1(j, f)),
+        Some(None) => err(404, "Filter not found"),
+        None => unknown_route(),
+    }
+}
+
+/// `/recents`.
+pub fn v1_recents(c: &Ctx, db: &Db) -> Resp {
+    recents(c, db)
+}
+
+/// `/deals/{id}/flow`.
+pub fn v1_deals_by_id_flow(c: &Ctx, db: &Db, id: &str) -> Resp {
+    deal_flow(c, db, id)
+}
+
+/// `/deals/{id}/participants`.
+pub fn v1_deals_by_id_participants(c: &Ctx, db: &Db, id: &str) -> Resp {
+    let now = c.now;
+    let Some(d) = db.live_deal(id, now) else {
+        return not_found(1, "Deal");
+    };
+    let items: Vec<&Person> = d
+        .person_id
+        .and_then(|p| db.persons.get(p))
+        .into_iter()
+        .collect();
+    v1_small(c, &items, 500, &|j, p| {
+        j.ser(&relations::participant_v1(db, d, p));
+    })
+}
+
+/// `/deals/{id}/followers`.
+pub fn v1_deals_by_id_followers(c: &Ctx, db: &Db, id: &str) -> Resp {
+    let now = c.now;
+    let Some(d) = db.live_deal(id, now) else {
+        return not_found(1, "Deal");
+    };
+    let items = followers(d);
+    v1_small(c, &items, 500, &|j, f| {
+        j.ser(&relations::follower_v1(d, f));
+    })
+}
+
+/// `/deals`. Deprecated v1 entity endpoints (2026-01-14 spec).
+pub fn v1_deals(c: &Ctx, db: &Db) -> Resp {
+    let st = c.q.val("status").unwrap_or("all_not_deleted");
+    let user = c.q.val("user_id").and_then(parse_id);
+    let stage = c.q.val("stage_id").and_then(parse_id);
+    let keep = |d: &Deal| {
+        let s = if d.deleted_time.is_some() {
+            "deleted"
+        } else {
+            d.status.name()
+        };
+        d.archive_time.is_none()
+            && (if st == "all_not_deleted" {
+                s != "deleted"
+            } else {
+                s == st
+            })
+            && user.is_none_or(|u| d.owner_id == u)
+            && stage.is_none_or(|x| d.stage_id == x)
+    };
+    v1_list(c, &db.deals, 500, true, &keep, &|j, d| {
+        deal_v1(j, db, d, false)
+    })
+}
+
+/// `/deals/archived`.
+pub fn v1_deals_archived(c: &Ctx, db: &Db) -> Resp {
+    let keep = |d: &Deal| d.archive_time.is_some() && d.deleted_time.is_none();
+    v1_list(c, &db.deals, 500, true, &keep, &|j, d| {
+        deal_v1(j, db, d, false)
+    })
+}
+
+/// `/deals/{id}`.
+pub fn v1_deals_by_id(c: &Ctx, db: &Db, id: &str) -> Resp {
+    let now = c.now;
+    by_id(&db.deals, id, now, "Deal", |j, d| deal_v1(j, db, d, false))
+}
+
+/// `/persons`.
+pub fn v1_persons(c: &Ctx, db: &Db) -> Resp {
+    v1_list(
+        c,
+        &db.persons,
+        500,
+        true,
+        &|p: &Person| p.deleted_time.is_none(),
+        &|j, p| person_v1(j, db, p, false),
+    )
+}
+
+/// `/persons/{id}`.
+pub fn v1_persons_by_id(c: &Ctx, db: &Db, id: &str) -> Resp {
+    let now = c.now;
+    by_id(&db.persons, id, now, "Person", |j, p| {
+        person_v1(j, db, p, false)
+    })
+}
+
+/// `/organizations`.
+pub fn v1_organizations(c: &Ctx, db: &Db) -> Resp {
+    v1_list(
+        c,
+        &db.orgs,
+        500,
+        true,
+        &|p: &Org| p.deleted_time.is_none(),
+        &|j, p| org_v1(j, db, p, false),
+    )
+}
+
+/// `/organizations/{id}`.
+pub fn v1_organizations_by_id(c: &Ctx, db: &Db, id: &str) -> Resp {
+    let now = c.now;
+    by_id(&db.orgs, id, now, "Organization", |j, p| {
+        org_v1(j, db, p, false)
+    })
+}
+
+/// `/activities`.
+pub fn v1_activities(c: &Ctx, db: &Db) -> Resp {
+    v1_list(
+        c,
+        &db.activities,
+        500,
+        true,
+        &|a: &Activity| a.deleted_time.is_none(),
+        &|j, a| activity_v1(j, a),
+    )
+}
+
+/// `/activities/{id}`.
+pub fn v1_activities_by_id(c: &Ctx, db: &Db, id: &str) -> Resp {
+    let now = c.now;
+    by_id(&db.activities, id, now, "Activity", activity_v1)
+}
+
+/// `/products`.
+pub fn v1_products(c: &Ctx, db: &Db) -> Resp {
+    v1_list(
+        c,
+        &db.products,
+        500,
+        true,
+        &|p: &Product| p.deleted_time.is_none(),
+        &|j, p| product_v1(j, db, p, false),
+    )
+}
+
+/// `/products/{id}`.
+pub fn v1_products_by_id(c: &Ctx, db: &Db, id: &str) -> Resp {
+    let now = c.now;
+    by_id(&db.products, id, now, "Product", |j, p| {
+        product_v1(j, db, p, false)
+    })
+}
+
+/// `/pipelines`.
+pub fn v1_pipelines(db: &Db) -> Resp {
+    v1_all(
+        &db.pipelines
+            .rows
+            .iter()
+            .filter(|p| p.deleted_time.is_none())
+            .collect::<Vec<_>>(),
+        |j, p| pipeline_v1(j, p),
+    )
+}
+
+/// `/pipelines/{id}`.
+pub fn v1_pipelines_by_id(c: &Ctx, db: &Db, id: &str) -> Resp {
+    let now = c.now;
+    by_id(&db.pipelines, id, now, "Pipeline", pipeline_v1)
+}
+
+/// `/stages`.
+pub fn v1_stages(c: &Ctx, db: &Db) -> Resp {
+    let pipe = c.q.val("pipeline_id").and_then(parse_id);
+    let v: Vec<&Stage> = db
+        .stages
+        .rows
+        .iter()
+        .filter(|s| s.deleted_time.is_none() && pipe.is_none_or(|p| s.pipeline_id == p))
+        .collect();
+    v1_all(&v, |j, s| stage_v1(j, s))
+}
+
+/// `/stages/{id}`.
+pub fn v1_stages_by_id(c: &Ctx, db: &Db, id: &str) -> Resp {
+    let now = c.now;
+    by_id(&db.stages, id, now, "Stage", stage_v1)
+}
+
+/// `/leads` and `/leads/archived`.
+pub fn v1_leads(c: &Ctx, db: &Db, archived: bool) -> Resp {
+    let f = |k: &str| c.q.val(k).and_then(parse_id);
+    let (owner, person, org) = (f("owner_id"), f("person_id"), f("organization_id"));
+    let since = match c.q.val("updated_since").filter(|_| !archived) {
+        None => None,
+        Some(s) => match parse_iso(s) {
+            Some(t) => Some(t),
+            None => return err(400, "Invalid updated_since"),
+        },
+    };
+    let keep = |l: &Lead| {
+        l.archive_time.is_some() == archived
+            && owner.is_none_or(|x| l.owner_id == x)
+            && person.is_none_or(|x| l.person_id == Some(x))
+            && org.is_none_or(|x| l.org_id == Some(x))
+            && since.is_none_or(|s| l.update_time >= s)
+    };
+    v1_list_since(c, &db.leads, (500, false), since, &keep, &|j, l| {
+        lead_v1(j, db, l)
+    })
+}
+
+/// `/{entity}Fields` (v1 has no project fields).
+pub fn v1_fields(c: &Ctx, db: &Db, e: FieldEntity) -> Resp {
+    if e == FieldEntity::Project {
+        return unknown_route();
+    }
+    let mut list: Vec<FieldDef> = db.fields(e).iter().filter(|f| f.active).cloned().collect();
+    if e == FieldEntity::Lead {
+        list.extend(db.custom_fields(FieldEntity::Lead).cloned());
+    }
+    v1_small(c, &list, 500, &|j, f| v1_field(j, e, f))
+}
+
+/// `/{entity}Fields/{id}`.
+pub fn v1_fields_by_id(db: &Db, e: FieldEntity, id: &str) -> Resp {
+    if e == FieldEntity::Project {
+        return unknown_route();
+    }
+    let Some(id) = parse_id(id) else {
+        return unknown_route();
+    };
+    match db
+        .fields(e)
+        .iter()
+        .find(|f| f.active && u64::from(f.id) == id)
+    {
+        Some(f) => ok_data(|j| v1_field(j, e, f)),
+        None => err(410, "The field is not found"),
+    }
 }
 
 /// `/v1/recents`: changes since `since_timestamp`, capped at one month before the sim clock.
@@ -1024,9 +1110,7 @@ fn deal_flow(c: &Ctx, db: &Db, id: &str) -> Resp {
         .unwrap_or(&[])
         .iter()
         .collect();
-    let mut users: Vec<u64> = page.iter().map(|f| f.user_id).collect();
-    users.sort();
-    users.dedup();
+    let users: Vec<u64> = page.iter().map(|f| f.user_id).collect();
     let mut r = v1_envelope(
         &page,
         start,
@@ -1034,41 +1118,14 @@ fn deal_flow(c: &Ctx, db: &Db, id: &str) -> Resp {
         end < v.len(),
         true,
         |j, f| {
-            j.obj()
-                .ks("object", "dealChange")
-                .ks("timestamp", &v1ts(f.time))
-                .key("data")
-                .obj();
-            j.ki("id", f.id as i64);
-            j.ki("item_id", d.id as i64);
-            j.ki("user_id", f.user_id as i64);
-            j.ks("field_key", &f.field);
-            j.kos("old_value", f.old.as_deref());
-            j.kos("new_value", f.new.as_deref());
-            j.knull("is_bulk_update_flag");
-            j.ks("log_time", &v1ts(f.time));
-            j.ks("change_source", f.source);
-            j.knull("change_source_user_agent");
-            j.key("additional_data").obj().end_obj();
-            j.end_obj().end_obj();
+            j.ser(&relations::flow_entry_v1(d.id, f));
         },
         |_| {},
     );
     // Append related_objects.user after additional_data.
     r.body.pop();
     let mut j = J::default();
-    j.obj().key("user").obj();
-    for u in users.iter().filter_map(|u| db.users.get(*u)) {
-        j.key(&u.id.to_string()).obj();
-        j.ki("id", u.id as i64)
-            .ks("name", &u.name)
-            .ks("email", &u.email);
-        j.kb("has_pic", false)
-            .knull("pic_hash")
-            .kb("active_flag", u.active)
-            .end_obj();
-    }
-    j.end_obj().end_obj();
+    j.ser(&relations::flow_related(db, users));
     r.body.extend_from_slice(b",\"related_objects\":");
     r.body.extend_from_slice(&j.buf);
     r.body.push(b'}');

@@ -10,7 +10,6 @@
 use crate::list::Query;
 use crate::model::*;
 use crate::respond::Ctx;
-use crate::state::State;
 use crate::util::{Ms, date, days_of};
 use rand::{Rng as _, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -191,6 +190,15 @@ struct Engine {
     report: ChurnReport,
 }
 
+/// What churn needs of the served company: its data, the clock writes are stamped by, and
+/// its churn. The server's state provides it; churn names no type above itself.
+pub trait Company: Send + Sync + 'static {
+    fn db(&self) -> &std::sync::RwLock<Db>;
+    /// The time a write made now is stamped with.
+    fn write_now(&self) -> Ms;
+    fn churn(&self) -> &Churn;
+}
+
 /// The churn of one simulator: its seeded stream, its counters and its timed driver.
 pub struct Churn {
     engine: Mutex<Engine>,
@@ -221,28 +229,29 @@ impl Churn {
     }
 
     /// Applies `n` changes now, each stamped with the clock as it is applied.
-    pub fn apply(&self, st: &State, n: u64) {
+    pub fn apply(&self, company: &impl Company, n: u64) {
         let mut engine = self.lock_engine();
         for _ in 0..n {
-            let now = st.write_time(st.clock.now());
-            let mut db = st.db.write().unwrap_or_else(|e| e.into_inner());
+            let now = company.write_now();
+            let mut db = company.db().write().unwrap_or_else(|e| e.into_inner());
             engine.step(&mut db, now);
         }
     }
 
     /// Sets the timed rate, starting the driver task if it is not running. Needs a tokio
     /// runtime when `per_second` > 0.
-    pub fn set_rate(st: &Arc<State>, per_second: f64) {
+    pub fn set_rate<C: Company>(company: &Arc<C>, per_second: f64) {
         let per_second = if per_second.is_finite() {
             per_second.max(0.0)
         } else {
             0.0
         };
-        st.churn.rate.send_replace(per_second);
+        let churn = company.churn();
+        churn.rate.send_replace(per_second);
         if per_second > 0.0 {
-            let mut driver = st.churn.driver.lock().unwrap_or_else(|e| e.into_inner());
+            let mut driver = churn.driver.lock().unwrap_or_else(|e| e.into_inner());
             if driver.as_ref().is_none_or(JoinHandle::is_finished) {
-                *driver = Some(tokio::spawn(drive(st.clone(), st.churn.rate.subscribe())));
+                *driver = Some(tokio::spawn(drive(company.clone(), churn.rate.subscribe())));
             }
         }
     }
@@ -258,7 +267,7 @@ impl Churn {
 
 /// Applies changes at the current rate: the changes owed since the last tick, so the rate
 /// holds however the ticks fall.
-async fn drive(st: Arc<State>, mut rate: watch::Receiver<f64>) {
+async fn drive<C: Company>(company: Arc<C>, mut rate: watch::Receiver<f64>) {
     let mut owed = 0.0;
     let mut last = Instant::now();
     loop {
@@ -286,7 +295,7 @@ async fn drive(st: Arc<State>, mut rate: watch::Receiver<f64>) {
         let due = owed.floor();
         owed -= due;
         if due >= 1.0 {
-            st.churn.apply(&st, due as u64);
+            company.churn().apply(&*company, due as u64);
         }
     }
 }
@@ -323,7 +332,7 @@ impl Engine {
             now,
             q: &query,
             me: 1,
-            source: crate::webhook_delivery::ChangeSource::App,
+            source: crate::webhook_outbox::ChangeSource::App,
         };
         // A DELETE carries no body.
         let body = if request.body.is_null() {

@@ -68,7 +68,8 @@ pub fn cursor_window(c: &Ctx, total: usize) -> Result<Window, Resp> {
     Ok(Window::new(start, limit, total))
 }
 
-fn json<T: Serialize>(status: u16, body: &T) -> Resp {
+/// Any serde body as a response.
+pub fn json<T: Serialize>(status: u16, body: &T) -> Resp {
     Resp {
         status,
         // Serialising these plain structs cannot fail.

@@ -42,6 +42,15 @@ impl J {
         }
     }
 
+    /// Writes a serde view in place: the entities' `#[derive(Serialize)]` structs go straight
+    /// into the page being written.
+    pub fn ser<T: serde::Serialize + ?Sized>(&mut self, v: &T) -> &mut Self {
+        self.sep();
+        // Writing into a Vec fails only for a map with non-string keys, which no view has.
+        let _ = serde_json::to_writer(&mut self.buf, v);
+        self
+    }
+
     pub fn obj(&mut self) -> &mut Self {
         self.sep();
         self.buf.push(b'{');
@@ -87,31 +96,6 @@ impl J {
         push_int(&mut self.buf, v);
         self
     }
-    pub fn oi(&mut self, v: Option<i64>) -> &mut Self {
-        match v {
-            Some(v) => self.i(v),
-            None => self.null(),
-        }
-    }
-    pub fn f(&mut self, v: f64) -> &mut Self {
-        self.sep();
-        if v.is_finite() && v == v.trunc() && v.abs() < 1e15 {
-            push_int(&mut self.buf, v as i64);
-        } else if v.is_finite() {
-            let mut s = String::new();
-            let _ = write!(s, "{v}");
-            self.buf.extend_from_slice(s.as_bytes());
-        } else {
-            self.buf.extend_from_slice(b"null");
-        }
-        self
-    }
-    pub fn of(&mut self, v: Option<f64>) -> &mut Self {
-        match v {
-            Some(v) => self.f(v),
-            None => self.null(),
-        }
-    }
     pub fn b(&mut self, v: bool) -> &mut Self {
         self.sep();
         self.buf
@@ -132,12 +116,6 @@ impl J {
     }
     pub fn ki(&mut self, k: &str, v: i64) -> &mut Self {
         self.key(k).i(v)
-    }
-    pub fn koi(&mut self, k: &str, v: Option<i64>) -> &mut Self {
-        self.key(k).oi(v)
-    }
-    pub fn kf(&mut self, k: &str, v: f64) -> &mut Self {
-        self.key(k).f(v)
     }
     pub fn kb(&mut self, k: &str, v: bool) -> &mut Self {
         self.key(k).b(v)
@@ -213,7 +191,7 @@ mod tests {
             .key("c")
             .arr()
             .i(1)
-            .f(1.5)
+            .ser(&1.5)
             .null()
             .end_arr();
         j.key("d").obj().end_obj().end_obj();

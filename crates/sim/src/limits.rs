@@ -1,7 +1,7 @@
 //! Token-based rate limiting: a rolling 2-second burst window per token and a daily token
 //! budget per company that resets at midnight UTC of the simulated clock.
 
-use crate::Plan;
+use crate::options::Plan;
 use crate::util::{DAY_MS, Ms};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;

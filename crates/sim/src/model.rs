@@ -784,17 +784,61 @@ pub struct Db {
     pub deal_changes: HashMap<u64, Vec<Change>>,
     pub next_change_id: u64,
     pub lead_by_uuid: HashMap<Box<str>, u64>,
-    pub scale: crate::Scale,
+    pub scale: crate::options::Scale,
     /// Seeded stage ids per pipeline and seat count: inputs of the derived deal history.
     pub seed_stages: Vec<Vec<u64>>,
     pub seed_users: u64,
-    pub extra: crate::extra::Extra,
-    pub webhooks: crate::entities::webhooks::Registry,
+    pub extra: Extra,
+    pub webhooks: crate::webhook_outbox::Registry,
     /// Where writes leave their webhook events for delivery.
-    pub webhook_outbox: crate::webhook_delivery::Outbox,
+    pub webhook_outbox: crate::webhook_outbox::Outbox,
 }
 
 impl Db {
+    /// Adds a custom field. New fields start empty on existing records.
+    pub fn add_field(
+        &mut self,
+        e: FieldEntity,
+        name: String,
+        t: CfType,
+        labels: Vec<String>,
+        now: i64,
+    ) -> FieldDef {
+        let id = self.next_field_id;
+        self.next_field_id += 1;
+        let mut r = crate::util::Rng::for_item(self.seed, "new_field", id as u64);
+        let mut options = Vec::new();
+        if matches!(t, CfType::Enum | CfType::Set) {
+            let labels = if labels.is_empty() {
+                vec!["Option 1".to_string(), "Option 2".to_string()]
+            } else {
+                labels
+            };
+            for l in labels {
+                options.push((self.next_option_id, l));
+                self.next_option_id += 1;
+            }
+        }
+        let list = self.fields.entry(e).or_default();
+        let f = FieldDef {
+            id,
+            key: r.hex(40),
+            name,
+            field_type: t.name(),
+            cf: Some(t),
+            options,
+            order_nr: list.len() as u32,
+            add_time: now,
+            update_time: now,
+            active: true,
+            generated: false,
+            mandatory: false,
+            description: String::new(),
+        };
+        list.push(f.clone());
+        f
+    }
+
     pub fn fields(&self, e: FieldEntity) -> &[FieldDef] {
         self.fields.get(&e).map(|v| v.as_slice()).unwrap_or(&[])
     }
@@ -837,4 +881,123 @@ impl Db {
 /// Derives a fresh rng for a custom value so values never depend on generation order.
 pub fn cf_rng(seed: u64, entity: FieldEntity, rec_id: u64, field_id: u32) -> Rng {
     Rng::for_item(seed ^ ((field_id as u64) << 40), entity.gen_name(), rec_id)
+}
+
+/// Appends a change to a deal's flow.
+/// Appends one `dealChange` to a deal's flow and changelog.
+pub fn push_change(
+    db: &mut Db,
+    deal: u64,
+    user: u64,
+    field: &str,
+    old: Option<String>,
+    new: Option<String>,
+    t: Ms,
+) {
+    db.next_change_id += 1;
+    let id = db.next_change_id;
+    db.deal_changes.entry(deal).or_default().push(Change {
+        id,
+        user_id: user,
+        field_key: field.into(),
+        old_value: old,
+        new_value: new,
+        time: t,
+    });
+}
+
+/// A custom-field value as text, as a deal's flow records it.
+pub fn cf_str(v: &CfVal) -> String {
+    match v {
+        CfVal::Str(s) => s.to_string(),
+        CfVal::Num(n) => crate::util::fmt_num(*n),
+        CfVal::Money(n, c) => format!("{} {}", crate::util::fmt_num(*n), c),
+        CfVal::Opt(x) => x.to_string(),
+        CfVal::Set(v) => v
+            .iter()
+            .map(|x| x.to_string())
+            .collect::<Vec<_>>()
+            .join(","),
+        CfVal::Id(x) => x.to_string(),
+        CfVal::Date(d) => crate::util::date(*d),
+        CfVal::DateRange(a, b) => format!("{} - {}", crate::util::date(*a), crate::util::date(*b)),
+        CfVal::Time(a, _) => crate::util::hms(*a),
+        CfVal::TimeRange(a, b, _) => format!("{} - {}", crate::util::hms(*a), crate::util::hms(*b)),
+        CfVal::Addr(a) => a.formatted(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lower-priority records, derived from the company at startup and read-only (see `extra`).
+
+pub struct File {
+    pub id: u64,
+    pub user_id: u64,
+    pub deal_id: u64,
+    pub person_id: Option<u64>,
+    pub org_id: Option<u64>,
+    pub name: String,
+    pub size: u64,
+    pub add_time: Ms,
+}
+
+pub struct CallLog {
+    pub id: String,
+    pub activity_id: u64,
+    pub user_id: u64,
+    pub person_id: Option<u64>,
+    pub org_id: Option<u64>,
+    pub deal_id: Option<u64>,
+    pub outcome: &'static str,
+    pub duration: u32,
+    pub start: Ms,
+    pub to: String,
+}
+
+pub struct MailThread {
+    pub id: u64,
+    pub user_id: u64,
+    pub deal_id: u64,
+    pub person_id: Option<u64>,
+    pub folder: &'static str,
+    pub subject: String,
+    pub messages: u32,
+    pub first: Ms,
+    pub last: Ms,
+}
+
+pub struct Project {
+    pub id: u64,
+    pub title: String,
+    pub owner_id: u64,
+    pub deal_id: u64,
+    pub person_id: Option<u64>,
+    pub org_id: Option<u64>,
+    pub status: &'static str,
+    pub phase_id: u64,
+    pub start: i32,
+    pub end: i32,
+    pub add_time: Ms,
+    pub update_time: Ms,
+    pub archive_time: Option<Ms>,
+}
+
+pub struct Task {
+    pub id: u64,
+    pub project_id: u64,
+    pub title: String,
+    pub creator_id: u64,
+    pub assignee: u64,
+    pub done: Option<Ms>,
+    pub due: i32,
+    pub add_time: Ms,
+}
+
+#[derive(Default)]
+pub struct Extra {
+    pub files: Vec<File>,
+    pub call_logs: Vec<CallLog>,
+    pub threads: Vec<MailThread>,
+    pub projects: Vec<Project>,
+    pub tasks: Vec<Task>,
 }

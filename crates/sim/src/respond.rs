@@ -4,6 +4,7 @@
 use crate::json::J;
 use crate::util::Ms;
 
+#[derive(Clone)]
 pub struct Resp {
     pub status: u16,
     pub body: Vec<u8>,
@@ -55,6 +56,22 @@ pub fn is_unknown_route(r: &Resp) -> bool {
     r.status == 404 && r.body == unknown_route().body
 }
 
+/// A lead that is not there: leads answer 404 with their own wording and `error_info`.
+pub fn lead_not_found() -> Resp {
+    let mut j = J::default();
+    j.obj()
+        .kb("success", false)
+        .ks("error", "requested lead not found");
+    j.ks("error_info", "Object was not found.")
+        .knull("data")
+        .knull("additional_data")
+        .end_obj();
+    Resp {
+        status: 404,
+        body: j.buf,
+    }
+}
+
 /// An operation the company's plan, add-ons or permissions do not include.
 pub fn not_in_plan() -> Resp {
     err(403, "You do not have permissions to do this.")
@@ -78,7 +95,7 @@ pub struct Ctx<'a> {
     pub me: u64,
     /// Whether a write comes from an API client or from a user in the app (churn): webhooks
     /// report it as `meta.change_source`.
-    pub source: crate::webhook_delivery::ChangeSource,
+    pub source: crate::webhook_outbox::ChangeSource,
 }
 
 pub(crate) fn parse_limit(c: &Ctx, ver: u8, max: usize) -> Result<usize, Resp> {
@@ -166,4 +183,19 @@ pub(crate) fn v1_start(c: &Ctx) -> Result<usize, Resp> {
         None => Ok(0),
         Some(s) => s.parse().map_err(|_| err(400, "Invalid start")),
     }
+}
+
+/// The content type of every API answer.
+pub const JSON: &str = "application/json; charset=utf-8";
+
+/// An API answer as an HTTP response.
+pub fn json_response(status: u16, body: Vec<u8>) -> axum::http::Response<axum::body::Body> {
+    let mut r = axum::http::Response::new(axum::body::Body::from(body));
+    *r.status_mut() = axum::http::StatusCode::from_u16(status)
+        .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+    r.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static(JSON),
+    );
+    r
 }

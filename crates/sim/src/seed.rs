@@ -2,8 +2,8 @@
 //! timestamps fall in the four years before [`ANCHOR_MS`].
 
 use crate::model::*;
-use crate::util::{ANCHOR_MS, DAY_MS, Ms, Rng, days_of};
-use crate::{Scale, SimOptions};
+use crate::options::{Scale, SimOptions};
+use crate::util::{ANCHOR_MS, DAY_MS, Ms, Rng, days_of, fmt_num};
 use std::collections::HashMap;
 
 const SPAN_MS: Ms = 4 * 365 * DAY_MS;
@@ -752,7 +752,7 @@ pub fn generate(opts: &SimOptions) -> Db {
         webhooks: Default::default(),
         webhook_outbox: Default::default(),
     };
-    db.extra = crate::extra::derive(&db);
+    db.extra = derive_extra(&db);
     db
 }
 
@@ -916,14 +916,6 @@ pub fn deal_events(db: &Db, id: u64) -> Vec<DealEvent> {
     plan_deal(db.seed, &c, id - 1, db.seed_users, &db.seed_stages).events
 }
 
-pub fn fmt_num(v: f64) -> String {
-    if v == v.trunc() {
-        format!("{}", v as i64)
-    } else {
-        format!("{v}")
-    }
-}
-
 /// Lower-case ASCII form of a name for e-mail addresses and URLs.
 pub fn ascii(s: &str) -> String {
     s.chars()
@@ -1061,4 +1053,107 @@ pub fn flow_items(db: &Db, deal_id: u64) -> Vec<FlowItem> {
     }
     v.sort_by(|a, b| b.time.cmp(&a.time).then(b.id.cmp(&a.id)));
     v
+}
+
+fn derive_extra(db: &Db) -> Extra {
+    let seed = db.seed;
+    let mut x = Extra::default();
+    for d in db.deals.rows.iter().filter(|d| d.id % 10 == 1) {
+        let mut r = Rng::for_item(seed, "file", d.id);
+        let id = x.files.len() as u64 + 1;
+        x.files.push(File {
+            id,
+            user_id: d.owner_id,
+            deal_id: d.id,
+            person_id: d.person_id,
+            org_id: d.org_id,
+            name: format!(
+                "{}.pdf",
+                ["proposal", "contract", "invoice", "notes"][r.below(4) as usize]
+            ),
+            size: 10_000 + r.below(5_000_000),
+            add_time: d.add_time + 60_000,
+        });
+    }
+    for a in db
+        .activities
+        .rows
+        .iter()
+        .filter(|a| &*a.type_key == "call" && a.id % 2 == 0)
+    {
+        let mut r = Rng::for_item(seed, "call_log", a.id);
+        x.call_logs.push(CallLog {
+            id: format!("CA{}", r.hex(30)),
+            activity_id: a.id,
+            user_id: a.owner_id,
+            person_id: a.person_id,
+            org_id: a.org_id,
+            deal_id: a.deal_id,
+            outcome: r.pick_s(&[
+                "connected",
+                "no_answer",
+                "left_message",
+                "busy",
+                "wrong_number",
+            ]),
+            duration: r.below(1800) as u32,
+            start: a.add_time + 3_600_000,
+            to: format!("+372 5{:07}", r.below(9_999_999)),
+        });
+    }
+    x.call_logs.sort_by(|a, b| a.id.cmp(&b.id));
+    for d in db.deals.rows.iter().filter(|d| d.id % 5 == 2) {
+        let mut r = Rng::for_item(seed, "mail_thread", d.id);
+        let first = d.add_time + r.range(60_000, DAY_MS);
+        let id = x.threads.len() as u64 + 1;
+        x.threads.push(MailThread {
+            id,
+            user_id: d.owner_id,
+            deal_id: d.id,
+            person_id: d.person_id,
+            folder: r.pick_s(&["inbox", "inbox", "sent", "archive"]),
+            subject: format!("Re: {}", d.title),
+            messages: 1 + r.below(3) as u32,
+            first,
+            last: first + r.range(0, 5 * DAY_MS),
+        });
+    }
+    for d in db.deals.rows.iter().filter(|d| d.id % 20 == 3) {
+        let mut r = Rng::for_item(seed, "project", d.id);
+        let id = x.projects.len() as u64 + 1;
+        let add = d.add_time + r.range(DAY_MS, 10 * DAY_MS);
+        let add = add.min(crate::util::ANCHOR_MS - 1000);
+        let archived = id.is_multiple_of(3);
+        x.projects.push(Project {
+            id,
+            title: format!("Onboarding: {}", d.title),
+            owner_id: d.owner_id,
+            deal_id: d.id,
+            person_id: d.person_id,
+            org_id: d.org_id,
+            status: if r.chance(0.6) { "open" } else { "completed" },
+            phase_id: 1 + r.below(3),
+            start: days_of(add),
+            end: days_of(add) + r.range(14, 120) as i32,
+            add_time: add,
+            update_time: add + r.range(0, (crate::util::ANCHOR_MS - add).max(1)),
+            archive_time: archived.then_some(add + DAY_MS),
+        });
+        for k in 0..3u64 {
+            let tid = x.tasks.len() as u64 + 1;
+            let done = r.chance(0.5).then_some(add + (k as i64 + 1) * DAY_MS);
+            x.tasks.push(Task {
+                id: tid,
+                project_id: id,
+                title: ["Kick-off call", "Configure account", "Training session"][k as usize]
+                    .to_string(),
+                creator_id: d.owner_id,
+                assignee: d.owner_id,
+                done,
+                due: days_of(add) + 7 * (k as i32 + 1),
+                add_time: add + k as i64 * 1000,
+            });
+        }
+    }
+    x
 }

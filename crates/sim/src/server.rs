@@ -1,30 +1,100 @@
-//! HTTP front: routing by prefix, auth, rate limits, faults, stats, then the API handlers.
+//! HTTP front: the API's route table (`routes`) wrapped in what every API request goes
+//! through on Pipedrive, in its order: faults, auth, rate limits, then the handler, stats and
+//! the faults that spoil a response. The admin API and `/oauth/token` sit beside it.
 
-use crate::api::{self};
 use crate::limits::Decision;
 use crate::list::Query;
-use crate::respond::{Ctx, Resp};
+use crate::respond::{JSON, Resp, json_response};
+use crate::routes::Call;
 use crate::state::State;
 use crate::util::Rng;
 use axum::Router;
-use axum::body::Body;
-use axum::extract::Request;
-use axum::http::{HeaderMap, HeaderValue, Response, StatusCode, header};
+use axum::body::{Body, Bytes};
+use axum::extract::{Extension, Request, State as With};
+use axum::http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::routing::any;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub fn router(st: Arc<State>) -> Router {
-    Router::new().fallback(move |req: Request| handle(st.clone(), req))
+/// The request's path as the client sent it (routing sees the canonical one, nested routers
+/// only their part of it): for stats and token costs.
+#[derive(Clone)]
+pub struct SentPath(pub String);
+
+/// The version prefixes and the version each serves.
+const PREFIXES: [(&str, u8); 3] = [("/api/v2/", 2), ("/api/v1/", 1), ("/v1/", 1)];
+
+/// The version and path segments of an API path, or `None` for a path outside the API.
+fn api_path(path: &str) -> Option<(u8, Vec<&str>)> {
+    PREFIXES.iter().find_map(|(p, ver)| {
+        path.strip_prefix(p)
+            .map(|rest| (*ver, rest.split('/').filter(|s| !s.is_empty()).collect()))
+    })
 }
 
-const JSON: &str = "application/json; charset=utf-8";
+/// Rewrites an API or admin path to its canonical form before routing: no trailing or doubled
+/// slashes, which Pipedrive (and the admin API) ignore.
+pub fn canonical_path<B>(mut req: axum::http::Request<B>) -> axum::http::Request<B> {
+    let sent = SentPath(req.uri().path().to_string());
+    req.extensions_mut().insert(sent.clone());
+    let path = sent.0.as_str();
+    let (prefix, segs): (&str, Vec<&str>) = match api_path(path) {
+        Some((_, segs)) => (
+            PREFIXES
+                .iter()
+                .find(|(p, _)| path.starts_with(p))
+                .map_or("/api/v1/", |(p, _)| *p),
+            segs,
+        ),
+        None => match path.strip_prefix("/__sim/") {
+            Some(rest) => (
+                "/__sim/",
+                rest.split('/').filter(|s| !s.is_empty()).collect(),
+            ),
+            None => return req,
+        },
+    };
+    let canonical = format!("{prefix}{}", segs.join("/"));
+    if canonical == path {
+        return req;
+    }
+    let rebuilt = match req.uri().query() {
+        Some(q) => format!("{canonical}?{q}"),
+        None => canonical,
+    };
+    if let Ok(uri) = rebuilt.parse() {
+        *req.uri_mut() = uri;
+    }
+    req
+}
 
-pub fn json_response(status: u16, body: Vec<u8>) -> Response<Body> {
-    let mut r = Response::new(Body::from(body));
-    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON));
-    r
+pub fn router(st: Arc<State>) -> Router {
+    Router::new()
+        .nest("/api/v2", crate::routes::v2())
+        .nest("/api/v1", crate::routes::v1())
+        .nest("/v1", crate::routes::v1())
+        .fallback(crate::routes::unknown)
+        .layer(middleware::from_fn_with_state(st.clone(), front))
+        .route("/oauth/token", any(oauth_token))
+        .route("/oauth/token/", any(oauth_token))
+        .nest("/__sim", crate::admin::routes())
+        // The nest does not match `/__sim/` (an empty rest): an unknown admin path, as before.
+        .route("/__sim/", any(crate::admin::unknown))
+        .layer(axum::extract::DefaultBodyLimit::max(32 << 20))
+        .with_state(st)
+}
+
+async fn oauth_token(
+    With(st): With<Arc<State>>,
+    method: Method,
+    Extension(path): Extension<SentPath>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response<Body> {
+    let (status, body) = crate::admin::oauth_token(&st, method.as_str(), &headers, &body);
+    st.stats.record(&normalise(&path.0), status, 0);
+    json_response(status, body)
 }
 
 const CLOUDFLARE_403: &str = "<!DOCTYPE html>\n<html lang=\"en-US\">\n<head><title>Access denied | api.pipedrive.com used Cloudflare to restrict access</title>\n<meta charset=\"UTF-8\" /></head>\n<body>\n<div id=\"cf-wrapper\"><div id=\"cf-error-details\" class=\"cf-error-details-wrapper\">\n<h1 data-translate=\"block_headline\">Sorry, you have been blocked</h1>\n<h2 class=\"cf-subheadline\"><span data-translate=\"unable_to_access\">You are unable to access</span> pipedrive.com</h2>\n<p>This website is using a security service to protect itself from online attacks.</p>\n<p>Cloudflare Ray ID: <strong class=\"font-semibold\">8f1a2b3c4d5e6f70</strong></p>\n</div></div>\n</body>\n</html>\n";
@@ -54,41 +124,22 @@ pub fn normalise(path: &str) -> String {
         .join("/")
 }
 
-async fn handle(st: Arc<State>, req: Request) -> Response<Body> {
+/// Faults, auth and rate limits before the handler; stats, the plan's 403 and the response
+/// faults after it. A path outside the API answers `Unknown method` untouched by any of them.
+async fn front(With(st): With<Arc<State>>, mut req: Request, next: Next) -> Response<Body> {
     let method = req.method().as_str().to_string();
-    let path = req.uri().path().to_string();
+    let path = req
+        .extensions()
+        .get::<SentPath>()
+        .map_or_else(|| req.uri().path().to_string(), |p| p.0.clone());
     let query = req.uri().query().map(str::to_string);
     let headers = req.headers().clone();
-    let body = axum::body::to_bytes(req.into_body(), 32 << 20)
-        .await
-        .unwrap_or_default();
 
-    if path == "/__sim" || path.starts_with("/__sim/") {
-        return crate::admin::handle(&st, &method, &path, &body).await;
-    }
-    if path == "/oauth/token" || path == "/oauth/token/" {
-        let (status, body) = crate::admin::oauth_token(&st, &method, &headers, &body);
-        let route = normalise(&path);
-        st.stats.record(&route, status, 0);
-        return json_response(status, body);
-    }
-    let (ver, rest) = if let Some(r) = path.strip_prefix("/api/v2/") {
-        (2u8, r)
-    } else if let Some(r) = path
-        .strip_prefix("/api/v1/")
-        .or_else(|| path.strip_prefix("/v1/"))
-    {
-        (1u8, r)
-    } else {
+    let Some((ver, segs)) = api_path(&path) else {
         let r = crate::respond::unknown_route();
         st.stats.record(&normalise(&path), r.status, 0);
         return json_response(r.status, r.body);
     };
-    let segs: Vec<&str> = rest
-        .trim_end_matches('/')
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .collect();
     let route = normalise(&path);
     let mut q = Query::parse(query.as_deref());
 
@@ -240,40 +291,45 @@ async fn handle(st: Arc<State>, req: Request) -> Response<Body> {
         shift_start_back(&mut q, f.page_overlap);
     }
 
-    let me = 1;
-    let resp: Resp = {
-        let now = if method == "GET" {
-            now
-        } else {
-            st.write_time(now)
-        };
-        let c = Ctx {
-            now,
-            q: &q,
-            me,
-            source: crate::webhook_delivery::ChangeSource::Api,
-        };
-        let resp = if method == "GET" {
-            let db = st.db.read().unwrap_or_else(|e| e.into_inner());
-            crate::entities::get(&c, &db, ver, &segs).unwrap_or_else(|| {
-                if ver == 2 {
-                    api::get_v2(&c, &db, &segs)
-                } else {
-                    api::get_v1(&c, &db, &segs)
-                }
-            })
-        } else {
-            let mut db = st.db.write().unwrap_or_else(|e| e.into_inner());
-            crate::write::dispatch(&c, &mut db, ver, &method, &segs, &body)
-        };
-        // An operation of the official specs that the simulator does not serve answers as the
-        // real API answers one the company's plan does not include, never as a typo.
-        if crate::respond::is_unknown_route(&resp) && st.costs.lookup(&method, ver, &segs).is_some()
-        {
-            crate::respond::not_in_plan()
-        } else {
-            resp
+    let now = if method == "GET" {
+        now
+    } else {
+        st.write_time(now)
+    };
+    let call = Arc::new(Call {
+        ver,
+        segs: segs.iter().map(|s| s.to_string()).collect(),
+        q,
+        now,
+    });
+    req.extensions_mut().insert(call.clone());
+    let answered = if method == "HEAD" {
+        // HEAD is no operation of the API: it answers as a write to the path would.
+        let body = axum::body::to_bytes(req.into_body(), 32 << 20)
+            .await
+            .unwrap_or_default();
+        let mut db = st.db.write().unwrap_or_else(|e| e.into_inner());
+        crate::write::dispatch(&call.ctx(), &mut db, ver, &method, &segs, &body)
+    } else {
+        let mut out = next.run(req).await;
+        match out.extensions_mut().remove::<Resp>() {
+            Some(resp) => resp,
+            // An extractor's rejection (a body over the limit): passed on as it is.
+            None => {
+                st.stats.record(&route, out.status().as_u16(), cost);
+                out.headers_mut().extend(hdrs);
+                return out;
+            }
         }
+    };
+    // An operation of the official specs that the simulator does not serve answers as the
+    // real API answers one the company's plan does not include, never as a typo.
+    let resp = if crate::respond::is_unknown_route(&answered)
+        && st.costs.lookup(&method, ver, &segs).is_some()
+    {
+        crate::respond::not_in_plan()
+    } else {
+        answered
     };
     st.stats.record(&route, resp.status, cost);
 

@@ -2,8 +2,8 @@
 
 use crate::limits::Limiter;
 use crate::model::Db;
+use crate::options::{FaultSettings, SimOptions};
 use crate::util::{ANCHOR_MS, Ms, Rng};
-use crate::{FaultSettings, SimOptions};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
@@ -178,7 +178,7 @@ pub struct State {
     pub oauth: Mutex<OAuth>,
     pub costs: crate::costs::CostTable,
     pub churn: crate::churn::Churn,
-    pub webhook_deliveries: std::sync::Arc<crate::webhook_delivery::Deliveries>,
+    pub webhook_deliveries: std::sync::Arc<crate::webhook_outbox::Deliveries>,
 }
 
 impl State {
@@ -199,7 +199,7 @@ impl State {
             limiter: Limiter::new(opts.plan, seats),
             faults: RwLock::new(opts.faults.clone()),
             churn: crate::churn::Churn::new(opts.seed),
-            webhook_deliveries: std::sync::Arc::new(crate::webhook_delivery::Deliveries::new(
+            webhook_deliveries: std::sync::Arc::new(crate::webhook_outbox::Deliveries::new(
                 opts.webhooks.clone(),
             )),
             opts,
@@ -212,5 +212,17 @@ impl State {
             oauth: Mutex::new(OAuth::default()),
             costs: crate::costs::CostTable::new(),
         }
+    }
+}
+
+impl crate::churn::Company for State {
+    fn db(&self) -> &RwLock<Db> {
+        &self.db
+    }
+    fn write_now(&self) -> Ms {
+        self.write_time(self.clock.now())
+    }
+    fn churn(&self) -> &crate::churn::Churn {
+        &self.churn
     }
 }

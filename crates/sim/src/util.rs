@@ -150,6 +150,21 @@ pub fn parse_date(s: &str) -> Option<i32> {
         .map(|d| d.num_days_from_ce() - 719_163)
 }
 
+/// A number as text, without a fraction when it is whole.
+pub fn fmt_num(v: f64) -> String {
+    if v == v.trunc() {
+        format!("{}", v as i64)
+    } else {
+        format!("{v}")
+    }
+}
+
+/// API timestamps have whole seconds.
+/// A time cut to whole seconds, as the API stamps writes.
+pub fn secs(t: Ms) -> Ms {
+    t / 1000 * 1000
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

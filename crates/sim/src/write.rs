@@ -2,11 +2,11 @@
 //! Updates move `update_time` to the sim clock; deletes are soft (purged after 30 days);
 //! deal updates append one `dealChange` per changed field to the deal's flow.
 
-use crate::json::J;
+use crate::entities::merges;
 use crate::model::*;
 use crate::render::{self, V2Opts};
 use crate::respond::{Ctx, Resp, err, ok_data, unknown_route, v2_invalid};
-use crate::util::{Ms, parse_date};
+use crate::util::{Ms, parse_date, secs};
 use serde_json::{Map, Value};
 
 type Obj = Map<String, Value>;
@@ -57,6 +57,21 @@ fn b(o: &Obj, k: &str) -> Option<bool> {
         _ => false,
     })
 }
+/// Sets a field from the body when the body holds its key with a value; a `null` or an absent
+/// key leaves the field as it is (the fields that cannot be emptied).
+fn set<V, T>(field: &mut T, got: Option<Option<V>>, value: impl FnOnce(V) -> T) {
+    if let Some(Some(v)) = got {
+        *field = value(v);
+    }
+}
+
+/// Sets a field from the body when the body holds its key, `null` included (which empties it).
+fn set_or_clear<V, T>(field: &mut T, got: Option<V>, value: impl FnOnce(V) -> T) {
+    if let Some(v) = got {
+        *field = value(v);
+    }
+}
+
 fn label_ids(o: &Obj, k: &str) -> Option<Vec<u32>> {
     o.get(k).map(|v| {
         v.as_array()
@@ -296,26 +311,6 @@ fn apply_cf(
 /// `(field key, old value, new value)`.
 type FieldChange = (String, Option<String>, Option<String>);
 
-pub(crate) fn cf_str(v: &CfVal) -> String {
-    match v {
-        CfVal::Str(s) => s.to_string(),
-        CfVal::Num(n) => crate::seed::fmt_num(*n),
-        CfVal::Money(n, c) => format!("{} {}", crate::seed::fmt_num(*n), c),
-        CfVal::Opt(x) => x.to_string(),
-        CfVal::Set(v) => v
-            .iter()
-            .map(|x| x.to_string())
-            .collect::<Vec<_>>()
-            .join(","),
-        CfVal::Id(x) => x.to_string(),
-        CfVal::Date(d) => crate::util::date(*d),
-        CfVal::DateRange(a, b) => format!("{} - {}", crate::util::date(*a), crate::util::date(*b)),
-        CfVal::Time(a, _) => crate::util::hms(*a),
-        CfVal::TimeRange(a, b, _) => format!("{} - {}", crate::util::hms(*a), crate::util::hms(*b)),
-        CfVal::Addr(a) => a.formatted(),
-    }
-}
-
 /// The live row an update changes, as a copy to patch, or the API's 404 naming `what`.
 fn editable<T: Rec + Clone>(table: &Table<T>, id: u64, what: &str) -> Result<T, Resp> {
     table
@@ -336,11 +331,6 @@ fn stored<T: Rec + Clone>(table: &mut Table<T>, updating: bool, row: T) -> u64 {
     id
 }
 
-/// API timestamps have whole seconds.
-pub(crate) fn secs(t: Ms) -> Ms {
-    t / 1000 * 1000
-}
-
 fn deleted_v2(id: u64) -> Resp {
     ok_data(|j| {
         j.obj().ki("id", id as i64).end_obj();
@@ -351,129 +341,331 @@ fn parse_id(s: &str) -> Option<u64> {
     s.parse().ok()
 }
 
-/// Every API write goes through here, from a client or from churn: the entity modules first,
-/// then the older handlers below.
-/// What a write changes in the main entities becomes webhook events.
-pub fn dispatch(c: &Ctx, db: &mut Db, ver: u8, method: &str, segs: &[&str], body: &[u8]) -> Resp {
-    let origin = crate::webhook_delivery::Origin::of(c);
-    crate::webhook_delivery::observe(db, origin, |db| {
-        crate::entities::write(c, db, ver, method, segs, body)
-            .unwrap_or_else(|| write(c, db, ver, method, segs, body))
+/// A write's handler: the request's context, the company, the path's parameters and the body.
+pub type Handler = fn(&Ctx, &mut Db, &[&str], &[u8]) -> Resp;
+
+/// Runs a handler on the body's JSON object; a body that is none is the API's 400 before
+/// anything else.
+fn obj(body: &[u8], f: impl FnOnce(&Obj) -> Result<Resp, Resp>) -> Resp {
+    match parse_body(body) {
+        Ok(o) => f(&o).unwrap_or_else(|e| e),
+        Err(e) => e,
+    }
+}
+
+/// Every write the API serves: version, method, path (in the route table's syntax) and
+/// handler. The route table registers them; churn reaches them through [`dispatch`], which
+/// matches the same paths.
+pub const WRITES: &[(u8, &str, &str, Handler)] = &[
+    (2, "POST", "/deals", |c, db, _, b| {
+        obj(b, |o| deal_upsert(c, db, None, o))
+    }),
+    (2, "PATCH", "/deals/{id}", |c, db, p, b| {
+        obj(b, |o| match parse_id(p[0]) {
+            Some(id) => deal_upsert(c, db, Some(id), o),
+            None => Err(err(404, "Deal not found")),
+        })
+    }),
+    (2, "DELETE", "/deals/{id}", |c, db, p, b| {
+        obj(b, |_| delete_deal(c, db, p[0]))
+    }),
+    (2, "POST", "/persons", |c, db, _, b| {
+        obj(b, |o| person_upsert(db, None, o, c.now))
+    }),
+    (2, "PATCH", "/persons/{id}", |c, db, p, b| {
+        obj(b, |o| person_upsert(db, some_id(p[0]), o, c.now))
+    }),
+    (2, "DELETE", "/persons/{id}", |c, db, p, b| {
+        obj(b, |_| soft_delete(&mut db.persons, p[0], c.now, "Person"))
+    }),
+    (2, "POST", "/organizations", |c, db, _, b| {
+        obj(b, |o| org_upsert(db, None, o, c.now))
+    }),
+    (2, "PATCH", "/organizations/{id}", |c, db, p, b| {
+        obj(b, |o| org_upsert(db, some_id(p[0]), o, c.now))
+    }),
+    (2, "DELETE", "/organizations/{id}", |c, db, p, b| {
+        obj(b, |_| {
+            soft_delete(&mut db.orgs, p[0], c.now, "Organization")
+        })
+    }),
+    (2, "POST", "/activities", |c, db, _, b| {
+        obj(b, |o| activity_upsert(c, db, None, o))
+    }),
+    (2, "PATCH", "/activities/{id}", |c, db, p, b| {
+        obj(b, |o| activity_upsert(c, db, some_id(p[0]), o))
+    }),
+    (2, "DELETE", "/activities/{id}", |c, db, p, b| {
+        obj(b, |_| {
+            soft_delete(&mut db.activities, p[0], c.now, "Activity")
+        })
+    }),
+    (2, "POST", "/products", |c, db, _, b| {
+        obj(b, |o| product_upsert(c, db, None, o))
+    }),
+    (2, "PATCH", "/products/{id}", |c, db, p, b| {
+        obj(b, |o| product_upsert(c, db, some_id(p[0]), o))
+    }),
+    (2, "DELETE", "/products/{id}", |c, db, p, b| {
+        obj(b, |_| soft_delete(&mut db.products, p[0], c.now, "Product"))
+    }),
+    (2, "POST", "/pipelines", |c, db, _, b| {
+        obj(b, |o| pipeline_upsert(db, None, o, c.now))
+    }),
+    (2, "PATCH", "/pipelines/{id}", |c, db, p, b| {
+        obj(b, |o| pipeline_upsert(db, some_id(p[0]), o, c.now))
+    }),
+    (2, "DELETE", "/pipelines/{id}", |c, db, p, b| {
+        obj(b, |_| {
+            soft_delete(&mut db.pipelines, p[0], c.now, "Pipeline")
+        })
+    }),
+    (2, "POST", "/stages", |c, db, _, b| {
+        obj(b, |o| stage_upsert(db, None, o, c.now))
+    }),
+    (2, "PATCH", "/stages/{id}", |c, db, p, b| {
+        obj(b, |o| stage_upsert(db, some_id(p[0]), o, c.now))
+    }),
+    (2, "DELETE", "/stages/{id}", |c, db, p, b| {
+        obj(b, |_| soft_delete(&mut db.stages, p[0], c.now, "Stage"))
+    }),
+    (2, "POST", "/dealFields", |c, db, _, b| {
+        obj(b, |o| {
+            field_write(db, FieldEntity::Deal, "POST", None, o, c.now)
+        })
+    }),
+    (2, "PATCH", "/dealFields/{id}", |c, db, p, b| {
+        obj(b, |o| {
+            field_write(db, FieldEntity::Deal, "PATCH", Some(p[0]), o, c.now)
+        })
+    }),
+    (2, "DELETE", "/dealFields/{id}", |c, db, p, b| {
+        obj(b, |o| {
+            field_write(db, FieldEntity::Deal, "DELETE", Some(p[0]), o, c.now)
+        })
+    }),
+    (2, "POST", "/personFields", |c, db, _, b| {
+        obj(b, |o| {
+            field_write(db, FieldEntity::Person, "POST", None, o, c.now)
+        })
+    }),
+    (2, "PATCH", "/personFields/{id}", |c, db, p, b| {
+        obj(b, |o| {
+            field_write(db, FieldEntity::Person, "PATCH", Some(p[0]), o, c.now)
+        })
+    }),
+    (2, "DELETE", "/personFields/{id}", |c, db, p, b| {
+        obj(b, |o| {
+            field_write(db, FieldEntity::Person, "DELETE", Some(p[0]), o, c.now)
+        })
+    }),
+    (2, "POST", "/organizationFields", |c, db, _, b| {
+        obj(b, |o| {
+            field_write(db, FieldEntity::Org, "POST", None, o, c.now)
+        })
+    }),
+    (2, "PATCH", "/organizationFields/{id}", |c, db, p, b| {
+        obj(b, |o| {
+            field_write(db, FieldEntity::Org, "PATCH", Some(p[0]), o, c.now)
+        })
+    }),
+    (2, "DELETE", "/organizationFields/{id}", |c, db, p, b| {
+        obj(b, |o| {
+            field_write(db, FieldEntity::Org, "DELETE", Some(p[0]), o, c.now)
+        })
+    }),
+    (2, "POST", "/productFields", |c, db, _, b| {
+        obj(b, |o| {
+            field_write(db, FieldEntity::Product, "POST", None, o, c.now)
+        })
+    }),
+    (2, "PATCH", "/productFields/{id}", |c, db, p, b| {
+        obj(b, |o| {
+            field_write(db, FieldEntity::Product, "PATCH", Some(p[0]), o, c.now)
+        })
+    }),
+    (2, "DELETE", "/productFields/{id}", |c, db, p, b| {
+        obj(b, |o| {
+            field_write(db, FieldEntity::Product, "DELETE", Some(p[0]), o, c.now)
+        })
+    }),
+    (2, "POST", "/activityFields", |c, db, _, b| {
+        obj(b, |o| {
+            field_write(db, FieldEntity::Activity, "POST", None, o, c.now)
+        })
+    }),
+    (2, "PATCH", "/activityFields/{id}", |c, db, p, b| {
+        obj(b, |o| {
+            field_write(db, FieldEntity::Activity, "PATCH", Some(p[0]), o, c.now)
+        })
+    }),
+    (2, "DELETE", "/activityFields/{id}", |c, db, p, b| {
+        obj(b, |o| {
+            field_write(db, FieldEntity::Activity, "DELETE", Some(p[0]), o, c.now)
+        })
+    }),
+    (2, "POST", "/projectFields", |c, db, _, b| {
+        obj(b, |o| {
+            field_write(db, FieldEntity::Project, "POST", None, o, c.now)
+        })
+    }),
+    (2, "PATCH", "/projectFields/{id}", |c, db, p, b| {
+        obj(b, |o| {
+            field_write(db, FieldEntity::Project, "PATCH", Some(p[0]), o, c.now)
+        })
+    }),
+    (2, "DELETE", "/projectFields/{id}", |c, db, p, b| {
+        obj(b, |o| {
+            field_write(db, FieldEntity::Project, "DELETE", Some(p[0]), o, c.now)
+        })
+    }),
+    (1, "POST", "/notes", |c, db, _, b| {
+        obj(b, |o| note_upsert(c, db, None, o))
+    }),
+    (1, "PUT", "/notes/{id}", |c, db, p, b| {
+        obj(b, |o| note_upsert(c, db, some_id(p[0]), o))
+    }),
+    (1, "DELETE", "/notes/{id}", |c, db, p, b| {
+        obj(b, |_| delete_note(c, db, p[0]))
+    }),
+    (1, "POST", "/leads", |c, db, _, b| {
+        obj(b, |o| lead_upsert(c, db, None, o))
+    }),
+    (1, "PATCH", "/leads/{id}", |c, db, p, b| {
+        obj(b, |o| match db.lead_by_uuid.get(p[0]).copied() {
+            Some(lid) => lead_upsert(c, db, Some(lid), o),
+            None => Err(crate::respond::lead_not_found()),
+        })
+    }),
+    (1, "DELETE", "/leads/{id}", |_, db, p, b| {
+        obj(b, |_| delete_lead(db, p[0]))
+    }),
+    (1, "POST", "/webhooks", |c, db, _, b| {
+        crate::entities::webhooks::create(c, db, b)
+    }),
+    (1, "DELETE", "/webhooks/{id}", |_, db, p, _| {
+        crate::entities::webhooks::delete(db, p[0])
+    }),
+    (1, "PUT", "/persons/{id}/merge", |c, db, p, b| {
+        merges::merge(c, db, merges::Merged::Person, p[0], b)
+    }),
+    (1, "PUT", "/organizations/{id}/merge", |c, db, p, b| {
+        merges::merge(c, db, merges::Merged::Organization, p[0], b)
+    }),
+    (1, "PUT", "/deals/{id}/merge", |c, db, p, b| {
+        merges::merge(c, db, merges::Merged::Deal, p[0], b)
+    }),
+];
+
+/// An id from the path; one that is no number names no record (a 404 from the handler).
+fn some_id(s: &str) -> Option<u64> {
+    parse_id(s).or(Some(0))
+}
+
+/// The write of [`WRITES`] that a path names, with the path's parameters.
+fn find<'a>(ver: u8, method: &str, segs: &[&'a str]) -> Option<(Handler, Vec<&'a str>)> {
+    WRITES.iter().find_map(|(v, m, path, run)| {
+        if *v != ver || *m != method {
+            return None;
+        }
+        let pattern: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        if pattern.len() != segs.len() {
+            return None;
+        }
+        let mut params = Vec::new();
+        for (p, s) in pattern.iter().zip(segs) {
+            if p.starts_with('{') {
+                params.push(*s);
+            } else if p != s {
+                return None;
+            }
+        }
+        Some((*run, params))
     })
 }
 
-fn write(c: &Ctx, db: &mut Db, ver: u8, method: &str, segs: &[&str], body: &[u8]) -> Resp {
-    let o = match parse_body(body) {
-        Ok(o) => o,
-        Err(e) => return e,
-    };
-    let now = c.now;
-    let r = match (ver, method, segs) {
-        (2, "POST", ["deals"]) => deal_upsert(c, db, None, &o),
-        (2, "PATCH", ["deals", id]) => match parse_id(id) {
-            Some(id) => deal_upsert(c, db, Some(id), &o),
-            None => Err(err(404, "Deal not found")),
-        },
-        (2, "DELETE", ["deals", id]) => {
-            let id = parse_id(id).unwrap_or(0);
-            let t = secs(now);
-            let prev = db
-                .deals
-                .get(id)
-                .filter(|d| d.deleted_time.is_none())
-                .map(|d| d.status.name());
-            match prev {
-                Some(prev) => {
-                    db.deals.modify(id, |d| {
-                        d.deleted_time = Some(t);
-                        d.update_time = t;
-                    });
-                    push_change(
-                        db,
-                        id,
-                        c.me,
-                        "status",
-                        Some(prev.to_string()),
-                        Some("deleted".into()),
-                        t,
-                    );
-                    Ok(deleted_v2(id))
-                }
-                None => Err(err(404, "Deal not found")),
-            }
-        }
-        (2, "POST", ["persons"]) => person_upsert(db, None, &o, now),
-        (2, "PATCH", ["persons", id]) => person_upsert(db, parse_id(id).or(Some(0)), &o, now),
-        (2, "DELETE", ["persons", id]) => soft_delete(&mut db.persons, id, now, "Person"),
-        (2, "POST", ["organizations"]) => org_upsert(db, None, &o, now),
-        (2, "PATCH", ["organizations", id]) => org_upsert(db, parse_id(id).or(Some(0)), &o, now),
-        (2, "DELETE", ["organizations", id]) => soft_delete(&mut db.orgs, id, now, "Organization"),
-        (2, "POST", ["activities"]) => activity_upsert(c, db, None, &o),
-        (2, "PATCH", ["activities", id]) => activity_upsert(c, db, parse_id(id).or(Some(0)), &o),
-        (2, "DELETE", ["activities", id]) => soft_delete(&mut db.activities, id, now, "Activity"),
-        (2, "POST", ["products"]) => product_upsert(c, db, None, &o),
-        (2, "PATCH", ["products", id]) => product_upsert(c, db, parse_id(id).or(Some(0)), &o),
-        (2, "DELETE", ["products", id]) => soft_delete(&mut db.products, id, now, "Product"),
-        (2, "POST", ["pipelines"]) => pipeline_upsert(db, None, &o, now),
-        (2, "PATCH", ["pipelines", id]) => pipeline_upsert(db, parse_id(id).or(Some(0)), &o, now),
-        (2, "DELETE", ["pipelines", id]) => soft_delete(&mut db.pipelines, id, now, "Pipeline"),
-        (2, "POST", ["stages"]) => stage_upsert(db, None, &o, now),
-        (2, "PATCH", ["stages", id]) => stage_upsert(db, parse_id(id).or(Some(0)), &o, now),
-        (2, "DELETE", ["stages", id]) => soft_delete(&mut db.stages, id, now, "Stage"),
-        (2, method, [fields, rest @ ..]) if fields.ends_with("Fields") && rest.len() <= 1 => {
-            field_write(db, fields, method, rest.first().copied(), &o, now)
-        }
-        (1, "POST", ["notes"]) => note_upsert(c, db, None, &o),
-        (1, "PUT", ["notes", id]) => note_upsert(c, db, parse_id(id).or(Some(0)), &o),
-        (1, "DELETE", ["notes", id]) => {
-            let id = parse_id(id).unwrap_or(0);
-            let t = secs(now);
-            match db.notes.get(id).filter(|n| n.deleted_time.is_none()) {
-                Some(_) => {
-                    db.notes.modify(id, |n| {
-                        n.deleted_time = Some(t);
-                        n.update_time = t;
-                    });
-                    Ok(ok_data(|j| {
-                        j.b(true);
-                    }))
-                }
-                None => Err(err(404, "Note not found")),
-            }
-        }
-        (1, "POST", ["leads"]) => lead_upsert(c, db, None, &o),
-        (1, "PATCH", ["leads", id]) => match db.lead_by_uuid.get(*id).copied() {
-            Some(lid) => lead_upsert(c, db, Some(lid), &o),
-            None => Err(lead_404()),
-        },
-        (1, "DELETE", ["leads", id]) => match db.lead_by_uuid.remove(*id) {
-            // Leads are deleted for good (they carry no deleted flag to show).
-            Some(lid) => {
-                db.leads.remove(lid);
-                let id = id.to_string();
-                Ok(ok_data(|j| {
-                    j.obj().ks("id", &id).end_obj();
-                }))
-            }
-            None => Err(lead_404()),
-        },
-        _ => Err(unknown_route()),
-    };
-    r.unwrap_or_else(|e| e)
+/// Runs one write, whatever reached it (a client through the route table, or churn): what
+/// it changes in the main entities becomes webhook events.
+pub fn run(c: &Ctx, db: &mut Db, handler: Handler, params: &[&str], body: &[u8]) -> Resp {
+    let origin = crate::webhook_delivery::Origin::of(c);
+    crate::webhook_delivery::observe(db, origin, |db| handler(c, db, params, body))
 }
 
-fn lead_404() -> Resp {
-    let mut j = J::default();
-    j.obj()
-        .kb("success", false)
-        .ks("error", "requested lead not found");
-    j.ks("error_info", "Object was not found.")
-        .knull("data")
-        .knull("additional_data")
-        .end_obj();
-    Resp {
-        status: 404,
-        body: j.buf,
+/// A write by method and path segments, as churn sends it and as the route table's fallback
+/// passes on the methods a path does not serve: a body that is no JSON object is a 400, a
+/// path that is no write an unknown method.
+pub fn dispatch(c: &Ctx, db: &mut Db, ver: u8, method: &str, segs: &[&str], body: &[u8]) -> Resp {
+    match find(ver, method, segs) {
+        Some((handler, params)) => run(c, db, handler, &params, body),
+        None => {
+            let origin = crate::webhook_delivery::Origin::of(c);
+            crate::webhook_delivery::observe(db, origin, |_| match parse_body(body) {
+                Ok(_) => unknown_route(),
+                Err(e) => e,
+            })
+        }
+    }
+}
+
+/// `DELETE /v2/deals/{id}`: soft, with the status change in the deal's flow.
+fn delete_deal(c: &Ctx, db: &mut Db, id: &str) -> Result<Resp, Resp> {
+    let id = parse_id(id).unwrap_or(0);
+    let t = secs(c.now);
+    let prev = db
+        .deals
+        .get(id)
+        .filter(|d| d.deleted_time.is_none())
+        .map(|d| d.status.name());
+    match prev {
+        Some(prev) => {
+            db.deals.modify(id, |d| {
+                d.deleted_time = Some(t);
+                d.update_time = t;
+            });
+            push_change(
+                db,
+                id,
+                c.me,
+                "status",
+                Some(prev.to_string()),
+                Some("deleted".into()),
+                t,
+            );
+            Ok(deleted_v2(id))
+        }
+        None => Err(err(404, "Deal not found")),
+    }
+}
+
+/// `DELETE /v1/notes/{id}`: soft.
+fn delete_note(c: &Ctx, db: &mut Db, id: &str) -> Result<Resp, Resp> {
+    let id = parse_id(id).unwrap_or(0);
+    let t = secs(c.now);
+    match db.notes.get(id).filter(|n| n.deleted_time.is_none()) {
+        Some(_) => {
+            db.notes.modify(id, |n| {
+                n.deleted_time = Some(t);
+                n.update_time = t;
+            });
+            Ok(ok_data(|j| {
+                j.b(true);
+            }))
+        }
+        None => Err(err(404, "Note not found")),
+    }
+}
+
+/// `DELETE /v1/leads/{id}`: for good (leads carry no deleted flag to show).
+fn delete_lead(db: &mut Db, id: &str) -> Result<Resp, Resp> {
+    match db.lead_by_uuid.remove(id) {
+        Some(lid) => {
+            db.leads.remove(lid);
+            let id = id.to_string();
+            Ok(ok_data(|j| {
+                j.ser(&serde_json::json!({ "id": id }));
+            }))
+        }
+        None => Err(crate::respond::lead_not_found()),
     }
 }
 
@@ -508,31 +700,34 @@ macro_rules! soft {
 }
 soft!(Person, Org, Activity, Product, Pipeline, Stage);
 
-/// Appends one `dealChange` to a deal's flow and changelog.
-pub(crate) fn push_change(
-    db: &mut Db,
-    deal: u64,
-    user: u64,
-    field: &str,
-    old: Option<String>,
-    new: Option<String>,
-    t: Ms,
-) {
-    db.next_change_id += 1;
-    let id = db.next_change_id;
-    db.deal_changes.entry(deal).or_default().push(Change {
-        id,
-        user_id: user,
-        field_key: field.into(),
-        old_value: old,
-        new_value: new,
-        time: t,
-    });
-}
+/// How the flow writes a field's value.
+type Shown = fn(&Deal) -> Option<String>;
 
-fn opt_s<T: ToString>(v: Option<T>) -> Option<String> {
-    v.map(|x| x.to_string())
-}
+/// The deal fields a deal's flow records changes of, under their flow keys, as the flow
+/// writes their values.
+const DEAL_FLOW_FIELDS: &[(&str, Shown)] = &[
+    ("title", |d| Some(d.title.to_string())),
+    ("user_id", |d| Some(d.owner_id.to_string())),
+    ("person_id", |d| d.person_id.map(|x| x.to_string())),
+    ("org_id", |d| d.org_id.map(|x| x.to_string())),
+    ("pipeline_id", |d| Some(d.pipeline_id.to_string())),
+    ("stage_id", |d| Some(d.stage_id.to_string())),
+    ("value", |d| Some(crate::util::fmt_num(d.value))),
+    ("currency", |d| Some(d.currency.to_string())),
+    ("status", |d| Some(d.status.name().into())),
+    ("probability", |d| d.probability.map(|x| x.to_string())),
+    ("lost_reason", |d| {
+        d.lost_reason.as_deref().map(str::to_string)
+    }),
+    ("visible_to", |d| Some(d.visible_to.to_string())),
+    ("expected_close_date", |d| {
+        d.expected_close_date.map(crate::util::date)
+    }),
+    ("label", |d| Some(join(&d.label_ids))),
+    ("is_archived", |d| {
+        Some(d.archive_time.is_some().to_string())
+    }),
+];
 
 fn deal_upsert(c: &Ctx, db: &mut Db, rid: Option<u64>, o: &Obj) -> Result<Resp, Resp> {
     let t = secs(c.now);
@@ -583,21 +778,11 @@ fn deal_upsert(c: &Ctx, db: &mut Db, rid: Option<u64>, o: &Obj) -> Result<Resp, 
         }
     };
     let before = d.clone();
-    if let Some(Some(v)) = s(o, "title") {
-        d.title = v.into();
-    }
-    if let Some(Some(v)) = id(o, "owner_id") {
-        d.owner_id = v;
-    }
-    if let Some(v) = id(o, "person_id") {
-        d.person_id = v;
-    }
-    if let Some(v) = id(o, "org_id") {
-        d.org_id = v;
-    }
-    if let Some(Some(v)) = id(o, "pipeline_id") {
-        d.pipeline_id = v;
-    }
+    set(&mut d.title, s(o, "title"), |v| v.into());
+    set(&mut d.owner_id, id(o, "owner_id"), |v| v);
+    set_or_clear(&mut d.person_id, id(o, "person_id"), |v| v);
+    set_or_clear(&mut d.org_id, id(o, "org_id"), |v| v);
+    set(&mut d.pipeline_id, id(o, "pipeline_id"), |v| v);
     if let Some(Some(v)) = id(o, "stage_id") {
         match db.stages.get(v) {
             Some(s) => {
@@ -607,27 +792,21 @@ fn deal_upsert(c: &Ctx, db: &mut Db, rid: Option<u64>, o: &Obj) -> Result<Resp, 
             None => return Err(v2_invalid("stage_id: Stage not found")),
         }
     }
-    if let Some(v) = n(o, "value") {
-        d.value = v.unwrap_or(0.0);
-    }
-    if let Some(Some(v)) = s(o, "currency") {
-        d.currency = v.into();
-    }
-    if let Some(v) = n(o, "probability") {
-        d.probability = v.map(|x| x as u32);
-    }
-    if let Some(v) = s(o, "lost_reason") {
-        d.lost_reason = v.map(Into::into);
-    }
-    if let Some(Some(v)) = n(o, "visible_to") {
-        d.visible_to = v as u8;
-    }
-    if let Some(v) = s(o, "expected_close_date") {
-        d.expected_close_date = v.and_then(|x| parse_date(&x));
-    }
-    if let Some(v) = label_ids(o, "label_ids") {
-        d.label_ids = v;
-    }
+    set_or_clear(&mut d.value, n(o, "value"), |v| v.unwrap_or(0.0));
+    set(&mut d.currency, s(o, "currency"), |v| v.into());
+    set_or_clear(&mut d.probability, n(o, "probability"), |v| {
+        v.map(|x| x as u32)
+    });
+    set_or_clear(&mut d.lost_reason, s(o, "lost_reason"), |v| {
+        v.map(Into::into)
+    });
+    set(&mut d.visible_to, n(o, "visible_to"), |v| v as u8);
+    set_or_clear(
+        &mut d.expected_close_date,
+        s(o, "expected_close_date"),
+        |v| v.and_then(|x| parse_date(&x)),
+    );
+    set_or_clear(&mut d.label_ids, label_ids(o, "label_ids"), |v| v);
     if let Some(Some(st)) = s(o, "status") {
         let Some(st) = DealStatus::parse(&st) else {
             return Err(v2_invalid(
@@ -655,79 +834,13 @@ fn deal_upsert(c: &Ctx, db: &mut Db, rid: Option<u64>, o: &Obj) -> Result<Resp, 
     };
     // One dealChange per changed field.
     let mut changes: Vec<FieldChange> = Vec::new();
-    let mut diff = |k: &str, a: Option<String>, b: Option<String>| {
-        if a != b {
-            changes.push((k.to_string(), a, b));
-        }
-    };
     if rid.is_some() {
-        diff(
-            "title",
-            Some(before.title.to_string()),
-            Some(d.title.to_string()),
-        );
-        diff(
-            "user_id",
-            opt_s(Some(before.owner_id)),
-            opt_s(Some(d.owner_id)),
-        );
-        diff("person_id", opt_s(before.person_id), opt_s(d.person_id));
-        diff("org_id", opt_s(before.org_id), opt_s(d.org_id));
-        diff(
-            "pipeline_id",
-            opt_s(Some(before.pipeline_id)),
-            opt_s(Some(d.pipeline_id)),
-        );
-        diff(
-            "stage_id",
-            opt_s(Some(before.stage_id)),
-            opt_s(Some(d.stage_id)),
-        );
-        diff(
-            "value",
-            Some(crate::seed::fmt_num(before.value)),
-            Some(crate::seed::fmt_num(d.value)),
-        );
-        diff(
-            "currency",
-            Some(before.currency.to_string()),
-            Some(d.currency.to_string()),
-        );
-        diff(
-            "status",
-            Some(before.status.name().into()),
-            Some(d.status.name().into()),
-        );
-        diff(
-            "probability",
-            opt_s(before.probability),
-            opt_s(d.probability),
-        );
-        diff(
-            "lost_reason",
-            opt_s(before.lost_reason.as_deref()),
-            opt_s(d.lost_reason.as_deref()),
-        );
-        diff(
-            "visible_to",
-            opt_s(Some(before.visible_to)),
-            opt_s(Some(d.visible_to)),
-        );
-        diff(
-            "expected_close_date",
-            before.expected_close_date.map(crate::util::date),
-            d.expected_close_date.map(crate::util::date),
-        );
-        diff(
-            "label",
-            Some(join(&before.label_ids)),
-            Some(join(&d.label_ids)),
-        );
-        diff(
-            "is_archived",
-            Some(before.archive_time.is_some().to_string()),
-            Some(d.archive_time.is_some().to_string()),
-        );
+        for (key, shown) in DEAL_FLOW_FIELDS {
+            let (old, new) = (shown(&before), shown(&d));
+            if old != new {
+                changes.push((key.to_string(), old, new));
+            }
+        }
         changes.extend(cf_changes);
     }
     d.update_time = if rid.is_some() && changes.is_empty() {
@@ -792,33 +905,17 @@ fn person_upsert(db: &mut Db, rid: Option<u64>, o: &Obj, now: Ms) -> Result<Resp
         p.first_name = it.next().unwrap_or("").into();
         p.last_name = it.next().unwrap_or("").into();
     }
-    if let Some(Some(v)) = id(o, "owner_id") {
-        p.owner_id = v;
-    }
-    if let Some(v) = id(o, "org_id") {
-        p.org_id = v;
-    }
-    if let Some(v) = o.get("emails") {
-        p.emails = contacts(v);
-    }
-    if let Some(v) = o.get("phones") {
-        p.phones = contacts(v);
-    }
-    if let Some(Some(v)) = n(o, "visible_to") {
-        p.visible_to = v as u8;
-    }
-    if let Some(v) = label_ids(o, "label_ids") {
-        p.label_ids = v;
-    }
-    if let Some(v) = s(o, "job_title") {
-        p.job_title = v.map(Into::into);
-    }
-    if let Some(v) = s(o, "birthday") {
-        p.birthday = v.and_then(|x| parse_date(&x));
-    }
-    if let Some(v) = o.get("postal_address") {
-        p.postal_address = addr(v);
-    }
+    set(&mut p.owner_id, id(o, "owner_id"), |v| v);
+    set_or_clear(&mut p.org_id, id(o, "org_id"), |v| v);
+    set_or_clear(&mut p.emails, o.get("emails"), contacts);
+    set_or_clear(&mut p.phones, o.get("phones"), contacts);
+    set(&mut p.visible_to, n(o, "visible_to"), |v| v as u8);
+    set_or_clear(&mut p.label_ids, label_ids(o, "label_ids"), |v| v);
+    set_or_clear(&mut p.job_title, s(o, "job_title"), |v| v.map(Into::into));
+    set_or_clear(&mut p.birthday, s(o, "birthday"), |v| {
+        v.and_then(|x| parse_date(&x))
+    });
+    set_or_clear(&mut p.postal_address, o.get("postal_address"), addr);
     let mut cf = p.cf.clone();
     apply_cf(db, FieldEntity::Person, p.id, &mut cf, o, false)?;
     p.cf = cf;
@@ -854,33 +951,19 @@ fn org_upsert(db: &mut Db, rid: Option<u64>, o: &Obj, now: Ms) -> Result<Resp, R
             }
         }
     };
-    if let Some(Some(v)) = s(o, "name") {
-        r.name = v.into();
-    }
-    if let Some(Some(v)) = id(o, "owner_id") {
-        r.owner_id = v;
-    }
-    if let Some(v) = o.get("address") {
-        r.address = addr(v);
-    }
-    if let Some(Some(v)) = n(o, "visible_to") {
-        r.visible_to = v as u8;
-    }
-    if let Some(v) = label_ids(o, "label_ids") {
-        r.label_ids = v;
-    }
-    if let Some(v) = s(o, "website") {
-        r.website = v.map(Into::into);
-    }
-    if let Some(v) = n(o, "industry") {
-        r.industry = v.map(|x| x as u32);
-    }
-    if let Some(v) = n(o, "annual_revenue") {
-        r.annual_revenue = v.map(|x| x as i64);
-    }
-    if let Some(v) = n(o, "employee_count") {
-        r.employee_count = v.map(|x| x as i64);
-    }
+    set(&mut r.name, s(o, "name"), |v| v.into());
+    set(&mut r.owner_id, id(o, "owner_id"), |v| v);
+    set_or_clear(&mut r.address, o.get("address"), addr);
+    set(&mut r.visible_to, n(o, "visible_to"), |v| v as u8);
+    set_or_clear(&mut r.label_ids, label_ids(o, "label_ids"), |v| v);
+    set_or_clear(&mut r.website, s(o, "website"), |v| v.map(Into::into));
+    set_or_clear(&mut r.industry, n(o, "industry"), |v| v.map(|x| x as u32));
+    set_or_clear(&mut r.annual_revenue, n(o, "annual_revenue"), |v| {
+        v.map(|x| x as i64)
+    });
+    set_or_clear(&mut r.employee_count, n(o, "employee_count"), |v| {
+        v.map(|x| x as i64)
+    });
     let mut cf = r.cf.clone();
     apply_cf(db, FieldEntity::Org, r.id, &mut cf, o, false)?;
     r.cf = cf;
@@ -919,39 +1002,23 @@ fn activity_upsert(c: &Ctx, db: &mut Db, rid: Option<u64>, o: &Obj) -> Result<Re
             deleted_time: None,
         },
     };
-    if let Some(Some(v)) = s(o, "subject") {
-        a.subject = v.into();
-    }
-    if let Some(Some(v)) = s(o, "type") {
-        a.type_key = v.into();
-    }
-    if let Some(Some(v)) = id(o, "owner_id") {
-        a.owner_id = v;
-    }
-    if let Some(v) = id(o, "deal_id") {
-        a.deal_id = v;
-    }
-    if let Some(v) = s(o, "lead_id") {
-        a.lead_id = v.map(Into::into);
-    }
-    if let Some(v) = id(o, "person_id") {
-        a.person_id = v;
-    }
-    if let Some(v) = id(o, "org_id") {
-        a.org_id = v;
-    }
-    if let Some(v) = s(o, "due_date") {
-        a.due_date = v.and_then(|x| parse_date(&x));
-    }
-    if let Some(v) = s(o, "due_time") {
-        a.due_time = v.and_then(|x| parse_hms(&x));
-    }
-    if let Some(v) = s(o, "duration") {
-        a.duration = v.and_then(|x| parse_hms(&x));
-    }
-    if let Some(v) = b(o, "busy") {
-        a.busy = v;
-    }
+    set(&mut a.subject, s(o, "subject"), |v| v.into());
+    set(&mut a.type_key, s(o, "type"), |v| v.into());
+    set(&mut a.owner_id, id(o, "owner_id"), |v| v);
+    set_or_clear(&mut a.deal_id, id(o, "deal_id"), |v| v);
+    set_or_clear(&mut a.lead_id, s(o, "lead_id"), |v| v.map(Into::into));
+    set_or_clear(&mut a.person_id, id(o, "person_id"), |v| v);
+    set_or_clear(&mut a.org_id, id(o, "org_id"), |v| v);
+    set_or_clear(&mut a.due_date, s(o, "due_date"), |v| {
+        v.and_then(|x| parse_date(&x))
+    });
+    set_or_clear(&mut a.due_time, s(o, "due_time"), |v| {
+        v.and_then(|x| parse_hms(&x))
+    });
+    set_or_clear(&mut a.duration, s(o, "duration"), |v| {
+        v.and_then(|x| parse_hms(&x))
+    });
+    set_or_clear(&mut a.busy, b(o, "busy"), |v| v);
     if let Some(v) = b(o, "done") {
         if v && !a.done {
             a.marked_as_done_time = Some(t);
@@ -961,18 +1028,12 @@ fn activity_upsert(c: &Ctx, db: &mut Db, rid: Option<u64>, o: &Obj) -> Result<Re
         }
         a.done = v;
     }
-    if let Some(v) = s(o, "note") {
-        a.note = v.map(Into::into);
-    }
-    if let Some(v) = s(o, "public_description") {
-        a.public_description = v.map(Into::into);
-    }
-    if let Some(v) = n(o, "priority") {
-        a.priority = v.map(|x| x as u32);
-    }
-    if let Some(v) = o.get("location") {
-        a.location = addr(v);
-    }
+    set_or_clear(&mut a.note, s(o, "note"), |v| v.map(Into::into));
+    set_or_clear(&mut a.public_description, s(o, "public_description"), |v| {
+        v.map(Into::into)
+    });
+    set_or_clear(&mut a.priority, n(o, "priority"), |v| v.map(|x| x as u32));
+    set_or_clear(&mut a.location, o.get("location"), addr);
     a.update_time = t;
     let aid = stored(&mut db.activities, rid.is_some(), a);
     let a = db.activities.get(aid).ok_or_else(|| err(500, "lost"))?;
@@ -1008,30 +1069,16 @@ fn product_upsert(c: &Ctx, db: &mut Db, rid: Option<u64>, o: &Obj) -> Result<Res
             }
         }
     };
-    if let Some(Some(v)) = s(o, "name") {
-        p.name = v.into();
-    }
-    if let Some(v) = s(o, "code") {
-        p.code = v.unwrap_or_default().into();
-    }
-    if let Some(v) = s(o, "unit") {
-        p.unit = v.unwrap_or_default().into();
-    }
-    if let Some(v) = n(o, "tax") {
-        p.tax = v.unwrap_or(0.0);
-    }
-    if let Some(v) = s(o, "description") {
-        p.description = v.map(Into::into);
-    }
-    if let Some(v) = s(o, "category") {
-        p.category = v.map(Into::into);
-    }
-    if let Some(Some(v)) = id(o, "owner_id") {
-        p.owner_id = v;
-    }
-    if let Some(Some(v)) = n(o, "visible_to") {
-        p.visible_to = v as u8;
-    }
+    set(&mut p.name, s(o, "name"), |v| v.into());
+    set_or_clear(&mut p.code, s(o, "code"), |v| v.unwrap_or_default().into());
+    set_or_clear(&mut p.unit, s(o, "unit"), |v| v.unwrap_or_default().into());
+    set_or_clear(&mut p.tax, n(o, "tax"), |v| v.unwrap_or(0.0));
+    set_or_clear(&mut p.description, s(o, "description"), |v| {
+        v.map(Into::into)
+    });
+    set_or_clear(&mut p.category, s(o, "category"), |v| v.map(Into::into));
+    set(&mut p.owner_id, id(o, "owner_id"), |v| v);
+    set(&mut p.visible_to, n(o, "visible_to"), |v| v as u8);
     if let Some(Some(bf)) = s(o, "billing_frequency") {
         p.billing_frequency = [
             "one-time",
@@ -1089,12 +1136,12 @@ fn pipeline_upsert(db: &mut Db, rid: Option<u64>, o: &Obj, now: Ms) -> Result<Re
             }
         }
     };
-    if let Some(Some(v)) = s(o, "name") {
-        p.name = v.into();
-    }
-    if let Some(v) = b(o, "is_deal_probability_enabled") {
-        p.probability_enabled = v;
-    }
+    set(&mut p.name, s(o, "name"), |v| v.into());
+    set_or_clear(
+        &mut p.probability_enabled,
+        b(o, "is_deal_probability_enabled"),
+        |v| v,
+    );
     p.update_time = t;
     let pid = stored(&mut db.pipelines, rid.is_some(), p);
     let p = db.pipelines.get(pid).ok_or_else(|| err(500, "lost"))?;
@@ -1128,21 +1175,15 @@ fn stage_upsert(db: &mut Db, rid: Option<u64>, o: &Obj, now: Ms) -> Result<Resp,
             }
         }
     };
-    if let Some(Some(v)) = s(o, "name") {
-        st.name = v.into();
-    }
-    if let Some(Some(v)) = id(o, "pipeline_id") {
-        st.pipeline_id = v;
-    }
-    if let Some(Some(v)) = n(o, "deal_probability") {
-        st.probability = v as u32;
-    }
+    set(&mut st.name, s(o, "name"), |v| v.into());
+    set(&mut st.pipeline_id, id(o, "pipeline_id"), |v| v);
+    set(&mut st.probability, n(o, "deal_probability"), |v| v as u32);
     if let Some(v) = b(o, "is_deal_rot_enabled") {
         st.rotten_days = if v { st.rotten_days.or(Some(30)) } else { None };
     }
-    if let Some(v) = n(o, "days_to_rotten") {
-        st.rotten_days = v.map(|x| x as u32);
-    }
+    set_or_clear(&mut st.rotten_days, n(o, "days_to_rotten"), |v| {
+        v.map(|x| x as u32)
+    });
     st.update_time = t;
     let sid = stored(&mut db.stages, rid.is_some(), st);
     let st = db.stages.get(sid).ok_or_else(|| err(500, "lost"))?;
@@ -1223,7 +1264,11 @@ fn note_upsert(c: &Ctx, db: &mut Db, rid: Option<u64>, o: &Obj) -> Result<Resp, 
 fn lead_upsert(c: &Ctx, db: &mut Db, rid: Option<u64>, o: &Obj) -> Result<Resp, Resp> {
     let t = c.now;
     let mut l = match rid {
-        Some(x) => db.leads.get(x).cloned().ok_or_else(lead_404)?,
+        Some(x) => db
+            .leads
+            .get(x)
+            .cloned()
+            .ok_or_else(crate::respond::lead_not_found)?,
         None => {
             let Some(Some(_)) = s(o, "title") else {
                 return Err(err(400, "Validation failed: title: Required"));
@@ -1258,18 +1303,10 @@ fn lead_upsert(c: &Ctx, db: &mut Db, rid: Option<u64>, o: &Obj) -> Result<Resp, 
             }
         }
     };
-    if let Some(Some(v)) = s(o, "title") {
-        l.title = v.into();
-    }
-    if let Some(Some(v)) = id(o, "owner_id") {
-        l.owner_id = v;
-    }
-    if let Some(v) = id(o, "person_id") {
-        l.person_id = v;
-    }
-    if let Some(v) = id(o, "organization_id") {
-        l.org_id = v;
-    }
+    set(&mut l.title, s(o, "title"), |v| v.into());
+    set(&mut l.owner_id, id(o, "owner_id"), |v| v);
+    set_or_clear(&mut l.person_id, id(o, "person_id"), |v| v);
+    set_or_clear(&mut l.org_id, id(o, "organization_id"), |v| v);
     if let Some(v) = o.get("label_ids") {
         let ids: Vec<&str> = v
             .as_array()
@@ -1294,15 +1331,15 @@ fn lead_upsert(c: &Ctx, db: &mut Db, rid: Option<u64>, o: &Obj) -> Result<Resp, 
             ))
         });
     }
-    if let Some(v) = s(o, "expected_close_date") {
-        l.expected_close_date = v.and_then(|x| parse_date(&x));
-    }
-    if let Some(Some(v)) = s(o, "visible_to") {
-        l.visible_to = v.parse().unwrap_or(3);
-    }
-    if let Some(v) = b(o, "was_seen") {
-        l.was_seen = v;
-    }
+    set_or_clear(
+        &mut l.expected_close_date,
+        s(o, "expected_close_date"),
+        |v| v.and_then(|x| parse_date(&x)),
+    );
+    set(&mut l.visible_to, s(o, "visible_to"), |v| {
+        v.parse().unwrap_or(3)
+    });
+    set_or_clear(&mut l.was_seen, b(o, "was_seen"), |v| v);
     if let Some(v) = b(o, "is_archived") {
         l.archive_time = if v { l.archive_time.or(Some(t)) } else { None };
     }
@@ -1328,17 +1365,12 @@ fn lead_upsert(c: &Ctx, db: &mut Db, rid: Option<u64>, o: &Obj) -> Result<Resp, 
 /// v2 `POST/PATCH/DELETE /{entity}Fields[/{field_code}]`.
 fn field_write(
     db: &mut Db,
-    fields: &str,
+    e: FieldEntity,
     method: &str,
     code: Option<&str>,
     o: &Obj,
     now: Ms,
 ) -> Result<Resp, Resp> {
-    let Some(e) =
-        FieldEntity::parse(fields).filter(|e| !matches!(e, FieldEntity::Lead | FieldEntity::Note))
-    else {
-        return Err(unknown_route());
-    };
     let t = secs(now);
     match (method, code) {
         ("POST", None) => {
@@ -1360,7 +1392,7 @@ fn field_write(
                         .collect()
                 })
                 .unwrap_or_default();
-            let f = crate::admin::add_field(db, e, name, ct, labels, t);
+            let f = db.add_field(e, name, ct, labels, t);
             Ok(ok_data(|j| render::v2_field(j, e, &f, &[])))
         }
         ("PATCH", Some(code)) => {

@@ -6,37 +6,6 @@ mod common;
 use common::*;
 use serde_json::Value;
 use std::collections::BTreeSet;
-use std::path::Path;
-
-struct Row {
-    api: String,
-    operation: String,
-    served: bool,
-    example: String,
-}
-
-fn inventory() -> Vec<Row> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/simulator.md");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    text.lines()
-        .filter(|l| l.starts_with("| v1 |") || l.starts_with("| v2 |"))
-        .map(|l| {
-            let cells: Vec<&str> = l.trim_matches('|').split('|').map(str::trim).collect();
-            assert_eq!(cells.len(), 5, "inventory row: {l}");
-            let answer = cells[2];
-            assert!(
-                ["served", "read-only"].contains(&answer) || answer.starts_with("not served: "),
-                "inventory row with an unknown answer: {l}"
-            );
-            Row {
-                api: cells[0].to_string(),
-                operation: cells[1].trim_matches('`').to_string(),
-                served: !answer.starts_with("not served"),
-                example: cells[3].trim_matches('`').to_string(),
-            }
-        })
-        .collect()
-}
 
 fn spec_get_operations() -> BTreeSet<(String, String)> {
     let mut out = BTreeSet::new();
@@ -52,59 +21,6 @@ fn spec_get_operations() -> BTreeSet<(String, String)> {
             }
         }
     }
-    out
-}
-
-/// Fills a `{placeholder}` of an example request from the ground truth.
-async fn resolve(s: &Sim, name: &str) -> String {
-    let first = |records: Vec<Value>, key: &str| -> String {
-        let r = records
-            .into_iter()
-            .find(|r| {
-                r["is_deleted"] != true && r["is_archived"] != true && r["active_flag"] != false
-            })
-            .unwrap_or_else(|| panic!("{name}: no live record in the truth"));
-        match &r[key] {
-            Value::String(s) => s.clone(),
-            v => v.to_string(),
-        }
-    };
-    match name {
-        "deal_field" | "person_field" | "organization_field" | "product_field"
-        | "activity_field" | "project_field" => {
-            first(s.truth(&format!("{name}s")).await, "field_code")
-        }
-        "deal_field_id" | "person_field_id" | "organization_field_id" | "product_field_id" => {
-            let list = name.trim_end_matches("_field_id");
-            let (_, v) = s.get(&format!("/api/v1/{list}Fields?limit=1")).await;
-            v["data"][0]["id"].to_string()
-        }
-        "note_comment" => first(s.truth("note_comments").await, "uuid"),
-        "commented_note" => first(s.truth("note_comments").await, "object_id"),
-        "deal" | "person" | "organization" | "activity" | "product" | "pipeline" | "stage"
-        | "note" | "lead" | "user" | "filter" | "file" | "call_log" | "mail_thread"
-        | "mail_message" | "permission_set" | "goal" | "project" | "task" | "role" | "board"
-        | "phase" | "project_template" => {
-            let entity = match name {
-                "activity" => "activities".to_string(),
-                _ => format!("{name}s"),
-            };
-            first(s.truth(&entity).await, "id")
-        }
-        other => panic!("docs/simulator.md: unknown placeholder {{{other}}}"),
-    }
-}
-
-async fn fill(s: &Sim, example: &str) -> String {
-    let mut out = String::new();
-    let mut rest = example;
-    while let Some(open) = rest.find('{') {
-        let close = rest[open..].find('}').expect("closing brace") + open;
-        out.push_str(&rest[..open]);
-        out.push_str(&resolve(s, &rest[open + 1..close]).await);
-        rest = &rest[close + 1..];
-    }
-    out.push_str(rest);
     out
 }
 

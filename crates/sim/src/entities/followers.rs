@@ -16,15 +16,6 @@ pub enum Followed {
 }
 
 impl Followed {
-    pub fn of_path(segment: &str) -> Option<Followed> {
-        match segment {
-            "persons" => Some(Followed::Person),
-            "organizations" => Some(Followed::Organization),
-            "products" => Some(Followed::Product),
-            _ => None,
-        }
-    }
-
     fn what(self) -> &'static str {
         match self {
             Followed::Person => "Person",
@@ -128,4 +119,13 @@ pub fn truth(db: &Db, kind: Followed, now: Ms) -> Vec<u8> {
         .map(|f| v1_view(kind, f))
         .collect();
     envelope::truth(&views)
+}
+
+/// Deal followers are derived: the owner, plus the creator when different.
+pub fn deal_followers(d: &crate::model::Deal) -> Vec<(u64, crate::util::Ms)> {
+    let mut v = vec![(d.owner_id, d.add_time)];
+    if d.creator_user_id != d.owner_id {
+        v.push((d.creator_user_id, d.add_time));
+    }
+    v
 }

@@ -12,11 +12,11 @@
 //! reader sees the moved children and the survivor.
 
 use crate::json::J;
+use crate::model::push_change;
 use crate::model::*;
-use crate::render;
 use crate::respond::{Ctx, Resp, err};
 use crate::util::Ms;
-use crate::write::{push_change, secs};
+use crate::util::secs;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -29,15 +29,6 @@ pub enum Merged {
 }
 
 impl Merged {
-    pub fn of_path(segment: &str) -> Option<Merged> {
-        match segment {
-            "persons" => Some(Merged::Person),
-            "organizations" => Some(Merged::Organization),
-            "deals" => Some(Merged::Deal),
-            _ => None,
-        }
-    }
-
     fn what(self) -> &'static str {
         match self {
             Merged::Person => "Person",
@@ -100,7 +91,12 @@ pub fn merge(c: &Ctx, db: &mut Db, kind: Merged, id: &str, body: &[u8]) -> Resp 
         Merged::Person => {
             merge_persons(db, merged, survivor, t, c.me);
             match db.persons.get(survivor) {
-                Some(p) => with_merge_what_id(|j| render::person_v1(j, db, p, true), merged),
+                Some(p) => with_merge_what_id(
+                    |j| {
+                        j.ser(&super::persons::person_v1(db, p, true));
+                    },
+                    merged,
+                ),
                 None => err(500, "lost person"),
             }
         }
@@ -111,7 +107,12 @@ pub fn merge(c: &Ctx, db: &mut Db, kind: Merged, id: &str, body: &[u8]) -> Resp 
         Merged::Deal => {
             merge_deals(db, merged, survivor, t, c.me);
             match db.deals.get(survivor) {
-                Some(d) => with_merge_what_id(|j| render::deal_v1(j, db, d, true), merged),
+                Some(d) => with_merge_what_id(
+                    |j| {
+                        j.ser(&super::deals::deal_v1(db, d, true));
+                    },
+                    merged,
+                ),
                 None => err(500, "lost deal"),
             }
         }
@@ -213,7 +214,7 @@ fn merged_custom_fields(
         if kept.is_none()
             && let Some(v) = theirs
         {
-            filled.push((f.key.clone(), Some(crate::write::cf_str(&v))));
+            filled.push((f.key.clone(), Some(crate::model::cf_str(&v))));
             cf.set(f.id, Some(v));
         }
     }

@@ -1,59 +1,41 @@
 //! Entities written the way the whole simulator is meant to read: one module per entity holding
 //! its seed (derived from the company), its views (`#[derive(Serialize)]` structs in the real
-//! field order), its routes and its ground truth. [`get`], [`write`] and [`truth`] are their
-//! route tables; the server asks them before the older hand-written handlers.
+//! field order), its reads (named in `routes`), its writes and its ground truth. [`truth`]
+//! dispatches to them.
 
-mod boards;
-mod followers;
-mod merges;
-mod note_comments;
-mod product_variations;
-mod project_templates;
+pub mod activities;
+pub mod activity_types;
+pub mod boards;
+pub mod call_logs;
+pub mod currencies;
+pub mod deal_products;
+pub mod deal_relations;
+pub mod deals;
+pub mod field_views;
+pub mod files;
+pub mod filters;
+pub mod followers;
+pub mod goals;
+pub mod lead_labels;
+pub mod leads;
+pub mod legacy_teams;
+pub mod mailbox;
+pub mod merges;
+pub mod note_comments;
+pub mod notes;
+pub mod organizations;
+pub mod persons;
+pub mod pipelines;
+pub mod product_variations;
+pub mod products;
+pub mod project_templates;
+pub mod projects;
+pub mod roles;
+pub mod users;
+pub mod views;
 pub mod webhooks;
 
 use crate::model::Db;
-use crate::respond::{Ctx, Resp};
-
-/// Answers a GET this module serves, or `None` to leave it to the older handlers.
-pub fn get(c: &Ctx, db: &Db, ver: u8, segs: &[&str]) -> Option<Resp> {
-    match (ver, segs) {
-        (2, ["boards", rest @ ..]) => Some(boards::get_boards(db, rest, boards::Format::V2)),
-        (2, ["phases", rest @ ..]) => Some(boards::get_phases(c, db, rest, boards::Format::V2)),
-        (1, ["projects", "boards", rest @ ..]) => {
-            Some(boards::get_boards(db, rest, boards::Format::V1))
-        }
-        (1, ["projects", "phases", rest @ ..]) => {
-            Some(boards::get_phases(c, db, rest, boards::Format::V1))
-        }
-        (_, ["projectTemplates", rest @ ..]) => Some(project_templates::get(c, db, ver, rest)),
-        (2, ["products", id, "variations"]) => Some(product_variations::get(c, db, id)),
-        (1, ["notes", id, "comments", rest @ ..]) => Some(note_comments::get(c, db, id, rest)),
-        (1, ["webhooks"]) => Some(webhooks::list(db)),
-        (_, [entity, id, "followers"]) => {
-            followers::Followed::of_path(entity).map(|kind| followers::get(c, db, ver, kind, id))
-        }
-        _ => None,
-    }
-}
-
-/// Answers a write this module serves, or `None` to leave it to the older handlers.
-pub fn write(
-    c: &Ctx,
-    db: &mut Db,
-    ver: u8,
-    method: &str,
-    segs: &[&str],
-    body: &[u8],
-) -> Option<Resp> {
-    match (ver, method, segs) {
-        (1, "POST", ["webhooks"]) => Some(webhooks::create(c, db, body)),
-        (1, "DELETE", ["webhooks", id]) => Some(webhooks::delete(db, id)),
-        (1, "PUT", [entity, id, "merge"]) => {
-            merges::Merged::of_path(entity).map(|kind| merges::merge(c, db, kind, id, body))
-        }
-        _ => None,
-    }
-}
 
 /// Ground truth of an entity this module owns, as `{"records":[...]}`.
 pub fn truth(db: &Db, entity: &str, now: crate::util::Ms) -> Option<Vec<u8>> {

@@ -3,7 +3,8 @@
 
 use crate::model::Db;
 use crate::respond::{Ctx, Resp};
-use crate::util::{Ms, iso_ms};
+use crate::util::iso_ms;
+use crate::webhook_outbox::WebhookView;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -33,111 +34,6 @@ const OBJECTS: &[&str] = &[
     "deal_product",
     "*",
 ];
-
-#[derive(Default)]
-pub struct Registry {
-    hooks: Vec<WebhookView>,
-    next_id: u64,
-}
-
-#[derive(Clone, Serialize)]
-struct WebhookView {
-    id: u64,
-    company_id: u64,
-    owner_id: u64,
-    user_id: u64,
-    event_action: String,
-    event_object: String,
-    subscription_url: String,
-    version: String,
-    is_active: u8,
-    add_time: String,
-    remove_time: Option<String>,
-    #[serde(rename = "type")]
-    kind: &'static str,
-    http_auth_user: Option<String>,
-    http_auth_password: Option<String>,
-    remove_reason: Option<String>,
-    last_delivery_time: Option<String>,
-    last_http_status: Option<u16>,
-    admin_id: u64,
-    name: String,
-    /// `add_time` as a number, for the three-day rule of delivery.
-    #[serde(skip)]
-    added_ms: Ms,
-}
-
-/// Where and how to deliver one subscription's events.
-#[derive(Clone, Debug)]
-pub struct Subscription {
-    pub id: u64,
-    pub owner_id: u64,
-    /// Events reach the subscription only if this user may see the record.
-    pub user_id: u64,
-    pub url: String,
-    /// HTTP Basic credentials (`http_auth_user`, `http_auth_password`).
-    pub basic_auth: Option<(String, Option<String>)>,
-}
-
-impl Registry {
-    /// Whether any subscription would receive v2 events.
-    pub fn has_active(&self) -> bool {
-        self.hooks
-            .iter()
-            .any(|h| h.is_active == 1 && h.version == "2.0")
-    }
-    /// The active v2 subscriptions matching an event, `*` matching any action or object.
-    /// Subscriptions with `version: "1.0"` get no deliveries (v1 payloads are not simulated).
-    pub fn subscribed<'a>(
-        &'a self,
-        action: &'a str,
-        object: &'a str,
-    ) -> impl Iterator<Item = Subscription> + 'a {
-        self.hooks
-            .iter()
-            .filter(move |h| {
-                h.is_active == 1
-                    && h.version == "2.0"
-                    && (h.event_action == "*" || h.event_action == action)
-                    && (h.event_object == "*" || h.event_object == object)
-            })
-            .map(|h| Subscription {
-                id: h.id,
-                owner_id: h.owner_id,
-                user_id: h.user_id,
-                url: h.subscription_url.clone(),
-                basic_auth: h
-                    .http_auth_user
-                    .clone()
-                    .map(|user| (user, h.http_auth_password.clone())),
-            })
-    }
-    /// Notes a delivery attempt as the management API shows it (`last_delivery_time`,
-    /// `last_http_status`; no status when the receiver never answered).
-    pub fn record_attempt(&mut self, id: u64, at: Ms, status: Option<u16>) {
-        if let Some(h) = self.hooks.iter_mut().find(|h| h.id == id) {
-            h.last_delivery_time = Some(iso_ms(at - at.rem_euclid(1000)));
-            h.last_http_status = status;
-        }
-    }
-    /// When the subscription was added, if it still exists.
-    pub fn added(&self, id: u64) -> Option<Ms> {
-        self.hooks.iter().find(|h| h.id == id).map(|h| h.added_ms)
-    }
-    /// Turns a subscription off as Pipedrive does after three days without a successful
-    /// delivery: it stays listed with `is_active: 0`, `remove_time` and `remove_reason`.
-    pub fn deactivate(&mut self, id: u64, at: Ms, reason: &str) {
-        if let Some(h) = self
-            .hooks
-            .iter_mut()
-            .find(|h| h.id == id && h.is_active == 1)
-        {
-            h.is_active = 0;
-            h.remove_time = Some(iso_ms(at - at.rem_euclid(1000)));
-            h.remove_reason = Some(reason.to_string());
-        }
-    }
-}
 
 /// The management API writes `status` before `success`.
 #[derive(Serialize)]
