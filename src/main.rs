@@ -732,13 +732,12 @@ async fn sync_company(
         let label = several.then(|| company.clone());
         let plan = config.plan();
         // What the bars expect: nothing when the target keeps no runs.
-        let expected = match (
-            destination.read_state().await,
-            destination.read_runs().await,
-        ) {
-            (Ok(states), Ok(runs)) => progress::expected_records(&plan, &states, &runs),
-            _ => Default::default(),
-        };
+        let runs = destination.read_runs().await.unwrap_or_default();
+        let expected = pipedrive_engine::estimate::last_full_reads(&plan, &runs)
+            .into_iter()
+            .filter(|(_, last)| last.records > 0)
+            .map(|(stream, last)| (stream.to_owned(), last.records))
+            .collect();
         let observer = Arc::new(progress::Progress::new(client.clone(), label, expected));
         // The company's own signal: giving up on its credentials stops it, not the others.
         let report =

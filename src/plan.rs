@@ -13,8 +13,12 @@ pub async fn run(config: &Config) -> Result<(), Fail> {
     let client = Client::new(config.client.clone())?;
     let mut destination = crate::open_destination(config).await?;
     let states = destination.read_state().await?;
+    // A target that keeps no run records (stdout) has no last runs to go by.
+    let runs = destination.read_runs().await.unwrap_or_default();
     drop(destination);
-    let estimate = estimate::estimate(&client, &config.plan(), &states).await?;
+    let plan = config.plan();
+    let last = estimate::last_full_reads(&plan, &runs);
+    let estimate = estimate::estimate(&client, &plan, &states, &last).await?;
     eprint!("{}", table(&estimate));
     Ok(())
 }

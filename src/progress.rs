@@ -23,43 +23,9 @@ pub struct Progress {
     /// The run's total line under the active streams' bars (finished streams leave theirs, so
     /// many streams never outgrow the terminal).
     total: Option<ProgressBar>,
-    /// Records each stream read in full is expected to bring (see [`expected_records`]): its
-    /// bar shows the share done and an ETA.
+    /// Records each stream read in full is expected to bring, as the last run that completed
+    /// it loaded (`estimate::last_full_reads`): its bar shows the share done and an ETA.
     expected: HashMap<String, u64>,
-}
-
-/// Records the streams read in full will bring, as the last run that completed each one
-/// loaded: streams without a bookmark re-read everything, so their count changes little from
-/// run to run. Streams read by changes have no count to expect.
-pub fn expected_records(
-    plan: &pipedrive_engine::SyncPlan,
-    states: &pipedrive_engine::SyncState,
-    runs: &[pipedrive_engine::RunRecord],
-) -> HashMap<String, u64> {
-    let mut expected = HashMap::new();
-    for stream in &plan.streams {
-        let by_changes = stream.mode == pipedrive_engine::SyncMode::Incremental
-            && stream.def.supports_incremental()
-            && states
-                .get(stream.def.name)
-                .is_some_and(|state| state.bookmark.is_some());
-        if by_changes {
-            continue;
-        }
-        let last = runs
-            .iter()
-            .rev()
-            .filter(|run| run.company == plan.company)
-            .find_map(|run| {
-                run.streams
-                    .iter()
-                    .find(|s| s.stream == stream.def.name && s.outcome == "complete")
-            });
-        if let Some(last) = last.filter(|last| last.records > 0) {
-            expected.insert(stream.def.name.to_owned(), last.records);
-        }
-    }
-    expected
 }
 
 impl Progress {

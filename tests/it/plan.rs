@@ -40,6 +40,8 @@ async fn estimate_then_sync(sim: &Sim, workspace: &Workspace) -> (u64, u64, Stri
 
 fn assert_within_a_quarter(estimated: u64, spent: u64, run: &str, answer: &str) {
     let error = (estimated as f64 - spent as f64).abs() / spent as f64;
+    // The figures docs/performance.md quotes (`--nocapture`).
+    eprintln!("{run}: estimated {estimated} tokens, spent {spent}");
     assert!(
         error <= 0.25,
         "{run}: estimated {estimated} tokens, the run spent {spent} ({:.0}% off)\n{answer}",

@@ -1,10 +1,13 @@
 //! What the next run will cost, before paying for it (`pipedrive-sync plan`).
 //!
-//! Pipedrive gives no totals, so each list is probed with a page or two: a list that fits one
-//! page is counted exactly; a longer full read is extrapolated from the density of ids on its
-//! first page (sorted by id) up to the largest id; a longer incremental read from how much of
-//! the time since its bookmark the first page of changes covers. Fanned-out streams follow from
-//! their parent's estimate, and streams whose bookmark allows it cost one page of changes.
+//! Pipedrive gives no totals, so lists are probed: a list that fits one page is counted
+//! exactly; a longer full read is extrapolated from the density of ids on its first page
+//! (sorted by id) up to the largest id; changes since a bookmark are read as the run reads them
+//! for a few pages, and extrapolated over time beyond. Streams read in full on every run cost
+//! what the last run that completed them cost, without a probe; fanned-out streams follow from
+//! their parent's estimate.
+
+use std::collections::HashMap;
 
 use chrono::Utc;
 use pipedrive_client::{
@@ -16,6 +19,7 @@ use crate::catalog::{self, ApiVersion, Fanout, Incremental, Origin, PagingKind, 
 use crate::runner::{
     SyncMode, SyncPlan, Unit, definitions_wanted, looked_back, reconciliation_due, units,
 };
+use crate::runs::{RunRecord, StreamRun};
 use crate::source::{self, Source};
 use crate::state::{StreamState, SyncState};
 
@@ -34,6 +38,8 @@ pub enum Basis {
     Free,
     /// A list that comes in one response, not probed: its records are not counted.
     OneResponse,
+    /// What the last run that completed the stream read: it is read in full every run.
+    LastRun,
     /// The list is longer than a page and cannot be sorted by id: at least this much.
     AtLeast,
 }
@@ -47,6 +53,7 @@ impl Basis {
             Basis::Parents => "from parents",
             Basis::Free => "no request",
             Basis::OneResponse => "one response",
+            Basis::LastRun => "as the last run",
             Basis::AtLeast => "at least",
         }
     }
@@ -105,6 +112,9 @@ impl Estimate {
     }
 }
 
+/// Pages of changes an estimate reads before it extrapolates.
+const CHANGE_PAGES_READ: usize = 4;
+
 /// What one read of a list costs, and how many records it brings.
 #[derive(Clone, Copy, Debug)]
 struct Read {
@@ -114,11 +124,40 @@ struct Read {
     basis: Basis,
 }
 
-/// Estimates the next run of `plan` against a target whose state is `states`.
+/// What the last run that completed each stream read of it, for the streams a run always
+/// reads in full (no change filter, or a full-refresh mode): their next read costs about the
+/// same, and is known without a probe.
+pub fn last_full_reads(plan: &SyncPlan, runs: &[RunRecord]) -> HashMap<&'static str, StreamRun> {
+    let mut last = HashMap::new();
+    for stream in &plan.streams {
+        let always_full =
+            stream.mode != SyncMode::Incremental || !stream.def.supports_incremental();
+        if !always_full {
+            continue;
+        }
+        let run = runs
+            .iter()
+            .rev()
+            .filter(|run| run.company == plan.company)
+            .find_map(|run| {
+                run.streams
+                    .iter()
+                    .find(|s| s.stream == stream.def.name && s.outcome == "complete")
+            });
+        if let Some(run) = run {
+            last.insert(stream.def.name, run.clone());
+        }
+    }
+    last
+}
+
+/// Estimates the next run of `plan` against a target whose state is `states` and whose
+/// streams read in full last cost `last` (see [`last_full_reads`]).
 pub async fn estimate(
     client: &Client,
     plan: &SyncPlan,
     states: &SyncState,
+    last: &HashMap<&'static str, StreamRun>,
 ) -> Result<Estimate, ClientError> {
     let before = client.stats();
     let definitions = definitions_wanted(plan);
@@ -154,7 +193,17 @@ pub async fn estimate(
             });
         let prefetched = definitions.iter().any(|d| d.name == root.name)
             || root.origin == Origin::CustomFieldColumns;
-        let walk = if prefetched {
+        let from_last_run = |member: &crate::runner::StreamPlan| {
+            let last = last.get(member.def.name)?;
+            Some(Read {
+                records: last.records,
+                requests: last.requests,
+                tokens: last.tokens,
+                basis: Basis::LastRun,
+            })
+        };
+        let walked = unit.members.iter().any(|m| from_last_run(m).is_none());
+        let walk = if prefetched || !walked {
             Read {
                 records: 0,
                 requests: 0,
@@ -183,7 +232,9 @@ pub async fn estimate(
         let mut unpaid_walk = unit.members.iter().all(|m| m.def.name != root.name);
         for member in &unit.members {
             let def = member.def;
-            let mut read = if def.name == root.name {
+            let mut read = if let Some(read) = from_last_run(member) {
+                read
+            } else if def.name == root.name {
                 walk
             } else {
                 children(def, walk)
@@ -294,8 +345,8 @@ fn read_of(def: &StreamDef, records: u64, basis: Basis) -> Read {
     }
 }
 
-/// The changes since `since`: the run's own first request, extrapolated over time if more
-/// pages follow.
+/// The changes since `since`: the run's own first pages, extrapolated over time if more
+/// follow.
 async fn changes(
     client: &Client,
     def: &'static StreamDef,
@@ -305,23 +356,38 @@ async fn changes(
         return full_read(client, def).await;
     }
     let mut source = Source::open(client, def, Some(since.to_owned()), PagePosition::First).await?;
-    let Some(first) = source.next().await else {
-        return Ok(read_of(def, 0, Basis::Counted));
-    };
-    let mut first = first?;
-    let more = first.next.is_some();
-    let (requests, tokens) = (first.requests, first.tokens);
-    let records = first.records().len() as u64;
-    if !more {
-        return Ok(Read {
-            records,
-            requests,
-            tokens,
-            basis: Basis::Counted,
-        });
+    // Read as the run will, up to a few pages: a run after a quiet day needs no more, and its
+    // changes are then counted, not guessed.
+    let (mut records, mut requests, mut tokens) = (0, 0, 0);
+    let mut reached: Option<String> = None;
+    for _ in 0..CHANGE_PAGES_READ {
+        let Some(chunk) = source.next().await else {
+            return Ok(Read {
+                records,
+                requests,
+                tokens,
+                basis: Basis::Counted,
+            });
+        };
+        let mut chunk = chunk?;
+        requests += chunk.requests;
+        tokens += chunk.tokens;
+        records += chunk.records().len() as u64;
+        if let Some(newest) = chunk.newest() {
+            reached = reached.max(Some(newest.to_owned()));
+        }
+        if chunk.next.is_none() {
+            return Ok(Read {
+                records,
+                requests,
+                tokens,
+                basis: Basis::Counted,
+            });
+        }
     }
+    // More pages follow: as many changes again for each stretch of time the pages read cover.
     let from = crate::schema::parse_timestamp(since);
-    let reached = first.newest().and_then(crate::schema::parse_timestamp);
+    let reached = reached.as_deref().and_then(crate::schema::parse_timestamp);
     let records = match (from, reached) {
         (Some(from), Some(reached)) if reached > from => {
             let covered = (reached - from).num_seconds().max(1) as f64;
