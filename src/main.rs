@@ -99,13 +99,7 @@ enum Command {
     /// Copy the selected streams into the target.
     Sync {
         #[command(flatten)]
-        config: ConfigArg,
-        /// Only these streams (comma-separated).
-        #[arg(long)]
-        streams: Option<String>,
-        /// Reload these streams in full (comma-separated); the old table stays until the new one is complete.
-        #[arg(long)]
-        full_refresh: Option<String>,
+        selection: Selection,
         /// Run again at this interval (e.g. `30m`, `1h`) until SIGINT/SIGTERM. A run never
         /// overlaps the previous one: ticks missed while a run lasts are skipped.
         #[arg(long)]
@@ -124,16 +118,7 @@ enum Command {
     },
     /// Estimate what the next sync costs (requests, tokens, days at the daily budget) from a
     /// few probe pages, before paying for it.
-    Plan {
-        #[command(flatten)]
-        config: ConfigArg,
-        /// Only these streams (comma-separated).
-        #[arg(long)]
-        streams: Option<String>,
-        /// As if these streams were reloaded in full (comma-separated).
-        #[arg(long)]
-        full_refresh: Option<String>,
-    },
+    Plan(Selection),
     /// Show or reset the sync state kept in the target.
     State {
         #[command(subcommand)]
@@ -165,6 +150,35 @@ enum Command {
         #[command(subcommand)]
         command: protocols::AirbyteCommand,
     },
+}
+
+/// The companies and streams `sync` and `plan` work on.
+#[derive(Args)]
+struct Selection {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// Only these streams (comma-separated).
+    #[arg(long)]
+    streams: Option<String>,
+    /// Reload these streams in full (comma-separated); the old table stays until the new one is complete.
+    #[arg(long)]
+    full_refresh: Option<String>,
+}
+
+impl Selection {
+    /// The config's companies (or the one `--company` names) with `--streams` and
+    /// `--full-refresh` applied.
+    fn companies(&self) -> Result<Vec<Config>, ConfigError> {
+        let mut companies = self.config.companies()?;
+        for config in &mut companies {
+            select_streams(
+                config,
+                self.streams.as_deref(),
+                self.full_refresh.as_deref(),
+            )?;
+        }
+        Ok(companies)
+    }
 }
 
 #[derive(Subcommand)]
@@ -389,17 +403,14 @@ async fn dispatch(command: Command) -> Result<(), Fail> {
             Ok(())
         }
         Command::Sync {
-            config,
-            streams,
-            full_refresh,
+            selection,
             every,
             jitter,
             allow_other_company,
             dry_run,
         } => {
-            let mut companies = config.companies()?;
+            let mut companies = selection.companies()?;
             for config in &mut companies {
-                select_streams(config, streams.as_deref(), full_refresh.as_deref())?;
                 config.allow_other_company = allow_other_company;
             }
             if dry_run {
@@ -416,17 +427,7 @@ async fn dispatch(command: Command) -> Result<(), Fail> {
                 Some(every) => schedule(companies, every, jitter).await,
             }
         }
-        Command::Plan {
-            config,
-            streams,
-            full_refresh,
-        } => {
-            let mut companies = config.companies()?;
-            for config in &mut companies {
-                select_streams(config, streams.as_deref(), full_refresh.as_deref())?;
-            }
-            estimate_all(&companies).await
-        }
+        Command::Plan(selection) => estimate_all(&selection.companies()?).await,
         Command::State { action } => state(action).await,
         Command::Models { action } => models::run(action).await,
         Command::Report(args) => report::run(args).await,

@@ -130,3 +130,25 @@ async fn plan_says_how_many_days_a_sync_takes_when_the_budget_left_is_short() {
     );
     assert!(days >= 2, "{answer}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sync_dry_run_prints_the_estimate_and_loads_nothing() {
+    let sim = Sim::start(Scale::Tiny, Plan::Growth).await;
+    let workspace = Workspace::new();
+    workspace.write_config(&sim, "streams:\n  deals:\n  notes:\n");
+    let dry = workspace.sync(&sim, &["--dry-run"]);
+    assert_ok(&dry);
+    let answer = stderr(&dry);
+    assert!(estimated_tokens(&answer) > 0, "{answer}");
+    assert!(
+        answer.contains("deals ") && answer.contains("notes "),
+        "{answer}"
+    );
+    let tables: Vec<String> = workspace.snapshot().into_keys().collect();
+    assert!(
+        !tables
+            .iter()
+            .any(|t| t == "main.deals" || t == "main.notes"),
+        "{tables:?}"
+    );
+}
