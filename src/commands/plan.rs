@@ -5,13 +5,13 @@ use pipedrive_client::Client;
 use pipedrive_config::Config;
 use pipedrive_engine::estimate::{self, Basis, Estimate};
 
-use crate::Fail;
-use crate::report::thousands;
+use crate::commands::report::thousands;
+use crate::fail::Fail;
 
 /// Estimates and prints the next sync of `config`'s selection.
 pub async fn run(config: &Config) -> Result<(), Fail> {
     let client = Client::new(config.client.clone())?;
-    let mut destination = crate::open_destination(config).await?;
+    let mut destination = crate::commands::sync::open_destination(config).await?;
     let states = destination.read_state().await?;
     // A target that keeps no run records (stdout) has no last runs to go by.
     let runs = destination.read_runs().await.unwrap_or_default();

@@ -33,7 +33,7 @@ pub async fn run(args: ReportArgs) -> Result<(), Fail> {
     let mut empty = Vec::new();
     for config in args.config.companies()? {
         // One destination open at a time: companies may share a DuckDB file.
-        let mut destination = crate::open_destination(&config).await?;
+        let mut destination = crate::commands::sync::open_destination(&config).await?;
         let found = destination.read_runs().await?;
         if found.is_empty() {
             empty.push(format!("{} ({})", config.company, destination.describe()));

@@ -146,7 +146,7 @@ async fn run_sync(
     )
     .await;
     let destination = destination(&definitions);
-    let stop = crate::stop_on_signal("emitting their state");
+    let stop = crate::commands::sync::stop_on_signal("emitting their state");
     let observer = Arc::new(crate::progress::Progress::new(
         client.clone(),
         None,
