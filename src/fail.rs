@@ -3,6 +3,7 @@
 use pipedrive_client::{ClientError, ErrorClass};
 use pipedrive_config::ConfigError;
 use pipedrive_engine::{DestinationError, RunError};
+use pipedrive_engine::{Failure, SyncReport};
 
 /// Documented exit codes (README → Exit codes).
 pub(crate) mod exit {
@@ -69,5 +70,22 @@ impl From<ClientError> for Fail {
             message.push_str(&format!("; the budget resets at {resets_at}, when the next run resumes where this one stopped"));
         }
         Fail { code, message }
+    }
+}
+
+/// The run's most serious failure as the documented exit code.
+pub(crate) fn outcome(report: &SyncReport) -> Result<(), Fail> {
+    match report.worst_failure() {
+        None => Ok(()),
+        Some((failure, message)) => Err(Fail {
+            code: match failure {
+                Failure::Auth => exit::AUTH,
+                Failure::Destination => exit::DESTINATION,
+                Failure::Temporary => exit::TEMPORARY,
+                Failure::Other => exit::OTHER,
+                Failure::Config => exit::USAGE,
+            },
+            message: message.to_owned(),
+        }),
     }
 }

@@ -6,6 +6,8 @@ mod bench;
 mod commands;
 mod fail;
 mod progress;
+mod signals;
+mod targets;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,13 +18,13 @@ use pipedrive_config::{Config, ConfigError};
 use pipedrive_sim::Scale;
 
 use crate::commands::bench::BenchArgs;
+use crate::commands::plan::estimate_all;
 use crate::commands::sim::SimArgs;
 use crate::commands::sim::sim;
-use crate::commands::sync::{
-    estimate_all, interval, schedule, select_streams, stop_on_signal, sync,
-};
+use crate::commands::sync::{interval, schedule, select_streams, sync};
 use crate::commands::{check::check, demo::demo, discover::discover, state::state};
 use crate::fail::{Fail, exit};
+use crate::signals::stop_on_signal;
 
 #[derive(Parser)]
 #[command(

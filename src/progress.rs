@@ -174,15 +174,20 @@ fn rate_text(per_second: f64) -> String {
     if !per_second.is_finite() || per_second < 0.5 {
         return "-".to_owned();
     }
-    let digits = format!("{per_second:.0}");
-    let mut grouped = String::new();
-    for (index, digit) in digits.chars().enumerate() {
-        if index > 0 && (digits.len() - index) % 3 == 0 {
-            grouped.push(',');
+    format!("{}/s", thousands(per_second.round() as u64))
+}
+
+/// `1234567` as `1,234,567`.
+pub(crate) fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
         }
-        grouped.push(digit);
+        out.push(c);
     }
-    format!("{grouped}/s")
+    out
 }
 
 fn outcome_text(outcome: &Outcome) -> String {

@@ -261,6 +261,7 @@ fuzz_target!(|input: Input| {
         fields,
         columns,
         controls: input.controls.controls(),
+        declared: Default::default(),
     };
     let records: Vec<Map<String, Value>> = input.records.iter().map(|r| object(r)).collect();
     let built = build_rows(def, &transform, records.clone());

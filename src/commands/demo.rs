@@ -6,8 +6,9 @@ use std::time::Duration;
 use pipedrive_config::Config;
 use pipedrive_sim::{Plan, Scale, SimOptions};
 
-use crate::commands::sync::{stop_on_signal, sync};
+use crate::commands::sync::sync;
 use crate::fail::{Fail, exit};
+use crate::signals::stop_on_signal;
 
 /// A few deals of the demo file, as a small table: a first look needs no other tool.
 #[cfg(feature = "duckdb")]

@@ -5,13 +5,13 @@ use pipedrive_client::Client;
 use pipedrive_config::Config;
 use pipedrive_engine::estimate::{self, Basis, Estimate};
 
-use crate::commands::report::thousands;
 use crate::fail::Fail;
+use crate::progress::thousands;
 
 /// Estimates and prints the next sync of `config`'s selection.
 pub async fn run(config: &Config) -> Result<(), Fail> {
     let client = Client::new(config.client.clone())?;
-    let mut destination = crate::commands::sync::open_destination(config).await?;
+    let mut destination = crate::targets::open_destination(config).await?;
     let states = destination.read_state().await?;
     // A target that keeps no run records (stdout) has no last runs to go by.
     let runs = destination.read_runs().await.unwrap_or_default();
@@ -85,4 +85,15 @@ fn table(estimate: &Estimate) -> String {
         _ => out.push_str("daily token budget: not reported by the server\n"),
     }
     out
+}
+
+/// Prints each company's estimate, under its name when there are several.
+pub(crate) async fn estimate_all(companies: &[Config]) -> Result<(), Fail> {
+    for config in companies {
+        if companies.len() > 1 {
+            eprintln!("company {}:", config.company);
+        }
+        run(config).await?;
+    }
+    Ok(())
 }

@@ -2,6 +2,7 @@
 //! read a JSON config, build the same sync plan as `sync`, and hand the engine a destination
 //! that writes protocol messages to stdout; everything meant for people goes to stderr.
 
+use crate::fail::outcome;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -13,9 +14,7 @@ use pipedrive_config::{Config, RawConfig};
 use pipedrive_destinations::json_schema::DeclaredStream;
 use pipedrive_destinations::{airbyte, singer};
 use pipedrive_engine::declared::{FieldDefinitions, stream_columns};
-use pipedrive_engine::{
-    Destination, Failure, Outcome, StreamDef, SyncMode, SyncReport, SyncState, catalog,
-};
+use pipedrive_engine::{Destination, Outcome, StreamDef, SyncMode, SyncReport, SyncState, catalog};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -146,7 +145,7 @@ async fn run_sync(
     )
     .await;
     let destination = destination(&definitions);
-    let stop = crate::commands::sync::stop_on_signal("emitting their state");
+    let stop = crate::signals::stop_on_signal("emitting their state");
     let observer = Arc::new(crate::progress::Progress::new(
         client.clone(),
         None,
@@ -163,23 +162,6 @@ async fn run_sync(
     .await?;
     eprint!("{}", crate::progress::summary(&report, &client));
     Ok(report)
-}
-
-/// The run's most serious failure as the documented exit code.
-pub(crate) fn outcome(report: &SyncReport) -> Result<(), Fail> {
-    match report.worst_failure() {
-        None => Ok(()),
-        Some((failure, message)) => Err(Fail {
-            code: match failure {
-                Failure::Auth => exit::AUTH,
-                Failure::Destination => exit::DESTINATION,
-                Failure::Temporary => exit::TEMPORARY,
-                Failure::Other => exit::OTHER,
-                Failure::Config => exit::USAGE,
-            },
-            message: message.to_owned(),
-        }),
-    }
 }
 
 /// The field definitions `discover` declares custom fields from: every stream's, read with the

@@ -6,6 +6,7 @@
 //! verdict into the body's `data-rendered` attribute ("ok" or what is wrong); the end-to-end
 //! test reads it back from headless Chromium.
 
+use crate::progress::thousands;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -33,7 +34,7 @@ pub async fn run(args: ReportArgs) -> Result<(), Fail> {
     let mut empty = Vec::new();
     for config in args.config.companies()? {
         // One destination open at a time: companies may share a DuckDB file.
-        let mut destination = crate::commands::sync::open_destination(&config).await?;
+        let mut destination = crate::targets::open_destination(&config).await?;
         let found = destination.read_runs().await?;
         if found.is_empty() {
             empty.push(format!("{} ({})", config.company, destination.describe()));
@@ -436,18 +437,6 @@ fn duration(seconds: f64) -> String {
     } else {
         format!("{m} min {s:02} s")
     }
-}
-
-pub(crate) fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// A number without a needless fraction: `10`, `2.5`.

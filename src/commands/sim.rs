@@ -3,8 +3,8 @@
 use clap::Args;
 use pipedrive_sim::{Plan, Scale, SimOptions};
 
-use crate::commands::sync::shutdown_signal;
 use crate::fail::{Fail, exit};
+use crate::signals::shutdown_signal;
 
 #[derive(Args)]
 pub(crate) struct SimArgs {

@@ -3,8 +3,8 @@
 use pipedrive_config::parse_stream_list;
 
 use crate::StateAction;
-use crate::commands::sync::open_destination;
 use crate::fail::Fail;
+use crate::targets::open_destination;
 
 pub(crate) async fn state(action: StateAction) -> Result<(), Fail> {
     match action {

@@ -1,27 +1,16 @@
 //! `sync` (once, or on a schedule) and `plan`: companies opened, run and summarised.
 
-use std::path::PathBuf;
+use crate::signals::stop_on_signal;
+use crate::targets::{DuckDbFiles, open_shared};
 use std::sync::Arc;
 use std::time::Duration;
 
 use pipedrive_client::Client;
-use pipedrive_config::{Config, ConfigError, FileFormat, Target, parse_every, parse_stream_list};
+use pipedrive_config::{Config, ConfigError, parse_every, parse_stream_list};
 use pipedrive_engine::{Destination, StopSignal, SyncMode};
 
-use crate::commands::{plan, protocols};
 use crate::fail::{Fail, exit};
 use crate::progress;
-
-/// Prints each company's estimate, under its name when there are several.
-pub(crate) async fn estimate_all(companies: &[Config]) -> Result<(), Fail> {
-    for config in companies {
-        if companies.len() > 1 {
-            eprintln!("company {}:", config.company);
-        }
-        plan::run(config).await?;
-    }
-    Ok(())
-}
 
 /// Applies `--streams` and `--full-refresh` to the configured selection.
 pub(crate) fn select_streams(
@@ -59,56 +48,6 @@ pub(crate) fn select_streams(
         }
     }
     Ok(())
-}
-
-pub(crate) async fn open_destination(config: &Config) -> Result<Box<dyn Destination>, Fail> {
-    open_shared(config, &mut DuckDbFiles::default()).await
-}
-
-/// DuckDB files open in this run: companies that share a file share its database.
-#[derive(Default)]
-pub(crate) struct DuckDbFiles {
-    #[cfg(feature = "duckdb")]
-    open: Vec<(PathBuf, pipedrive_destinations::duckdb::DuckDb)>,
-}
-
-/// Opens a company's destination; a DuckDB file already open in `files` is shared.
-#[cfg_attr(not(feature = "duckdb"), allow(unused_variables))]
-pub(crate) async fn open_shared(
-    config: &Config,
-    files: &mut DuckDbFiles,
-) -> Result<Box<dyn Destination>, Fail> {
-    match &config.target {
-        #[cfg(feature = "duckdb")]
-        Target::DuckDb { path } => {
-            use pipedrive_destinations::duckdb::DuckDb;
-            if let Some((_, database)) = files.open.iter().find(|(open, _)| open == path) {
-                return Ok(Box::new(database.share(&config.state_schema)?));
-            }
-            let database = DuckDb::open(path, &config.state_schema)?;
-            let handle = database.share(&config.state_schema)?;
-            files.open.push((path.clone(), database));
-            Ok(Box::new(handle))
-        }
-        #[cfg(not(feature = "duckdb"))]
-        Target::DuckDb { .. } => Err(Fail {
-            code: exit::USAGE,
-            message: "this build has no DuckDB support: rebuild with the default features"
-                .to_owned(),
-        }),
-        Target::Postgres { url } => Ok(Box::new(
-            pipedrive_destinations::postgres::connect(url, &config.state_schema).await?,
-        )),
-        Target::Files { format, dir } => {
-            let format = match format {
-                FileFormat::Parquet => pipedrive_destinations::files::Format::Parquet,
-                FileFormat::Jsonl => pipedrive_destinations::files::Format::Jsonl,
-            };
-            Ok(Box::new(pipedrive_destinations::files::Files::open(
-                dir, format,
-            )?))
-        }
-    }
 }
 
 /// An interval flag such as `30m`; `never` is not one.
@@ -221,7 +160,7 @@ pub(crate) async fn sync_company(
             eprintln!("company {company}:");
         }
         eprint!("{}", progress::summary(&report, &client));
-        protocols::outcome(&report)
+        crate::fail::outcome(&report)
     }
     .await;
     (company, result)
@@ -275,38 +214,4 @@ pub(crate) async fn schedule(
         }
     }
     Ok(())
-}
-/// A stop signal raised by SIGINT/SIGTERM: the run finishes the pages in flight, then `then`.
-/// A second signal ends the process at once: state is safe without the pages in flight, as
-/// only committed pages count.
-pub(crate) fn stop_on_signal(then: &'static str) -> StopSignal {
-    let stop = StopSignal::default();
-    let on_signal = stop.clone();
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        tracing::warn!(
-            "stopping: finishing the pages in flight and {then} (interrupt again to stop at once)"
-        );
-        on_signal.stop();
-        shutdown_signal().await;
-        eprintln!(
-            "error: stopped at once on a second interrupt; the next run resumes from the last committed page"
-        );
-        std::process::exit(i32::from(exit::INTERRUPTED));
-    });
-    stop
-}
-
-pub(crate) async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler installs");
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
 }

@@ -14,8 +14,8 @@ use tokio::time::Instant;
 use url::Url;
 
 use crate::config::{Backoff, Credentials, OAuthCredentials, RotateCallback};
-use crate::error::ClientError;
-use crate::page::{error_text, truncate};
+use crate::error::{ClientError, truncate};
+use crate::page::error_text;
 
 pub(crate) enum Auth {
     ApiToken(SecretString),
@@ -254,12 +254,12 @@ impl OAuth {
             .timeout(timeout)
             .send()
             .await
-            .map_err(|e| crate::client::transport_error(&path, e))?;
+            .map_err(|e| crate::error::transport_error(&path, e))?;
         let status = response.status();
         let body = response
             .bytes()
             .await
-            .map_err(|e| crate::client::transport_error(&path, e))?;
+            .map_err(|e| crate::error::transport_error(&path, e))?;
         tracing::debug!(method = "POST", path = %path, status = status.as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "OAuth token refresh");
 
         if status.is_server_error() || status.as_u16() == 429 {

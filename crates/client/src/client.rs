@@ -15,7 +15,7 @@ use url::Url;
 use crate::auth::Auth;
 use crate::budget::{Budget, BudgetSnapshot, next_utc_midnight};
 use crate::config::{Backoff, ClientConfig};
-use crate::error::ClientError;
+use crate::error::{ClientError, transport_error};
 use crate::limiter::{BurstHeaders, RateLimiter};
 use crate::overlap::Overlap;
 use crate::page::{Page, PagePosition, Paging, Request, error_text, paging_query, parse_page};
@@ -93,31 +93,6 @@ impl From<ClientError> for Failure {
     }
 }
 
-/// Maps a reqwest failure to our error, without the URL (the path is named separately).
-pub(crate) fn transport_error(path: &str, e: reqwest::Error) -> ClientError {
-    if e.is_timeout() {
-        return ClientError::Timeout {
-            path: path.to_owned(),
-        };
-    }
-    let host = e.url().and_then(|u| u.host_str()).map(str::to_owned);
-    let e = e.without_url();
-    let mut detail = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        detail.push_str(": ");
-        detail.push_str(&s.to_string());
-        source = s.source();
-    }
-    if let Some(host) = host.filter(|_| is_unknown_host(&detail)) {
-        return ClientError::UnknownHost { host };
-    }
-    ClientError::Network {
-        path: path.to_owned(),
-        detail: crate::page::truncate(&detail, 300),
-    }
-}
-
 /// Whether the host answered with something other than HTTP (an SSH banner, a database's
 /// greeting): hyper's errors for a response that is not HTTP/1, or for bytes sent before the
 /// request was.
@@ -126,21 +101,6 @@ fn speaks_no_http(error: &ClientError) -> bool {
         if ["invalid HTTP version", "HTTP/0.9", "invalid HTTP status", "invalid status-code", "received unexpected message from connection"]
             .iter()
             .any(|text| detail.contains(text)))
-}
-
-/// Whether a connect failure is the resolver's "no such name" (getaddrinfo's EAI_NONAME, as
-/// glibc, musl and macOS word it), not a temporary lookup failure (EAI_AGAIN), which is
-/// retried like any network error.
-fn is_unknown_host(detail: &str) -> bool {
-    detail.contains("dns error")
-        && [
-            "Name or service not known",
-            "No address associated with hostname",
-            "nodename nor servname provided",
-            "Name does not resolve",
-        ]
-        .iter()
-        .any(|text| detail.contains(text))
 }
 
 fn header<T: std::str::FromStr>(h: &HeaderMap, name: &str) -> Option<T> {

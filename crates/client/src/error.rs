@@ -264,3 +264,56 @@ impl ClientError {
         }
     }
 }
+
+/// Maps a reqwest failure to our error, without the URL (the path is named separately).
+pub(crate) fn transport_error(path: &str, e: reqwest::Error) -> ClientError {
+    if e.is_timeout() {
+        return ClientError::Timeout {
+            path: path.to_owned(),
+        };
+    }
+    let host = e.url().and_then(|u| u.host_str()).map(str::to_owned);
+    let e = e.without_url();
+    let mut detail = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        detail.push_str(": ");
+        detail.push_str(&s.to_string());
+        source = s.source();
+    }
+    if let Some(host) = host.filter(|_| is_unknown_host(&detail)) {
+        return ClientError::UnknownHost { host };
+    }
+    ClientError::Network {
+        path: path.to_owned(),
+        detail: truncate(&detail, 300),
+    }
+}
+
+/// Whether a connect failure is the resolver's "no such name" (getaddrinfo's EAI_NONAME, as
+/// glibc, musl and macOS word it), not a temporary lookup failure (EAI_AGAIN), which is
+/// retried like any network error.
+fn is_unknown_host(detail: &str) -> bool {
+    detail.contains("dns error")
+        && [
+            "Name or service not known",
+            "No address associated with hostname",
+            "nodename nor servname provided",
+            "Name does not resolve",
+        ]
+        .iter()
+        .any(|text| detail.contains(text))
+}
+
+/// `s` cut to at most `max` bytes on a character boundary, marked `…` where cut: error
+/// messages quote what the server sent without flooding the terminal.
+pub(crate) fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}

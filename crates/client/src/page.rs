@@ -8,7 +8,7 @@ use std::fmt;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::error::ClientError;
+use crate::error::{ClientError, truncate};
 
 /// One GET endpoint call, with how it pages.
 #[derive(Clone, Debug)]
@@ -170,17 +170,6 @@ pub(crate) fn error_text(body: &[u8]) -> String {
         Err(_) => String::from_utf8_lossy(body).into_owned(),
     };
     truncate(text.trim(), 300)
-}
-
-pub(crate) fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_owned();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
 }
 
 /// Parses a 2xx body into a page. `position` is where this page started (to detect a server

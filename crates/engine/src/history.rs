@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 
 use crate::catalog::{ChangeLog, StreamDef};
 use crate::destination::columns::{IS_CURRENT, VALID_FROM, VALID_TO};
-use crate::runner::normalize_timestamp;
+use crate::schema::normalize_timestamp;
 use crate::schema::{Column, ColumnType, to_text};
 
 /// What a stream's history rows are built from, beside its rows.

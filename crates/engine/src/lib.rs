@@ -7,6 +7,7 @@ pub mod declared;
 pub mod destination;
 pub mod estimate;
 pub mod history;
+pub mod report;
 pub mod runner;
 pub mod runs;
 pub mod schema;
@@ -16,9 +17,10 @@ pub mod transform;
 
 pub use catalog::{CATALOG, StreamDef};
 pub use destination::{Batch, Destination, DestinationError, Missing, Present, TableRef};
+pub use report::{Failure, Outcome, StreamReport};
 pub use runner::{
-    Failure, Observer, Outcome, RunError, StopSignal, StreamPlan, StreamReport, SyncMode, SyncPlan,
-    SyncReport, definitions_wanted, read_field_definitions, run, run_with_definitions,
+    Observer, RunError, StopSignal, StreamPlan, SyncMode, SyncPlan, SyncReport, definitions_wanted,
+    read_field_definitions, run, run_with_definitions,
 };
 pub use runs::{RunRecord, RunStatus, StreamRun, Timeline};
 pub use state::{StreamState, SyncState};

@@ -18,8 +18,9 @@ use crate::declared::{self, FieldDefinitions, assign_custom_columns};
 use crate::destination::columns::{DELETED, DELETED_AT, delete_marks};
 use crate::destination::{Batch, Destination, DestinationError, Missing, Present, TableRef};
 use crate::history::{self, VersionInput};
+use crate::report::{Failure, Outcome, StreamReport, worst_failure};
 use crate::runs::{RunRecord, RunStart};
-use crate::schema::{Column, ColumnType};
+use crate::schema::{Column, ColumnType, normalize_timestamp};
 use crate::source::{self, Source};
 use crate::state::{FullRefreshProgress, StreamState, SyncState};
 use crate::transform::{FieldCatalog, RecordTransform};
@@ -86,44 +87,6 @@ pub struct SyncPlan {
     pub allow_other_company: bool,
 }
 
-/// What kind of trouble ended a stream early; it decides the process exit code.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Failure {
-    /// Credentials rejected: nothing else can work either.
-    Auth,
-    /// The destination refused a write.
-    Destination,
-    /// Worth retrying later: daily budget, token cap, retries exhausted, a requested stop.
-    Temporary,
-    /// Anything else, e.g. a request Pipedrive rejected as invalid.
-    Other,
-    /// The config does not fit the data (a column the stream lacks): the user must fix it.
-    Config,
-}
-
-/// How a stream's run ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    Complete,
-    /// The endpoint is not available to this company or token (plan, add-on or permission).
-    Skipped(String),
-    /// Ended early; the committed state holds the progress, so the next run resumes there.
-    Incomplete {
-        failure: Failure,
-        message: String,
-    },
-}
-
-#[derive(Clone, Debug)]
-pub struct StreamReport {
-    pub stream: &'static str,
-    pub records: u64,
-    pub requests: u64,
-    pub tokens: u64,
-    pub seconds: f64,
-    pub outcome: Outcome,
-}
-
 #[derive(Debug)]
 pub struct SyncReport {
     pub streams: Vec<StreamReport>,
@@ -136,23 +99,6 @@ impl SyncReport {
     pub fn worst_failure(&self) -> Option<(Failure, &str)> {
         worst_failure(&self.streams)
     }
-}
-
-fn worst_failure(streams: &[StreamReport]) -> Option<(Failure, &str)> {
-    let rank = |f: Failure| match f {
-        Failure::Auth => 0,
-        Failure::Config => 1,
-        Failure::Destination => 2,
-        Failure::Other => 3,
-        Failure::Temporary => 4,
-    };
-    streams
-        .iter()
-        .filter_map(|r| match &r.outcome {
-            Outcome::Incomplete { failure, message } => Some((*failure, message.as_str())),
-            _ => None,
-        })
-        .min_by_key(|(f, _)| rank(*f))
 }
 
 /// Progress callbacks, so the engine stays free of any UI.
@@ -750,7 +696,6 @@ fn custom_field_rows(definitions: &FieldDefinitions, states: &SyncState) -> Vec<
     rows
 }
 
-/// Parses a Pipedrive timestamp in any of its formats into whole-second UTC RFC 3339.
 /// `bookmark` moved back by `lookback`, in the bookmark's own RFC 3339 form.
 pub(crate) fn looked_back(bookmark: &str, lookback: std::time::Duration) -> String {
     match (
@@ -762,11 +707,6 @@ pub(crate) fn looked_back(bookmark: &str, lookback: std::time::Duration) -> Stri
         }
         _ => bookmark.to_owned(),
     }
-}
-
-pub fn normalize_timestamp(value: &str) -> Option<String> {
-    let parsed = crate::schema::parse_timestamp(value)?;
-    Some(parsed.to_rfc3339_opts(SecondsFormat::Secs, true))
 }
 
 /// A stream of a unit as handed to its worker: plan, committed state, the field definitions

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::catalog;
-use crate::runner::{Failure, Outcome, StreamReport};
+use crate::report::{Failure, Outcome, StreamReport};
 
 /// How a run ended, as its exit code tells it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

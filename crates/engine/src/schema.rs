@@ -144,6 +144,12 @@ pub fn parse_date(s: &str) -> Option<NaiveDate> {
     )
 }
 
+/// Parses a Pipedrive timestamp in any of its formats into whole-second UTC RFC 3339.
+pub fn normalize_timestamp(value: &str) -> Option<String> {
+    let parsed = parse_timestamp(value)?;
+    Some(parsed.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+}
+
 /// Every timestamp shape the engine infers: `YYYY-MM-DD HH:MM:SS` (Pipedrive v1, UTC) or with
 /// `T`, an optional fraction of any length, and `Z`, `±HH:MM`, `±HHMM` or `±HH`. A bare date
 /// (a column widened from dates) is midnight UTC.

@@ -10,7 +10,7 @@ use serde::de::DeserializeSeed;
 use serde_json::{Map, Value};
 
 use crate::catalog::{self, Fanout, Incremental, PagingKind, StreamDef};
-use crate::runner::normalize_timestamp;
+use crate::schema::normalize_timestamp;
 
 /// Child requests in flight at once for one fanned-out stream; the shared limiter paces them.
 const CHILD_CONCURRENCY: usize = 4;
