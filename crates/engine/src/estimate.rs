@@ -124,15 +124,14 @@ struct Read {
     basis: Basis,
 }
 
-/// What the last run that completed each stream read of it, for the streams a run always
-/// reads in full (no change filter, or a full-refresh mode): their next read costs about the
-/// same, and is known without a probe.
+/// What the last run that completed each stream read of it, for the streams every run reads
+/// in full (Pipedrive offers no change filter for them): their next read costs about the same,
+/// and is known without a probe. A stream reloaded by choice (`--full-refresh`) is not among
+/// them: its last run may have read only changes.
 pub fn last_full_reads(plan: &SyncPlan, runs: &[RunRecord]) -> HashMap<&'static str, StreamRun> {
     let mut last = HashMap::new();
     for stream in &plan.streams {
-        let always_full =
-            stream.mode != SyncMode::Incremental || !stream.def.supports_incremental();
-        if !always_full {
+        if stream.def.supports_incremental() {
             continue;
         }
         let run = runs
