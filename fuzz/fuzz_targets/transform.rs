@@ -11,7 +11,8 @@ use libfuzzer_sys::fuzz_target;
 use pipedrive_engine::catalog::{self, CustomFieldLayout, FieldDefinitions, StreamDef};
 use pipedrive_engine::controls::{Controls, RowFilter};
 use pipedrive_engine::runner::build_rows;
-use pipedrive_engine::transform::{FieldCatalog, RecordTransform, assign_columns};
+use pipedrive_engine::declared::assign_custom_columns;
+use pipedrive_engine::transform::{FieldCatalog, RecordTransform};
 use serde_json::{Map, Value};
 
 /// A few real-looking 40-hex keys, so definitions and records refer to the same fields.
@@ -212,16 +213,20 @@ fn definitions(fields: &[Field], shape: FieldDefinitions) -> Vec<Value> {
         .collect()
 }
 
-fn columns_for(input: &Input, shape: FieldDefinitions) -> (FieldCatalog, BTreeMap<String, String>) {
+fn columns_for(
+    input: &Input,
+    def: &StreamDef,
+    shape: FieldDefinitions,
+) -> (FieldCatalog, BTreeMap<String, String>) {
     let known = usize::from(input.known_before).min(input.fields.len());
     let earlier =
         FieldCatalog::from_definitions(&definitions(&input.fields[..known], shape), shape);
     let mut columns = BTreeMap::new();
-    assign_columns(&earlier, &mut columns);
+    assign_custom_columns(def, &earlier, &mut columns);
     let before = columns.clone();
 
     let fields = FieldCatalog::from_definitions(&definitions(&input.fields, shape), shape);
-    assign_columns(&fields, &mut columns);
+    assign_custom_columns(def, &fields, &mut columns);
     for (key, column) in &before {
         assert_eq!(&columns[key], column, "an assigned column changed");
     }
@@ -249,9 +254,9 @@ fuzz_target!(|input: Input| {
         CustomFieldLayout::Flat
     };
     let (def, shape) = stream(layout);
-    let (fields, columns) = columns_for(&input, shape);
+    let (fields, columns) = columns_for(&input, def, shape);
     assert_eq!(
-        columns_for(&input, shape).1,
+        columns_for(&input, def, shape).1,
         columns,
         "the same fields got different columns"
     );
