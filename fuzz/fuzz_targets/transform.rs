@@ -10,8 +10,8 @@ use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use pipedrive_engine::catalog::{self, CustomFieldLayout, FieldDefinitions, StreamDef};
 use pipedrive_engine::controls::{Controls, RowFilter};
-use pipedrive_engine::runner::build_rows;
 use pipedrive_engine::declared::assign_custom_columns;
+use pipedrive_engine::runner::build_rows;
 use pipedrive_engine::transform::{FieldCatalog, RecordTransform};
 use serde_json::{Map, Value};
 
