@@ -32,6 +32,8 @@
 //! # Ok(()) }
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod auth;
 mod budget;
 mod client;

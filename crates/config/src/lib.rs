@@ -1,6 +1,8 @@
 //! The YAML config file, parsed once into resolved, validated types. Nothing downstream reads
 //! raw config.
 
+#![forbid(unsafe_code)]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,6 +12,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use pipedrive_client::{ClientConfig, Credentials, OAuthCredentials, SecretString};
 use pipedrive_engine::controls::{Controls, RowFilter};
 use pipedrive_engine::{SyncMode, TableRef, catalog};
+use secrecy::ExposeSecret;
 use serde::Deserialize;
 
 /// A config problem: the message names the key, the cause and the fix.
@@ -43,7 +46,7 @@ pub struct RawConfig {
     pub concurrency: Option<usize>,
     /// Salt of `hash_columns` (keep it secret, e.g. `${PDS_HASH_SALT}`).
     #[serde(default)]
-    pub hash_salt: Option<String>,
+    pub hash_salt: Option<SecretString>,
 }
 
 type StreamSelection = BTreeMap<String, Option<RawStreamOptions>>;
@@ -91,7 +94,9 @@ pub struct RawSource {
     /// The company's name in schemas, state, summaries and run records (`{company}` in
     /// `object`, `target.schema` and `target.path`). Default: the company domain.
     pub name: Option<String>,
-    pub api_token: Option<String>,
+    /// Secrets are `SecretString`s from the moment they are read: a `{:?}` of the raw config
+    /// prints them redacted.
+    pub api_token: Option<SecretString>,
     pub oauth: Option<RawOAuth>,
     pub company_domain: Option<String>,
     pub base_url: Option<String>,
@@ -110,8 +115,8 @@ pub struct RawSource {
 #[serde(deny_unknown_fields)]
 pub struct RawOAuth {
     pub client_id: String,
-    pub client_secret: String,
-    pub refresh_token: String,
+    pub client_secret: SecretString,
+    pub refresh_token: SecretString,
     pub token_url: Option<String>,
     /// Where the rotated refresh token is kept (Pipedrive rotates it on use); relative paths
     /// are relative to the config file. Default: `.pipedrive-sync-refresh-token` beside it.
@@ -125,8 +130,8 @@ pub struct RawTarget {
     pub kind: Option<String>,
     /// DuckDB file, or the directory of a parquet or jsonl target.
     pub path: Option<String>,
-    /// PostgreSQL connection URL.
-    pub url: Option<String>,
+    /// PostgreSQL connection URL (it may hold a password).
+    pub url: Option<SecretString>,
     /// Schema for the tables and the state table (default `pipedrive`).
     pub schema: Option<String>,
 }
@@ -152,8 +157,8 @@ pub struct RawStreamOptions {
     pub priority: Option<String>,
 }
 
-/// Where rows go.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Where rows go. Its `Debug` leaves a PostgreSQL URL's password out.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Target {
     DuckDb {
         path: PathBuf,
@@ -166,6 +171,35 @@ pub enum Target {
         format: FileFormat,
         dir: PathBuf,
     },
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::DuckDb { path } => f.debug_struct("DuckDb").field("path", path).finish(),
+            Target::Postgres { url } => f
+                .debug_struct("Postgres")
+                .field("url", &without_password(url))
+                .finish(),
+            Target::Files { format, dir } => f
+                .debug_struct("Files")
+                .field("format", format)
+                .field("dir", dir)
+                .finish(),
+        }
+    }
+}
+
+/// A connection URL with its password replaced, for messages and debug output.
+pub fn without_password(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("redacted"));
+            parsed.to_string()
+        }
+        Ok(_) => url.to_owned(),
+        Err(_) => "<a URL that does not parse>".to_owned(),
+    }
 }
 
 /// The format of a files target; the binary maps it onto the files destination.
@@ -771,7 +805,7 @@ impl Config {
         let mut token_store: Option<(PathBuf, Option<String>)> = None;
         let credentials = match (&source.api_token, &source.oauth) {
             (Some(token), None) => {
-                let token = expand(token, "source.api_token")?;
+                let token = expand(token.expose_secret(), "source.api_token")?;
                 if token.trim().is_empty() {
                     return Err(error(
                         "source.api_token is empty: set PIPEDRIVE_API_TOKEN (Pipedrive → Personal preferences → API)",
@@ -782,7 +816,7 @@ impl Config {
             (None, Some(oauth)) => Credentials::OAuth(OAuthCredentials {
                 client_id: expand(&oauth.client_id, "source.oauth.client_id")?,
                 client_secret: SecretString::from(expand(
-                    &oauth.client_secret,
+                    oauth.client_secret.expose_secret(),
                     "source.oauth.client_secret",
                 )?),
                 refresh_token: {
@@ -799,8 +833,11 @@ impl Config {
                                 }
                             }),
                     );
-                    let configured = expand(&oauth.refresh_token, "source.oauth.refresh_token")
-                        .map(|token| token.trim().to_owned());
+                    let configured = expand(
+                        oauth.refresh_token.expose_secret(),
+                        "source.oauth.refresh_token",
+                    )
+                    .map(|token| token.trim().to_owned());
                     let configured_fingerprint = configured.as_deref().ok().map(fingerprint);
                     let (token, root) = match (read_token_store(&store), configured) {
                         // A token rotated from the configured one (or stored before
@@ -881,7 +918,7 @@ impl Config {
             },
             "postgres" | "postgresql" => Target::Postgres {
                 url: expand(
-                    raw.target.url.as_deref().ok_or_else(|| {
+                    raw.target.url.as_ref().map(ExposeSecret::expose_secret).ok_or_else(|| {
                         error("target.url is required for postgres, e.g. postgres://user@localhost:5432/db (add ?sslmode=require for TLS)")
                     })?,
                     "target.url",
@@ -936,8 +973,8 @@ impl Config {
         }
         let hash_salt = raw
             .hash_salt
-            .as_deref()
-            .map(|salt| expand(salt, "hash_salt"))
+            .as_ref()
+            .map(|salt| expand(salt.expose_secret(), "hash_salt"))
             .transpose()?;
         let mut streams = Vec::new();
         let mut objects: Vec<String> = Vec::new();
@@ -1494,5 +1531,29 @@ mod tests {
         let mode = std::fs::metadata(&store).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         assert_eq!(std::fs::read_to_string(&store).unwrap(), "token\n");
+    }
+
+    #[test]
+    fn debug_output_of_raw_and_resolved_configs_holds_no_secret() {
+        let secrets = ["tok-7f3a", "cs-91b2", "rt-5c8d", "pw-44e0", "salt-0d1e"];
+        let token = format!(
+            "source: {{api_token: {}, company_domain: acme}}\nhash_salt: {}\ntarget: {{type: postgres, url: 'postgres://loader:{}@db:5432/crm'}}\n",
+            secrets[0], secrets[4], secrets[3]
+        );
+        let oauth = format!(
+            "source: {{company_domain: acme, oauth: {{client_id: app, client_secret: {}, refresh_token: {}}}}}\n",
+            secrets[1], secrets[2]
+        );
+        for yaml in [&token, &oauth] {
+            let raw: RawConfig = serde_saphyr::from_str(yaml).unwrap();
+            let printed = format!("{raw:?}");
+            for secret in secrets {
+                assert!(!printed.contains(secret), "{secret} in {printed}");
+            }
+        }
+        let config = parse(&token).unwrap();
+        let printed = format!("{:?}", config.target);
+        assert!(!printed.contains(secrets[3]), "{printed}");
+        assert!(printed.contains("loader:redacted@db"), "{printed}");
     }
 }

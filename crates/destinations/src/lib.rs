@@ -1,5 +1,7 @@
 //! Destinations, each one implementation of [`pipedrive_engine::Destination`].
 
+#![forbid(unsafe_code)]
+
 pub mod airbyte;
 #[cfg(any(feature = "files", feature = "duckdb"))]
 mod arrow_rows;

@@ -1,6 +1,8 @@
 //! The sync engine: the stream catalog (as data), sync state, record transforms, the
 //! destination trait and the concurrent runner that ties them to the client.
 
+#![forbid(unsafe_code)]
+
 pub mod catalog;
 pub mod controls;
 pub mod declared;

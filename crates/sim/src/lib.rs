@@ -60,6 +60,8 @@
 //! `PUT /api/v1/{persons,organizations,deals}/{id}/merge` `{"merge_with_id": N}`: `N` survives,
 //! `{id}` is removed outright and its children move to `N` (see `entities::merges`).
 
+#![forbid(unsafe_code)]
+
 mod admin;
 mod api;
 mod churn;
