@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use pipedrive_client::Client;
+use pipedrive_client::{BudgetSnapshot, Client};
 use pipedrive_engine::{Observer, Outcome, StreamReport, SyncReport};
 
 pub struct Progress {
@@ -36,7 +36,7 @@ impl Progress {
         company: Option<String>,
         expected: HashMap<String, u64>,
     ) -> Progress {
-        let bars = (company.is_none() && std::io::stderr().is_terminal()).then(|| {
+        let bars = draws_bars(company.is_some()).then(|| {
             (
                 MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
                 Mutex::new(HashMap::new()),
@@ -169,6 +169,23 @@ impl Drop for Progress {
     }
 }
 
+/// Whether progress is drawn as bars: on a terminal, for one company at a time (concurrent
+/// companies' bars would overwrite each other, so theirs go line by line).
+pub fn draws_bars(several_companies: bool) -> bool {
+    !several_companies && std::io::stderr().is_terminal()
+}
+
+/// What is left of the company's daily token budget and the share runs keep unspent, when
+/// the server reported its budget.
+pub(crate) fn budget_text(budget: &BudgetSnapshot) -> Option<String> {
+    let (limit, left) = (budget.daily_limit?, budget.daily_remaining?);
+    let kept = limit * u64::from(budget.reserve_percent) / 100;
+    Some(format!(
+        "daily token budget: {left} of {limit} left; runs leave {kept} ({}%) for the company's other integrations",
+        budget.reserve_percent
+    ))
+}
+
 /// Records per second as people read them: whole numbers, thousands separated.
 fn rate_text(per_second: f64) -> String {
     if !per_second.is_finite() || per_second < 0.5 {
@@ -261,13 +278,9 @@ pub fn summary(report: &SyncReport, client: &Client) -> String {
         stats.retries,
         run.responses_429
     ));
-    let budget = client.budget();
-    if let (Some(limit), Some(left)) = (budget.daily_limit, budget.daily_remaining) {
-        let kept = limit * u64::from(budget.reserve_percent) / 100;
-        out.push_str(&format!(
-            "daily token budget: {left} of {limit} left; runs leave {kept} ({}%) for the company's other integrations\n",
-            budget.reserve_percent
-        ));
+    if let Some(line) = budget_text(&client.budget()) {
+        out.push_str(&line);
+        out.push('\n');
     }
     for (index, (reason, streams)) in reasons.iter().enumerate() {
         let streams = if *streams == 1 {

@@ -6,7 +6,7 @@ use pipedrive_config::Config;
 use pipedrive_engine::estimate::{self, Basis, Estimate};
 
 use crate::fail::Fail;
-use crate::progress::thousands;
+use crate::progress::{budget_text, thousands};
 
 /// Estimates and prints the next sync of `config`'s selection.
 pub async fn run(config: &Config) -> Result<(), Fail> {
@@ -64,23 +64,15 @@ fn table(estimate: &Estimate) -> String {
         thousands(estimate.probe_requests),
         thousands(estimate.probe_tokens)
     ));
-    let budget = &estimate.budget;
-    match (budget.daily_limit, budget.daily_remaining, estimate.days()) {
-        (Some(limit), Some(left), Some(days)) => {
-            let kept = limit * u64::from(budget.reserve_percent) / 100;
+    match (budget_text(&estimate.budget), estimate.days()) {
+        (Some(budget), Some(days)) => {
             let when = match days {
                 1 => "the sync fits in what is left today".to_owned(),
                 days => format!(
                     "the sync takes about {days} days: each run stops at the reserve (exit 75) and the next day's run continues"
                 ),
             };
-            out.push_str(&format!(
-                "daily token budget: {} of {} left; runs leave {} ({}%) unspent; {when}\n",
-                thousands(left),
-                thousands(limit),
-                thousands(kept),
-                budget.reserve_percent
-            ));
+            out.push_str(&format!("{budget}; {when}\n"));
         }
         _ => out.push_str("daily token budget: not reported by the server\n"),
     }

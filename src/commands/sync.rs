@@ -145,13 +145,18 @@ pub(crate) async fn sync_company(
         }
         let label = several.then(|| company.clone());
         let plan = config.plan();
-        // What the bars expect: nothing when the target keeps no runs.
-        let runs = destination.read_runs().await.unwrap_or_default();
-        let expected = pipedrive_engine::estimate::last_full_reads(&plan, &runs)
-            .into_iter()
-            .filter(|(_, last)| last.records > 0)
-            .map(|(stream, last)| (stream.to_owned(), last.records))
-            .collect();
+        // What the bars expect, read only where bars are drawn: nothing when the target
+        // keeps no runs.
+        let expected = if progress::draws_bars(several) {
+            let runs = destination.read_runs().await.unwrap_or_default();
+            pipedrive_engine::estimate::last_full_reads(&plan, &runs)
+                .into_iter()
+                .filter(|(_, last)| last.records > 0)
+                .map(|(stream, last)| (stream.to_owned(), last.records))
+                .collect()
+        } else {
+            Default::default()
+        };
         let observer = Arc::new(progress::Progress::new(client.clone(), label, expected));
         // The company's own signal: giving up on its credentials stops it, not the others.
         let report =

@@ -16,9 +16,7 @@ use pipedrive_client::{
 use serde_json::Value;
 
 use crate::catalog::{self, ApiVersion, Fanout, Incremental, Origin, PagingKind, StreamDef};
-use crate::runner::{
-    SyncMode, SyncPlan, Unit, definitions_wanted, looked_back, reconciliation_due, units,
-};
+use crate::runner::{SyncPlan, Unit, definitions_wanted, looked_back, reconciliation_due, units};
 use crate::runs::{RunRecord, StreamRun};
 use crate::source::{self, Source};
 use crate::state::{StreamState, SyncState};
@@ -170,9 +168,6 @@ pub async fn estimate(
     let no_state = StreamState::default();
     for unit in units(plan) {
         let root = unit.root;
-        let incremental = |stream: &crate::runner::StreamPlan| {
-            stream.mode == SyncMode::Incremental && stream.def.supports_incremental()
-        };
         let bookmarks: Option<Vec<&str>> = unit
             .members
             .iter()
@@ -180,7 +175,7 @@ pub async fn estimate(
                 states
                     .get(m.def.name)
                     .and_then(|s| s.bookmark.as_deref())
-                    .filter(|_| incremental(m))
+                    .filter(|_| m.reads_changes())
             })
             .collect();
         let since = bookmarks
@@ -242,7 +237,7 @@ pub async fn estimate(
                 read.requests += walk.requests;
                 read.tokens += walk.tokens;
             }
-            let full = since.is_none() || !incremental(member);
+            let full = since.is_none() || !member.reads_changes();
             // An incremental stream's deletes are found by listing every id now and then.
             if !full
                 && let Some(deletes) = def.deletes
@@ -463,14 +458,15 @@ async fn list_count(
         ApiVersion::V1 => (&[("sort", "id ASC")], &[("sort", "id DESC")]),
     };
     let sortable = page_limit(def).is_some() && def.primary_key == ["id"];
-    let (items, more) = match sortable {
-        true => match get(ascending, None).await {
+    let (items, more) = if sortable {
+        match get(ascending, None).await {
             Ok(page) => page,
             // An endpoint that does not sort by id: its plain first page still counts.
             Err(error) if error.exit_class() == ErrorClass::Permanent => get(&[], None).await?,
             Err(error) => return Err(error),
-        },
-        false => get(&[], None).await?,
+        }
+    } else {
+        get(&[], None).await?
     };
     let records = items.len() as u64;
     if !more {

@@ -2,6 +2,7 @@
 //! (so one rate budget), and one writer task owns the destination, committing each page
 //! together with the stream state that it makes true.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -46,6 +47,13 @@ pub struct StreamPlan {
     pub controls: crate::controls::Controls,
     /// The first (backfill) sync reads the newest records first.
     pub recent_first: bool,
+}
+
+impl StreamPlan {
+    /// Whether the stream is read by its changes since a bookmark, not in full.
+    pub fn reads_changes(&self) -> bool {
+        self.mode == SyncMode::Incremental && self.def.supports_incremental()
+    }
 }
 
 /// Why a run did not start. Stream failures are in the [`SyncReport`] instead.
@@ -326,7 +334,7 @@ pub async fn run_with_definitions(
         Some(definitions) => definitions,
         None => read_field_definitions(client, definitions_wanted(&plan)).await,
     };
-    check_controls(&plan, &definitions, &states)?;
+    let mut declared = declared_columns(&plan, &definitions, &states)?;
     let synced_at = Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true);
     let keeps_deleted = destination.keeps_deleted();
     let observed_at = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
@@ -367,11 +375,7 @@ pub async fn run_with_definitions(
                     .def
                     .custom_fields
                     .and_then(|custom| definitions.get(custom.defined_by).cloned());
-                let declared = stream.controls.declare(declared::stream_columns(
-                    stream.def,
-                    &definitions,
-                    Some(&state),
-                ));
+                let declared = declared.remove(stream.def.name).unwrap_or_default();
                 (stream, state, fields, declared)
             })
             .collect();
@@ -834,7 +838,7 @@ impl UnitWorker<'_> {
                     .filter(|column| column.ty != ColumnType::Null)
                     .map(|column| (column.name, column.ty))
                     .collect();
-                let incremental = plan.mode == SyncMode::Incremental && def.supports_incremental();
+                let incremental = plan.reads_changes();
                 let target = if incremental {
                     plan.table.clone()
                 } else {
@@ -1376,28 +1380,29 @@ pub struct Rows {
     pub filtered_out: Vec<Value>,
 }
 
-/// Checks every planned stream's data controls against its declared columns before any
-/// stream writes: a typo in one stream's options stops the run while every table is as the
-/// last run left it.
-fn check_controls(
+/// Each planned stream's declared columns as it loads them (excluded columns gone, hashed ones
+/// text), its data controls checked against them first: a typo in one stream's options stops
+/// the run before any stream writes, while every table is as the last run left it.
+fn declared_columns(
     plan: &SyncPlan,
     definitions: &FieldDefinitions,
     states: &SyncState,
-) -> Result<(), RunError> {
+) -> Result<HashMap<&'static str, Vec<Column>>, RunError> {
+    let mut declared = HashMap::new();
     for stream in &plan.streams {
-        let controls = &stream.controls;
-        if controls.exclude.is_empty() && controls.hash.is_empty() && controls.filter.is_none() {
-            continue;
-        }
         let def = stream.def;
         let state = states.get(def.name);
-        let declared = declared::stream_columns(def, definitions, state);
-        let field_names = declared::custom_field_names(def, definitions, state);
-        controls
-            .check(&declared, &field_names)
-            .map_err(|problem| RunError::Config(format!("streams.{}.{problem}", def.name)))?;
+        let columns = declared::stream_columns(def, definitions, state);
+        let controls = &stream.controls;
+        if !controls.is_empty() {
+            let field_names = declared::custom_field_names(def, definitions, state);
+            controls
+                .check(&columns, &field_names)
+                .map_err(|problem| RunError::Config(format!("streams.{}.{problem}", def.name)))?;
+        }
+        declared.insert(def.name, controls.declare(columns));
     }
-    Ok(())
+    Ok(declared)
 }
 
 /// Transforms records into rows: custom fields named, data controls applied, delete marks
