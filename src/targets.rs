@@ -1,12 +1,15 @@
 //! Opening a company's destination from its config; companies that share a DuckDB file share
 //! one open database.
 
+#[cfg(feature = "duckdb")]
 use std::path::PathBuf;
 
 use pipedrive_config::{Config, FileFormat, Target};
 use pipedrive_engine::Destination;
 
 use crate::fail::Fail;
+#[cfg(not(feature = "duckdb"))]
+use crate::fail::exit;
 
 /// Opens a company's destination on its own.
 pub(crate) async fn open_destination(config: &Config) -> Result<Box<dyn Destination>, Fail> {

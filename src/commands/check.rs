@@ -1,6 +1,6 @@
 //! `check`: the credentials, the company and the limits that apply.
 
-use pipedrive_client::{Client, PagePosition, Paging, Request};
+use pipedrive_client::{Client, Request};
 use pipedrive_config::Config;
 
 use crate::fail::Fail;
@@ -8,13 +8,9 @@ use crate::fail::Fail;
 pub(crate) async fn check(config: &Config) -> Result<(), Fail> {
     let client = Client::new(config.client.clone())?;
     let me = client
-        .get(&Request {
-            path: "/api/v1/users/me".to_owned(),
-            query: Vec::new(),
-            paging: Paging::None,
+        .send(&Request {
             token_cost: 2,
-            items_path: None,
-            start: PagePosition::First,
+            ..Request::new("/api/v1/users/me")
         })
         .await?;
     let user: serde_json::Value = me

@@ -357,7 +357,7 @@ async fn check(path: &Path) -> Result<String, Fail> {
     let config = load_config(path, &[])?;
     let client = Client::new(config.client.clone())?;
     let me = client
-        .get(&Request {
+        .send(&Request {
             token_cost: 2,
             ..Request::new("/api/v1/users/me")
         })

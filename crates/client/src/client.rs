@@ -195,8 +195,9 @@ impl Client {
         Ok(client)
     }
 
-    /// One GET with retries and pacing, at `request.start`.
-    pub async fn get(&self, request: &Request) -> Result<Page, ClientError> {
+    /// One request with retries and pacing, at `request.start`. Writes are retried too: the
+    /// connector's only writes (its webhooks) are found again by name, so a repeat is harmless.
+    pub async fn send(&self, request: &Request) -> Result<Page, ClientError> {
         self.inner.fetch(request, &request.start).await
     }
 
@@ -398,13 +399,15 @@ impl Inner {
         self.stats.record(path, Event::Request);
 
         let started = Instant::now();
-        let sent = self
+        let mut call = self
             .http
-            .get(url)
+            .request(request.method.clone(), url)
             .header(auth.name, auth.value)
-            .header(reqwest::header::ACCEPT, "application/json")
-            .send()
-            .await;
+            .header(reqwest::header::ACCEPT, "application/json");
+        if let Some(body) = &request.body {
+            call = call.json(body);
+        }
+        let sent = call.send().await;
         let response = match sent {
             Ok(r) => r,
             Err(e) => {
@@ -412,7 +415,7 @@ impl Inner {
                 self.budget.settle(reservation, false);
                 let connect_failed = e.is_connect();
                 let error = transport_error(path, e);
-                tracing::debug!(method = "GET", path, attempt, elapsed_ms = started.elapsed().as_millis() as u64, error = %error, "request failed");
+                tracing::debug!(method = %request.method, path, attempt, elapsed_ms = started.elapsed().as_millis() as u64, error = %error, "request failed");
                 return Err(Failure {
                     connect_failed,
                     ..error.into()
@@ -449,7 +452,7 @@ impl Inner {
 
         let body = response.bytes().await;
         tracing::debug!(
-            method = "GET",
+            method = %request.method,
             path,
             status = status.as_u16(),
             elapsed_ms = started.elapsed().as_millis() as u64,

@@ -10,11 +10,15 @@ use serde_json::value::RawValue;
 
 use crate::error::{ClientError, truncate};
 
-/// One GET endpoint call, with how it pages.
+/// One endpoint call, with how it pages.
 #[derive(Clone, Debug)]
 pub struct Request {
+    /// GET for every read; the few writes a connector makes (its own webhooks) say otherwise.
+    pub method: reqwest::Method,
     /// Path appended to the base URL, e.g. `/api/v2/deals` or `/api/v1/users/me`.
     pub path: String,
+    /// A JSON body, for writes.
+    pub body: Option<serde_json::Value>,
     /// Query parameters other than paging ones (`start`, `cursor`, `limit` are added here).
     pub query: Vec<(String, String)>,
     pub paging: Paging,
@@ -28,10 +32,12 @@ pub struct Request {
 }
 
 impl Request {
-    /// A request for `path` with no paging, cost 1, records at `data`, starting at the beginning.
+    /// A GET of `path` with no paging, cost 1, records at `data`, starting at the beginning.
     pub fn new(path: impl Into<String>) -> Request {
         Request {
+            method: reqwest::Method::GET,
             path: path.into(),
+            body: None,
             query: Vec::new(),
             paging: Paging::None,
             token_cost: 1,

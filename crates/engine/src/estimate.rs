@@ -507,7 +507,7 @@ fn id_of(record: &Value) -> Option<u64> {
 
 /// A request's first page: its records and whether more follow.
 async fn first_page(client: &Client, request: Request) -> Result<(Vec<Value>, bool), ClientError> {
-    let page = client.get(&request).await?;
+    let page = client.send(&request).await?;
     let items = page
         .items
         .iter()

@@ -123,7 +123,6 @@ pub fn request(
         .collect();
     full_query.extend(query);
     Request {
-        path,
         query: full_query,
         paging: match def.paging {
             PagingKind::None => Paging::None,
@@ -133,6 +132,7 @@ pub fn request(
         token_cost: def.token_cost,
         items_path: def.items_path.map(str::to_owned),
         start,
+        ..Request::new(path)
     }
 }
 
@@ -286,7 +286,7 @@ impl Pager {
                 };
                 Some(
                     client
-                        .get(&request(def, def.path.to_owned(), query, start))
+                        .send(&request(def, def.path.to_owned(), query, start))
                         .await,
                 )
             }
@@ -500,6 +500,7 @@ static RECENTS: StreamDef = StreamDef {
     changed_at: None,
     gated: false,
     opt_in: false,
+    webhook: None,
 };
 
 /// Rows made of each selected parent's `field` array: `{<parent>_id, position, ...element}`

@@ -69,7 +69,7 @@ async fn refreshes_once_rotates_and_uses_bearer() {
     let rotated = Arc::new(Mutex::new(Vec::new()));
     let c = oauth_client(&mock.url, rotated.clone());
     let req = Request::new("/api/v2/deals");
-    let results = futures::future::join_all((0..4).map(|_| c.get(&req))).await;
+    let results = futures::future::join_all((0..4).map(|_| c.send(&req))).await;
     assert!(results.iter().all(Result::is_ok));
     let token_calls = mock
         .hits()
@@ -109,7 +109,7 @@ async fn a_401_refreshes_once_with_the_rotated_token() {
     .await;
     let rotated = Arc::new(Mutex::new(Vec::new()));
     let c = oauth_client(&mock.url, rotated.clone());
-    c.get(&Request::new("/api/v2/deals")).await.unwrap();
+    c.send(&Request::new("/api/v2/deals")).await.unwrap();
     let paths: Vec<_> = mock.hits().iter().map(|h| h.path.clone()).collect();
     assert_eq!(
         paths,
@@ -133,7 +133,7 @@ async fn persistent_401_fails_after_one_refresh() {
     })
     .await;
     let c = oauth_client(&mock.url, Arc::default());
-    let err = c.get(&Request::new("/api/v2/deals")).await.unwrap_err();
+    let err = c.send(&Request::new("/api/v2/deals")).await.unwrap_err();
     assert!(matches!(err, ClientError::Unauthorized { .. }), "{err:?}");
     assert_eq!(err.exit_class(), ErrorClass::Auth);
     assert_eq!(mock.count(), 4, "token, api, token, api");
@@ -149,7 +149,7 @@ async fn invalid_grant_tells_the_user_to_reauthorise() {
     })
     .await;
     let c = oauth_client(&mock.url, Arc::default());
-    let err = c.get(&Request::new("/api/v2/deals")).await.unwrap_err();
+    let err = c.send(&Request::new("/api/v2/deals")).await.unwrap_err();
     assert!(matches!(err, ClientError::OAuth { .. }), "{err:?}");
     assert_eq!(err.exit_class(), ErrorClass::Auth);
     let text = err.to_string();
@@ -173,7 +173,7 @@ async fn failing_to_save_a_rotated_token_stops() {
         on_rotate: Some(Arc::new(|_| Err(std::io::Error::other("disk full")))),
     });
     let c = Client::with_backoff(cfg, fast_backoff()).unwrap();
-    let err = c.get(&Request::new("/api/v2/deals")).await.unwrap_err();
+    let err = c.send(&Request::new("/api/v2/deals")).await.unwrap_err();
     assert!(matches!(err, ClientError::OAuth { .. }), "{err:?}");
     assert!(err.to_string().contains("disk full"));
     assert_eq!(mock.count(), 1, "the API was not called");
@@ -202,6 +202,6 @@ async fn api_domain_replaces_the_generic_host() {
         on_rotate: None,
     });
     let c = Client::with_backoff(cfg, fast_backoff()).unwrap();
-    c.get(&Request::new("/api/v2/deals")).await.unwrap();
+    c.send(&Request::new("/api/v2/deals")).await.unwrap();
     assert_eq!(mock.hits()[1].path, "/api/v2/deals");
 }

@@ -77,7 +77,7 @@ async fn v1_missing_next_start_and_null_data_end_the_listing() {
         start: PagePosition::Offset(10),
         ..offset_request(2)
     };
-    let page = c.get(&resumed).await.unwrap();
+    let page = c.send(&resumed).await.unwrap();
     assert!(page.items.is_empty());
     assert!(page.next.is_none());
     assert_eq!(mock.hits()[1].q("start"), Some("10"));
@@ -176,7 +176,7 @@ async fn items_path_and_single_object() {
     .await;
     let c = client(&mock.url);
     let goals = c
-        .get(&Request {
+        .send(&Request {
             items_path: Some("goals".into()),
             ..Request::new("/api/v1/goals/find")
         })
@@ -184,7 +184,7 @@ async fn items_path_and_single_object() {
         .unwrap();
     assert_eq!(goals.items.len(), 2);
     assert_eq!(goals.items[1].get(), r#"{"id":"g2"}"#);
-    let me = c.get(&Request::new("/api/v1/users/me")).await.unwrap();
+    let me = c.send(&Request::new("/api/v1/users/me")).await.unwrap();
     assert_eq!(me.items.len(), 1);
 }
 
@@ -193,7 +193,7 @@ async fn base_url_path_is_kept() {
     let mock = serve(|_, _| Reply::ok(r#"{"success":true,"data":[]}"#)).await;
     let base = mock.url.join("/proxy/").unwrap();
     client(&base)
-        .get(&Request::new("/api/v2/stages"))
+        .send(&Request::new("/api/v2/stages"))
         .await
         .unwrap();
     assert_eq!(mock.hits()[0].path, "/proxy/api/v2/stages");

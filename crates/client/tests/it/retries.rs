@@ -27,7 +27,7 @@ async fn retries_5xx_then_succeeds() {
     })
     .await;
     let c = client(&mock.url);
-    let page = c.get(&deals()).await.unwrap();
+    let page = c.send(&deals()).await.unwrap();
     assert_eq!(page.items.len(), 1);
     assert_eq!(mock.count(), 4);
     let s = c.stats();
@@ -47,7 +47,7 @@ async fn retries_malformed_json_and_429_without_headers() {
     })
     .await;
     let c = client(&mock.url);
-    assert!(c.get(&deals()).await.is_ok());
+    assert!(c.send(&deals()).await.is_ok());
     assert_eq!(mock.count(), 4);
     assert_eq!(c.stats().responses_429, 1);
     // The malformed bodies were processed and charged; the 429 was turned away.
@@ -64,7 +64,7 @@ async fn retries_connection_reset_and_truncated_body() {
     ])
     .await;
     let c = client(&url);
-    let page = c.get(&deals()).await.unwrap();
+    let page = c.send(&deals()).await.unwrap();
     assert_eq!(page.items.len(), 1);
     assert_eq!(connections.load(Ordering::SeqCst), 3);
     assert_eq!(c.stats().retries, 2);
@@ -80,7 +80,7 @@ async fn retries_timeouts() {
     let mut cfg = config(&mock.url);
     cfg.request_timeout = Duration::from_millis(300);
     let c = Client::with_backoff(cfg, fast_backoff()).unwrap();
-    assert!(c.get(&deals()).await.is_ok());
+    assert!(c.send(&deals()).await.is_ok());
     assert_eq!(mock.count(), 2);
 }
 
@@ -98,7 +98,7 @@ async fn retry_after_is_honoured() {
     .await;
     let c = client(&mock.url);
     let t0 = Instant::now();
-    c.get(&deals()).await.unwrap();
+    c.send(&deals()).await.unwrap();
     let hits = mock.hits();
     assert_eq!(hits.len(), 3);
     let gap1 = hits[1].at.duration_since(hits[0].at);
@@ -118,12 +118,12 @@ async fn a_429_pauses_every_stream() {
     })
     .await;
     let c = client(&mock.url);
-    c.get(&deals()).await.unwrap();
+    c.send(&deals()).await.unwrap();
     let req = deals();
-    let first = c.get(&req);
+    let first = c.send(&req);
     let others = async {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        futures::future::join_all((0..3).map(|_| c.get(&req))).await
+        futures::future::join_all((0..3).map(|_| c.send(&req))).await
     };
     let (a, b) = tokio::join!(first, others);
     a.unwrap();
@@ -143,7 +143,7 @@ async fn attempts_are_bounded_with_a_clear_error() {
     let mut cfg = config(&mock.url);
     cfg.max_attempts = 3;
     let c = Client::with_backoff(cfg, fast_backoff()).unwrap();
-    let err = c.get(&deals()).await.unwrap_err();
+    let err = c.send(&deals()).await.unwrap_err();
     assert_eq!(mock.count(), 3);
     match &err {
         ClientError::RetriesExhausted { attempts, last } => {
@@ -200,16 +200,16 @@ async fn non_retryable_statuses_fail_at_once() {
         ("/api/v1/projects", ErrorClass::NotAvailable),
     ];
     for (i, (path, class)) in cases.iter().enumerate() {
-        let err = c.get(&Request::new(*path)).await.unwrap_err();
+        let err = c.send(&Request::new(*path)).await.unwrap_err();
         assert_eq!(err.exit_class(), *class, "{path}: {err}");
         assert!(!err.is_retryable(), "{path}");
         assert!(err.to_string().contains(path), "{path}: {err}");
         assert_eq!(mock.count(), i + 1, "{path} was sent once");
     }
-    let err = c.get(&Request::new("/api/v1/users/me")).await.unwrap_err();
+    let err = c.send(&Request::new("/api/v1/users/me")).await.unwrap_err();
     assert!(matches!(err, ClientError::Unauthorized { .. }));
     assert!(err.to_string().contains("PIPEDRIVE_API_TOKEN"), "{err}");
-    let err = c.get(&Request::new("/api/v2/deals")).await.unwrap_err();
+    let err = c.send(&Request::new("/api/v2/deals")).await.unwrap_err();
     assert!(err.to_string().contains("limit must be <= 500"), "{err}");
     assert_eq!(c.stats().retries, 0);
 }
@@ -224,12 +224,12 @@ async fn html_403_blocks_without_hammering() {
     })
     .await;
     let c = client(&mock.url);
-    let err = c.get(&deals()).await.unwrap_err();
+    let err = c.send(&deals()).await.unwrap_err();
     assert!(matches!(err, ClientError::Blocked { .. }), "{err:?}");
     assert!(err.to_string().contains("wait and retry"));
     assert_eq!(err.exit_class(), ErrorClass::Temporary);
     // Other requests fail fast for a while instead of hitting the edge again.
-    let err = c.get(&deals()).await.unwrap_err();
+    let err = c.send(&deals()).await.unwrap_err();
     assert!(matches!(err, ClientError::Blocked { .. }));
     assert_eq!(mock.count(), 1);
 }
@@ -243,7 +243,7 @@ async fn daily_budget_exhaustion_fails_fast_without_sending() {
     })
     .await;
     let c = client(&mock.url);
-    c.get(&deals()).await.unwrap();
+    c.send(&deals()).await.unwrap();
     let b = c.budget();
     assert_eq!(b.daily_remaining, Some(15));
     assert_eq!(b.daily_limit, Some(30000));
@@ -251,7 +251,7 @@ async fn daily_budget_exhaustion_fails_fast_without_sending() {
         token_cost: 20,
         ..Request::new("/api/v1/notes")
     };
-    let err = c.get(&v1).await.unwrap_err();
+    let err = c.send(&v1).await.unwrap_err();
     assert!(
         matches!(err, ClientError::DailyBudgetExhausted { .. }),
         "{err:?}"
@@ -260,7 +260,7 @@ async fn daily_budget_exhaustion_fails_fast_without_sending() {
     assert_eq!(err.exit_class(), ErrorClass::Temporary);
     assert_eq!(mock.count(), 1, "nothing sent");
     // A cheaper request still fits.
-    c.get(&Request {
+    c.send(&Request {
         token_cost: 10,
         ..deals()
     })
@@ -276,11 +276,11 @@ async fn daily_budget_429_stops_everything() {
     })
     .await;
     let c = client(&mock.url);
-    let err = c.get(&deals()).await.unwrap_err();
+    let err = c.send(&deals()).await.unwrap_err();
     let resets = err.budget_resets_at().expect("reset time");
     assert!(resets > chrono::Utc::now());
     assert_eq!(mock.count(), 1, "not retried");
-    let err = c.get(&deals()).await.unwrap_err();
+    let err = c.send(&deals()).await.unwrap_err();
     assert!(matches!(err, ClientError::DailyBudgetExhausted { .. }));
     assert_eq!(mock.count(), 1, "fails fast afterwards");
     assert_eq!(c.budget().resets_at, Some(resets));
@@ -292,9 +292,9 @@ async fn token_cap_is_enforced_before_sending() {
     let mut cfg = config(&mock.url);
     cfg.max_tokens = Some(25);
     let c = Client::with_backoff(cfg, fast_backoff()).unwrap();
-    c.get(&deals()).await.unwrap();
-    c.get(&deals()).await.unwrap();
-    let err = c.get(&deals()).await.unwrap_err();
+    c.send(&deals()).await.unwrap();
+    c.send(&deals()).await.unwrap();
+    let err = c.send(&deals()).await.unwrap_err();
     assert!(
         matches!(err, ClientError::TokenCapReached { cap: 25, spent: 20 }),
         "{err:?}"
@@ -308,7 +308,7 @@ async fn stats_normalise_ids() {
     let mock = serve(|_, _| Reply::ok(OK)).await;
     let c = client(&mock.url);
     for id in [1, 22, 333] {
-        c.get(&Request {
+        c.send(&Request {
             token_cost: 40,
             ..Request::new(format!("/api/v1/deals/{id}/flow"))
         })
@@ -331,8 +331,8 @@ async fn cross_host_redirects_are_not_followed() {
     })
     .await;
     let c = client(&mock.url);
-    c.get(&Request::new("/api/v2/moved")).await.unwrap();
-    let err = c.get(&Request::new("/api/v2/away")).await.unwrap_err();
+    c.send(&Request::new("/api/v2/moved")).await.unwrap();
+    let err = c.send(&Request::new("/api/v2/away")).await.unwrap_err();
     assert!(
         matches!(err, ClientError::Unexpected { status: 302, .. }),
         "{err:?}"
@@ -351,7 +351,7 @@ fn futures_and_streams_are_send() {
     let c = client(&url::Url::parse("http://127.0.0.1:9").unwrap());
     let req = deals();
     send(&c.pages(req.clone()));
-    send_ref(&c.get(&req));
+    send_ref(&c.send(&req));
     send(&c);
 }
 
@@ -360,7 +360,7 @@ async fn an_unknown_host_fails_at_once_naming_the_company_domain() {
     // `.invalid` never resolves (RFC 2606), with or without a network.
     let url = url::Url::parse("http://no-such-company.invalid").unwrap();
     let c = Client::with_backoff(config(&url), fast_backoff()).unwrap();
-    let error = c.get(&deals()).await.unwrap_err();
+    let error = c.send(&deals()).await.unwrap_err();
     assert!(
         matches!(&error, ClientError::UnknownHost { host } if host == "no-such-company.invalid"),
         "{error:?}"
@@ -383,7 +383,7 @@ async fn a_host_that_never_answered_is_tried_twice_and_one_that_went_down_once_p
     let c = Client::with_backoff(cfg, fast_backoff()).unwrap();
 
     // Nothing ever answered there: a wrong address, not an outage.
-    let first = c.get(&deals()).await.unwrap_err();
+    let first = c.send(&deals()).await.unwrap_err();
     assert!(
         matches!(&first, ClientError::NothingAnswers { .. }),
         "{first:?}"
@@ -408,16 +408,16 @@ async fn a_host_that_never_answered_is_tried_twice_and_one_that_went_down_once_p
             let _ = socket.shutdown().await;
         }
     });
-    assert_eq!(c.get(&deals()).await.unwrap().items.len(), 1);
+    assert_eq!(c.send(&deals()).await.unwrap().items.len(), 1);
     server.abort();
     let _ = server.await;
-    let down = c.get(&deals()).await.unwrap_err();
+    let down = c.send(&deals()).await.unwrap_err();
     assert!(
         matches!(&down, ClientError::RetriesExhausted { attempts: 3, .. }),
         "a host that answered before is retried in full: {down:?}"
     );
     assert_eq!(c.stats().requests, 6);
-    let second = c.get(&deals()).await.unwrap_err();
+    let second = c.send(&deals()).await.unwrap_err();
     assert!(
         matches!(&second, ClientError::Unreachable { .. }),
         "{second:?}"
@@ -445,7 +445,7 @@ async fn a_server_that_does_not_speak_http_fails_at_once_naming_the_address() {
     });
     let url = url::Url::parse(&format!("http://{addr}")).unwrap();
     let c = Client::with_backoff(config(&url), fast_backoff()).unwrap();
-    let error = c.get(&deals()).await.unwrap_err();
+    let error = c.send(&deals()).await.unwrap_err();
     server.abort();
     assert!(
         matches!(&error, ClientError::NothingAnswers { .. }),
@@ -462,7 +462,7 @@ async fn a_host_that_accepts_connections_is_retried_in_full_every_time() {
     cfg.max_attempts = 3;
     let c = Client::with_backoff(cfg, fast_backoff()).unwrap();
     for _ in 0..2 {
-        let error = c.get(&deals()).await.unwrap_err();
+        let error = c.send(&deals()).await.unwrap_err();
         assert!(
             matches!(&error, ClientError::RetriesExhausted { attempts: 3, .. }),
             "{error:?}"

@@ -84,13 +84,13 @@ async fn secrets_never_appear_in_debug_errors_or_logs() {
         "/api/v2/flaky",
         "/api/v2/odd",
     ] {
-        errors.push(c.get(&Request::new(path)).await.unwrap_err());
+        errors.push(c.send(&Request::new(path)).await.unwrap_err());
     }
 
     let o = oauth_client(&mock.url, Arc::default());
     assert_clean("OAuth Client Debug", &format!("{o:?}"));
     for path in ["/api/v1/users/me", "/api/v2/bad", "/api/v2/flaky"] {
-        errors.push(o.get(&Request::new(path)).await.unwrap_err());
+        errors.push(o.send(&Request::new(path)).await.unwrap_err());
     }
     let oauth_cfg = {
         let mut c = config(&mock.url);
@@ -129,7 +129,7 @@ async fn secrets_never_appear_in_debug_errors_or_logs() {
     assert_clean("logs", &logs);
 
     let err = c
-        .get(&Request {
+        .send(&Request {
             query: vec![("api_token".into(), "x".into())],
             ..Request::new("/api/v1/users")
         })
