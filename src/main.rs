@@ -109,6 +109,18 @@ enum Command {
         /// Estimate the run's cost, as `plan` does, and load nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Keep the target seconds behind Pipedrive with webhooks until SIGINT/SIGTERM: sync,
+        /// then apply each change Pipedrive delivers, with a safety-net sync every `--every`
+        /// (default 1h). Needs --listen and --public-url; one company, DuckDB or PostgreSQL.
+        #[arg(long, requires_all = ["listen", "public_url"], conflicts_with = "dry_run")]
+        follow: bool,
+        /// Where the webhook receiver listens, e.g. `0.0.0.0:8787` (with --follow).
+        #[arg(long, requires = "follow")]
+        listen: Option<String>,
+        /// The address Pipedrive delivers webhooks to: a reverse proxy or tunnel in front of
+        /// --listen, e.g. `https://sync.example.com/pipedrive` (with --follow).
+        #[arg(long, requires = "follow")]
+        public_url: Option<String>,
     },
     /// Estimate what the next sync costs (requests, tokens, days at the daily budget) from a
     /// few probe pages, before paying for it.
@@ -267,6 +279,9 @@ async fn dispatch(command: Command) -> Result<(), Fail> {
             jitter,
             allow_other_company,
             dry_run,
+            follow,
+            listen,
+            public_url,
         } => {
             let mut companies = selection.companies()?;
             for config in &mut companies {
@@ -276,6 +291,14 @@ async fn dispatch(command: Command) -> Result<(), Fail> {
                 return estimate_all(&companies).await;
             }
             let every = every.map(|text| interval(&text, "--every")).transpose()?;
+            if follow {
+                let args = commands::follow::FollowArgs {
+                    listen,
+                    public_url,
+                    every,
+                };
+                return commands::follow::follow(companies, args).await;
+            }
             let jitter = match (jitter, every) {
                 (Some(text), _) => interval(&text, "--jitter")?,
                 (None, Some(every)) => (every / 10).min(Duration::from_secs(300)),

@@ -3,6 +3,10 @@
 //! against Pipedrive's limits: request rate versus the burst ceiling, 429s, tokens per 1,000
 //! records, and unthrottled records/s with peak RSS.
 
+mod follow;
+
+pub use follow::{FollowMeasurement, measure_follow, render_follow};
+
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -192,6 +196,8 @@ pub enum Kind {
     Incremental,
     /// Requests of deal products, deal flow and participants per deal and per changed deal.
     Fanout,
+    /// Follow mode's latency and tokens over a simulated hour of changes, against polling.
+    Follow,
 }
 
 /// Where a scenario loads.
@@ -812,10 +818,21 @@ async fn postgres_counts(url: &str, schema: &str) -> anyhow::Result<Vec<(String,
             .get(0);
         counts.push((table, n as u64));
     }
-    client
-        .batch_execute(&format!("DROP SCHEMA {quoted_schema} CASCADE"))
-        .await?;
+    drop_schema(url, schema).await?;
     Ok(counts)
+}
+
+/// Drops a scenario's scratch schema.
+async fn drop_schema(url: &str, schema: &str) -> anyhow::Result<()> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!(
+            "DROP SCHEMA IF EXISTS {} CASCADE",
+            pipedrive_destinations::sql::quote(schema)
+        ))
+        .await?;
+    Ok(())
 }
 
 #[cfg(not(feature = "duckdb"))]
@@ -1015,6 +1032,7 @@ pub struct Report {
     pub memory_flatness: Vec<MemoryFlatness>,
     pub incremental: Option<IncrementalMeasurement>,
     pub fanout: Option<FanoutMeasurement>,
+    pub follow: Vec<FollowMeasurement>,
 }
 
 /// Every stream but those read one request per parent (deal flow, participants, followers,

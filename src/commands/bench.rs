@@ -55,6 +55,16 @@ pub(crate) struct BenchArgs {
     /// Simulated seconds those changes are spread over (0: all at once).
     #[arg(long, default_value_t = 3600)]
     change_spread_seconds: u64,
+    /// Scale of the follow scenario (plan unlimited; into DuckDB, and PostgreSQL with
+    /// --postgres-url).
+    #[arg(long, default_value = "small")]
+    follow_scale: Scale,
+    /// Changes per second during the follow scenario.
+    #[arg(long, default_value_t = 50.0)]
+    follow_rate: f64,
+    /// Real seconds standing for the follow scenario's hour.
+    #[arg(long, default_value_t = 120)]
+    follow_hour_seconds: u64,
     /// Also write the measurements as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -163,6 +173,28 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), Fail> {
     } else {
         None
     };
+    let mut follow = Vec::new();
+    if chosen(bench::Kind::Follow) {
+        let targets = std::iter::once(bench::BenchTarget::DuckDb).chain(
+            args.postgres_url
+                .iter()
+                .map(|url| bench::BenchTarget::Postgres(url.clone())),
+        );
+        for target in targets {
+            eprintln!("bench: follow {} ...", args.follow_scale);
+            follow.push(
+                bench::measure_follow(
+                    args.follow_scale,
+                    &target,
+                    args.follow_rate,
+                    args.follow_hour_seconds,
+                    &work,
+                )
+                .await
+                .map_err(fail)?,
+            );
+        }
+    }
     let _ = std::fs::remove_dir_all(&work);
     let memory_flatness = bench::memory_flatness(&runs);
     if !runs.is_empty() {
@@ -175,12 +207,16 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), Fail> {
     if let Some(m) = &fanout {
         print!("\n{}", bench::render_fanout(m));
     }
+    if !follow.is_empty() {
+        print!("\n{}", bench::render_follow(&follow));
+    }
     if let Some(path) = args.json {
         let report = bench::Report {
             runs,
             memory_flatness,
             incremental,
             fanout,
+            follow,
         };
         let json = serde_json::to_string_pretty(&report).expect("plain JSON");
         std::fs::write(&path, json).map_err(|e| fail(e.into()))?;

@@ -4,6 +4,7 @@ pub(crate) mod bench;
 pub(crate) mod check;
 pub(crate) mod demo;
 pub(crate) mod discover;
+pub(crate) mod follow;
 pub(crate) mod models;
 pub(crate) mod plan;
 pub(crate) mod protocols;

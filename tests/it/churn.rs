@@ -46,7 +46,7 @@ impl Params {
 
 /// The entities churn changes, each checked against the records its list shows: not archived,
 /// not deleted.
-const CHECKED: &[&str] = &[
+pub(crate) const CHECKED: &[&str] = &[
     "deals",
     "persons",
     "organizations",
@@ -144,7 +144,12 @@ fn is_custom(field: &str) -> bool {
 }
 
 /// Each difference between a loaded table and the truth, naming the key and the column.
-fn differences(target: &str, stream: &str, truth: &[Value], rows: &[Value]) -> Vec<String> {
+pub(crate) fn differences(
+    target: &str,
+    stream: &str,
+    truth: &[Value],
+    rows: &[Value],
+) -> Vec<String> {
     let mut found = Vec::new();
     let archived: BTreeSet<String> = truth
         .iter()

@@ -12,6 +12,7 @@ mod controls;
 mod convergence;
 mod crash;
 mod deletes_history;
+mod follow;
 mod identifiers;
 mod merges;
 mod models;

@@ -814,6 +814,47 @@ impl Destination for DuckDb {
             .collect()
     }
 
+    async fn stored_versions(
+        &mut self,
+        table: &TableRef,
+        key: &str,
+        version: &str,
+        keys: &[String],
+    ) -> Result<HashMap<String, i64>, DestinationError> {
+        tokio::task::block_in_place(|| {
+            let columns = self.columns_of(table)?.unwrap_or_default();
+            if ![key, version]
+                .iter()
+                .all(|name| columns.iter().any(|c| c.name == *name))
+            {
+                return Ok(HashMap::new());
+            }
+            self.load_keys("_pds_version_keys", "VARCHAR", keys)?;
+            let sql = format!(
+                "SELECT CAST(t.{key} AS VARCHAR), epoch_ms(t.{version}) FROM {target} AS t \
+                 JOIN _pds_version_keys AS k ON CAST(t.{key} AS VARCHAR) = k.v \
+                 WHERE t.{version} IS NOT NULL",
+                key = quote(key),
+                version = quote(version),
+                target = self.table(&table.schema, &table.name),
+            );
+            let mut statement = self
+                .connection
+                .prepare(&sql)
+                .map_err(fail("reading stored versions"))?;
+            let versions = statement
+                .query_map([], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+                })
+                .map_err(fail("reading stored versions"))?
+                .collect::<Result<HashMap<_, _>, _>>()
+                .map_err(fail("reading stored versions"))?;
+            drop(statement);
+            self.execute("DROP TABLE _pds_version_keys")?;
+            Ok(versions)
+        })
+    }
+
     async fn write(&mut self, batches: &[Batch<'_>]) -> Result<(), DestinationError> {
         tokio::task::block_in_place(|| {
             self.in_transaction(|db| batches.iter().try_for_each(|batch| db.write_batch(batch)))

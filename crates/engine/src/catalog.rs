@@ -216,6 +216,31 @@ pub struct StreamDef {
     /// the company (every deal, every mail thread), more than a small plan's daily budget pays
     /// for. The default selection and `'*'` leave it out; `discover` shows its cost.
     pub opt_in: bool,
+    /// The webhooks v2 `event_object` that reports this stream's records, and whether the
+    /// stream holds the archived ones (`data.is_archived`): follow mode applies each event to
+    /// the one stream that matches both.
+    pub webhook: Option<Webhook>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Webhook {
+    pub object: &'static str,
+    pub archived: bool,
+}
+
+/// Records a webhook `object` reports, live ones (not archived).
+const fn webhook(object: &'static str) -> Option<Webhook> {
+    Some(Webhook {
+        object,
+        archived: false,
+    })
+}
+
+const fn archived_webhook(object: &'static str) -> Option<Webhook> {
+    Some(Webhook {
+        object,
+        archived: true,
+    })
 }
 
 impl StreamDef {
@@ -348,6 +373,7 @@ const fn v2_entity(
         changed_at: None,
         gated: false,
         opt_in: false,
+        webhook: None,
     }
 }
 
@@ -384,6 +410,7 @@ const fn full(
         changed_at: None,
         gated: false,
         opt_in: false,
+        webhook: None,
     }
 }
 
@@ -500,41 +527,61 @@ pub static CATALOG: &[StreamDef] = &[
             created: "add_time",
             renamed: &[("user_id", "owner_id"), ("label", "label_ids")],
         }),
+        webhook: webhook("deal"),
         ..v2_entity("deals", "/api/v2/deals", nested("deal_fields"))
     },
-    v2_entity("persons", "/api/v2/persons", nested("person_fields")),
-    v2_entity(
-        "organizations",
-        "/api/v2/organizations",
-        nested("organization_fields"),
-    ),
-    v2_entity(
-        "activities",
-        "/api/v2/activities",
-        nested("activity_fields"),
-    ),
-    v2_entity("products", "/api/v2/products", nested("product_fields")),
-    entities(
-        full(
-            "pipelines",
-            "/api/v2/pipelines",
-            ApiVersion::V2,
-            V2_LIST,
-            5,
-            ID,
-        ),
-        DELETED_FLAG,
-    ),
-    entities(
-        full("stages", "/api/v2/stages", ApiVersion::V2, V2_LIST, 5, ID),
-        DELETED_FLAG,
-    ),
+    StreamDef {
+        webhook: webhook("person"),
+        ..v2_entity("persons", "/api/v2/persons", nested("person_fields"))
+    },
+    StreamDef {
+        webhook: webhook("organization"),
+        ..v2_entity(
+            "organizations",
+            "/api/v2/organizations",
+            nested("organization_fields"),
+        )
+    },
+    StreamDef {
+        webhook: webhook("activity"),
+        ..v2_entity(
+            "activities",
+            "/api/v2/activities",
+            nested("activity_fields"),
+        )
+    },
+    StreamDef {
+        webhook: webhook("product"),
+        ..v2_entity("products", "/api/v2/products", nested("product_fields"))
+    },
+    StreamDef {
+        webhook: webhook("pipeline"),
+        ..entities(
+            full(
+                "pipelines",
+                "/api/v2/pipelines",
+                ApiVersion::V2,
+                V2_LIST,
+                5,
+                ID,
+            ),
+            DELETED_FLAG,
+        )
+    },
+    StreamDef {
+        webhook: webhook("stage"),
+        ..entities(
+            full("stages", "/api/v2/stages", ApiVersion::V2, V2_LIST, 5, ID),
+            DELETED_FLAG,
+        )
+    },
     StreamDef {
         api: ApiVersion::V1,
         paging: V1_LIST,
         token_cost: 20,
         incremental: V1_UPDATED_SINCE,
         deletes: ACTIVE_FLAG,
+        webhook: webhook("note"),
         ..v2_entity("notes", "/api/v1/notes", None)
     },
     StreamDef {
@@ -547,6 +594,7 @@ pub static CATALOG: &[StreamDef] = &[
             flag: None,
             also_present_in: &["leads_archived"],
         }),
+        webhook: webhook("lead"),
         ..v2_entity("leads", "/api/v1/leads", flat("lead_fields"))
     },
     StreamDef {
@@ -584,6 +632,7 @@ pub static CATALOG: &[StreamDef] = &[
         // An archived deal leaves this list when it is restored, not only when deleted.
         token_cost: 20,
         deletes: None,
+        webhook: archived_webhook("deal"),
         ..v2_entity(
             "deals_archived",
             "/api/v2/deals/archived",
@@ -598,6 +647,7 @@ pub static CATALOG: &[StreamDef] = &[
         incremental: Incremental::None,
         token_cost: 40,
         deletes: None,
+        webhook: archived_webhook("lead"),
         ..v2_entity(
             "leads_archived",
             "/api/v1/leads/archived",

@@ -1,5 +1,7 @@
 //! The one narrow trait every destination implements.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use serde_json::Value;
 
@@ -174,6 +176,21 @@ pub trait Destination: Send {
     /// (the default): one writer.
     async fn fork(&mut self) -> Result<Option<Box<dyn Destination>>, DestinationError> {
         Ok(None)
+    }
+
+    /// The stored `version` of each row of `table` whose `key` is one of `keys`, as
+    /// milliseconds since the epoch, by the key as text (a string key as is, a number in
+    /// decimal). Follow mode reads it so that an event older than the stored row (a late retry,
+    /// a reordered delivery) never replaces it. A row with no version, or a table not there
+    /// yet, is left out. The default, for destinations that cannot read rows back: none.
+    async fn stored_versions(
+        &mut self,
+        _table: &TableRef,
+        _key: &str,
+        _version: &str,
+        _keys: &[String],
+    ) -> Result<HashMap<String, i64>, DestinationError> {
+        Ok(HashMap::new())
     }
 
     /// The kept run records, oldest first.

@@ -8,6 +8,7 @@ pub mod controls;
 pub mod declared;
 pub mod destination;
 pub mod estimate;
+pub mod follow;
 pub mod history;
 pub mod report;
 pub mod runner;

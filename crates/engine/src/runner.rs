@@ -464,14 +464,14 @@ async fn record_refused_run(
 }
 
 /// The Pipedrive company the client's credentials belong to.
-struct Company {
-    id: Option<u64>,
-    domain: String,
+pub(crate) struct Company {
+    pub(crate) id: Option<u64>,
+    pub(crate) domain: String,
 }
 
-async fn company_of(client: &Client) -> Result<Company, RunError> {
+pub(crate) async fn company_of(client: &Client) -> Result<Company, RunError> {
     let me = match client
-        .get(&pipedrive_client::Request {
+        .send(&pipedrive_client::Request {
             token_cost: 2,
             ..pipedrive_client::Request::new("/api/v1/users/me")
         })
@@ -713,6 +713,35 @@ pub(crate) fn looked_back(bookmark: &str, lookback: std::time::Duration) -> Stri
     }
 }
 
+/// How a stream's records become rows: custom fields named from `fields` (new ones get
+/// their columns in `state`), the stream's data controls, and its declared column types.
+pub(crate) fn stream_transform(
+    plan: &StreamPlan,
+    state: &mut StreamState,
+    fields: Option<Arc<Vec<Value>>>,
+    declared: Vec<Column>,
+) -> RecordTransform {
+    let def = plan.def;
+    let mut transform = RecordTransform {
+        layout: def.custom_fields.map(|c| c.layout),
+        ..RecordTransform::default()
+    };
+    if let (Some(custom), Some(records)) = (def.custom_fields, fields)
+        && let Some(shape) = catalog::find(custom.defined_by).and_then(|d| d.field_definitions)
+    {
+        transform.fields = FieldCatalog::from_definitions(&records, shape);
+        assign_custom_columns(def, &transform.fields, &mut state.custom_columns);
+    }
+    transform.columns = state.custom_columns.clone();
+    transform.controls = plan.controls.clone();
+    transform.declared = declared
+        .into_iter()
+        .filter(|column| column.ty != ColumnType::Null)
+        .map(|column| (column.name, column.ty))
+        .collect();
+    transform
+}
+
 /// A stream of a unit as handed to its worker: plan, committed state, the field definitions
 /// its custom fields are named from, and its declared columns.
 type MemberInput = (
@@ -820,24 +849,7 @@ impl UnitWorker<'_> {
             .map(|(plan, mut state, fields, declared)| {
                 let def = plan.def;
                 self.observer.stream_started(def.name);
-                let mut transform = RecordTransform {
-                    layout: def.custom_fields.map(|c| c.layout),
-                    ..RecordTransform::default()
-                };
-                if let (Some(custom), Some(records)) = (def.custom_fields, fields)
-                    && let Some(shape) =
-                        catalog::find(custom.defined_by).and_then(|d| d.field_definitions)
-                {
-                    transform.fields = FieldCatalog::from_definitions(&records, shape);
-                    assign_custom_columns(def, &transform.fields, &mut state.custom_columns);
-                }
-                transform.columns = state.custom_columns.clone();
-                transform.controls = plan.controls.clone();
-                transform.declared = declared
-                    .into_iter()
-                    .filter(|column| column.ty != ColumnType::Null)
-                    .map(|column| (column.name, column.ty))
-                    .collect();
+                let transform = stream_transform(&plan, &mut state, fields, declared);
                 let incremental = plan.reads_changes();
                 let target = if incremental {
                     plan.table.clone()
@@ -1383,7 +1395,7 @@ pub struct Rows {
 /// Each planned stream's declared columns as it loads them (excluded columns gone, hashed ones
 /// text), its data controls checked against them first: a typo in one stream's options stops
 /// the run before any stream writes, while every table is as the last run left it.
-fn declared_columns(
+pub(crate) fn declared_columns(
     plan: &SyncPlan,
     definitions: &FieldDefinitions,
     states: &SyncState,

@@ -831,6 +831,51 @@ impl Destination for Postgres {
             .collect()
     }
 
+    async fn stored_versions(
+        &mut self,
+        table: &TableRef,
+        key: &str,
+        version: &str,
+        keys: &[String],
+    ) -> Result<HashMap<String, i64>, DestinationError> {
+        let stored = Stored::of(table);
+        let (key, version) = (stored_name(key), stored_name(version));
+        let present = self
+            .client
+            .query(
+                "SELECT count(*) FROM information_schema.columns \
+                 WHERE table_schema = $1 AND table_name = $2 AND column_name = ANY($3)",
+                &[
+                    &stored.schema,
+                    &stored.name,
+                    &vec![key.clone(), version.clone()],
+                ],
+            )
+            .await
+            .map_err(fail("reading stored versions"))?;
+        if present.first().map_or(0, |row| row.get::<_, i64>(0)) < 2 {
+            return Ok(HashMap::new());
+        }
+        let rows = self
+            .client
+            .query(
+                &format!(
+                    "SELECT t.{key}::text, (extract(epoch FROM t.{version}) * 1000)::bigint \
+                     FROM {target} AS t WHERE t.{key}::text = ANY($1) AND t.{version} IS NOT NULL",
+                    key = quote(&key),
+                    version = quote(&version),
+                    target = stored.sql(),
+                ),
+                &[&keys],
+            )
+            .await
+            .map_err(fail("reading stored versions"))?;
+        Ok(rows
+            .iter()
+            .map(|row| (row.get::<_, String>(0), row.get::<_, i64>(1)))
+            .collect())
+    }
+
     async fn write(&mut self, batches: &[Batch<'_>]) -> Result<(), DestinationError> {
         let tx = self
             .client
