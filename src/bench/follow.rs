@@ -84,6 +84,24 @@ fn target_yaml(target: &BenchTarget, dir: &Path, schema: &str) -> anyhow::Result
 }
 
 impl World {
+    /// Moves the simulator's clock (which starts at its data's anchor date) to the wall
+    /// clock, so that `meta.timestamp` and the follower's commit time are on one clock.
+    async fn align_clock(&self) -> anyhow::Result<()> {
+        let simulated = self.admin(reqwest::Method::GET, "clock").await?["now_ms"]
+            .as_i64()
+            .context("the simulator's clock")?;
+        let wall = chrono::Utc::now().timestamp_millis();
+        if wall > simulated {
+            self.http
+                .post(format!("{}/__sim/clock/advance", self.sim.url))
+                .json(&json!({ "seconds": (wall - simulated) as f64 / 1000.0 }))
+                .send()
+                .await?
+                .error_for_status()?;
+        }
+        Ok(())
+    }
+
     async fn set_churn(&self, per_second: f64) -> anyhow::Result<Value> {
         Ok(self
             .http
@@ -146,6 +164,7 @@ pub async fn measure_follow(
         BenchTarget::Parquet => "parquet",
     };
     let world = World::start(work.join(format!("follow-{target_name}")), options.clone()).await?;
+    world.align_clock().await?;
     let schema = format!("pds_bench_follow_{}", std::process::id());
     let config = world.write_config(&target_yaml(target, &world.dir, &schema)?, 4, FOLLOWED)?;
     let port = free_port()?;
@@ -244,6 +263,7 @@ async fn measure_polling(
     work: &Path,
 ) -> anyhow::Result<PollingBaseline> {
     let world = World::start(work.join("follow-polling"), options.clone()).await?;
+    world.align_clock().await?;
     let schema = format!("pds_bench_poll_{}", std::process::id());
     let config = world.write_config(&target_yaml(target, &world.dir, &schema)?, 4, FOLLOWED)?;
     world.sync(&config).await?;
