@@ -172,7 +172,8 @@ impl Target {
         }
     }
 
-    async fn differences(&self, workspace: &Workspace, sim: &Sim) -> Vec<String> {
+    /// Every followed entity equals the truth, value by value.
+    async fn assert_equals_truth(&self, workspace: &Workspace, sim: &Sim) {
         let mut found = Vec::new();
         for stream in CHECKED {
             let rows = match self {
@@ -186,7 +187,13 @@ impl Target {
                 &rows,
             ));
         }
-        found
+        let first: Vec<String> = found.iter().take(20).cloned().collect();
+        assert!(
+            found.is_empty(),
+            "{} differences from the truth (first 20):\n{}",
+            found.len(),
+            first.join("\n")
+        );
     }
 }
 
@@ -284,18 +291,7 @@ async fn webhooks_alone_converge(target: Target) {
         "{stats}"
     );
 
-    let found = target.differences(&workspace, &sim).await;
-    assert!(
-        found.is_empty(),
-        "{} differences from the truth (first 20):\n{}",
-        found.len(),
-        found
-            .iter()
-            .take(20)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+    target.assert_equals_truth(&workspace, &sim).await;
     assert!(
         our_webhooks(&sim).await.is_empty(),
         "the webhooks are removed on exit"
@@ -383,18 +379,7 @@ async fn the_safety_net_sync_converges_after_drops_a_ban_and_a_restart() {
     }
     assert!(status["applied"]["rows"].as_u64() > Some(0), "{status}");
 
-    let found = Target::DuckDb.differences(&workspace, &sim).await;
-    assert!(
-        found.is_empty(),
-        "{} differences from the truth (first 20):\n{}",
-        found.len(),
-        found
-            .iter()
-            .take(20)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+    Target::DuckDb.assert_equals_truth(&workspace, &sim).await;
 }
 
 /// Bad credentials and bodies that are no event are refused with the right status and leave
