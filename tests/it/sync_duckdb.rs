@@ -589,6 +589,93 @@ async fn fanned_out_streams_equal_truth_within_request_bounds() {
     assert_eq!(flow_rows, 3);
 }
 
+/// Mail threads are listed in full (Pipedrive has no change filter for them), but each
+/// thread's messages are read again only when the thread changed: a first sync reads every
+/// thread's, an unchanged company only the threads within the lookback of the newest change,
+/// and a new message its thread's.
+#[tokio::test(flavor = "multi_thread")]
+async fn mail_messages_are_read_again_only_for_threads_that_changed() {
+    let sim = Sim::start(Scale::Small, Plan::Unlimited).await;
+    let workspace = Workspace::new();
+    workspace.write_config(&sim, "streams:\n  mail_threads:\n  mail_messages:\n");
+    const PER_THREAD: &str = "/api/v1/mailbox/mailThreads/{id}/mailMessages";
+    sim.reset_stats().await;
+    assert_ok(&workspace.sync(&sim, &[]));
+    let threads: BTreeSet<i64> = sim
+        .truth("mail_threads")
+        .await
+        .iter()
+        .map(|t| t["id"].as_i64().unwrap())
+        .collect();
+    assert!(threads.len() > 10, "{} threads", threads.len());
+    assert_eq!(sim.requests_to(PER_THREAD).await, threads.len() as u64);
+    assert_children_match(
+        &sim,
+        &workspace,
+        "mail_messages",
+        &["id"],
+        "mail_thread_id",
+        &threads,
+    )
+    .await;
+
+    // The threads a run re-reads: those changed since the lookback before the newest change
+    // the last run saw.
+    let lookback = pipedrive_config::DEFAULT_LOOKBACK.as_secs() as i64;
+    let update_times = |truth: Vec<Value>| -> Vec<i64> {
+        truth
+            .iter()
+            .filter_map(|t| t["update_time"].as_str().and_then(instant))
+            .collect()
+    };
+    let seen = update_times(sim.truth("mail_threads").await);
+    let since = *seen.iter().max().unwrap() - lookback;
+    let unchanged = seen.iter().filter(|t| **t >= since).count() as u64;
+    sim.reset_stats().await;
+    assert_ok(&workspace.sync(&sim, &[]));
+    assert_eq!(sim.requests_to(PER_THREAD).await, unchanged);
+    assert!(
+        unchanged < threads.len() as u64 / 4,
+        "{unchanged} of {}",
+        threads.len()
+    );
+
+    // A message arrives in two older threads: theirs are read too, with the new message.
+    let changed: Vec<i64> = sim
+        .truth("mail_threads")
+        .await
+        .iter()
+        .filter(|t| {
+            t["update_time"]
+                .as_str()
+                .and_then(instant)
+                .is_some_and(|at| at < since)
+        })
+        .map(|t| t["id"].as_i64().unwrap())
+        .take(2)
+        .collect();
+    for id in &changed {
+        sim.admin_call(
+            Method::POST,
+            &format!("/__sim/mail_threads/{id}/messages"),
+            json!({}),
+        )
+        .await;
+    }
+    sim.reset_stats().await;
+    assert_ok(&workspace.sync(&sim, &[]));
+    assert_eq!(sim.requests_to(PER_THREAD).await, unchanged + 2);
+    assert_children_match(
+        &sim,
+        &workspace,
+        "mail_messages",
+        &["id"],
+        "mail_thread_id",
+        &threads,
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn nested_arrays_become_child_tables_keyed_by_parent_and_position() {
     let sim = Sim::start(Scale::Tiny, Plan::Premium).await;

@@ -260,8 +260,9 @@ impl StreamDef {
 
     pub fn supports_incremental(&self) -> bool {
         match self.fanout.parent() {
-            // A child is incremental through its parent: only changed parents are re-read.
-            Some(parent) => find(parent).is_some_and(|p| p.cursor_field.is_some()),
+            // A child is incremental through its parent: only changed parents are re-read,
+            // whether the parent list is read by its changes or in full.
+            Some(parent) => find(parent).is_some_and(|p| p.version_field().is_some()),
             None => !matches!(self.incremental, Incremental::None),
         }
     }
@@ -744,6 +745,9 @@ pub static CATALOG: &[StreamDef] = &[
             param: "folder",
             values: &["inbox", "drafts", "sent", "archive"],
         },
+        // A new message moves its thread's `update_time`: only changed threads' messages are
+        // read again.
+        changed_at: Some("update_time"),
         ..full(
             "mail_threads",
             "/api/v1/mailbox/mailThreads",

@@ -1066,11 +1066,21 @@ impl UnitWorker<'_> {
                 if wanted_log.is_some_and(|log| log.stream == def.name) {
                     change_log = Some(records.clone());
                 }
+                // A child of a list read in full goes by its parents' change time.
+                let newest = match root.cursor_field {
+                    None if def.name != root.name => {
+                        source::newest_cursor(root.version_field(), chunk.records())
+                    }
+                    _ => chunk.newest().map(str::to_owned),
+                };
                 if !shifted
-                    && let Some(newest) = chunk.newest()
-                    && member.bookmark.as_deref().is_none_or(|b| newest > b)
+                    && let Some(newest) = newest
+                    && member
+                        .bookmark
+                        .as_deref()
+                        .is_none_or(|b| newest.as_str() > b)
                 {
-                    member.bookmark = Some(newest.to_owned());
+                    member.bookmark = Some(newest);
                 }
                 let Rows {
                     columns,
@@ -1083,7 +1093,11 @@ impl UnitWorker<'_> {
                 });
                 let mut next_state = member.state.clone();
                 if member.incremental && !newest_first {
-                    next_state.bookmark = member.bookmark.clone();
+                    // A list walked by id, not by change time, proves its bookmark only once
+                    // every parent has been seen: until the walk ends the committed one stays.
+                    if root.cursor_field.is_some() {
+                        next_state.bookmark = member.bookmark.clone();
+                    }
                 } else {
                     // A crash after this commit resumes at the following page; the last page
                     // is re-read (merging on the key makes that harmless) and then swapped in.

@@ -784,11 +784,11 @@ impl Drop for ReadAhead {
 }
 
 /// The top-level fields of a root's records its members' children are read by: the key, the
-/// cursor (which parents a member still needs), the fields per-parent requests name and the
+/// change time (which parents a member still needs), the fields per-parent requests name and the
 /// nested arrays children are made of.
 fn parent_fields(root: &StreamDef, members: &[Option<ChildRead>]) -> Vec<&'static str> {
     let mut fields: Vec<&'static str> = root.primary_key.to_vec();
-    fields.extend(root.cursor_field);
+    fields.extend(root.version_field());
     for member in members.iter().flatten() {
         let def = member.def;
         fields.extend(
@@ -877,7 +877,7 @@ async fn read_children(
             async move {
                 let member = member.as_ref()?;
                 let parents =
-                    selected_parents(view, root.cursor_field, member.skip_before.as_deref());
+                    selected_parents(view, root.version_field(), member.skip_before.as_deref());
                 Some(children(client, member.def, root, &parents).await)
             }
         });

@@ -62,6 +62,7 @@ pub fn routes() -> Router<Shared> {
         .route("/custom_field_values/{entity}/{id}", post(custom_field_set))
         .route("/archive/{entity}/{id}", post(archive))
         .route("/unarchive/{entity}/{id}", post(unarchive))
+        .route("/mail_threads/{id}/messages", post(mail_arrives))
         .fallback(unknown)
         .method_not_allowed_fallback(unknown)
 }
@@ -257,6 +258,25 @@ async fn unarchive(
     Path((entity, id)): Path<(String, String)>,
 ) -> Response<Body> {
     set_archived(&st, &entity, &id, false)
+}
+
+/// A message arrives in a mail thread, as the mailbox sync would bring it: the thread's
+/// last message and `update_time` move to now.
+async fn mail_arrives(With(st): With<Shared>, Path(id): Path<String>) -> Response<Body> {
+    let now = st.clock.now() / 1000 * 1000;
+    let mut db = st.db.write().unwrap_or_else(|e| e.into_inner());
+    let thread = id
+        .parse::<u64>()
+        .ok()
+        .and_then(|id| db.extra.threads.iter_mut().find(|t| t.id == id));
+    match thread {
+        Some(thread) => {
+            thread.messages += 1;
+            thread.last = now;
+            ok(json!({"id": thread.id, "messages": thread.messages}))
+        }
+        None => bad(404, "no such mail thread"),
+    }
 }
 
 /// Archives (or unarchives) a deal or lead as a user in the app would.
