@@ -1,0 +1,696 @@
+//! The sync runner: every planned stream reads pages concurrently through one shared client
+//! (so one rate budget), and one writer task owns the destination, committing each page
+//! together with the stream state that it makes true.
+//!
+//! This module holds the plan and `run`; `walk` reads one unit (a root list and its children),
+//! `rows` turns records into rows, and `writer` commits them: each imports only those after it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use futures::{StreamExt, TryStreamExt};
+use pipedrive_client::{Client, ClientError, ErrorClass, PagePosition};
+use serde_json::Value;
+
+use crate::catalog::{self, Origin, StreamDef};
+use crate::declared::{FieldDefinitions, assign_custom_columns};
+use crate::destination::{Destination, DestinationError, TableRef};
+use crate::report::{Failure, Outcome, StreamReport, worst_failure};
+use crate::runs::{RunRecord, RunStart};
+use crate::schema::{Column, ColumnType};
+use crate::source;
+use crate::state::{StreamState, SyncState};
+use crate::transform::{FieldCatalog, RecordTransform};
+
+mod rows;
+mod walk;
+mod writer;
+
+pub(crate) use self::rows::declared_columns;
+pub use self::rows::{Rows, build_rows};
+use self::walk::UnitWorker;
+pub(crate) use self::walk::reconciliation_due;
+use self::writer::{WRITERS, WriteOp, Writer};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SyncMode {
+    Incremental,
+    FullRefresh,
+}
+
+/// One stream as the user configured it, resolved against the catalog.
+#[derive(Clone, Debug)]
+pub struct StreamPlan {
+    pub def: &'static StreamDef,
+    pub mode: SyncMode,
+    pub table: TableRef,
+    /// Keep `{table}_history` with one row per version (streams with a version field only).
+    pub history: bool,
+    /// How often an incremental stream lists its ids to find deleted records: `None` never,
+    /// zero on every run. Costs one full listing of the stream.
+    pub reconcile_every: Option<std::time::Duration>,
+    pub controls: crate::controls::Controls,
+    /// The first (backfill) sync reads the newest records first.
+    pub recent_first: bool,
+}
+
+impl StreamPlan {
+    /// Whether the stream is read by its changes since a bookmark, not in full.
+    pub fn reads_changes(&self) -> bool {
+        self.mode == SyncMode::Incremental && self.def.supports_incremental()
+    }
+}
+
+/// Why a run did not start. Stream failures are in the [`SyncReport`] instead.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Destination(#[from] DestinationError),
+    /// The first request, which asks who the token belongs to, failed.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// `/v1/users/me`, which every company has, answered 404: the base URL is wrong.
+    #[error("{0}")]
+    NotPipedrive(String),
+    /// The target holds another company's data.
+    #[error("{0}")]
+    OtherCompany(String),
+    /// The config asks for something the company's streams cannot do (a column that does not
+    /// exist, a filter that can never match).
+    #[error("{0}")]
+    Config(String),
+}
+
+/// Everything `run` needs, validated.
+#[derive(Clone, Debug)]
+pub struct SyncPlan {
+    /// The company's name in the config: runs and reports are told apart by it.
+    pub company: String,
+    pub streams: Vec<StreamPlan>,
+    /// Lower bound on `update_time` for a stream's first incremental sync.
+    pub start_date: Option<DateTime<Utc>>,
+    /// How far before its bookmark an incremental read starts again. Pipedrive stamps a
+    /// change with the second it began, so a change can show in a list after changes stamped
+    /// later (same-second ties behind the cursor, replication lag); re-reading this window
+    /// catches it. Records re-read unchanged are merged again, at no other cost.
+    pub lookback: std::time::Duration,
+    /// Streams read at the same time. They share the client's rate budget.
+    pub concurrency: usize,
+    /// Load into a target whose state names another Pipedrive company (`--allow-other-company`).
+    pub allow_other_company: bool,
+}
+
+#[derive(Debug)]
+pub struct SyncReport {
+    pub streams: Vec<StreamReport>,
+    /// The run's record, as written to the destination's `_sync_runs`.
+    pub run: RunRecord,
+}
+
+impl SyncReport {
+    /// The most serious failure of the run: auth over destination over other over temporary.
+    pub fn worst_failure(&self) -> Option<(Failure, &str)> {
+        worst_failure(&self.streams)
+    }
+}
+
+/// Progress callbacks, so the engine stays free of any UI.
+pub trait Observer: Send + Sync {
+    fn stream_started(&self, _stream: &str) {}
+    fn page_committed(&self, _stream: &str, _records: usize) {}
+    fn stream_finished(&self, _report: &StreamReport) {}
+}
+
+/// Asks a running sync to stop after the pages in flight are committed.
+#[derive(Clone, Default)]
+pub struct StopSignal {
+    own: Arc<AtomicBool>,
+    /// The signals this one was derived from: stopping any of them stops this one.
+    enclosing: Vec<Arc<AtomicBool>>,
+}
+
+impl StopSignal {
+    pub fn stop(&self) {
+        self.own.store(true, Ordering::SeqCst);
+    }
+    pub fn is_stopped(&self) -> bool {
+        std::iter::once(&self.own)
+            .chain(&self.enclosing)
+            .any(|flag| flag.load(Ordering::SeqCst))
+    }
+    /// A signal stopped whenever this one is, whose own stop leaves this one running: a run
+    /// that gives up (say, on rejected credentials) stops its own streams, not other
+    /// companies' runs or a schedule.
+    pub fn child(&self) -> StopSignal {
+        StopSignal {
+            own: Arc::default(),
+            enclosing: std::iter::once(self.own.clone())
+                .chain(self.enclosing.iter().cloned())
+                .collect(),
+        }
+    }
+}
+
+/// Streams read in one walk: a root list and the selected streams fanned out from it. The
+/// root is walked once whatever the number of children, and every page's rows for all of them
+/// are committed in one transaction.
+pub(crate) struct Unit {
+    pub(crate) root: &'static StreamDef,
+    pub(crate) members: Vec<StreamPlan>,
+}
+
+/// Groups the plan into units, in catalog order.
+pub(crate) fn units(plan: &SyncPlan) -> Vec<Unit> {
+    let mut units: Vec<Unit> = Vec::new();
+    for stream in &plan.streams {
+        let root = stream
+            .def
+            .fanout
+            .parent()
+            .and_then(catalog::find)
+            .unwrap_or(stream.def);
+        match units.iter_mut().find(|u| u.root.name == root.name) {
+            Some(unit) => unit.members.push(stream.clone()),
+            None => units.push(Unit {
+                root,
+                members: vec![stream.clone()],
+            }),
+        }
+    }
+    for unit in &mut units {
+        // The root first, so its rows are written before its children's.
+        unit.members.sort_by_key(|m| m.def.name != unit.root.name);
+    }
+    units
+}
+
+/// Runs a sync to completion (or to a stop), returning what happened per stream.
+pub async fn run(
+    client: &Client,
+    destination: Box<dyn Destination>,
+    plan: SyncPlan,
+    observer: Arc<dyn Observer>,
+    stop: StopSignal,
+) -> Result<SyncReport, RunError> {
+    run_with_definitions(client, destination, plan, observer, stop, None).await
+}
+
+/// [`run`] with the field definitions already read (by a protocol that declared its schemas
+/// from them), so they are not requested twice.
+pub async fn run_with_definitions(
+    client: &Client,
+    mut destination: Box<dyn Destination>,
+    plan: SyncPlan,
+    observer: Arc<dyn Observer>,
+    stop: StopSignal,
+    definitions: Option<FieldDefinitions>,
+) -> Result<SyncReport, RunError> {
+    let run_start = RunStart::now(client, &plan.company);
+    let mut states = destination.read_state().await?;
+    // A stream an earlier run loaded that is now opt-in and not selected would silently stop
+    // updating: say so.
+    for def in catalog::CATALOG.iter().filter(|def| def.opt_in) {
+        if states.contains_key(def.name) && !plan.streams.iter().any(|s| s.def.name == def.name) {
+            tracing::warn!(
+                stream = def.name,
+                "an earlier run loaded this stream, but it is opt-in and not selected, so its table is no longer updated; name it under `streams` to keep it in sync"
+            );
+        }
+    }
+    // Before any stream starts: rejected credentials or a wrong address fail once, here,
+    // rather than once per stream.
+    let company = match company_of(client).await {
+        Ok(company) => company,
+        Err(error) => {
+            record_refused_run(destination.as_mut(), client, &run_start, &plan, &error).await;
+            return Err(error);
+        }
+    };
+    if let Some(company_id) = company.id {
+        refuse_another_company(
+            &states,
+            company_id,
+            &company.domain,
+            &plan,
+            destination.describe(),
+        )?;
+        for state in states.values_mut() {
+            state.company_id = Some(company_id);
+        }
+    }
+    let definitions = match definitions {
+        Some(definitions) => definitions,
+        None => read_field_definitions(client, definitions_wanted(&plan)).await,
+    };
+    let mut declared = declared_columns(&plan, &definitions, &states)?;
+    let synced_at = Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true);
+    let keeps_deleted = destination.keeps_deleted();
+    let observed_at = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
+
+    // One connection's transaction runs at a time (in a database server while this process
+    // waits, or in DuckDB on one core): a second handle overlaps them.
+    let mut destinations = vec![destination];
+    while destinations.len() < WRITERS {
+        match destinations[0].fork().await {
+            Ok(Some(another)) => destinations.push(another),
+            Ok(None) => break,
+            Err(error) => {
+                tracing::warn!(%error, "a second writer is not available; writing with one");
+                break;
+            }
+        }
+    }
+    let (writers, writer_tasks): (Vec<Writer>, Vec<_>) = destinations
+        .into_iter()
+        .map(|destination| Writer::start(destination, synced_at.clone()))
+        .unzip();
+
+    let mapping = Arc::new(custom_field_rows(&definitions, &states));
+    let start_date = plan.start_date;
+    let lookback = plan.lookback;
+    let work = units(&plan).into_iter().enumerate().map(|(index, unit)| {
+        let members = unit
+            .members
+            .into_iter()
+            .map(|stream| {
+                let state = states
+                    .remove(stream.def.name)
+                    .unwrap_or_else(|| StreamState {
+                        company_id: company.id,
+                        ..StreamState::default()
+                    });
+                let fields = stream
+                    .def
+                    .custom_fields
+                    .and_then(|custom| definitions.get(custom.defined_by).cloned());
+                let declared = declared.remove(stream.def.name).unwrap_or_default();
+                (stream, state, fields, declared)
+            })
+            .collect();
+        let worker = UnitWorker {
+            client,
+            writer: writers[index % writers.len()].clone(),
+            observer: observer.clone(),
+            stop: stop.clone(),
+            start_date,
+            lookback,
+            keeps_deleted,
+            observed_at: observed_at.clone(),
+        };
+        let prefetched = match unit.root.origin {
+            Origin::Api => definitions.get(unit.root.name).cloned(),
+            Origin::CustomFieldColumns => Some(mapping.clone()),
+        };
+        async move { worker.run(unit.root, members, prefetched).await }
+    });
+    let mut reports: Vec<StreamReport> = futures::stream::iter(work)
+        .buffer_unordered(plan.concurrency.max(1))
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    reports.sort_by_key(|r| catalog::CATALOG.iter().position(|s| s.name == r.stream));
+    let worst = worst_failure(&reports);
+    let run = run_start.finish(client, &reports, worst);
+    // Through the first writer, after every page; a destination that failed keeps no record.
+    if let Err(error) = writers[0]
+        .commit(WriteOp::RecordRun(Box::new(run.clone())))
+        .await
+    {
+        tracing::warn!(%error, "the run's record was not written");
+    }
+    drop(writers);
+    for task in writer_tasks {
+        let _ = task.await;
+    }
+    Ok(SyncReport {
+        streams: reports,
+        run,
+    })
+}
+
+/// Records a run that ended at its first request, every planned stream failed with its
+/// reason: the runs table shows failed runs too.
+async fn record_refused_run(
+    destination: &mut dyn Destination,
+    client: &Client,
+    run_start: &RunStart,
+    plan: &SyncPlan,
+    error: &RunError,
+) {
+    let failure = match error {
+        RunError::Client(error) => match error.exit_class() {
+            ErrorClass::Auth => Failure::Auth,
+            ErrorClass::Temporary => Failure::Temporary,
+            ErrorClass::Permanent | ErrorClass::NotAvailable => Failure::Other,
+        },
+        RunError::Destination(_) => Failure::Destination,
+        RunError::NotPipedrive(_) | RunError::OtherCompany(_) => Failure::Other,
+        RunError::Config(_) => Failure::Config,
+    };
+    let message = error.to_string();
+    let reports: Vec<StreamReport> = plan
+        .streams
+        .iter()
+        .map(|stream| StreamReport {
+            stream: stream.def.name,
+            records: 0,
+            requests: 0,
+            tokens: 0,
+            seconds: 0.0,
+            outcome: Outcome::Incomplete {
+                failure,
+                message: message.clone(),
+            },
+        })
+        .collect();
+    let run = run_start.finish(client, &reports, Some((failure, &message)));
+    if let Err(error) = destination.record_run(&run).await {
+        tracing::warn!(%error, "the run's record was not written");
+    }
+}
+
+/// The Pipedrive company the client's credentials belong to.
+pub(crate) struct Company {
+    pub(crate) id: Option<u64>,
+    pub(crate) domain: String,
+}
+
+pub(crate) async fn company_of(client: &Client) -> Result<Company, RunError> {
+    let me = match client
+        .send(&pipedrive_client::Request {
+            token_cost: 2,
+            ..pipedrive_client::Request::new("/api/v1/users/me")
+        })
+        .await
+    {
+        Ok(me) => me,
+        Err(ClientError::NotFound { path }) => {
+            return Err(RunError::NotPipedrive(format!(
+                "Pipedrive answered 404 Not Found for {path}, which every company has: source.base_url ({}) does not lead to Pipedrive's API; write the address without a path (e.g. https://mycompany.pipedrive.com), or with the prefix a proxy serves it under",
+                client.base_url()
+            )));
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let user: Value = me
+        .items
+        .first()
+        .and_then(|raw| serde_json::from_str(raw.get()).ok())
+        .unwrap_or_default();
+    Ok(Company {
+        id: user.get("company_id").and_then(Value::as_u64),
+        domain: user
+            .get("company_domain")
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+            .to_owned(),
+    })
+}
+
+/// Refuses to load one company's data over another's: rows would merge by id across the two.
+fn refuse_another_company(
+    states: &SyncState,
+    company_id: u64,
+    domain: &str,
+    plan: &SyncPlan,
+    target: String,
+) -> Result<(), RunError> {
+    // Only the streams this run writes: another stream's table keeps its company's rows
+    // untouched, and is refused when a run selects it.
+    let Some((stream, other)) = plan
+        .streams
+        .iter()
+        .filter_map(|stream| Some((stream.def.name, states.get(stream.def.name)?.company_id?)))
+        .find(|(_, id)| *id != company_id)
+    else {
+        return Ok(());
+    };
+    if plan.allow_other_company {
+        tracing::warn!(
+            stream,
+            previous = other,
+            now = company_id,
+            "loading another company's data into this target, as --allow-other-company asks"
+        );
+        return Ok(());
+    }
+    Err(RunError::OtherCompany(format!(
+        "{target} holds the data of Pipedrive company {other} (stream `{stream}`), and the source's credentials belong to company {company_id} ({domain}.pipedrive.com): loading it would mix two companies in the same tables. Point target.path (or target.schema) at a target of its own, or pass --allow-other-company if this data should now follow the other company"
+    )))
+}
+
+/// The `*_fields` streams a planned stream takes its custom-field names from (or that are
+/// themselves planned): their definitions are read once per run.
+pub fn definitions_wanted(plan: &SyncPlan) -> Vec<&'static StreamDef> {
+    let mapping = plan
+        .streams
+        .iter()
+        .any(|s| s.def.origin == Origin::CustomFieldColumns);
+    let mut wanted: Vec<&'static StreamDef> = plan
+        .streams
+        .iter()
+        .map(|s| s.def)
+        .chain(catalog::CATALOG.iter().filter(|_| mapping))
+        .filter_map(|def| def.custom_fields.and_then(|c| catalog::find(c.defined_by)))
+        .chain(
+            plan.streams
+                .iter()
+                .map(|s| s.def)
+                .filter(|d| d.field_definitions.is_some()),
+        )
+        .collect();
+    wanted.sort_by_key(|d| d.name);
+    wanted.dedup_by_key(|d| d.name);
+    wanted
+}
+
+/// Reads the records of the `*_fields` streams `wanted` names. One whose read fails is left
+/// out (with a warning), so the streams it defines keep raw custom-field keys.
+pub async fn read_field_definitions(
+    client: &Client,
+    wanted: Vec<&'static StreamDef>,
+) -> FieldDefinitions {
+    // Read at once: no stream starts before they are in, so one at a time would idle the
+    // burst window for a few round trips.
+    futures::stream::iter(wanted)
+        .map(|def| async move {
+            let request =
+                source::request(def, def.path.to_owned(), Vec::new(), PagePosition::First);
+            (def, client.pages(request).try_collect::<Vec<_>>().await)
+        })
+        .buffer_unordered(FIELD_READS_AT_ONCE)
+        .filter_map(|(def, read)| async move {
+            match read {
+                Ok(pages) => {
+                    let records = pages
+                        .iter()
+                        .flat_map(|p| p.items.iter())
+                        .filter_map(|raw| serde_json::from_str::<Value>(raw.get()).ok())
+                        .collect();
+                    Some((def.name, Arc::new(records)))
+                }
+                Err(error) => {
+                    tracing::warn!(stream = def.name, %error, "field definitions unavailable; custom fields keep their keys");
+                    None
+                }
+            }
+        })
+        .collect()
+        .await
+}
+
+/// Field-definition lists requested at once at the start of a run.
+const FIELD_READS_AT_ONCE: usize = 8;
+
+/// One row per custom field of every stream that has them: the field's key, name, type and
+/// options, and the column it lands in (as the stream's worker assigns it in this run).
+fn custom_field_rows(definitions: &FieldDefinitions, states: &SyncState) -> Vec<Value> {
+    let mut rows = Vec::new();
+    for def in catalog::CATALOG {
+        let Some(custom) = def.custom_fields else {
+            continue;
+        };
+        let (Some(records), Some(shape)) = (
+            definitions.get(custom.defined_by),
+            catalog::find(custom.defined_by).and_then(|d| d.field_definitions),
+        ) else {
+            continue;
+        };
+        let fields = FieldCatalog::from_definitions(records, shape);
+        let mut columns = states
+            .get(def.name)
+            .map(|s| s.custom_columns.clone())
+            .unwrap_or_default();
+        assign_custom_columns(def, &fields, &mut columns);
+        for (key, field) in &fields.custom {
+            let mut options: Vec<(&String, &String)> = field.options.iter().collect();
+            options.sort();
+            rows.push(serde_json::json!({
+                "stream": def.name,
+                "field_key": key,
+                "field_name": field.name,
+                "field_type": field.field_type,
+                "column_name": columns.get(key),
+                "options": options.into_iter().map(|(id, label)| serde_json::json!({"id": id, "label": label})).collect::<Vec<_>>(),
+            }));
+        }
+    }
+    rows
+}
+
+/// `bookmark` moved back by `lookback`, in the bookmark's own RFC 3339 form.
+pub(crate) fn looked_back(bookmark: &str, lookback: std::time::Duration) -> String {
+    match (
+        crate::schema::parse_timestamp(bookmark),
+        chrono::Duration::from_std(lookback),
+    ) {
+        (Some(at), Ok(back)) if !lookback.is_zero() => {
+            (at - back).to_rfc3339_opts(SecondsFormat::Secs, true)
+        }
+        _ => bookmark.to_owned(),
+    }
+}
+
+/// How a stream's records become rows: custom fields named from `fields` (new ones get
+/// their columns in `state`), the stream's data controls, and its declared column types.
+pub(crate) fn stream_transform(
+    plan: &StreamPlan,
+    state: &mut StreamState,
+    fields: Option<Arc<Vec<Value>>>,
+    declared: Vec<Column>,
+) -> RecordTransform {
+    let def = plan.def;
+    let mut transform = RecordTransform {
+        layout: def.custom_fields.map(|c| c.layout),
+        ..RecordTransform::default()
+    };
+    if let (Some(custom), Some(records)) = (def.custom_fields, fields)
+        && let Some(shape) = catalog::find(custom.defined_by).and_then(|d| d.field_definitions)
+    {
+        transform.fields = FieldCatalog::from_definitions(&records, shape);
+        assign_custom_columns(def, &transform.fields, &mut state.custom_columns);
+    }
+    transform.columns = state.custom_columns.clone();
+    transform.controls = plan.controls.clone();
+    transform.declared = declared
+        .into_iter()
+        .filter(|column| column.ty != ColumnType::Null)
+        .map(|column| (column.name, column.ty))
+        .collect();
+    transform
+}
+
+#[cfg(test)]
+mod tests {
+    use super::walk::{StreamError, outcome_of};
+    use super::*;
+    use crate::schema::normalize_timestamp;
+
+    #[test]
+    fn a_lookback_moves_the_bookmark_back_in_its_own_form() {
+        let five_minutes = std::time::Duration::from_secs(300);
+        assert_eq!(
+            looked_back("2026-11-01T00:02:00Z", five_minutes),
+            "2026-10-31T23:57:00Z"
+        );
+        assert_eq!(
+            looked_back("2026-11-01T00:02:00Z", std::time::Duration::ZERO),
+            "2026-11-01T00:02:00Z"
+        );
+        // A bookmark that is no timestamp is left as it is rather than guessed at.
+        assert_eq!(looked_back("not a time", five_minutes), "not a time");
+    }
+
+    #[test]
+    fn only_gated_streams_are_skipped_when_pipedrive_says_not_found() {
+        let not_found = |stream| {
+            outcome_of(
+                StreamError::Client(ClientError::NotFound {
+                    path: "/api/v1/x".to_owned(),
+                }),
+                stream,
+            )
+        };
+        assert!(matches!(not_found("projects"), Outcome::Skipped(_)));
+        assert!(matches!(not_found("goals"), Outcome::Skipped(_)));
+        match not_found("currencies") {
+            Outcome::Incomplete {
+                failure: Failure::Other,
+                message,
+            } => assert!(message.contains("source.base_url"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            not_found("deal_fields"),
+            Outcome::Incomplete { .. }
+        ));
+    }
+
+    #[test]
+    fn timestamps_normalise_to_whole_utc_seconds() {
+        assert_eq!(
+            normalize_timestamp("2024-01-02 03:04:05").as_deref(),
+            Some("2024-01-02T03:04:05Z")
+        );
+        assert_eq!(
+            normalize_timestamp("2024-01-02T03:04:05.678Z").as_deref(),
+            Some("2024-01-02T03:04:05Z")
+        );
+        assert_eq!(
+            normalize_timestamp("2024-01-02T05:04:05+02:00").as_deref(),
+            Some("2024-01-02T03:04:05Z")
+        );
+        assert_eq!(normalize_timestamp("yesterday"), None);
+    }
+
+    #[test]
+    fn a_child_stop_signal_stops_with_its_parents_but_not_them() {
+        let process = StopSignal::default();
+        let company = process.child();
+        let other = process.child();
+        let nested = company.child();
+        company.stop();
+        assert!(company.is_stopped() && nested.is_stopped());
+        assert!(!process.is_stopped() && !other.is_stopped());
+        process.stop();
+        assert!(other.is_stopped());
+    }
+
+    #[test]
+    fn rows_align_dedupe_and_track_the_newest_cursor() {
+        let def = catalog::find("deals").unwrap();
+        let items: Vec<Box<serde_json::value::RawValue>> = [
+            r#"{"id":1,"title":"a","update_time":"2024-01-01T00:00:00Z"}"#,
+            r#"{"id":2,"value":3.5,"update_time":"2024-01-03T00:00:00Z"}"#,
+            r#"{"id":1,"title":"b","value":2,"update_time":"2024-01-02T00:00:00Z"}"#,
+        ]
+        .iter()
+        .map(|s| serde_json::value::RawValue::from_string((*s).to_owned()).unwrap())
+        .collect();
+        let records = source::parse_records(def, &items, None, false);
+        let newest = source::newest_cursor(def.cursor_field, &records);
+        let Rows { columns, rows, .. } = build_rows(def, &RecordTransform::default(), records);
+        let names: Vec<_> = columns.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "id",
+                "title",
+                "update_time",
+                "_deleted",
+                "_deleted_at",
+                "value"
+            ]
+        );
+        assert_eq!(columns[3].ty, ColumnType::Boolean);
+        assert_eq!(columns[4].ty, ColumnType::Timestamp);
+        assert_eq!(columns[5].ty, ColumnType::Double);
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0][1], Value::from("b"));
+        assert_eq!(newest.as_deref(), Some("2024-01-03T00:00:00Z"));
+    }
+}
