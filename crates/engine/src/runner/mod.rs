@@ -2,189 +2,40 @@
 //! (so one rate budget), and one writer task owns the destination, committing each page
 //! together with the stream state that it makes true.
 //!
-//! This module holds the plan and `run`; `walk` reads one unit (a root list and its children),
-//! `rows` turns records into rows, and `writer` commits them: each imports only those after it.
+//! This module is `run`: it reads the field definitions, checks the company, starts the
+//! writers and walks the units. `plan` says what a run is asked to do, `walk` reads one unit
+//! (a root list and its children), `rows` turns records into rows and `writer` commits them;
+//! each imports only those after it.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{SecondsFormat, Utc};
 use futures::{StreamExt, TryStreamExt};
 use pipedrive_client::{Client, ClientError, ErrorClass, PagePosition};
 use serde_json::Value;
 
 use crate::catalog::{self, Origin, StreamDef};
 use crate::declared::{FieldDefinitions, assign_custom_columns};
-use crate::destination::{Destination, DestinationError, TableRef};
+use crate::destination::Destination;
 use crate::report::{Failure, Outcome, StreamReport, worst_failure};
-use crate::runs::{RunRecord, RunStart};
-use crate::schema::{Column, ColumnType};
+use crate::runs::RunStart;
 use crate::source;
 use crate::state::{StreamState, SyncState};
-use crate::transform::{FieldCatalog, RecordTransform};
+use crate::transform::FieldCatalog;
 
+mod plan;
 mod rows;
 mod walk;
 mod writer;
+
+pub use self::plan::{Observer, RunError, StopSignal, StreamPlan, SyncMode, SyncPlan, SyncReport};
+pub(crate) use self::plan::{Unit, looked_back, stream_transform, units};
 
 pub(crate) use self::rows::declared_columns;
 pub use self::rows::{Rows, build_rows};
 use self::walk::UnitWorker;
 pub(crate) use self::walk::reconciliation_due;
 use self::writer::{WRITERS, WriteOp, Writer};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SyncMode {
-    Incremental,
-    FullRefresh,
-}
-
-/// One stream as the user configured it, resolved against the catalog.
-#[derive(Clone, Debug)]
-pub struct StreamPlan {
-    pub def: &'static StreamDef,
-    pub mode: SyncMode,
-    pub table: TableRef,
-    /// Keep `{table}_history` with one row per version (streams with a version field only).
-    pub history: bool,
-    /// How often an incremental stream lists its ids to find deleted records: `None` never,
-    /// zero on every run. Costs one full listing of the stream.
-    pub reconcile_every: Option<std::time::Duration>,
-    pub controls: crate::controls::Controls,
-    /// The first (backfill) sync reads the newest records first.
-    pub recent_first: bool,
-}
-
-impl StreamPlan {
-    /// Whether the stream is read by its changes since a bookmark, not in full.
-    pub fn reads_changes(&self) -> bool {
-        self.mode == SyncMode::Incremental && self.def.supports_incremental()
-    }
-}
-
-/// Why a run did not start. Stream failures are in the [`SyncReport`] instead.
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    #[error(transparent)]
-    Destination(#[from] DestinationError),
-    /// The first request, which asks who the token belongs to, failed.
-    #[error(transparent)]
-    Client(#[from] ClientError),
-    /// `/v1/users/me`, which every company has, answered 404: the base URL is wrong.
-    #[error("{0}")]
-    NotPipedrive(String),
-    /// The target holds another company's data.
-    #[error("{0}")]
-    OtherCompany(String),
-    /// The config asks for something the company's streams cannot do (a column that does not
-    /// exist, a filter that can never match).
-    #[error("{0}")]
-    Config(String),
-}
-
-/// Everything `run` needs, validated.
-#[derive(Clone, Debug)]
-pub struct SyncPlan {
-    /// The company's name in the config: runs and reports are told apart by it.
-    pub company: String,
-    pub streams: Vec<StreamPlan>,
-    /// Lower bound on `update_time` for a stream's first incremental sync.
-    pub start_date: Option<DateTime<Utc>>,
-    /// How far before its bookmark an incremental read starts again. Pipedrive stamps a
-    /// change with the second it began, so a change can show in a list after changes stamped
-    /// later (same-second ties behind the cursor, replication lag); re-reading this window
-    /// catches it. Records re-read unchanged are merged again, at no other cost.
-    pub lookback: std::time::Duration,
-    /// Streams read at the same time. They share the client's rate budget.
-    pub concurrency: usize,
-    /// Load into a target whose state names another Pipedrive company (`--allow-other-company`).
-    pub allow_other_company: bool,
-}
-
-#[derive(Debug)]
-pub struct SyncReport {
-    pub streams: Vec<StreamReport>,
-    /// The run's record, as written to the destination's `_sync_runs`.
-    pub run: RunRecord,
-}
-
-impl SyncReport {
-    /// The most serious failure of the run: auth over destination over other over temporary.
-    pub fn worst_failure(&self) -> Option<(Failure, &str)> {
-        worst_failure(&self.streams)
-    }
-}
-
-/// Progress callbacks, so the engine stays free of any UI.
-pub trait Observer: Send + Sync {
-    fn stream_started(&self, _stream: &str) {}
-    fn page_committed(&self, _stream: &str, _records: usize) {}
-    fn stream_finished(&self, _report: &StreamReport) {}
-}
-
-/// Asks a running sync to stop after the pages in flight are committed.
-#[derive(Clone, Default)]
-pub struct StopSignal {
-    own: Arc<AtomicBool>,
-    /// The signals this one was derived from: stopping any of them stops this one.
-    enclosing: Vec<Arc<AtomicBool>>,
-}
-
-impl StopSignal {
-    pub fn stop(&self) {
-        self.own.store(true, Ordering::SeqCst);
-    }
-    pub fn is_stopped(&self) -> bool {
-        std::iter::once(&self.own)
-            .chain(&self.enclosing)
-            .any(|flag| flag.load(Ordering::SeqCst))
-    }
-    /// A signal stopped whenever this one is, whose own stop leaves this one running: a run
-    /// that gives up (say, on rejected credentials) stops its own streams, not other
-    /// companies' runs or a schedule.
-    pub fn child(&self) -> StopSignal {
-        StopSignal {
-            own: Arc::default(),
-            enclosing: std::iter::once(self.own.clone())
-                .chain(self.enclosing.iter().cloned())
-                .collect(),
-        }
-    }
-}
-
-/// Streams read in one walk: a root list and the selected streams fanned out from it. The
-/// root is walked once whatever the number of children, and every page's rows for all of them
-/// are committed in one transaction.
-pub(crate) struct Unit {
-    pub(crate) root: &'static StreamDef,
-    pub(crate) members: Vec<StreamPlan>,
-}
-
-/// Groups the plan into units, in catalog order.
-pub(crate) fn units(plan: &SyncPlan) -> Vec<Unit> {
-    let mut units: Vec<Unit> = Vec::new();
-    for stream in &plan.streams {
-        let root = stream
-            .def
-            .fanout
-            .parent()
-            .and_then(catalog::find)
-            .unwrap_or(stream.def);
-        match units.iter_mut().find(|u| u.root.name == root.name) {
-            Some(unit) => unit.members.push(stream.clone()),
-            None => units.push(Unit {
-                root,
-                members: vec![stream.clone()],
-            }),
-        }
-    }
-    for unit in &mut units {
-        // The root first, so its rows are written before its children's.
-        unit.members.sort_by_key(|m| m.def.name != unit.root.name);
-    }
-    units
-}
 
 /// Runs a sync to completion (or to a stop), returning what happened per stream.
 pub async fn run(
@@ -542,53 +393,12 @@ fn custom_field_rows(definitions: &FieldDefinitions, states: &SyncState) -> Vec<
     rows
 }
 
-/// `bookmark` moved back by `lookback`, in the bookmark's own RFC 3339 form.
-pub(crate) fn looked_back(bookmark: &str, lookback: std::time::Duration) -> String {
-    match (
-        crate::schema::parse_timestamp(bookmark),
-        chrono::Duration::from_std(lookback),
-    ) {
-        (Some(at), Ok(back)) if !lookback.is_zero() => {
-            (at - back).to_rfc3339_opts(SecondsFormat::Secs, true)
-        }
-        _ => bookmark.to_owned(),
-    }
-}
-
-/// How a stream's records become rows: custom fields named from `fields` (new ones get
-/// their columns in `state`), the stream's data controls, and its declared column types.
-pub(crate) fn stream_transform(
-    plan: &StreamPlan,
-    state: &mut StreamState,
-    fields: Option<Arc<Vec<Value>>>,
-    declared: Vec<Column>,
-) -> RecordTransform {
-    let def = plan.def;
-    let mut transform = RecordTransform {
-        layout: def.custom_fields.map(|c| c.layout),
-        ..RecordTransform::default()
-    };
-    if let (Some(custom), Some(records)) = (def.custom_fields, fields)
-        && let Some(shape) = catalog::find(custom.defined_by).and_then(|d| d.field_definitions)
-    {
-        transform.fields = FieldCatalog::from_definitions(&records, shape);
-        assign_custom_columns(def, &transform.fields, &mut state.custom_columns);
-    }
-    transform.columns = state.custom_columns.clone();
-    transform.controls = plan.controls.clone();
-    transform.declared = declared
-        .into_iter()
-        .filter(|column| column.ty != ColumnType::Null)
-        .map(|column| (column.name, column.ty))
-        .collect();
-    transform
-}
-
 #[cfg(test)]
 mod tests {
     use super::walk::{StreamError, outcome_of};
     use super::*;
-    use crate::schema::normalize_timestamp;
+    use crate::schema::{ColumnType, normalize_timestamp};
+    use crate::transform::RecordTransform;
 
     #[test]
     fn a_lookback_moves_the_bookmark_back_in_its_own_form() {

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use rustc_hash::FxHashMap;
 use serde_json::{Map, Value};
 
-use super::{RunError, SyncPlan};
+use super::plan::{RunError, SyncPlan};
 use crate::catalog::{Deletes, StreamDef};
 use crate::declared::{self, FieldDefinitions};
 use crate::destination::columns::{DELETED, DELETED_AT, delete_marks};

@@ -8,9 +8,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use pipedrive_client::{Client, ClientError, ErrorClass, PagePosition};
 use serde_json::{Map, Value};
 
+use super::plan::{Observer, StopSignal, StreamPlan, looked_back, stream_transform};
 use super::rows::{Rows, build_rows};
 use super::writer::{Ack, PresentRows, TableWrite, WriteOp, Writer, wait};
-use super::{Observer, StopSignal, StreamPlan, looked_back, stream_transform};
 use crate::catalog::{self, Deletes, Fanout, Incremental, PagingKind, StreamDef};
 use crate::destination::TableRef;
 use crate::history::{self, VersionInput};
