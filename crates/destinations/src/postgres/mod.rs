@@ -843,7 +843,7 @@ impl Destination for Postgres {
         let present = self
             .client
             .query(
-                "SELECT count(*) FROM information_schema.columns \
+                "SELECT column_name::text, data_type::text FROM information_schema.columns \
                  WHERE table_schema = $1 AND table_name = $2 AND column_name = ANY($3)",
                 &[
                     &stored.schema,
@@ -853,15 +853,21 @@ impl Destination for Postgres {
             )
             .await
             .map_err(fail("reading stored versions"))?;
-        if present.first().map_or(0, |row| row.get::<_, i64>(0)) < 2 {
+        let key_type = present
+            .iter()
+            .find(|row| row.get::<_, String>(0) == key)
+            .map(|row| row.get::<_, String>(1));
+        let (Some(key_type), 2) = (key_type, present.len()) else {
             return Ok(HashMap::new());
-        }
+        };
+        // The keys cast to the key column's type, so its index finds them.
         let rows = self
             .client
             .query(
                 &format!(
                     "SELECT t.{key}::text, (extract(epoch FROM t.{version}) * 1000)::bigint \
-                     FROM {target} AS t WHERE t.{key}::text = ANY($1) AND t.{version} IS NOT NULL",
+                     FROM {target} AS t WHERE t.{key} = ANY($1::text[]::{key_type}[]) \
+                     AND t.{version} IS NOT NULL",
                     key = quote(&key),
                     version = quote(&version),
                     target = stored.sql(),
