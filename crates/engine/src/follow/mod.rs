@@ -94,8 +94,6 @@ pub struct Status {
     /// Something may have been missed since the last safety-net sync: the receiver was not
     /// running before it started, or refused a delivery. The next sync reconciles deletes.
     pub gap: bool,
-    /// Why following stopped, when it failed.
-    pub failed: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -198,11 +196,7 @@ pub async fn follow(
         syncs: Vec::new(),
         applier: None,
     };
-    let followed = session.run(events, receiver).await;
-    if let Err(error) = &followed {
-        lock(&status).failed = Some(error.to_string());
-        return Err(followed.unwrap_err());
-    }
+    session.run(events, receiver).await?;
     for id in registered.ids {
         if let Err(error) = subscriptions::remove(client, id).await {
             tracing::warn!(webhook = id, %error, "a webhook was not removed; a restart reuses it, or delete it in Pipedrive");
@@ -302,9 +296,8 @@ impl Session<'_> {
                 message,
                 "the safety-net sync did not complete; events are still applied, and the next one catches up"
             );
-            if failure == crate::report::Failure::Auth {
-                lock(&self.status).gap = true;
-            }
+            // The reconciliation it owed is still owed.
+            lock(&self.status).gap |= gap;
         }
         let mut applier = Applier::new(self.opener.open().await?, self.plan, &definitions).await?;
         if let Some(previous) = self.applier.take() {
