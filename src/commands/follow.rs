@@ -133,12 +133,13 @@ fn summary(report: &FollowReport) -> String {
     let applied = &status.applied;
     let latency = &status.latency;
     format!(
-        "follow: {} events received, {} rows applied ({} deletes), {} duplicate or stale, {} ignored, {} refused, {} rejected\n\
+        "follow: {} events received, {} rows applied ({} deletes, {} of them merges), {} duplicate or stale, {} ignored, {} refused, {} rejected\n\
          latency from the change in Pipedrive to the committed row: p50 {} ms, p99 {} ms, max {} ms ({} events)\n\
          safety-net syncs: {}; tokens spent: {} (deliveries cost none)\n",
         thousands(status.received),
         thousands(applied.rows),
         thousands(applied.deletes),
+        thousands(applied.merges),
         thousands(applied.stale),
         thousands(applied.ignored),
         thousands(status.refused),

@@ -281,6 +281,7 @@ async fn webhooks_alone_converge(target: Target) {
         "no sync after the churn: {status}"
     );
     assert!(status["applied"]["deletes"].as_u64() > Some(0), "{status}");
+    assert!(status["applied"]["merges"].as_u64() > Some(0), "{status}");
     assert!(
         status["applied"]["stale"].as_u64() > Some(0),
         "duplicates seen: {status}"

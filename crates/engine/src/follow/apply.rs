@@ -35,6 +35,9 @@ pub struct Applied {
     pub rows: u64,
     /// Of those, deletes (merges included).
     pub deletes: u64,
+    /// Of the deletes, records merged into another (`meta.merged_to_id`); the survivor and
+    /// the children moved to it arrive as changes of their own.
+    pub merges: u64,
     /// Events already applied (a duplicate delivery) or older than what the row holds.
     pub stale: u64,
     /// Events of objects no selected stream follows.
@@ -49,6 +52,7 @@ impl Applied {
     pub fn add(&mut self, other: &Applied) {
         self.rows += other.rows;
         self.deletes += other.deletes;
+        self.merges += other.merges;
         self.stale += other.stale;
         self.ignored += other.ignored;
     }
@@ -196,6 +200,7 @@ impl Applier {
                     .map(|e| ((stream, e.key.clone()), e.at_ms)),
             );
             applied.deletes += deletes.len() as u64;
+            applied.merges += deletes.iter().filter(|e| e.merged_to.is_some()).count() as u64;
             for (events, deleting) in [(upserts, false), (deletes, true)] {
                 if events.is_empty() {
                     continue;
