@@ -1,6 +1,6 @@
 //! The tools data teams already run, against the real binary: Meltano with MeltanoLabs'
 //! `target-postgres` into PostgreSQL, and PyAirbyte into its local DuckDB cache. Each runs the
-//! README's snippet as written, twice, with data changed in between through the simulator's
+//! documented snippet (docs/integrations.md) as written, twice, with data changed in between through the simulator's
 //! API. `.ci/run` installs the pinned tools (tests/clients/*.txt) into venvs in its cache.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -34,12 +34,13 @@ pub fn tool(var: &str, venv: &str, name: &str) -> PathBuf {
     path
 }
 
-/// The fenced block right after `marker` in the README: what users copy is what runs here.
-fn readme_block(marker: &str) -> String {
-    let readme = include_str!("../../README.md");
-    let after = &readme[readme
+/// The fenced block right after `marker` in docs/integrations.md: what users copy is what runs
+/// here.
+fn documented_block(marker: &str) -> String {
+    let page = include_str!("../../docs/integrations.md");
+    let after = &page[page
         .find(marker)
-        .unwrap_or_else(|| panic!("README has no `{marker}`"))..];
+        .unwrap_or_else(|| panic!("docs/integrations.md has no `{marker}`"))..];
     let start = after.find("```").expect("a fenced block after the marker");
     let body = &after[start..];
     let body = &body[body.find('\n').expect("fence line") + 1..];
@@ -47,7 +48,7 @@ fn readme_block(marker: &str) -> String {
 }
 
 /// A directory holding the names Meltano and PyAirbyte run, linked to the binary under test
-/// (as the README tells users to link them), and a PATH that finds them first.
+/// (as docs/integrations.md tells users to link them), and a PATH that finds them first.
 fn linked_names(dir: &Path) -> OsString {
     let bin = dir.join("bin");
     std::fs::create_dir_all(&bin).unwrap();
@@ -192,7 +193,7 @@ fn meltano_project(dir: &Path, schema: &str) {
     );
     let yaml = format!(
         "default_environment: dev\nenvironments:\n  - name: dev\nsend_anonymous_usage_stats: false\n{}{loader}",
-        readme_block("<!-- meltano.yml:")
+        documented_block("<!-- meltano.yml:")
     );
     std::fs::write(dir.join("meltano.yml"), yaml).unwrap();
 }
@@ -349,10 +350,10 @@ async fn meltano_runs_the_readme_tap_into_target_postgres_twice() {
     schema.drop().await;
 }
 
-/// The README's PyAirbyte script, run in `dir` with the simulator's credentials.
+/// The documented PyAirbyte script (docs/integrations.md), run in `dir` with the simulator's credentials.
 fn pyairbyte_run(dir: &Path, sim: &Sim, path: &OsString) -> Output {
     let script = dir.join("read.py");
-    std::fs::write(&script, readme_block("<!-- pyairbyte:")).unwrap();
+    std::fs::write(&script, documented_block("<!-- pyairbyte:")).unwrap();
     Command::new(tool("PDS_PYAIRBYTE_PYTHON", "venv-pyairbyte", "python"))
         .arg(&script)
         .current_dir(dir)
