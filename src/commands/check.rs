@@ -1,23 +1,13 @@
 //! `check`: the credentials, the company and the limits that apply.
 
-use pipedrive_client::{Client, Request};
+use pipedrive_client::Client;
 use pipedrive_config::Config;
 
 use crate::fail::Fail;
 
 pub(crate) async fn check(config: &Config) -> Result<(), Fail> {
     let client = Client::new(config.client.clone())?;
-    let me = client
-        .send(&Request {
-            token_cost: 2,
-            ..Request::new("/api/v1/users/me")
-        })
-        .await?;
-    let user: serde_json::Value = me
-        .items
-        .first()
-        .and_then(|raw| serde_json::from_str(raw.get()).ok())
-        .unwrap_or_default();
+    let user = pipedrive_engine::current_user(&client).await?;
     let text = |key: &str| {
         user.get(key)
             .and_then(serde_json::Value::as_str)

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clap::{Args, Subcommand};
-use pipedrive_client::{Client, Request};
+use pipedrive_client::Client;
 use pipedrive_config::{Config, RawConfig};
 use pipedrive_destinations::json_schema::DeclaredStream;
 use pipedrive_destinations::{airbyte, singer};
@@ -356,17 +356,7 @@ async fn airbyte_check(path: &Path) {
 async fn check(path: &Path) -> Result<String, Fail> {
     let config = load_config(path, &[])?;
     let client = Client::new(config.client.clone())?;
-    let me = client
-        .send(&Request {
-            token_cost: 2,
-            ..Request::new("/api/v1/users/me")
-        })
-        .await?;
-    let user: Value = me
-        .items
-        .first()
-        .and_then(|raw| serde_json::from_str(raw.get()).ok())
-        .unwrap_or_default();
+    let user = pipedrive_engine::current_user(&client).await?;
     let text = |key: &str| {
         user.get(key)
             .and_then(Value::as_str)

@@ -22,8 +22,8 @@ pub use catalog::{CATALOG, StreamDef};
 pub use destination::{Batch, Destination, DestinationError, Missing, Present, TableRef};
 pub use report::{Failure, Outcome, StreamReport};
 pub use runner::{
-    Observer, RunError, StopSignal, StreamPlan, SyncMode, SyncPlan, SyncReport, definitions_wanted,
-    read_field_definitions, run, run_with_definitions,
+    Observer, RunError, StopSignal, StreamPlan, SyncMode, SyncPlan, SyncReport, current_user,
+    definitions_wanted, read_field_definitions, run, run_with_definitions,
 };
 pub use runs::{RunRecord, RunStatus, StreamRun, Timeline};
 pub use state::{StreamState, SyncState};

@@ -230,15 +230,24 @@ pub(crate) struct Company {
     pub(crate) domain: String,
 }
 
-pub(crate) async fn company_of(client: &Client) -> Result<Company, RunError> {
-    let me = match client
+/// `/v1/users/me`: the user the credentials belong to, with their company.
+pub async fn current_user(client: &Client) -> Result<Value, ClientError> {
+    let me = client
         .send(&pipedrive_client::Request {
             token_cost: 2,
             ..pipedrive_client::Request::new("/api/v1/users/me")
         })
-        .await
-    {
-        Ok(me) => me,
+        .await?;
+    Ok(me
+        .items
+        .first()
+        .and_then(|raw| serde_json::from_str(raw.get()).ok())
+        .unwrap_or_default())
+}
+
+pub(crate) async fn company_of(client: &Client) -> Result<Company, RunError> {
+    let user = match current_user(client).await {
+        Ok(user) => user,
         Err(ClientError::NotFound { path }) => {
             return Err(RunError::NotPipedrive(format!(
                 "Pipedrive answered 404 Not Found for {path}, which every company has: source.base_url ({}) does not lead to Pipedrive's API; write the address without a path (e.g. https://mycompany.pipedrive.com), or with the prefix a proxy serves it under",
@@ -247,11 +256,6 @@ pub(crate) async fn company_of(client: &Client) -> Result<Company, RunError> {
         }
         Err(error) => return Err(error.into()),
     };
-    let user: Value = me
-        .items
-        .first()
-        .and_then(|raw| serde_json::from_str(raw.get()).ok())
-        .unwrap_or_default();
     Ok(Company {
         id: user.get("company_id").and_then(Value::as_u64),
         domain: user
