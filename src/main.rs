@@ -2,7 +2,6 @@
 //! over to the engine, the destinations and the simulator.
 
 mod allocator;
-mod bench;
 mod commands;
 mod fail;
 mod progress;
@@ -17,7 +16,6 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use pipedrive_config::{Config, ConfigError};
 use pipedrive_sim::Scale;
 
-use crate::commands::bench::BenchArgs;
 use crate::commands::plan::estimate_all;
 use crate::commands::sim::SimArgs;
 use crate::commands::sim::sim;
@@ -139,8 +137,6 @@ enum Command {
     Report(commands::report::ReportArgs),
     /// Run the Pipedrive API simulator until interrupted.
     Sim(SimArgs),
-    /// Measure sync speed, request rate and token use against the simulator.
-    Bench(BenchArgs),
     /// Start a simulator and sync it into a local DuckDB file: a first look in one command.
     Demo {
         /// The DuckDB file to create.
@@ -314,7 +310,6 @@ async fn dispatch(command: Command) -> Result<(), Fail> {
         Command::Models { action } => commands::models::run(action).await,
         Command::Report(args) => commands::report::run(args).await,
         Command::Sim(args) => sim(args).await,
-        Command::Bench(args) => commands::bench::run(args).await,
         Command::Demo { path, scale } => demo(&path, scale).await,
         Command::Singer(args) => commands::protocols::singer(args).await,
         Command::Airbyte { command } => commands::protocols::airbyte(command).await,

@@ -34,10 +34,10 @@ pub(crate) async fn open_shared(
         Target::DuckDb { path } => {
             use pipedrive_destinations::duckdb::DuckDb;
             if let Some((_, database)) = files.open.iter().find(|(open, _)| open == path) {
-                return Ok(Box::new(database.share(&config.state_schema)?));
+                return Ok(Box::new(database.share(&config.state_schema).await?));
             }
-            let database = DuckDb::open(path, &config.state_schema)?;
-            let handle = database.share(&config.state_schema)?;
+            let database = DuckDb::open(path, &config.state_schema).await?;
+            let handle = database.share(&config.state_schema).await?;
             files.open.push((path.clone(), database));
             Ok(Box::new(handle))
         }

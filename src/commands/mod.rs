@@ -1,6 +1,5 @@
 //! One module per command; `main` parses the command line and dispatches here.
 
-pub(crate) mod bench;
 pub(crate) mod check;
 pub(crate) mod demo;
 pub(crate) mod discover;

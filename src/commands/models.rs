@@ -3,7 +3,7 @@
 
 use clap::Subcommand;
 use pipedrive_config::{Config, Target};
-use pipedrive_destinations::models::{Inputs, Outcome};
+use pipedrive_destinations::sql::models::{Inputs, Outcome};
 
 use crate::{ConfigArg, Fail, exit};
 
@@ -36,7 +36,7 @@ pub async fn install(config: &Config) -> Result<Vec<Outcome>, Fail> {
     let outcomes = match &config.target {
         #[cfg(feature = "duckdb")]
         Target::DuckDb { path } => tokio::task::block_in_place(|| {
-            pipedrive_destinations::models::install_duckdb(path, &inputs)
+            pipedrive_destinations::sql::models::install_duckdb(path, &inputs)
         })?,
         #[cfg(not(feature = "duckdb"))]
         Target::DuckDb { .. } => {
@@ -47,8 +47,12 @@ pub async fn install(config: &Config) -> Result<Vec<Outcome>, Fail> {
             });
         }
         Target::Postgres { url } => {
-            pipedrive_destinations::models::install_postgres(url, &config.state_schema, &inputs)
-                .await?
+            pipedrive_destinations::sql::models::install_postgres(
+                url,
+                &config.state_schema,
+                &inputs,
+            )
+            .await?
         }
         Target::Files { .. } => {
             return Err(Fail {

@@ -3,7 +3,7 @@
 
 use pipedrive_sim::{Plan, Scale};
 
-use crate::support::{Sim, Workspace, run_binary, stderr};
+use crate::support::{Sim, Workspace, run_bench, run_binary, stderr};
 
 fn code(output: &std::process::Output) -> i32 {
     output.status.code().expect("exited")
@@ -261,9 +261,8 @@ fn bench_incremental_and_fanout_read_about_the_minimum_requests() {
     use pipedrive_engine::catalog::{self, PagingKind};
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("bench.json");
-    let output = run_binary(
+    let output = run_bench(
         &[
-            "bench",
             "--scenarios",
             "incremental,fanout",
             // Small enough to be quick, big enough that re-reading a whole stream would
@@ -277,7 +276,6 @@ fn bench_incremental_and_fanout_read_about_the_minimum_requests() {
             "--json",
             json.to_str().unwrap(),
         ],
-        &[],
         dir.path(),
     );
     assert_eq!(code(&output), 0, "{}", stderr(&output));

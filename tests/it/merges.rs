@@ -210,7 +210,7 @@ async fn duckdb_leaves_one_row_per_key_and_the_last_children() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("merges.duckdb");
     let scenarios = [deals(), person_emails(), deal_products()];
-    let mut destination = DuckDb::open(&path, "main").unwrap();
+    let mut destination = DuckDb::open(&path, "main").await.unwrap();
     for scenario in &scenarios {
         scenario.write(&mut destination, "main").await;
     }
@@ -264,7 +264,7 @@ async fn duckdb_checkpoints_between_two_writers_transactions() {
     const ROWS: i64 = 500;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("checkpoints.duckdb");
-    let mut first = DuckDb::open(&path, "main").unwrap();
+    let mut first = DuckDb::open(&path, "main").await.unwrap();
     let second = first.fork().await.unwrap().expect("DuckDB forks");
     let wal = dir.path().join("checkpoints.duckdb.wal");
     let columns: Vec<Column> = std::iter::once(Column {

@@ -399,6 +399,17 @@ pub fn run_binary(args: &[&str], env: &[(&str, &str)], dir: &Path) -> Output {
     command.output().expect("binary runs")
 }
 
+/// Runs the benchmark binary on the `pipedrive-sync` binary under test.
+pub fn run_bench(args: &[&str], dir: &Path) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_pipedrive-sync-bench"))
+        .arg("--binary")
+        .arg(env!("CARGO_BIN_EXE_pipedrive-sync"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("the benchmark runs")
+}
+
 pub fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }

@@ -38,7 +38,7 @@ async fn duckdb_checkpoints_a_table_with_hundreds_of_custom_fields() {
         }
     };
     let state = StreamState::default();
-    let mut destination = DuckDb::open(&path, "main").unwrap();
+    let mut destination = DuckDb::open(&path, "main").await.unwrap();
     for page in 0..PAGES {
         let rows: Vec<Vec<Value>> = (page * PAGE_ROWS..(page + 1) * PAGE_ROWS)
             .map(|id| {

@@ -15,8 +15,7 @@ use pipedrive_engine::schema::{Column, ColumnType};
 use pipedrive_engine::{Batch, DestinationError};
 use serde_json::Value;
 
-/// The column every row's sync time is stamped into.
-pub(crate) const SYNCED_AT: &str = "_synced_at";
+pub(crate) use crate::sql::SYNCED_AT;
 
 /// Field metadata marking a Utf8 column that holds JSON text, so readers can parse it back.
 pub(crate) const TYPE_METADATA: &str = "pipedrive_sync.type";

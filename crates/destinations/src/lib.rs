@@ -9,12 +9,8 @@ mod arrow_rows;
 pub mod duckdb;
 #[cfg(feature = "files")]
 pub mod files;
-#[cfg(feature = "duckdb")]
-mod fresh_tables;
 pub mod json_schema;
-pub mod models;
 #[cfg(feature = "postgres")]
 pub mod postgres;
-pub mod runs;
 pub mod singer;
 pub mod sql;

@@ -1,5 +1,24 @@
-//! SQL identifier quoting. Column names come from users' custom-field names, so every
-//! identifier is quoted, always.
+//! The SQL destinations' one core: merge, evolve, deletes, state and run records written once
+//! over a [`Session`] (a database's dialect and how it runs statements), which DuckDB and
+//! PostgreSQL each implement in their own folder. Column names come from users' custom-field
+//! names, so every identifier is quoted, always.
+
+#[cfg(any(feature = "duckdb", feature = "postgres"))]
+mod deletes;
+#[cfg(any(feature = "duckdb", feature = "postgres"))]
+mod destination;
+pub mod models;
+pub mod runs;
+#[cfg(any(feature = "duckdb", feature = "postgres"))]
+pub mod session;
+#[cfg(any(feature = "duckdb", feature = "postgres"))]
+mod tables;
+
+#[cfg(any(feature = "duckdb", feature = "postgres"))]
+pub use destination::{STATE_TABLE, SqlDestination};
+
+/// The column every row's sync time is stamped into.
+pub const SYNCED_AT: &str = "_synced_at";
 
 /// `name` as a double-quoted SQL identifier, inner quotes doubled.
 pub fn quote(name: &str) -> String {

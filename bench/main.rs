@@ -1,16 +1,39 @@
-//! `bench`: the benchmark scenarios run against the simulator.
+//! `pipedrive-sync-bench`: the benchmark scenarios, run against the simulator in this process
+//! with a `pipedrive-sync` binary as the child whose CPU time and peak memory are measured. It
+//! ships apart from the product, and `--binary` benchmarks any build (a previous release beside
+//! the new one).
+
+mod measure;
 
 use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::OnceLock;
 
-use clap::Args;
+use clap::Parser;
 use pipedrive_config::parse_stream_list;
 use pipedrive_sim::{Plan, Scale};
 
-use crate::bench;
-use crate::fail::{Fail, exit};
+use crate::measure as bench;
 
-#[derive(Args)]
-pub(crate) struct BenchArgs {
+/// Exit codes: 0 done, 1 a scenario failed, 2 bad arguments.
+const USAGE: u8 = 2;
+const FAILED: u8 = 1;
+
+/// The `pipedrive-sync` binary the scenarios run.
+static SYNC_BINARY: OnceLock<PathBuf> = OnceLock::new();
+
+/// The `pipedrive-sync` binary the scenarios run (set once, at start).
+fn sync_binary() -> &'static PathBuf {
+    SYNC_BINARY.get().expect("set at start")
+}
+
+/// Measure sync speed, request rate and token use against the simulator.
+#[derive(Parser)]
+#[command(name = "pipedrive-sync-bench", version)]
+struct BenchArgs {
+    /// The pipedrive-sync binary to measure (default: the one beside this program).
+    #[arg(long)]
+    binary: Option<PathBuf>,
     /// Scale of the throttled run (plan and latency below).
     #[arg(long, default_value = "medium")]
     throttled_scale: Scale,
@@ -70,13 +93,44 @@ pub(crate) struct BenchArgs {
     json: Option<PathBuf>,
 }
 
-pub(crate) async fn run(args: BenchArgs) -> Result<(), Fail> {
-    let fail = |e: anyhow::Error| Fail {
-        code: exit::OTHER,
-        message: format!("benchmark: {e:#}"),
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = BenchArgs::parse();
+    let binary = match &args.binary {
+        Some(binary) => binary.clone(),
+        None => match std::env::current_exe() {
+            Ok(exe) => {
+                exe.with_file_name(format!("pipedrive-sync{}", std::env::consts::EXE_SUFFIX))
+            }
+            Err(error) => {
+                eprintln!(
+                    "pipedrive-sync-bench: cannot find its own path ({error}); give --binary"
+                );
+                return ExitCode::from(USAGE);
+            }
+        },
     };
+    if !binary.is_file() {
+        eprintln!(
+            "pipedrive-sync-bench: {} is not a file: build pipedrive-sync (cargo build --release) or give --binary",
+            binary.display()
+        );
+        return ExitCode::from(USAGE);
+    }
+    SYNC_BINARY.get_or_init(|| binary);
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err((code, message)) => {
+            eprintln!("pipedrive-sync-bench: {message}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+async fn run(args: BenchArgs) -> Result<(), (u8, String)> {
+    let fail = |e: anyhow::Error| (FAILED, format!("{e:#}"));
     let streams = match &args.streams {
-        Some(list) => parse_stream_list(list, "--streams")?,
+        Some(list) => parse_stream_list(list, "--streams").map_err(|e| (USAGE, e.to_string()))?,
         None => bench::default_streams(),
     };
     let chosen = |kind| args.scenarios.contains(&kind);
@@ -132,13 +186,13 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), Fail> {
         })
     });
     if !(args.change_percent > 0.0 && args.change_percent <= 100.0) {
-        return Err(Fail {
-            code: exit::USAGE,
-            message: format!(
+        return Err((
+            USAGE,
+            format!(
                 "--change-percent {} is out of range: give a share of records above 0 and at most 100",
                 args.change_percent
             ),
-        });
+        ));
     }
     let changes = bench::Changes {
         percent: args.change_percent,

@@ -169,7 +169,7 @@ pub async fn measure_follow(
     let config = world.write_config(&target_yaml(target, &world.dir, &schema)?, 4, FOLLOWED)?;
     let port = free_port()?;
     let log = world.dir.join("follow.log");
-    let mut child = Command::new(std::env::current_exe()?)
+    let mut child = Command::new(crate::sync_binary())
         .args(["sync", "--config"])
         .arg(&config)
         .args(["--follow", "--listen", &format!("127.0.0.1:{port}")])

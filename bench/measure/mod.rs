@@ -1,4 +1,4 @@
-//! `pipedrive-sync bench`: runs the simulator in this process and `pipedrive-sync sync` as a
+//! The scenarios: the simulator runs in this process and `pipedrive-sync sync` as a
 //! child process (so its CPU time and peak memory are its own), then reports what matters
 //! against Pipedrive's limits: request rate versus the burst ceiling, 429s, tokens per 1,000
 //! records, and unthrottled records/s with peak RSS.
@@ -270,8 +270,8 @@ impl World {
         let log = self.dir.join("sync.log");
         let started = Instant::now();
         let own_cpu_before = own_cpu_seconds();
-        let exe = std::env::current_exe()?;
-        let child = std::process::Command::new(&exe)
+        let exe = crate::sync_binary();
+        let child = std::process::Command::new(exe)
             .args(["sync", "--config"])
             .arg(config)
             .env("PDS_BENCH_TOKEN", &self.sim.api_token)

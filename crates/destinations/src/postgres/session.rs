@@ -1,0 +1,182 @@
+//! PostgreSQL's dialect and session for the SQL core: numbered parameters, key lists as one
+//! array parameter (cast to the key column's type, so its index serves), and transactions on
+//! one connection.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use pipedrive_engine::schema::ColumnType;
+use pipedrive_engine::{DestinationError, TableRef};
+use tokio_postgres::Client;
+use tokio_postgres::types::{ToSql, Type};
+
+use super::encode::{column_type, sql_type};
+use super::{Growth, fail, session, stored_name};
+use crate::sql::session::{Bound, Keys, Load, Param, Session, SqlValue, Statement};
+use crate::sql::{quote, quote_table};
+
+/// One connection to PostgreSQL.
+pub struct PostgresSession {
+    pub(super) client: Client,
+    /// The connection URL as configured, password included, for [`Session::fork`]: never
+    /// printed.
+    pub(super) url: String,
+    /// `postgres://user@host:port/db`: never the password.
+    pub(super) description: String,
+    /// Rows copied into each table by this session, and the count at which it is analysed next.
+    pub(super) growth: HashMap<TableRef, Growth>,
+}
+
+fn parameters<'s>(statement: &'s Statement<'_>) -> Vec<&'s (dyn ToSql + Sync)> {
+    statement
+        .bound
+        .iter()
+        .map(|bound| match bound {
+            Bound::Param(Param::Text(text)) => text as &(dyn ToSql + Sync),
+            Bound::Param(Param::Int(n)) => n,
+            Bound::Keys(Keys::Int(ids)) => ids,
+            Bound::Keys(Keys::Text(texts)) => texts,
+        })
+        .collect()
+}
+
+fn read_row(row: &tokio_postgres::Row) -> Result<Vec<SqlValue>, DestinationError> {
+    (0..row.len())
+        .map(|i| {
+            let ty = row.columns()[i].type_();
+            let value = if *ty == Type::BOOL {
+                row.try_get::<_, Option<bool>>(i)
+                    .map(|v| v.map(SqlValue::Bool))
+            } else if *ty == Type::INT8 {
+                row.try_get::<_, Option<i64>>(i)
+                    .map(|v| v.map(SqlValue::Int))
+            } else if *ty == Type::INT4 {
+                row.try_get::<_, Option<i32>>(i)
+                    .map(|v| v.map(|n| SqlValue::Int(n.into())))
+            } else {
+                row.try_get::<_, Option<String>>(i)
+                    .map(|v| v.map(SqlValue::Text))
+            };
+            value
+                .map(|v| v.unwrap_or(SqlValue::Null))
+                .map_err(fail("reading a value back"))
+        })
+        .collect()
+}
+
+#[async_trait]
+impl Session for PostgresSession {
+    const PRODUCT: &'static str = "PostgreSQL";
+    const INDEXES_KEYS: bool = true;
+
+    fn sql_type(ty: ColumnType) -> &'static str {
+        sql_type(ty)
+    }
+
+    fn column_type(declared: &str) -> ColumnType {
+        column_type(declared)
+    }
+
+    fn stored_name(name: &str) -> String {
+        stored_name(name)
+    }
+
+    fn placeholder(number: usize, param: Param<'_>, sql_type: &str) -> String {
+        match param {
+            Param::Int(_) => format!("${number}::bigint"),
+            Param::Text(_) if sql_type == "text" => format!("${number}::text"),
+            Param::Text(_) => format!("${number}::text::{sql_type}"),
+        }
+    }
+
+    fn one_of(expr: &str, number: usize, _list: usize, keys: &Keys, sql_type: &str) -> String {
+        match keys {
+            Keys::Int(_) => format!("{expr} = ANY(${number}::bigint[])"),
+            Keys::Text(_) => format!("{expr} = ANY(${number}::text[]::{sql_type}[])"),
+        }
+    }
+
+    fn change_type(table: &str, column: &str, sql_type: &str) -> String {
+        format!(
+            "ALTER TABLE {table} ALTER COLUMN {column} TYPE {sql_type} USING {column}::{sql_type}"
+        )
+    }
+
+    fn convert(expr: &str, sql_type: &str) -> String {
+        format!("{expr}::text::{sql_type}")
+    }
+
+    fn epoch_us(expr: &str) -> String {
+        format!("(extract(epoch FROM {expr}) * 1000000)::bigint")
+    }
+
+    fn schema_sql(&self, schema: &str) -> String {
+        quote(schema)
+    }
+
+    fn table_sql(&self, table: &TableRef) -> String {
+        quote_table(&table.schema, &table.name)
+    }
+
+    fn describe(&self) -> String {
+        self.description.clone()
+    }
+
+    async fn execute(&mut self, context: &str, sql: &str) -> Result<(), DestinationError> {
+        self.client.batch_execute(sql).await.map_err(fail(context))
+    }
+
+    async fn run(
+        &mut self,
+        context: &str,
+        statement: Statement<'_>,
+    ) -> Result<u64, DestinationError> {
+        self.client
+            .execute(&statement.sql, &parameters(&statement))
+            .await
+            .map_err(fail(context))
+    }
+
+    async fn query(
+        &mut self,
+        context: &str,
+        statement: Statement<'_>,
+    ) -> Result<Vec<Vec<SqlValue>>, DestinationError> {
+        let rows = self
+            .client
+            .query(&statement.sql, &parameters(&statement))
+            .await
+            .map_err(fail(context))?;
+        rows.iter().map(read_row).collect()
+    }
+
+    async fn begin(&mut self) -> Result<(), DestinationError> {
+        self.execute("starting a transaction", "BEGIN").await
+    }
+
+    async fn commit(&mut self) -> Result<(), DestinationError> {
+        self.execute("committing", "COMMIT").await
+    }
+
+    async fn rollback(&mut self) {
+        if let Err(error) = self.client.batch_execute("ROLLBACK").await {
+            tracing::debug!("PostgreSQL: rolling back: {error}");
+        }
+    }
+
+    /// A second connection: the server merges one page while the other's rows are encoded
+    /// and sent. It takes no writer lock (the first connection holds it for both).
+    async fn fork(&mut self) -> Result<Option<Self>, DestinationError> {
+        let (client, _) = session(&self.url).await?;
+        Ok(Some(PostgresSession {
+            client,
+            url: self.url.clone(),
+            description: self.description.clone(),
+            growth: HashMap::new(),
+        }))
+    }
+
+    async fn merge(&mut self, load: &Load<'_>) -> Result<(), DestinationError> {
+        self.copy_in(load).await
+    }
+}
