@@ -167,6 +167,7 @@ pub async fn connect(url: &str, schema_for_state: &str) -> Result<Postgres, Dest
         url: url.to_owned(),
         description,
         growth: HashMap::new(),
+        prepared: HashMap::new(),
     };
     SqlDestination::new(session, schema_for_state).await
 }
@@ -240,4 +241,4 @@ impl Postgres {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -25,6 +25,30 @@ pub struct PostgresSession {
     pub(super) description: String,
     /// Rows copied into each table by this session, and the count at which it is analysed next.
     pub(super) growth: HashMap<TableRef, Growth>,
+    /// Statements prepared on this connection by their text: the state row and the other
+    /// per-page statements are parsed once, not at every page.
+    pub(super) prepared: HashMap<String, tokio_postgres::Statement>,
+}
+
+/// Prepared statements kept per connection before the cache starts over.
+const PREPARED_KEPT: usize = 256;
+
+impl PostgresSession {
+    async fn prepare(
+        &mut self,
+        context: &str,
+        sql: &str,
+    ) -> Result<tokio_postgres::Statement, DestinationError> {
+        if let Some(statement) = self.prepared.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.client.prepare(sql).await.map_err(fail(context))?;
+        if self.prepared.len() >= PREPARED_KEPT {
+            self.prepared.clear();
+        }
+        self.prepared.insert(sql.to_owned(), statement.clone());
+        Ok(statement)
+    }
 }
 
 fn parameters<'s>(statement: &'s Statement<'_>) -> Vec<&'s (dyn ToSql + Sync)> {
@@ -131,8 +155,9 @@ impl Session for PostgresSession {
         context: &str,
         statement: Statement<'_>,
     ) -> Result<u64, DestinationError> {
+        let prepared = self.prepare(context, &statement.sql).await?;
         self.client
-            .execute(&statement.sql, &parameters(&statement))
+            .execute(&prepared, &parameters(&statement))
             .await
             .map_err(fail(context))
     }
@@ -142,9 +167,10 @@ impl Session for PostgresSession {
         context: &str,
         statement: Statement<'_>,
     ) -> Result<Vec<Vec<SqlValue>>, DestinationError> {
+        let prepared = self.prepare(context, &statement.sql).await?;
         let rows = self
             .client
-            .query(&statement.sql, &parameters(&statement))
+            .query(&prepared, &parameters(&statement))
             .await
             .map_err(fail(context))?;
         rows.iter().map(read_row).collect()
@@ -173,6 +199,7 @@ impl Session for PostgresSession {
             url: self.url.clone(),
             description: self.description.clone(),
             growth: HashMap::new(),
+            prepared: HashMap::new(),
         }))
     }
 

@@ -11,17 +11,17 @@ use tokio_postgres::{Client, NoTls};
 use super::{Postgres, connect, stored_name};
 use crate::sql::quote;
 
-const URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+pub(crate) const URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 const SYNCED_AT: &str = "2024-05-06T07:08:09Z";
 
 /// A schema of its own for one test; dropped (with everything in it) when the guard goes,
 /// even while a failed assertion unwinds.
-struct Scratch {
-    schema: String,
+pub(crate) struct Scratch {
+    pub(crate) schema: String,
 }
 
 impl Scratch {
-    fn new(label: &str) -> Scratch {
+    pub(crate) fn new(label: &str) -> Scratch {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

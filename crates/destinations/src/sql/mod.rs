@@ -13,6 +13,8 @@ pub mod runs;
 pub mod session;
 #[cfg(any(feature = "duckdb", feature = "postgres"))]
 mod tables;
+#[cfg(all(test, feature = "duckdb", feature = "postgres"))]
+mod tests;
 
 #[cfg(any(feature = "duckdb", feature = "postgres"))]
 pub use destination::{STATE_TABLE, SqlDestination};
@@ -51,7 +53,7 @@ pub fn quote_table(schema: &str, table: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+mod quoting_tests {
     use super::*;
 
     #[test]
