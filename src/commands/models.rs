@@ -35,9 +35,10 @@ pub async fn install(config: &Config) -> Result<Vec<Outcome>, Fail> {
     );
     let outcomes = match &config.target {
         #[cfg(feature = "duckdb")]
-        Target::DuckDb { path } => tokio::task::block_in_place(|| {
-            pipedrive_destinations::sql::models::install_duckdb(path, &inputs)
-        })?,
+        Target::DuckDb { path } => {
+            pipedrive_destinations::sql::models::install_duckdb(path, &config.state_schema, &inputs)
+                .await?
+        }
         #[cfg(not(feature = "duckdb"))]
         Target::DuckDb { .. } => {
             return Err(Fail {

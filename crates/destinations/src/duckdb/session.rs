@@ -16,8 +16,8 @@ use super::{
     CHECKPOINT_HEADROOM_KB, CHECKPOINT_THRESHOLD_BYTES, FreshTables, Shared, blocking, fail,
     memory_limit_kb, set_memory_limit, set_memory_limit_kb,
 };
-use crate::sql::quote;
 use crate::sql::session::{Bound, Keys, Load, Param, Session, SqlValue, Statement};
+use crate::sql::{literal, quote};
 
 /// One connection to an open DuckDB database.
 pub struct DuckDbSession {
@@ -272,6 +272,23 @@ impl Session for DuckDbSession {
 
     fn epoch_us(expr: &str) -> String {
         format!("epoch_us({expr})")
+    }
+
+    /// A plain view: DuckDB binds a view when it is queried, so the tables under it can still
+    /// be swapped and widened.
+    fn create_view(
+        &self,
+        schema: &str,
+        view: &str,
+        select: &str,
+        _returns: &str,
+        comment: &str,
+    ) -> String {
+        let view = format!("{}.{}", self.schema_sql(schema), quote(view));
+        format!(
+            "CREATE OR REPLACE VIEW {view} AS\n{select};\nCOMMENT ON VIEW {view} IS {};\n",
+            literal(comment)
+        )
     }
 
     fn schema_sql(&self, schema: &str) -> String {

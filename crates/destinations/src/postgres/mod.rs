@@ -225,11 +225,6 @@ where
 }
 
 impl Postgres {
-    /// The session, for SQL beyond loading (the analytics models' views).
-    pub(crate) fn client(&self) -> &Client {
-        &self.session.client
-    }
-
     /// Releases the writer lock now rather than when the server notices the closed connection.
     pub async fn close(self) -> Result<(), DestinationError> {
         self.session

@@ -13,7 +13,7 @@ use tokio_postgres::types::{ToSql, Type};
 use super::encode::{column_type, sql_type};
 use super::{Growth, fail, session, stored_name};
 use crate::sql::session::{Bound, Keys, Load, Param, Session, SqlValue, Statement};
-use crate::sql::{quote, quote_table};
+use crate::sql::{literal, quote, quote_table};
 
 /// One connection to PostgreSQL.
 pub struct PostgresSession {
@@ -134,6 +134,34 @@ impl Session for PostgresSession {
         format!("(extract(epoch FROM {expr}) * 1000000)::bigint")
     }
 
+    /// A view over a SQL function with a text body: PostgreSQL binds a plain view to the
+    /// tables it reads and would then refuse to drop them (a full refresh swaps tables) or to
+    /// widen their columns, while a function is re-planned per call (and inlined) without
+    /// recording any dependency.
+    fn create_view(
+        &self,
+        schema: &str,
+        view: &str,
+        select: &str,
+        returns: &str,
+        comment: &str,
+    ) -> String {
+        let schema = quote(schema);
+        let function = format!("{schema}.{}()", quote(&format!("_pds_model_{view}")));
+        let tag = dollar_tag(select);
+        format!(
+            "CREATE OR REPLACE FUNCTION {function} RETURNS TABLE ({returns}) LANGUAGE sql STABLE AS {tag}\n{select}\n{tag};\n\
+             CREATE OR REPLACE VIEW {schema}.{view} AS SELECT * FROM {function};\n\
+             COMMENT ON VIEW {schema}.{view} IS {};\n\
+             COMMENT ON FUNCTION {function} IS {};\n",
+            literal(comment),
+            literal(&format!(
+                "The body of the view {view}: a function, so syncs can still replace and widen the tables it reads (pipedrive-sync models)."
+            )),
+            view = quote(view),
+        )
+    }
+
     fn schema_sql(&self, schema: &str) -> String {
         quote(schema)
     }
@@ -205,5 +233,25 @@ impl Session for PostgresSession {
 
     async fn merge(&mut self, load: &Load<'_>) -> Result<(), DestinationError> {
         self.copy_in(load).await
+    }
+}
+
+/// A dollar-quote tag the body does not contain, so no identifier in it can end the body early.
+fn dollar_tag(body: &str) -> String {
+    let mut tag = "$pds$".to_owned();
+    while body.contains(&tag) {
+        tag.insert(tag.len() - 1, 'x');
+    }
+    tag
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_dollar_tag_never_occurs_in_the_body() {
+        let body = "SELECT 1 FROM \"$pds$\".\"$pdsx$\"";
+        let tag = super::dollar_tag(body);
+        assert!(!body.contains(&tag), "{tag}");
+        assert_eq!(super::dollar_tag("SELECT 1"), "$pds$");
     }
 }

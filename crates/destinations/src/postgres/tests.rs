@@ -939,7 +939,8 @@ async fn sslmode_require_encrypts() {
     .await
     .unwrap();
     let encrypted = pg
-        .client()
+        .session
+        .client
         .query_one(
             "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
             &[],

@@ -7,6 +7,7 @@
 mod deletes;
 #[cfg(any(feature = "duckdb", feature = "postgres"))]
 mod destination;
+#[cfg(any(feature = "duckdb", feature = "postgres"))]
 pub mod models;
 pub mod runs;
 #[cfg(any(feature = "duckdb", feature = "postgres"))]
@@ -45,6 +46,11 @@ pub fn column_list(columns: &[pipedrive_engine::schema::Column]) -> String {
         .map(|c| quote(&c.name))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// `'text'` as a SQL string literal.
+pub fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
 }
 
 /// `"schema"."table"`.

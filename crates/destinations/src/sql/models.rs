@@ -10,16 +10,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use pipedrive_engine::schema::ColumnType;
 use pipedrive_engine::{DestinationError, TableRef};
 
-use crate::sql::quote;
-
-/// The SQL flavour a view is written for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Dialect {
-    DuckDb,
-    Postgres,
-}
+use super::session::{Session, Statement};
+use super::{SqlDestination, quote};
 
 /// Column types the views return, spelled the same in both dialects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,29 +99,24 @@ struct Definition {
     view: &'static str,
     comment: &'static str,
     /// PostgreSQL's function declares them.
-    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     columns: Vec<(&'static str, Ty)>,
     select: String,
 }
 
 /// Names tables and columns for one dialect, knowing which columns each input table has.
 struct Context<'a> {
-    dialect: Dialect,
+    /// An identifier as the dialect stores it (PostgreSQL shortens names over 63 bytes).
+    name: fn(&str) -> String,
+    /// A TIMESTAMPTZ expression as microseconds since the epoch.
+    epoch_us: fn(&str) -> String,
     inputs: &'a Inputs,
     /// Input name → the columns its table has (stored names); absent: no such table.
     columns: &'a BTreeMap<String, BTreeSet<String>>,
 }
 
 impl Context<'_> {
-    /// An identifier as the dialect stores it (PostgreSQL shortens names over 63 bytes).
     fn name(&self, name: &str) -> String {
-        match self.dialect {
-            Dialect::DuckDb => name.to_owned(),
-            #[cfg(feature = "postgres")]
-            Dialect::Postgres => crate::postgres::stored_name(name),
-            #[cfg(not(feature = "postgres"))]
-            Dialect::Postgres => name.to_owned(),
-        }
+        (self.name)(name)
     }
 
     /// `"schema"."table"` of an input. DuckDB resolves two-part names inside a view against
@@ -141,12 +131,14 @@ impl Context<'_> {
     }
 
     /// Seconds from one TIMESTAMPTZ to another. DuckDB without its ICU extension (as built
-    /// here) has no arithmetic on TIMESTAMPTZ, but `epoch_us` counts from the instant itself.
+    /// here) has no arithmetic on TIMESTAMPTZ, but microseconds from the epoch count from the
+    /// instant itself, in either database.
     fn seconds_between(&self, from: &str, to: &str) -> String {
-        match self.dialect {
-            Dialect::DuckDb => format!("(epoch_us({to}) - epoch_us({from})) / 1000000.0"),
-            Dialect::Postgres => format!("EXTRACT(EPOCH FROM {to}) - EXTRACT(EPOCH FROM {from})"),
-        }
+        format!(
+            "({} - {}) / 1000000.0",
+            (self.epoch_us)(to),
+            (self.epoch_us)(from)
+        )
     }
 
     /// `CAST(alias."column" AS type)`, or a typed NULL when the table has no such column
@@ -541,13 +533,13 @@ fn missing(
 }
 
 /// The views that can be made (with their definitions) and those skipped (with the reason).
-fn plan(
-    dialect: Dialect,
+fn plan<S: Session>(
     inputs: &Inputs,
     columns: &BTreeMap<String, BTreeSet<String>>,
 ) -> Vec<Result<Definition, Outcome>> {
     let context = Context {
-        dialect,
+        name: S::stored_name,
+        epoch_us: S::epoch_us,
         inputs,
         columns,
     };
@@ -562,232 +554,116 @@ fn plan(
         .collect()
 }
 
-/// A dollar-quote tag (PostgreSQL) the body does not contain, so no identifier in it can end
-/// the body early.
-#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
-fn dollar_tag(body: &str) -> String {
-    let mut tag = "$pds$".to_owned();
-    while body.contains(&tag) {
-        tag.insert(tag.len() - 1, 'x');
-    }
-    tag
-}
-
-/// `'text'` as a SQL string literal.
-fn literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
-}
-
-#[cfg(feature = "duckdb")]
-pub use self::duckdb_install::install_duckdb;
-
-#[cfg(feature = "duckdb")]
-mod duckdb_install {
-    use super::*;
-    use std::path::Path;
-
-    fn fail(context: &str) -> impl Fn(duckdb::Error) -> DestinationError + '_ {
-        move |error| DestinationError::new(format!("DuckDB: {context}: {error}"))
-    }
-
-    /// Creates or replaces the views in the DuckDB file at `path`.
-    pub fn install_duckdb(path: &Path, inputs: &Inputs) -> Result<Vec<Outcome>, DestinationError> {
-        if !path.is_file() {
-            return Err(DestinationError::new(format!(
-                "DuckDB: {} does not exist: run `pipedrive-sync sync` first, then install the models",
-                path.display()
-            )));
-        }
-        let connection = crate::duckdb::open_offline(path).map_err(|error| {
-            let text = error.to_string();
-            let hint = if text.contains("Could not set lock") || text.contains("Conflicting lock") {
-                "another process (a running sync, or a DuckDB shell) has the file open; close it and retry"
-            } else {
-                "check target.path"
-            };
-            DestinationError::new(format!(
-                "DuckDB: cannot open {}: {text} ({hint})",
-                path.display()
-            ))
-        })?;
-        let catalog: String = connection
-            .query_row("SELECT current_database()", [], |row| row.get(0))
-            .map_err(fail("reading the database name"))?;
-        let mut columns = BTreeMap::new();
-        for (input, table) in needed(inputs) {
-            let mut statement = connection
-                .prepare(
-                    "SELECT c.column_name FROM information_schema.columns AS c \
-                     JOIN information_schema.tables AS t USING (table_catalog, table_schema, table_name) \
-                     WHERE c.table_catalog = ? AND c.table_schema = ? AND c.table_name = ? \
-                     AND t.table_type = 'BASE TABLE'",
-                )
-                .map_err(fail("reading columns"))?;
-            let names: BTreeSet<String> = statement
-                .query_map(
-                    [catalog.as_str(), table.schema.as_str(), table.name.as_str()],
-                    |row| row.get(0),
-                )
-                .map_err(fail("reading columns"))?
-                .collect::<Result<_, _>>()
-                .map_err(fail("reading columns"))?;
-            columns.insert(input, names);
-        }
-        let qualified = |name: &str| {
-            format!(
-                "{}.{}.{}",
-                quote(&catalog),
-                quote(&inputs.schema),
-                quote(name)
-            )
-        };
-        let mut outcomes = Vec::new();
-        let mut sql = format!(
-            "BEGIN; CREATE SCHEMA IF NOT EXISTS {}.{};\n",
-            quote(&catalog),
-            quote(&inputs.schema)
+/// Creates or replaces the views (and, where the dialect needs them, their functions) in one
+/// transaction. Views a missing input rules out are skipped, each with the reason and the fix.
+pub async fn install<S: Session>(
+    db: &mut SqlDestination<S>,
+    inputs: &Inputs,
+) -> Result<Vec<Outcome>, DestinationError> {
+    let text = S::sql_type(ColumnType::Text);
+    let mut columns = BTreeMap::new();
+    for (input, table) in needed(inputs) {
+        let table = db.stored(&table);
+        let mut statement = Statement::default();
+        statement.sql = format!(
+            "SELECT CAST(c.column_name AS {text}) FROM information_schema.columns AS c \
+             JOIN information_schema.tables AS t USING (table_catalog, table_schema, table_name) \
+             WHERE c.table_catalog = current_database() AND c.table_schema = {} \
+             AND c.table_name = {} AND t.table_type = 'BASE TABLE'",
+            statement.text::<S>(Some(&table.schema), text),
+            statement.text::<S>(Some(&table.name), text),
         );
-        for step in plan(Dialect::DuckDb, inputs, &columns) {
-            match step {
-                Ok(definition) => {
-                    let view = qualified(definition.view);
-                    sql.push_str(&format!(
-                        "CREATE OR REPLACE VIEW {view} AS\n{};\nCOMMENT ON VIEW {view} IS {};\n",
-                        definition.select,
-                        literal(definition.comment)
-                    ));
-                    outcomes.push(Outcome::Created {
-                        view: definition.view,
-                        at: format!("{}.{}", inputs.schema, definition.view),
-                    });
-                }
-                Err(skipped) => outcomes.push(skipped),
-            }
-        }
-        sql.push_str("COMMIT;");
-        connection.execute_batch(&sql).map_err(|error| {
-            let _ = connection.execute_batch("ROLLBACK");
-            fail("creating the views")(error)
-        })?;
-        Ok(outcomes)
+        let names: BTreeSet<String> = db
+            .session
+            .query("reading columns", statement)
+            .await?
+            .into_iter()
+            .filter_map(|row| row.into_iter().next()?.text())
+            .collect();
+        columns.insert(input, names);
     }
+    let schema = S::stored_name(&inputs.schema);
+    let mut outcomes = Vec::new();
+    let mut sql = format!(
+        "CREATE SCHEMA IF NOT EXISTS {};\n",
+        db.session.schema_sql(&schema)
+    );
+    for step in plan::<S>(inputs, &columns) {
+        match step {
+            Ok(definition) => {
+                let returns = definition
+                    .columns
+                    .iter()
+                    .map(|(name, ty)| format!("{} {}", quote(name), ty.sql()))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                sql.push_str(&db.session.create_view(
+                    &schema,
+                    definition.view,
+                    &definition.select,
+                    &returns,
+                    definition.comment,
+                ));
+                outcomes.push(Outcome::Created {
+                    view: definition.view,
+                    at: format!("{schema}.{}", definition.view),
+                });
+            }
+            Err(skipped) => outcomes.push(skipped),
+        }
+    }
+    db.session.begin().await?;
+    let created = match db.session.execute("creating the views", &sql).await {
+        Ok(()) => db.session.commit().await,
+        Err(error) => {
+            db.session.rollback().await;
+            Err(error)
+        }
+    };
+    created.map_err(|error| {
+        if error.message.contains("cannot change") {
+            DestinationError::new(format!(
+                "{error}; a view installed by another pipedrive-sync version has other columns: drop the old views and their _pds_model_* functions in {schema}, then install again"
+            ))
+        } else {
+            error
+        }
+    })?;
+    Ok(outcomes)
 }
 
-#[cfg(feature = "postgres")]
-pub use self::postgres_install::install_postgres;
-
-#[cfg(feature = "postgres")]
-mod postgres_install {
-    use super::*;
-    use crate::postgres::stored_name;
-
-    fn fail(context: &str) -> impl Fn(tokio_postgres::Error) -> DestinationError + '_ {
-        move |error| {
-            let text = match error.as_db_error() {
-                Some(db) => {
-                    let extra: Vec<&str> = [db.detail(), db.hint()].into_iter().flatten().collect();
-                    if extra.is_empty() {
-                        db.message().to_owned()
-                    } else {
-                        format!("{} ({})", db.message(), extra.join("; "))
-                    }
-                }
-                None => error.to_string(),
-            };
-            DestinationError::new(format!("PostgreSQL: {context}: {text}"))
-        }
+/// Installs the views in the DuckDB file at `path`, which a sync has made.
+#[cfg(feature = "duckdb")]
+pub async fn install_duckdb(
+    path: &std::path::Path,
+    state_schema: &str,
+    inputs: &Inputs,
+) -> Result<Vec<Outcome>, DestinationError> {
+    if !path.is_file() {
+        return Err(DestinationError::new(format!(
+            "DuckDB: {} does not exist: run `pipedrive-sync sync` first, then install the models",
+            path.display()
+        )));
     }
-
-    /// Creates or replaces the views in PostgreSQL. `state_schema` is the config's: connecting
-    /// takes the writer lock of that schema, so views are not replaced under a running sync.
-    pub async fn install_postgres(
-        url: &str,
-        state_schema: &str,
-        inputs: &Inputs,
-    ) -> Result<Vec<Outcome>, DestinationError> {
-        let destination = crate::postgres::connect(url, state_schema).await?;
-        let client = destination.client();
-        let mut columns = BTreeMap::new();
-        for (input, table) in needed(inputs) {
-            let names: BTreeSet<String> = client
-                .query(
-                    "SELECT c.column_name::text FROM information_schema.columns AS c \
-                     JOIN information_schema.tables AS t USING (table_catalog, table_schema, table_name) \
-                     WHERE c.table_schema = $1 AND c.table_name = $2 AND t.table_type = 'BASE TABLE'",
-                    &[&stored_name(&table.schema), &stored_name(&table.name)],
-                )
-                .await
-                .map_err(fail("reading columns"))?
-                .iter()
-                .map(|row| row.get(0))
-                .collect();
-            columns.insert(input, names);
-        }
-        let schema = quote(&stored_name(&inputs.schema));
-        let mut outcomes = Vec::new();
-        let mut sql = format!("CREATE SCHEMA IF NOT EXISTS {schema};\n");
-        for step in plan(Dialect::Postgres, inputs, &columns) {
-            match step {
-                Ok(definition) => {
-                    let view = format!("{schema}.{}", quote(definition.view));
-                    let function = format!(
-                        "{schema}.{}()",
-                        quote(&format!("_pds_model_{}", definition.view))
-                    );
-                    let returns = definition
-                        .columns
-                        .iter()
-                        .map(|(name, ty)| format!("{} {}", quote(name), ty.sql()))
-                        .collect::<Vec<_>>()
-                        .join(", ");
-                    let tag = dollar_tag(&definition.select);
-                    sql.push_str(&format!(
-                        "CREATE OR REPLACE FUNCTION {function} RETURNS TABLE ({returns}) LANGUAGE sql STABLE AS {tag}\n{}\n{tag};\n\
-                         CREATE OR REPLACE VIEW {view} AS SELECT * FROM {function};\n\
-                         COMMENT ON VIEW {view} IS {};\n\
-                         COMMENT ON FUNCTION {function} IS {};\n",
-                        definition.select,
-                        literal(definition.comment),
-                        literal(&format!(
-                            "The body of the view {}: a function, so syncs can still replace and widen the tables it reads (pipedrive-sync models).",
-                            definition.view
-                        )),
-                    ));
-                    outcomes.push(Outcome::Created {
-                        view: definition.view,
-                        at: format!("{}.{}", stored_name(&inputs.schema), definition.view),
-                    });
-                }
-                Err(skipped) => outcomes.push(skipped),
-            }
-        }
-        let result = async {
-            client
-                .batch_execute(&format!("BEGIN;\n{sql}COMMIT;"))
-                .await
-                .map_err(|error| {
-                    let changed = error
-                        .as_db_error()
-                        .is_some_and(|db| db.message().contains("cannot change"));
-                    let mut error = fail("creating the views")(error);
-                    if changed {
-                        error = DestinationError::new(format!(
-                            "{error}; a view installed by another pipedrive-sync version has other columns: drop the old views and their _pds_model_* functions in {schema}, then install again"
-                        ));
-                    }
-                    error
-                })
-        }
-        .await;
-        if result.is_err() {
-            let _ = client.batch_execute("ROLLBACK").await;
-        }
-        destination.close().await?;
-        result.map(|()| outcomes)
-    }
+    let mut db = crate::duckdb::DuckDb::open(path, state_schema).await?;
+    install(&mut db, inputs).await
 }
 
-#[cfg(test)]
+/// Installs the views in PostgreSQL. Connecting takes the writer lock of `state_schema`, so
+/// views are not replaced under a running sync.
+#[cfg(feature = "postgres")]
+pub async fn install_postgres(
+    url: &str,
+    state_schema: &str,
+    inputs: &Inputs,
+) -> Result<Vec<Outcome>, DestinationError> {
+    let mut db = crate::postgres::connect(url, state_schema).await?;
+    let installed = install(&mut db, inputs).await;
+    db.close().await?;
+    installed
+}
+
+#[cfg(all(test, feature = "duckdb"))]
 mod tests {
     use super::*;
 
@@ -815,7 +691,7 @@ mod tests {
                     .into(),
             );
         }
-        let steps = plan(Dialect::DuckDb, &inputs, &columns);
+        let steps = plan::<crate::duckdb::DuckDbSession>(&inputs, &columns);
         let skipped: Vec<String> = steps
             .iter()
             .filter_map(|step| match step {
@@ -836,13 +712,5 @@ mod tests {
         assert!(funnel.select.contains("\"crm\".\"pd_stages\""));
         // A column the table lacks reads as a typed NULL.
         assert!(funnel.select.contains("CAST(NULL AS BIGINT)"));
-    }
-
-    #[test]
-    fn the_dollar_tag_never_occurs_in_the_body() {
-        let body = "SELECT 1 FROM \"$pds$\".\"$pdsx$\"";
-        let tag = dollar_tag(body);
-        assert!(!body.contains(&tag), "{tag}");
-        assert_eq!(dollar_tag("SELECT 1"), "$pds$");
     }
 }

@@ -156,6 +156,17 @@ pub trait Session: Send + Sized + 'static {
     /// A timestamp `expr` as microseconds since the epoch, a BIGINT.
     fn epoch_us(expr: &str) -> String;
 
+    /// Statements that create or replace the analytics view `view` in `schema` (stored
+    /// names) as `select`, which returns `returns` (`"name" TYPE, ...`), described by `comment`.
+    fn create_view(
+        &self,
+        schema: &str,
+        view: &str,
+        select: &str,
+        returns: &str,
+        comment: &str,
+    ) -> String;
+
     /// `"schema"` as statements name it.
     fn schema_sql(&self, schema: &str) -> String;
     /// `"schema"."table"` as statements name it (stored names).
