@@ -152,3 +152,54 @@ async fn sync_dry_run_prints_the_estimate_and_loads_nothing() {
         "{tables:?}"
     );
 }
+
+/// The requests `plan` estimates for `stream`, read as a changes-only read.
+fn changes_requests(answer: &str, stream: &str) -> u64 {
+    let line = answer
+        .lines()
+        .find(|line| line.split_whitespace().next() == Some(stream))
+        .unwrap_or_else(|| panic!("no {stream} line in:\n{answer}"));
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(
+        fields[1], "changes",
+        "{stream} is estimated in full:\n{answer}"
+    );
+    fields[3].replace(',', "").parse().expect("a number")
+}
+
+/// Mail messages are read again only for the threads whose `update_time` moved: `plan`
+/// counts those threads (as the run will select them), rather than one request per thread.
+#[tokio::test(flavor = "multi_thread")]
+async fn plan_counts_the_threads_whose_messages_a_run_reads_again() {
+    const PER_THREAD: &str = "/api/v1/mailbox/mailThreads/{id}/mailMessages";
+    let sim = Sim::start(Scale::Small, Plan::Unlimited).await;
+    let workspace = Workspace::new();
+    workspace.write_config(&sim, "streams:\n  mail_threads:\n  mail_messages:\n");
+    assert_ok(&workspace.sync(&sim, &[]));
+    let threads = sim.truth("mail_threads").await;
+    // A message arrives in three threads, wherever they are in the list.
+    for thread in threads.iter().step_by(threads.len() / 3) {
+        let id = thread["id"].as_i64().unwrap();
+        let path = format!("/__sim/mail_threads/{id}/messages");
+        sim.admin_call(Method::POST, &path, json!({})).await;
+    }
+    let config = workspace.config_path();
+    let plan = workspace.run(&sim, &["plan", "--config", config.to_str().unwrap()]);
+    assert_ok(&plan);
+    let answer = stderr(&plan);
+    let estimated = changes_requests(&answer, "mail_messages");
+    sim.reset_stats().await;
+    assert_ok(&workspace.sync(&sim, &[]));
+    let read = sim.requests_to(PER_THREAD).await;
+    // The figures docs/performance.md quotes (`--nocapture`).
+    eprintln!(
+        "mail messages: estimated {estimated} requests, the run made {read}, of {} threads",
+        threads.len()
+    );
+    assert_eq!(estimated, read, "{answer}");
+    assert!(
+        (3..threads.len() as u64 / 4).contains(&read),
+        "{read} of {} threads read again",
+        threads.len()
+    );
+}

@@ -32,6 +32,8 @@ pub enum Basis {
     ChangeDensity,
     /// One request per parent (or per batch of parents) of the parent's estimate.
     Parents,
+    /// One request per parent changed since the child's bookmark, counted by listing them.
+    ChangedParents,
     /// Read with the run's field definitions, or derived without a request.
     Free,
     /// A list that comes in one response, not probed: its records are not counted.
@@ -49,6 +51,7 @@ impl Basis {
             Basis::IdDensity => "id density",
             Basis::ChangeDensity => "changes since bookmark",
             Basis::Parents => "from parents",
+            Basis::ChangedParents => "changed parents",
             Basis::Free => "no request",
             Basis::OneResponse => "one response",
             Basis::LastRun => "as the last run",
@@ -226,10 +229,23 @@ pub async fn estimate(
         let mut unpaid_walk = unit.members.iter().all(|m| m.def.name != root.name);
         for member in &unit.members {
             let def = member.def;
+            let changed_since = parents_changed_since(member, root, states, plan.lookback);
             let mut read = if let Some(read) = from_last_run(member) {
                 read
             } else if def.name == root.name {
                 walk
+            } else if let Some(since) = &changed_since {
+                let changed = changed_records(client, root, since).await?;
+                Read {
+                    basis: Basis::ChangedParents,
+                    ..children(
+                        def,
+                        Read {
+                            records: changed,
+                            ..walk
+                        },
+                    )
+                }
             } else {
                 children(def, walk)
             };
@@ -237,7 +253,7 @@ pub async fn estimate(
                 read.requests += walk.requests;
                 read.tokens += walk.tokens;
             }
-            let full = since.is_none() || !member.reads_changes();
+            let full = (since.is_none() && changed_since.is_none()) || !member.reads_changes();
             // An incremental stream's deletes are found by listing every id now and then.
             if !full
                 && let Some(deletes) = def.deletes
@@ -283,6 +299,42 @@ pub async fn estimate(
         probe_tokens: after.tokens_spent - before.tokens_spent,
         budget: client.budget(),
     })
+}
+
+/// Where a child that goes by its parent's changes starts re-reading: a child read once per
+/// parent, of a list Pipedrive offers only in full but whose records carry a change time, with
+/// a bookmark. The run re-reads the children of the parents changed since (see the walk's
+/// `skip_before`), so its cost is one request per such parent, not per parent.
+fn parents_changed_since(
+    member: &crate::runner::StreamPlan,
+    root: &StreamDef,
+    states: &SyncState,
+    lookback: std::time::Duration,
+) -> Option<String> {
+    let def = member.def;
+    let by_parent = def.name != root.name
+        && member.reads_changes()
+        && matches!(def.fanout, Fanout::PerParent { .. })
+        && matches!(root.incremental, Incremental::None)
+        && root.version_field().is_some();
+    let bookmark = states.get(def.name)?.bookmark.as_deref()?;
+    by_parent.then(|| looked_back(bookmark, lookback))
+}
+
+/// How many records of `root`, listed in full as a run lists it, changed at or after `since`.
+async fn changed_records(
+    client: &Client,
+    root: &'static StreamDef,
+    since: &str,
+) -> Result<u64, ClientError> {
+    let mut source = Source::open(client, root, None, PagePosition::First).await?;
+    let mut changed = 0;
+    while let Some(chunk) = source.next().await {
+        let mut chunk = chunk?;
+        changed += source::selected_parents(chunk.records(), root.version_field(), Some(since))
+            .len() as u64;
+    }
+    Ok(changed)
 }
 
 /// Whether a member of the unit makes requests per record of the root.
