@@ -36,7 +36,7 @@ pub async fn install(config: &Config) -> Result<Vec<Outcome>, Fail> {
     let outcomes = match &config.target {
         #[cfg(feature = "duckdb")]
         Target::DuckDb { path } => {
-            pipedrive_destinations::sql::models::install_duckdb(path, &config.state_schema, &inputs)
+            pipedrive_destinations::duckdb::install_models(path, &config.state_schema, &inputs)
                 .await?
         }
         #[cfg(not(feature = "duckdb"))]
@@ -48,12 +48,8 @@ pub async fn install(config: &Config) -> Result<Vec<Outcome>, Fail> {
             });
         }
         Target::Postgres { url } => {
-            pipedrive_destinations::sql::models::install_postgres(
-                url,
-                &config.state_schema,
-                &inputs,
-            )
-            .await?
+            pipedrive_destinations::postgres::install_models(url, &config.state_schema, &inputs)
+                .await?
         }
         Target::Files { .. } => {
             return Err(Fail {

@@ -15,7 +15,7 @@ use pipedrive_engine::DestinationError;
 use self::fresh_tables::FreshTables;
 pub use self::session::DuckDbSession;
 pub use crate::sql::STATE_TABLE;
-use crate::sql::SqlDestination;
+use crate::sql::{SqlDestination, models};
 
 /// A DuckDB database as a destination.
 pub type DuckDb = SqlDestination<DuckDbSession>;
@@ -141,6 +141,22 @@ impl DuckDb {
     pub async fn share(&self, state_schema: &str) -> Result<DuckDb, DestinationError> {
         SqlDestination::new(self.session.share()?, state_schema).await
     }
+}
+
+/// Installs the analytics views in the DuckDB file at `path`, which a sync has made.
+pub async fn install_models(
+    path: &Path,
+    state_schema: &str,
+    inputs: &models::Inputs,
+) -> Result<Vec<models::Outcome>, DestinationError> {
+    if !path.is_file() {
+        return Err(DestinationError::new(format!(
+            "DuckDB: {} does not exist: run `pipedrive-sync sync` first, then install the models",
+            path.display()
+        )));
+    }
+    let mut db = DuckDb::open(path, state_schema).await?;
+    models::install(&mut db, inputs).await
 }
 
 #[cfg(test)]

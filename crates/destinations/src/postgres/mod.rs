@@ -21,7 +21,7 @@ pub use names::{MAX_IDENTIFIER_BYTES, stored_name};
 
 pub use self::session::PostgresSession;
 pub use crate::sql::STATE_TABLE;
-use crate::sql::SqlDestination;
+use crate::sql::{SqlDestination, models};
 
 /// A PostgreSQL database as a destination.
 pub type Postgres = SqlDestination<PostgresSession>;
@@ -233,6 +233,19 @@ impl Postgres {
             .await
             .map_err(fail("releasing the writer lock"))
     }
+}
+
+/// Installs the analytics views in PostgreSQL. Connecting takes the writer lock of
+/// `state_schema`, so views are not replaced under a running sync.
+pub async fn install_models(
+    url: &str,
+    state_schema: &str,
+    inputs: &models::Inputs,
+) -> Result<Vec<models::Outcome>, DestinationError> {
+    let mut db = connect(url, state_schema).await?;
+    let installed = models::install(&mut db, inputs).await;
+    db.close().await?;
+    installed
 }
 
 #[cfg(test)]

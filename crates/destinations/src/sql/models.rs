@@ -537,18 +537,22 @@ fn plan<S: Session>(
     inputs: &Inputs,
     columns: &BTreeMap<String, BTreeSet<String>>,
 ) -> Vec<Result<Definition, Outcome>> {
-    let context = Context {
+    plan_in(&Context {
         name: S::stored_name,
         epoch_us: S::epoch_us,
         inputs,
         columns,
-    };
+    })
+}
+
+fn plan_in(context: &Context<'_>) -> Vec<Result<Definition, Outcome>> {
+    let (inputs, columns) = (context.inputs, context.columns);
     MODELS
         .iter()
         .map(
             |(view, needs, build)| match missing(view, needs, inputs, columns) {
                 Some(reason) => Err(Outcome::Skipped { view, reason }),
-                None => Ok(build(&context)),
+                None => Ok(build(context)),
             },
         )
         .collect()
@@ -632,38 +636,7 @@ pub async fn install<S: Session>(
     Ok(outcomes)
 }
 
-/// Installs the views in the DuckDB file at `path`, which a sync has made.
-#[cfg(feature = "duckdb")]
-pub async fn install_duckdb(
-    path: &std::path::Path,
-    state_schema: &str,
-    inputs: &Inputs,
-) -> Result<Vec<Outcome>, DestinationError> {
-    if !path.is_file() {
-        return Err(DestinationError::new(format!(
-            "DuckDB: {} does not exist: run `pipedrive-sync sync` first, then install the models",
-            path.display()
-        )));
-    }
-    let mut db = crate::duckdb::DuckDb::open(path, state_schema).await?;
-    install(&mut db, inputs).await
-}
-
-/// Installs the views in PostgreSQL. Connecting takes the writer lock of `state_schema`, so
-/// views are not replaced under a running sync.
-#[cfg(feature = "postgres")]
-pub async fn install_postgres(
-    url: &str,
-    state_schema: &str,
-    inputs: &Inputs,
-) -> Result<Vec<Outcome>, DestinationError> {
-    let mut db = crate::postgres::connect(url, state_schema).await?;
-    let installed = install(&mut db, inputs).await;
-    db.close().await?;
-    installed
-}
-
-#[cfg(all(test, feature = "duckdb"))]
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -691,7 +664,12 @@ mod tests {
                     .into(),
             );
         }
-        let steps = plan::<crate::duckdb::DuckDbSession>(&inputs, &columns);
+        let steps = plan_in(&Context {
+            name: str::to_owned,
+            epoch_us: |expr| format!("epoch_us({expr})"),
+            inputs: &inputs,
+            columns: &columns,
+        });
         let skipped: Vec<String> = steps
             .iter()
             .filter_map(|step| match step {
