@@ -16,7 +16,7 @@ use crate::destination::TableRef;
 use crate::history::{self, VersionInput};
 use crate::report::{Failure, Outcome, StreamReport};
 use crate::schema::Column;
-use crate::source::{self, Source};
+use crate::source::{self, Chunk, Source};
 use crate::state::{FullRefreshProgress, StreamState};
 use crate::transform::RecordTransform;
 
@@ -183,13 +183,14 @@ impl UnitWorker<'_> {
             .collect()
     }
 
-    /// Walks the root list once and commits every page's rows for all members.
-    async fn walk(
+    /// Where the walk starts: a reload resumed (a lone plain list) or started over (its
+    /// staging table dropped), and the change time the list is read from, which the member
+    /// furthest behind needs (members further ahead skip what they already have).
+    async fn start(
         &self,
         root: &'static StreamDef,
         members: &mut [Member],
-        prefetched: Option<Arc<Vec<Value>>>,
-    ) -> Result<(), StreamError> {
+    ) -> Result<Start, StreamError> {
         let start_date = self
             .start_date
             .map(|d| d.to_rfc3339_opts(SecondsFormat::Secs, true));
@@ -250,6 +251,25 @@ impl UnitWorker<'_> {
                 .filter(|b| since.as_ref().is_none_or(|s| b > s))
                 .filter(|_| !newest_first);
         }
+        Ok(Start {
+            position: start,
+            since,
+            newest_first,
+        })
+    }
+
+    /// Walks the root list once and commits every page's rows for all members.
+    async fn walk(
+        &self,
+        root: &'static StreamDef,
+        members: &mut [Member],
+        prefetched: Option<Arc<Vec<Value>>>,
+    ) -> Result<(), StreamError> {
+        let Start {
+            position: start,
+            since,
+            newest_first,
+        } = self.start(root, members).await?;
         let source = match prefetched {
             Some(records) => Source::Prefetched(Some(
                 records
@@ -293,162 +313,20 @@ impl UnitWorker<'_> {
                 members[0].tally.requests += chunk.requests;
                 members[0].tally.tokens += chunk.tokens;
             }
-            let mut writes: Vec<TableWrite> = Vec::with_capacity(members.len() + 1);
-            let mut counts = Vec::with_capacity(members.len());
-            // Children first: a change log read as a stream of its own also serves the root's
-            // history, without a second request per parent.
-            let mut change_log: Option<Vec<Map<String, Value>>> = None;
-            let wanted_log = root
-                .change_log
-                .filter(|_| root_selected && members[0].history_table.is_some());
-            for (member, read) in members.iter_mut().zip(children.iter_mut()).rev() {
-                if member.outcome.is_some() {
-                    continue;
-                }
-                let def = member.def();
-                let skip_before = member.skip_before.as_deref();
-                let (records, replace) = match read.take() {
-                    // The root is the last member here (they go in reverse): unless its
-                    // history still reads from them below, its rows take the chunk's records
-                    // rather than copies.
-                    None if member.history_table.is_none() => {
-                        let mut records = std::mem::take(chunk.records());
-                        records.retain(|r| source::is_selected(r, root.cursor_field, skip_before));
-                        (records, None)
-                    }
-                    None => (
-                        source::selected_parents(chunk.records(), root.cursor_field, skip_before)
-                            .into_iter()
-                            .cloned()
-                            .collect(),
-                        None,
-                    ),
-                    Some(read) => match read {
-                        Ok(mut children) => {
-                            member.tally.requests += children.requests;
-                            member.tally.tokens += children.tokens;
-                            // Children a shifted walk may have skipped are not replaced.
-                            let replace = children
-                                .replace_parents
-                                .take()
-                                .filter(|_| !children.shifted);
-                            (children.into_records(), replace)
-                        }
-                        Err(error) if error.exit_class() == ErrorClass::NotAvailable => {
-                            member.outcome = Some(outcome_of(StreamError::Client(error), def.name));
-                            continue;
-                        }
-                        Err(error) => return Err(error.into()),
+            let (writes, counts) = self
+                .page_writes(
+                    root,
+                    members,
+                    &mut chunk,
+                    &mut children,
+                    PageAt {
+                        position: &position,
+                        shifted,
+                        newest_first,
+                        root_selected,
                     },
-                };
-                if wanted_log.is_some_and(|log| log.stream == def.name) {
-                    change_log = Some(records.clone());
-                }
-                // A child of a list read in full goes by its parents' change time.
-                let newest = match root.cursor_field {
-                    None if def.name != root.name => {
-                        source::newest_cursor(root.version_field(), chunk.records())
-                    }
-                    _ => chunk.newest().map(str::to_owned),
-                };
-                if !shifted
-                    && let Some(newest) = newest
-                    && member
-                        .bookmark
-                        .as_deref()
-                        .is_none_or(|b| newest.as_str() > b)
-                {
-                    member.bookmark = Some(newest);
-                }
-                let Rows {
-                    columns,
-                    rows,
-                    filtered_out,
-                } = build_rows(def, &member.transform, records);
-                // Rows the filter now rejects go, like children a parent no longer has.
-                let replace = def.parent_column.zip(replace).or_else(|| {
-                    (!filtered_out.is_empty()).then(|| (def.primary_key[0], filtered_out))
-                });
-                let mut next_state = member.state.clone();
-                if member.incremental && !newest_first {
-                    // A list walked by id, not by change time, proves its bookmark only once
-                    // every parent has been seen: until the walk ends the committed one stays.
-                    if root.cursor_field.is_some() {
-                        next_state.bookmark = member.bookmark.clone();
-                    }
-                } else {
-                    // A crash after this commit resumes at the following page; the last page
-                    // is re-read (merging on the key makes that harmless) and then swapped in.
-                    next_state.full_refresh = Some(FullRefreshProgress {
-                        next: chunk.next.clone().unwrap_or_else(|| position.clone()),
-                        bookmark: member.bookmark.clone(),
-                    });
-                }
-                if let Some(history_table) = member.history_table.clone() {
-                    let mut log_def = wanted_log.and_then(|log| catalog::find(log.stream));
-                    // Between two syncs the changes come from the log (its cheapest endpoint
-                    // when the log is not a selected stream); the first sync reads it only
-                    // when it is selected (one request per record).
-                    if let (None, Some(log), Some(_)) =
-                        (&change_log, wanted_log, &member.started_from)
-                    {
-                        let parents = source::selected_parents(
-                            chunk.records(),
-                            root.cursor_field,
-                            skip_before,
-                        );
-                        let source = log.between_syncs;
-                        let read =
-                            source::children(self.client, source.def, root, &parents).await?;
-                        member.tally.requests += read.requests;
-                        member.tally.tokens += read.tokens;
-                        let mut records = read.into_records();
-                        // Under the log's own names, which history reads.
-                        for record in &mut records {
-                            if let Some(time) = record.remove(source.time) {
-                                record.insert(log.time.to_owned(), time);
-                            }
-                        }
-                        change_log = Some(records);
-                        log_def = Some(source.def);
-                    }
-                    let (columns, rows) = history::versions(&VersionInput {
-                        def,
-                        columns: &columns,
-                        rows: &rows,
-                        changes: change_log.as_deref().unwrap_or_default(),
-                        change_key: log_def.and_then(|d| d.parent_column),
-                        custom_columns: &member.transform.columns,
-                        since: member.started_from.as_deref(),
-                        observed_at: &self.observed_at,
-                    });
-                    writes.push(TableWrite {
-                        stream: def.name,
-                        table: history_table,
-                        primary_key: def.primary_key,
-                        columns,
-                        rows,
-                        replace: None,
-                        state: next_state.clone(),
-                        history: true,
-                    });
-                }
-                counts.push((def.name, rows.len()));
-                member.tally.records += rows.len() as u64;
-                writes.push(TableWrite {
-                    stream: def.name,
-                    table: member.target.clone(),
-                    primary_key: def.primary_key,
-                    columns,
-                    rows,
-                    replace,
-                    state: next_state.clone(),
-                    history: false,
-                });
-                member.state = next_state;
-            }
-            // The root's rows first, each table before its history.
-            writes.reverse();
+                )
+                .await?;
             if let Some(ack) = pending.take() {
                 wait(ack).await.map_err(StreamError::Write)?;
             }
@@ -477,7 +355,185 @@ impl UnitWorker<'_> {
         if !pages.reached_the_end() {
             return Err(StreamError::ReaderStopped);
         }
+        self.finish(members, shifted).await
+    }
 
+    /// One page's writes for every member: the rows each selects from the page (or from
+    /// its children's reads), with the state that becomes true once they land, the root's
+    /// first and each table before its history; and the rows counted per stream.
+    async fn page_writes(
+        &self,
+        root: &'static StreamDef,
+        members: &mut [Member],
+        chunk: &mut Chunk,
+        children: &mut [Option<Result<Chunk, ClientError>>],
+        at: PageAt<'_>,
+    ) -> Result<(Vec<TableWrite>, Vec<(&'static str, usize)>), StreamError> {
+        let PageAt {
+            position,
+            shifted,
+            newest_first,
+            root_selected,
+        } = at;
+        let mut writes: Vec<TableWrite> = Vec::with_capacity(members.len() + 1);
+        let mut counts = Vec::with_capacity(members.len());
+        // Children first: a change log read as a stream of its own also serves the root's
+        // history, without a second request per parent.
+        let mut change_log: Option<Vec<Map<String, Value>>> = None;
+        let wanted_log = root
+            .change_log
+            .filter(|_| root_selected && members[0].history_table.is_some());
+        for (member, read) in members.iter_mut().zip(children.iter_mut()).rev() {
+            if member.outcome.is_some() {
+                continue;
+            }
+            let def = member.def();
+            let skip_before = member.skip_before.as_deref();
+            let (records, replace) = match read.take() {
+                // The root is the last member here (they go in reverse): unless its
+                // history still reads from them below, its rows take the chunk's records
+                // rather than copies.
+                None if member.history_table.is_none() => {
+                    let mut records = std::mem::take(chunk.records());
+                    records.retain(|r| source::is_selected(r, root.cursor_field, skip_before));
+                    (records, None)
+                }
+                None => (
+                    source::selected_parents(chunk.records(), root.cursor_field, skip_before)
+                        .into_iter()
+                        .cloned()
+                        .collect(),
+                    None,
+                ),
+                Some(read) => match read {
+                    Ok(mut children) => {
+                        member.tally.requests += children.requests;
+                        member.tally.tokens += children.tokens;
+                        // Children a shifted walk may have skipped are not replaced.
+                        let replace = children
+                            .replace_parents
+                            .take()
+                            .filter(|_| !children.shifted);
+                        (children.into_records(), replace)
+                    }
+                    Err(error) if error.exit_class() == ErrorClass::NotAvailable => {
+                        member.outcome = Some(outcome_of(StreamError::Client(error), def.name));
+                        continue;
+                    }
+                    Err(error) => return Err(error.into()),
+                },
+            };
+            if wanted_log.is_some_and(|log| log.stream == def.name) {
+                change_log = Some(records.clone());
+            }
+            // A child of a list read in full goes by its parents' change time.
+            let newest = match root.cursor_field {
+                None if def.name != root.name => {
+                    source::newest_cursor(root.version_field(), chunk.records())
+                }
+                _ => chunk.newest().map(str::to_owned),
+            };
+            if !shifted
+                && let Some(newest) = newest
+                && member
+                    .bookmark
+                    .as_deref()
+                    .is_none_or(|b| newest.as_str() > b)
+            {
+                member.bookmark = Some(newest);
+            }
+            let Rows {
+                columns,
+                rows,
+                filtered_out,
+            } = build_rows(def, &member.transform, records);
+            // Rows the filter now rejects go, like children a parent no longer has.
+            let replace = def
+                .parent_column
+                .zip(replace)
+                .or_else(|| (!filtered_out.is_empty()).then(|| (def.primary_key[0], filtered_out)));
+            let mut next_state = member.state.clone();
+            if member.incremental && !newest_first {
+                // A list walked by id, not by change time, proves its bookmark only once
+                // every parent has been seen: until the walk ends the committed one stays.
+                if root.cursor_field.is_some() {
+                    next_state.bookmark = member.bookmark.clone();
+                }
+            } else {
+                // A crash after this commit resumes at the following page; the last page
+                // is re-read (merging on the key makes that harmless) and then swapped in.
+                next_state.full_refresh = Some(FullRefreshProgress {
+                    next: chunk.next.clone().unwrap_or_else(|| position.clone()),
+                    bookmark: member.bookmark.clone(),
+                });
+            }
+            if let Some(history_table) = member.history_table.clone() {
+                let mut log_def = wanted_log.and_then(|log| catalog::find(log.stream));
+                // Between two syncs the changes come from the log (its cheapest endpoint
+                // when the log is not a selected stream); the first sync reads it only
+                // when it is selected (one request per record).
+                if let (None, Some(log), Some(_)) = (&change_log, wanted_log, &member.started_from)
+                {
+                    let parents =
+                        source::selected_parents(chunk.records(), root.cursor_field, skip_before);
+                    let source = log.between_syncs;
+                    let read = source::children(self.client, source.def, root, &parents).await?;
+                    member.tally.requests += read.requests;
+                    member.tally.tokens += read.tokens;
+                    let mut records = read.into_records();
+                    // Under the log's own names, which history reads.
+                    for record in &mut records {
+                        if let Some(time) = record.remove(source.time) {
+                            record.insert(log.time.to_owned(), time);
+                        }
+                    }
+                    change_log = Some(records);
+                    log_def = Some(source.def);
+                }
+                let (columns, rows) = history::versions(&VersionInput {
+                    def,
+                    columns: &columns,
+                    rows: &rows,
+                    changes: change_log.as_deref().unwrap_or_default(),
+                    change_key: log_def.and_then(|d| d.parent_column),
+                    custom_columns: &member.transform.columns,
+                    since: member.started_from.as_deref(),
+                    observed_at: &self.observed_at,
+                });
+                writes.push(TableWrite {
+                    stream: def.name,
+                    table: history_table,
+                    primary_key: def.primary_key,
+                    columns,
+                    rows,
+                    replace: None,
+                    state: next_state.clone(),
+                    history: true,
+                });
+            }
+            counts.push((def.name, rows.len()));
+            member.tally.records += rows.len() as u64;
+            writes.push(TableWrite {
+                stream: def.name,
+                table: member.target.clone(),
+                primary_key: def.primary_key,
+                columns,
+                rows,
+                replace,
+                state: next_state.clone(),
+                history: false,
+            });
+            member.state = next_state;
+        }
+        // The root's rows first, each table before its history.
+        writes.reverse();
+        Ok((writes, counts))
+    }
+
+    /// After a complete walk, each member's final state: an incremental stream's bookmark, a
+    /// reload swapped in (keeping the rows it no longer has, marked), and deletes reconciled
+    /// when due. A walk the list moved under (`shifted`) never replaces a table.
+    async fn finish(&self, members: &mut [Member], shifted: bool) -> Result<(), StreamError> {
         for member in members.iter_mut().filter(|m| m.outcome.is_none()) {
             let def = member.def();
             let mut final_state = member.state.clone();
@@ -670,4 +726,25 @@ impl From<String> for StreamError {
     fn from(message: String) -> Self {
         StreamError::Write(message)
     }
+}
+
+/// Where a walk starts (see `UnitWorker::start`).
+struct Start {
+    position: PagePosition,
+    /// Read the list's changes from here; `None`: the whole list.
+    since: Option<String>,
+    /// A newest-first backfill, which keeps no bookmark until it ends.
+    newest_first: bool,
+}
+
+/// Where a page stands in its walk (see `UnitWorker::page_writes`).
+#[derive(Clone, Copy)]
+struct PageAt<'a> {
+    /// The page's own position, where a reload resumes after the last page.
+    position: &'a PagePosition,
+    /// The list moved under the walk: bookmarks stay where they were proven.
+    shifted: bool,
+    newest_first: bool,
+    /// The root is a member (not only walked for its children).
+    root_selected: bool,
 }
