@@ -144,32 +144,22 @@ async fn run(args: BenchArgs) -> Result<(), (u8, String)> {
         jitter_ms: args.jitter_ms,
         concurrency: args.concurrency,
     }];
-    scenarios.extend(args.unthrottled_scales.iter().map(|scale| bench::Scenario {
-        name: "unthrottled",
-        target: bench::BenchTarget::DuckDb,
-        streams: streams.clone(),
-        scale: *scale,
-        plan: Plan::Unlimited,
-        latency_ms: 0,
-        jitter_ms: 0,
-        concurrency: args.concurrency,
-    }));
-    if args.parquet {
-        scenarios.extend(args.unthrottled_scales.iter().map(|scale| bench::Scenario {
-            name: "unthrottled-parquet",
-            target: bench::BenchTarget::Parquet,
-            streams: streams.clone(),
-            scale: *scale,
-            plan: Plan::Unlimited,
-            latency_ms: 0,
-            jitter_ms: 0,
-            concurrency: args.concurrency,
+    // The unthrottled scales into each target asked for: DuckDB always.
+    let targets = std::iter::once(("unthrottled", bench::BenchTarget::DuckDb))
+        .chain(
+            args.parquet
+                .then_some(("unthrottled-parquet", bench::BenchTarget::Parquet)),
+        )
+        .chain(args.postgres_url.as_ref().map(|url| {
+            (
+                "unthrottled-postgres",
+                bench::BenchTarget::Postgres(url.clone()),
+            )
         }));
-    }
-    if let Some(url) = &args.postgres_url {
+    for (name, target) in targets {
         scenarios.extend(args.unthrottled_scales.iter().map(|scale| bench::Scenario {
-            name: "unthrottled-postgres",
-            target: bench::BenchTarget::Postgres(url.clone()),
+            name,
+            target: target.clone(),
             streams: streams.clone(),
             scale: *scale,
             plan: Plan::Unlimited,

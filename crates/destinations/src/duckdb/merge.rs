@@ -108,9 +108,8 @@ impl DuckDbSession {
         }
         let target = load.name;
         let mut key_match: Vec<String> = load
-            .keys
-            .iter()
-            .map(|k| format!("t.{q} = b.{q}", q = quote(k)))
+            .keys()
+            .map(|k| format!("t.{q} = b.{q}", q = quote(&k.name)))
             .collect();
         // Ids are mostly read in ascending runs, so bounding the delete by the page's id range
         // lets DuckDB skip every row group outside it instead of scanning the whole table.
@@ -132,10 +131,9 @@ impl DuckDbSession {
         if batch.history {
             // Each key's current version ends where the batch's first one begins.
             let keys: Vec<String> = load
-                .keys
-                .iter()
-                .filter(|k| *k != VALID_FROM)
-                .map(|k| quote(k))
+                .keys()
+                .filter(|k| k.name != VALID_FROM)
+                .map(|k| quote(&k.name))
                 .collect();
             let joined: Vec<String> = keys.iter().map(|k| format!("t.{k} = f.{k}")).collect();
             self.execute_now(

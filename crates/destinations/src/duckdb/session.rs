@@ -80,7 +80,7 @@ impl DuckDbSession {
     }
 
     /// Loads values into a one-column temporary table `v`.
-    pub(super) fn load_keys<K: duckdb::ToSql>(
+    fn load_keys<K: duckdb::ToSql>(
         &self,
         name: &str,
         sql_type: &str,

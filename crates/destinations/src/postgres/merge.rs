@@ -6,6 +6,7 @@ use std::pin::pin;
 
 use pipedrive_engine::DestinationError;
 use pipedrive_engine::destination::columns::{IS_CURRENT, VALID_FROM, VALID_TO};
+use pipedrive_engine::schema::Column;
 use serde_json::Value;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
@@ -78,23 +79,22 @@ impl PostgresSession {
             .iter()
             .map(|a| a as &(dyn ToSql + Sync))
             .collect();
+        let keys: Vec<&Column> = load.keys().collect();
         let unnest = format!(
             "unnest({}) AS b({})",
-            (1..=load.keys.len())
+            (1..=keys.len())
                 .map(|n| format!("${n}::text[]"))
                 .collect::<Vec<_>>()
                 .join(", "),
-            (0..load.keys.len())
+            (0..keys.len())
                 .map(|n| format!("k{n}"))
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        let key_type = |n: usize| sql_type(load.columns[load.key_positions[n]].1.ty);
-        let key_match: Vec<String> = load
-            .keys
+        let key_match: Vec<String> = keys
             .iter()
             .enumerate()
-            .map(|(n, k)| format!("t.{} = b.k{n}::{}", quote(k), key_type(n)))
+            .map(|(n, k)| format!("t.{} = b.k{n}::{}", quote(&k.name), sql_type(k.ty)))
             .collect();
         let target = load.name;
         self.client
@@ -110,12 +110,12 @@ impl PostgresSession {
         if batch.history {
             // Each key's current version ends where the batch's first one begins; the last
             // key is `_valid_from`.
-            let from = load.keys.len() - 1;
+            let from = keys.len() - 1;
             let groups: Vec<String> = (0..from).map(|n| format!("b.k{n}")).collect();
-            let joined: Vec<String> = load.keys[..from]
+            let joined: Vec<String> = keys[..from]
                 .iter()
                 .enumerate()
-                .map(|(n, k)| format!("t.{} = f.k{n}::{}", quote(k), key_type(n)))
+                .map(|(n, k)| format!("t.{} = f.k{n}::{}", quote(&k.name), sql_type(k.ty)))
                 .collect();
             self.client
                 .execute(

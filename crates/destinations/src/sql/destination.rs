@@ -173,7 +173,6 @@ impl<S: Session> SqlDestination<S> {
                 table: &table,
                 name: &name,
                 columns: &columns,
-                keys: &keys,
                 key_positions: &key_positions,
                 table_columns: &table_columns,
                 synced_at_us,

@@ -118,14 +118,19 @@ pub struct Load<'a> {
     /// The batch's loaded columns: the index into a row, the column under its stored name
     /// and with the table's (possibly wider) type.
     pub columns: &'a [(usize, Column)],
-    /// The merge key's stored names, `_valid_from` last for a history table.
-    pub keys: &'a [String],
-    /// Each key's place in `columns`.
+    /// Each merge key's place in `columns`, `_valid_from` last for a history table.
     pub key_positions: &'a [usize],
     /// Every column the table has, in its order.
     pub table_columns: &'a [Column],
     /// `_synced_at` for every row, microseconds since the epoch.
     pub synced_at_us: i64,
+}
+
+impl Load<'_> {
+    /// The merge key's columns (stored names), in key order.
+    pub fn keys(&self) -> impl Iterator<Item = &Column> + '_ {
+        self.key_positions.iter().map(|&k| &self.columns[k].1)
+    }
 }
 
 /// A database the SQL core writes through.
