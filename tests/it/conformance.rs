@@ -2,15 +2,13 @@
 //! lists every endpoint the simulator supports through all pages, and what it sees must equal
 //! the simulator's ground truth. `.ci/run` installs the client with `npm ci`.
 
-use std::path::Path;
-
 use pipedrive_sim::{Plan, Scale};
 
 use crate::support::Sim;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_official_npm_client_lists_every_endpoint_through_all_pages() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance");
+    let dir = crate::support::manifest_dir().join("tests/conformance");
     assert!(
         dir.join("node_modules/pipedrive/package.json").is_file(),
         "the official Pipedrive client is not installed in {}: run `npm ci --prefix tests/conformance` \

@@ -227,7 +227,7 @@ fn messages(output: &Output) -> Vec<Value> {
 fn validate_with_airbyte_models(dir: &Path, stdout: &[u8], configured: &Path) -> Value {
     let file = dir.join("messages.jsonl");
     std::fs::write(&file, stdout).unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/protocol/validate_airbyte.py");
+    let script = crate::support::manifest_dir().join("tests/protocol/validate_airbyte.py");
     let output = Command::new(tool("PDS_PYTHON", "python"))
         .arg(script)
         .arg(&file)

@@ -399,6 +399,14 @@ pub fn run_binary(args: &[&str], env: &[(&str, &str)], dir: &Path) -> Output {
     command.output().expect("binary runs")
 }
 
+/// The package's directory, as cargo gives it to the running test. The compile-time value
+/// would name the checkout that built the binary, which a shared target directory reuses for
+/// another checkout of the same sources.
+pub fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+}
+
 /// Runs the benchmark binary on the `pipedrive-sync` binary under test.
 pub fn run_bench(args: &[&str], dir: &Path) -> Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_pipedrive-sync-bench"))

@@ -30,7 +30,7 @@ const LIMIT_HEADERS: &[&str] = &[
 ];
 
 fn golden_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/views.json")
+    manifest_dir().join("tests/golden/views.json")
 }
 
 /// JSON text with object keys sorted, so that key order does not count.

@@ -10,9 +10,7 @@ use std::path::PathBuf;
 pub fn spec_dir() -> PathBuf {
     let dir = std::env::var_os("PIPEDRIVE_SPEC_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/pipedrive-api")
-        });
+        .unwrap_or_else(|| manifest_dir().join("../../../shared/pipedrive-api"));
     assert!(
         dir.join("endpoints-v1.json").is_file(),
         "the official specs are not in {} (set PIPEDRIVE_SPEC_DIR to the folder holding \
@@ -183,7 +181,7 @@ pub struct Row {
 }
 
 pub fn inventory() -> Vec<Row> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/simulator.md");
+    let path = manifest_dir().join("../../docs/simulator.md");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     text.lines()
         .filter(|l| l.starts_with("| v1 |") || l.starts_with("| v2 |"))
@@ -256,4 +254,12 @@ pub async fn fill(s: &Sim, example: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// The package's directory, as cargo gives it to the running test. The compile-time value
+/// would name the checkout that built the binary, which a shared target directory reuses for
+/// another checkout of the same sources.
+pub fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
 }
