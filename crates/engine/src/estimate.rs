@@ -16,6 +16,7 @@ use pipedrive_client::{
 use serde_json::Value;
 
 use crate::catalog::{self, ApiVersion, Fanout, Incremental, Origin, PagingKind, StreamDef};
+use crate::pages;
 use crate::runner::{SyncPlan, Unit, definitions_wanted, looked_back, reconciliation_due, units};
 use crate::runs::{RunRecord, StreamRun};
 use crate::source::{self, Source};
@@ -327,7 +328,8 @@ async fn changed_records(
     root: &'static StreamDef,
     since: &str,
 ) -> Result<u64, ClientError> {
-    let mut source = Source::open(client, root, None, PagePosition::First).await?;
+    let mut source =
+        Source::open(&pages::of_client(client), root, None, PagePosition::First).await?;
     let mut changed = 0;
     while let Some(chunk) = source.next().await {
         let mut chunk = chunk?;
@@ -401,7 +403,8 @@ async fn changes(
     if matches!(def.incremental, Incremental::None) {
         return full_read(client, def).await;
     }
-    let mut source = Source::open(client, def, Some(since.to_owned()), PagePosition::First).await?;
+    let pages = pages::of_client(client);
+    let mut source = Source::open(&pages, def, Some(since.to_owned()), PagePosition::First).await?;
     // Read as the run will, up to a few pages: a run after a quiet day needs no more, and its
     // changes are then counted, not guessed.
     let (mut records, mut requests, mut tokens) = (0, 0, 0);

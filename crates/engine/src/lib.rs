@@ -10,6 +10,7 @@ pub mod destination;
 pub mod estimate;
 pub mod follow;
 pub mod history;
+pub mod pages;
 pub mod report;
 pub mod runner;
 pub mod runs;

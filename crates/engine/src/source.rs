@@ -5,11 +5,12 @@
 use std::borrow::Cow;
 
 use futures::{StreamExt, TryStreamExt};
-use pipedrive_client::{Client, ClientError, Page, PagePosition, Paging, Request};
+use pipedrive_client::{ClientError, Page, PagePosition, Paging, Request};
 use serde::de::DeserializeSeed;
 use serde_json::{Map, Value};
 
 use crate::catalog::{self, Fanout, Incremental, PagingKind, StreamDef};
+use crate::pages::Pages;
 use crate::schema::normalize_timestamp;
 
 /// Child requests in flight at once for one fanned-out stream; the shared limiter paces them.
@@ -183,10 +184,10 @@ pub fn newest_cursor(cursor: Option<&str>, records: &[Map<String, Value>]) -> Op
         .max()
 }
 
-/// Pages of one list endpoint. It owns its client (a cheap clone), so a stream's pages can be
+/// Pages of one list endpoint. It owns its page source (a shared handle), so a stream's pages can be
 /// read ahead in a task of their own.
 pub enum Pager {
-    /// The client's own paging (cursor, offset, a single response, or several lists in turn).
+    /// The page source's own paging (cursor, offset, a single response, or several lists in turn).
     Stream(futures::stream::BoxStream<'static, Result<Page, ClientError>>),
     /// v1 offset lists read by `update_time`: each page restarts the query at the newest
     /// `update_time` seen instead of advancing an offset, because records updated mid-sync
@@ -194,7 +195,7 @@ pub enum Pager {
     /// plain offset. The boundary second is re-read and merged on the key; the offset is used
     /// only within a second that fills whole pages.
     Keyset {
-        client: Client,
+        pages: Pages,
         def: &'static StreamDef,
         param: &'static str,
         since: Option<String>,
@@ -207,7 +208,7 @@ impl Pager {
     /// Pages of `def`'s own list, from `since` (server-side change filter, when it has one)
     /// or from `start`.
     pub fn list(
-        client: &Client,
+        pages: &Pages,
         def: &'static StreamDef,
         since: Option<String>,
         start: PagePosition,
@@ -224,23 +225,24 @@ impl Pager {
                     )
                 })
                 .collect();
-            let client = client.clone();
+            let pages = pages.clone();
             return Pager::Stream(
                 futures::stream::iter(requests)
-                    .flat_map(move |r| client.pages(r))
+                    .flat_map(move |r| pages.pages(r))
                     .boxed(),
             );
         }
         let Incremental::UpdatedSince { param, sort } = def.incremental else {
-            return Pager::Stream(
-                client
-                    .pages(request(def, def.path.to_owned(), Vec::new(), start))
-                    .boxed(),
-            );
+            return Pager::Stream(pages.pages(request(
+                def,
+                def.path.to_owned(),
+                Vec::new(),
+                start,
+            )));
         };
         if matches!(def.paging, PagingKind::Offset { .. }) {
             return Pager::Keyset {
-                client: client.clone(),
+                pages: pages.clone(),
                 def,
                 param,
                 since,
@@ -253,11 +255,7 @@ impl Pager {
             .map(|since| (param.to_owned(), since))
             .collect();
         query.extend(sort.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
-        Pager::Stream(
-            client
-                .pages(request(def, def.path.to_owned(), query, start))
-                .boxed(),
-        )
+        Pager::Stream(pages.pages(request(def, def.path.to_owned(), query, start)))
     }
 
     pub async fn next(&mut self) -> Option<Result<Page, ClientError>> {
@@ -265,7 +263,7 @@ impl Pager {
             Pager::Stream(stream) => stream.next().await,
             Pager::Keyset { done: true, .. } => None,
             Pager::Keyset {
-                client,
+                pages,
                 def,
                 param,
                 since,
@@ -285,7 +283,7 @@ impl Pager {
                     PagePosition::Offset(*skip)
                 };
                 Some(
-                    client
+                    pages
                         .send(&request(def, def.path.to_owned(), query, start))
                         .await,
                 )
@@ -327,13 +325,13 @@ impl Source {
     /// The source for `def`. `since` is where an incremental read starts; `start` resumes a
     /// full refresh mid-list.
     pub async fn open(
-        client: &Client,
+        pages: &Pages,
         def: &'static StreamDef,
         since: Option<String>,
         start: PagePosition,
     ) -> Result<Source, ClientError> {
         if let (Incremental::Recents { item }, Some(since)) = (def.incremental, &since) {
-            if let Some(pager) = recents(client, item, since).await? {
+            if let Some(pager) = recents(pages, item, since).await? {
                 return Ok(Source::List {
                     def,
                     pager,
@@ -348,14 +346,14 @@ impl Source {
             );
             return Ok(Source::List {
                 def,
-                pager: Pager::list(client, def, None, PagePosition::First),
+                pager: Pager::list(pages, def, None, PagePosition::First),
                 unwrap: def.record_under,
                 keep_wrapper: true,
             });
         }
         Ok(Source::List {
             def,
-            pager: Pager::list(client, def, since, start),
+            pager: Pager::list(pages, def, since, start),
             unwrap: def.record_under,
             keep_wrapper: true,
         })
@@ -363,7 +361,7 @@ impl Source {
 
     /// `def`'s whole list newest first, so an initial backfill makes recent data usable early.
     /// Only cursor lists sorted by their change time can be read this way.
-    pub fn newest_first(client: &Client, def: &'static StreamDef, start: PagePosition) -> Source {
+    pub fn newest_first(pages: &Pages, def: &'static StreamDef, start: PagePosition) -> Source {
         let sort = match def.incremental {
             Incremental::UpdatedSince { sort, .. } => sort,
             _ => &[],
@@ -377,11 +375,7 @@ impl Source {
             .collect();
         Source::List {
             def,
-            pager: Pager::Stream(
-                client
-                    .pages(request(def, def.path.to_owned(), query, start))
-                    .boxed(),
-            ),
+            pager: Pager::Stream(pages.pages(request(def, def.path.to_owned(), query, start))),
             unwrap: def.record_under,
             keep_wrapper: true,
         }
@@ -430,7 +424,7 @@ impl Source {
 /// Reads `/v1/recents` for one item type since the bookmark. `None` when Pipedrive no longer
 /// reaches back that far: its `additional_data.since_timestamp` is later than asked.
 async fn recents(
-    client: &Client,
+    pages: &Pages,
     item: &'static str,
     since: &str,
 ) -> Result<Option<Pager>, ClientError> {
@@ -451,8 +445,8 @@ async fn recents(
         ],
         PagePosition::First,
     );
-    let mut pages = client.pages(first).boxed();
-    let Some(page) = pages.next().await else {
+    let mut first_pages = pages.pages(first);
+    let Some(page) = first_pages.next().await else {
         return Ok(Some(Pager::Stream(futures::stream::empty().boxed())));
     };
     let page = page?;
@@ -470,7 +464,7 @@ async fn recents(
     }
     Ok(Some(Pager::Stream(
         futures::stream::once(async move { Ok(page) })
-            .chain(pages)
+            .chain(first_pages)
             .boxed(),
     )))
 }
@@ -528,7 +522,7 @@ fn nested(def: &StreamDef, key: &str, field: &str, parents: &[&Map<String, Value
 /// The child records of one page of parents, with the parent's id added where records lack
 /// it; `replace_parents` names the parents whose children they replace.
 pub async fn children(
-    client: &Client,
+    pages: &Pages,
     def: &'static StreamDef,
     parent: &StreamDef,
     parents: &[&Map<String, Value>],
@@ -537,7 +531,7 @@ pub async fn children(
     let ids: Vec<Value> = parents.iter().filter_map(|p| p.get(key).cloned()).collect();
     let mut chunk = match def.fanout {
         Fanout::Nested { field, .. } => nested(def, key, field, parents),
-        _ => requested(client, def, key, parents).await?,
+        _ => requested(pages, def, key, parents).await?,
     };
     chunk.replace_parents = def.replace_children.then_some(ids);
     Ok(chunk)
@@ -562,7 +556,7 @@ fn path_text(record: &Map<String, Value>, path: &str) -> Option<String> {
 
 /// Children read by requests. A parent that vanished meanwhile (404/410) has none.
 async fn requested(
-    client: &Client,
+    pages: &Pages,
     def: &'static StreamDef,
     key: &str,
     parents: &[&Map<String, Value>],
@@ -610,7 +604,7 @@ async fn requested(
     };
     let results: Vec<Result<ParentPages, ClientError>> = futures::stream::iter(requests)
         .map(|(parent, request)| async move {
-            match client.pages(request).try_collect::<Vec<Page>>().await {
+            match pages.pages(request).try_collect::<Vec<Page>>().await {
                 Ok(pages) => Ok((parent, pages)),
                 Err(ClientError::NotFound { .. } | ClientError::Gone { .. }) => {
                     Ok((parent, Vec::new()))
@@ -709,13 +703,13 @@ const PAGES_IN_FLIGHT_WITH_CHILDREN: usize = 2;
 
 impl ReadAhead {
     pub fn start(
-        client: &Client,
+        source_pages: &Pages,
         root: &'static StreamDef,
         source: Source,
         members: Vec<Option<ChildRead>>,
     ) -> ReadAhead {
-        let (tx, pages) = tokio::sync::mpsc::channel(PAGES_AHEAD);
-        let client = client.clone();
+        let (tx, read) = tokio::sync::mpsc::channel(PAGES_AHEAD);
+        let pages = source_pages.clone();
         let in_flight = if members.iter().any(Option::is_some) {
             PAGES_IN_FLIGHT_WITH_CHILDREN
         } else {
@@ -732,10 +726,10 @@ impl ReadAhead {
             });
             let reads = chunks
                 .map(|chunk| {
-                    let (client, members) = (&client, &members);
+                    let (pages, members) = (&pages, &members);
                     async move {
                         match chunk {
-                            Ok(chunk) => Ok(read_children(client, root, members, chunk).await),
+                            Ok(chunk) => Ok(read_children(pages, root, members, chunk).await),
                             Err(error) => Err(error),
                         }
                     }
@@ -751,7 +745,7 @@ impl ReadAhead {
             let _ = tx.send(None).await;
         });
         ReadAhead {
-            pages,
+            pages: read,
             task,
             ended: false,
         }
@@ -864,7 +858,7 @@ impl serde::de::Visitor<'_> for WantedKey<'_> {
 
 /// Every fanned-out member's children of one chunk, requested concurrently.
 async fn read_children(
-    client: &Client,
+    pages: &Pages,
     root: &'static StreamDef,
     members: &[Option<ChildRead>],
     mut chunk: Chunk,
@@ -878,7 +872,7 @@ async fn read_children(
                 let member = member.as_ref()?;
                 let parents =
                     selected_parents(view, root.version_field(), member.skip_before.as_deref());
-                Some(children(client, member.def, root, &parents).await)
+                Some(children(pages, member.def, root, &parents).await)
             }
         });
         futures::future::join_all(reads).await

@@ -26,6 +26,8 @@ use crate::transform::FieldCatalog;
 mod plan;
 mod rows;
 mod walk;
+#[cfg(test)]
+mod walk_tests;
 mod writer;
 
 pub use self::plan::{Observer, RunError, StopSignal, StreamPlan, SyncMode, SyncPlan, SyncReport};
@@ -119,6 +121,7 @@ pub async fn run_with_definitions(
         .unzip();
 
     let mapping = Arc::new(custom_field_rows(&definitions, &states));
+    let pages = crate::pages::of_client(client);
     let start_date = plan.start_date;
     let lookback = plan.lookback;
     let work = units(&plan).into_iter().enumerate().map(|(index, unit)| {
@@ -141,7 +144,7 @@ pub async fn run_with_definitions(
             })
             .collect();
         let worker = UnitWorker {
-            client,
+            pages: &pages,
             writer: writers[index % writers.len()].clone(),
             observer: observer.clone(),
             stop: stop.clone(),

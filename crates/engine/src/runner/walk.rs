@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use pipedrive_client::{Client, ClientError, ErrorClass, PagePosition};
+use pipedrive_client::{ClientError, ErrorClass, PagePosition};
 use serde_json::{Map, Value};
 
 use super::plan::{Observer, StopSignal, StreamPlan, looked_back, stream_transform};
@@ -14,6 +14,7 @@ use super::writer::{Ack, PresentRows, TableWrite, WriteOp, Writer, wait};
 use crate::catalog::{self, Deletes, Fanout, Incremental, PagingKind, StreamDef};
 use crate::destination::TableRef;
 use crate::history::{self, VersionInput};
+use crate::pages::Pages;
 use crate::report::{Failure, Outcome, StreamReport};
 use crate::schema::Column;
 use crate::source::{self, Chunk, Source};
@@ -30,7 +31,7 @@ pub(super) type MemberInput = (
 );
 
 pub(super) struct UnitWorker<'a> {
-    pub(super) client: &'a Client,
+    pub(super) pages: &'a Pages,
     pub(super) writer: Writer,
     pub(super) observer: Arc<dyn Observer>,
     pub(super) stop: StopSignal,
@@ -277,8 +278,8 @@ impl UnitWorker<'_> {
                     .filter_map(|r| r.as_object().cloned())
                     .collect(),
             )),
-            None if newest_first => Source::newest_first(self.client, root, start.clone()),
-            None => Source::open(self.client, root, since, start.clone()).await?,
+            None if newest_first => Source::newest_first(self.pages, root, start.clone()),
+            None => Source::open(self.pages, root, since, start.clone()).await?,
         };
         let root_selected = members[0].def().name == root.name;
         let child_reads = members
@@ -290,7 +291,7 @@ impl UnitWorker<'_> {
                 })
             })
             .collect();
-        let mut pages = source::ReadAhead::start(self.client, root, source, child_reads);
+        let mut pages = source::ReadAhead::start(self.pages, root, source, child_reads);
 
         let mut pending: Option<Ack> = None;
         let mut position = start;
@@ -477,7 +478,7 @@ impl UnitWorker<'_> {
                     let parents =
                         source::selected_parents(chunk.records(), root.cursor_field, skip_before);
                     let source = log.between_syncs;
-                    let read = source::children(self.client, source.def, root, &parents).await?;
+                    let read = source::children(self.pages, source.def, root, &parents).await?;
                     member.tally.requests += read.requests;
                     member.tally.tokens += read.tokens;
                     let mut records = read.into_records();
@@ -639,7 +640,7 @@ impl UnitWorker<'_> {
                 // Without every list, a missing id proves nothing.
                 tracing::warn!(stream = def.name, list = list.name, %error, "deletes not reconciled: a list is not available");
             };
-            let mut pages = match Source::open(self.client, list, None, PagePosition::First).await {
+            let mut pages = match Source::open(self.pages, list, None, PagePosition::First).await {
                 Ok(pages) => pages,
                 Err(error) if error.exit_class() == ErrorClass::NotAvailable => {
                     not_available(&error);

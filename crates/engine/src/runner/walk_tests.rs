@@ -1,0 +1,283 @@
+//! The walk against pages held in memory and a destination held in memory: where it resumes,
+//! what it commits, and what it leaves the next run.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pipedrive_client::PagePosition;
+use serde_json::{Map, Value, json};
+
+use super::plan::{Observer, StopSignal, StreamPlan, SyncMode};
+use super::walk::UnitWorker;
+use super::writer::Writer;
+use crate::catalog::{self, StreamDef};
+use crate::destination::{Batch, Destination, DestinationError, TableRef};
+use crate::pages::Pages;
+use crate::pages::memory::MemoryPages;
+use crate::report::{Outcome, StreamReport};
+use crate::state::{StreamState, SyncState};
+
+/// Tables as rows by key, and the state committed with them.
+#[derive(Default)]
+struct Stored {
+    tables: BTreeMap<String, BTreeMap<String, Map<String, Value>>>,
+    state: SyncState,
+}
+
+#[derive(Clone, Default)]
+struct MemoryDestination(Arc<Mutex<Stored>>);
+
+impl MemoryDestination {
+    fn stored(&self) -> std::sync::MutexGuard<'_, Stored> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn table(&self, name: &str) -> BTreeMap<String, Map<String, Value>> {
+        self.stored().tables.get(name).cloned().unwrap_or_default()
+    }
+
+    fn state(&self, stream: &str) -> StreamState {
+        self.stored().state.get(stream).cloned().unwrap_or_default()
+    }
+}
+
+#[async_trait]
+impl Destination for MemoryDestination {
+    fn describe(&self) -> String {
+        "memory".to_owned()
+    }
+
+    async fn read_state(&mut self) -> Result<SyncState, DestinationError> {
+        Ok(self.stored().state.clone())
+    }
+
+    async fn write(&mut self, batches: &[Batch<'_>]) -> Result<(), DestinationError> {
+        let mut stored = self.stored();
+        for batch in batches {
+            let table = stored.tables.entry(batch.table.name.clone()).or_default();
+            for row in batch.rows {
+                let row: Map<String, Value> = batch
+                    .columns
+                    .iter()
+                    .zip(row)
+                    .map(|(column, value)| (column.name.clone(), value.clone()))
+                    .collect();
+                let key = batch
+                    .primary_key
+                    .iter()
+                    .map(|k| row.get(*k).map(Value::to_string).unwrap_or_default())
+                    .collect::<Vec<_>>()
+                    .join("|");
+                table.insert(key, row);
+            }
+            stored
+                .state
+                .insert(batch.stream.to_owned(), batch.state.clone());
+        }
+        Ok(())
+    }
+
+    async fn replace(
+        &mut self,
+        stream: &str,
+        staging: &TableRef,
+        target: &TableRef,
+        state: &StreamState,
+    ) -> Result<(), DestinationError> {
+        let mut stored = self.stored();
+        let rows = stored.tables.remove(&staging.name).unwrap_or_default();
+        stored.tables.insert(target.name.clone(), rows);
+        stored.state.insert(stream.to_owned(), state.clone());
+        Ok(())
+    }
+
+    async fn drop_table(&mut self, table: &TableRef) -> Result<(), DestinationError> {
+        self.stored().tables.remove(&table.name);
+        Ok(())
+    }
+
+    async fn reset_state(&mut self, stream: &str) -> Result<(), DestinationError> {
+        self.stored().state.remove(stream);
+        Ok(())
+    }
+}
+
+struct Quiet;
+impl Observer for Quiet {}
+
+/// One run of `def`'s unit alone, from the state the destination holds.
+async fn walk_once(
+    pages: &MemoryPages,
+    destination: &MemoryDestination,
+    def: &'static StreamDef,
+    mode: SyncMode,
+) -> StreamReport {
+    let state = destination.state(def.name);
+    let (writer, task) = Writer::start(
+        Box::new(destination.clone()),
+        "2026-12-07T12:00:00.000000Z".to_owned(),
+    );
+    let source: Pages = Arc::new(pages.clone());
+    let worker = UnitWorker {
+        pages: &source,
+        writer,
+        observer: Arc::new(Quiet),
+        stop: StopSignal::default(),
+        start_date: None,
+        lookback: Duration::ZERO,
+        keeps_deleted: false,
+        observed_at: "2026-12-07T12:00:00Z".to_owned(),
+    };
+    let plan = StreamPlan {
+        def,
+        mode,
+        table: TableRef {
+            schema: "main".to_owned(),
+            name: def.name.to_owned(),
+        },
+        history: false,
+        reconcile_every: None,
+        controls: Default::default(),
+        recent_first: false,
+    };
+    let mut reports = worker
+        .run(def, vec![(plan, state, None, Vec::new())], None)
+        .await;
+    task.await
+        .expect("the writer task ends with its last handle");
+    reports.remove(0)
+}
+
+fn stage(id: u64, name: &str) -> Value {
+    json!({"id": id, "name": name, "pipeline_id": 1, "order_nr": id, "is_deleted": false,
+           "update_time": format!("2026-01-{id:02}T00:00:00Z")})
+}
+
+/// The table's `name` column by id, as loaded.
+fn names(destination: &MemoryDestination, table: &str) -> BTreeMap<u64, String> {
+    destination
+        .table(table)
+        .values()
+        .map(|row| {
+            (
+                row["id"].as_u64().expect("an id"),
+                row["name"].as_str().expect("a name").to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_reload_that_failed_mid_list_resumes_at_its_next_page_and_swaps_in_every_record() {
+    let def = catalog::find("stages").expect("stages are in the catalog");
+    let truth: Vec<Value> = (1..=7)
+        .map(|id| stage(id, &format!("Stage {id}")))
+        .collect();
+    let pages = MemoryPages::new(3);
+    pages.set(def.path, truth.clone());
+    pages.fail_request(3);
+    let destination = MemoryDestination::default();
+
+    let failed = walk_once(&pages, &destination, def, SyncMode::FullRefresh).await;
+    assert!(
+        matches!(failed.outcome, Outcome::Incomplete { .. }),
+        "{:?}",
+        failed.outcome
+    );
+    // The two pages read are in the staging table, the live table untouched, and the state
+    // says where the list goes on.
+    assert_eq!(destination.table("_pds_staging_stages").len(), 6);
+    assert!(destination.table("stages").is_empty());
+    let progress = destination.state("stages").full_refresh.expect("progress");
+    assert_eq!(progress.next, PagePosition::Cursor("6".to_owned()));
+
+    let resumed = walk_once(&pages, &destination, def, SyncMode::FullRefresh).await;
+    assert!(
+        matches!(resumed.outcome, Outcome::Complete),
+        "{:?}",
+        resumed.outcome
+    );
+    let positions: Vec<PagePosition> = pages.requested().into_iter().map(|r| r.start).collect();
+    assert_eq!(
+        positions,
+        [
+            PagePosition::First,
+            PagePosition::Cursor("3".to_owned()),
+            PagePosition::Cursor("6".to_owned()),
+            PagePosition::Cursor("6".to_owned()),
+        ],
+        "the second run asks only for the page the first could not read"
+    );
+    let expected: BTreeMap<u64, String> = (1..=7).map(|id| (id, format!("Stage {id}"))).collect();
+    assert_eq!(names(&destination, "stages"), expected);
+    assert!(destination.table("_pds_staging_stages").is_empty());
+    assert_eq!(destination.state("stages").full_refresh, None);
+}
+
+fn organization(id: u64, name: &str, day: u32) -> Value {
+    json!({"id": id, "name": name, "owner_id": 1, "is_deleted": false,
+           "add_time": "2026-01-01T00:00:00Z",
+           "update_time": format!("2026-02-{day:02}T00:00:00Z")})
+}
+
+#[tokio::test]
+async fn an_incremental_stream_converges_on_its_changes_alone() {
+    let def = catalog::find("organizations").expect("organizations are in the catalog");
+    let pages = MemoryPages::new(3);
+    let mut truth: Vec<Value> = (1..=5)
+        .map(|id| organization(id, &format!("Org {id}"), id as u32))
+        .collect();
+    pages.set(def.path, truth.clone());
+    let destination = MemoryDestination::default();
+    let first = walk_once(&pages, &destination, def, SyncMode::Incremental).await;
+    assert!(
+        matches!(first.outcome, Outcome::Complete),
+        "{:?}",
+        first.outcome
+    );
+    assert_eq!(first.records, 5);
+    assert_eq!(
+        destination.state("organizations").bookmark.as_deref(),
+        Some("2026-02-05T00:00:00Z")
+    );
+
+    // Between runs one organization is renamed and one is added.
+    truth[1] = organization(2, "Org 2, renamed", 20);
+    truth.push(organization(6, "Org 6", 21));
+    pages.set(def.path, truth.clone());
+    let before = pages.requested().len();
+    let second = walk_once(&pages, &destination, def, SyncMode::Incremental).await;
+    assert!(
+        matches!(second.outcome, Outcome::Complete),
+        "{:?}",
+        second.outcome
+    );
+    let asked = &pages.requested()[before..];
+    assert_eq!(asked.len(), 1, "one page holds every change");
+    assert!(
+        asked[0].query.contains(&(
+            "updated_since".to_owned(),
+            "2026-02-05T00:00:00Z".to_owned()
+        )),
+        "{:?}",
+        asked[0].query
+    );
+    // The record at the bookmark's second is read again, with the two changes.
+    assert_eq!(second.records, 3);
+    let expected: BTreeMap<u64, String> = truth
+        .iter()
+        .map(|o| {
+            (
+                o["id"].as_u64().unwrap(),
+                o["name"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(names(&destination, "organizations"), expected);
+    assert_eq!(
+        destination.state("organizations").bookmark.as_deref(),
+        Some("2026-02-21T00:00:00Z")
+    );
+}
