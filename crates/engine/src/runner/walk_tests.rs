@@ -13,7 +13,8 @@ use super::plan::{Observer, StopSignal, StreamPlan, SyncMode};
 use super::walk::UnitWorker;
 use super::writer::Writer;
 use crate::catalog::{self, StreamDef};
-use crate::destination::{Batch, Destination, DestinationError, TableRef};
+use crate::destination::columns::{DELETED, DELETED_AT};
+use crate::destination::{Batch, Destination, DestinationError, Missing, Present, TableRef};
 use crate::pages::Pages;
 use crate::pages::memory::MemoryPages;
 use crate::report::{Outcome, StreamReport};
@@ -102,6 +103,35 @@ impl Destination for MemoryDestination {
         self.stored().state.remove(stream);
         Ok(())
     }
+
+    fn keeps_deleted(&self) -> bool {
+        true
+    }
+
+    async fn keep_deleted(&mut self, missing: &Missing<'_>) -> Result<u64, DestinationError> {
+        let Present::Keys(keys) = missing.present else {
+            return Err(DestinationError::new("reloads are not kept in memory"));
+        };
+        let present: Vec<String> = keys.iter().map(Value::to_string).collect();
+        let mut stored = self.stored();
+        let mut marked = 0;
+        for (key, row) in stored
+            .tables
+            .entry(missing.table.name.clone())
+            .or_default()
+            .iter_mut()
+        {
+            if !present.contains(key) && row.get(DELETED) != Some(&json!(true)) {
+                row.insert(DELETED.to_owned(), json!(true));
+                row.insert(DELETED_AT.to_owned(), json!(missing.deleted_at));
+                marked += 1;
+            }
+        }
+        stored
+            .state
+            .insert(missing.stream.to_owned(), missing.state.clone());
+        Ok(marked)
+    }
 }
 
 struct Quiet;
@@ -113,6 +143,17 @@ async fn walk_once(
     destination: &MemoryDestination,
     def: &'static StreamDef,
     mode: SyncMode,
+) -> StreamReport {
+    walk_reconciling(pages, destination, def, mode, false).await
+}
+
+/// [`walk_once`], listing every id to mark the rows Pipedrive no longer lists when `reconcile`.
+async fn walk_reconciling(
+    pages: &MemoryPages,
+    destination: &MemoryDestination,
+    def: &'static StreamDef,
+    mode: SyncMode,
+    reconcile: bool,
 ) -> StreamReport {
     let state = destination.state(def.name);
     let (writer, task) = Writer::start(
@@ -127,7 +168,7 @@ async fn walk_once(
         stop: StopSignal::default(),
         start_date: None,
         lookback: Duration::ZERO,
-        keeps_deleted: false,
+        keeps_deleted: reconcile,
         observed_at: "2026-12-07T12:00:00Z".to_owned(),
     };
     let plan = StreamPlan {
@@ -138,7 +179,7 @@ async fn walk_once(
             name: def.name.to_owned(),
         },
         history: false,
-        reconcile_every: None,
+        reconcile_every: reconcile.then_some(Duration::ZERO),
         controls: Default::default(),
         recent_first: false,
     };
@@ -280,4 +321,49 @@ async fn an_incremental_stream_converges_on_its_changes_alone() {
         destination.state("organizations").bookmark.as_deref(),
         Some("2026-02-21T00:00:00Z")
     );
+}
+
+#[tokio::test]
+async fn reconciliation_marks_the_rows_pipedrive_no_longer_lists_and_only_those() {
+    let def = catalog::find("organizations").expect("organizations are in the catalog");
+    let pages = MemoryPages::new(2);
+    let mut truth: Vec<Value> = (1..=5)
+        .map(|id| organization(id, &format!("Org {id}"), id as u32))
+        .collect();
+    pages.set(def.path, truth.clone());
+    let destination = MemoryDestination::default();
+    let first = walk_reconciling(&pages, &destination, def, SyncMode::Incremental, true).await;
+    assert!(
+        matches!(first.outcome, Outcome::Complete),
+        "{:?}",
+        first.outcome
+    );
+
+    // Organization 3 is gone from every list (purged), which no change filter shows.
+    truth.retain(|o| o["id"] != json!(3));
+    pages.set(def.path, truth);
+    let listed_from = chrono::Utc::now().timestamp();
+    let second = walk_reconciling(&pages, &destination, def, SyncMode::Incremental, true).await;
+    assert!(
+        matches!(second.outcome, Outcome::Complete),
+        "{:?}",
+        second.outcome
+    );
+    let deleted: BTreeMap<u64, bool> = destination
+        .table("organizations")
+        .values()
+        .map(|row| (row["id"].as_u64().unwrap(), row[DELETED] == json!(true)))
+        .collect();
+    assert_eq!(
+        deleted,
+        BTreeMap::from([(1, false), (2, false), (3, true), (4, false), (5, false)])
+    );
+    // Marked when the listing that missed it started.
+    let deleted_at = destination.table("organizations")["3"][DELETED_AT].clone();
+    let deleted_at = deleted_at
+        .as_str()
+        .and_then(crate::schema::parse_timestamp)
+        .expect("a deletion time");
+    assert!(deleted_at.timestamp() >= listed_from, "{deleted_at}");
+    assert!(destination.state("organizations").reconciled_at.is_some());
 }
