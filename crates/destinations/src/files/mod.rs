@@ -577,6 +577,24 @@ fn file_columns(path: &Path, rows: &[Map<String, Value>]) -> Result<Vec<Column>,
 }
 
 /// Every row of a table's directory, in write order (file names sort as they were written).
+/// Every key in `table`'s files, as text: read a file at a time, so only one file's rows are
+/// held at once.
+fn read_keys(
+    dir: &Path,
+    table: &str,
+    key: &str,
+) -> Result<std::collections::HashSet<String>, DestinationError> {
+    let mut keys = std::collections::HashSet::new();
+    for path in table_files(dir, table)? {
+        keys.extend(
+            read_file(&path)?
+                .iter()
+                .filter_map(|row| row.get(key).map(key_text)),
+        );
+    }
+    Ok(keys)
+}
+
 pub fn read_table(dir: &Path, table: &str) -> Result<Vec<Map<String, Value>>, DestinationError> {
     let mut rows = Vec::new();
     for path in table_files(dir, table)? {
@@ -641,17 +659,20 @@ impl Destination for Files {
     /// read (the latest row per key) shows them deleted.
     async fn keep_deleted(&mut self, missing: &Missing<'_>) -> Result<u64, DestinationError> {
         tokio::task::block_in_place(|| {
-            let (present, into) = match missing.present {
-                Present::Keys(keys) => (keys.iter().map(key_text).collect(), missing.table),
-                Present::Reloaded(staging) => (
-                    read_table(&self.dir, &staging.name)?
-                        .iter()
-                        .filter_map(|row| row.get(missing.key).map(key_text))
-                        .collect(),
-                    staging,
-                ),
+            let into = match missing.present {
+                Present::Keys(_) => missing.table,
+                Present::Reloaded(staging) => staging,
             };
-            let marked = self.mark_missing(missing, &present, into)?;
+            // A table without files (a first sync) has no rows to miss.
+            let marked = if table_files(&self.dir, &missing.table.name)?.is_empty() {
+                0
+            } else {
+                let present = match missing.present {
+                    Present::Keys(keys) => keys.iter().map(key_text).collect(),
+                    Present::Reloaded(staging) => read_keys(&self.dir, &staging.name, missing.key)?,
+                };
+                self.mark_missing(missing, &present, into)?
+            };
             if marked > 0 {
                 self.lose_track(&into.name);
             }
