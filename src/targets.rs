@@ -23,6 +23,14 @@ pub(crate) struct DuckDbFiles {
     open: Vec<(PathBuf, pipedrive_destinations::duckdb::DuckDb)>,
 }
 
+impl DuckDbFiles {
+    /// Closes the files this run opened, once every company's run sharing them has ended.
+    pub(crate) fn close(self) {
+        #[cfg(feature = "duckdb")]
+        drop(self.open);
+    }
+}
+
 /// Opens a company's destination; a DuckDB file already open in `files` is shared.
 #[cfg_attr(not(feature = "duckdb"), allow(unused_variables))]
 pub(crate) async fn open_shared(

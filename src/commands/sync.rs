@@ -93,7 +93,7 @@ pub(crate) async fn sync(
         runs.push(sync_company(config, prepared, delay, stop.clone(), several));
     }
     let results = futures::future::join_all(runs).await;
-    drop(files);
+    files.close();
     let failed: Vec<(String, Fail)> = results
         .into_iter()
         .filter_map(|(company, result)| result.err().map(|fail| (company, fail)))
