@@ -25,6 +25,9 @@ use crate::state::{StreamState, SyncState};
 struct Stored {
     tables: BTreeMap<String, BTreeMap<String, Map<String, Value>>>,
     state: SyncState,
+    /// Writes so far, and the one (counted from 1) that fails, committing nothing.
+    writes: usize,
+    fail_write: Option<usize>,
 }
 
 #[derive(Clone, Default)]
@@ -56,6 +59,10 @@ impl Destination for MemoryDestination {
 
     async fn write(&mut self, batches: &[Batch<'_>]) -> Result<(), DestinationError> {
         let mut stored = self.stored();
+        stored.writes += 1;
+        if stored.fail_write == Some(stored.writes) {
+            return Err(DestinationError::new("the disk is full"));
+        }
         for batch in batches {
             let table = stored.tables.entry(batch.table.name.clone()).or_default();
             for row in batch.rows {
@@ -366,4 +373,62 @@ async fn reconciliation_marks_the_rows_pipedrive_no_longer_lists_and_only_those(
         .expect("a deletion time");
     assert!(deleted_at.timestamp() >= listed_from, "{deleted_at}");
     assert!(destination.state("organizations").reconciled_at.is_some());
+}
+
+#[tokio::test]
+async fn a_failed_write_leaves_the_state_at_the_last_committed_page_and_the_next_run_goes_on_from_it()
+ {
+    let def = catalog::find("organizations").expect("organizations are in the catalog");
+    let pages = MemoryPages::new(2);
+    let truth: Vec<Value> = (1..=5)
+        .map(|id| organization(id, &format!("Org {id}"), id as u32))
+        .collect();
+    pages.set(def.path, truth.clone());
+    let destination = MemoryDestination::default();
+    destination.stored().fail_write = Some(2);
+
+    let failed = walk_once(&pages, &destination, def, SyncMode::Incremental).await;
+    assert!(
+        matches!(
+            failed.outcome,
+            Outcome::Incomplete {
+                failure: crate::report::Failure::Destination,
+                ..
+            }
+        ),
+        "{:?}",
+        failed.outcome
+    );
+    // Only the first page landed, and the bookmark is its newest record, not the second's.
+    assert_eq!(
+        names(&destination, "organizations")
+            .into_keys()
+            .collect::<Vec<_>>(),
+        [1, 2]
+    );
+    assert_eq!(
+        destination.state("organizations").bookmark.as_deref(),
+        Some("2026-02-02T00:00:00Z")
+    );
+
+    let before = pages.requested().len();
+    let resumed = walk_once(&pages, &destination, def, SyncMode::Incremental).await;
+    assert!(
+        matches!(resumed.outcome, Outcome::Complete),
+        "{:?}",
+        resumed.outcome
+    );
+    assert!(
+        pages.requested()[before].query.contains(&(
+            "updated_since".to_owned(),
+            "2026-02-02T00:00:00Z".to_owned()
+        )),
+        "the next run reads from the committed bookmark"
+    );
+    let expected: BTreeMap<u64, String> = (1..=5).map(|id| (id, format!("Org {id}"))).collect();
+    assert_eq!(names(&destination, "organizations"), expected);
+    assert_eq!(
+        destination.state("organizations").bookmark.as_deref(),
+        Some("2026-02-05T00:00:00Z")
+    );
 }
