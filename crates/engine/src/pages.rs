@@ -52,8 +52,8 @@ pub(crate) mod memory {
 
     /// Each path's records, served `page_size` a page, the next page named by a cursor (the
     /// index of its first record), filtered and ordered by change time as v2 lists are when
-    /// asked (`updated_since`, `sort_by=update_time`). Requests are recorded; one can be made
-    /// to fail.
+    /// asked (`updated_since`, `sort_by=update_time`) and to the parents a batch of children
+    /// names (`deal_ids`). Requests are recorded; one can be made to fail.
     #[derive(Clone, Default)]
     pub(crate) struct MemoryPages(Arc<Mutex<Lists>>);
 
@@ -124,6 +124,16 @@ pub(crate) mod memory {
                 .filter(|record| {
                     query("updated_since").is_none_or(|since| {
                         changed_at(record).is_some_and(|at| at.as_str() >= since)
+                    })
+                })
+                // Children of the parents a batch names (`deal_ids=1,2` keeps `deal_id` 1 and 2).
+                .filter(|record| {
+                    request.query.iter().all(|(key, ids)| {
+                        let Some(parent) = key.strip_suffix("_ids") else {
+                            return true;
+                        };
+                        let id = record[format!("{parent}_id")].to_string();
+                        ids.split(',').any(|wanted| wanted == id)
                     })
                 })
                 .cloned()

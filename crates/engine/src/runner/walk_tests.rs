@@ -65,6 +65,14 @@ impl Destination for MemoryDestination {
         }
         for batch in batches {
             let table = stored.tables.entry(batch.table.name.clone()).or_default();
+            // Children of re-read parents are replaced, so those a parent no longer has go.
+            if let Some((column, parents)) = batch.replace_parents {
+                let parents: Vec<String> = parents.iter().map(Value::to_string).collect();
+                table.retain(|_, row| {
+                    !row.get(column)
+                        .is_some_and(|parent| parents.contains(&parent.to_string()))
+                });
+            }
             for row in batch.rows {
                 let row: Map<String, Value> = batch
                     .columns
@@ -196,6 +204,52 @@ async fn walk_reconciling(
     task.await
         .expect("the writer task ends with its last handle");
     reports.remove(0)
+}
+
+/// One incremental run of a unit: `root` and the children read for its pages.
+async fn walk_unit(
+    pages: &MemoryPages,
+    destination: &MemoryDestination,
+    root: &'static StreamDef,
+    children: &[&'static StreamDef],
+) -> Vec<StreamReport> {
+    let (writer, task) = Writer::start(
+        Box::new(destination.clone()),
+        "2026-12-07T12:00:00.000000Z".to_owned(),
+    );
+    let source: Pages = Arc::new(pages.clone());
+    let worker = UnitWorker {
+        pages: &source,
+        writer,
+        observer: Arc::new(Quiet),
+        stop: StopSignal::default(),
+        start_date: None,
+        lookback: Duration::ZERO,
+        keeps_deleted: false,
+        observed_at: "2026-12-07T12:00:00Z".to_owned(),
+    };
+    let members = std::iter::once(root)
+        .chain(children.iter().copied())
+        .map(|def| {
+            let plan = StreamPlan {
+                def,
+                mode: SyncMode::Incremental,
+                table: TableRef {
+                    schema: "main".to_owned(),
+                    name: def.name.to_owned(),
+                },
+                history: false,
+                reconcile_every: None,
+                controls: Default::default(),
+                recent_first: false,
+            };
+            (plan, destination.state(def.name), None, Vec::new())
+        })
+        .collect();
+    let reports = worker.run(root, members, None).await;
+    task.await
+        .expect("the writer task ends with its last handle");
+    reports
 }
 
 fn stage(id: u64, name: &str) -> Value {
@@ -431,4 +485,67 @@ async fn a_failed_write_leaves_the_state_at_the_last_committed_page_and_the_next
         destination.state("organizations").bookmark.as_deref(),
         Some("2026-02-05T00:00:00Z")
     );
+}
+
+fn deal(id: u64, day: u32) -> Value {
+    json!({"id": id, "title": format!("Deal {id}"), "status": "open", "is_deleted": false,
+           "update_time": format!("2026-03-{day:02}T00:00:00Z")})
+}
+
+fn deal_product(id: u64, deal_id: u64) -> Value {
+    json!({"id": id, "deal_id": deal_id, "product_id": 1, "quantity": 1})
+}
+
+#[tokio::test]
+async fn children_are_read_again_only_for_changed_parents_and_those_a_parent_lost_go() {
+    let deals = catalog::find("deals").expect("deals are in the catalog");
+    let products = catalog::find("deal_products").expect("deal products are in the catalog");
+    let pages = MemoryPages::new(2);
+    pages.set(deals.path, (1..=4).map(|id| deal(id, id as u32)).collect());
+    pages.set(
+        products.path,
+        vec![
+            deal_product(10, 1),
+            deal_product(11, 1),
+            deal_product(30, 3),
+        ],
+    );
+    let destination = MemoryDestination::default();
+    for report in walk_unit(&pages, &destination, deals, &[products]).await {
+        assert!(matches!(report.outcome, Outcome::Complete), "{report:?}");
+    }
+    let loaded = |destination: &MemoryDestination| -> Vec<(u64, u64)> {
+        destination
+            .table("deal_products")
+            .values()
+            .map(|row| {
+                (
+                    row["id"].as_u64().unwrap(),
+                    row["deal_id"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(loaded(&destination), [(10, 1), (11, 1), (30, 3)]);
+
+    // Deal 1 loses product 11 and changes; deal 3 keeps its product and does not change.
+    let mut changed = (1..=4).map(|id| deal(id, id as u32)).collect::<Vec<_>>();
+    changed[0] = deal(1, 20);
+    pages.set(deals.path, changed);
+    pages.set(
+        products.path,
+        vec![deal_product(10, 1), deal_product(30, 3)],
+    );
+    let before = pages.requested().len();
+    for report in walk_unit(&pages, &destination, deals, &[products]).await {
+        assert!(matches!(report.outcome, Outcome::Complete), "{report:?}");
+    }
+    let asked: Vec<Vec<(String, String)>> = pages.requested()[before..]
+        .iter()
+        .filter(|r| r.path == products.path)
+        .map(|r| r.query.clone())
+        .collect();
+    // Deal 4, at the bookmark's second, is read again with deal 1; deal 3 is not.
+    assert_eq!(asked, [vec![("deal_ids".to_owned(), "4,1".to_owned())]]);
+    assert_eq!(loaded(&destination), [(10, 1), (30, 3)]);
 }
