@@ -85,10 +85,14 @@ impl Files {
         let followed = self.followed.get_mut(table).expect("inserted above");
         match (batch.replace_parents, followed) {
             (Some((column, parents)), Followed::Fresh(replaced))
-                if batch.primary_key != [column]
-                    && !parents.iter().any(|p| replaced.contains(&parent_hash(p))) =>
+                if batch.primary_key != [column] =>
             {
-                replaced.extend(parents.iter().map(parent_hash));
+                let hashes: Vec<u64> = parents.iter().map(parent_hash).collect();
+                if hashes.iter().any(|hash| replaced.contains(hash)) {
+                    // A parent came back: its earlier rows are read back to be removed.
+                    return self.write_removals_then(batch);
+                }
+                replaced.extend(hashes);
                 self.write_batch(batch)
             }
             (Some(_), _) => self.write_removals_then(batch),

@@ -340,14 +340,14 @@ impl Files {
 impl Files {
     /// Appends, for each key whose latest row (as readers merge the table) is live and not in
     /// `present`, that row again marked deleted, into `into` (the table itself, or the staging
-    /// directory of a full refresh). Reads every file of the table once.
+    /// directory of a full refresh). Reads each of the table's `files` once.
     fn mark_missing(
         &mut self,
         missing: &Missing<'_>,
+        files: &[PathBuf],
         present: &std::collections::HashSet<String>,
         into: &TableRef,
     ) -> Result<u64, DestinationError> {
-        let files = table_files(&self.dir, &missing.table.name)?;
         let mut contents = Vec::with_capacity(files.len());
         let mut latest: std::collections::HashMap<String, (usize, usize)> = Default::default();
         for (file, path) in files.iter().enumerate() {
@@ -498,14 +498,15 @@ impl Destination for Files {
                 Present::Reloaded(staging) => staging,
             };
             // A table without files (a first sync) has no rows to miss.
-            let marked = if table_files(&self.dir, &missing.table.name)?.is_empty() {
+            let files = table_files(&self.dir, &missing.table.name)?;
+            let marked = if files.is_empty() {
                 0
             } else {
                 let present = match missing.present {
                     Present::Keys(keys) => keys.iter().map(key_text).collect(),
                     Present::Reloaded(staging) => read_keys(&self.dir, &staging.name, missing.key)?,
                 };
-                self.mark_missing(missing, &present, into)?
+                self.mark_missing(missing, &files, &present, into)?
             };
             if marked > 0 {
                 self.lose_track(&into.name);

@@ -159,18 +159,32 @@ async fn walk_once(
     def: &'static StreamDef,
     mode: SyncMode,
 ) -> StreamReport {
-    walk_reconciling(pages, destination, def, mode, false).await
+    walk_unit(pages, destination, def, &[], mode, false)
+        .await
+        .remove(0)
 }
 
-/// [`walk_once`], listing every id to mark the rows Pipedrive no longer lists when `reconcile`.
+/// [`walk_once`], listing every id to mark the rows Pipedrive no longer lists.
 async fn walk_reconciling(
     pages: &MemoryPages,
     destination: &MemoryDestination,
     def: &'static StreamDef,
+) -> StreamReport {
+    walk_unit(pages, destination, def, &[], SyncMode::Incremental, true)
+        .await
+        .remove(0)
+}
+
+/// One run of a unit, `root` and the children read for its pages, from the state the
+/// destination holds; `reconcile` lists every id to mark the rows Pipedrive no longer lists.
+async fn walk_unit(
+    pages: &MemoryPages,
+    destination: &MemoryDestination,
+    root: &'static StreamDef,
+    children: &[&'static StreamDef],
     mode: SyncMode,
     reconcile: bool,
-) -> StreamReport {
-    let state = destination.state(def.name);
+) -> Vec<StreamReport> {
     let (writer, task) = Writer::start(
         Box::new(destination.clone()),
         "2026-12-07T12:00:00.000000Z".to_owned(),
@@ -186,60 +200,18 @@ async fn walk_reconciling(
         keeps_deleted: reconcile,
         observed_at: "2026-12-07T12:00:00Z".to_owned(),
     };
-    let plan = StreamPlan {
-        def,
-        mode,
-        table: TableRef {
-            schema: "main".to_owned(),
-            name: def.name.to_owned(),
-        },
-        history: false,
-        reconcile_every: reconcile.then_some(Duration::ZERO),
-        controls: Default::default(),
-        recent_first: false,
-    };
-    let mut reports = worker
-        .run(def, vec![(plan, state, None, Vec::new())], None)
-        .await;
-    task.await
-        .expect("the writer task ends with its last handle");
-    reports.remove(0)
-}
-
-/// One incremental run of a unit: `root` and the children read for its pages.
-async fn walk_unit(
-    pages: &MemoryPages,
-    destination: &MemoryDestination,
-    root: &'static StreamDef,
-    children: &[&'static StreamDef],
-) -> Vec<StreamReport> {
-    let (writer, task) = Writer::start(
-        Box::new(destination.clone()),
-        "2026-12-07T12:00:00.000000Z".to_owned(),
-    );
-    let source: Pages = Arc::new(pages.clone());
-    let worker = UnitWorker {
-        pages: &source,
-        writer,
-        observer: Arc::new(Quiet),
-        stop: StopSignal::default(),
-        start_date: None,
-        lookback: Duration::ZERO,
-        keeps_deleted: false,
-        observed_at: "2026-12-07T12:00:00Z".to_owned(),
-    };
     let members = std::iter::once(root)
         .chain(children.iter().copied())
         .map(|def| {
             let plan = StreamPlan {
                 def,
-                mode: SyncMode::Incremental,
+                mode,
                 table: TableRef {
                     schema: "main".to_owned(),
                     name: def.name.to_owned(),
                 },
                 history: false,
-                reconcile_every: None,
+                reconcile_every: reconcile.then_some(Duration::ZERO),
                 controls: Default::default(),
                 recent_first: false,
             };
@@ -393,7 +365,7 @@ async fn reconciliation_marks_the_rows_pipedrive_no_longer_lists_and_only_those(
         .collect();
     pages.set(def.path, truth.clone());
     let destination = MemoryDestination::default();
-    let first = walk_reconciling(&pages, &destination, def, SyncMode::Incremental, true).await;
+    let first = walk_reconciling(&pages, &destination, def).await;
     assert!(
         matches!(first.outcome, Outcome::Complete),
         "{:?}",
@@ -404,7 +376,7 @@ async fn reconciliation_marks_the_rows_pipedrive_no_longer_lists_and_only_those(
     truth.retain(|o| o["id"] != json!(3));
     pages.set(def.path, truth);
     let listed_from = chrono::Utc::now().timestamp();
-    let second = walk_reconciling(&pages, &destination, def, SyncMode::Incremental, true).await;
+    let second = walk_reconciling(&pages, &destination, def).await;
     assert!(
         matches!(second.outcome, Outcome::Complete),
         "{:?}",
@@ -511,7 +483,16 @@ async fn children_are_read_again_only_for_changed_parents_and_those_a_parent_los
         ],
     );
     let destination = MemoryDestination::default();
-    for report in walk_unit(&pages, &destination, deals, &[products]).await {
+    for report in walk_unit(
+        &pages,
+        &destination,
+        deals,
+        &[products],
+        SyncMode::Incremental,
+        false,
+    )
+    .await
+    {
         assert!(matches!(report.outcome, Outcome::Complete), "{report:?}");
     }
     let loaded = |destination: &MemoryDestination| -> Vec<(u64, u64)> {
@@ -537,7 +518,16 @@ async fn children_are_read_again_only_for_changed_parents_and_those_a_parent_los
         vec![deal_product(10, 1), deal_product(30, 3)],
     );
     let before = pages.requested().len();
-    for report in walk_unit(&pages, &destination, deals, &[products]).await {
+    for report in walk_unit(
+        &pages,
+        &destination,
+        deals,
+        &[products],
+        SyncMode::Incremental,
+        false,
+    )
+    .await
+    {
         assert!(matches!(report.outcome, Outcome::Complete), "{report:?}");
     }
     let asked: Vec<Vec<(String, String)>> = pages.requested()[before..]
