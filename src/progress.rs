@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use pipedrive_client::{BudgetSnapshot, Client};
-use pipedrive_engine::{Observer, Outcome, StreamReport, SyncReport};
+use pipedrive_engine::{Observer, Outcome, Remaining, StreamReport, SyncReport};
 
 pub struct Progress {
     client: Client,
@@ -186,6 +186,43 @@ pub(crate) fn budget_text(budget: &BudgetSnapshot) -> Option<String> {
     ))
 }
 
+/// What a run stopped at the reserve leaves, and how many days it takes.
+fn remaining_text(remaining: &Remaining) -> String {
+    match remaining {
+        Remaining::Estimated {
+            streams,
+            requests,
+            tokens,
+            days_after_today,
+            usable_per_day,
+            ..
+        } => {
+            let streams = match streams.len() {
+                1 => "1 stream".to_owned(),
+                n => format!("{n} streams"),
+            };
+            let days = match (days_after_today, usable_per_day) {
+                (Some(0), _) => "; it fits in what is left today".to_owned(),
+                (Some(days), Some(per_day)) => format!(
+                    "; at {} tokens a day above the reserve, {} more day{} of runs",
+                    thousands(*per_day),
+                    days,
+                    if *days == 1 { "" } else { "s" }
+                ),
+                _ => String::new(),
+            };
+            format!(
+                "left for the next runs: about {} tokens ({} requests) to finish {streams}{days}",
+                thousands(*tokens),
+                thousands(*requests)
+            )
+        }
+        Remaining::Unknown(reason) => {
+            format!("left for the next runs: not estimated ({reason}); `pipedrive-sync plan` tells")
+        }
+    }
+}
+
 /// Records per second as people read them: whole numbers, thousands separated.
 fn rate_text(per_second: f64) -> String {
     if !per_second.is_finite() || per_second < 0.5 {
@@ -258,6 +295,19 @@ pub fn summary(report: &SyncReport, client: &Client) -> String {
     // The run's own totals, as `_sync_runs` records them: what no stream paid for (field
     // definitions, the token check) gets a row of its own, so the columns add up to them.
     let run = &report.run;
+    if let Some(Remaining::Estimated {
+        probe_requests,
+        probe_tokens,
+        ..
+    }) = &report.remaining
+    {
+        out.push_str(&format!(
+            "{:<28} {:>10} {:>9} {:>9}\n",
+            "(estimate of what is left)", "", probe_requests, probe_tokens
+        ));
+        requests += probe_requests;
+        tokens += probe_tokens;
+    }
     let (other_requests, other_tokens) = (
         run.requests.saturating_sub(requests),
         run.tokens.saturating_sub(tokens),
@@ -280,6 +330,10 @@ pub fn summary(report: &SyncReport, client: &Client) -> String {
     ));
     if let Some(line) = budget_text(&client.budget()) {
         out.push_str(&line);
+        out.push('\n');
+    }
+    if let Some(remaining) = &report.remaining {
+        out.push_str(&remaining_text(remaining));
         out.push('\n');
     }
     for (index, (reason, streams)) in reasons.iter().enumerate() {

@@ -3,7 +3,7 @@
 
 use pipedrive_client::Client;
 use pipedrive_config::Config;
-use pipedrive_engine::estimate::{self, Basis, Estimate};
+use pipedrive_engine::estimate::{self, Basis, Estimate, Purpose};
 
 use crate::fail::Fail;
 use crate::progress::{budget_text, thousands};
@@ -18,7 +18,7 @@ pub async fn run(config: &Config) -> Result<(), Fail> {
     drop(destination);
     let plan = config.plan();
     let last = estimate::last_full_reads(&plan, &runs);
-    let estimate = estimate::estimate(&client, &plan, &states, &last).await?;
+    let estimate = estimate::estimate(&client, &plan, &states, &last, Purpose::NextRun).await?;
     eprint!("{}", table(&estimate));
     Ok(())
 }
@@ -30,7 +30,7 @@ fn table(estimate: &Estimate) -> String {
     );
     for stream in &estimate.streams {
         let records = match stream.basis {
-            Basis::Free | Basis::OneResponse => "-".to_owned(),
+            Basis::Free | Basis::OneResponse | Basis::Fresh => "-".to_owned(),
             _ => thousands(stream.records),
         };
         out.push_str(&format!(

@@ -67,12 +67,12 @@ async fn max_tokens_caps_what_one_run_spends() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_run_leaves_the_budget_reserve_unspent_and_the_next_run_continues() {
+async fn a_run_leaves_the_budget_reserve_unspent_says_what_is_left_and_the_next_run_continues() {
     let sim = Sim::start(Scale::Small, Plan::Premium).await;
     let workspace = Workspace::new();
     workspace.write_config(&sim, STREAMS);
-    // A day's budget of 250 tokens, less than these streams cost: 50 of them are the reserve.
-    let limit = 250;
+    // A day's budget less than these streams cost, a fifth of it the reserve.
+    let limit = LIMIT;
     sim.admin_call(
         Method::POST,
         "/__sim/budget/reset",
@@ -90,16 +90,56 @@ async fn a_run_leaves_the_budget_reserve_unspent_and_the_next_run_continues() {
     let remaining = sim.admin_get("/__sim/budget").await["remaining"]
         .as_u64()
         .unwrap();
+    // The estimate of what is left was paid for too, with tokens held above the reserve.
     assert!(
         remaining >= keep,
         "the run spent into the reserve: {remaining} left, {keep} kept"
     );
-    assert!(remaining < limit, "the run read nothing");
+    let spent_today = sim.stats().await["tokens_spent"].as_u64().unwrap();
+    assert_eq!(spent_today, limit - remaining);
+    // The summary says what the rest costs and how many days of this budget it takes.
+    let estimated = left_for_the_next_runs(&stderr(&stopped));
+    let per_day = limit - keep;
+    let days = estimated.div_ceil(per_day);
+    let days_text = format!(
+        "at {per_day} tokens a day above the reserve, {days} more day{}",
+        if days == 1 { "" } else { "s" }
+    );
+    assert!(
+        stderr(&stopped).contains(&days_text),
+        "{days_text}\n{}",
+        stderr(&stopped)
+    );
 
+    // A new day: the next run finishes, at about the cost estimated.
     sim.admin_call(Method::POST, "/__sim/budget/reset", json!({}))
         .await;
+    sim.reset_stats().await;
     let finished = workspace.sync(&sim, &[]);
     assert_ok(&finished);
+    // What the estimate covers: the unfinished streams, and the definitions and checks every
+    // run reads; not the page of changes of a stream the stopped run finished.
+    let done: u64 = ["deals", "persons", "activities", "notes"]
+        .into_iter()
+        .filter(|stream| summary_row(&stderr(&stopped), stream).ends_with(" done"))
+        .map(|stream| summary_tokens(&stderr(&finished), stream))
+        .sum();
+    let spent = sim.stats().await["tokens_spent"].as_u64().unwrap() - done;
+    let error = estimated.abs_diff(spent) as f64 / spent as f64;
+    eprintln!(
+        "the rest: estimated {estimated} tokens, spent {spent}\n{}\n{}",
+        stderr(&stopped),
+        stderr(&finished)
+    );
+    assert!(
+        error <= 0.25,
+        "estimated {estimated} tokens for the rest, the run spent {spent}"
+    );
+    assert!(
+        left_for_the_next_runs_line(&stderr(&finished)).is_none(),
+        "a finished run leaves nothing: {}",
+        stderr(&finished)
+    );
     // The summary says what is left of the day's budget, as the server counts it.
     let budget = sim.admin_get("/__sim/budget").await;
     let full = budget["limit"].as_u64().unwrap();
@@ -114,6 +154,49 @@ async fn a_run_leaves_the_budget_reserve_unspent_and_the_next_run_continues() {
         "{line}\n{}",
         stderr(&finished)
     );
-    let rows = workspace.rows("main.deals", "id");
-    compare_with_truth(&sim, "deals", "id", Listed::NotArchived, &rows).await;
+    for (stream, listed) in [
+        ("deals", Listed::NotArchived),
+        ("persons", Listed::Live),
+        ("activities", Listed::Live),
+        ("notes", Listed::Live),
+    ] {
+        let rows = workspace.rows(&format!("main.{stream}"), "id");
+        compare_with_truth(&sim, stream, "id", listed, &rows).await;
+    }
+}
+
+/// A stream's row in a run's summary.
+fn summary_row<'a>(stderr: &'a str, stream: &str) -> &'a str {
+    stderr
+        .lines()
+        .find(|line| line.split_whitespace().next() == Some(stream))
+        .unwrap_or_else(|| panic!("no {stream} in:\n{stderr}"))
+}
+
+/// A stream's tokens in a run's summary.
+fn summary_tokens(stderr: &str, stream: &str) -> u64 {
+    let line = summary_row(stderr, stream);
+    line.split_whitespace()
+        .nth(3)
+        .and_then(|tokens| tokens.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"))
+}
+
+/// A daily budget that pays for a part of [`STREAMS`]' first sync at `small`.
+const LIMIT: u64 = 540;
+
+fn left_for_the_next_runs_line(stderr: &str) -> Option<&str> {
+    stderr
+        .lines()
+        .find(|line| line.starts_with("left for the next runs: about "))
+}
+
+/// The tokens the summary's last lines say the rest of the work costs.
+fn left_for_the_next_runs(stderr: &str) -> u64 {
+    let line = left_for_the_next_runs_line(stderr).unwrap_or_else(|| panic!("{stderr}"));
+    line["left for the next runs: about ".len()..]
+        .split(' ')
+        .next()
+        .and_then(|tokens| tokens.replace(',', "").parse().ok())
+        .unwrap_or_else(|| panic!("{line}"))
 }

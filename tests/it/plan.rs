@@ -203,3 +203,68 @@ async fn plan_counts_the_threads_whose_messages_a_run_reads_again() {
         threads.len()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refresh_every_leaves_full_reads_alone_until_due_and_plan_counts_them_free() {
+    let sim = Sim::start(Scale::Small, Plan::Growth).await;
+    let workspace = Workspace::new();
+    let streams = "streams:\n  deals:\n  pipelines:\n  stages:\n  currencies:\n";
+    workspace.write_config(&sim, &format!("defaults:\n  refresh_every: 6h\n{streams}"));
+    assert_ok(&workspace.sync(&sim, &[]));
+
+    // A pipeline renamed in Pipedrive: the next run within six hours does not read it again.
+    let pipeline = sim.truth("pipelines").await[0]["id"].as_i64().unwrap();
+    let renamed = sim
+        .api(
+            Method::PATCH,
+            &format!("/api/v2/pipelines/{pipeline}"),
+            Some(json!({"name": "Renamed pipeline"})),
+        )
+        .await;
+    assert_eq!(renamed["data"]["name"], "Renamed pipeline", "{renamed}");
+    let (estimated, spent, answer) = estimate_then_sync(&sim, &workspace).await;
+    assert_within_a_quarter(estimated, spent, "refresh_every not due", &answer);
+    for stream in ["pipelines", "stages", "currencies"] {
+        let line = answer
+            .lines()
+            .find(|line| line.starts_with(&format!("{stream} ")))
+            .unwrap_or_else(|| panic!("no {stream} in:\n{answer}"));
+        assert!(line.ends_with("refresh_every: not due"), "{line}");
+    }
+    sim.reset_stats().await;
+    let quiet = workspace.sync(&sim, &[]);
+    assert_ok(&quiet);
+    for path in ["/api/v2/pipelines", "/api/v2/stages", "/api/v1/currencies"] {
+        assert_eq!(sim.requests_to(path).await, 0, "{path} read again");
+    }
+    assert!(sim.requests_to("/api/v2/deals").await > 0);
+    assert!(
+        stderr(&quiet).contains("read in full 0m ago, and refresh_every is 6h"),
+        "{}",
+        stderr(&quiet)
+    );
+    let names = |rows: Vec<serde_json::Value>| -> Vec<String> {
+        rows.iter()
+            .map(|row| row["name"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    assert!(
+        !names(workspace.rows("main.pipelines", "id")).contains(&"Renamed pipeline".to_owned())
+    );
+
+    // Without it, the next run reads every list again, and the tables equal Pipedrive's.
+    workspace.write_config(&sim, streams);
+    assert_ok(&workspace.sync(&sim, &[]));
+    assert!(sim.requests_to("/api/v2/pipelines").await > 0);
+    for stream in ["pipelines", "stages"] {
+        let rows = workspace.rows(&format!("main.{stream}"), "id");
+        crate::sync_duckdb::compare_with_truth(
+            &sim,
+            stream,
+            "id",
+            crate::sync_duckdb::Listed::Live,
+            &rows,
+        )
+        .await;
+    }
+}

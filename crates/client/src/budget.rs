@@ -29,6 +29,11 @@ struct State {
     exhausted_until: Option<DateTime<Utc>>,
     spent: u64,
     reserved: u64,
+    /// Tokens kept above the reserve while a run reads, so that a run stopped there can still
+    /// estimate what is left of its work (see [`Budget::hold`]).
+    held: u64,
+    /// A request was refused because it would have dipped into the reserve (or into `held`).
+    reserve_reached: bool,
 }
 
 /// Cost of one request held against the budget until its outcome is known.
@@ -54,6 +59,8 @@ pub struct BudgetSnapshot {
     pub reserve_percent: u8,
     /// When the daily budget resets, if it is known to be exhausted.
     pub resets_at: Option<DateTime<Utc>>,
+    /// A request was refused at the reserve: the run stopped there.
+    pub reserve_reached: bool,
 }
 
 /// Next UTC midnight after `now`.
@@ -100,10 +107,12 @@ impl Budget {
         }
         if let (Some(limit), Some(remaining)) = (s.daily_limit, s.daily_remaining) {
             let keep = limit * u64::from(self.reserve_percent) / 100;
-            if self.reserve_percent > 0 && remaining < keep + cost {
+            if self.reserve_percent > 0 && remaining < keep + s.held + cost {
+                s.reserve_reached = true;
                 return Err(ClientError::BudgetReserveReached {
                     remaining,
                     keep,
+                    held: s.held,
                     percent: self.reserve_percent,
                     resets_at: next_utc_midnight(now),
                 });
@@ -137,6 +146,13 @@ impl Budget {
             }
             0
         }
+    }
+
+    /// Keeps `tokens` above the reserve unspent until it is called again (with 0 to release
+    /// them): what a stopped run's estimate of its remaining work costs. Without a reserve there
+    /// is nothing to stop at, so nothing is held.
+    pub(crate) fn hold(&self, tokens: u64) {
+        self.lock().held = if self.reserve_percent > 0 { tokens } else { 0 };
     }
 
     /// Feeds `x-daily-ratelimit-token-limit`/`-remaining`.
@@ -177,6 +193,7 @@ impl Budget {
             token_cap: self.cap,
             reserve_percent: self.reserve_percent,
             resets_at,
+            reserve_reached: s.reserve_reached,
         }
     }
 }
@@ -230,6 +247,28 @@ mod tests {
         }
         assert!(b.reserve(5).is_ok());
         b.settle(r, true);
+    }
+
+    #[test]
+    fn held_tokens_stop_a_run_above_the_reserve_and_pay_for_what_follows_once_released() {
+        let b = Budget::new(None, 20);
+        b.observe(Some(1000), Some(250));
+        b.hold(40);
+        // 250 left, 200 kept, 40 held: a 20-token request would leave 230, under 240.
+        assert!(matches!(
+            b.reserve(20),
+            Err(ClientError::BudgetReserveReached { .. })
+        ));
+        assert!(b.snapshot(None).reserve_reached);
+        b.hold(0);
+        let r = b.reserve(20).unwrap();
+        b.settle(r, true);
+        assert_eq!(b.snapshot(None).daily_remaining, Some(230));
+        // Without a reserve a run spends everything: nothing is held back.
+        let unreserved = Budget::new(None, 0);
+        unreserved.observe(Some(1000), Some(30));
+        unreserved.hold(40);
+        assert!(unreserved.reserve(20).is_ok());
     }
 
     #[test]

@@ -246,6 +246,13 @@ impl Client {
         self.inner.stats.timeline()
     }
 
+    /// Keeps `tokens` of the company's daily budget above its reserve unspent until called
+    /// again (0 releases them): a run stopped at the reserve pays for the estimate of what it
+    /// has left with them.
+    pub fn hold_above_reserve(&self, tokens: u64) {
+        self.inner.budget.hold(tokens);
+    }
+
     /// What is known about the burst limit and the daily budget.
     pub fn budget(&self) -> BudgetSnapshot {
         self.inner.budget.snapshot(self.inner.limiter.limit())

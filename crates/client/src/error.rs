@@ -62,11 +62,14 @@ pub enum ClientError {
     /// The next request would dip into the share of the daily budget the run leaves for the
     /// company's other integrations; nothing was sent.
     #[error(
-        "the company has {remaining} Pipedrive API tokens left today and this run leaves {keep} ({percent}% of the daily budget) for its other integrations; the next run after {resets_at} continues where this one stopped (lower source.budget_reserve_percent to spend more)"
+        "the company has {remaining} Pipedrive API tokens left today and this run leaves {keep} ({percent}% of the daily budget) for its other integrations{}; the next run after {resets_at} continues where this one stopped (lower source.budget_reserve_percent to spend more)",
+        held_note(.held)
     )]
     BudgetReserveReached {
         remaining: u64,
         keep: u64,
+        /// Tokens above the reserve held for estimating what the stopped run leaves.
+        held: u64,
         percent: u8,
         resets_at: DateTime<Utc>,
     },
@@ -316,4 +319,12 @@ pub(crate) fn truncate(s: &str, max: usize) -> String {
         end -= 1;
     }
     format!("{}…", &s[..end])
+}
+
+/// The tokens a stopped run held above the reserve, where it held any.
+fn held_note(held: &u64) -> String {
+    match held {
+        0 => String::new(),
+        held => format!(" (and up to {held} more to estimate what this run leaves)"),
+    }
 }

@@ -147,6 +147,10 @@ pub struct RawStreamOptions {
     /// How often an incremental stream lists every id to find deleted records (`24h`, `30m`,
     /// `0s` for every run, `never`). Costs one full listing of the stream.
     pub reconcile_deletes_every: Option<String>,
+    /// How long a stream read in full every run (no change filter: pipelines, currencies,
+    /// mail threads, ...) is used as last read before it is read again (`6h`, `1d`). Unset:
+    /// every run.
+    pub refresh_every: Option<String>,
     /// Columns (destination names) never loaded.
     pub exclude_columns: Option<Vec<String>>,
     /// Columns loaded as the hex SHA-256 of `hash_salt` and the value.
@@ -217,6 +221,9 @@ pub struct StreamChoice {
     pub table: TableRef,
     pub history: bool,
     pub reconcile_deletes_every: Option<Duration>,
+    /// For a stream read in full every run: how long its last complete read stands. `None`:
+    /// read every run.
+    pub refresh_every: Option<Duration>,
     pub controls: Controls,
     pub recent_first: bool,
 }
@@ -249,6 +256,41 @@ pub const DEFAULT_BUDGET_RESERVE_PERCENT: u8 = 20;
 const DEFAULT_OBJECT: &str = "pipedrive.{stream_name}";
 /// With several companies each gets a schema of its own.
 const SEVERAL_OBJECT: &str = "{company}_pipedrive.{stream_name}";
+
+/// How long a stream read in full every run stands: its own `refresh_every` over `'*'` over
+/// `defaults`. Streams read by their changes cost a page when nothing changed, so the key is
+/// refused on one of them and not applied to them from `'*'` or `defaults`.
+fn refresh_every(
+    def: &catalog::StreamDef,
+    mode: SyncMode,
+    own: Option<&RawStreamOptions>,
+    wildcard: &RawStreamOptions,
+    defaults: &RawStreamOptions,
+) -> Result<Option<Duration>, ConfigError> {
+    let own = own.and_then(|options| options.refresh_every.as_ref());
+    let reads_changes = mode == SyncMode::Incremental && def.supports_incremental();
+    if reads_changes {
+        return match own {
+            Some(_) => Err(error(format!(
+                "streams.{0}.refresh_every: {0} is read by its changes, so a run costs a page when nothing changed; refresh_every is for streams read in full every run (e.g. pipelines, stages, currencies, mail_threads): remove it",
+                def.name
+            ))),
+            None => Ok(None),
+        };
+    }
+    let (text, key) = match (own, &wildcard.refresh_every, &defaults.refresh_every) {
+        (Some(text), _, _) => (text, format!("streams.{}.refresh_every", def.name)),
+        (None, Some(text), _) => (text, "streams.'*'.refresh_every".to_owned()),
+        (None, None, Some(text)) => (text, "defaults.refresh_every".to_owned()),
+        (None, None, None) => return Ok(None),
+    };
+    match parse_every(text, &key)? {
+        Some(every) => Ok(Some(every).filter(|every| !every.is_zero())),
+        None => Err(error(format!(
+            "{key}: `never` would keep the first read for good; write an interval (e.g. `6h`, `1d`), or remove it to read the stream every run"
+        ))),
+    }
+}
 
 /// A stream's data controls: its own options over `'*'` over `defaults`.
 fn controls(
@@ -623,6 +665,7 @@ impl Config {
                     table: s.table.clone(),
                     history: s.history,
                     reconcile_every: s.reconcile_deletes_every,
+                    refresh_every: s.refresh_every,
                     controls: s.controls.clone(),
                     recent_first: s.recent_first,
                 })
@@ -1019,6 +1062,8 @@ impl Config {
                     &format!("streams.{}.reconcile_deletes_every", def.name),
                 )?,
             };
+            let own = selected.contains_key(def.name).then_some(&options);
+            let refresh_every = refresh_every(def, mode, own, &wildcard, &raw.defaults)?;
             let controls = controls(
                 def,
                 &options,
@@ -1069,6 +1114,7 @@ impl Config {
                 table,
                 history: history && def.version_field().is_some(),
                 reconcile_deletes_every,
+                refresh_every,
                 controls,
             });
         }
@@ -1236,6 +1282,48 @@ mod tests {
                 .to_string()
                 .contains("--company")
         );
+    }
+
+    #[test]
+    fn refresh_every_applies_to_streams_read_in_full_and_is_refused_on_one_read_by_changes() {
+        let config = parse(
+            "source: {api_token: abc, base_url: 'http://127.0.0.1:1'}\n\
+             defaults: {refresh_every: 6h}\n\
+             streams:\n  deals:\n  pipelines:\n  currencies: {refresh_every: 30m}\n  persons: {mode: full-refresh}\n",
+        )
+        .unwrap();
+        let every: Vec<_> = config
+            .streams
+            .iter()
+            .map(|s| (s.def.name, s.refresh_every.map(|d| d.as_secs())))
+            .collect();
+        assert_eq!(
+            every,
+            [
+                ("deals", None),
+                ("persons", Some(6 * 3600)),
+                ("pipelines", Some(6 * 3600)),
+                ("currencies", Some(1800)),
+            ]
+        );
+        let source = "source: {api_token: abc, base_url: 'http://127.0.0.1:1'}\n";
+        for (yaml, expected) in [
+            (
+                "streams:\n  deals: {refresh_every: 6h}\n",
+                "streams.deals.refresh_every: deals is read by its changes",
+            ),
+            (
+                "defaults: {refresh_every: never}\n",
+                "defaults.refresh_every: `never` would keep the first read for good",
+            ),
+            (
+                "streams:\n  '*': {refresh_every: 6 hours}\n",
+                "streams.'*'.refresh_every: `6 hours` is not an interval",
+            ),
+        ] {
+            let message = parse(&format!("{source}{yaml}")).unwrap_err().to_string();
+            assert!(message.contains(expected), "{message}");
+        }
     }
 
     #[test]

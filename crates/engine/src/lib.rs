@@ -7,7 +7,6 @@ pub mod catalog;
 pub mod controls;
 pub mod declared;
 pub mod destination;
-pub mod estimate;
 pub mod follow;
 pub mod history;
 pub mod pages;
@@ -21,7 +20,8 @@ pub mod transform;
 
 pub use catalog::{CATALOG, StreamDef};
 pub use destination::{Batch, Destination, DestinationError, Missing, Present, TableRef};
-pub use report::{Failure, Outcome, StreamReport};
+pub use report::{Failure, Outcome, Remaining, StreamReport};
+pub use runner::estimate;
 pub use runner::{
     Observer, RunError, StopSignal, StreamPlan, SyncMode, SyncPlan, SyncReport, current_user,
     definitions_wanted, read_field_definitions, run, run_with_definitions,

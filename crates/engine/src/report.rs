@@ -57,3 +57,25 @@ pub fn worst_failure(streams: &[StreamReport]) -> Option<(Failure, &str)> {
         })
         .min_by_key(|(f, _)| rank(*f))
 }
+
+/// What a run stopped at the daily budget's reserve leaves for the runs after it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Remaining {
+    /// Estimated with a probe per unfinished list, paid from tokens held above the reserve.
+    Estimated {
+        /// The streams not finished.
+        streams: Vec<&'static str>,
+        requests: u64,
+        tokens: u64,
+        /// Days after today the rest needs at `usable_per_day`; `None` when the server did
+        /// not report its daily budget.
+        days_after_today: Option<u64>,
+        /// The daily budget less the reserve.
+        usable_per_day: Option<u64>,
+        /// What the estimate's probes cost.
+        probe_requests: u64,
+        probe_tokens: u64,
+    },
+    /// The estimate failed; why.
+    Unknown(String),
+}

@@ -397,6 +397,7 @@ mod tests {
                     },
                     history: false,
                     reconcile_every: None,
+                    refresh_every: None,
                     controls: Default::default(),
                     recent_first: false,
                 })

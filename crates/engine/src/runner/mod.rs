@@ -17,12 +17,13 @@ use serde_json::Value;
 use crate::catalog::{self, Origin, StreamDef};
 use crate::declared::{FieldDefinitions, assign_custom_columns};
 use crate::destination::Destination;
-use crate::report::{Failure, Outcome, StreamReport, worst_failure};
+use crate::report::{Failure, Outcome, Remaining, StreamReport, worst_failure};
 use crate::runs::RunStart;
 use crate::source;
 use crate::state::{StreamState, SyncState};
 use crate::transform::FieldCatalog;
 
+pub mod estimate;
 mod plan;
 mod rows;
 mod walk;
@@ -30,13 +31,13 @@ mod walk;
 mod walk_tests;
 mod writer;
 
+pub use self::plan::definitions_wanted;
 pub use self::plan::{Observer, RunError, StopSignal, StreamPlan, SyncMode, SyncPlan, SyncReport};
-pub(crate) use self::plan::{Unit, looked_back, stream_transform, units};
+pub(crate) use self::plan::{stream_transform, take_fresh, units};
 
 pub(crate) use self::rows::declared_columns;
 pub use self::rows::{Rows, build_rows};
 use self::walk::UnitWorker;
-pub(crate) use self::walk::reconciliation_due;
 use self::writer::{WRITERS, WriteOp, Writer};
 
 /// Runs a sync to completion (or to a stop), returning what happened per stream.
@@ -124,7 +125,21 @@ pub async fn run_with_definitions(
     let pages = crate::pages::of_client(client);
     let start_date = plan.start_date;
     let lookback = plan.lookback;
-    let work = units(&plan).into_iter().enumerate().map(|(index, unit)| {
+    // Streams whose last complete read still stands (`refresh_every`) are left as they are.
+    let mut plan = plan;
+    let fresh = take_fresh(&mut plan, &states, Utc::now(), |def| {
+        definitions.contains_key(def.name) || def.origin == Origin::CustomFieldColumns
+    });
+    let units = units(&plan);
+    // Tokens kept above the reserve for estimating what a stop there leaves: each unit's
+    // probe, released as the unit completes.
+    let probes: Vec<u64> = units
+        .iter()
+        .map(|unit| estimate::rest_probe_cost(unit, definitions.contains_key(unit.root.name)))
+        .collect();
+    let held = Arc::new(std::sync::Mutex::new(probes.iter().sum::<u64>()));
+    client.hold_above_reserve(*held.lock().unwrap_or_else(|e| e.into_inner()));
+    let work = units.into_iter().enumerate().map(|(index, unit)| {
         let members = unit
             .members
             .into_iter()
@@ -157,7 +172,19 @@ pub async fn run_with_definitions(
             Origin::Api => definitions.get(unit.root.name).cloned(),
             Origin::CustomFieldColumns => Some(mapping.clone()),
         };
-        async move { worker.run(unit.root, members, prefetched).await }
+        let (held, probe) = (held.clone(), probes[index]);
+        async move {
+            let reports = worker.run(unit.root, members, prefetched).await;
+            if !reports
+                .iter()
+                .any(|r| matches!(r.outcome, Outcome::Incomplete { .. }))
+            {
+                let mut held = held.lock().unwrap_or_else(|e| e.into_inner());
+                *held = held.saturating_sub(probe);
+                client.hold_above_reserve(*held);
+            }
+            reports
+        }
     });
     let mut reports: Vec<StreamReport> = futures::stream::iter(work)
         .buffer_unordered(plan.concurrency.max(1))
@@ -166,7 +193,17 @@ pub async fn run_with_definitions(
         .into_iter()
         .flatten()
         .collect();
+    reports.extend(fresh);
     reports.sort_by_key(|r| catalog::CATALOG.iter().position(|s| s.name == r.stream));
+    client.hold_above_reserve(0);
+    let stopped_early = reports
+        .iter()
+        .any(|r| matches!(r.outcome, Outcome::Incomplete { .. }));
+    let remaining = if stopped_early && client.budget().reserve_reached {
+        Some(remaining_work(client, &plan, &reports, &writers[0]).await)
+    } else {
+        None
+    };
     let worst = worst_failure(&reports);
     let run = run_start.finish(client, &reports, worst);
     // Through the first writer, after every page; a destination that failed keeps no record.
@@ -183,7 +220,56 @@ pub async fn run_with_definitions(
     Ok(SyncReport {
         streams: reports,
         run,
+        remaining,
     })
+}
+
+/// What a run stopped at the reserve leaves: the unfinished streams estimated from their
+/// committed state, with the tokens held for it.
+async fn remaining_work(
+    client: &Client,
+    plan: &SyncPlan,
+    reports: &[StreamReport],
+    writer: &Writer,
+) -> Remaining {
+    let unfinished: Vec<&'static str> = reports
+        .iter()
+        .filter(|r| matches!(r.outcome, Outcome::Incomplete { .. }))
+        .map(|r| r.stream)
+        .collect();
+    let rest = SyncPlan {
+        streams: plan
+            .streams
+            .iter()
+            .filter(|s| unfinished.contains(&s.def.name))
+            .cloned()
+            .collect(),
+        ..plan.clone()
+    };
+    let states = match writer.read_state().await {
+        Ok(states) => states,
+        Err(error) => return Remaining::Unknown(error),
+    };
+    match estimate::estimate(
+        client,
+        &rest,
+        &states,
+        &Default::default(),
+        estimate::Purpose::RestOfRun,
+    )
+    .await
+    {
+        Ok(estimate) => Remaining::Estimated {
+            streams: unfinished,
+            requests: estimate.total_requests(),
+            tokens: estimate.total_tokens(),
+            days_after_today: estimate.days_after_today(),
+            usable_per_day: estimate.usable_per_day(),
+            probe_requests: estimate.probe_requests,
+            probe_tokens: estimate.probe_tokens,
+        },
+        Err(error) => Remaining::Unknown(error.to_string()),
+    }
 }
 
 /// Records a run that ended at its first request, every planned stream failed with its
@@ -301,31 +387,6 @@ fn refuse_another_company(
     )))
 }
 
-/// The `*_fields` streams a planned stream takes its custom-field names from (or that are
-/// themselves planned): their definitions are read once per run.
-pub fn definitions_wanted(plan: &SyncPlan) -> Vec<&'static StreamDef> {
-    let mapping = plan
-        .streams
-        .iter()
-        .any(|s| s.def.origin == Origin::CustomFieldColumns);
-    let mut wanted: Vec<&'static StreamDef> = plan
-        .streams
-        .iter()
-        .map(|s| s.def)
-        .chain(catalog::CATALOG.iter().filter(|_| mapping))
-        .filter_map(|def| def.custom_fields.and_then(|c| catalog::find(c.defined_by)))
-        .chain(
-            plan.streams
-                .iter()
-                .map(|s| s.def)
-                .filter(|d| d.field_definitions.is_some()),
-        )
-        .collect();
-    wanted.sort_by_key(|d| d.name);
-    wanted.dedup_by_key(|d| d.name);
-    wanted
-}
-
 /// Reads the records of the `*_fields` streams `wanted` names. One whose read fails is left
 /// out (with a warning), so the streams it defines keep raw custom-field keys.
 pub async fn read_field_definitions(
@@ -402,6 +463,7 @@ fn custom_field_rows(definitions: &FieldDefinitions, states: &SyncState) -> Vec<
 
 #[cfg(test)]
 mod tests {
+    use super::plan::looked_back;
     use super::walk::{StreamError, outcome_of};
     use super::*;
     use crate::schema::{ColumnType, normalize_timestamp};

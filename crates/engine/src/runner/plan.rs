@@ -8,13 +8,13 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use pipedrive_client::ClientError;
 use serde_json::Value;
 
-use crate::catalog::{self, StreamDef};
+use crate::catalog::{self, Origin, StreamDef};
 use crate::declared::assign_custom_columns;
 use crate::destination::{DestinationError, TableRef};
-use crate::report::{Failure, StreamReport, worst_failure};
+use crate::report::{Failure, Outcome, Remaining, StreamReport, worst_failure};
 use crate::runs::RunRecord;
 use crate::schema::{Column, ColumnType};
-use crate::state::StreamState;
+use crate::state::{StreamState, SyncState};
 use crate::transform::{FieldCatalog, RecordTransform};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -35,6 +35,9 @@ pub struct StreamPlan {
     /// How often an incremental stream lists its ids to find deleted records: `None` never,
     /// zero on every run. Costs one full listing of the stream.
     pub reconcile_every: Option<std::time::Duration>,
+    /// For a stream read in full every run: how long its last complete read stands before it
+    /// is read again. `None`: every run.
+    pub refresh_every: Option<std::time::Duration>,
     pub controls: crate::controls::Controls,
     /// The first (backfill) sync reads the newest records first.
     pub recent_first: bool,
@@ -44,6 +47,23 @@ impl StreamPlan {
     /// Whether the stream is read by its changes since a bookmark, not in full.
     pub fn reads_changes(&self) -> bool {
         self.mode == SyncMode::Incremental && self.def.supports_incremental()
+    }
+
+    /// How long ago the stream's last complete read ended, if that read still stands at `now`
+    /// (`refresh_every`): the run leaves the stream as it is.
+    pub fn fresh(
+        &self,
+        state: Option<&StreamState>,
+        now: DateTime<Utc>,
+    ) -> Option<chrono::Duration> {
+        let every = chrono::Duration::from_std(self.refresh_every?).ok()?;
+        let state = state?;
+        if state.full_refresh.is_some() || self.reads_changes() {
+            return None;
+        }
+        let completed = DateTime::parse_from_rfc3339(state.completed_at.as_deref()?).ok()?;
+        let age = now.signed_duration_since(completed);
+        (age >= chrono::Duration::zero() && age < every).then_some(age)
     }
 }
 
@@ -91,6 +111,8 @@ pub struct SyncReport {
     pub streams: Vec<StreamReport>,
     /// The run's record, as written to the destination's `_sync_runs`.
     pub run: RunRecord,
+    /// For a run stopped at the daily budget's reserve: what it leaves for the next runs.
+    pub remaining: Option<Remaining>,
 }
 
 impl SyncReport {
@@ -143,6 +165,77 @@ impl StopSignal {
 pub(crate) struct Unit {
     pub(crate) root: &'static StreamDef,
     pub(crate) members: Vec<StreamPlan>,
+}
+
+/// The `*_fields` streams a planned stream takes its custom-field names from (or that are
+/// themselves planned): their definitions are read once per run.
+pub fn definitions_wanted(plan: &SyncPlan) -> Vec<&'static StreamDef> {
+    let mapping = plan
+        .streams
+        .iter()
+        .any(|s| s.def.origin == Origin::CustomFieldColumns);
+    let mut wanted: Vec<&'static StreamDef> = plan
+        .streams
+        .iter()
+        .map(|s| s.def)
+        .chain(catalog::CATALOG.iter().filter(|_| mapping))
+        .filter_map(|def| def.custom_fields.and_then(|c| catalog::find(c.defined_by)))
+        .chain(
+            plan.streams
+                .iter()
+                .map(|s| s.def)
+                .filter(|d| d.field_definitions.is_some()),
+        )
+        .collect();
+    wanted.sort_by_key(|d| d.name);
+    wanted.dedup_by_key(|d| d.name);
+    wanted
+}
+
+/// Takes the streams whose last complete read still stands at `now` (`refresh_every`) out of
+/// the plan: the run leaves them as they are, reported skipped with the reason. Streams the
+/// run has for free (`free`: read with the field definitions, or derived) are kept.
+pub(crate) fn take_fresh(
+    plan: &mut SyncPlan,
+    states: &SyncState,
+    now: DateTime<Utc>,
+    free: impl Fn(&StreamDef) -> bool,
+) -> Vec<StreamReport> {
+    let mut fresh = Vec::new();
+    plan.streams.retain(|stream| {
+        let (Some(age), Some(every)) = (
+            stream.fresh(states.get(stream.def.name), now),
+            stream.refresh_every,
+        ) else {
+            return true;
+        };
+        if free(stream.def) {
+            return true;
+        }
+        fresh.push(StreamReport {
+            stream: stream.def.name,
+            records: 0,
+            requests: 0,
+            tokens: 0,
+            seconds: 0.0,
+            outcome: Outcome::Skipped(format!(
+                "read in full {} ago, and refresh_every is {}",
+                minutes_or_hours(age.num_minutes()),
+                minutes_or_hours((every.as_secs() / 60) as i64)
+            )),
+        });
+        false
+    });
+    fresh
+}
+
+/// `95m`, `6h`, `30h`: a duration as a config writes it.
+fn minutes_or_hours(minutes: i64) -> String {
+    if minutes < 120 || minutes % 60 != 0 && minutes < 600 {
+        format!("{minutes}m")
+    } else {
+        format!("{}h", minutes / 60)
+    }
 }
 
 /// Groups the plan into units, in catalog order.
@@ -210,4 +303,72 @@ pub(crate) fn stream_transform(
         .map(|column| (column.name, column.ty))
         .collect();
     transform
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::state::FullRefreshProgress;
+
+    fn plan(stream: &str, mode: SyncMode, refresh_every: Option<Duration>) -> StreamPlan {
+        StreamPlan {
+            def: catalog::find(stream).unwrap(),
+            mode,
+            table: TableRef {
+                schema: "main".to_owned(),
+                name: stream.to_owned(),
+            },
+            history: false,
+            reconcile_every: None,
+            refresh_every,
+            controls: Default::default(),
+            recent_first: false,
+        }
+    }
+
+    #[test]
+    fn a_full_read_stands_for_refresh_every_from_when_it_completed() {
+        let now = DateTime::parse_from_rfc3339("2026-12-07T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let completed = |at: &str| StreamState {
+            completed_at: Some(at.to_owned()),
+            ..StreamState::default()
+        };
+        let six_hours = Some(Duration::from_secs(6 * 3600));
+        let pipelines = plan("pipelines", SyncMode::Incremental, six_hours);
+        let two_hours_ago = completed("2026-12-07T10:00:00Z");
+        assert_eq!(
+            pipelines.fresh(Some(&two_hours_ago), now),
+            Some(chrono::Duration::hours(2))
+        );
+        assert_eq!(
+            pipelines.fresh(Some(&completed("2026-12-07T06:00:00Z")), now),
+            None
+        );
+        // Never read, a reload under way, a clock that went back: read.
+        assert_eq!(pipelines.fresh(None, now), None);
+        let reloading = StreamState {
+            full_refresh: Some(FullRefreshProgress {
+                next: pipedrive_client::PagePosition::First,
+                bookmark: None,
+            }),
+            ..two_hours_ago.clone()
+        };
+        assert_eq!(pipelines.fresh(Some(&reloading), now), None);
+        assert_eq!(
+            pipelines.fresh(Some(&completed("2026-12-07T13:00:00Z")), now),
+            None
+        );
+        // Without the option, and for a stream read by its changes, every run reads.
+        let every_run = plan("pipelines", SyncMode::Incremental, None);
+        assert_eq!(every_run.fresh(Some(&two_hours_ago), now), None);
+        let deals = plan("deals", SyncMode::Incremental, six_hours);
+        assert_eq!(deals.fresh(Some(&two_hours_ago), now), None);
+        // A stream that could read changes, reloaded by choice, is read in full: it may stand.
+        let reloaded_deals = plan("deals", SyncMode::FullRefresh, six_hours);
+        assert!(reloaded_deals.fresh(Some(&two_hours_ago), now).is_some());
+    }
 }

@@ -212,6 +212,7 @@ async fn walk_unit(
                 },
                 history: false,
                 reconcile_every: reconcile.then_some(Duration::ZERO),
+                refresh_every: None,
                 controls: Default::default(),
                 recent_first: false,
             };

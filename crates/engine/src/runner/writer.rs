@@ -6,7 +6,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::destination::{Batch, Destination, DestinationError, Missing, Present, TableRef};
 use crate::runs::RunRecord;
 use crate::schema::Column;
-use crate::state::StreamState;
+use crate::state::{StreamState, SyncState};
 use serde_json::Value;
 
 /// One table's share of a commit.
@@ -36,6 +36,8 @@ pub(super) enum WriteOp {
     Drop(TableRef),
     /// The finished run's record.
     RecordRun(Box<RunRecord>),
+    /// Every stream's committed state, read after the writes queued before it.
+    ReadState(oneshot::Sender<SyncState>),
     KeepDeleted {
         stream: &'static str,
         table: TableRef,
@@ -98,6 +100,15 @@ impl Writer {
 
     pub(super) async fn commit(&self, op: WriteOp) -> Result<(), String> {
         wait(self.submit(op).await?).await
+    }
+
+    /// Every stream's committed state.
+    pub(super) async fn read_state(&self) -> Result<SyncState, String> {
+        let (reply, state) = oneshot::channel();
+        self.commit(WriteOp::ReadState(reply)).await?;
+        state
+            .await
+            .map_err(|_| "the destination writer stopped".to_owned())
     }
 }
 
@@ -171,5 +182,9 @@ async fn apply(
         } => destination.replace(stream, &staging, &target, &state).await,
         WriteOp::Drop(table) => destination.drop_table(&table).await,
         WriteOp::RecordRun(run) => destination.record_run(&run).await,
+        WriteOp::ReadState(reply) => {
+            let _ = reply.send(destination.read_state().await?);
+            Ok(())
+        }
     }
 }

@@ -6,6 +6,9 @@
 //! for a few pages, and extrapolated over time beyond. Streams read in full on every run cost
 //! what the last run that completed them cost, without a probe; fanned-out streams follow from
 //! their parent's estimate.
+//!
+//! A run stopped at the budget's reserve estimates what it has left the same way, more
+//! cheaply (see [`Purpose::RestOfRun`]), with tokens it kept above the reserve for it.
 
 use std::collections::HashMap;
 
@@ -15,9 +18,10 @@ use pipedrive_client::{
 };
 use serde_json::Value;
 
+use super::plan::{StreamPlan, SyncPlan, Unit, definitions_wanted, looked_back, units};
+use super::walk::reconciliation_due;
 use crate::catalog::{self, ApiVersion, Fanout, Incremental, Origin, PagingKind, StreamDef};
 use crate::pages;
-use crate::runner::{SyncPlan, Unit, definitions_wanted, looked_back, reconciliation_due, units};
 use crate::runs::{RunRecord, StreamRun};
 use crate::source::{self, Source};
 use crate::state::{StreamState, SyncState};
@@ -43,6 +47,8 @@ pub enum Basis {
     LastRun,
     /// The list is longer than a page and cannot be sorted by id: at least this much.
     AtLeast,
+    /// Read in full more recently than its `refresh_every`: not read.
+    Fresh,
 }
 
 impl Basis {
@@ -57,6 +63,7 @@ impl Basis {
             Basis::OneResponse => "one response",
             Basis::LastRun => "as the last run",
             Basis::AtLeast => "at least",
+            Basis::Fresh => "refresh_every: not due",
         }
     }
 }
@@ -95,11 +102,17 @@ impl Estimate {
         self.overhead_tokens + self.streams.iter().map(|s| s.tokens).sum::<u64>()
     }
 
-    /// Days the run takes at the budget runs may spend (the daily budget less the reserve):
-    /// `None` when the server did not say its budget.
+    /// Days the run takes at the budget runs may spend (the daily budget less the reserve),
+    /// today included: `None` when the server did not say its budget.
     pub fn days(&self) -> Option<u64> {
+        Some(1 + self.days_after_today()?)
+    }
+
+    /// Days after today the work still needs, once what is left of today's budget above the
+    /// reserve is spent: 0 when it fits today.
+    pub fn days_after_today(&self) -> Option<u64> {
         let limit = self.budget.daily_limit?;
-        let usable_per_day = limit * u64::from(100 - self.budget.reserve_percent.min(99)) / 100;
+        let usable_per_day = self.usable_per_day()?;
         let reserve = limit - usable_per_day;
         let usable_today = self
             .budget
@@ -107,15 +120,86 @@ impl Estimate {
             .unwrap_or(limit)
             .saturating_sub(reserve);
         let total = self.total_tokens();
-        if total <= usable_today {
-            return Some(1);
-        }
-        Some(1 + (total - usable_today).div_ceil(usable_per_day.max(1)))
+        Some(
+            total
+                .saturating_sub(usable_today)
+                .div_ceil(usable_per_day.max(1)),
+        )
+    }
+
+    /// Tokens a day's runs may spend: the daily budget less the reserve.
+    pub fn usable_per_day(&self) -> Option<u64> {
+        let limit = self.budget.daily_limit?;
+        Some(limit * u64::from(100 - self.budget.reserve_percent.min(99)) / 100)
     }
 }
 
-/// Pages of changes an estimate reads before it extrapolates.
-const CHANGE_PAGES_READ: usize = 4;
+/// What an estimate is for, which decides how much it reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    /// `plan`: the next run, read closely (a few pages of changes, the parents whose children
+    /// a run reads again, the listings that find deletes).
+    NextRun,
+    /// What a run stopped at the reserve leaves for the next ones, paid from the tokens it
+    /// held above the reserve (at most [`rest_probe_cost`]): a page of changes or a full
+    /// read's probe per list (with the listings that find deletes where they are due), and
+    /// children from their parents' figures.
+    RestOfRun,
+}
+
+impl Purpose {
+    /// Pages of changes read before extrapolating.
+    fn change_pages(self) -> usize {
+        match self {
+            Purpose::NextRun => 4,
+            Purpose::RestOfRun => 1,
+        }
+    }
+}
+
+/// The most [`Purpose::RestOfRun`] can spend probing a unit: a full read of its root, and of
+/// each list a member's deletes are found by. A root whose records come with the field
+/// definitions costs nothing.
+pub(crate) fn rest_probe_cost(unit: &Unit, prefetched: bool) -> u64 {
+    let root = unit.root;
+    let walk = if prefetched || root.origin == Origin::CustomFieldColumns {
+        0
+    } else {
+        full_read_probe_cost(root)
+    };
+    let listings: u64 = unit
+        .members
+        .iter()
+        .filter(|member| member.reads_changes())
+        .filter_map(|member| member.def.deletes.map(|deletes| (member.def, deletes)))
+        .flat_map(|(def, deletes)| {
+            std::iter::once(def).chain(
+                deletes
+                    .also_present_in
+                    .iter()
+                    .filter_map(|name| catalog::find(name)),
+            )
+        })
+        .map(full_read_probe_cost)
+        .sum();
+    walk + listings
+}
+
+/// What [`full_read`] can cost: the first page sorted by id, the largest id, and the unsorted
+/// page an endpoint that refuses to sort is read by, for each value a per-value list is read
+/// with.
+fn full_read_probe_cost(def: &StreamDef) -> u64 {
+    let values = match def.fanout {
+        Fanout::PerValue { values, .. } => values.len() as u64,
+        _ => 1,
+    };
+    let per_value = match def.paging {
+        PagingKind::None => 1,
+        _ if def.primary_key == ["id"] => 3,
+        _ => 2,
+    };
+    values * per_value * u64::from(def.token_cost)
+}
 
 /// What one read of a list costs, and how many records it brings.
 #[derive(Clone, Copy, Debug)]
@@ -159,6 +243,7 @@ pub async fn estimate(
     plan: &SyncPlan,
     states: &SyncState,
     last: &HashMap<&'static str, StreamRun>,
+    purpose: Purpose,
 ) -> Result<Estimate, ClientError> {
     let before = client.stats();
     let definitions = definitions_wanted(plan);
@@ -191,7 +276,22 @@ pub async fn estimate(
             });
         let prefetched = definitions.iter().any(|d| d.name == root.name)
             || root.origin == Origin::CustomFieldColumns;
-        let from_last_run = |member: &crate::runner::StreamPlan| {
+        // Known without a probe: a stream whose last read still stands costs nothing (one
+        // the run has for free is read all the same), one read in full every run what it
+        // cost last time.
+        let from_last_run = |member: &StreamPlan| {
+            if !prefetched
+                && member
+                    .fresh(states.get(member.def.name), Utc::now())
+                    .is_some()
+            {
+                return Some(Read {
+                    records: 0,
+                    requests: 0,
+                    tokens: 0,
+                    basis: Basis::Fresh,
+                });
+            }
             let last = last.get(member.def.name)?;
             Some(Read {
                 records: last.records,
@@ -222,7 +322,7 @@ pub async fn estimate(
             }
         } else {
             match &since {
-                Some(since) => changes(client, root, since).await?,
+                Some(since) => changes(client, root, since, purpose.change_pages()).await?,
                 None => full_read(client, root).await?,
             }
         };
@@ -230,7 +330,8 @@ pub async fn estimate(
         let mut unpaid_walk = unit.members.iter().all(|m| m.def.name != root.name);
         for member in &unit.members {
             let def = member.def;
-            let changed_since = parents_changed_since(member, root, states, plan.lookback);
+            let changed_since = parents_changed_since(member, root, states, plan.lookback)
+                .filter(|_| purpose == Purpose::NextRun);
             let mut read = if let Some(read) = from_last_run(member) {
                 read
             } else if def.name == root.name {
@@ -307,7 +408,7 @@ pub async fn estimate(
 /// a bookmark. The run re-reads the children of the parents changed since (see the walk's
 /// `skip_before`), so its cost is one request per such parent, not per parent.
 fn parents_changed_since(
-    member: &crate::runner::StreamPlan,
+    member: &StreamPlan,
     root: &StreamDef,
     states: &SyncState,
     lookback: std::time::Duration,
@@ -399,6 +500,7 @@ async fn changes(
     client: &Client,
     def: &'static StreamDef,
     since: &str,
+    pages_read: usize,
 ) -> Result<Read, ClientError> {
     if matches!(def.incremental, Incremental::None) {
         return full_read(client, def).await;
@@ -409,7 +511,7 @@ async fn changes(
     // changes are then counted, not guessed.
     let (mut records, mut requests, mut tokens) = (0, 0, 0);
     let mut reached: Option<String> = None;
-    for _ in 0..CHANGE_PAGES_READ {
+    for _ in 0..pages_read {
         let Some(chunk) = source.next().await else {
             return Ok(Read {
                 records,
