@@ -193,7 +193,6 @@ fn remaining_text(remaining: &Remaining) -> String {
             streams,
             requests,
             tokens,
-            days_after_today,
             usable_per_day,
             ..
         } => {
@@ -201,15 +200,17 @@ fn remaining_text(remaining: &Remaining) -> String {
                 1 => "1 stream".to_owned(),
                 n => format!("{n} streams"),
             };
-            let days = match (days_after_today, usable_per_day) {
-                (Some(0), _) => "; it fits in what is left today".to_owned(),
-                (Some(days), Some(per_day)) => format!(
-                    "; at {} tokens a day above the reserve, {} more day{} of runs",
-                    thousands(*per_day),
-                    days,
-                    if *days == 1 { "" } else { "s" }
-                ),
-                _ => String::new(),
+            // From the next budget day on: what is left of today is the reserve.
+            let days = match usable_per_day {
+                Some(per_day) => {
+                    let days = tokens.div_ceil((*per_day).max(1));
+                    format!(
+                        "; at {} tokens a day above the reserve, {days} more day{} of runs",
+                        thousands(*per_day),
+                        if days == 1 { "" } else { "s" }
+                    )
+                }
+                None => String::new(),
             };
             format!(
                 "left for the next runs: about {} tokens ({} requests) to finish {streams}{days}",
@@ -218,7 +219,9 @@ fn remaining_text(remaining: &Remaining) -> String {
             )
         }
         Remaining::Unknown(reason) => {
-            format!("left for the next runs: not estimated ({reason}); `pipedrive-sync plan` tells")
+            format!(
+                "left for the next runs: not estimated ({reason}); `pipedrive-sync plan` estimates it once the budget renews"
+            )
         }
     }
 }

@@ -67,10 +67,7 @@ pub enum Remaining {
         streams: Vec<&'static str>,
         requests: u64,
         tokens: u64,
-        /// Days after today the rest needs at `usable_per_day`; `None` when the server did
-        /// not report its daily budget.
-        days_after_today: Option<u64>,
-        /// The daily budget less the reserve.
+        /// The daily budget less the reserve, when the server reported its budget.
         usable_per_day: Option<u64>,
         /// What the estimate's probes cost.
         probe_requests: u64,

@@ -110,7 +110,7 @@ impl Estimate {
 
     /// Days after today the work still needs, once what is left of today's budget above the
     /// reserve is spent: 0 when it fits today.
-    pub fn days_after_today(&self) -> Option<u64> {
+    fn days_after_today(&self) -> Option<u64> {
         let limit = self.budget.daily_limit?;
         let usable_per_day = self.usable_per_day()?;
         let reserve = limit - usable_per_day;

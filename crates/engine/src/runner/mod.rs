@@ -263,7 +263,6 @@ async fn remaining_work(
             streams: unfinished,
             requests: estimate.total_requests(),
             tokens: estimate.total_tokens(),
-            days_after_today: estimate.days_after_today(),
             usable_per_day: estimate.usable_per_day(),
             probe_requests: estimate.probe_requests,
             probe_tokens: estimate.probe_tokens,
