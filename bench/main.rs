@@ -88,6 +88,9 @@ struct BenchArgs {
     /// Real seconds standing for the follow scenario's hour.
     #[arg(long, default_value_t = 120)]
     follow_hour_seconds: u64,
+    /// Scale of the tokens scenario (plan growth, default selection).
+    #[arg(long, default_value = "small")]
+    tokens_scale: Scale,
     /// Also write the measurements as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -239,6 +242,16 @@ async fn run(args: BenchArgs) -> Result<(), (u8, String)> {
             );
         }
     }
+    let tokens = if chosen(bench::Kind::Tokens) {
+        eprintln!("bench: tokens {} ...", args.tokens_scale);
+        Some(
+            bench::measure_tokens(args.tokens_scale, &work)
+                .await
+                .map_err(fail)?,
+        )
+    } else {
+        None
+    };
     let _ = std::fs::remove_dir_all(&work);
     let memory_flatness = bench::memory_flatness(&runs);
     if !runs.is_empty() {
@@ -254,6 +267,9 @@ async fn run(args: BenchArgs) -> Result<(), (u8, String)> {
     if !follow.is_empty() {
         print!("\n{}", bench::render_follow(&follow));
     }
+    if let Some(m) = &tokens {
+        print!("\n{}", bench::render_tokens(m));
+    }
     if let Some(path) = args.json {
         let report = bench::Report {
             runs,
@@ -261,6 +277,7 @@ async fn run(args: BenchArgs) -> Result<(), (u8, String)> {
             incremental,
             fanout,
             follow,
+            tokens,
         };
         let json = serde_json::to_string_pretty(&report).expect("plain JSON");
         std::fs::write(&path, json).map_err(|e| fail(e.into()))?;

@@ -4,8 +4,10 @@
 //! records, and unthrottled records/s with peak RSS.
 
 mod follow;
+mod tokens;
 
 pub use follow::{FollowMeasurement, measure_follow, render_follow};
+pub use tokens::{TokensMeasurement, measure_tokens, render_tokens};
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -198,6 +200,9 @@ pub enum Kind {
     Fanout,
     /// Follow mode's latency and tokens over a simulated hour of changes, against polling.
     Follow,
+    /// Tokens of a first sync and of a run with nothing changed, default selection, plan
+    /// growth, with and without `refresh_every`.
+    Tokens,
 }
 
 /// Where a scenario loads.
@@ -1033,6 +1038,7 @@ pub struct Report {
     pub incremental: Option<IncrementalMeasurement>,
     pub fanout: Option<FanoutMeasurement>,
     pub follow: Vec<FollowMeasurement>,
+    pub tokens: Option<TokensMeasurement>,
 }
 
 /// Every stream but those read one request per parent (deal flow, participants, followers,
