@@ -158,7 +158,7 @@ impl Purpose {
 }
 
 /// The most [`Purpose::RestOfRun`] can spend probing a unit: a full read of its root, and of
-/// each list a member's deletes are found by. A root whose records come with the field
+/// each list a member's deletes are found by (where it reconciles them at all). A root whose records come with the field
 /// definitions costs nothing.
 pub(crate) fn rest_probe_cost(unit: &Unit, prefetched: bool) -> u64 {
     let root = unit.root;
@@ -170,7 +170,7 @@ pub(crate) fn rest_probe_cost(unit: &Unit, prefetched: bool) -> u64 {
     let listings: u64 = unit
         .members
         .iter()
-        .filter(|member| member.reads_changes())
+        .filter(|member| member.reads_changes() && member.reconcile_every.is_some())
         .filter_map(|member| member.def.deletes.map(|deletes| (member.def, deletes)))
         .flat_map(|(def, deletes)| {
             std::iter::once(def).chain(

@@ -175,6 +175,24 @@ async fn walk_reconciling(
         .remove(0)
 }
 
+/// One complete run of deals with their products.
+async fn walk_deals_with_products(pages: &MemoryPages, destination: &MemoryDestination) {
+    let deals = catalog::find("deals").expect("deals are in the catalog");
+    let products = catalog::find("deal_products").expect("deal products are in the catalog");
+    let reports = walk_unit(
+        pages,
+        destination,
+        deals,
+        &[products],
+        SyncMode::Incremental,
+        false,
+    )
+    .await;
+    for report in reports {
+        assert!(matches!(report.outcome, Outcome::Complete), "{report:?}");
+    }
+}
+
 /// One run of a unit, `root` and the children read for its pages, from the state the
 /// destination holds; `reconcile` lists every id to mark the rows Pipedrive no longer lists.
 async fn walk_unit(
@@ -484,18 +502,7 @@ async fn children_are_read_again_only_for_changed_parents_and_those_a_parent_los
         ],
     );
     let destination = MemoryDestination::default();
-    for report in walk_unit(
-        &pages,
-        &destination,
-        deals,
-        &[products],
-        SyncMode::Incremental,
-        false,
-    )
-    .await
-    {
-        assert!(matches!(report.outcome, Outcome::Complete), "{report:?}");
-    }
+    walk_deals_with_products(&pages, &destination).await;
     let loaded = |destination: &MemoryDestination| -> Vec<(u64, u64)> {
         destination
             .table("deal_products")
@@ -519,18 +526,7 @@ async fn children_are_read_again_only_for_changed_parents_and_those_a_parent_los
         vec![deal_product(10, 1), deal_product(30, 3)],
     );
     let before = pages.requested().len();
-    for report in walk_unit(
-        &pages,
-        &destination,
-        deals,
-        &[products],
-        SyncMode::Incremental,
-        false,
-    )
-    .await
-    {
-        assert!(matches!(report.outcome, Outcome::Complete), "{report:?}");
-    }
+    walk_deals_with_products(&pages, &destination).await;
     let asked: Vec<Vec<(String, String)>> = pages.requested()[before..]
         .iter()
         .filter(|r| r.path == products.path)
