@@ -2,6 +2,7 @@
 
 use pipedrive_client::{ClientError, ErrorClass};
 use pipedrive_config::ConfigError;
+use pipedrive_destinations::target::TargetError;
 use pipedrive_engine::{DestinationError, RunError};
 use pipedrive_engine::{Failure, SyncReport};
 
@@ -37,6 +38,18 @@ impl From<DestinationError> for Fail {
         Fail {
             code: exit::DESTINATION,
             message: error.to_string(),
+        }
+    }
+}
+
+impl From<TargetError> for Fail {
+    fn from(error: TargetError) -> Fail {
+        match error {
+            TargetError::Unsupported(message) => Fail {
+                code: exit::USAGE,
+                message,
+            },
+            TargetError::Destination(error) => error.into(),
         }
     }
 }

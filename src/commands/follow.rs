@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use pipedrive_client::Client;
-use pipedrive_config::{Config, Target};
+use pipedrive_config::Config;
 use pipedrive_engine::follow::receiver::Credentials;
 use pipedrive_engine::follow::{
     FollowError, FollowOptions, FollowReport, OpenDestination, follow as follow_company,
@@ -65,10 +65,11 @@ pub(crate) async fn follow(companies: Vec<Config>, args: FollowArgs) -> Result<(
             companies.len()
         ))
     })?;
-    if matches!(config.target, Target::Files { .. }) {
-        return Err(usage(
-            "--follow writes to DuckDB or PostgreSQL, which it reads back so that a late event never replaces a newer row; set target.type to duckdb or postgres".to_owned(),
-        ));
+    if !config.target.reads_back() {
+        return Err(usage(format!(
+            "--follow writes to DuckDB or PostgreSQL, which it reads back so that a late event never replaces a newer row, and {} cannot be read back; set target.type to duckdb or postgres",
+            config.target.name()
+        )));
     }
     let listen: SocketAddr = args
         .listen

@@ -2,10 +2,10 @@
 //! config's tables.
 
 use clap::Subcommand;
-use pipedrive_config::{Config, Target};
-use pipedrive_destinations::sql::models::{Inputs, Outcome};
+use pipedrive_config::Config;
+use pipedrive_destinations::sql::views::{Inputs, Outcome};
 
-use crate::{ConfigArg, Fail, exit};
+use crate::{ConfigArg, Fail};
 
 #[derive(Subcommand)]
 pub enum ModelsAction {
@@ -33,33 +33,10 @@ pub async fn install(config: &Config) -> Result<Vec<Outcome>, Fail> {
         config.streams.iter().map(|s| (s.def.name, &s.table)),
         &config.state_schema,
     );
-    let outcomes = match &config.target {
-        #[cfg(feature = "duckdb")]
-        Target::DuckDb { path } => {
-            pipedrive_destinations::duckdb::install_models(path, &config.state_schema, &inputs)
-                .await?
-        }
-        #[cfg(not(feature = "duckdb"))]
-        Target::DuckDb { .. } => {
-            return Err(Fail {
-                code: exit::USAGE,
-                message: "this build has no DuckDB support: rebuild with the default features"
-                    .to_owned(),
-            });
-        }
-        Target::Postgres { url } => {
-            pipedrive_destinations::postgres::install_models(url, &config.state_schema, &inputs)
-                .await?
-        }
-        Target::Files { .. } => {
-            return Err(Fail {
-                code: exit::USAGE,
-                message: "models install creates SQL views, which a parquet or jsonl target cannot hold: \
-                          use a duckdb or postgres target (or query the files with DuckDB's read_parquet)"
-                    .to_owned(),
-            });
-        }
-    };
+    let outcomes = config
+        .target
+        .install_models(&config.state_schema, &inputs)
+        .await?;
     for outcome in &outcomes {
         match outcome {
             Outcome::Created { at, .. } => println!("created {at}"),

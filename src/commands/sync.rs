@@ -1,12 +1,13 @@
 //! `sync` (once, or on a schedule) and `plan`: companies opened, run and summarised.
 
 use crate::signals::stop_on_signal;
-use crate::targets::{DuckDbFiles, open_shared};
+use crate::targets::open_shared;
 use std::sync::Arc;
 use std::time::Duration;
 
 use pipedrive_client::Client;
 use pipedrive_config::{Config, ConfigError, parse_every, parse_stream_list};
+use pipedrive_destinations::target::Opened;
 use pipedrive_engine::{Destination, StopSignal, SyncMode};
 
 use crate::fail::{Fail, exit};
@@ -68,7 +69,7 @@ pub(crate) async fn sync(
     stop: &StopSignal,
 ) -> Result<(), Fail> {
     let several = companies.len() > 1;
-    let mut files = DuckDbFiles::default();
+    let mut opened = Opened::default();
     let mut runs = Vec::new();
     // Tokens of one company share its daily budget; each token has its own burst window.
     let mut clients: Vec<Client> = Vec::new();
@@ -83,7 +84,7 @@ pub(crate) async fn sync(
         let prepared = match client {
             Ok(client) => {
                 clients.push(client.clone());
-                open_shared(&config, &mut files)
+                open_shared(&config, &mut opened)
                     .await
                     .map(|destination| (client, destination))
             }
@@ -93,7 +94,8 @@ pub(crate) async fn sync(
         runs.push(sync_company(config, prepared, delay, stop.clone(), several));
     }
     let results = futures::future::join_all(runs).await;
-    files.close();
+    // Databases companies shared close once every company's run has ended.
+    drop(opened);
     let failed: Vec<(String, Fail)> = results
         .into_iter()
         .filter_map(|(company, result)| result.err().map(|fail| (company, fail)))

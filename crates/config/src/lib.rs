@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use pipedrive_client::{ClientConfig, Credentials, OAuthCredentials, SecretString};
+use pipedrive_destinations::target::{self, Section, TargetConfig};
 use pipedrive_engine::controls::{Controls, RowFilter};
 use pipedrive_engine::{SyncMode, TableRef, catalog};
 use secrecy::ExposeSecret;
@@ -161,57 +162,9 @@ pub struct RawStreamOptions {
     pub priority: Option<String>,
 }
 
-/// Where rows go. Its `Debug` leaves a PostgreSQL URL's password out.
-#[derive(Clone, PartialEq, Eq)]
-pub enum Target {
-    DuckDb {
-        path: PathBuf,
-    },
-    Postgres {
-        url: String,
-    },
-    /// A directory of Parquet or gzipped JSONL files.
-    Files {
-        format: FileFormat,
-        dir: PathBuf,
-    },
-}
-
-impl std::fmt::Debug for Target {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Target::DuckDb { path } => f.debug_struct("DuckDb").field("path", path).finish(),
-            Target::Postgres { url } => f
-                .debug_struct("Postgres")
-                .field("url", &without_password(url))
-                .finish(),
-            Target::Files { format, dir } => f
-                .debug_struct("Files")
-                .field("format", format)
-                .field("dir", dir)
-                .finish(),
-        }
-    }
-}
-
-/// A connection URL with its password replaced, for messages and debug output.
-pub fn without_password(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("redacted"));
-            parsed.to_string()
-        }
-        Ok(_) => url.to_owned(),
-        Err(_) => "<a URL that does not parse>".to_owned(),
-    }
-}
-
-/// The format of a files target; the binary maps it onto the files destination.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FileFormat {
-    Parquet,
-    Jsonl,
-}
+/// Where rows go: the destination the config names, its settings read by the destination
+/// itself (`pipedrive_destinations::target`). Its `Debug` leaves a URL's password out.
+pub type Target = Arc<dyn TargetConfig>;
 
 /// One selected stream with its resolved options.
 #[derive(Clone, Debug)]
@@ -383,7 +336,6 @@ pub fn parse_every(text: &str, key: &str) -> Result<Option<Duration>, ConfigErro
         ))),
     }
 }
-const DUCKDB_OBJECT: &str = "main.{stream_name}";
 
 /// The directory relative paths in a config file are anchored to: the file's own. A bare file
 /// name's parent is the empty path, which names no directory (a files target could not sync
@@ -515,10 +467,6 @@ fn company_name(source: &RawSource, key: &str) -> Result<String, ConfigError> {
     }
     Ok(name)
 }
-
-/// PostgreSQL's limit on a name (NAMEDATALEN - 1), in bytes. A longer schema or table name
-/// would be stored under another name than the one written.
-const POSTGRES_IDENTIFIER_BYTES: usize = 63;
 
 /// Two streams loading into one table would merge each other's rows by id: refused before
 /// anything is written. Names compare without case, as DuckDB's do. `objects[i]` is the key
@@ -786,10 +734,9 @@ impl Config {
                         1,
                     ))
                 })?;
-            if let Some(other) = companies
-                .iter()
-                .find(|c| c.target == config.target && c.state_schema == config.state_schema)
-            {
+            if let Some(other) = companies.iter().find(|c| {
+                c.target.same_place(&*config.target) && c.state_schema == config.state_schema
+            }) {
                 return Err(error(format!(
                     "sources `{}` and `{name}` would load into the same schema `{}`: put `{{company}}` in target.schema, defaults.object or target.path",
                     other.company, config.state_schema
@@ -938,41 +885,27 @@ impl Config {
             }));
         }
 
-        let target = match raw.target.kind.as_deref().unwrap_or("duckdb") {
-            "duckdb" => Target::DuckDb {
-                path: base_dir.join(expand(raw.target.path.as_deref().unwrap_or("pipedrive.duckdb"), "target.path")?.replace("{company}", company)),
-            },
-            kind @ ("parquet" | "jsonl") => Target::Files {
-                format: if kind == "parquet" {
-                    FileFormat::Parquet
-                } else {
-                    FileFormat::Jsonl
-                },
-                dir: {
-                    let path = raw.target.path.as_deref().unwrap_or("pipedrive-data");
-                    let dir = base_dir.join(expand(path, "target.path")?.replace("{company}", company));
-                    // Tables are directories: each company needs its own.
-                    if several && !path.contains("{company}") {
-                        dir.join(company)
-                    } else {
-                        dir
-                    }
-                },
-            },
-            "postgres" | "postgresql" => Target::Postgres {
-                url: expand(
-                    raw.target.url.as_ref().map(ExposeSecret::expose_secret).ok_or_else(|| {
-                        error("target.url is required for postgres, e.g. postgres://user@localhost:5432/db (add ?sslmode=require for TLS)")
-                    })?,
-                    "target.url",
-                )?,
-            },
-            other => {
-                return Err(error(format!(
-                    "target.type `{other}` is not supported: use duckdb, postgres, parquet or jsonl"
-                )));
-            }
+        let path = raw
+            .target
+            .path
+            .as_deref()
+            .map(|path| expand(path, "target.path"))
+            .transpose()?;
+        let url = raw
+            .target
+            .url
+            .as_ref()
+            .map(|url| expand(url.expose_secret(), "target.url"))
+            .transpose()?;
+        let section = Section {
+            path: path.as_deref(),
+            url: url.as_deref(),
+            base_dir,
+            company,
+            several,
         };
+        let target = target::resolve(raw.target.kind.as_deref().unwrap_or("duckdb"), &section)
+            .map_err(error)?;
 
         if let Some(schema) = &raw.target.schema
             && (schema.is_empty() || schema.contains('.'))
@@ -991,13 +924,10 @@ impl Config {
             .defaults
             .object
             .clone()
-            .unwrap_or_else(|| match (&raw.target.schema, &target) {
-                (Some(schema), _) => format!("{schema}.{{stream_name}}"),
-                (None, _) if several => SEVERAL_OBJECT.to_owned(),
-                // DuckDB names the catalog after the file: a `pipedrive` schema in `pipedrive.duckdb`
-                // would make `pipedrive.deals` ambiguous, so tables go to `main` and read as `deals`.
-                (None, Target::DuckDb { .. }) => DUCKDB_OBJECT.to_owned(),
-                (None, _) => DEFAULT_OBJECT.to_owned(),
+            .unwrap_or_else(|| match &raw.target.schema {
+                Some(schema) => format!("{schema}.{{stream_name}}"),
+                None if several => SEVERAL_OBJECT.to_owned(),
+                None => target.default_object().unwrap_or(DEFAULT_OBJECT).to_owned(),
             })
             .replace("{company}", company);
         let state_schema = parse_table(&default_object, "_")?.schema;
@@ -1096,12 +1026,14 @@ impl Config {
             };
             let table =
                 parse_table(&object, def.name).map_err(|e| error(format!("{object_key}: {e}")))?;
-            if matches!(target, Target::Postgres { .. }) {
+            // A longer name would be stored under another name than the one written.
+            if let Some(limit) = target.name_limit() {
                 for name in [&table.schema, &table.name] {
-                    if name.len() > POSTGRES_IDENTIFIER_BYTES {
+                    if name.len() > limit {
                         return Err(error(format!(
-                            "{object_key}: `{name}` is {} bytes long, and PostgreSQL keeps at most {POSTGRES_IDENTIFIER_BYTES} bytes of a name: use a shorter one",
-                            name.len()
+                            "{object_key}: `{name}` is {} bytes long, and {} keeps at most {limit} bytes of a name: use a shorter one",
+                            name.len(),
+                            target.name()
                         )));
                     }
                 }
@@ -1192,7 +1124,7 @@ mod tests {
         .unwrap();
         assert_eq!(named.streams.len(), default.len() + 1);
         assert_eq!(config.state_schema, "main");
-        assert!(matches!(config.target, Target::DuckDb { .. }));
+        assert!(format!("{:?}", config.target).starts_with("DuckDbConfig"));
     }
 
     fn parse_all(yaml: &str) -> Result<Vec<Config>, ConfigError> {
@@ -1249,13 +1181,13 @@ mod tests {
         .unwrap();
         assert_eq!(one.company, "acme");
         assert_eq!(one.state_schema, "main");
-        assert!(matches!(&one.target, Target::DuckDb { path } if path.ends_with("acme.duckdb")));
+        assert!(format!("{:?}", one.target).contains("acme.duckdb"));
         // Files: a directory per company.
         let files = parse_all(
             "sources:\n  - {name: a, api_token: x, base_url: 'http://h:1'}\n  - {name: b, api_token: y, base_url: 'http://h:2'}\ntarget: {type: jsonl, path: out}\n",
         )
         .unwrap();
-        assert!(matches!(&files[1].target, Target::Files { dir, .. } if dir.ends_with("out/b")));
+        assert!(format!("{:?}", files[1].target).contains("out/b"));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use tokio::sync::OwnedRwLockReadGuard;
 
 use super::{
     CHECKPOINT_HEADROOM_KB, CHECKPOINT_THRESHOLD_BYTES, FreshTables, Shared, blocking, fail,
-    memory_limit_kb, set_memory_limit, set_memory_limit_kb,
+    set_memory_limit_kb,
 };
 use crate::sql::session::{Bound, Keys, Load, Param, Session, SqlValue, Statement};
 use crate::sql::{literal, quote};
@@ -33,6 +33,8 @@ pub struct DuckDbSession {
     pub(super) shared: Arc<Shared>,
     /// Held from `BEGIN` to the end of the transaction (see [`Shared::checkpoint`]).
     writing: Option<OwnedRwLockReadGuard<()>>,
+    /// The transaction under way rewrites or scans a whole table: the cap is raised for it.
+    whole_table: bool,
 }
 
 impl DuckDbSession {
@@ -63,6 +65,7 @@ impl DuckDbSession {
             fresh: FreshTables::default(),
             shared,
             writing: None,
+            whole_table: false,
         })
     }
 
@@ -168,19 +171,17 @@ impl DuckDbSession {
         if !due() {
             return Ok(());
         }
-        let widest = *shared
-            .widest_table
+        let limit_kb = shared
+            .memory
             .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+            .unwrap_or_else(PoisonError::into_inner)
+            .limit_kb();
         blocking(|| {
-            set_memory_limit_kb(
-                &self.connection,
-                memory_limit_kb(widest) + CHECKPOINT_HEADROOM_KB,
-            )?;
+            set_memory_limit_kb(&self.connection, limit_kb + CHECKPOINT_HEADROOM_KB)?;
             let checkpoint = self.execute_now("checkpointing", "CHECKPOINT");
             // Right after a checkpoint every block is on disk and can be evicted, so the lower
             // cap holds; if DuckDB cannot get under it yet, the next checkpoint tries again.
-            if let Err(error) = set_memory_limit(&self.connection, widest) {
+            if let Err(error) = set_memory_limit_kb(&self.connection, limit_kb) {
                 tracing::debug!(%error, "the memory cap stays raised until the next checkpoint");
             }
             checkpoint
@@ -189,18 +190,42 @@ impl DuckDbSession {
 
     /// Raises the database's memory cap when a table has become wider than any before.
     fn fit_memory_to(&self, columns: usize) -> Result<(), DestinationError> {
-        // Held while setting, so two connections widening tables at once leave the wider cap.
-        let mut widest = self
+        // Held while setting, so two connections changing the cap at once leave the right one.
+        let mut memory = self
             .shared
-            .widest_table
+            .memory
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if columns <= *widest {
+        if columns <= memory.widest_table {
             return Ok(());
         }
-        set_memory_limit(&self.connection, columns)?;
-        *widest = columns;
-        Ok(())
+        memory.widest_table = columns;
+        set_memory_limit_kb(&self.connection, memory.limit_kb())
+    }
+
+    /// Counts a whole-table transaction in or out of the cap (`WHOLE_TABLE_HEADROOM_KB`).
+    fn count_whole_table(&self, starting: bool) -> Result<(), DestinationError> {
+        let mut memory = self
+            .shared
+            .memory
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if starting {
+            memory.whole_table_transactions += 1;
+        } else {
+            memory.whole_table_transactions -= 1;
+        }
+        set_memory_limit_kb(&self.connection, memory.limit_kb())
+    }
+
+    /// Ends a whole-table transaction's share of the cap. Lowering it fails while DuckDB cannot
+    /// get under the lower cap yet; the next change of the cap, or checkpoint, lowers it.
+    fn end_whole_table(&mut self) {
+        if std::mem::take(&mut self.whole_table)
+            && let Err(error) = self.count_whole_table(false)
+        {
+            tracing::debug!(%error, "the memory cap stays raised for now");
+        }
     }
 }
 
@@ -359,15 +384,27 @@ impl Session for DuckDbSession {
         begun
     }
 
+    async fn begin_whole_table(&mut self) -> Result<(), DestinationError> {
+        self.begin().await?;
+        self.whole_table = true;
+        if let Err(error) = self.count_whole_table(true) {
+            self.rollback().await;
+            return Err(error);
+        }
+        Ok(())
+    }
+
     async fn commit(&mut self) -> Result<(), DestinationError> {
         blocking(|| self.execute_now("committing", "COMMIT"))?;
         self.writing = None;
+        self.end_whole_table();
         self.checkpoint_if_due().await
     }
 
     async fn rollback(&mut self) {
         let _ = blocking(|| self.connection.execute_batch("ROLLBACK"));
         self.writing = None;
+        self.end_whole_table();
         self.fresh.forget_all();
     }
 

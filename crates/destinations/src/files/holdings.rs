@@ -13,7 +13,8 @@ use pipedrive_engine::schema::{Column, ColumnType};
 use pipedrive_engine::{Batch, DestinationError};
 use serde_json::Value;
 
-use super::{Files, REMOVED, key_text, read_table, table_files};
+use super::read::table_files;
+use super::{Files, REMOVED, key_text, read_table};
 
 /// Per table, whether this run has followed every row written to it since it started.
 pub(super) enum Followed {

@@ -3,8 +3,7 @@
 //! by a pure function of the full name, and every later run maps them the same way without any
 //! stored mapping.
 
-/// PostgreSQL's identifier limit (NAMEDATALEN - 1), in bytes.
-pub const MAX_IDENTIFIER_BYTES: usize = 63;
+use super::MAX_IDENTIFIER_BYTES;
 
 /// Bytes of the original name kept before the hash suffix: 54 + `_` + 8 hex = 63.
 const KEPT_PREFIX_BYTES: usize = 54;

@@ -16,6 +16,7 @@ pub mod session;
 mod tables;
 #[cfg(all(test, feature = "duckdb", feature = "postgres"))]
 mod tests;
+pub mod views;
 
 #[cfg(any(feature = "duckdb", feature = "postgres"))]
 pub use destination::{STATE_TABLE, SqlDestination};

@@ -14,6 +14,8 @@ use pipedrive_engine::schema::ColumnType;
 use pipedrive_engine::{DestinationError, TableRef};
 
 use super::session::{Session, Statement};
+use super::views::DEALS_HISTORY;
+pub use super::views::{Inputs, Outcome};
 use super::{SqlDestination, quote};
 
 /// Column types the views return, spelled the same in both dialects.
@@ -51,48 +53,6 @@ pub const DEALS_ENRICHED: &str = "deals_enriched";
 pub const DEAL_STAGE_FUNNEL: &str = "deal_stage_funnel";
 pub const DEAL_TIME_IN_STAGE: &str = "deal_time_in_stage";
 pub const ACTIVITIES_PER_OWNER_WEEK: &str = "activities_per_owner_week";
-
-/// The history table's input name: not a stream of its own, but deals with `history: true`.
-const DEALS_HISTORY: &str = "deals_history";
-
-/// Where the views read from and go to, as the config names them.
-#[derive(Clone, Debug)]
-pub struct Inputs {
-    /// The schema the views are created in: the deals table's.
-    pub schema: String,
-    /// Stream name → its table, for the selected streams (`deals_history` added for deals).
-    pub tables: BTreeMap<String, TableRef>,
-}
-
-impl Inputs {
-    /// From the config's selected streams (name and table). The views go beside the deals
-    /// table, or into `fallback_schema` (the state schema) when deals are not selected.
-    pub fn new<'a>(
-        streams: impl IntoIterator<Item = (&'a str, &'a TableRef)>,
-        fallback_schema: &str,
-    ) -> Inputs {
-        let mut tables: BTreeMap<String, TableRef> = streams
-            .into_iter()
-            .map(|(name, table)| (name.to_owned(), table.clone()))
-            .collect();
-        if let Some(deals) = tables.get("deals").cloned() {
-            tables.insert(DEALS_HISTORY.to_owned(), deals.history());
-        }
-        let schema = tables
-            .get("deals")
-            .map_or_else(|| fallback_schema.to_owned(), |t| t.schema.clone());
-        Inputs { schema, tables }
-    }
-}
-
-/// What `install` did with one view.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// Created or replaced, as `schema.view`.
-    Created { view: &'static str, at: String },
-    /// Not created; `reason` names the missing input and the fix.
-    Skipped { view: &'static str, reason: String },
-}
 
 /// One view's definition: its SELECT and the columns it returns, in order.
 struct Definition {
