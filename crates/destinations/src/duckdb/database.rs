@@ -14,8 +14,9 @@ pub type DuckDb = SqlDestination<DuckDbSession>;
 
 /// The state of one open database that its connections share.
 pub(super) struct Shared {
-    /// What the memory cap is set from: the cap is the database's, not one connection's.
-    pub(super) memory: Mutex<Memory>,
+    /// Columns of the widest table in the database (the memory cap it sets is the
+    /// database's, not one connection's).
+    pub(super) widest_table: Mutex<usize>,
     /// The database's write-ahead log, whose size says when a checkpoint is due.
     pub(super) wal: PathBuf,
     /// Held shared by every transaction and exclusively by a checkpoint, so a checkpoint's
@@ -25,35 +26,16 @@ pub(super) struct Shared {
     pub(super) checkpoint: Arc<tokio::sync::RwLock<()>>,
 }
 
-/// What the database's memory cap depends on.
-pub(super) struct Memory {
-    /// Columns of the widest table in the database.
-    pub(super) widest_table: usize,
-    /// Transactions under way that rewrite or scan a whole table.
-    pub(super) whole_table_transactions: usize,
-}
-
-impl Memory {
-    /// The cap for the database as it is now.
-    pub(super) fn limit_kb(&self) -> usize {
-        memory_limit_kb(self.widest_table) + self.whole_table_transactions * WHOLE_TABLE_HEADROOM_KB
-    }
-}
-
 /// DuckDB's memory cap with no table wider than [`NARROW_TABLE_COLUMNS`]. Rows appended since
 /// the last checkpoint stay in memory blocks, so the cap and the checkpoint threshold go
 /// together (docs/performance.md has the measurements). Below 32 MB a checkpoint could not pin
 /// its blocks, which invalidates the database.
-pub(super) const BASE_MEMORY_LIMIT_KB: usize = 32 * 1024;
+const BASE_MEMORY_LIMIT_KB: usize = 32 * 1024;
 pub(super) const CHECKPOINT_THRESHOLD_BYTES: u64 = 16 * 1024 * 1024;
 /// Added to the cap while a checkpoint runs: a checkpoint pins blocks of its own on top of the
 /// pool the appends filled, and failing to allocate one inside a checkpoint is a fatal error
 /// that invalidates the database.
 pub(super) const CHECKPOINT_HEADROOM_KB: usize = 16 * 1024;
-/// Added to the cap for each transaction under way that rewrites or scans a whole table (a full
-/// refresh's swap, marking the rows Pipedrive no longer lists): their joins and copies hold
-/// more than a page's merge, and two of them at once on the base cap ran out of memory.
-pub(super) const WHOLE_TABLE_HEADROOM_KB: usize = 32 * 1024;
 /// A checkpoint needs memory for each column it writes: at a 32 MB cap a 401-column table failed
 /// to checkpoint and 301 columns did not (`tests/it/wide_tables.rs`), about 90 KB a column.
 /// The cap grows by 128 KB per column beyond the first hundred, so a company with hundreds of
@@ -62,8 +44,15 @@ const NARROW_TABLE_COLUMNS: usize = 100;
 const MEMORY_PER_COLUMN_KB: usize = 128;
 
 /// The memory cap for a database whose widest table has `columns` columns.
-fn memory_limit_kb(columns: usize) -> usize {
+pub(super) fn memory_limit_kb(columns: usize) -> usize {
     BASE_MEMORY_LIMIT_KB + columns.saturating_sub(NARROW_TABLE_COLUMNS) * MEMORY_PER_COLUMN_KB
+}
+
+pub(super) fn set_memory_limit(
+    connection: &Connection,
+    widest_table: usize,
+) -> Result<(), DestinationError> {
+    set_memory_limit_kb(connection, memory_limit_kb(widest_table))
 }
 
 pub(super) fn set_memory_limit_kb(
@@ -131,13 +120,9 @@ impl DuckDb {
             )
             .map_err(fail("reading the tables' widths"))?;
         let widest = usize::try_from(widest).unwrap_or(0);
-        let memory = Memory {
-            widest_table: widest,
-            whole_table_transactions: 0,
-        };
-        set_memory_limit_kb(&connection, memory.limit_kb())?;
+        set_memory_limit(&connection, widest)?;
         let shared = Arc::new(Shared {
-            memory: Mutex::new(memory),
+            widest_table: Mutex::new(widest),
             wal: {
                 let mut wal = path.as_os_str().to_owned();
                 wal.push(".wal");
@@ -225,50 +210,5 @@ mod tests {
         }
         assert!(checkpointed, "the log never shrank: no checkpoint ran");
         assert_eq!(memory_limit(&db), before);
-    }
-
-    /// Each whole-table transaction under way raises the database's cap (both connections see
-    /// it), and the cap comes back down when they end, committed or rolled back.
-    #[tokio::test(flavor = "multi_thread")]
-    async fn whole_table_transactions_raise_the_memory_cap_while_they_run() {
-        use crate::sql::session::Session;
-        let dir = tempfile::tempdir().unwrap();
-        let mut db = DuckDb::open(&dir.path().join("cap.duckdb"), "main")
-            .await
-            .unwrap();
-        let mut other = db.session.share().unwrap();
-        let limit = |session: &DuckDbSession| -> i64 {
-            session
-                .connection
-                .query_row("SELECT current_setting('memory_limit')", [], |row| {
-                    row.get::<_, String>(0)
-                })
-                .map(|text| {
-                    let (number, unit) = text.split_once(' ').unwrap();
-                    let number: f64 = number.parse().unwrap();
-                    let unit = match unit {
-                        "MiB" => 1024.0,
-                        "KiB" => 1.0,
-                        other => panic!("unit {other}"),
-                    };
-                    (number * unit).round() as i64
-                })
-                .unwrap()
-        };
-        let base = limit(&db.session);
-        assert_eq!(base, BASE_MEMORY_LIMIT_KB as i64);
-        let headroom = WHOLE_TABLE_HEADROOM_KB as i64;
-        db.session.begin_whole_table().await.unwrap();
-        assert_eq!(limit(&other), base + headroom);
-        other.begin_whole_table().await.unwrap();
-        assert_eq!(limit(&db.session), base + 2 * headroom);
-        other.rollback().await;
-        assert_eq!(limit(&db.session), base + headroom);
-        db.session.commit().await.unwrap();
-        assert_eq!(limit(&other), base);
-        // An ordinary transaction leaves the cap alone.
-        other.begin().await.unwrap();
-        assert_eq!(limit(&db.session), base);
-        other.commit().await.unwrap();
     }
 }

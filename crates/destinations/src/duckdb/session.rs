@@ -14,7 +14,7 @@ use tokio::sync::OwnedRwLockReadGuard;
 
 use super::{
     CHECKPOINT_HEADROOM_KB, CHECKPOINT_THRESHOLD_BYTES, FreshTables, Shared, blocking, fail,
-    set_memory_limit_kb,
+    memory_limit_kb, set_memory_limit, set_memory_limit_kb,
 };
 use crate::sql::session::{Bound, Keys, Load, Param, Session, SqlValue, Statement};
 use crate::sql::{literal, quote};
@@ -33,8 +33,6 @@ pub struct DuckDbSession {
     pub(super) shared: Arc<Shared>,
     /// Held from `BEGIN` to the end of the transaction (see [`Shared::checkpoint`]).
     writing: Option<OwnedRwLockReadGuard<()>>,
-    /// The transaction under way rewrites or scans a whole table: the cap is raised for it.
-    whole_table: bool,
 }
 
 impl DuckDbSession {
@@ -65,7 +63,6 @@ impl DuckDbSession {
             fresh: FreshTables::default(),
             shared,
             writing: None,
-            whole_table: false,
         })
     }
 
@@ -171,17 +168,19 @@ impl DuckDbSession {
         if !due() {
             return Ok(());
         }
-        let limit_kb = shared
-            .memory
+        let widest = *shared
+            .widest_table
             .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .limit_kb();
+            .unwrap_or_else(PoisonError::into_inner);
         blocking(|| {
-            set_memory_limit_kb(&self.connection, limit_kb + CHECKPOINT_HEADROOM_KB)?;
+            set_memory_limit_kb(
+                &self.connection,
+                memory_limit_kb(widest) + CHECKPOINT_HEADROOM_KB,
+            )?;
             let checkpoint = self.execute_now("checkpointing", "CHECKPOINT");
             // Right after a checkpoint every block is on disk and can be evicted, so the lower
             // cap holds; if DuckDB cannot get under it yet, the next checkpoint tries again.
-            if let Err(error) = set_memory_limit_kb(&self.connection, limit_kb) {
+            if let Err(error) = set_memory_limit(&self.connection, widest) {
                 tracing::debug!(%error, "the memory cap stays raised until the next checkpoint");
             }
             checkpoint
@@ -190,42 +189,18 @@ impl DuckDbSession {
 
     /// Raises the database's memory cap when a table has become wider than any before.
     fn fit_memory_to(&self, columns: usize) -> Result<(), DestinationError> {
-        // Held while setting, so two connections changing the cap at once leave the right one.
-        let mut memory = self
+        // Held while setting, so two connections widening tables at once leave the wider cap.
+        let mut widest = self
             .shared
-            .memory
+            .widest_table
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if columns <= memory.widest_table {
+        if columns <= *widest {
             return Ok(());
         }
-        memory.widest_table = columns;
-        set_memory_limit_kb(&self.connection, memory.limit_kb())
-    }
-
-    /// Counts a whole-table transaction in or out of the cap (`WHOLE_TABLE_HEADROOM_KB`).
-    fn count_whole_table(&self, starting: bool) -> Result<(), DestinationError> {
-        let mut memory = self
-            .shared
-            .memory
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if starting {
-            memory.whole_table_transactions += 1;
-        } else {
-            memory.whole_table_transactions -= 1;
-        }
-        set_memory_limit_kb(&self.connection, memory.limit_kb())
-    }
-
-    /// Ends a whole-table transaction's share of the cap. Lowering it fails while DuckDB cannot
-    /// get under the lower cap yet; the next change of the cap, or checkpoint, lowers it.
-    fn end_whole_table(&mut self) {
-        if std::mem::take(&mut self.whole_table)
-            && let Err(error) = self.count_whole_table(false)
-        {
-            tracing::debug!(%error, "the memory cap stays raised for now");
-        }
+        set_memory_limit(&self.connection, columns)?;
+        *widest = columns;
+        Ok(())
     }
 }
 
@@ -384,27 +359,15 @@ impl Session for DuckDbSession {
         begun
     }
 
-    async fn begin_whole_table(&mut self) -> Result<(), DestinationError> {
-        self.begin().await?;
-        self.whole_table = true;
-        if let Err(error) = self.count_whole_table(true) {
-            self.rollback().await;
-            return Err(error);
-        }
-        Ok(())
-    }
-
     async fn commit(&mut self) -> Result<(), DestinationError> {
         blocking(|| self.execute_now("committing", "COMMIT"))?;
         self.writing = None;
-        self.end_whole_table();
         self.checkpoint_if_due().await
     }
 
     async fn rollback(&mut self) {
         let _ = blocking(|| self.connection.execute_batch("ROLLBACK"));
         self.writing = None;
-        self.end_whole_table();
         self.fresh.forget_all();
     }
 

@@ -203,7 +203,7 @@ pub(super) async fn session(url: &str) -> Result<(Client, Config), DestinationEr
     Ok((client, config))
 }
 
-pub(super) fn spawn_connection<C>(connection: C)
+fn spawn_connection<C>(connection: C)
 where
     C: std::future::Future<Output = Result<(), tokio_postgres::Error>> + Send + 'static,
 {

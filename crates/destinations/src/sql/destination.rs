@@ -287,7 +287,7 @@ impl<S: Session> Destination for SqlDestination<S> {
         state: &StreamState,
     ) -> Result<(), DestinationError> {
         let (staging, target) = (self.stored(staging), self.stored(target));
-        self.session.begin_whole_table().await?;
+        self.session.begin().await?;
         let swapped = self.swap(stream, &staging, &target, state).await;
         let result = self.finish(swapped).await;
         for table in [&staging, &target] {
@@ -302,7 +302,7 @@ impl<S: Session> Destination for SqlDestination<S> {
     }
 
     async fn keep_deleted(&mut self, missing: &Missing<'_>) -> Result<u64, DestinationError> {
-        self.session.begin_whole_table().await?;
+        self.session.begin().await?;
         let marked = self.mark_missing(missing).await;
         self.finish(marked).await
     }

@@ -195,11 +195,6 @@ pub trait Session: Send + Sized + 'static {
     ) -> Result<Vec<Vec<SqlValue>>, DestinationError>;
 
     async fn begin(&mut self) -> Result<(), DestinationError>;
-    /// Begins a transaction that rewrites or scans a whole table (a full refresh's swap,
-    /// marking the rows Pipedrive no longer lists), which may need more memory than a page's.
-    async fn begin_whole_table(&mut self) -> Result<(), DestinationError> {
-        self.begin().await
-    }
     async fn commit(&mut self) -> Result<(), DestinationError>;
     /// Rolls back; the session forgets what it knew of tables the transaction touched.
     async fn rollback(&mut self);
