@@ -52,6 +52,10 @@ struct BenchArgs {
     /// Also load the unthrottled scales into Parquet files.
     #[arg(long)]
     parquet: bool,
+    /// Leave DuckDB out of the unthrottled runs, e.g. to measure a build without it
+    /// (`--no-default-features`) into Parquet or PostgreSQL.
+    #[arg(long)]
+    no_duckdb: bool,
     /// Also load the unthrottled scales into this PostgreSQL database (a scratch schema).
     #[arg(long)]
     postgres_url: Option<String>,
@@ -147,8 +151,10 @@ async fn run(args: BenchArgs) -> Result<(), (u8, String)> {
         jitter_ms: args.jitter_ms,
         concurrency: args.concurrency,
     }];
-    // The unthrottled scales into each target asked for: DuckDB always.
-    let targets = std::iter::once(("unthrottled", bench::BenchTarget::DuckDb))
+    // The unthrottled scales into each target asked for: DuckDB unless left out.
+    let targets = (!args.no_duckdb)
+        .then_some(("unthrottled", bench::BenchTarget::DuckDb))
+        .into_iter()
         .chain(
             args.parquet
                 .then_some(("unthrottled-parquet", bench::BenchTarget::Parquet)),

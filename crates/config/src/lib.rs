@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use pipedrive_client::{ClientConfig, Credentials, OAuthCredentials, SecretString};
-use pipedrive_destinations::target::{self, Section, TargetConfig};
+use pipedrive_destinations::registry;
+use pipedrive_destinations::target::{Section, TargetConfig};
 use pipedrive_engine::controls::{Controls, RowFilter};
 use pipedrive_engine::{SyncMode, TableRef, catalog};
 use secrecy::ExposeSecret;
@@ -904,7 +905,7 @@ impl Config {
             company,
             several,
         };
-        let target = target::resolve(raw.target.kind.as_deref().unwrap_or("duckdb"), &section)
+        let target = registry::resolve(raw.target.kind.as_deref().unwrap_or("duckdb"), &section)
             .map_err(error)?;
 
         if let Some(schema) = &raw.target.schema

@@ -9,6 +9,7 @@ pub mod duckdb;
 pub mod files;
 pub mod json_schema;
 pub mod postgres;
+pub mod registry;
 pub mod singer;
 pub mod sql;
 pub mod target;
