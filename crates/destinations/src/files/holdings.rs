@@ -4,13 +4,15 @@
 //! reader sees now that the batch does not have again. Reading that back means holding every
 //! row's key, which for a first sync of a large company is most of the run's memory. A table
 //! that had no files when this run first wrote it needs less: only the parents this run has
-//! replaced already can have children to remove, so it keeps their hashes until one comes back.
+//! replaced already can have children to remove, so it keeps them (integer ids in a compressed
+//! bitmap, other keys hashed) until one comes back.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
 
 use pipedrive_engine::schema::{Column, ColumnType};
 use pipedrive_engine::{Batch, DestinationError};
+use roaring::RoaringTreemap;
 use serde_json::Value;
 
 use super::read::table_files;
@@ -19,10 +21,50 @@ use super::{Files, REMOVED, key_text, read_table};
 /// Per table, whether this run has followed every row written to it since it started.
 pub(super) enum Followed {
     /// The table had no files when this run first wrote it, and every batch since replaced
-    /// the children of the parents (hashed) it named: no other parent has rows to remove.
-    Fresh(HashSet<u64>),
+    /// the children of the parents it named: no other parent has rows to remove.
+    Fresh(Parents),
     /// The table holds rows this run has not followed: read back when a replace needs them.
     Stored,
+}
+
+/// Parents whose children a run has replaced. Parent ids are integers almost always, and
+/// nearly dense: a bitmap holds them in a few bytes each, where a hash set of a large
+/// company's parents took megabytes.
+#[derive(Default)]
+pub(super) struct Parents {
+    ids: RoaringTreemap,
+    /// Parents whose key is not a non-negative integer, hashed.
+    other: HashSet<u64>,
+}
+
+impl Parents {
+    fn contains(&self, parent: &Value) -> bool {
+        match integer_id(parent) {
+            Some(id) => self.ids.contains(id),
+            None => self.other.contains(&parent_hash(parent)),
+        }
+    }
+
+    fn insert(&mut self, parent: &Value) {
+        match integer_id(parent) {
+            Some(id) => {
+                self.ids.insert(id);
+            }
+            None => {
+                self.other.insert(parent_hash(parent));
+            }
+        }
+    }
+}
+
+/// A parent's key as a non-negative integer, from a number or from text spelling one as a
+/// number would (parents are matched by their key's text, so `7` and `"7"` are one parent).
+fn integer_id(parent: &Value) -> Option<u64> {
+    match parent {
+        Value::Number(number) => number.as_u64(),
+        Value::String(text) => text.parse().ok().filter(|id: &u64| id.to_string() == *text),
+        _ => None,
+    }
 }
 
 /// The rows a table's files show a reader now (the latest row of each key, unless it is
@@ -77,7 +119,7 @@ impl Files {
         }
         if !self.followed.contains_key(table) {
             let followed = if table_files(&self.dir, table)?.is_empty() {
-                Followed::Fresh(HashSet::new())
+                Followed::Fresh(Parents::default())
             } else {
                 Followed::Stored
             };
@@ -88,12 +130,13 @@ impl Files {
             (Some((column, parents)), Followed::Fresh(replaced))
                 if batch.primary_key != [column] =>
             {
-                let hashes: Vec<u64> = parents.iter().map(parent_hash).collect();
-                if hashes.iter().any(|hash| replaced.contains(hash)) {
+                if parents.iter().any(|parent| replaced.contains(parent)) {
                     // A parent came back: its earlier rows are read back to be removed.
                     return self.write_removals_then(batch);
                 }
-                replaced.extend(hashes);
+                for parent in parents {
+                    replaced.insert(parent);
+                }
                 self.write_batch(batch)
             }
             (Some(_), _) => self.write_removals_then(batch),
@@ -237,5 +280,37 @@ impl Files {
             history: false,
             ..*batch
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::Parents;
+
+    /// Integer ids, text keys (lead ids are UUIDs) and what is neither are each found again,
+    /// and nothing else is.
+    #[test]
+    fn parents_are_found_again_whatever_their_key() {
+        let mut parents = Parents::default();
+        let kept = [
+            json!(7),
+            json!(u64::MAX),
+            json!("b2c0-uuid"),
+            json!(-3),
+            json!(1.5),
+        ];
+        for parent in &kept {
+            parents.insert(parent);
+        }
+        for parent in &kept {
+            assert!(parents.contains(parent), "{parent}");
+        }
+        // Matched by their key's text, as removals are.
+        assert!(parents.contains(&json!("7")));
+        for other in [json!(8), json!("07"), json!("b2c0"), json!(3), json!(null)] {
+            assert!(!parents.contains(&other), "{other}");
+        }
     }
 }
