@@ -120,3 +120,46 @@ mod tests {
         assert!(!a.same_place(&*files));
     }
 }
+
+/// A build without a destination's feature still reads a config naming it, and says how to get
+/// a build that has it when the destination is opened (CI runs these without any feature).
+#[cfg(all(
+    test,
+    not(feature = "duckdb"),
+    not(feature = "postgres"),
+    not(feature = "files")
+))]
+mod without_features {
+    use std::path::Path;
+
+    use super::*;
+    use crate::target::{Opened, TargetError};
+
+    #[tokio::test]
+    async fn opening_a_destination_this_build_lacks_names_the_feature() {
+        let section = Section {
+            path: Some("x"),
+            url: Some("postgres://h/db"),
+            base_dir: Path::new("/configs"),
+            company: "acme",
+            several: false,
+        };
+        for (kind, says) in [
+            (
+                "duckdb",
+                "no DuckDB support: rebuild with the default features (or `--features duckdb`)",
+            ),
+            ("postgres", "no PostgreSQL support"),
+            ("parquet", "no Parquet and JSONL support"),
+        ] {
+            let target = resolve(kind, &section).unwrap();
+            match target.open("main", &mut Opened::default()).await {
+                Err(TargetError::Unsupported(message)) => {
+                    assert!(message.contains(says), "{kind}: {message}")
+                }
+                Err(other) => panic!("{kind}: {other}"),
+                Ok(_) => panic!("{kind} opened in a build without it"),
+            }
+        }
+    }
+}
