@@ -27,7 +27,7 @@ impl std::fmt::Debug for PostgresConfig {
 }
 
 /// A connection URL with its password replaced, for messages and debug output.
-pub fn without_password(url: &str) -> String {
+fn without_password(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut parsed) if parsed.password().is_some() => {
             let _ = parsed.set_password(Some("redacted"));
