@@ -5,6 +5,7 @@
 
 use pipedrive_destinations::duckdb::DuckDb;
 use pipedrive_destinations::postgres;
+use pipedrive_engine::columnar;
 use pipedrive_engine::schema::{Column, ColumnType};
 use pipedrive_engine::{Batch, Destination, StreamState, TableRef};
 use serde_json::{Value, json};
@@ -37,12 +38,13 @@ async fn write_page(
     rows: &[Vec<Value>],
     replace_parents: Option<(&str, &[Value])>,
 ) {
+    let records = columnar::record_batch(columns, rows).expect("the rows fit their columns");
     let batch = Batch {
         stream: &table.name,
         table,
         primary_key,
         columns,
-        rows,
+        records: &records,
         replace_parents,
         state: &StreamState::default(),
         synced_at: "2026-01-02T03:04:05Z",

@@ -4,6 +4,7 @@
 //! checkpoint").
 
 use pipedrive_destinations::duckdb::DuckDb;
+use pipedrive_engine::columnar;
 use pipedrive_engine::schema::{Column, ColumnType};
 use pipedrive_engine::{Batch, Destination, StreamState, TableRef};
 use serde_json::{Value, json};
@@ -47,12 +48,13 @@ async fn duckdb_checkpoints_a_table_with_hundreds_of_custom_fields() {
                     .collect()
             })
             .collect();
+        let records = columnar::record_batch(&columns, &rows).unwrap();
         let batch = Batch {
             stream: "deals",
             table: &table,
             primary_key: &["id"],
             columns: &columns,
-            rows: &rows,
+            records: &records,
             replace_parents: None,
             state: &state,
             synced_at: "2026-01-02T03:04:05Z",

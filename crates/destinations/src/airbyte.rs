@@ -525,11 +525,11 @@ impl<W: Write + Send> Destination for Airbyte<W> {
             // Airbyte has no schema message: the catalog is the schema; a column it lacked is
             // sent as text, which is what Airbyte makes of an undeclared field.
             known.admit(batch.columns);
-            for row in batch.rows {
+            for row in 0..batch.len() {
                 self.emit(&Message::Record {
                     record: Record {
                         stream: batch.stream,
-                        data: known.record(batch.columns, row),
+                        data: known.record(batch.columns, &batch.row(row)),
                         emitted_at,
                     },
                 })?;
@@ -539,7 +539,7 @@ impl<W: Write + Send> Destination for Airbyte<W> {
         }
         // States follow all the records of the commit they belong to.
         for batch in batches {
-            self.emit_state(batch.stream, batch.state, batch.rows.len())?;
+            self.emit_state(batch.stream, batch.state, batch.len())?;
         }
         self.flush()
     }
@@ -611,13 +611,14 @@ mod tests {
             SyncState::new(),
             [("deals".to_owned(), declared)].into(),
         );
+        let records = pipedrive_engine::columnar::record_batch(&columns, &rows).unwrap();
         airbyte
             .write(&[Batch {
                 stream: "deals",
                 table: &table,
                 primary_key: &["id"],
                 columns: &columns,
-                rows: &rows,
+                records: &records,
                 replace_parents: None,
                 state: &state,
                 synced_at: "2024-02-01T00:00:00Z",

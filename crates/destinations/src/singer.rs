@@ -290,10 +290,10 @@ impl<W: Write + Send> Destination for Singer<W> {
                         .collect(),
                 })?;
             }
-            for row in batch.rows {
+            for row in 0..batch.len() {
                 self.emit(&Message::Record {
                     stream: batch.stream,
-                    record: known.record(batch.columns, row),
+                    record: known.record(batch.columns, &batch.row(row)),
                     time_extracted: batch.synced_at,
                 })?;
             }
@@ -361,7 +361,10 @@ mod tests {
             table: staging,
             primary_key: &["id"],
             columns,
-            rows,
+            // Leaked: a test's few pages live as long as the test anyway.
+            records: Box::leak(Box::new(
+                pipedrive_engine::columnar::record_batch(columns, rows).unwrap(),
+            )),
             replace_parents: None,
             state,
             synced_at: "2024-02-01T00:00:00.000000Z",

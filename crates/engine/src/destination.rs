@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use serde_json::Value;
 
@@ -50,8 +51,8 @@ pub struct Batch<'a> {
     /// Rows are merged on these columns: a row whose key exists replaces it.
     pub primary_key: &'a [&'a str],
     pub columns: &'a [Column],
-    /// One value per column, aligned with `columns`.
-    pub rows: &'a [Vec<Value>],
+    /// The rows, one array per column, aligned with `columns` (see [`crate::columnar`]).
+    pub records: &'a RecordBatch,
     /// Fanned-out children: rows whose column `.0` holds one of the parent ids `.1` are
     /// deleted before `rows` are merged, so children removed in Pipedrive go here too.
     pub replace_parents: Option<(&'a str, &'a [Value])>,
@@ -61,6 +62,33 @@ pub struct Batch<'a> {
     /// The rows are versions for a history table: keyed by `primary_key` plus `_valid_from`,
     /// and each key's current row (`_is_current`) is closed at the batch's first version.
     pub history: bool,
+}
+
+impl Batch<'_> {
+    /// How many rows the batch holds.
+    pub fn len(&self) -> usize {
+        self.records.num_rows()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The value of column `column` in row `row`, as JSON (see [`crate::columnar::json_value`]).
+    pub fn value(&self, row: usize, column: usize) -> Value {
+        crate::columnar::json_value(
+            self.columns[column].ty,
+            self.records.column(column).as_ref(),
+            row,
+        )
+    }
+
+    /// Row `row` as JSON values, aligned with `columns`.
+    pub fn row(&self, row: usize) -> Vec<Value> {
+        (0..self.columns.len())
+            .map(|column| self.value(row, column))
+            .collect()
+    }
 }
 
 /// Column names the engine gives meaning to.

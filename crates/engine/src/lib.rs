@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod catalog;
+pub mod columnar;
 pub mod controls;
 pub mod declared;
 pub mod destination;

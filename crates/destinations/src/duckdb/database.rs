@@ -192,12 +192,13 @@ mod tests {
                     vec![id.into(), format!("{id:>400}").into()]
                 })
                 .collect();
+            let records = pipedrive_engine::columnar::record_batch(&columns, &rows).unwrap();
             let batch = Batch {
                 stream: "t",
                 table: &table,
                 primary_key: &["id"],
                 columns: &columns,
-                rows: &rows,
+                records: &records,
                 replace_parents: None,
                 state: &StreamState::default(),
                 synced_at: "2026-01-02T03:04:05Z",

@@ -1,6 +1,7 @@
 //! A page into its DuckDB table: appended straight in when the table cannot hold its keys
 //! yet, otherwise through a temporary table and a keyed delete and insert.
 
+use pipedrive_engine::columnar;
 use pipedrive_engine::destination::columns::{IS_CURRENT, VALID_FROM, VALID_TO};
 use pipedrive_engine::schema::{Column, ColumnType};
 use pipedrive_engine::{Batch, DestinationError};
@@ -12,18 +13,15 @@ use crate::arrow_rows::{self, SYNCED_AT, Slot};
 use crate::sql::quote;
 use crate::sql::session::{Load, Session};
 
-/// The batch's non-null values of `column`; `None` when one is not an integer.
+/// The batch's non-null values of `column`; `None` when it is not an integer column.
 fn integer_values(batch: &Batch<'_>, column: &str) -> Option<Vec<i64>> {
     let Some(index) = batch.columns.iter().position(|c| c.name == column) else {
         return Some(Vec::new());
     };
-    batch
-        .rows
-        .iter()
-        .map(|row| &row[index])
-        .filter(|value| !value.is_null())
-        .map(serde_json::Value::as_i64)
-        .collect()
+    columnar::integers(
+        batch.columns[index].ty,
+        batch.records.column(index).as_ref(),
+    )
 }
 
 /// The smallest and largest leading key of a batch whose leading key column is an integer.
@@ -38,12 +36,12 @@ fn key_range(load: &Load<'_>) -> Option<KeyRange> {
     if column.ty != ColumnType::BigInt {
         return None;
     }
-    let (low, high) = bounds(
-        load.batch
-            .rows
-            .iter()
-            .filter_map(|row| row[*index].as_i64()),
+    let batch = load.batch;
+    let keys = columnar::integers(
+        batch.columns[*index].ty,
+        batch.records.column(*index).as_ref(),
     )?;
+    let (low, high) = bounds(keys.into_iter())?;
     Some(KeyRange {
         column: column.name.clone(),
         low,

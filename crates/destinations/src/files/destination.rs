@@ -4,11 +4,9 @@ use std::fs::File;
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use crate::arrow_rows::{
-    SYNCED_AT, Slot, mismatch, parse_timestamp, record_batch_of, require_primary_key, synced_at,
-};
+use crate::arrow_rows::{SYNCED_AT, Slot, record_batch_of, require_primary_key, synced_at};
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
@@ -241,7 +239,7 @@ impl Files {
             .enumerate()
             .filter(|(_, c)| c.ty != ColumnType::Null && c.name != SYNCED_AT)
             .collect();
-        if batch.rows.is_empty() || loaded.is_empty() {
+        if batch.is_empty() || loaded.is_empty() {
             return Ok(());
         }
         require_primary_key(batch, &loaded)?;
@@ -286,10 +284,10 @@ impl Files {
                     flate2::Compression::default(),
                 );
                 let mut write_rows = || -> Result<(), DestinationError> {
-                    for row in batch.rows {
+                    for row in 0..batch.len() {
                         let mut object = Map::new();
                         for (i, column) in &loaded {
-                            object.insert(column.name.clone(), json_value(column, &row[*i])?);
+                            object.insert(column.name.clone(), batch.value(row, *i));
                         }
                         object.entry(REMOVED.to_owned()).or_insert(Value::Null);
                         object.insert(SYNCED_AT.to_owned(), Value::String(rfc3339(synced_at)));
@@ -368,12 +366,13 @@ impl Files {
                         .collect()
                 })
                 .collect();
+            let records = record_batch(&columns, &rows)?;
             self.write_batch(&Batch {
                 stream: missing.stream,
                 table: into,
                 primary_key: &[missing.key],
                 columns: &columns,
-                rows: &rows,
+                records: &records,
                 replace_parents: None,
                 state: missing.state,
                 synced_at: &synced_at,
@@ -384,23 +383,15 @@ impl Files {
     }
 }
 
-pub(super) fn rfc3339(micros: i64) -> String {
-    DateTime::<Utc>::from_timestamp_micros(micros)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
-        .unwrap_or_default()
-}
+pub(super) use pipedrive_engine::columnar::rfc3339;
 
-/// A value as the JSONL file stores it: timestamps normalised to RFC 3339 UTC, non-string
-/// values of text columns as their JSON text (so a column keeps one JSON type in a file).
-fn json_value(column: &Column, value: &Value) -> Result<Value, DestinationError> {
-    Ok(match (column.ty, value) {
-        (_, Value::Null) => Value::Null,
-        (ColumnType::Timestamp, Value::String(s)) => Value::String(rfc3339(
-            parse_timestamp(s).ok_or_else(|| mismatch(column, value))?,
-        )),
-        (ColumnType::Text, v) if !v.is_string() => Value::String(v.to_string()),
-        (_, v) => v.clone(),
-    })
+/// Rows read back from files, as a batch to write again.
+pub(super) fn record_batch(
+    columns: &[Column],
+    rows: &[Vec<Value>],
+) -> Result<arrow::record_batch::RecordBatch, DestinationError> {
+    pipedrive_engine::columnar::record_batch(columns, rows)
+        .map_err(|misfit| DestinationError::new(format!("files: {misfit}")))
 }
 
 /// A key's value as text, the same whether it came from a record or a file.
@@ -590,10 +581,12 @@ impl Destination for Files {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::arrow_rows::parse_timestamp;
     use crate::files::holdings::row_key;
     use crate::files::read::read_table;
     use arrow::array::AsArray;
     use arrow::datatypes::{DataType, TimeUnit, TimestampMicrosecondType};
+    use chrono::DateTime;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     use serde_json::json;
 
@@ -609,6 +602,10 @@ mod tests {
             bookmark: Some(bookmark.to_owned()),
             ..StreamState::default()
         }
+    }
+
+    fn records(columns: &[Column], rows: &[Vec<Value>]) -> arrow::record_batch::RecordBatch {
+        record_batch(columns, rows).unwrap()
     }
 
     fn table(name: &str) -> TableRef {
@@ -709,7 +706,7 @@ mod tests {
                 table: &deals,
                 primary_key: &["id"],
                 columns: &columns,
-                rows: &rows,
+                records: &records(&columns, &rows),
                 replace_parents: None,
                 state: &state,
                 synced_at: "2024-03-04T05:06:07Z",
@@ -816,7 +813,7 @@ mod tests {
                     table: &products,
                     primary_key: &["id"],
                     columns: &columns,
-                    rows,
+                    records: &records(&columns, rows),
                     replace_parents: Some(("deal_id", parents)),
                     state: &state,
                     synced_at: &synced_at,
@@ -859,7 +856,7 @@ mod tests {
                 table: &deals,
                 primary_key: &["id"],
                 columns: &deal_columns(),
-                rows: &[],
+                records: &records(&deal_columns(), &[]),
                 replace_parents: Some(("id", &rejected)),
                 state: &state,
                 synced_at: "2024-05-01T00:00:00Z",
@@ -1026,10 +1023,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut files = Files::open(dir.path(), Format::Parquet).unwrap();
         write_deals(&mut files).await;
-        // A failing batch (a value its column cannot hold) leaves the state where it was.
+        // A failing batch (one without its key) leaves the state where it was.
         let deals = table("deals");
-        let columns = [column("id", ColumnType::BigInt)];
-        let rows = [vec![json!("not a number")]];
+        let columns = [column("amount", ColumnType::BigInt)];
+        let rows = [vec![json!(7)]];
         let later = state("2025-01-01T00:00:00Z");
         let failed = files
             .write(&[Batch {
@@ -1037,7 +1034,7 @@ mod tests {
                 table: &deals,
                 primary_key: &["id"],
                 columns: &columns,
-                rows: &rows,
+                records: &records(&columns, &rows),
                 replace_parents: None,
                 state: &later,
                 synced_at: "2025-01-01T00:00:00Z",
@@ -1087,7 +1084,7 @@ mod tests {
                 table: &deals,
                 primary_key: &["id"],
                 columns: &columns,
-                rows: &[],
+                records: &records(&columns, &[]),
                 replace_parents: None,
                 state: &done,
                 synced_at: "2024-05-06T00:00:00Z",
@@ -1118,7 +1115,7 @@ mod tests {
                 table: &staging,
                 primary_key: &["id"],
                 columns: &columns,
-                rows: &rows,
+                records: &records(&columns, &rows),
                 replace_parents: None,
                 state: &loading,
                 synced_at: "2024-06-01T00:00:00Z",

@@ -16,7 +16,7 @@ use roaring::RoaringTreemap;
 use serde_json::Value;
 
 use super::read::table_files;
-use super::{Files, REMOVED, key_text, read_table};
+use super::{Files, REMOVED, key_text, read_table, record_batch};
 
 /// Per table, whether this run has followed every row written to it since it started.
 pub(super) enum Followed {
@@ -198,16 +198,16 @@ impl Files {
             .map(|(column, _)| column)
             .filter(|column| !batch.primary_key.contains(column))
             .and_then(position);
-        for row in batch.rows {
+        for row in 0..batch.len() {
             let key: Vec<Value> = keys
                 .iter()
-                .map(|i| i.map_or(Value::Null, |i| row[i].clone()))
+                .map(|i| i.map_or(Value::Null, |i| batch.value(row, i)))
                 .collect();
             holdings.rows.insert(
                 row_key(key.iter().map(Some)),
                 Held {
                     key,
-                    parent: parent.map(|i| key_text(&row[i])),
+                    parent: parent.map(|i| key_text(&batch.value(row, i))),
                 },
             );
         }
@@ -226,10 +226,14 @@ impl Files {
         let parent_column = (!by_key).then_some(column);
         let position = |name: &str| batch.columns.iter().position(|c| c.name == name);
         let keys: Vec<Option<usize>> = batch.primary_key.iter().map(|k| position(k)).collect();
-        let rewritten: std::collections::HashSet<String> = batch
-            .rows
-            .iter()
-            .map(|row| row_key(keys.iter().map(|i| i.map(|i| &row[i]))))
+        let rewritten: std::collections::HashSet<String> = (0..batch.len())
+            .map(|row| {
+                let key: Vec<Option<Value>> = keys
+                    .iter()
+                    .map(|i| i.map(|i| batch.value(row, i)))
+                    .collect();
+                row_key(key.iter().map(Option::as_ref))
+            })
             .collect();
         let parents: std::collections::HashSet<String> = parents.iter().map(key_text).collect();
         let holdings = self.holdings(&batch.table.name, batch.primary_key, parent_column)?;
@@ -273,9 +277,10 @@ impl Files {
                 row
             })
             .collect();
+        let records = record_batch(&columns, &rows)?;
         self.write_batch(&Batch {
             columns: &columns,
-            rows: &rows,
+            records: &records,
             replace_parents: None,
             history: false,
             ..*batch

@@ -1,10 +1,15 @@
-//! JSON values to typed PostgreSQL values for binary COPY. The engine has already widened each
-//! column to hold its values, so a value that does not fit is a bug worth failing loudly on.
+//! A batch's arrays as typed PostgreSQL values for binary COPY. The engine has already typed
+//! each column and the core widened it to its table's type, so every value reads as that type.
 
+use std::borrow::Cow;
+
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::{Date32Type, Float64Type, Int64Type, TimestampMicrosecondType};
 use chrono::{DateTime, NaiveDate, Utc};
-use pipedrive_engine::schema::{ColumnType, parse_date, parse_timestamp, to_text};
+use pipedrive_engine::schema::ColumnType;
 use serde_json::Value;
-use tokio_postgres::types::{ToSql, Type};
+use serde_json::value::RawValue;
+use tokio_postgres::types::{Json, ToSql, Type};
 
 /// One value as COPY sends it; `None` is SQL NULL, typed so binary COPY accepts it.
 #[derive(Debug)]
@@ -14,10 +19,11 @@ pub(super) enum Cell<'a> {
     Double(Option<f64>),
     Date(Option<NaiveDate>),
     Timestamp(Option<DateTime<Utc>>),
-    Json(Option<&'a Value>),
+    /// JSON text sent as it is.
+    Json(Option<Json<&'a RawValue>>),
     /// A JSON value rebuilt without NUL characters.
     JsonOwned(Option<Value>),
-    Text(Option<String>),
+    Text(Option<Cow<'a, str>>),
 }
 
 impl Cell<'_> {
@@ -75,30 +81,58 @@ pub(super) fn column_type(data_type: &str) -> ColumnType {
     }
 }
 
-/// Encodes `value` for a column of type `ty`; `None` when it does not fit.
-pub(super) fn encode(value: &Value, ty: ColumnType) -> Option<Cell<'_>> {
-    if value.is_null() {
-        return Some(match ty {
-            ColumnType::Boolean => Cell::Boolean(None),
-            ColumnType::BigInt => Cell::BigInt(None),
-            ColumnType::Double => Cell::Double(None),
-            ColumnType::Date => Cell::Date(None),
-            ColumnType::Timestamp => Cell::Timestamp(None),
-            ColumnType::Json => Cell::Json(None),
-            ColumnType::Null | ColumnType::Text => Cell::Text(None),
-        });
-    }
+/// The value at `row` of `array`, a column of type `ty`; `None` when the array is not of
+/// that type, or holds a date or JSON text PostgreSQL cannot take.
+pub(super) fn encode(array: &dyn Array, ty: ColumnType, row: usize) -> Option<Cell<'_>> {
+    let null = array.is_null(row);
     Some(match ty {
-        ColumnType::Boolean => Cell::Boolean(Some(value.as_bool()?)),
-        ColumnType::BigInt => Cell::BigInt(Some(value.as_i64()?)),
-        ColumnType::Double => Cell::Double(Some(value.as_f64()?)),
-        ColumnType::Date => Cell::Date(Some(parse_date(value.as_str()?)?)),
-        ColumnType::Timestamp => Cell::Timestamp(Some(parse_timestamp(value.as_str()?)?)),
-        ColumnType::Json => match without_nul_json(value) {
-            std::borrow::Cow::Borrowed(value) => Cell::Json(Some(value)),
-            std::borrow::Cow::Owned(value) => Cell::JsonOwned(Some(value)),
-        },
-        ColumnType::Null | ColumnType::Text => Cell::Text(to_text(value).map(without_nul)),
+        ColumnType::Boolean => Cell::Boolean(
+            (!null)
+                .then(|| array.as_boolean_opt().map(|a| a.value(row)))
+                .flatten(),
+        ),
+        ColumnType::BigInt => Cell::BigInt(if null {
+            None
+        } else {
+            Some(array.as_primitive_opt::<Int64Type>()?.value(row))
+        }),
+        ColumnType::Double => Cell::Double(if null {
+            None
+        } else {
+            Some(array.as_primitive_opt::<Float64Type>()?.value(row))
+        }),
+        ColumnType::Date => Cell::Date(if null {
+            None
+        } else {
+            let days = array.as_primitive_opt::<Date32Type>()?.value(row);
+            Some(
+                NaiveDate::from_ymd_opt(1970, 1, 1)?
+                    .checked_add_signed(chrono::Duration::days(days.into()))?,
+            )
+        }),
+        ColumnType::Timestamp => Cell::Timestamp(if null {
+            None
+        } else {
+            let micros = array
+                .as_primitive_opt::<TimestampMicrosecondType>()?
+                .value(row);
+            Some(DateTime::<Utc>::from_timestamp_micros(micros)?)
+        }),
+        ColumnType::Json if null => Cell::Json(None),
+        ColumnType::Json => {
+            let text = array.as_string_opt::<i32>()?.value(row);
+            // jsonb rejects `\u0000` in strings, so NULs are dropped there (copying only then).
+            if text.contains("\\u0000") {
+                Cell::JsonOwned(Some(without_nul_json(&serde_json::from_str(text).ok()?)))
+            } else {
+                Cell::Json(Some(Json(serde_json::from_str(text).ok()?)))
+            }
+        }
+        ColumnType::Null | ColumnType::Text => Cell::Text(if null {
+            None
+        } else {
+            Some(without_nul(array.as_string_opt::<i32>()?.value(row)))
+        }),
     })
 }
 
@@ -112,62 +146,39 @@ pub(super) fn key_text(cell: &Cell<'_>) -> Option<String> {
         Cell::Double(v) => v.map(|f| f.to_string()),
         Cell::Date(v) => v.map(|d| d.format("%Y-%m-%d").to_string()),
         Cell::Timestamp(v) => v.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
-        Cell::Json(v) => v.map(Value::to_string),
+        Cell::Json(v) => v.as_ref().map(|json| json.0.get().to_owned()),
         Cell::JsonOwned(v) => v.as_ref().map(Value::to_string),
-        Cell::Text(v) => v.clone(),
+        Cell::Text(v) => v.as_ref().map(|text| text.clone().into_owned()),
     }
 }
 
 /// PostgreSQL text cannot hold NUL characters; they are dropped rather than failing the sync.
-fn without_nul(text: String) -> String {
+fn without_nul(text: &str) -> Cow<'_, str> {
     if text.contains('\0') {
-        text.replace('\0', "")
+        Cow::Owned(text.replace('\0', ""))
     } else {
-        text
+        Cow::Borrowed(text)
     }
 }
 
-/// jsonb rejects `\u0000` in strings, so NULs are dropped there too (copying only when present).
-fn without_nul_json(value: &Value) -> std::borrow::Cow<'_, Value> {
-    fn has_nul(value: &Value) -> bool {
-        match value {
-            Value::String(s) => s.contains('\0'),
-            Value::Array(items) => items.iter().any(has_nul),
-            Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
-            _ => false,
-        }
-    }
-    fn strip(value: &Value) -> Value {
-        match value {
-            Value::String(s) => Value::String(s.replace('\0', "")),
-            Value::Array(items) => Value::Array(items.iter().map(strip).collect()),
-            Value::Object(map) => Value::Object(
-                map.iter()
-                    .map(|(k, v)| (k.replace('\0', ""), strip(v)))
-                    .collect(),
-            ),
-            other => other.clone(),
-        }
-    }
-    if has_nul(value) {
-        std::borrow::Cow::Owned(strip(value))
-    } else {
-        std::borrow::Cow::Borrowed(value)
-    }
-}
-
-/// A value for an error message: its JSON text, cut short.
-pub(super) fn show(value: &Value) -> String {
-    let text = value.to_string();
-    match text.char_indices().nth(80) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text,
+/// A JSON value without NUL characters in its strings and keys.
+fn without_nul_json(value: &Value) -> Value {
+    match value {
+        Value::String(s) => Value::String(s.replace('\0', "")),
+        Value::Array(items) => Value::Array(items.iter().map(without_nul_json).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.replace('\0', ""), without_nul_json(v)))
+                .collect(),
+        ),
+        other => other.clone(),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pipedrive_engine::schema::parse_timestamp;
     use serde_json::json;
 
     #[test]
@@ -194,29 +205,31 @@ mod tests {
         );
     }
 
+    /// Each type reads from its array; text and JSON lose their NULs, nothing else changes.
     #[test]
-    fn values_that_do_not_fit_are_refused_not_nulled() {
-        assert!(encode(&json!("1"), ColumnType::BigInt).is_none());
-        assert!(encode(&json!(1.5), ColumnType::BigInt).is_none());
-        assert!(encode(&json!(u64::MAX), ColumnType::BigInt).is_none());
-        assert!(encode(&json!("yes"), ColumnType::Boolean).is_none());
-        assert!(encode(&json!("02/01/2024"), ColumnType::Date).is_none());
-        assert!(encode(&json!(3), ColumnType::Double).is_some());
-        assert!(matches!(
-            encode(&json!(null), ColumnType::BigInt),
-            Some(Cell::BigInt(None))
-        ));
-        assert!(
-            matches!(encode(&json!({"a": [1]}), ColumnType::Text), Some(Cell::Text(Some(t))) if t == r#"{"a":[1]}"#)
-        );
-        assert!(
-            matches!(encode(&json!(true), ColumnType::Text), Some(Cell::Text(Some(t))) if t == "true")
-        );
-    }
-
-    #[test]
-    fn long_values_are_cut_in_messages() {
-        assert_eq!(show(&json!("short")), "\"short\"");
-        assert!(show(&json!("é".repeat(200))).ends_with('…'));
+    fn cells_read_their_arrays_and_drop_nuls() {
+        use pipedrive_engine::columnar;
+        use pipedrive_engine::schema::Column;
+        let columns = [
+            Column::new("t", ColumnType::Text),
+            Column::new("j", ColumnType::Json),
+            Column::new("n", ColumnType::BigInt),
+        ];
+        let rows = vec![
+            vec![json!("a\u{0}b"), json!({"k\u{0}": ["x\u{0}"]}), json!(7)],
+            vec![json!(true), json!([1]), Value::Null],
+        ];
+        let batch = columnar::record_batch(&columns, &rows).unwrap();
+        let cell = |column: usize, row| {
+            encode(batch.column(column).as_ref(), columns[column].ty, row).unwrap()
+        };
+        assert!(matches!(cell(0, 0), Cell::Text(Some(t)) if t == "ab"));
+        assert!(matches!(cell(0, 1), Cell::Text(Some(t)) if t == "true"));
+        assert!(matches!(cell(1, 0), Cell::JsonOwned(Some(v)) if v == json!({"k": ["x"]})));
+        assert!(matches!(cell(1, 1), Cell::Json(Some(Json(raw))) if raw.get() == "[1]"));
+        assert!(matches!(cell(2, 0), Cell::BigInt(Some(7))));
+        assert!(matches!(cell(2, 1), Cell::BigInt(None)));
+        // An array of another type is refused, not read as something else.
+        assert!(encode(batch.column(0).as_ref(), ColumnType::BigInt, 0).is_none());
     }
 }

@@ -4,14 +4,15 @@
 use std::collections::HashSet;
 use std::pin::pin;
 
+use arrow::array::ArrayRef;
 use pipedrive_engine::DestinationError;
+use pipedrive_engine::columnar;
 use pipedrive_engine::destination::columns::{IS_CURRENT, VALID_FROM, VALID_TO};
 use pipedrive_engine::schema::Column;
-use serde_json::Value;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 
-use super::encode::{Cell, encode, key_text, show, sql_type, wire_type};
+use super::encode::{Cell, encode, key_text, sql_type, wire_type};
 use super::fail;
 use super::session::PostgresSession;
 use crate::sql::session::Load;
@@ -19,16 +20,16 @@ use crate::sql::{SYNCED_AT, quote};
 
 /// Rows to load, the last one winning when a key repeats within the batch (a record seen
 /// twice while paging), so the merge never inserts duplicates.
-fn last_per_key<'r>(rows: &'r [Vec<Value>], key_indexes: &[usize]) -> Vec<&'r Vec<Value>> {
+fn last_per_key<'a>(rows: Vec<Vec<Cell<'a>>>, key_positions: &[usize]) -> Vec<Vec<Cell<'a>>> {
     let mut seen = HashSet::new();
-    let mut kept: Vec<&Vec<Value>> = rows
-        .iter()
+    let mut kept: Vec<Vec<Cell<'a>>> = rows
+        .into_iter()
         .rev()
-        .filter(|row| {
+        .filter(|cells| {
             seen.insert(
-                key_indexes
+                key_positions
                     .iter()
-                    .map(|i| row[*i].to_string())
+                    .map(|&k| key_text(&cells[k]))
                     .collect::<Vec<_>>(),
             )
         })
@@ -37,28 +38,40 @@ fn last_per_key<'r>(rows: &'r [Vec<Value>], key_indexes: &[usize]) -> Vec<&'r Ve
     kept
 }
 
+/// A value for an error message, whatever its array's type, cut short.
+fn shown(array: &dyn arrow::array::Array, row: usize) -> String {
+    let text = arrow::util::display::array_value_to_string(array, row)
+        .unwrap_or_else(|e| format!("(unreadable: {e})"));
+    columnar::shorten(text)
+}
+
 impl PostgresSession {
     pub(super) async fn copy_in(&mut self, load: &Load<'_>) -> Result<(), DestinationError> {
         let batch = load.batch;
-        let key_indexes: Vec<usize> = load
-            .key_positions
+        // Each column as its table's (possibly wider) type once, then read value by value.
+        let arrays: Vec<ArrayRef> = load
+            .columns
             .iter()
-            .map(|&k| load.columns[k].0)
-            .collect();
-        let rows = last_per_key(batch.rows, &key_indexes);
-        let mut encoded: Vec<Vec<Cell<'_>>> = Vec::with_capacity(rows.len());
-        for (row_number, row) in rows.iter().enumerate() {
+            .map(|(i, column)| {
+                columnar::widen(batch.records.column(*i), &batch.columns[*i], column.ty).map_err(
+                    |misfit| DestinationError::new(format!("stream {}: {misfit}", batch.stream)),
+                )
+            })
+            .collect::<Result<_, _>>()?;
+        let mut encoded: Vec<Vec<Cell<'_>>> = Vec::with_capacity(batch.len());
+        for row in 0..batch.len() {
             let cells = load
                 .columns
                 .iter()
-                .map(|(i, column)| {
-                    encode(&row[*i], column.ty).ok_or_else(|| {
+                .zip(&arrays)
+                .map(|((i, column), array)| {
+                    encode(array.as_ref(), column.ty, row).ok_or_else(|| {
                         DestinationError::new(format!(
                             "stream {}: column {:?} (row {}) holds {}, which does not fit its PostgreSQL type {}",
                             batch.stream,
                             batch.columns[*i].name,
-                            row_number + 1,
-                            show(&row[*i]),
+                            row + 1,
+                            shown(array.as_ref(), row),
                             sql_type(column.ty)
                         ))
                     })
@@ -66,6 +79,7 @@ impl PostgresSession {
                 .collect::<Result<Vec<_>, _>>()?;
             encoded.push(cells);
         }
+        let encoded = last_per_key(encoded, load.key_positions);
 
         // The batch's keys travel as text arrays, cast back to the key columns' types in SQL:
         // the merge needs no temporary table (whose create and drop per page cost more than the

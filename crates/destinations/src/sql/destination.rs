@@ -139,7 +139,7 @@ impl<S: Session> SqlDestination<S> {
         if let Some((column, parents)) = batch.replace_parents {
             self.delete_children(&table, column, parents).await?;
         }
-        if !batch.rows.is_empty() && !loaded.is_empty() {
+        if !batch.is_empty() && !loaded.is_empty() {
             let key_positions: Vec<usize> = keys
                 .iter()
                 .map(|k| loaded.iter().position(|(_, c)| &c.name == k))

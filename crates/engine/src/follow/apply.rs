@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 
 use super::event::{Action, Event};
 use crate::catalog::{CustomFieldLayout, StreamDef};
+use crate::columnar;
 use crate::declared::FieldDefinitions;
 use crate::destination::columns::delete_marks;
 use crate::destination::{Batch, Destination, DestinationError};
@@ -217,16 +218,24 @@ impl Applier {
                 writes.push((stream, rows));
             }
         }
-        let batches: Vec<Batch<'_>> = writes
+        let records = writes
             .iter()
             .map(|(stream, rows)| {
+                columnar::record_batch(&rows.columns, &rows.rows)
+                    .map_err(|misfit| DestinationError::new(format!("stream {stream}: {misfit}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let batches: Vec<Batch<'_>> = writes
+            .iter()
+            .zip(&records)
+            .map(|((stream, rows), records)| {
                 let followed = &self.streams[stream];
                 Batch {
                     stream,
                     table: &followed.plan.table,
                     primary_key: followed.plan.def.primary_key,
                     columns: &rows.columns,
-                    rows: &rows.rows,
+                    records,
                     replace_parents: None,
                     state: &followed.state,
                     synced_at: &synced_at,
@@ -332,7 +341,7 @@ mod tests {
             let mut rows = self.0.lock().unwrap();
             for batch in batches {
                 let at = |name: &str| batch.columns.iter().position(|c| c.name == name);
-                for row in batch.rows {
+                for row in (0..batch.len()).map(|r| batch.row(r)) {
                     let value = |name: &str| at(name).map_or(Value::Null, |i| row[i].clone());
                     let version = value("update_time")
                         .as_str()

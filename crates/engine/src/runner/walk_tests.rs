@@ -73,12 +73,12 @@ impl Destination for MemoryDestination {
                         .is_some_and(|parent| parents.contains(&parent.to_string()))
                 });
             }
-            for row in batch.rows {
+            for row in (0..batch.len()).map(|r| batch.row(r)) {
                 let row: Map<String, Value> = batch
                     .columns
                     .iter()
+                    .map(|column| column.name.clone())
                     .zip(row)
-                    .map(|(column, value)| (column.name.clone(), value.clone()))
                     .collect();
                 let key = batch
                     .primary_key

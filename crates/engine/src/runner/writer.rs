@@ -3,6 +3,7 @@
 
 use tokio::sync::{mpsc, oneshot};
 
+use crate::columnar;
 use crate::destination::{Batch, Destination, DestinationError, Missing, Present, TableRef};
 use crate::runs::RunRecord;
 use crate::schema::Column;
@@ -124,14 +125,23 @@ async fn apply(
 ) -> Result<(), DestinationError> {
     match op {
         WriteOp::Rows(writes) => {
+            let records = writes
+                .iter()
+                .map(|w| {
+                    columnar::record_batch(&w.columns, &w.rows).map_err(|misfit| {
+                        DestinationError::new(format!("stream {}: {misfit}", w.stream))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
             let batches: Vec<Batch<'_>> = writes
                 .iter()
-                .map(|w| Batch {
+                .zip(&records)
+                .map(|(w, records)| Batch {
                     stream: w.stream,
                     table: &w.table,
                     primary_key: w.primary_key,
                     columns: &w.columns,
-                    rows: &w.rows,
+                    records,
                     replace_parents: w
                         .replace
                         .as_ref()

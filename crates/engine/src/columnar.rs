@@ -1,0 +1,442 @@
+//! A page's rows as one Arrow record batch: the one place values become typed arrays. Every
+//! destination reads the batch: DuckDB's appender and Parquet take the arrays as they are,
+//! PostgreSQL's binary COPY and the JSON outputs (Singer, Airbyte, JSONL) read them value by
+//! value.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanBuilder, Date32Builder, Float64Builder, Int64Builder,
+    StringBuilder, TimestampMicrosecondBuilder, new_null_array,
+};
+use arrow::datatypes::TimestampMicrosecondType;
+use arrow::datatypes::{DataType, Date32Type, Field, Float64Type, Int64Type, Schema, TimeUnit};
+use arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde_json::Value;
+
+use crate::schema::{Column, ColumnType, parse_date, parse_timestamp};
+
+/// Field metadata marking a Utf8 column that holds JSON text, so readers can parse it back.
+pub const TYPE_METADATA: &str = "pipedrive_sync.type";
+
+/// A value the engine typed a column for that the column cannot hold: a bug in the typing,
+/// worth failing loudly on rather than loading something else.
+#[derive(Debug, thiserror::Error)]
+#[error("column {column} ({ty:?}) cannot hold {value}")]
+pub struct Misfit {
+    pub column: String,
+    pub ty: ColumnType,
+    pub value: String,
+}
+
+impl Misfit {
+    fn new(column: &Column, value: impl std::fmt::Display) -> Misfit {
+        Misfit {
+            column: column.name.clone(),
+            ty: column.ty,
+            value: shorten(value.to_string()),
+        }
+    }
+}
+
+/// A value for a message: values can be long user text, so enough of it to recognise.
+pub fn shorten(text: String) -> String {
+    match text.char_indices().nth(80) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    }
+}
+
+/// The Arrow type a column of `ty` is held as; JSON is its text.
+pub fn data_type(ty: ColumnType) -> DataType {
+    match ty {
+        ColumnType::Boolean => DataType::Boolean,
+        ColumnType::BigInt => DataType::Int64,
+        ColumnType::Double => DataType::Float64,
+        ColumnType::Date => DataType::Date32,
+        ColumnType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        ColumnType::Json | ColumnType::Text | ColumnType::Null => DataType::Utf8,
+    }
+}
+
+/// The Arrow field of a column; JSON text is marked as such.
+pub fn field(column: &Column) -> Field {
+    let field = Field::new(&column.name, data_type(column.ty), true);
+    if column.ty == ColumnType::Json {
+        field.with_metadata(HashMap::from([(
+            TYPE_METADATA.to_owned(),
+            "json".to_owned(),
+        )]))
+    } else {
+        field
+    }
+}
+
+/// Days since the epoch of a `YYYY-MM-DD` date.
+fn days_since_epoch(date: NaiveDate) -> Option<i32> {
+    i32::try_from(
+        date.signed_duration_since(NaiveDate::from_ymd_opt(1970, 1, 1)?)
+            .num_days(),
+    )
+    .ok()
+}
+
+fn date_of_days(days: i32) -> Option<NaiveDate> {
+    NaiveDate::from_ymd_opt(1970, 1, 1)?.checked_add_signed(chrono::Duration::days(days.into()))
+}
+
+/// Microseconds since the epoch of any timestamp shape the engine types as one, or of a date.
+pub fn timestamp_micros(text: &str) -> Option<i64> {
+    parse_timestamp(text).map(|t| t.timestamp_micros())
+}
+
+/// A timestamp as the JSON outputs write it: RFC 3339 in UTC, a fraction only when there is one.
+pub fn rfc3339(micros: i64) -> String {
+    DateTime::<Utc>::from_timestamp_micros(micros)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+        .unwrap_or_default()
+}
+
+/// One column's array from the rows' values at `index`.
+fn array_of(column: &Column, rows: &[Vec<Value>], index: usize) -> Result<ArrayRef, Misfit> {
+    let values = rows
+        .iter()
+        .map(|row| row.get(index).unwrap_or(&Value::Null));
+    let misfit = |value: &Value| Misfit::new(column, value);
+    Ok(match column.ty {
+        ColumnType::Boolean => {
+            let mut builder = BooleanBuilder::with_capacity(rows.len());
+            for value in values {
+                match value {
+                    Value::Null => builder.append_null(),
+                    Value::Bool(b) => builder.append_value(*b),
+                    other => return Err(misfit(other)),
+                }
+            }
+            Arc::new(builder.finish())
+        }
+        ColumnType::BigInt => {
+            let mut builder = Int64Builder::with_capacity(rows.len());
+            for value in values {
+                match value {
+                    Value::Null => builder.append_null(),
+                    other => builder.append_value(other.as_i64().ok_or_else(|| misfit(other))?),
+                }
+            }
+            Arc::new(builder.finish())
+        }
+        ColumnType::Double => {
+            let mut builder = Float64Builder::with_capacity(rows.len());
+            for value in values {
+                match value {
+                    Value::Null => builder.append_null(),
+                    other => builder.append_value(other.as_f64().ok_or_else(|| misfit(other))?),
+                }
+            }
+            Arc::new(builder.finish())
+        }
+        ColumnType::Date => {
+            let mut builder = Date32Builder::with_capacity(rows.len());
+            for value in values {
+                match value {
+                    Value::Null => builder.append_null(),
+                    other => builder.append_value(
+                        other
+                            .as_str()
+                            .and_then(parse_date)
+                            .and_then(days_since_epoch)
+                            .ok_or_else(|| misfit(other))?,
+                    ),
+                }
+            }
+            Arc::new(builder.finish())
+        }
+        ColumnType::Timestamp => {
+            let mut builder =
+                TimestampMicrosecondBuilder::with_capacity(rows.len()).with_timezone("UTC");
+            for value in values {
+                match value {
+                    Value::Null => builder.append_null(),
+                    other => builder.append_value(
+                        other
+                            .as_str()
+                            .and_then(timestamp_micros)
+                            .ok_or_else(|| misfit(other))?,
+                    ),
+                }
+            }
+            Arc::new(builder.finish())
+        }
+        ColumnType::Json | ColumnType::Text | ColumnType::Null => {
+            let mut builder = StringBuilder::new();
+            for value in values {
+                match value {
+                    Value::Null => builder.append_null(),
+                    Value::String(s) if column.ty != ColumnType::Json => builder.append_value(s),
+                    other => builder.append_value(other.to_string()),
+                }
+            }
+            Arc::new(builder.finish())
+        }
+    })
+}
+
+/// The rows as one record batch, a column per `columns` entry in its order. Rows shorter than
+/// `columns` are null in the columns they lack.
+pub fn record_batch(columns: &[Column], rows: &[Vec<Value>]) -> Result<RecordBatch, Misfit> {
+    let fields: Vec<Field> = columns.iter().map(field).collect();
+    let arrays = columns
+        .iter()
+        .enumerate()
+        .map(|(index, column)| array_of(column, rows, index))
+        .collect::<Result<Vec<_>, _>>()?;
+    let options = RecordBatchOptions::new().with_row_count(Some(rows.len()));
+    Ok(
+        RecordBatch::try_new_with_options(Arc::new(Schema::new(fields)), arrays, &options)
+            .expect("one array per field, each as long as the rows"),
+    )
+}
+
+/// A column's array as a column of type `to`, a widening of its own type `from` (the type its
+/// table already has): integers to doubles, dates to timestamps, nulls to anything and anything
+/// to text, which reads as the value's JSON text.
+pub fn widen(array: &ArrayRef, from: &Column, to: ColumnType) -> Result<ArrayRef, Misfit> {
+    if from.ty == to
+        || (matches!(from.ty, ColumnType::Json | ColumnType::Null) && to == ColumnType::Text)
+    {
+        return Ok(Arc::clone(array));
+    }
+    if array.null_count() == array.len() {
+        return Ok(new_null_array(&data_type(to), array.len()));
+    }
+    Ok(match (from.ty, to) {
+        (ColumnType::BigInt, ColumnType::Double) => Arc::new(
+            array
+                .as_primitive::<Int64Type>()
+                .unary::<_, Float64Type>(|n| n as f64),
+        ),
+        (ColumnType::Date, ColumnType::Timestamp) => Arc::new(
+            array
+                .as_primitive::<Date32Type>()
+                .unary::<_, TimestampMicrosecondType>(|days| i64::from(days) * 86_400_000_000)
+                .with_timezone("UTC"),
+        ),
+        (_, ColumnType::Text) => {
+            let mut builder = StringBuilder::new();
+            for row in 0..array.len() {
+                match text(from.ty, array, row) {
+                    Some(text) => builder.append_value(text),
+                    None => builder.append_null(),
+                }
+            }
+            Arc::new(builder.finish())
+        }
+        _ => {
+            let value = (0..array.len())
+                .map(|row| json_value(from.ty, array, row))
+                .find(|v| !v.is_null())
+                .unwrap_or(Value::Null);
+            return Err(Misfit::new(&Column::new(&from.name, to), value));
+        }
+    })
+}
+
+/// The value at `row` as text: strings as they are, anything else as its JSON text (what a text
+/// column holds of it); `None` for null.
+pub fn text(ty: ColumnType, array: &dyn Array, row: usize) -> Option<String> {
+    if array.is_null(row) {
+        return None;
+    }
+    Some(match ty {
+        ColumnType::Json | ColumnType::Text | ColumnType::Null => {
+            array.as_string::<i32>().value(row).to_owned()
+        }
+        _ => match json_value(ty, array, row) {
+            Value::String(s) => s,
+            other => other.to_string(),
+        },
+    })
+}
+
+/// The value at `row` of a column of type `ty` as JSON: numbers and booleans as themselves,
+/// dates as `YYYY-MM-DD`, timestamps in RFC 3339 UTC, JSON columns parsed back, text as strings.
+pub fn json_value(ty: ColumnType, array: &dyn Array, row: usize) -> Value {
+    if array.is_null(row) {
+        return Value::Null;
+    }
+    match ty {
+        ColumnType::Boolean => Value::Bool(array.as_boolean().value(row)),
+        ColumnType::BigInt => Value::from(array.as_primitive::<Int64Type>().value(row)),
+        ColumnType::Double => Value::from(array.as_primitive::<Float64Type>().value(row)),
+        ColumnType::Date => date_of_days(array.as_primitive::<Date32Type>().value(row))
+            .map_or(Value::Null, |d| {
+                Value::String(d.format("%Y-%m-%d").to_string())
+            }),
+        ColumnType::Timestamp => Value::String(rfc3339(
+            array.as_primitive::<TimestampMicrosecondType>().value(row),
+        )),
+        ColumnType::Json => {
+            let text = array.as_string::<i32>().value(row);
+            serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
+        }
+        ColumnType::Text | ColumnType::Null => {
+            Value::String(array.as_string::<i32>().value(row).to_owned())
+        }
+    }
+}
+
+/// The non-null integers of an integer column, or `None` when the column is not one (an empty
+/// list for a column of nulls).
+pub fn integers(ty: ColumnType, array: &dyn Array) -> Option<Vec<i64>> {
+    match ty {
+        ColumnType::BigInt => Some(array.as_primitive::<Int64Type>().iter().flatten().collect()),
+        _ if array.null_count() == array.len() => Some(Vec::new()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn column(name: &str, ty: ColumnType) -> Column {
+        Column::new(name, ty)
+    }
+
+    /// Every type keeps its values through the arrays: read back as JSON they are the values
+    /// the outputs write (timestamps in RFC 3339 UTC, non-strings of text columns as text).
+    #[test]
+    fn values_round_trip_through_their_arrays() {
+        let columns = [
+            column("b", ColumnType::Boolean),
+            column("i", ColumnType::BigInt),
+            column("f", ColumnType::Double),
+            column("d", ColumnType::Date),
+            column("t", ColumnType::Timestamp),
+            column("j", ColumnType::Json),
+            column("s", ColumnType::Text),
+            column("n", ColumnType::Null),
+        ];
+        let rows = vec![
+            vec![
+                json!(true),
+                json!(-7),
+                json!(2.5),
+                json!("1969-12-31"),
+                json!("2024-01-02 10:11:12"),
+                json!({"a": [1, "x"]}),
+                json!("é"),
+            ],
+            vec![
+                Value::Null,
+                json!(i64::MAX),
+                json!(3),
+                Value::Null,
+                json!("2024-01-02T10:11:12.5+02:00"),
+                json!([]),
+                json!(12),
+                Value::Null,
+            ],
+        ];
+        let batch = record_batch(&columns, &rows).unwrap();
+        assert_eq!(batch.num_rows(), 2);
+        let read = |row: usize| -> Vec<Value> {
+            columns
+                .iter()
+                .enumerate()
+                .map(|(i, c)| json_value(c.ty, batch.column(i).as_ref(), row))
+                .collect()
+        };
+        assert_eq!(
+            read(0),
+            [
+                json!(true),
+                json!(-7),
+                json!(2.5),
+                json!("1969-12-31"),
+                json!("2024-01-02T10:11:12Z"),
+                json!({"a": [1, "x"]}),
+                json!("é"),
+                Value::Null,
+            ]
+        );
+        assert_eq!(
+            read(1),
+            [
+                Value::Null,
+                json!(i64::MAX),
+                json!(3.0),
+                Value::Null,
+                json!("2024-01-02T08:11:12.500Z"),
+                json!([]),
+                json!("12"),
+                Value::Null,
+            ]
+        );
+        let json_field = batch.schema().field(5).clone();
+        assert_eq!(json_field.metadata()[TYPE_METADATA], "json");
+    }
+
+    /// A value its column cannot hold is refused, naming the column, not loaded as another.
+    #[test]
+    fn a_value_its_column_cannot_hold_is_refused() {
+        for (ty, value) in [
+            (ColumnType::BigInt, json!("1")),
+            (ColumnType::BigInt, json!(1.5)),
+            (ColumnType::BigInt, json!(u64::MAX)),
+            (ColumnType::Boolean, json!("yes")),
+            (ColumnType::Date, json!("02/01/2024")),
+            (ColumnType::Timestamp, json!("2024-01-02 25:00:00")),
+        ] {
+            let error = record_batch(&[column("amount", ty)], &[vec![value.clone()]])
+                .expect_err(&value.to_string());
+            assert_eq!(error.column, "amount");
+        }
+        let long = record_batch(
+            &[column("n", ColumnType::BigInt)],
+            &[vec![json!("é".repeat(200))]],
+        )
+        .unwrap_err();
+        assert!(long.value.ends_with('…'), "{}", long.value);
+    }
+
+    /// A page's column widens to its table's type: integers to doubles, dates to timestamps,
+    /// anything to its text, nulls to anything.
+    #[test]
+    fn columns_widen_to_their_tables_types() {
+        let columns = [
+            column("i", ColumnType::BigInt),
+            column("d", ColumnType::Date),
+            column("b", ColumnType::Boolean),
+            column("j", ColumnType::Json),
+            column("n", ColumnType::Null),
+        ];
+        let rows = vec![vec![
+            json!(3),
+            json!("2024-01-02"),
+            json!(false),
+            json!({"k": 1}),
+            Value::Null,
+        ]];
+        let batch = record_batch(&columns, &rows).unwrap();
+        let widened = |i: usize, to: ColumnType| {
+            let array = widen(batch.column(i), &columns[i], to).unwrap();
+            json_value(to, array.as_ref(), 0)
+        };
+        assert_eq!(widened(0, ColumnType::Double), json!(3.0));
+        assert_eq!(widened(0, ColumnType::Text), json!("3"));
+        assert_eq!(
+            widened(1, ColumnType::Timestamp),
+            json!("2024-01-02T00:00:00Z")
+        );
+        assert_eq!(widened(1, ColumnType::Text), json!("2024-01-02"));
+        assert_eq!(widened(2, ColumnType::Text), json!("false"));
+        assert_eq!(widened(3, ColumnType::Text), json!(r#"{"k":1}"#));
+        assert_eq!(widened(4, ColumnType::BigInt), Value::Null);
+        assert!(widen(batch.column(0), &columns[0], ColumnType::Boolean).is_err());
+    }
+}
