@@ -525,11 +525,11 @@ impl<W: Write + Send> Destination for Airbyte<W> {
             // Airbyte has no schema message: the catalog is the schema; a column it lacked is
             // sent as text, which is what Airbyte makes of an undeclared field.
             known.admit(batch.columns);
-            for row in 0..batch.len() {
+            for data in known.records(batch) {
                 self.emit(&Message::Record {
                     record: Record {
                         stream: batch.stream,
-                        data: known.record(batch.columns, &batch.row(row)),
+                        data,
                         emitted_at,
                     },
                 })?;

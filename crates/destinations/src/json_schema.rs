@@ -4,9 +4,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use pipedrive_engine::StreamDef;
 use pipedrive_engine::declared::fits;
 use pipedrive_engine::schema::{Column, ColumnType};
+use pipedrive_engine::{Batch, StreamDef};
 use serde_json::{Map, Value, json};
 
 /// Which protocol a schema is written for: Airbyte reads an `airbyte_type` on timestamps.
@@ -94,27 +94,46 @@ impl DeclaredStream {
         )
     }
 
-    /// One row as a record of its selected columns, each value shaped to its declared type.
-    pub fn record(&mut self, columns: &[Column], row: &[Value]) -> Map<String, Value> {
-        let mut record = Map::new();
-        for (column, value) in columns.iter().zip(row) {
-            if self.excluded.contains(&column.name) {
-                continue;
+    /// The batch's rows as records of their selected columns, each value shaped to its
+    /// declared type. Which columns go, and as what, is settled once per batch.
+    pub fn records(&mut self, batch: &Batch<'_>) -> Vec<Map<String, Value>> {
+        let selected: Vec<(usize, &str, ColumnType)> = batch
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(_, column)| !self.excluded.contains(&column.name))
+            .map(|(index, column)| {
+                let declared = self
+                    .columns
+                    .iter()
+                    .find(|c| c.name == column.name)
+                    .map_or(ColumnType::Text, |c| c.ty);
+                (index, column.name.as_str(), declared)
+            })
+            .collect();
+        let mut misfits = vec![0_u64; selected.len()];
+        let records = (0..batch.len())
+            .map(|row| {
+                let mut record = Map::new();
+                for (&(index, name, ty), misfit) in selected.iter().zip(&mut misfits) {
+                    let value = batch.value(row, index);
+                    let value = if fits(&value, ty) {
+                        conform(&value, ty)
+                    } else {
+                        *misfit += 1;
+                        Value::Null
+                    };
+                    record.insert(name.to_owned(), value);
+                }
+                record
+            })
+            .collect();
+        for ((_, name, _), count) in selected.iter().zip(misfits) {
+            if count > 0 {
+                *self.misfits.entry((*name).to_owned()).or_default() += count;
             }
-            let ty = self
-                .columns
-                .iter()
-                .find(|c| c.name == column.name)
-                .map_or(ColumnType::Text, |c| c.ty);
-            let value = if fits(value, ty) {
-                conform(value, ty)
-            } else {
-                *self.misfits.entry(column.name.clone()).or_default() += 1;
-                Value::Null
-            };
-            record.insert(column.name.clone(), value);
         }
-        record
+        records
     }
 
     /// Columns with values sent as null since the last call, and how many.
@@ -251,19 +270,36 @@ mod tests {
                 "surprise": {"type": ["null", "string"]}
             }})
         );
-        let record = stream.record(
-            &batch,
-            &[
-                json!(1),
-                json!("2024-01-02 10:11:12"),
-                json!("n/a"),
-                json!("x"),
-                json!(5),
-            ],
-        );
+        let rows = [vec![
+            json!(1),
+            json!("2024-01-02 10:11:12"),
+            json!("n/a"),
+            json!("x"),
+            json!(5),
+        ]];
+        let records = pipedrive_engine::columnar::record_batch(&batch, &rows).unwrap();
+        let table = pipedrive_engine::TableRef {
+            schema: "s".to_owned(),
+            name: "deals".to_owned(),
+        };
+        let page = Batch {
+            stream: "deals",
+            table: &table,
+            primary_key: &["id"],
+            columns: &batch,
+            records: &records,
+            replace_parents: None,
+            state: &pipedrive_engine::StreamState::default(),
+            synced_at: "2024-02-01T00:00:00Z",
+            history: false,
+        };
         assert_eq!(
-            Value::Object(record),
-            json!({"id": 1, "when": "2024-01-02T10:11:12Z", "value": null, "surprise": "5"})
+            stream
+                .records(&page)
+                .into_iter()
+                .map(Value::Object)
+                .collect::<Vec<_>>(),
+            [json!({"id": 1, "when": "2024-01-02T10:11:12Z", "value": null, "surprise": "5"})]
         );
         assert_eq!(stream.take_misfits(), [("value".to_owned(), 1)].into());
         assert!(stream.take_misfits().is_empty());

@@ -290,10 +290,10 @@ impl<W: Write + Send> Destination for Singer<W> {
                         .collect(),
                 })?;
             }
-            for row in 0..batch.len() {
+            for record in known.records(batch) {
                 self.emit(&Message::Record {
                     stream: batch.stream,
-                    record: known.record(batch.columns, &batch.row(row)),
+                    record,
                     time_extracted: batch.synced_at,
                 })?;
             }

@@ -4,13 +4,15 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use arrow::datatypes::Schema;
+use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, SecondsFormat, Utc};
 use pipedrive_client::{ClientError, ErrorClass, PagePosition};
 use serde_json::{Map, Value};
 
 use super::plan::{Observer, StopSignal, StreamPlan, looked_back, stream_transform};
 use super::rows::{Rows, build_rows};
-use super::writer::{Ack, PresentRows, TableWrite, WriteOp, Writer, wait};
+use super::writer::{Ack, PresentRows, TableWrite, WriteOp, Writer, records_of, wait};
 use crate::catalog::{self, Deletes, Fanout, Incremental, PagingKind, StreamDef};
 use crate::destination::TableRef;
 use crate::history::{self, VersionInput};
@@ -505,8 +507,8 @@ impl UnitWorker<'_> {
                     stream: def.name,
                     table: history_table,
                     primary_key: def.primary_key,
+                    records: records_of(def.name, &columns, &rows)?,
                     columns,
-                    rows,
                     replace: None,
                     state: next_state.clone(),
                     history: true,
@@ -518,8 +520,8 @@ impl UnitWorker<'_> {
                 stream: def.name,
                 table: member.target.clone(),
                 primary_key: def.primary_key,
+                records: records_of(def.name, &columns, &rows)?,
                 columns,
-                rows,
                 replace,
                 state: next_state.clone(),
                 history: false,
@@ -556,7 +558,7 @@ impl UnitWorker<'_> {
                     table,
                     primary_key: def.primary_key,
                     columns: Vec::new(),
-                    rows: Vec::new(),
+                    records: RecordBatch::new_empty(Arc::new(Schema::empty())),
                     replace: None,
                     state,
                     history: false,

@@ -1,6 +1,7 @@
 //! The writer task: one per destination handle, applying the writes queued to it one at a
 //! time, each committed with the stream states it makes true.
 
+use arrow::record_batch::RecordBatch;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::columnar;
@@ -16,12 +17,23 @@ pub(super) struct TableWrite {
     pub(super) table: TableRef,
     pub(super) primary_key: &'static [&'static str],
     pub(super) columns: Vec<Column>,
-    pub(super) rows: Vec<Vec<Value>>,
+    /// The rows, one array per column (see [`records_of`]).
+    pub(super) records: RecordBatch,
     /// Rows whose `.0` column holds one of `.1` are removed first.
     pub(super) replace: Option<(&'static str, Vec<Value>)>,
     pub(super) state: StreamState,
     /// Versions for a history table.
     pub(super) history: bool,
+}
+
+/// The rows of `columns` as the record batch every destination reads: built by the walk, before
+/// the page queues for the writer, so it waits as arrays rather than as JSON values.
+pub(super) fn records_of(
+    stream: &str,
+    columns: &[Column],
+    rows: &[Vec<Value>],
+) -> Result<RecordBatch, String> {
+    columnar::record_batch(columns, rows).map_err(|misfit| format!("stream {stream}: {misfit}"))
 }
 
 /// A write for the writer task, answered once committed.
@@ -125,23 +137,14 @@ async fn apply(
 ) -> Result<(), DestinationError> {
     match op {
         WriteOp::Rows(writes) => {
-            let records = writes
-                .iter()
-                .map(|w| {
-                    columnar::record_batch(&w.columns, &w.rows).map_err(|misfit| {
-                        DestinationError::new(format!("stream {}: {misfit}", w.stream))
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()?;
             let batches: Vec<Batch<'_>> = writes
                 .iter()
-                .zip(&records)
-                .map(|(w, records)| Batch {
+                .map(|w| Batch {
                     stream: w.stream,
                     table: &w.table,
                     primary_key: w.primary_key,
                     columns: &w.columns,
-                    records,
+                    records: &w.records,
                     replace_parents: w
                         .replace
                         .as_ref()
