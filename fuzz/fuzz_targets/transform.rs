@@ -1,6 +1,6 @@
 //! Arbitrary records, custom-field definitions and data controls (row filter, excluded and
-//! hashed columns) through the record transform and `build_rows`: never a panic, and the same
-//! input always yields the same columns.
+//! hashed columns) through the record transform and `build_rows`: never a panic, the same
+//! input always yields the same columns, and the rows always become an Arrow record batch.
 
 #![no_main]
 
@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashSet};
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use pipedrive_engine::catalog::{self, CustomFieldLayout, FieldDefinitions, StreamDef};
+use pipedrive_engine::columnar;
 use pipedrive_engine::controls::{Controls, RowFilter};
 use pipedrive_engine::declared::assign_custom_columns;
 use pipedrive_engine::runner::build_rows;
@@ -285,4 +286,8 @@ fuzz_target!(|input: Input| {
             .iter()
             .all(|row| row.len() == built.columns.len())
     );
+    // Every value fits the type its column was given, so the page always becomes arrays.
+    if let Err(misfit) = columnar::record_batch(&built.columns, &built.rows) {
+        panic!("{misfit}");
+    }
 });

@@ -482,6 +482,42 @@ async fn custom_fields_load_as_their_declared_types_whatever_the_first_values() 
     }
 }
 
+/// A date that does not exist (an old import's `2024-02-30`) in a date field loads as null
+/// with a warning, like text in a number field: it does not fail the page it is on.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_impossible_date_loads_as_null_with_a_warning() {
+    let sim = Sim::start(Scale::Tiny, Plan::Premium).await;
+    let workspace = Workspace::new();
+    workspace.write_config(&sim, "streams:\n  deals:\n");
+    let renewal = add_deal_field(&sim, "Renewal", "date").await;
+    let ids = some_deal_ids(&sim, 2).await;
+    sim.api(
+        Method::PATCH,
+        &format!("/api/v2/deals/{}", ids[0]),
+        Some(json!({"custom_fields": {renewal.clone(): "2024-03-01"}})),
+    )
+    .await;
+    sim.admin_call(
+        Method::POST,
+        &format!("/__sim/custom_field_values/deals/{}", ids[1]),
+        json!({"key": renewal, "value": "2024-02-30"}),
+    )
+    .await;
+    let output = workspace.sync(&sim, &[]);
+    assert_ok(&output);
+    assert!(
+        stderr(&output)
+            .contains("values that do not fit their column's declared type were loaded as null"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(column_type(&workspace, "deals", "renewal"), "DATE");
+    let values = column_values(&workspace, "renewal");
+    let value_of = |id: i64| values.iter().find(|(i, _)| *i == id).unwrap().1.clone();
+    assert_eq!(value_of(ids[0]), json!("2024-03-01"));
+    assert_eq!(value_of(ids[1]), Value::Null);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn text_in_a_number_field_loads_as_null_with_a_warning_and_the_column_keeps_its_type() {
     let sim = Sim::start(Scale::Tiny, Plan::Premium).await;

@@ -28,8 +28,12 @@ impl ColumnType {
             Value::Bool(_) => ColumnType::Boolean,
             Value::Number(n) if n.is_i64() => ColumnType::BigInt,
             Value::Number(_) => ColumnType::Double,
-            Value::String(s) if is_date(s) => ColumnType::Date,
-            Value::String(s) if is_timestamp(s) => ColumnType::Timestamp,
+            // Shaped like a date or a timestamp, and one that exists: `2024-02-30` or
+            // `25:00:00` is text, not a value a date or timestamp column would refuse.
+            Value::String(s) if parse_date(s).is_some() => ColumnType::Date,
+            Value::String(s) if is_timestamp(s) && parse_timestamp(s).is_some() => {
+                ColumnType::Timestamp
+            }
             Value::String(_) => ColumnType::Text,
             Value::Array(_) | Value::Object(_) => ColumnType::Json,
         }
@@ -251,6 +255,28 @@ mod tests {
         assert_eq!(ColumnType::of(&json!(3)), ColumnType::BigInt);
         assert_eq!(ColumnType::of(&json!(3.5)), ColumnType::Double);
         assert_eq!(ColumnType::of(&json!({"a": 1})), ColumnType::Json);
+    }
+
+    /// A date or time that does not exist is text: typed as a date or timestamp, it would be a
+    /// value its column cannot hold, and the page would fail to load.
+    #[test]
+    fn impossible_dates_and_times_are_text() {
+        for text in [
+            "2024-02-30",
+            "2024-13-01",
+            "2024-02-30 10:11:12",
+            "2024-01-02 25:00:00",
+            "2024-01-02T10:61:00Z",
+            "2024-01-02T10:11:12+24:00",
+        ] {
+            let value = json!(text);
+            assert_eq!(ColumnType::of(&value), ColumnType::Text, "{text}");
+            assert!(
+                !crate::declared::fits(&value, ColumnType::Timestamp),
+                "{text}"
+            );
+            assert!(!crate::declared::fits(&value, ColumnType::Date), "{text}");
+        }
     }
 
     #[test]
