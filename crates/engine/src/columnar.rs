@@ -4,6 +4,7 @@
 //! value.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -99,99 +100,106 @@ pub fn rfc3339(micros: i64) -> String {
         .unwrap_or_default()
 }
 
-/// One column's array from the rows' values at `index`.
-fn array_of(column: &Column, rows: &[Vec<Value>], index: usize) -> Result<ArrayRef, Misfit> {
-    let values = rows
-        .iter()
-        .map(|row| row.get(index).unwrap_or(&Value::Null));
-    let misfit = |value: &Value| Misfit::new(column, value);
-    Ok(match column.ty {
-        ColumnType::Boolean => {
-            let mut builder = BooleanBuilder::with_capacity(rows.len());
-            for value in values {
-                match value {
-                    Value::Null => builder.append_null(),
-                    Value::Bool(b) => builder.append_value(*b),
-                    other => return Err(misfit(other)),
-                }
-            }
-            Arc::new(builder.finish())
+/// One column's values as they arrive, a row at a time, typed by the column.
+pub enum ColumnBuilder {
+    Boolean(BooleanBuilder),
+    BigInt(Int64Builder),
+    Double(Float64Builder),
+    Date(Date32Builder),
+    Timestamp(TimestampMicrosecondBuilder),
+    /// Text; a JSON column holds each value's JSON text.
+    Text {
+        values: StringBuilder,
+        json: bool,
+    },
+}
+
+impl ColumnBuilder {
+    pub fn new(ty: ColumnType, capacity: usize) -> ColumnBuilder {
+        match ty {
+            ColumnType::Boolean => ColumnBuilder::Boolean(BooleanBuilder::with_capacity(capacity)),
+            ColumnType::BigInt => ColumnBuilder::BigInt(Int64Builder::with_capacity(capacity)),
+            ColumnType::Double => ColumnBuilder::Double(Float64Builder::with_capacity(capacity)),
+            ColumnType::Date => ColumnBuilder::Date(Date32Builder::with_capacity(capacity)),
+            ColumnType::Timestamp => ColumnBuilder::Timestamp(
+                TimestampMicrosecondBuilder::with_capacity(capacity).with_timezone("UTC"),
+            ),
+            ColumnType::Json | ColumnType::Text | ColumnType::Null => ColumnBuilder::Text {
+                values: StringBuilder::with_capacity(capacity, capacity * 8),
+                json: ty == ColumnType::Json,
+            },
         }
-        ColumnType::BigInt => {
-            let mut builder = Int64Builder::with_capacity(rows.len());
-            for value in values {
-                match value {
-                    Value::Null => builder.append_null(),
-                    other => builder.append_value(other.as_i64().ok_or_else(|| misfit(other))?),
-                }
+    }
+
+    /// Appends `value`, which must fit `column` (the column this builder was made for).
+    pub fn append(&mut self, column: &Column, value: &Value) -> Result<(), Misfit> {
+        let misfit = || Misfit::new(column, value);
+        match (self, value) {
+            (ColumnBuilder::Boolean(b), Value::Null) => b.append_null(),
+            (ColumnBuilder::BigInt(b), Value::Null) => b.append_null(),
+            (ColumnBuilder::Double(b), Value::Null) => b.append_null(),
+            (ColumnBuilder::Date(b), Value::Null) => b.append_null(),
+            (ColumnBuilder::Timestamp(b), Value::Null) => b.append_null(),
+            (ColumnBuilder::Text { values, .. }, Value::Null) => values.append_null(),
+            (ColumnBuilder::Boolean(b), Value::Bool(flag)) => b.append_value(*flag),
+            (ColumnBuilder::BigInt(b), other) => b.append_value(other.as_i64().ok_or_else(misfit)?),
+            (ColumnBuilder::Double(b), other) => b.append_value(other.as_f64().ok_or_else(misfit)?),
+            (ColumnBuilder::Date(b), other) => b.append_value(
+                other
+                    .as_str()
+                    .and_then(parse_date)
+                    .and_then(days_since_epoch)
+                    .ok_or_else(misfit)?,
+            ),
+            (ColumnBuilder::Timestamp(b), other) => b.append_value(
+                other
+                    .as_str()
+                    .and_then(timestamp_micros)
+                    .ok_or_else(misfit)?,
+            ),
+            (
+                ColumnBuilder::Text {
+                    values,
+                    json: false,
+                },
+                Value::String(text),
+            ) => values.append_value(text),
+            (ColumnBuilder::Text { values, .. }, other) => {
+                // Serialised straight into the array's buffer, then closed as one value.
+                write!(values, "{other}").expect("writing to memory does not fail");
+                values.append_value("");
             }
-            Arc::new(builder.finish())
+            (ColumnBuilder::Boolean(_), _) => return Err(misfit()),
         }
-        ColumnType::Double => {
-            let mut builder = Float64Builder::with_capacity(rows.len());
-            for value in values {
-                match value {
-                    Value::Null => builder.append_null(),
-                    other => builder.append_value(other.as_f64().ok_or_else(|| misfit(other))?),
-                }
-            }
-            Arc::new(builder.finish())
+        Ok(())
+    }
+
+    pub fn finish(&mut self) -> ArrayRef {
+        match self {
+            ColumnBuilder::Boolean(b) => Arc::new(b.finish()),
+            ColumnBuilder::BigInt(b) => Arc::new(b.finish()),
+            ColumnBuilder::Double(b) => Arc::new(b.finish()),
+            ColumnBuilder::Date(b) => Arc::new(b.finish()),
+            ColumnBuilder::Timestamp(b) => Arc::new(b.finish()),
+            ColumnBuilder::Text { values, .. } => Arc::new(values.finish()),
         }
-        ColumnType::Date => {
-            let mut builder = Date32Builder::with_capacity(rows.len());
-            for value in values {
-                match value {
-                    Value::Null => builder.append_null(),
-                    other => builder.append_value(
-                        other
-                            .as_str()
-                            .and_then(parse_date)
-                            .and_then(days_since_epoch)
-                            .ok_or_else(|| misfit(other))?,
-                    ),
-                }
-            }
-            Arc::new(builder.finish())
-        }
-        ColumnType::Timestamp => {
-            let mut builder =
-                TimestampMicrosecondBuilder::with_capacity(rows.len()).with_timezone("UTC");
-            for value in values {
-                match value {
-                    Value::Null => builder.append_null(),
-                    other => builder.append_value(
-                        other
-                            .as_str()
-                            .and_then(timestamp_micros)
-                            .ok_or_else(|| misfit(other))?,
-                    ),
-                }
-            }
-            Arc::new(builder.finish())
-        }
-        ColumnType::Json | ColumnType::Text | ColumnType::Null => {
-            let mut builder = StringBuilder::new();
-            for value in values {
-                match value {
-                    Value::Null => builder.append_null(),
-                    Value::String(s) if column.ty != ColumnType::Json => builder.append_value(s),
-                    other => builder.append_value(other.to_string()),
-                }
-            }
-            Arc::new(builder.finish())
-        }
-    })
+    }
 }
 
 /// The rows as one record batch, a column per `columns` entry in its order. Rows shorter than
-/// `columns` are null in the columns they lack.
+/// `columns` are null in the columns they lack. Read row by row, as rows are laid out.
 pub fn record_batch(columns: &[Column], rows: &[Vec<Value>]) -> Result<RecordBatch, Misfit> {
-    let fields: Vec<Field> = columns.iter().map(field).collect();
-    let arrays = columns
+    let mut builders: Vec<ColumnBuilder> = columns
         .iter()
-        .enumerate()
-        .map(|(index, column)| array_of(column, rows, index))
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(|column| ColumnBuilder::new(column.ty, rows.len()))
+        .collect();
+    for row in rows {
+        for (index, (builder, column)) in builders.iter_mut().zip(columns).enumerate() {
+            builder.append(column, row.get(index).unwrap_or(&Value::Null))?;
+        }
+    }
+    let fields: Vec<Field> = columns.iter().map(field).collect();
+    let arrays: Vec<ArrayRef> = builders.iter_mut().map(ColumnBuilder::finish).collect();
     let options = RecordBatchOptions::new().with_row_count(Some(rows.len()));
     Ok(
         RecordBatch::try_new_with_options(Arc::new(Schema::new(fields)), arrays, &options)
