@@ -482,6 +482,33 @@ async fn custom_fields_load_as_their_declared_types_whatever_the_first_values() 
     }
 }
 
+/// Stores `value` in a deal's custom field without the API's checks, as an old import did.
+async fn store_as_is(sim: &Sim, deal: i64, field: &str, value: Value) {
+    sim.admin_call(
+        Method::POST,
+        &format!("/__sim/custom_field_values/deals/{deal}"),
+        json!({"key": field, "value": value}),
+    )
+    .await;
+}
+
+/// A sync that succeeds and says some values were loaded as null.
+fn sync_warning_of_misfits(workspace: &Workspace, sim: &Sim) {
+    let output = workspace.sync(sim, &[]);
+    assert_ok(&output);
+    assert!(
+        stderr(&output)
+            .contains("values that do not fit their column's declared type were loaded as null"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+/// A column's value by deal id.
+fn value_by_id(values: Vec<(i64, Value)>) -> impl Fn(i64) -> Value {
+    move |id| values.iter().find(|(i, _)| *i == id).unwrap().1.clone()
+}
+
 /// A date that does not exist (an old import's `2024-02-30`) in a date field loads as null
 /// with a warning, like text in a number field: it does not fail the page it is on.
 #[tokio::test(flavor = "multi_thread")]
@@ -497,23 +524,10 @@ async fn an_impossible_date_loads_as_null_with_a_warning() {
         Some(json!({"custom_fields": {renewal.clone(): "2024-03-01"}})),
     )
     .await;
-    sim.admin_call(
-        Method::POST,
-        &format!("/__sim/custom_field_values/deals/{}", ids[1]),
-        json!({"key": renewal, "value": "2024-02-30"}),
-    )
-    .await;
-    let output = workspace.sync(&sim, &[]);
-    assert_ok(&output);
-    assert!(
-        stderr(&output)
-            .contains("values that do not fit their column's declared type were loaded as null"),
-        "{}",
-        stderr(&output)
-    );
+    store_as_is(&sim, ids[1], &renewal, json!("2024-02-30")).await;
+    sync_warning_of_misfits(&workspace, &sim);
     assert_eq!(column_type(&workspace, "deals", "renewal"), "DATE");
-    let values = column_values(&workspace, "renewal");
-    let value_of = |id: i64| values.iter().find(|(i, _)| *i == id).unwrap().1.clone();
+    let value_of = value_by_id(column_values(&workspace, "renewal"));
     assert_eq!(value_of(ids[0]), json!("2024-03-01"));
     assert_eq!(value_of(ids[1]), Value::Null);
 }
@@ -537,29 +551,16 @@ async fn text_in_a_number_field_loads_as_null_with_a_warning_and_the_column_keep
     assert_eq!(column_type(&workspace, "deals", "budget"), "DOUBLE");
 
     // An old import left text where Pipedrive promises a number.
-    sim.admin_call(
-        Method::POST,
-        &format!("/__sim/custom_field_values/deals/{}", ids[2]),
-        json!({"key": budget, "value": "N/A"}),
-    )
-    .await;
+    store_as_is(&sim, ids[2], &budget, json!("N/A")).await;
     assert_eq!(
         sim.api(Method::GET, &format!("/api/v2/deals/{}", ids[2]), None)
             .await["data"]["custom_fields"][&budget],
         "N/A"
     );
-    let output = workspace.sync(&sim, &[]);
-    assert_ok(&output);
-    assert!(
-        stderr(&output)
-            .contains("values that do not fit their column's declared type were loaded as null"),
-        "{}",
-        stderr(&output)
-    );
+    sync_warning_of_misfits(&workspace, &sim);
     // Queries that sum the column keep working: it is still a number column.
     assert_eq!(column_type(&workspace, "deals", "budget"), "DOUBLE");
-    let values = column_values(&workspace, "budget");
-    let value_of = |id: i64| values.iter().find(|(i, _)| *i == id).unwrap().1.clone();
+    let value_of = value_by_id(column_values(&workspace, "budget"));
     for (id, amount) in ids.iter().zip([1500.5, 20.0]) {
         assert_eq!(value_of(*id).as_f64(), Some(amount), "deal {id}");
     }
