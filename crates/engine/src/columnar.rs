@@ -11,8 +11,9 @@ use arrow::array::{
     Array, ArrayRef, AsArray, BooleanBuilder, Date32Builder, Float64Builder, Int64Builder,
     StringBuilder, TimestampMicrosecondBuilder, new_null_array,
 };
-use arrow::datatypes::TimestampMicrosecondType;
-use arrow::datatypes::{DataType, Date32Type, Field, Float64Type, Int64Type, Schema, TimeUnit};
+use arrow::datatypes::{
+    DataType, Date32Type, Field, Float64Type, Int64Type, Schema, TimeUnit, TimestampMicrosecondType,
+};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::Value;
