@@ -14,11 +14,8 @@ use pipedrive_engine::{Batch, DestinationError};
 pub(crate) use crate::sql::SYNCED_AT;
 pub(crate) use pipedrive_engine::columnar::TYPE_METADATA;
 
-/// Microseconds since the epoch of any timestamp shape the engine types as one (see
-/// [`pipedrive_engine::schema::parse_timestamp`]), or of a date.
-pub fn parse_timestamp(text: &str) -> Option<i64> {
-    columnar::timestamp_micros(text)
-}
+/// Microseconds since the epoch of any timestamp shape the engine types as one, or of a date.
+pub use pipedrive_engine::columnar::timestamp_micros as parse_timestamp;
 
 /// `batch.synced_at` in microseconds since the epoch.
 pub(crate) fn synced_at(batch: &Batch<'_>) -> Result<i64, DestinationError> {

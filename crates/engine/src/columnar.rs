@@ -85,7 +85,8 @@ fn days_since_epoch(date: NaiveDate) -> Option<i32> {
     .ok()
 }
 
-fn date_of_days(days: i32) -> Option<NaiveDate> {
+/// The date `days` after the epoch, as a `Date32` array holds it.
+pub fn date_of_days(days: i32) -> Option<NaiveDate> {
     NaiveDate::from_ymd_opt(1970, 1, 1)?.checked_add_signed(chrono::Duration::days(days.into()))
 }
 

@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{Date32Type, Float64Type, Int64Type, TimestampMicrosecondType};
 use chrono::{DateTime, NaiveDate, Utc};
+use pipedrive_engine::columnar;
 use pipedrive_engine::schema::ColumnType;
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -104,11 +105,9 @@ pub(super) fn encode(array: &dyn Array, ty: ColumnType, row: usize) -> Option<Ce
         ColumnType::Date => Cell::Date(if null {
             None
         } else {
-            let days = array.as_primitive_opt::<Date32Type>()?.value(row);
-            Some(
-                NaiveDate::from_ymd_opt(1970, 1, 1)?
-                    .checked_add_signed(chrono::Duration::days(days.into()))?,
-            )
+            Some(columnar::date_of_days(
+                array.as_primitive_opt::<Date32Type>()?.value(row),
+            )?)
         }),
         ColumnType::Timestamp => Cell::Timestamp(if null {
             None
@@ -148,7 +147,7 @@ pub(super) fn key_text(cell: &Cell<'_>) -> Option<String> {
         Cell::Timestamp(v) => v.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
         Cell::Json(v) => v.as_ref().map(|json| json.0.get().to_owned()),
         Cell::JsonOwned(v) => v.as_ref().map(Value::to_string),
-        Cell::Text(v) => v.as_ref().map(|text| text.clone().into_owned()),
+        Cell::Text(v) => v.as_deref().map(str::to_owned),
     }
 }
 
