@@ -18,7 +18,7 @@ use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::Value;
 
-use crate::schema::{Column, ColumnType, parse_date, parse_timestamp};
+use crate::schema::{Column, ColumnType, ValueRef, parse_date, parse_timestamp};
 
 /// Field metadata marking a Utf8 column that holds JSON text, so readers can parse it back.
 pub const TYPE_METADATA: &str = "pipedrive_sync.type";
@@ -135,45 +135,68 @@ impl ColumnBuilder {
 
     /// Appends `value`, which must fit `column` (the column this builder was made for).
     pub fn append(&mut self, column: &Column, value: &Value) -> Result<(), Misfit> {
+        self.append_ref(column, &ValueRef::from(value))
+    }
+
+    /// [`ColumnBuilder::append`], for a value however it is held.
+    pub fn append_ref(&mut self, column: &Column, value: &ValueRef<'_>) -> Result<(), Misfit> {
         let misfit = || Misfit::new(column, value);
         match (self, value) {
-            (ColumnBuilder::Boolean(b), Value::Null) => b.append_null(),
-            (ColumnBuilder::BigInt(b), Value::Null) => b.append_null(),
-            (ColumnBuilder::Double(b), Value::Null) => b.append_null(),
-            (ColumnBuilder::Date(b), Value::Null) => b.append_null(),
-            (ColumnBuilder::Timestamp(b), Value::Null) => b.append_null(),
-            (ColumnBuilder::Text { values, .. }, Value::Null) => values.append_null(),
-            (ColumnBuilder::Boolean(b), Value::Bool(flag)) => b.append_value(*flag),
-            (ColumnBuilder::BigInt(b), other) => b.append_value(other.as_i64().ok_or_else(misfit)?),
-            (ColumnBuilder::Double(b), other) => b.append_value(other.as_f64().ok_or_else(misfit)?),
-            (ColumnBuilder::Date(b), other) => b.append_value(
-                other
-                    .as_str()
-                    .and_then(parse_date)
+            (ColumnBuilder::Boolean(b), ValueRef::Null) => b.append_null(),
+            (ColumnBuilder::BigInt(b), ValueRef::Null) => b.append_null(),
+            (ColumnBuilder::Double(b), ValueRef::Null) => b.append_null(),
+            (ColumnBuilder::Date(b), ValueRef::Null) => b.append_null(),
+            (ColumnBuilder::Timestamp(b), ValueRef::Null) => b.append_null(),
+            (ColumnBuilder::Text { values, .. }, ValueRef::Null) => values.append_null(),
+            (ColumnBuilder::Boolean(b), ValueRef::Bool(flag)) => b.append_value(*flag),
+            (ColumnBuilder::BigInt(b), ValueRef::Number(n)) => {
+                b.append_value(n.as_i64().ok_or_else(misfit)?)
+            }
+            (ColumnBuilder::Double(b), ValueRef::Number(n)) => {
+                b.append_value(n.as_f64().ok_or_else(misfit)?)
+            }
+            (ColumnBuilder::Date(b), ValueRef::Text(text)) => b.append_value(
+                parse_date(text)
                     .and_then(days_since_epoch)
                     .ok_or_else(misfit)?,
             ),
-            (ColumnBuilder::Timestamp(b), other) => b.append_value(
-                other
-                    .as_str()
-                    .and_then(timestamp_micros)
-                    .ok_or_else(misfit)?,
-            ),
+            (ColumnBuilder::Timestamp(b), ValueRef::Text(text)) => {
+                b.append_value(timestamp_micros(text).ok_or_else(misfit)?)
+            }
             (
                 ColumnBuilder::Text {
                     values,
                     json: false,
                 },
-                Value::String(text),
+                ValueRef::Text(text),
             ) => values.append_value(text),
             (ColumnBuilder::Text { values, .. }, other) => {
-                // Serialised straight into the array's buffer, then closed as one value.
+                // Written straight into the array's buffer, then closed as one value.
                 write!(values, "{other}").expect("writing to memory does not fail");
                 values.append_value("");
             }
-            (ColumnBuilder::Boolean(_), _) => return Err(misfit()),
+            (
+                ColumnBuilder::Boolean(_)
+                | ColumnBuilder::BigInt(_)
+                | ColumnBuilder::Double(_)
+                | ColumnBuilder::Date(_)
+                | ColumnBuilder::Timestamp(_),
+                _,
+            ) => return Err(misfit()),
         }
         Ok(())
+    }
+
+    /// `count` nulls, for rows read before the column first appeared.
+    pub fn append_nulls(&mut self, count: usize) {
+        match self {
+            ColumnBuilder::Boolean(b) => b.append_nulls(count),
+            ColumnBuilder::BigInt(b) => b.append_nulls(count),
+            ColumnBuilder::Double(b) => b.append_nulls(count),
+            ColumnBuilder::Date(b) => b.append_nulls(count),
+            ColumnBuilder::Timestamp(b) => b.append_nulls(count),
+            ColumnBuilder::Text { values, .. } => values.append_nulls(count),
+        }
     }
 
     pub fn finish(&mut self) -> ArrayRef {

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::catalog::{self, CustomFieldLayout, StreamDef};
 use crate::destination::columns::delete_marks;
-use crate::schema::{Column, ColumnType};
+use crate::schema::{Column, ColumnType, ValueRef};
 use crate::state::StreamState;
 use crate::transform::{FieldCatalog, FieldInfo, assign_columns};
 
@@ -185,8 +185,17 @@ pub fn custom_field_names(
 /// that created the column cannot take another type. Text takes anything, as its text; JSON
 /// columns take objects and arrays.
 pub fn fits(value: &Value, ty: ColumnType) -> bool {
-    match (ty, ColumnType::of(value)) {
-        (_, ColumnType::Null) | (ColumnType::Text | ColumnType::Null, _) => true,
+    fits_ref(&ValueRef::from(value), ty)
+}
+
+/// [`fits`], for a value however it is held.
+pub fn fits_ref(value: &ValueRef<'_>, ty: ColumnType) -> bool {
+    // Any value fits text: its type is not worth working out.
+    if matches!(ty, ColumnType::Text | ColumnType::Null) {
+        return true;
+    }
+    match (ty, ColumnType::of_ref(value)) {
+        (_, ColumnType::Null) => true,
         (ColumnType::Double, ColumnType::BigInt) => true,
         (ColumnType::Timestamp, ColumnType::Date) => true,
         (declared, actual) => declared == actual,

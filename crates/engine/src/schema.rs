@@ -1,9 +1,13 @@
 //! Column types inferred from JSON values, with a widening order so a column whose values
 //! change shape between syncs is widened (never a failed sync).
 
+use std::borrow::Cow;
+use std::fmt;
+
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 /// A destination-neutral column type. Each destination maps it to its own SQL type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -23,19 +27,24 @@ pub enum ColumnType {
 impl ColumnType {
     /// The type of one JSON value.
     pub fn of(value: &Value) -> ColumnType {
+        ColumnType::of_ref(&ValueRef::from(value))
+    }
+
+    /// The type of one JSON value, however it is held.
+    pub fn of_ref(value: &ValueRef<'_>) -> ColumnType {
         match value {
-            Value::Null => ColumnType::Null,
-            Value::Bool(_) => ColumnType::Boolean,
-            Value::Number(n) if n.is_i64() => ColumnType::BigInt,
-            Value::Number(_) => ColumnType::Double,
+            ValueRef::Null => ColumnType::Null,
+            ValueRef::Bool(_) => ColumnType::Boolean,
+            ValueRef::Number(n) if n.is_i64() => ColumnType::BigInt,
+            ValueRef::Number(_) => ColumnType::Double,
             // Shaped like a date or a timestamp, and one that exists: `2024-02-30` or
             // `25:00:00` is text, not a value a date or timestamp column would refuse.
-            Value::String(s) if parse_date(s).is_some() => ColumnType::Date,
-            Value::String(s) if is_timestamp(s) && parse_timestamp(s).is_some() => {
+            ValueRef::Text(s) if parse_date(s).is_some() => ColumnType::Date,
+            ValueRef::Text(s) if is_timestamp(s) && parse_timestamp(s).is_some() => {
                 ColumnType::Timestamp
             }
-            Value::String(_) => ColumnType::Text,
-            Value::Array(_) | Value::Object(_) => ColumnType::Json,
+            ValueRef::Text(_) => ColumnType::Text,
+            ValueRef::Nested(_) => ColumnType::Json,
         }
     }
 
@@ -50,6 +59,93 @@ impl ColumnType {
             (BigInt, Double) | (Double, BigInt) => Double,
             (Date, Timestamp) | (Timestamp, Date) => Timestamp,
             _ => Text,
+        }
+    }
+}
+
+/// A JSON value, either parsed (a [`Value`]) or read straight from a page's text: text is
+/// borrowed where it has no escapes, and an array or object stays its JSON text.
+#[derive(Clone, Debug)]
+pub enum ValueRef<'a> {
+    Null,
+    Bool(bool),
+    Number(serde_json::Number),
+    Text(Cow<'a, str>),
+    /// An array or an object: written as its JSON text.
+    Nested(Nested<'a>),
+}
+
+/// An array or an object, parsed or as a page's text.
+#[derive(Clone, Copy, Debug)]
+pub enum Nested<'a> {
+    Parsed(&'a Value),
+    Raw(&'a RawValue),
+}
+
+impl<'a> From<&'a Value> for ValueRef<'a> {
+    fn from(value: &'a Value) -> ValueRef<'a> {
+        match value {
+            Value::Null => ValueRef::Null,
+            Value::Bool(flag) => ValueRef::Bool(*flag),
+            Value::Number(n) => ValueRef::Number(n.clone()),
+            Value::String(s) => ValueRef::Text(Cow::Borrowed(s)),
+            Value::Array(_) | Value::Object(_) => ValueRef::Nested(Nested::Parsed(value)),
+        }
+    }
+}
+
+impl<'a> ValueRef<'a> {
+    /// One value of a page as it was sent; `None` when it is not JSON.
+    pub fn of_raw(raw: &'a RawValue) -> Option<ValueRef<'a>> {
+        let text = raw.get();
+        Some(match text.as_bytes().first()? {
+            b'{' | b'[' => ValueRef::Nested(Nested::Raw(raw)),
+            b'n' => ValueRef::Null,
+            b't' => ValueRef::Bool(true),
+            b'f' => ValueRef::Bool(false),
+            // Without escapes the text between the quotes is the string itself.
+            b'"' if !text.contains('\\') => ValueRef::Text(Cow::Borrowed(&text[1..text.len() - 1])),
+            b'"' => ValueRef::Text(Cow::Owned(serde_json::from_str(text).ok()?)),
+            _ => ValueRef::Number(serde_json::from_str(text).ok()?),
+        })
+    }
+
+    pub fn is_null(&self) -> bool {
+        matches!(self, ValueRef::Null)
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            ValueRef::Text(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The value parsed, for the few places that keep it beyond its page.
+    pub fn to_value(&self) -> Value {
+        match self {
+            ValueRef::Null => Value::Null,
+            ValueRef::Bool(flag) => Value::Bool(*flag),
+            ValueRef::Number(n) => Value::Number(n.clone()),
+            ValueRef::Text(s) => Value::String(s.clone().into_owned()),
+            ValueRef::Nested(Nested::Parsed(value)) => (*value).clone(),
+            ValueRef::Nested(Nested::Raw(raw)) => {
+                serde_json::from_str(raw.get()).expect("a page's value is JSON")
+            }
+        }
+    }
+}
+
+/// The value's JSON text.
+impl fmt::Display for ValueRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ValueRef::Null => f.write_str("null"),
+            ValueRef::Bool(flag) => write!(f, "{flag}"),
+            ValueRef::Number(n) => write!(f, "{n}"),
+            ValueRef::Text(s) => write!(f, "{}", Value::String(s.to_string())),
+            ValueRef::Nested(Nested::Parsed(value)) => write!(f, "{value}"),
+            ValueRef::Nested(Nested::Raw(raw)) => f.write_str(raw.get()),
         }
     }
 }

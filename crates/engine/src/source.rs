@@ -22,8 +22,9 @@ pub struct Chunk {
     records: Vec<Map<String, Value>>,
     /// A list page's records still as the API sent them, parsed when first asked for.
     unparsed: Option<Unparsed>,
-    /// The newest cursor value this chunk covers: read it through [`Chunk::newest`].
-    newest: Option<String>,
+    /// The newest cursor value this chunk covers, once worked out: read it through
+    /// [`Chunk::newest`].
+    newest: Option<Option<String>>,
     /// For children: the parents whose rows these records replace as a whole.
     pub replace_parents: Option<Vec<Value>>,
     /// Where a resumed full refresh continues after this chunk (`None`: cannot resume mid-way).
@@ -90,8 +91,45 @@ impl Chunk {
                 unparsed.unwrap,
                 unparsed.keep_wrapper,
             );
-            self.newest = newest_cursor(unparsed.def.cursor_field, &self.records);
+            if self.newest.is_none() {
+                self.newest = Some(newest_cursor(unparsed.def.cursor_field, &self.records));
+            }
         }
+    }
+
+    /// The records still as the API sent them, handed to `decode`: when it takes them (returns
+    /// `Some`, with the newest cursor value among them), they are gone from the chunk.
+    pub fn decode_raw<T>(
+        &mut self,
+        decode: impl FnOnce(&[Box<serde_json::value::RawValue>]) -> Option<(T, Option<String>)>,
+    ) -> Option<T> {
+        let unparsed = self.unparsed.as_ref().filter(|u| u.unwrap.is_none())?;
+        let (decoded, newest) = decode(&unparsed.items)?;
+        self.newest.get_or_insert(newest);
+        self.unparsed = None;
+        Some(decoded)
+    }
+
+    /// The newest value of `field` among the records, as whole-second UTC RFC 3339. Records
+    /// still raw are read for that one field rather than parsed whole.
+    pub fn newest_of(&mut self, field: Option<&str>) -> Option<String> {
+        let field = field?;
+        if let Some(unparsed) = self.unparsed.as_ref().filter(|u| u.unwrap.is_none()) {
+            let fields = [field];
+            let view: Result<Vec<_>, _> = unparsed
+                .items
+                .iter()
+                .map(|raw| {
+                    let mut parser = serde_json::Deserializer::from_str(raw.get());
+                    FieldsOf(&fields).deserialize(&mut parser)
+                })
+                .collect();
+            // Records that are not all objects: the full parse says which to skip.
+            if let Ok(view) = view {
+                return newest_cursor(Some(field), &view);
+            }
+        }
+        newest_cursor(Some(field), self.records())
     }
 
     pub fn records(&mut self) -> &mut Vec<Map<String, Value>> {
@@ -106,8 +144,11 @@ impl Chunk {
 
     /// The newest cursor value this chunk covers.
     pub fn newest(&mut self) -> Option<&str> {
-        self.parse();
-        self.newest.as_deref()
+        if self.newest.is_none() {
+            let cursor = self.unparsed.as_ref().and_then(|u| u.def.cursor_field);
+            self.newest = Some(self.newest_of(cursor));
+        }
+        self.newest.as_ref().and_then(Option::as_deref)
     }
 }
 

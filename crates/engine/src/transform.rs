@@ -10,6 +10,9 @@ use serde_json::{Map, Value};
 
 use crate::catalog::{CustomFieldLayout, FieldDefinitions};
 
+/// The key v2 records hold their custom fields under.
+pub const NESTED_CUSTOM_FIELDS: &str = "custom_fields";
+
 /// Keys of Pipedrive custom fields are 40 lowercase hex characters.
 pub fn is_custom_field_key(key: &str) -> bool {
     key.len() == 40
@@ -202,32 +205,56 @@ impl RecordTransform {
         match self.layout {
             None => {}
             Some(CustomFieldLayout::Nested) => {
-                if let Some(Value::Object(custom)) = record.remove("custom_fields") {
-                    for (key, value) in custom {
-                        self.put(record, &key, value);
-                    }
+                if let Some(custom) = record.remove(NESTED_CUSTOM_FIELDS) {
+                    self.nested_fields(custom, &mut |column, value| {
+                        record.insert(column, value);
+                    });
                 }
             }
             Some(CustomFieldLayout::Flat) => {
                 let keys: Vec<String> = record
                     .keys()
-                    .filter(|k| k.get(..40).is_some_and(is_custom_field_key))
+                    .filter(|k| self.is_flat_field(k))
                     .cloned()
                     .collect();
                 // Main values first so their subfield suffixes land next to them.
                 let (mains, subfields): (Vec<_>, Vec<_>) =
                     keys.into_iter().partition(|k| k.len() == 40);
-                for key in mains {
+                for key in mains.into_iter().chain(subfields) {
                     let value = record.remove(&key).unwrap_or(Value::Null);
-                    let value = self.flat_value(&key, value);
-                    self.put(record, &key, value);
-                }
-                for key in subfields {
-                    let value = record.remove(&key).unwrap_or(Value::Null);
-                    let (hash, suffix) = key.split_at(40);
-                    record.insert(format!("{}{suffix}", self.column(hash)), value);
+                    self.flat_field(&key, value, &mut |column, value| {
+                        record.insert(column, value);
+                    });
                 }
             }
+        }
+    }
+
+    /// v2's `custom_fields` object, each field as its columns and values. Anything but an
+    /// object has no fields.
+    pub fn nested_fields(&self, custom: Value, out: &mut dyn FnMut(String, Value)) {
+        if let Value::Object(custom) = custom {
+            for (key, value) in custom {
+                self.emit(&key, value, out);
+            }
+        }
+    }
+
+    /// Whether a key of a v1 record is a custom field's value (`<key>`) or one of its
+    /// subfields (`<key>_currency`, ...).
+    pub fn is_flat_field(&self, key: &str) -> bool {
+        key.get(..40).is_some_and(is_custom_field_key)
+    }
+
+    /// One of a v1 record's custom-field keys (see [`RecordTransform::is_flat_field`]) as its
+    /// columns and values.
+    pub fn flat_field(&self, key: &str, value: Value, out: &mut dyn FnMut(String, Value)) {
+        if key.len() == 40 {
+            let value = self.flat_value(key, value);
+            self.emit(key, value, out);
+        } else {
+            let (hash, suffix) = key.split_at(40);
+            out(format!("{}{suffix}", self.column(hash)), value);
         }
     }
 
@@ -255,10 +282,10 @@ impl RecordTransform {
         }
     }
 
-    /// Writes one custom value under its column: option ids become labels, and an object value
+    /// One custom value under its column: option ids become labels, and an object value
     /// (`{value, currency}`, `{value, until}`, addresses) becomes the main column plus
     /// `<column>_<part>` columns.
-    fn put(&self, record: &mut Map<String, Value>, key: &str, value: Value) {
+    fn emit(&self, key: &str, value: Value, out: &mut dyn FnMut(String, Value)) {
         let column = self.column(key).to_owned();
         let field = self.fields.custom.get(key);
         let label = |id: &Value| -> Value {
@@ -269,24 +296,22 @@ impl RecordTransform {
         match value {
             Value::Object(mut parts) if parts.contains_key("value") => {
                 let main = parts.remove("value").unwrap_or(Value::Null);
-                record.insert(column.clone(), main);
+                out(column.clone(), main);
                 for (part, v) in parts {
-                    record.insert(format!("{column}_{part}"), v);
+                    out(format!("{column}_{part}"), v);
                 }
             }
             Value::Object(option) if option.contains_key("label") && option.contains_key("id") => {
                 // `include_option_labels=true` shape.
-                record.insert(column, option.get("label").cloned().unwrap_or(Value::Null));
+                out(column, option.get("label").cloned().unwrap_or(Value::Null));
             }
             Value::Array(ids) if field.is_some_and(|f| f.field_type == "set") => {
-                record.insert(column, Value::Array(ids.iter().map(label).collect()));
+                out(column, Value::Array(ids.iter().map(label).collect()));
             }
             id if field.is_some_and(|f| f.field_type == "enum") && !id.is_null() => {
-                record.insert(column, label(&id));
+                out(column, label(&id));
             }
-            other => {
-                record.insert(column, other);
-            }
+            other => out(column, other),
         }
     }
 }

@@ -4,8 +4,9 @@
 //!
 //! This module is `run`: it reads the field definitions, checks the company, starts the
 //! writers and walks the units. `plan` says what a run is asked to do, `walk` reads one unit
-//! (a root list and its children), `rows` turns records into rows and `writer` commits them;
-//! each imports only those after it.
+//! (a root list and its children), `rows` turns records into rows (`decode` takes a plain
+//! page's text straight to its batch) and `writer` commits them; each imports only those after
+//! it.
 
 use std::sync::Arc;
 
@@ -23,6 +24,7 @@ use crate::source;
 use crate::state::{StreamState, SyncState};
 use crate::transform::FieldCatalog;
 
+mod decode;
 pub mod estimate;
 mod plan;
 mod rows;

@@ -10,7 +10,7 @@ use super::plan::{RunError, SyncPlan};
 use crate::catalog::{Deletes, StreamDef};
 use crate::declared::{self, FieldDefinitions};
 use crate::destination::columns::{DELETED, DELETED_AT, delete_marks};
-use crate::schema::{Column, ColumnType, normalize_timestamp};
+use crate::schema::{Column, ColumnType, ValueRef, normalize_timestamp};
 use crate::state::SyncState;
 use crate::transform::RecordTransform;
 
@@ -74,9 +74,17 @@ pub fn build_rows(
             }
             continue;
         }
-        let marks = def
-            .deletes
-            .map(|deletes| deleted_marks(def, deletes, &record));
+        let marks = def.deletes.map(|deletes| {
+            let flag = deletes
+                .flag
+                .and_then(|(field, _)| record.get(field))
+                .map(ValueRef::from);
+            let changed_at = def
+                .cursor_field
+                .and_then(|cursor| record.get(cursor))
+                .and_then(Value::as_str);
+            deleted_marks(deletes, flag.as_ref(), changed_at)
+        });
         let key: String = def
             .primary_key
             .iter()
@@ -135,13 +143,7 @@ pub fn build_rows(
             column.ty = mark.ty;
         }
     }
-    if misfits > 0 {
-        tracing::warn!(
-            stream = def.name,
-            values = misfits,
-            "values that do not fit their column's declared type were loaded as null"
-        );
-    }
+    warn_of_misfits(def, misfits);
     Rows {
         columns,
         rows,
@@ -149,27 +151,34 @@ pub fn build_rows(
     }
 }
 
-/// `_deleted` from the record's deleted flag and `_deleted_at` from its cursor (the time it
-/// changed, which for a deleted record is its deletion).
-fn deleted_marks(
-    def: &StreamDef,
+/// The one warning for values loaded as null because they do not fit their declared type.
+pub(super) fn warn_of_misfits(def: &StreamDef, misfits: usize) {
+    if misfits > 0 {
+        tracing::warn!(
+            stream = def.name,
+            values = misfits,
+            "values that do not fit their column's declared type were loaded as null"
+        );
+    }
+}
+
+/// `_deleted` from the record's deleted flag (`flag`, the value of the field `deletes` names)
+/// and `_deleted_at` from its cursor (`changed_at`, the time it changed, which for a deleted
+/// record is its deletion).
+pub(super) fn deleted_marks(
     deletes: Deletes,
-    record: &Map<String, Value>,
+    flag: Option<&ValueRef<'_>>,
+    changed_at: Option<&str>,
 ) -> [(&'static str, Value); 2] {
-    let deleted = deletes.flag.is_some_and(|(field, when)| {
-        match record.get(field) {
-            Some(Value::Bool(flag)) => *flag == when,
+    let deleted = deletes.flag.is_some_and(|(_, when)| {
+        match flag {
+            Some(ValueRef::Bool(flag)) => *flag == when,
             // v1 sometimes sends flags as 0/1.
-            Some(Value::Number(n)) => (n.as_i64() != Some(0)) == when,
+            Some(ValueRef::Number(n)) => (n.as_i64() != Some(0)) == when,
             _ => false,
         }
     });
-    let deleted_at = def
-        .cursor_field
-        .filter(|_| deleted)
-        .and_then(|cursor| record.get(cursor))
-        .and_then(Value::as_str)
-        .and_then(normalize_timestamp);
+    let deleted_at = changed_at.filter(|_| deleted).and_then(normalize_timestamp);
     [
         (DELETED, Value::Bool(deleted)),
         (DELETED_AT, deleted_at.map_or(Value::Null, Value::from)),

@@ -10,6 +10,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use pipedrive_client::{ClientError, ErrorClass, PagePosition};
 use serde_json::{Map, Value};
 
+use super::decode::{Decoded, decode_page};
 use super::plan::{Observer, StopSignal, StreamPlan, looked_back, stream_transform};
 use super::rows::{Rows, build_rows};
 use super::writer::{Ack, PresentRows, TableWrite, WriteOp, Writer, records_of, wait};
@@ -392,7 +393,20 @@ impl UnitWorker<'_> {
             }
             let def = member.def();
             let skip_before = member.skip_before.as_deref();
+            // The root's page straight from its text into its table's batch, when nothing
+            // else reads its records.
+            let decoded = match read {
+                None if member.history_table.is_none()
+                    && skip_before.is_none()
+                    && wanted_log.is_none_or(|log| log.stream != def.name) =>
+                {
+                    let transform = &member.transform;
+                    chunk.decode_raw(|items| decode_page(def, transform, items))
+                }
+                _ => None,
+            };
             let (records, replace) = match read.take() {
+                None if decoded.is_some() => (Vec::new(), None),
                 // The root is the last member here (they go in reverse): unless its
                 // history still reads from them below, its rows take the chunk's records
                 // rather than copies.
@@ -431,9 +445,7 @@ impl UnitWorker<'_> {
             }
             // A child of a list read in full goes by its parents' change time.
             let newest = match root.cursor_field {
-                None if def.name != root.name => {
-                    source::newest_cursor(root.version_field(), chunk.records())
-                }
+                None if def.name != root.name => chunk.newest_of(root.version_field()),
                 _ => chunk.newest().map(str::to_owned),
             };
             if !shifted
@@ -449,7 +461,10 @@ impl UnitWorker<'_> {
                 columns,
                 rows,
                 filtered_out,
-            } = build_rows(def, &member.transform, records);
+            } = match decoded {
+                Some(_) => Rows::default(),
+                None => build_rows(def, &member.transform, records),
+            };
             // Rows the filter now rejects go, like children a parent no longer has.
             let replace = def
                 .parent_column
@@ -514,13 +529,20 @@ impl UnitWorker<'_> {
                     history: true,
                 });
             }
-            counts.push((def.name, rows.len()));
-            member.tally.records += rows.len() as u64;
+            let (columns, records) = match decoded {
+                Some(Decoded { columns, records }) => (columns, records),
+                None => {
+                    let records = records_of(def.name, &columns, &rows)?;
+                    (columns, records)
+                }
+            };
+            counts.push((def.name, records.num_rows()));
+            member.tally.records += records.num_rows() as u64;
             writes.push(TableWrite {
                 stream: def.name,
                 table: member.target.clone(),
                 primary_key: def.primary_key,
-                records: records_of(def.name, &columns, &rows)?,
+                records,
                 columns,
                 replace,
                 state: next_state.clone(),
