@@ -1,6 +1,8 @@
 //! Arbitrary records, custom-field definitions and data controls (row filter, excluded and
 //! hashed columns) through the record transform and `build_rows`: never a panic, the same
 //! input always yields the same columns, and the rows always become an Arrow record batch.
+//! The same records as a page's text, decoded straight into a batch (`decode_page`), give
+//! what the general path gives, value by value, whenever the decode takes the page.
 
 #![no_main]
 
@@ -11,9 +13,12 @@ use libfuzzer_sys::fuzz_target;
 use pipedrive_engine::catalog::{self, CustomFieldLayout, FieldDefinitions, StreamDef};
 use pipedrive_engine::columnar;
 use pipedrive_engine::controls::{Controls, RowFilter};
-use pipedrive_engine::declared::assign_custom_columns;
+use pipedrive_engine::declared::{self, assign_custom_columns};
 use pipedrive_engine::runner::build_rows;
+use pipedrive_engine::runner::decode::{Decoded, decode_page};
+use pipedrive_engine::source;
 use pipedrive_engine::transform::{FieldCatalog, RecordTransform};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 /// A few real-looking 40-hex keys, so definitions and records refer to the same fields.
@@ -290,4 +295,64 @@ fuzz_target!(|input: Input| {
     if let Err(misfit) = columnar::record_batch(&built.columns, &built.rows) {
         panic!("{misfit}");
     }
+
+    decodes_as_the_general_path(&input, def, shape, transform);
 });
+
+/// The records as a page's text (a key may repeat, as JSON allows), with the columns a run
+/// declares: the direct decode, when it takes the page, agrees with the general path.
+fn decodes_as_the_general_path(
+    input: &Input,
+    def: &'static StreamDef,
+    shape: FieldDefinitions,
+    transform: RecordTransform,
+) {
+    let custom = def.custom_fields.expect("a stream with custom fields");
+    let definitions = std::collections::HashMap::from([(
+        custom.defined_by,
+        std::sync::Arc::new(definitions(&input.fields, shape)),
+    )]);
+    let plain = RecordTransform {
+        controls: Controls::default(),
+        declared: declared::stream_columns(def, &definitions, None)
+            .into_iter()
+            .map(|column| (column.name, column.ty))
+            .collect(),
+        ..transform
+    };
+    let items: Vec<Box<RawValue>> = input
+        .records
+        .iter()
+        .map(|entries| {
+            let fields: Vec<String> = entries
+                .iter()
+                .map(|(key, value)| {
+                    let key = serde_json::to_string(&key.text()).expect("a string");
+                    format!("{key}:{}", value.value())
+                })
+                .collect();
+            RawValue::from_string(format!("{{{}}}", fields.join(","))).expect("JSON")
+        })
+        .collect();
+    let Some((Decoded { columns, records }, newest)) = decode_page(def, &plain, &items) else {
+        return;
+    };
+    let parsed = source::parse_records(def, &items, None, false);
+    assert_eq!(newest, source::newest_cursor(def.cursor_field, &parsed));
+    let general = build_rows(def, &plain, parsed);
+    assert_eq!(columns, general.columns);
+    let general = columnar::record_batch(&general.columns, &general.rows)
+        .unwrap_or_else(|misfit| panic!("{misfit}"));
+    assert_eq!(records.schema(), general.schema());
+    assert_eq!(records.num_rows(), general.num_rows());
+    for (index, column) in columns.iter().enumerate() {
+        for row in 0..records.num_rows() {
+            assert_eq!(
+                columnar::json_value(column.ty, records.column(index), row),
+                columnar::json_value(column.ty, general.column(index), row),
+                "column {} row {row}",
+                column.name
+            );
+        }
+    }
+}

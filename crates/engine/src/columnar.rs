@@ -18,7 +18,7 @@ use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::Value;
 
-use crate::schema::{Column, ColumnType, ValueRef, parse_date, parse_timestamp};
+use crate::schema::{Column, ColumnType, Nested, ValueRef, parse_date, parse_timestamp};
 
 /// Field metadata marking a Utf8 column that holds JSON text, so readers can parse it back.
 pub const TYPE_METADATA: &str = "pipedrive_sync.type";
@@ -170,6 +170,19 @@ impl ColumnBuilder {
                 },
                 ValueRef::Text(text),
             ) => values.append_value(text),
+            // Text holds an object as the general path writes it, keys in order; a JSON
+            // column keeps the page's text, the same JSON.
+            (
+                ColumnBuilder::Text {
+                    values,
+                    json: false,
+                },
+                ValueRef::Nested(Nested::Raw(raw)),
+            ) => {
+                let value: Value = serde_json::from_str(raw.get()).map_err(|_| misfit())?;
+                write!(values, "{value}").expect("writing to memory does not fail");
+                values.append_value("");
+            }
             (ColumnBuilder::Text { values, .. }, other) => {
                 // Written straight into the array's buffer, then closed as one value.
                 write!(values, "{other}").expect("writing to memory does not fail");

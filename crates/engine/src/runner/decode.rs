@@ -26,14 +26,14 @@ use crate::schema::{Column, ColumnType, ValueRef, normalize_timestamp};
 use crate::transform::{NESTED_CUSTOM_FIELDS, RecordTransform};
 
 /// One page's rows as a record batch, with the columns it holds.
-pub(crate) struct Decoded {
-    pub(crate) columns: Vec<Column>,
-    pub(crate) records: RecordBatch,
+pub struct Decoded {
+    pub columns: Vec<Column>,
+    pub records: RecordBatch,
 }
 
 /// The page's records as the general path would load them, with the newest cursor value among
 /// them (see [`crate::source::newest_cursor`]); `None` when the page needs that path.
-pub(crate) fn decode_page(
+pub fn decode_page(
     def: &StreamDef,
     transform: &RecordTransform,
     items: &[Box<RawValue>],

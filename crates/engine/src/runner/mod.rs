@@ -24,7 +24,7 @@ use crate::source;
 use crate::state::{StreamState, SyncState};
 use crate::transform::FieldCatalog;
 
-mod decode;
+pub mod decode;
 pub mod estimate;
 mod plan;
 mod rows;

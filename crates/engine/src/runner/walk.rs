@@ -387,23 +387,35 @@ impl UnitWorker<'_> {
         let wanted_log = root
             .change_log
             .filter(|_| root_selected && members[0].history_table.is_some());
+        // A child of a list read in full goes by its parents' change time.
+        let parents_changed = match root.cursor_field {
+            None if members.len() > 1 => chunk.newest_of(root.version_field()),
+            _ => None,
+        };
+        // The root's page straight from its text into its table's batch, when nothing else
+        // reads its records; first, so its children's bookmarks take the newest cursor the
+        // decode found rather than another pass over the page.
+        let own = &members[0];
+        let mut own_decoded = if own.outcome.is_none()
+            && children.first().is_some_and(Option::is_none)
+            && own.history_table.is_none()
+            && own.skip_before.is_none()
+        {
+            let (def, transform) = (own.def(), &own.transform);
+            chunk.decode_raw(|items| decode_page(def, transform, items))
+        } else {
+            None
+        };
         for (member, read) in members.iter_mut().zip(children.iter_mut()).rev() {
             if member.outcome.is_some() {
                 continue;
             }
             let def = member.def();
             let skip_before = member.skip_before.as_deref();
-            // The root's page straight from its text into its table's batch, when nothing
-            // else reads its records.
-            let decoded = match read {
-                None if member.history_table.is_none()
-                    && skip_before.is_none()
-                    && wanted_log.is_none_or(|log| log.stream != def.name) =>
-                {
-                    let transform = &member.transform;
-                    chunk.decode_raw(|items| decode_page(def, transform, items))
-                }
-                _ => None,
+            let decoded = if read.is_none() {
+                own_decoded.take()
+            } else {
+                None
             };
             let (records, replace) = match read.take() {
                 None if decoded.is_some() => (Vec::new(), None),
@@ -443,9 +455,8 @@ impl UnitWorker<'_> {
             if wanted_log.is_some_and(|log| log.stream == def.name) {
                 change_log = Some(records.clone());
             }
-            // A child of a list read in full goes by its parents' change time.
             let newest = match root.cursor_field {
-                None if def.name != root.name => chunk.newest_of(root.version_field()),
+                None if def.name != root.name => parents_changed.clone(),
                 _ => chunk.newest().map(str::to_owned),
             };
             if !shifted
