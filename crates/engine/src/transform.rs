@@ -4,11 +4,13 @@
 //! Column names for custom fields are chosen once and remembered in the stream's state, so a
 //! field renamed in Pipedrive keeps its column and a deleted field keeps its data.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::{Map, Value};
 
 use crate::catalog::{CustomFieldLayout, FieldDefinitions};
+use crate::schema::ValueRef;
 
 /// The key v2 records hold their custom fields under.
 pub const NESTED_CUSTOM_FIELDS: &str = "custom_fields";
@@ -237,6 +239,33 @@ impl RecordTransform {
             for (key, value) in custom {
                 self.emit(&key, value, out);
             }
+        }
+    }
+
+    /// One field of v2's `custom_fields` object as its columns and values.
+    pub fn nested_field(&self, key: &str, value: Value, out: &mut dyn FnMut(String, Value)) {
+        self.emit(key, value, out);
+    }
+
+    /// One of v2's custom fields whose value is not an array or an object, as its column and
+    /// value: borrowed from the field's definitions, so nothing is copied.
+    pub fn nested_scalar<'a>(
+        &'a self,
+        key: &'a str,
+        value: ValueRef<'a>,
+    ) -> (&'a str, ValueRef<'a>) {
+        let column = self.column(key);
+        let label = match self.fields.custom.get(key) {
+            Some(field) if field.field_type == "enum" => match &value {
+                ValueRef::Number(id) => field.options.get(&id.to_string()),
+                ValueRef::Text(id) => field.options.get(id.as_ref()),
+                _ => None,
+            },
+            _ => None,
+        };
+        match label {
+            Some(label) => (column, ValueRef::Text(Cow::Borrowed(label))),
+            None => (column, value),
         }
     }
 

@@ -116,9 +116,16 @@ impl<'t> PageColumns<'t> {
     fn field(&mut self, name: &str, raw: &RawValue) -> Result<(), Unsupported> {
         match self.transform.layout {
             Some(CustomFieldLayout::Nested) if name == NESTED_CUSTOM_FIELDS => {
-                return self.custom(raw, |transform, value, out| {
-                    transform.nested_fields(value, out);
-                });
+                return match raw.get().as_bytes().first() {
+                    Some(b'{') => {
+                        let mut parser = serde_json::Deserializer::from_str(raw.get());
+                        CustomFieldsSeed(self)
+                            .deserialize(&mut parser)
+                            .map_err(|_| Unsupported)
+                    }
+                    // Anything but an object has no fields.
+                    _ => Ok(()),
+                };
             }
             Some(CustomFieldLayout::Flat) if self.transform.is_flat_field(name) => {
                 return self.custom(raw, |transform, value, out| {
@@ -147,6 +154,21 @@ impl<'t> PageColumns<'t> {
             self.changed_at = value.as_str().map(str::to_owned);
         }
         self.put(name, &value, false)
+    }
+
+    /// One of v2's custom fields: a plain value as it is read, an array or an object (a
+    /// monetary amount with its currency, an address, a set's options) parsed and spread
+    /// into its columns by the stream's transform.
+    fn nested_custom(&mut self, key: &str, raw: &RawValue) -> Result<(), Unsupported> {
+        let value = ValueRef::of_raw(raw).ok_or(Unsupported)?;
+        if let ValueRef::Nested(_) = value {
+            return self.custom(raw, |transform, value, out| {
+                transform.nested_field(key, value, out);
+            });
+        }
+        let transform = self.transform;
+        let (column, value) = transform.nested_scalar(key, value);
+        self.put(column, &value, false)
     }
 
     /// A custom-field value, parsed and named by the stream's transform.
@@ -339,6 +361,35 @@ impl<'de> Visitor<'de> for RecordSeed<'_, '_> {
             let raw: &'de RawValue = map.next_value()?;
             self.0
                 .field(&name, raw)
+                .map_err(|Unsupported| A::Error::custom("left to the general path"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads v2's `custom_fields` object into the page's columns.
+struct CustomFieldsSeed<'p, 't>(&'p mut PageColumns<'t>);
+
+impl<'de> DeserializeSeed<'de> for CustomFieldsSeed<'_, '_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for CustomFieldsSeed<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("custom fields")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(Key(key)) = map.next_key()? {
+            let raw: &'de RawValue = map.next_value()?;
+            self.0
+                .nested_custom(&key, raw)
                 .map_err(|Unsupported| A::Error::custom("left to the general path"))?;
         }
         Ok(())
