@@ -44,7 +44,11 @@ pub fn decode_page(
     let mut page = PageColumns::new(def, transform, items.len());
     for raw in items {
         let mut parser = serde_json::Deserializer::from_str(raw.get());
-        RecordSeed(&mut page).deserialize(&mut parser).ok()?;
+        let record = EachField {
+            page: &mut page,
+            read: PageColumns::field,
+        };
+        record.deserialize(&mut parser).ok()?;
         page.end_record()?;
     }
     page.finish()
@@ -119,9 +123,11 @@ impl<'t> PageColumns<'t> {
                 return match raw.get().as_bytes().first() {
                     Some(b'{') => {
                         let mut parser = serde_json::Deserializer::from_str(raw.get());
-                        CustomFieldsSeed(self)
-                            .deserialize(&mut parser)
-                            .map_err(|_| Unsupported)
+                        let fields = EachField {
+                            page: self,
+                            read: PageColumns::nested_custom,
+                        };
+                        fields.deserialize(&mut parser).map_err(|_| Unsupported)
                     }
                     // Anything but an object has no fields.
                     _ => Ok(()),
@@ -338,10 +344,17 @@ impl<'t> PageColumns<'t> {
     }
 }
 
-/// Reads one record's fields into the page's columns.
-struct RecordSeed<'p, 't>(&'p mut PageColumns<'t>);
+/// How an object's field goes into the page's columns: a record's
+/// ([`PageColumns::field`]) or one of v2's custom fields ([`PageColumns::nested_custom`]).
+type ReadField<'t> = fn(&mut PageColumns<'t>, &str, &RawValue) -> Result<(), Unsupported>;
 
-impl<'de> DeserializeSeed<'de> for RecordSeed<'_, '_> {
+/// Reads an object's fields into the page's columns, one at a time, as `read` says.
+struct EachField<'p, 't> {
+    page: &'p mut PageColumns<'t>,
+    read: ReadField<'t>,
+}
+
+impl<'de> DeserializeSeed<'de> for EachField<'_, '_> {
     type Value = ();
 
     fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
@@ -349,47 +362,17 @@ impl<'de> DeserializeSeed<'de> for RecordSeed<'_, '_> {
     }
 }
 
-impl<'de> Visitor<'de> for RecordSeed<'_, '_> {
+impl<'de> Visitor<'de> for EachField<'_, '_> {
     type Value = ();
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a record object")
+        f.write_str("an object")
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(Key(name)) = map.next_key()? {
             let raw: &'de RawValue = map.next_value()?;
-            self.0
-                .field(&name, raw)
-                .map_err(|Unsupported| A::Error::custom("left to the general path"))?;
-        }
-        Ok(())
-    }
-}
-
-/// Reads v2's `custom_fields` object into the page's columns.
-struct CustomFieldsSeed<'p, 't>(&'p mut PageColumns<'t>);
-
-impl<'de> DeserializeSeed<'de> for CustomFieldsSeed<'_, '_> {
-    type Value = ();
-
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for CustomFieldsSeed<'_, '_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("custom fields")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(Key(key)) = map.next_key()? {
-            let raw: &'de RawValue = map.next_value()?;
-            self.0
-                .nested_custom(&key, raw)
+            (self.read)(self.page, &name, raw)
                 .map_err(|Unsupported| A::Error::custom("left to the general path"))?;
         }
         Ok(())
