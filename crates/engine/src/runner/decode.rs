@@ -82,7 +82,19 @@ struct Values {
     order: (usize, bool),
     /// The records it has a value for, the one being read included.
     filled: usize,
+    role: Option<Role>,
     held: Held,
+}
+
+/// What else a column's value says about its record.
+#[derive(Clone, Copy)]
+enum Role {
+    /// Part `.0` of the stream's primary key.
+    Key(usize),
+    /// The field that marks a deleted record.
+    DeletedFlag,
+    /// The stream's cursor: when the record changed.
+    ChangedAt,
 }
 
 enum Held {
@@ -141,24 +153,6 @@ impl<'t> PageColumns<'t> {
             _ => {}
         }
         let value = ValueRef::of_raw(raw).ok_or(Unsupported)?;
-        let def = self.def;
-        if let Some(part) = def.primary_key.iter().position(|key| *key == name) {
-            self.key[part] = value.to_string();
-        }
-        if def
-            .deletes
-            .and_then(|deletes| deletes.flag)
-            .is_some_and(|(flag, _)| flag == name)
-        {
-            self.flag = Some(match &value {
-                ValueRef::Bool(flag) => ValueRef::Bool(*flag),
-                ValueRef::Number(n) => ValueRef::Number(n.clone()),
-                _ => ValueRef::Null,
-            });
-        }
-        if def.cursor_field == Some(name) {
-            self.changed_at = value.as_str().map(str::to_owned);
-        }
         self.put(name, &value, false)
     }
 
@@ -204,6 +198,20 @@ impl<'t> PageColumns<'t> {
             return Err(Unsupported);
         }
         values.filled = self.records + 1;
+        // Read by the column a value lands in, as the general path reads the record once
+        // custom fields are named.
+        match values.role {
+            Some(Role::Key(part)) => self.key[part] = value.to_string(),
+            Some(Role::DeletedFlag) => {
+                self.flag = Some(match value {
+                    ValueRef::Bool(flag) => ValueRef::Bool(*flag),
+                    ValueRef::Number(n) => ValueRef::Number(n.clone()),
+                    _ => ValueRef::Null,
+                });
+            }
+            Some(Role::ChangedAt) => self.changed_at = value.as_str().map(str::to_owned),
+            None => {}
+        }
         match &mut values.held {
             Held::Declared(builder) => {
                 if fits_ref(value, values.column.ty) {
@@ -238,10 +246,27 @@ impl<'t> PageColumns<'t> {
                 Held::Inferred(held)
             }
         };
+        let def = self.def;
+        let role = if mark {
+            None
+        } else if let Some(part) = def.primary_key.iter().position(|key| *key == name) {
+            Some(Role::Key(part))
+        } else if def
+            .deletes
+            .and_then(|deletes| deletes.flag)
+            .is_some_and(|(flag, _)| flag == name)
+        {
+            Some(Role::DeletedFlag)
+        } else if def.cursor_field == Some(name) {
+            Some(Role::ChangedAt)
+        } else {
+            None
+        };
         self.columns.push(Values {
             column: Column::new(name, declared.unwrap_or(ColumnType::Null)),
             order: (self.records, mark),
             filled: self.records,
+            role,
             held,
         });
         self.index.insert(name.to_owned(), self.columns.len() - 1);
@@ -573,6 +598,20 @@ mod tests {
             cell(&records, &columns, "value", 0),
             json!({"amount": 3, "currency": "EUR"})
         );
+    }
+
+    #[test]
+    fn a_key_named_by_a_custom_field_is_the_key_the_general_path_merges_on() {
+        // A custom field without a column of its own keeps its key as its column: here
+        // `id`, which the general path then reads the record's key from.
+        let (def, transform) = transform("deals", "field_code", "field_name");
+        let page = [
+            r#"{"title":"a","custom_fields":{"id":1}}"#,
+            r#"{"title":"b","custom_fields":{"id":2}}"#,
+        ];
+        let (columns, records) = decoded_as_general(def, &transform, &page);
+        assert_eq!(records.num_rows(), 2);
+        assert_eq!(cell(&records, &columns, "id", 1), json!(2));
     }
 
     #[test]
