@@ -615,6 +615,26 @@ mod tests {
     }
 
     #[test]
+    fn doubles_keep_the_value_the_page_wrote_in_either_path() {
+        // serde_json's default float parser can be one unit in the last place off; both
+        // paths parse with `float_roundtrip`, so a number and its JSON text agree.
+        let (leads, of_leads) = transform("leads", "key", "name");
+        let page = [r#"{"id":"a","value":[9.30955045386981e141,-3.1299514062942205e105]}"#];
+        let (columns, records) = decoded_as_general(leads, &of_leads, &page);
+        assert_eq!(
+            cell(&records, &columns, "value", 0),
+            json!([9.30955045386981e141, -3.1299514062942205e105])
+        );
+        let (deals, of_deals) = transform("deals", "field_code", "field_name");
+        let page = [r#"{"id":1,"probability":9.30955045386981e141}"#];
+        let (columns, records) = decoded_as_general(deals, &of_deals, &page);
+        assert_eq!(
+            cell(&records, &columns, "probability", 0),
+            json!(9.30955045386981e141)
+        );
+    }
+
+    #[test]
     fn pages_it_cannot_take_go_the_general_way() {
         let (def, transform) = transform("deals", "field_code", "field_name");
         let general_only = |page: &[&str], transform: &RecordTransform| {
