@@ -242,11 +242,6 @@ impl RecordTransform {
         }
     }
 
-    /// One field of v2's `custom_fields` object as its columns and values.
-    pub fn nested_field(&self, key: &str, value: Value, out: &mut dyn FnMut(String, Value)) {
-        self.emit(key, value, out);
-    }
-
     /// One of v2's custom fields whose value is not an array or an object, as its column and
     /// value: borrowed from the field's definitions, so nothing is copied.
     pub fn nested_scalar<'a>(
@@ -311,10 +306,10 @@ impl RecordTransform {
         }
     }
 
-    /// One custom value under its column: option ids become labels, and an object value
-    /// (`{value, currency}`, `{value, until}`, addresses) becomes the main column plus
-    /// `<column>_<part>` columns.
-    fn emit(&self, key: &str, value: Value, out: &mut dyn FnMut(String, Value)) {
+    /// One custom value (a field of v2's `custom_fields`, or v1's once in v2's shape) under its
+    /// column: option ids become labels, and an object value (`{value, currency}`,
+    /// `{value, until}`, addresses) becomes the main column plus `<column>_<part>` columns.
+    pub fn emit(&self, key: &str, value: Value, out: &mut dyn FnMut(String, Value)) {
         let column = self.column(key).to_owned();
         let field = self.fields.custom.get(key);
         let label = |id: &Value| -> Value {

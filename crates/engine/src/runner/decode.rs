@@ -163,7 +163,7 @@ impl<'t> PageColumns<'t> {
         let value = ValueRef::of_raw(raw).ok_or(Unsupported)?;
         if let ValueRef::Nested(_) = value {
             return self.custom(raw, |transform, value, out| {
-                transform.nested_field(key, value, out);
+                transform.emit(key, value, out);
             });
         }
         let transform = self.transform;
@@ -567,13 +567,18 @@ mod tests {
             r#"{{"id":1,"custom_fields":{{"{MONEY}":{{"value":10.5,"currency":"EUR"}},"{COLOUR}":7,"{TAGS}":[1,2]}}}}"#
         );
         let (columns, records) = decoded_as_general(def, &transform, &[&record]);
-        assert_eq!(cell(&records, &columns, "contract_value", 0), json!(10.5));
+        assert_custom_columns(&records, &columns);
+    }
+
+    /// The first record's money, enum and set fields under their columns, as labels.
+    fn assert_custom_columns(records: &RecordBatch, columns: &[Column]) {
+        assert_eq!(cell(records, columns, "contract_value", 0), json!(10.5));
         assert_eq!(
-            cell(&records, &columns, "contract_value_currency", 0),
+            cell(records, columns, "contract_value_currency", 0),
             json!("EUR")
         );
-        assert_eq!(cell(&records, &columns, "colour", 0), json!("Red"));
-        assert_eq!(cell(&records, &columns, "tags", 0), json!(["a", "b"]));
+        assert_eq!(cell(records, columns, "colour", 0), json!("Red"));
+        assert_eq!(cell(records, columns, "tags", 0), json!(["a", "b"]));
     }
 
     #[test]
@@ -587,13 +592,7 @@ mod tests {
             r#"{"id":"a2","title":null,"value":null,"update_time":"2024-01-02 10:00:00"}"#,
         ];
         let (columns, records) = decoded_as_general(def, &transform, &page);
-        assert_eq!(cell(&records, &columns, "contract_value", 0), json!(10.5));
-        assert_eq!(
-            cell(&records, &columns, "contract_value_currency", 0),
-            json!("EUR")
-        );
-        assert_eq!(cell(&records, &columns, "colour", 0), json!("Red"));
-        assert_eq!(cell(&records, &columns, "tags", 0), json!(["a", "b"]));
+        assert_custom_columns(&records, &columns);
         assert_eq!(
             cell(&records, &columns, "value", 0),
             json!({"amount": 3, "currency": "EUR"})
