@@ -85,12 +85,13 @@ impl Chunk {
     /// Parses the records if they are still raw; the newest cursor comes with them.
     fn parse(&mut self) {
         if let Some(unparsed) = self.unparsed.take() {
-            self.records = parse_records(
+            let records = parse_records(
                 unparsed.def,
                 &unparsed.items,
                 unparsed.unwrap,
                 unparsed.keep_wrapper,
             );
+            self.records.extend(records);
             if self.newest.is_none() {
                 self.newest = Some(newest_cursor(unparsed.def.cursor_field, &self.records));
             }
@@ -657,6 +658,8 @@ async fn requested(
         .collect()
         .await;
     let mut chunk = Chunk::of(Vec::new());
+    // Records that need no parent added stay as the API sent them, for the walk to decode.
+    let mut raw = Vec::new();
     for result in results {
         let (parent, pages) = result?;
         // A request that ended in an empty page still cost one request.
@@ -665,16 +668,26 @@ async fn requested(
         chunk.tokens += sent * u64::from(def.token_cost);
         for page in pages {
             chunk.shifted |= page.shifted;
+            let (Some(column), Some(parent)) = (def.parent_column, &parent) else {
+                raw.extend(page.items);
+                continue;
+            };
             let mut records = parse_records(def, &page.items, def.record_under, true);
-            if let (Some(column), Some(parent)) = (def.parent_column, &parent) {
-                for record in &mut records {
-                    record
-                        .entry(column.to_owned())
-                        .or_insert_with(|| parent.clone());
-                }
+            for record in &mut records {
+                record
+                    .entry(column.to_owned())
+                    .or_insert_with(|| parent.clone());
             }
             chunk.records.extend(records);
         }
+    }
+    if !raw.is_empty() {
+        chunk.unparsed = Some(Unparsed {
+            def,
+            items: raw,
+            unwrap: def.record_under,
+            keep_wrapper: true,
+        });
     }
     Ok(chunk)
 }

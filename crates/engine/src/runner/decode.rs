@@ -14,8 +14,8 @@ use arrow::datatypes::{Field, Schema};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use rustc_hash::FxHashMap;
 use serde::de::{DeserializeSeed, Error as _, MapAccess, Visitor};
-use serde_json::Value;
 use serde_json::value::RawValue;
+use serde_json::{Map, Value};
 
 use super::rows::{deleted_marks, warn_of_misfits};
 use crate::catalog::{CustomFieldLayout, StreamDef};
@@ -52,6 +52,27 @@ pub fn decode_page(
         page.end_record()?;
     }
     page.finish()
+}
+
+/// Records already parsed (a child stream's: rows made of a parent's array, or a fan-out's
+/// pages) as the general path would load them, so they skip the rows in between; `None` when
+/// they need that path (data controls, custom fields to name).
+pub fn decode_records(
+    def: &StreamDef,
+    transform: &RecordTransform,
+    records: &[Map<String, Value>],
+) -> Option<Decoded> {
+    if !transform.controls.is_empty() || transform.layout.is_some() {
+        return None;
+    }
+    let mut page = PageColumns::new(def, transform, records.len());
+    for record in records {
+        for (name, value) in record {
+            page.put(name, &ValueRef::from(value), false).ok()?;
+        }
+        page.end_record()?;
+    }
+    page.finish().map(|(decoded, _)| decoded)
 }
 
 /// Each column's values so far, as the page's records are read.
@@ -501,6 +522,17 @@ mod tests {
             ..
         } = build_rows(def, transform, parsed);
         let general = columnar::record_batch(&general_columns, &rows).unwrap();
+        assert_same_batch(&columns, &records, &general_columns, &general);
+        (columns, records)
+    }
+
+    /// The decoded batch and the general path's agree, column by column and value by value.
+    fn assert_same_batch(
+        columns: &[Column],
+        records: &RecordBatch,
+        general_columns: &[Column],
+        general: &RecordBatch,
+    ) {
         assert_eq!(columns, general_columns);
         assert_eq!(records.schema(), general.schema());
         assert_eq!(records.num_rows(), general.num_rows());
@@ -514,7 +546,6 @@ mod tests {
                 );
             }
         }
-        (columns, records)
     }
 
     fn cell(records: &RecordBatch, columns: &[Column], name: &str, row: usize) -> Value {
@@ -631,6 +662,61 @@ mod tests {
             cell(&records, &columns, "probability", 0),
             json!(9.30955045386981e141)
         );
+    }
+
+    /// A child stream's transform as a run makes it: its declared columns, no custom fields.
+    fn child_transform(stream: &str) -> (&'static StreamDef, RecordTransform) {
+        let def = catalog::find(stream).unwrap();
+        let declared = declared::stream_columns(def, &FieldDefinitions::new(), None)
+            .into_iter()
+            .filter(|column| column.ty != ColumnType::Null)
+            .map(|column| (column.name, column.ty))
+            .collect();
+        let transform = RecordTransform {
+            declared,
+            ..RecordTransform::default()
+        };
+        (def, transform)
+    }
+
+    #[test]
+    fn child_records_decode_as_the_general_path_loads_them() {
+        // Rows made of a parent's array: the records the fan-out builds from persons' emails.
+        let (def, transform) = child_transform("person_emails");
+        let records: Vec<Map<String, Value>> = [
+            json!({"value": "a@x", "primary": true, "label": "work", "person_id": 1, "position": 0}),
+            json!({"value": "b@x", "primary": false, "person_id": 1, "position": 1}),
+            // A later element with a field the first ones lack, and its key read again.
+            json!({"value": "c@x", "label": {"odd": 1}, "person_id": 2, "position": 0}),
+            json!({"value": "d@x", "person_id": 2, "position": 0}),
+        ]
+        .into_iter()
+        .map(|record| record.as_object().cloned().unwrap())
+        .collect();
+        let Decoded {
+            columns,
+            records: decoded,
+        } = decode_records(def, &transform, &records).expect("the records are decoded");
+        let Rows {
+            columns: general_columns,
+            rows,
+            ..
+        } = build_rows(def, &transform, records);
+        let general = columnar::record_batch(&general_columns, &rows).unwrap();
+        assert_same_batch(&columns, &decoded, &general_columns, &general);
+        assert_eq!(decoded.num_rows(), 3);
+        assert_eq!(cell(&decoded, &columns, "value", 2), json!("d@x"));
+        assert_eq!(cell(&decoded, &columns, "label", 0), json!("work"));
+
+        // A fan-out's page, read for a batch of deals: decoded from its text.
+        let (def, transform) = child_transform("deal_products");
+        let page = [
+            r#"{"id":5,"deal_id":1,"product_id":9,"item_price":10.25,"quantity":2,"sum":20.5,"currency":"EUR"}"#,
+            r#"{"id":6,"deal_id":2,"product_id":9,"item_price":"n/a","quantity":1,"discount_type":"percentage"}"#,
+        ];
+        let (columns, records) = decoded_as_general(def, &transform, &page);
+        assert_eq!(records.num_rows(), 2);
+        assert_eq!(cell(&records, &columns, "item_price", 0), json!(10.25));
     }
 
     #[test]

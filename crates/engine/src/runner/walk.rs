@@ -10,7 +10,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use pipedrive_client::{ClientError, ErrorClass, PagePosition};
 use serde_json::{Map, Value};
 
-use super::decode::{Decoded, decode_page};
+use super::decode::{Decoded, decode_page, decode_records};
 use super::plan::{Observer, StopSignal, StreamPlan, looked_back, stream_transform};
 use super::rows::{Rows, build_rows};
 use super::writer::{Ack, PresentRows, TableWrite, WriteOp, Writer, records_of, wait};
@@ -412,11 +412,15 @@ impl UnitWorker<'_> {
             }
             let def = member.def();
             let skip_before = member.skip_before.as_deref();
-            let decoded = if read.is_none() {
+            let mut decoded = if read.is_none() {
                 own_decoded.take()
             } else {
                 None
             };
+            // A child's rows are decoded from its records unless a history or the root's
+            // change log reads them as records.
+            let child_decodes = member.history_table.is_none()
+                && wanted_log.is_none_or(|log| log.stream != def.name);
             let (records, replace) = match read.take() {
                 None if decoded.is_some() => (Vec::new(), None),
                 // The root is the last member here (they go in reverse): unless its
@@ -443,7 +447,18 @@ impl UnitWorker<'_> {
                             .replace_parents
                             .take()
                             .filter(|_| !children.shifted);
-                        (children.into_records(), replace)
+                        let transform = &member.transform;
+                        decoded = child_decodes
+                            .then(|| {
+                                children
+                                    .decode_raw(|items| decode_page(def, transform, items))
+                                    .or_else(|| decode_records(def, transform, children.records()))
+                            })
+                            .flatten();
+                        match decoded {
+                            Some(_) => (Vec::new(), replace),
+                            None => (children.into_records(), replace),
+                        }
                     }
                     Err(error) if error.exit_class() == ErrorClass::NotAvailable => {
                         member.outcome = Some(outcome_of(StreamError::Client(error), def.name));
