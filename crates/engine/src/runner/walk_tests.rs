@@ -11,13 +11,14 @@ use serde_json::{Map, Value, json};
 
 use super::plan::{Observer, StopSignal, StreamPlan, SyncMode};
 use super::walk::UnitWorker;
-use super::writer::Writer;
+use super::writer::{TableWrite, WriteOp, Writer, records_of, wait};
 use crate::catalog::{self, StreamDef};
 use crate::destination::columns::{DELETED, DELETED_AT};
 use crate::destination::{Batch, Destination, DestinationError, Missing, Present, TableRef};
 use crate::pages::Pages;
 use crate::pages::memory::MemoryPages;
 use crate::report::{Outcome, StreamReport};
+use crate::schema::{Column, ColumnType};
 use crate::state::{StreamState, SyncState};
 
 /// Tables as rows by key, and the state committed with them.
@@ -535,4 +536,58 @@ async fn children_are_read_again_only_for_changed_parents_and_those_a_parent_los
     // Deal 4, at the bookmark's second, is read again with deal 1; deal 3 is not.
     assert_eq!(asked, [vec![("deal_ids".to_owned(), "4,1".to_owned())]]);
     assert_eq!(loaded(&destination), [(10, 1), (30, 3)]);
+}
+
+/// One page of `stream`: a row with `id`, committed with a bookmark naming it.
+fn page_write(stream: &'static str, id: i64) -> WriteOp {
+    let columns = vec![Column::new("id", ColumnType::BigInt)];
+    WriteOp::Rows(vec![TableWrite {
+        stream,
+        table: TableRef {
+            schema: "pipedrive".to_owned(),
+            name: stream.to_owned(),
+        },
+        primary_key: &["id"],
+        records: records_of(stream, &columns, &[vec![json!(id)]]).unwrap(),
+        columns,
+        replace: None,
+        state: StreamState {
+            bookmark: Some(format!("page {id}")),
+            ..StreamState::default()
+        },
+        history: false,
+    }])
+}
+
+#[tokio::test]
+async fn pages_queued_while_the_writer_is_busy_commit_together_or_fail_together() {
+    for fails in [false, true] {
+        let destination = MemoryDestination::default();
+        destination.stored().fail_write = fails.then_some(1);
+        let (writer, task) = Writer::start(
+            Box::new(destination.clone()),
+            "2026-12-08T12:00:00.000000Z".to_owned(),
+        );
+        // Both are queued before the writer task first runs (one thread, no await between).
+        let deals = writer.submit(page_write("deals", 1)).await.unwrap();
+        let persons = writer.submit(page_write("persons", 2)).await.unwrap();
+        let (deals, persons) = (wait(deals).await, wait(persons).await);
+        assert_eq!(destination.stored().writes, 1, "one transaction for both");
+        if fails {
+            assert_eq!(deals, Err("the disk is full".to_owned()));
+            assert_eq!(persons, deals);
+            assert!(destination.stored().state.is_empty());
+            assert!(destination.table("deals").is_empty());
+        } else {
+            assert_eq!((deals, persons), (Ok(()), Ok(())));
+            assert_eq!(destination.table("deals").len(), 1);
+            assert_eq!(destination.table("persons").len(), 1);
+            assert_eq!(
+                destination.state("persons").bookmark.as_deref(),
+                Some("page 2")
+            );
+        }
+        drop(writer);
+        task.await.unwrap();
+    }
 }

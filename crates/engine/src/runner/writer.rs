@@ -89,10 +89,44 @@ impl Writer {
         let (tx, mut rx) =
             mpsc::channel::<(WriteOp, oneshot::Sender<Result<(), String>>)>(4 / WRITERS);
         let task = tokio::spawn(async move {
-            while let Some((op, ack)) = rx.recv().await {
-                let result = apply(destination.as_mut(), op, &synced_at).await;
+            let mut next = None;
+            loop {
+                let (op, ack) = match next.take() {
+                    Some(queued) => queued,
+                    None => match rx.recv().await {
+                        Some(received) => received,
+                        None => break,
+                    },
+                };
+                // Pages of other walks already waiting join this one's transaction (a group
+                // commit): one commit, and one state write, for all of them, in the order
+                // they were queued.
+                let (op, acks) = match op {
+                    WriteOp::Rows(mut writes) => {
+                        let mut acks = vec![ack];
+                        while let Ok((queued, ack)) = rx.try_recv() {
+                            match queued {
+                                WriteOp::Rows(more) => {
+                                    writes.extend(more);
+                                    acks.push(ack);
+                                }
+                                other => {
+                                    next = Some((other, ack));
+                                    break;
+                                }
+                            }
+                        }
+                        (WriteOp::Rows(writes), acks)
+                    }
+                    other => (other, vec![ack]),
+                };
+                let result = apply(destination.as_mut(), op, &synced_at)
+                    .await
+                    .map_err(|e| e.message);
                 let failed = result.is_err();
-                let _ = ack.send(result.map_err(|e| e.message));
+                for ack in acks {
+                    let _ = ack.send(result.clone());
+                }
                 if failed {
                     break;
                 }
