@@ -174,8 +174,6 @@ pub struct Measurement {
     /// The part of `cpu_seconds` spent in the kernel on the sync's behalf (files created and
     /// synced, sockets), which no change to our own code's loops reduces.
     pub kernel_cpu_seconds: f64,
-    /// `cpu_seconds` per record, in microseconds.
-    pub cpu_us_per_record: f64,
     /// CPU time of this process (the simulator serving the sync) while the sync ran: on a
     /// 2-core machine it shares the cores with the sync, so it bounds what the sync can reach.
     pub simulator_cpu_seconds: f64,
@@ -486,7 +484,6 @@ pub async fn measure(scenario: &Scenario, work: &Path) -> anyhow::Result<Measure
         wall_seconds,
         cpu_seconds: usage.cpu_seconds,
         kernel_cpu_seconds: usage.kernel_cpu_seconds,
-        cpu_us_per_record: usage.cpu_seconds * 1e6 / records.max(1) as f64,
         simulator_cpu_seconds: usage.simulator_cpu_seconds,
         peak_rss_mb: usage.max_rss_kb as f64 / 1024.0,
         records_per_second: records as f64 / wall_seconds,
@@ -889,7 +886,7 @@ pub fn render(measurements: &[Measurement]) -> String {
             m.wall_seconds,
             m.cpu_seconds,
             m.kernel_cpu_seconds,
-            m.cpu_us_per_record,
+            m.cpu_seconds * 1e6 / m.records.max(1) as f64,
             m.simulator_cpu_seconds,
             m.peak_rss_mb,
             m.records_per_second,

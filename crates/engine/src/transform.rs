@@ -32,6 +32,18 @@ pub struct FieldInfo {
     pub options: HashMap<String, String>,
 }
 
+impl FieldInfo {
+    /// The label of the option whose id is `id` (a number, or its text).
+    fn label(&self, id: &ValueRef<'_>) -> Option<&str> {
+        match id {
+            ValueRef::Number(id) => self.options.get(&id.to_string()),
+            ValueRef::Text(id) => self.options.get(id.as_ref()),
+            _ => None,
+        }
+        .map(String::as_str)
+    }
+}
+
 /// Custom field definitions of one entity, keyed by their 40-hex key, plus the built-in keys
 /// a custom field's column must not collide with.
 #[derive(Clone, Debug, Default)]
@@ -251,11 +263,7 @@ impl RecordTransform {
     ) -> (&'a str, ValueRef<'a>) {
         let column = self.column(key);
         let label = match self.fields.custom.get(key) {
-            Some(field) if field.field_type == "enum" => match &value {
-                ValueRef::Number(id) => field.options.get(&id.to_string()),
-                ValueRef::Text(id) => field.options.get(id.as_ref()),
-                _ => None,
-            },
+            Some(field) if field.field_type == "enum" => field.label(&value),
             _ => None,
         };
         match label {
@@ -314,8 +322,8 @@ impl RecordTransform {
         let field = self.fields.custom.get(key);
         let label = |id: &Value| -> Value {
             field
-                .and_then(|f| id_text(id).and_then(|id| f.options.get(&id)))
-                .map_or_else(|| id.clone(), |label| Value::String(label.clone()))
+                .and_then(|f| f.label(&ValueRef::from(id)))
+                .map_or_else(|| id.clone(), |label| Value::String(label.to_owned()))
         };
         match value {
             Value::Object(mut parts) if parts.contains_key("value") => {
